@@ -1,0 +1,73 @@
+/* gpuguard HTTP service: routes, body limits, device and memory state. */
+#ifndef GPUGUARD_SERVER_H
+#define GPUGUARD_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct gg_server gg_server;
+
+typedef struct gg_server_config {
+  const char *host;        /* listen address; "127.0.0.1" unless told otherwise */
+  int port;                /* 0 picks an ephemeral port (see gg_server_port) */
+  int threads;             /* HTTP worker threads */
+  uint64_t max_body;       /* request bodies above this get 413 */
+  const char *device;      /* device spec the service runs on: "cpu", "sim:mem=4560M" */
+  const char *models_dir;  /* where the model packages were unpacked */
+  const char *web_dir;     /* static pages; NULL/"" serves none */
+  int conn_timeout_s;      /* idle connection timeout */
+} gg_server_config;
+
+/* An incoming request, borrowed for the duration of a handler call. */
+typedef struct gg_http_req {
+  const char *method;
+  const char *path;        /* without query string */
+  const char *body;        /* NUL-terminated copy of the body (may contain NULs) */
+  size_t body_len;
+  void *conn;              /* opaque; use gg_http_query() */
+} gg_http_req;
+
+/* A response a handler fills. body is malloc'd and owned by the server after
+ * the handler returns. */
+typedef struct gg_http_resp {
+  int status;
+  const char *content_type; /* static string */
+  char *body;
+  size_t body_len;
+} gg_http_resp;
+
+typedef void (*gg_http_handler)(gg_server *srv, const gg_http_req *req, gg_http_resp *resp,
+                                void *user);
+
+/* Value of a query parameter, or NULL. Borrowed. */
+const char *gg_http_query(const gg_http_req *req, const char *key);
+
+/* Fills resp with a JSON error body {"error": {"code": status, "message": msg}}. */
+void gg_http_error(gg_http_resp *resp, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Takes a jansson json_t* (steals the reference) and serialises it into resp. */
+void gg_http_json(gg_http_resp *resp, int status, void *json);
+
+/* Creates the server (does not listen yet). Copies what it needs from cfg.
+ * Opens the configured device; GG_ENODEV / GG_EINVAL for a bad spec. */
+int gg_server_new(const gg_server_config *cfg, gg_server **out);
+/* Adds a route; exact path match, or a prefix match when path ends in '*'.
+ * Must be called before gg_server_start. */
+int gg_server_add_route(gg_server *srv, const char *method, const char *path,
+                        gg_http_handler fn, void *user);
+/* Starts listening. Returns GG_EIO when the address cannot be bound. */
+int gg_server_start(gg_server *srv);
+/* Actual port after start (useful with port 0). */
+int gg_server_port(const gg_server *srv);
+/* Stops accepting, finishes in-flight requests, then returns. */
+void gg_server_stop(gg_server *srv);
+void gg_server_free(gg_server *srv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

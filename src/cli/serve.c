@@ -1,0 +1,124 @@
+/* gpuguard serve / version: configuration, signals and the server lifetime. */
+#include "cli/cli.h"
+#include "core/opts.h"
+#include "gpuguard/error.h"
+#include "gpuguard/log.h"
+#include "gpuguard/server.h"
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct serve_opts {
+  gg_server_config srv;
+  const char *log_level;
+  const char *port_file;
+} serve_opts;
+
+#define SO(f) offsetof(serve_opts, f)
+static const gg_opt k_serve_opts[] = {
+    {"host", "GPUGUARD_HOST", GG_OPT_STR, SO(srv.host), "127.0.0.1",
+     "address to listen on (IPv4 or IPv6, numeric)", "ADDR"},
+    {"port", "GPUGUARD_PORT", GG_OPT_INT, SO(srv.port), "8000",
+     "TCP port; 0 picks a free one (see --port-file)", "N"},
+    {"device", "GPUGUARD_DEVICE", GG_OPT_STR, SO(srv.device), "cpu",
+     "device to run on: cpu, cuda:N, opencl:P.D, sim:mem=4560M", "SPEC"},
+    {"threads", "GPUGUARD_HTTP_THREADS", GG_OPT_INT, SO(srv.threads), "4",
+     "HTTP worker threads", "N"},
+    {"max-body", "GPUGUARD_MAX_BODY", GG_OPT_SIZE, SO(srv.max_body), "16M",
+     "largest request body accepted; larger ones get 413", "BYTES"},
+    {"models-dir", "GPUGUARD_MODELS_DIR", GG_OPT_STR, SO(srv.models_dir), "",
+     "where model packages are unpacked (default: $HOME/.cache/gpuguard/models)", "DIR"},
+    {"web-dir", "GPUGUARD_WEB_DIR", GG_OPT_STR, SO(srv.web_dir), "",
+     "static web pages to serve (default: the source tree's web/)", "DIR"},
+    {"conn-timeout", "GPUGUARD_CONN_TIMEOUT", GG_OPT_INT, SO(srv.conn_timeout_s), "30",
+     "seconds an idle connection is kept", "S"},
+    {"log-level", "GPUGUARD_LOG_LEVEL", GG_OPT_STR, SO(log_level), "info",
+     "debug, info, warn, error or off", "LEVEL"},
+    {"port-file", "GPUGUARD_PORT_FILE", GG_OPT_STR, SO(port_file), "",
+     "write the bound port to this file once listening", "FILE"},
+    {0},
+};
+
+int gg_cli_version(int argc, char **argv) {
+  printf("gpuguard %s\n", GG_VERSION_STRING);
+  return 0;
+}
+
+int gg_cli_serve(int argc, char **argv) {
+  serve_opts o;
+  memset(&o, 0, sizeof o);
+  char err[256] = "";
+  int first = 0;
+  int rc = gg_opts_parse(k_serve_opts, &o, argc, argv, &first, err, sizeof err);
+  if (rc == 1) {
+    printf("Usage: gpuguard serve [options]\n\nRuns the HTTP service. Endpoints: GET /healthz, "
+           "GET /readyz, GET /api/device.\n\n");
+    gg_opts_print_help(stdout, k_serve_opts);
+    return 0;
+  }
+  if (rc < 0) {
+    fprintf(stderr, "gpuguard serve: %s\n", err);
+    return 2;
+  }
+  if (first < argc) {
+    fprintf(stderr, "gpuguard serve: unexpected argument '%s' (see --help)\n", argv[first]);
+    return 2;
+  }
+  gg_log_level lvl;
+  if (gg_log_level_parse(o.log_level, &lvl) != 0) {
+    fprintf(stderr, "gpuguard serve: --log-level: expected debug, info, warn, error or off, got "
+                    "'%s'\n",
+            o.log_level);
+    return 2;
+  }
+  gg_log_set_level(lvl);
+  if (o.srv.port < 0 || o.srv.port > 65535) {
+    fprintf(stderr, "gpuguard serve: --port: %d is not a TCP port (0..65535)\n", o.srv.port);
+    return 2;
+  }
+  char models[512];
+  if (!o.srv.models_dir || !*o.srv.models_dir) {
+    const char *home = getenv("HOME");
+    snprintf(models, sizeof models, "%s/.cache/gpuguard/models", home ? home : "/root");
+    o.srv.models_dir = models;
+  }
+  if (!o.srv.web_dir || !*o.srv.web_dir) o.srv.web_dir = GG_SOURCE_DIR "/web";
+
+  /* Block the shutdown signals in every thread; this one waits for them. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  gg_server *srv = NULL;
+  rc = gg_server_new(&o.srv, &srv);
+  if (rc) {
+    fprintf(stderr, "gpuguard serve: cannot start: %s (%s)\n", gg_strerror(rc), gg_err_name(rc));
+    return 1;
+  }
+  rc = gg_server_start(srv);
+  if (rc) {
+    gg_server_free(srv);
+    return 1;
+  }
+  if (o.port_file && *o.port_file) {
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", o.port_file);
+    FILE *f = fopen(tmp, "w");
+    if (!f || fprintf(f, "%d\n", gg_server_port(srv)) < 0 || fclose(f) != 0 ||
+        rename(tmp, o.port_file) != 0) {
+      GG_ERROR("HTTP", "cannot write port file %s", o.port_file);
+    }
+  }
+  int sig = 0;
+  sigwait(&set, &sig);
+  GG_INFO("HTTP", "received %s, shutting down gracefully", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  gg_server_stop(srv);
+  gg_server_free(srv);
+  return 0;
+}

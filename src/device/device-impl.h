@@ -1,0 +1,66 @@
+/* Device backend interface: a struct of function pointers plus a context,
+ * one instance per opened device. Implementers only. */
+#ifndef GG_DEVICE_IMPL_H
+#define GG_DEVICE_IMPL_H
+
+#include "gpuguard/device.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+typedef struct gg_device_i {
+  /* required */
+  int (*get_info)(gg_device *dev, gg_device_info *info);
+  int (*mem_alloc)(gg_device *dev, size_t size, gg_devmem *out);
+  int (*mem_release)(gg_device *dev, gg_devmem *mem);
+  int (*copy_to)(gg_device *dev, gg_devmem *dst, size_t off, const void *src, size_t n);
+  int (*copy_from)(gg_device *dev, void *dst, gg_devmem *src, size_t off, size_t n);
+  /* optional: NULL means "nothing queued, always succeeds" */
+  int (*synchronize)(gg_device *dev);
+  /* optional: NULL means "not host-addressable" */
+  void *(*host_ptr)(gg_device *dev, gg_devmem *mem, size_t off);
+  /* optional: NULL means run fn(ctx) directly */
+  int (*launch)(gg_device *dev, gg_kernel_fn fn, void *ctx);
+  /* optional: NULL means the backend's validation kernel is the generic
+   * host one (vector add through launch) */
+  int (*validate_kernel)(gg_device *dev, gg_devmem *a, gg_devmem *b, gg_devmem *c, size_t n);
+  /* optional: NULL means reset is a no-op success */
+  int (*reset)(gg_device *dev);
+  /* optional: NULL means free(ctx) is enough */
+  void (*destroy)(gg_device *dev);
+} gg_device_i;
+
+struct gg_device {
+  const gg_device_i *iface;
+  void *ctx;
+  gg_device_kind kind;
+  char name[64];
+  _Atomic uint64_t mem_in_use;   /* raw bytes held from the driver */
+  _Atomic uint64_t mem_allocs;   /* live raw allocations */
+  int validated;                 /* 0 unknown, 1 passed, -1 failed */
+  char unusable_reason[256];
+};
+
+/* Backend constructors, registered in device.c. Each returns GG_ENODEV when
+ * its driver or the requested device is absent. `args` is the text after
+ * "kind:" in the spec (may be ""). */
+int gg__device_cpu_open(const char *args, gg_device **out);
+int gg__device_sim_open(const char *args, gg_device **out);
+int gg__device_cuda_open(const char *args, gg_device **out);
+int gg__device_opencl_open(const char *args, gg_device **out);
+
+/* Backend enumerators: append infos to a growing array. Absent driver: 0
+ * devices, return 0. */
+typedef struct gg__devlist {
+  gg_device_info *items;
+  size_t count, cap;
+} gg__devlist;
+int gg__devlist_push(gg__devlist *l, const gg_device_info *info);
+int gg__device_cuda_enumerate(gg__devlist *l);
+int gg__device_opencl_enumerate(gg__devlist *l);
+
+/* Allocates a gg_device with the given iface; ctx owned by the device. */
+gg_device *gg__device_new(const gg_device_i *iface, void *ctx, gg_device_kind kind,
+                          const char *name);
+
+#endif

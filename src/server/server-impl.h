@@ -1,0 +1,43 @@
+/* Server internals shared by the HTTP core and the API handlers. */
+#ifndef GG_SERVER_IMPL_H
+#define GG_SERVER_IMPL_H
+
+#include "gpuguard/device.h"
+#include "gpuguard/server.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define GG_MAX_ROUTES 64
+
+typedef struct gg_route {
+  char method[8];
+  char path[128];
+  int prefix;
+  gg_http_handler fn;
+  void *user;
+} gg_route;
+
+struct gg_server {
+  gg_server_config cfg;
+  char host[64];
+  char device_spec[128];
+  char models_dir[512];
+  char web_dir[512];
+  struct MHD_Daemon *daemon;
+  int port;
+  gg_route routes[GG_MAX_ROUTES];
+  int nroutes;
+
+  pthread_mutex_t lock;            /* guards device and state below */
+  gg_device *device;
+  _Atomic uint64_t generation_count; /* completed inference requests */
+  _Atomic uint64_t requests_total;
+  int gpu_failed;
+  char last_failure[256];
+  uint64_t started_ns;
+};
+
+void gg__server_register_api(gg_server *srv);
+
+#endif
