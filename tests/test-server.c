@@ -1,0 +1,231 @@
+/* Integration test: starts the real `gpuguard serve` on an ephemeral port and
+ * talks HTTP to it with libcurl. */
+#include "gpuguard/error.h"
+#include "test.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static pid_t g_pid = -1;
+static int g_port;
+static char g_dir[64];
+
+typedef struct buf {
+  char *p;
+  size_t n;
+} buf;
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
+  buf *b = ud;
+  size_t add = size * nmemb;
+  char *q = realloc(b->p, b->n + add + 1);
+  if (!q) return 0;
+  memcpy(q + b->n, ptr, add);
+  b->p = q;
+  b->n += add;
+  b->p[b->n] = 0;
+  return add;
+}
+
+/* Performs a request; returns the HTTP status (or -1) and the body in *out. */
+static long http(const char *method, const char *path, const char *body, size_t body_len,
+                 char **out) {
+  CURL *c = curl_easy_init();
+  if (!c) return -1;
+  char url[256];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", g_port, path);
+  buf b = {0};
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+  if (body) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+  }
+  long status = -1;
+  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(c);
+  if (out)
+    *out = b.p ? b.p : strdup("");
+  else
+    free(b.p);
+  return status;
+}
+
+/* Starts the server with extra args; waits for its port file. */
+static int start_server(const char *const *extra) {
+  snprintf(g_dir, sizeof g_dir, "/tmp/gg-test-server-XXXXXX");
+  if (!mkdtemp(g_dir)) return -1;
+  char portfile[128];
+  snprintf(portfile, sizeof portfile, "%s/port", g_dir);
+  g_pid = fork();
+  if (g_pid == 0) {
+    const char *argv[32] = {GG_BIN, "serve", "--port", "0", "--port-file", portfile,
+                            "--max-body", "1M", "--log-level", "warn"};
+    int n = 10;
+    for (int i = 0; extra && extra[i] && n < 31; i++) argv[n++] = extra[i];
+    argv[n] = NULL;
+    execv(GG_BIN, (char *const *)argv);
+    _exit(127);
+  }
+  for (int i = 0; i < 200; i++) {
+    FILE *f = fopen(portfile, "r");
+    if (f) {
+      int ok = fscanf(f, "%d", &g_port) == 1;
+      fclose(f);
+      if (ok && g_port > 0) return 0;
+    }
+    int st;
+    if (waitpid(g_pid, &st, WNOHANG) == g_pid) {
+      g_pid = -1;
+      return -1;
+    }
+    usleep(50 * 1000);
+  }
+  return -1;
+}
+
+/* Sends SIGTERM and returns the exit status (or -1 if it did not exit). */
+static int stop_server(void) {
+  if (g_pid <= 0) return -1;
+  kill(g_pid, SIGTERM);
+  int st = 0;
+  for (int i = 0; i < 200; i++) {
+    if (waitpid(g_pid, &st, WNOHANG) == g_pid) {
+      g_pid = -1;
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    usleep(50 * 1000);
+  }
+  kill(g_pid, SIGKILL);
+  waitpid(g_pid, &st, 0);
+  g_pid = -1;
+  return -1;
+}
+
+static void test_device_endpoint(void) {
+  char *body = NULL;
+  ASSERT_EQ(http("GET", "/api/device", NULL, 0, &body), 200);
+  json_error_t e;
+  json_t *j = json_loads(body, 0, &e);
+  free(body);
+  ASSERT_TRUE(j != NULL);
+  ASSERT_STREQ(json_string_value(json_object_get(j, "device")), "cpu");
+  ASSERT_TRUE(json_is_array(json_object_get(j, "devices")));
+  ASSERT_GE(json_array_size(json_object_get(j, "devices")), 1);
+  ASSERT_TRUE(json_is_integer(json_object_get(j, "generation_count")));
+  ASSERT_TRUE(json_is_false(json_object_get(j, "gpu_failed")));
+  json_t *mi = json_object_get(j, "memory_info");
+  double rss = json_number_value(json_object_get(mi, "rss_mb"));
+  double vms = json_number_value(json_object_get(mi, "vms_mb"));
+  double pct = json_number_value(json_object_get(mi, "percent"));
+  /* Real numbers: a running server has a few MiB resident, more virtual. */
+  ASSERT_TRUE(rss > 0.5 && rss < 4096);
+  ASSERT_TRUE(vms >= rss);
+  ASSERT_TRUE(pct > 0 && pct < 100);
+  /* Cross-check against the kernel's own view of that process. */
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)g_pid);
+  FILE *f = fopen(path, "r");
+  ASSERT_TRUE(f != NULL);
+  double kernel_rss = -1;
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, "VmRSS:", 6)) kernel_rss = strtod(line + 6, NULL) / 1024.0;
+  fclose(f);
+  json_decref(j);
+  ASSERT_NEAR(rss, kernel_rss, 16.0);
+}
+
+static void test_health_ready(void) {
+  char *body = NULL;
+  ASSERT_EQ(http("GET", "/healthz", NULL, 0, &body), 200);
+  ASSERT_CONTAINS(body, "\"status\":\"ok\"");
+  free(body);
+  ASSERT_EQ(http("GET", "/readyz", NULL, 0, &body), 200);
+  ASSERT_CONTAINS(body, "\"ready\":true");
+  free(body);
+}
+
+static void test_not_found(void) {
+  char *body = NULL;
+  ASSERT_EQ(http("GET", "/no/such/path", NULL, 0, &body), 404);
+  json_t *j = json_loads(body, 0, NULL);
+  ASSERT_TRUE(j != NULL);
+  json_t *err = json_object_get(j, "error");
+  ASSERT_EQ(json_integer_value(json_object_get(err, "code")), 404);
+  ASSERT_CONTAINS(json_string_value(json_object_get(err, "message")), "/no/such/path");
+  json_decref(j);
+  free(body);
+  ASSERT_EQ(http("DELETE", "/healthz", NULL, 0, &body), 405);
+  free(body);
+}
+
+static void test_body_limit(void) {
+  size_t n = 2u << 20; /* server started with --max-body 1M */
+  char *big = malloc(n);
+  ASSERT_TRUE(big != NULL);
+  memset(big, 'x', n);
+  char *body = NULL;
+  long st = http("POST", "/api/device", big, n, &body);
+  free(big);
+  ASSERT_EQ(st, 413);
+  ASSERT_CONTAINS(body, "exceeds the limit");
+  free(body);
+  /* The server is still fine afterwards. */
+  ASSERT_EQ(http("GET", "/healthz", NULL, 0, NULL), 200);
+}
+
+static void test_bad_flags(void) {
+  /* A bad flag value is a clear error and a non-zero exit, not a crash. */
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "%s serve --port notanumber 2>&1", GG_BIN);
+  FILE *p = popen(cmd, "r");
+  ASSERT_TRUE(p != NULL);
+  char out[512] = "";
+  size_t got = fread(out, 1, sizeof out - 1, p);
+  out[got] = 0;
+  int st = pclose(p);
+  ASSERT_EQ(WEXITSTATUS(st), 2);
+  ASSERT_CONTAINS(out, "--port: expected an integer");
+  snprintf(cmd, sizeof cmd, "%s serve --device quantum:7 --port 0 2>&1", GG_BIN);
+  p = popen(cmd, "r");
+  ASSERT_TRUE(p != NULL);
+  got = fread(out, 1, sizeof out - 1, p);
+  out[got] = 0;
+  st = pclose(p);
+  ASSERT_NE(WEXITSTATUS(st), 0);
+  ASSERT_CONTAINS(out, "quantum:7");
+}
+
+static void test_graceful_shutdown(void) {
+  ASSERT_EQ(stop_server(), 0);
+}
+
+int main(int argc, char **argv) {
+  signal(SIGPIPE, SIG_IGN);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (start_server(NULL) != 0) {
+    fprintf(stderr, "could not start %s serve\n", GG_BIN);
+    printf("0 passed, 1 failed, 0 skipped\n");
+    return 1;
+  }
+  static const gg_test_case cases[] = {
+      {"health_ready", test_health_ready},   {"device_endpoint", test_device_endpoint},
+      {"not_found", test_not_found},         {"body_limit", test_body_limit},
+      {"bad_flags", test_bad_flags},         {"graceful_shutdown", test_graceful_shutdown},
+      {0},
+  };
+  int rc = gg_test_main(argc, argv, cases);
+  if (g_pid > 0) stop_server();
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+  if (system(cmd) != 0) rc = rc ? rc : 0;
+  curl_global_cleanup();
+  return rc;
+}
