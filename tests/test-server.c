@@ -44,6 +44,7 @@ static long http(const char *method, const char *path, const char *body, size_t 
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
   curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+  curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
   if (body) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
@@ -203,6 +204,31 @@ static void test_bad_flags(void) {
   ASSERT_CONTAINS(out, "quantum:7");
 }
 
+static void test_dashboard_and_traversal(void) {
+  char *body = NULL;
+  ASSERT_EQ(http("GET", "/", NULL, 0, &body), 200);
+  ASSERT_CONTAINS(body, "/api/device");
+  free(body);
+  ASSERT_EQ(http("GET", "/web/../CMakeLists.txt", NULL, 0, &body), 400);
+  free(body);
+  ASSERT_EQ(http("GET", "/web/%2e%2e/CMakeLists.txt", NULL, 0, &body), 400);
+  free(body);
+  ASSERT_EQ(http("GET", "/web/nope.html", NULL, 0, &body), 404);
+  free(body);
+}
+
+static void test_metrics(void) {
+  char *body = NULL;
+  ASSERT_EQ(http("GET", "/metrics", NULL, 0, &body), 200);
+  ASSERT_CONTAINS(body, "# TYPE gpuguard_process_resident_bytes gauge");
+  const char *p = strstr(body, "\ngpuguard_process_resident_bytes ");
+  ASSERT_TRUE(p != NULL);
+  double rss = strtod(p + strlen("\ngpuguard_process_resident_bytes "), NULL);
+  ASSERT_TRUE(rss > 512 * 1024);
+  ASSERT_CONTAINS(body, "gpuguard_device_usable{device=\"cpu\"} 1");
+  free(body);
+}
+
 static void test_graceful_shutdown(void) {
   ASSERT_EQ(stop_server(), 0);
 }
@@ -218,7 +244,8 @@ int main(int argc, char **argv) {
   static const gg_test_case cases[] = {
       {"health_ready", test_health_ready},   {"device_endpoint", test_device_endpoint},
       {"not_found", test_not_found},         {"body_limit", test_body_limit},
-      {"bad_flags", test_bad_flags},         {"graceful_shutdown", test_graceful_shutdown},
+      {"bad_flags", test_bad_flags},         {"dashboard", test_dashboard_and_traversal},
+      {"metrics", test_metrics},             {"graceful_shutdown", test_graceful_shutdown},
       {0},
   };
   int rc = gg_test_main(argc, argv, cases);

@@ -39,5 +39,6 @@ struct gg_server {
 };
 
 void gg__server_register_api(gg_server *srv);
+void gg__server_register_static(gg_server *srv);
 
 #endif

@@ -201,6 +201,7 @@ int gg_server_new(const gg_server_config *cfg, gg_server **out) {
     snprintf(s->last_failure, sizeof s->last_failure, "%s", v.reason);
   }
   gg__server_register_api(s);
+  gg__server_register_static(s);
   *out = s;
   return 0;
 }

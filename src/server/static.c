@@ -1,0 +1,165 @@
+/* Static web pages (dashboard) and the Prometheus metrics endpoint. */
+#include "gpuguard/core.h"
+#include "gpuguard/error.h"
+#include "gpuguard/log.h"
+#include "server/server-impl.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define STATIC_MAX_BYTES (8u << 20)
+
+static const char *content_type_for(const char *path) {
+  const char *dot = strrchr(path, '.');
+  if (!dot) return "application/octet-stream";
+  if (!strcmp(dot, ".html")) return "text/html; charset=utf-8";
+  if (!strcmp(dot, ".js")) return "text/javascript; charset=utf-8";
+  if (!strcmp(dot, ".css")) return "text/css; charset=utf-8";
+  if (!strcmp(dot, ".json")) return "application/json";
+  if (!strcmp(dot, ".png")) return "image/png";
+  if (!strcmp(dot, ".svg")) return "image/svg+xml";
+  return "application/octet-stream";
+}
+
+/* Serves web_dir/<rel>. Rejects anything that could leave web_dir. */
+static void serve_file(gg_server *srv, const char *rel, gg_http_resp *resp) {
+  if (!srv->web_dir[0]) {
+    gg_http_error(resp, 404, "no web pages configured (set --web-dir)");
+    return;
+  }
+  if (strstr(rel, "..") || strchr(rel, '\\') || rel[0] == '/' || strlen(rel) > 200) {
+    gg_http_error(resp, 400, "invalid path");
+    return;
+  }
+  for (const char *p = rel; *p; p++) {
+    if (!(('a' <= *p && *p <= 'z') || ('A' <= *p && *p <= 'Z') || ('0' <= *p && *p <= '9') ||
+          *p == '.' || *p == '-' || *p == '_' || *p == '/')) {
+      gg_http_error(resp, 400, "invalid character in path");
+      return;
+    }
+  }
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", srv->web_dir, rel);
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+    gg_http_error(resp, 404, "no such page: /%s", rel);
+    return;
+  }
+  if ((uint64_t)st.st_size > STATIC_MAX_BYTES) {
+    gg_http_error(resp, 500, "page too large");
+    return;
+  }
+  FILE *f = fopen(path, "rb");
+  char *buf = f ? malloc((size_t)st.st_size + 1) : NULL;
+  size_t got = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
+  if (f) fclose(f);
+  if (!buf || got != (size_t)st.st_size) {
+    free(buf);
+    gg_http_error(resp, 500, "cannot read %s: %s", rel, strerror(errno));
+    return;
+  }
+  resp->status = 200;
+  resp->content_type = content_type_for(path);
+  resp->body = buf;
+  resp->body_len = got;
+}
+
+static void h_index(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
+  serve_file(srv, "index.html", resp);
+}
+
+static void h_web(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
+  serve_file(srv, req->path + strlen("/web/"), resp);
+}
+
+/* ---- Prometheus text exposition ---------------------------------------- */
+
+typedef struct sbuf {
+  char *p;
+  size_t n, cap;
+  int oom;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+  if (b->oom) return;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int need = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
+    va_end(ap);
+    if (need < 0) {
+      b->oom = 1;
+      return;
+    }
+    if (b->p && b->n + (size_t)need < b->cap) {
+      b->n += (size_t)need;
+      return;
+    }
+    size_t cap = b->cap ? b->cap * 2 : 4096;
+    while (cap <= b->n + (size_t)need) cap *= 2;
+    char *q = realloc(b->p, cap);
+    if (!q) {
+      b->oom = 1;
+      return;
+    }
+    b->p = q;
+    b->cap = cap;
+  }
+}
+
+static void metric(sbuf *b, const char *name, const char *type, const char *help, double v) {
+  sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
+}
+
+static void h_metrics(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
+  sbuf b = {0};
+  gg_proc_mem pm;
+  if (gg_proc_mem_read(&pm) == 0) {
+    metric(&b, "gpuguard_process_resident_bytes", "gauge", "Resident set size of the server.",
+           pm.rss_mb * 1024 * 1024);
+    metric(&b, "gpuguard_process_virtual_bytes", "gauge", "Virtual memory size of the server.",
+           pm.vms_mb * 1024 * 1024);
+  }
+  metric(&b, "gpuguard_uptime_seconds", "gauge", "Seconds since the server started.",
+         (double)(gg_now_ns() - srv->started_ns) / 1e9);
+  metric(&b, "gpuguard_http_requests_total", "counter", "HTTP requests answered.",
+         (double)atomic_load(&srv->requests_total));
+  metric(&b, "gpuguard_generations_total", "counter", "Inference requests completed.",
+         (double)atomic_load(&srv->generation_count));
+  pthread_mutex_lock(&srv->lock);
+  const char *reason;
+  int usable = gg_device_usable(srv->device, &reason);
+  uint64_t raw = gg_device_mem_in_use(srv->device);
+  sb_printf(&b,
+            "# HELP gpuguard_device_usable 1 when the current device passed validation.\n"
+            "# TYPE gpuguard_device_usable gauge\ngpuguard_device_usable{device=\"%s\"} %d\n",
+            gg_device_name(srv->device), usable);
+  sb_printf(&b,
+            "# HELP gpuguard_device_raw_bytes Bytes held from the device driver.\n"
+            "# TYPE gpuguard_device_raw_bytes gauge\ngpuguard_device_raw_bytes{device=\"%s\"} "
+            "%llu\n",
+            gg_device_name(srv->device), (unsigned long long)raw);
+  metric(&b, "gpuguard_gpu_failed", "gauge", "1 when the GPU is marked failed.",
+         srv->gpu_failed);
+  pthread_mutex_unlock(&srv->lock);
+  if (b.oom) {
+    free(b.p);
+    gg_http_error(resp, 500, "out of memory while rendering metrics");
+    return;
+  }
+  resp->status = 200;
+  resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+  resp->body = b.p;
+  resp->body_len = b.n;
+}
+
+void gg__server_register_static(gg_server *srv) {
+  gg_server_add_route(srv, "GET", "/", h_index, NULL);
+  gg_server_add_route(srv, "GET", "/web/*", h_web, NULL);
+  gg_server_add_route(srv, "GET", "/metrics", h_metrics, NULL);
+}
