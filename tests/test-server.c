@@ -229,6 +229,31 @@ static void test_metrics(void) {
   free(body);
 }
 
+/* Runs `gpuguard stress` against the test server; returns its exit status. */
+static int run_stress(const char *extra, char *out, size_t outlen) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "%s stress --url http://127.0.0.1:%d --requests 300 --warmup 20 "
+           "--concurrency 4 %s 2>&1", GG_BIN, g_port, extra);
+  FILE *p = popen(cmd, "r");
+  if (!p) return -1;
+  size_t got = fread(out, 1, outlen - 1, p);
+  out[got] = 0;
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_stress_flat(void) {
+  char out[2048];
+  ASSERT_EQ(run_stress("", out, sizeof out), 0);
+  ASSERT_CONTAINS(out, "300/300 requests sent");
+  ASSERT_CONTAINS(out, "300 ok, 0 failed");
+  ASSERT_CONTAINS(out, "PASS");
+  /* Failing requests make it fail: it is a check, not a printer. */
+  ASSERT_EQ(run_stress("--path /missing", out, sizeof out), 1);
+  ASSERT_CONTAINS(out, "4xx 300");
+  ASSERT_CONTAINS(out, "FAIL");
+}
+
 static void test_graceful_shutdown(void) {
   ASSERT_EQ(stop_server(), 0);
 }
@@ -245,7 +270,8 @@ int main(int argc, char **argv) {
       {"health_ready", test_health_ready},   {"device_endpoint", test_device_endpoint},
       {"not_found", test_not_found},         {"body_limit", test_body_limit},
       {"bad_flags", test_bad_flags},         {"dashboard", test_dashboard_and_traversal},
-      {"metrics", test_metrics},             {"graceful_shutdown", test_graceful_shutdown},
+      {"metrics", test_metrics},             {"stress_flat", test_stress_flat},
+      {"graceful_shutdown", test_graceful_shutdown},
       {0},
   };
   int rc = gg_test_main(argc, argv, cases);

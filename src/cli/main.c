@@ -11,10 +11,6 @@ static int cmd_doctor(int argc, char **argv) {
 static int cmd_infer(int argc, char **argv) {
   return gg_cli_unavailable("infer", "runs one image through one model (issue #5)", argc, argv);
 }
-static int cmd_stress(int argc, char **argv) {
-  return gg_cli_unavailable("stress", "hammers a server and checks memory stays flat", argc,
-                            argv);
-}
 static int cmd_bench(int argc, char **argv) {
   return gg_cli_unavailable("bench", "benchmarks models against a peer", argc, argv);
 }
@@ -23,7 +19,7 @@ static const gg_cli_cmd k_cmds[] = {
     {"serve", "run the HTTP inference service", gg_cli_serve},
     {"doctor", "diagnose the GPU stack and write a working environment", cmd_doctor},
     {"infer", "run one image through one model", cmd_infer},
-    {"stress", "hammer a server and prove memory stays flat", cmd_stress},
+    {"stress", "hammer a server and prove memory stays flat", gg_cli_stress},
     {"bench", "benchmark models", cmd_bench},
     {"version", "print the version", gg_cli_version},
 };
