@@ -481,6 +481,23 @@ static void test_unary_inplace(void) {
   ASSERT_TRUE(e <= 1e-6);
 }
 
+static void test_prelu(void) {
+  NEED_XNN();
+  size_t r = 37, c = 24;
+  float *in = buf_rand(r * c), *alpha = buf_rand(c), *out = buf_new(r * c), *ref = buf_new(r * c);
+  for (size_t i = 0; i < r * c; i++) ref[i] = in[i] >= 0 ? in[i] : alpha[i % c] * in[i];
+  gg_xnn_op *op = NULL;
+  int rc = gg_xnn_prelu_new(r, c, alpha, g_pool[1], &op);
+  for (size_t i = 0; i < c; i++) alpha[i] = 1000; /* the op keeps its own copy */
+  if (!rc) rc = gg_xnn_op_bind(op, in, NULL, out);
+  if (!rc) rc = gg_xnn_op_run(op);
+  gg_xnn_op_free(op);
+  double e = max_err(out, ref, r * c);
+  free(in), free(alpha), free(out), free(ref);
+  ASSERT_OK(rc);
+  if (!(e <= 1e-6)) GG_T_FAIL("prelu: err %g", e);
+}
+
 static void test_softmax(void) {
   NEED_XNN();
   static const size_t shapes[][2] = {{1, 2}, {3, 80}, {2034, 4}, {5, 1000}};
@@ -674,6 +691,7 @@ int main(int argc, char **argv) {
       {"binary", test_binary},
       {"unary", test_unary},
       {"unary_inplace", test_unary_inplace},
+      {"prelu", test_prelu},
       {"softmax", test_softmax},
       {"resize_bilinear", test_resize_bilinear},
       {"pad", test_pad},

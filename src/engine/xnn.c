@@ -217,6 +217,7 @@ typedef enum op_kind {
   K_BINARY,
   K_UNARY,
   K_SOFTMAX,
+  K_PRELU,
   K_RESIZE,
   K_PAD,
 } op_kind;
@@ -587,6 +588,27 @@ int gg_xnn_softmax_new(size_t rows, size_t channels, gg_xnn_threadpool *pool, gg
   return op_finish(op, st, mem0, out);
 }
 
+int gg_xnn_prelu_new(size_t rows, size_t channels, const float *alpha, gg_xnn_threadpool *pool,
+                     gg_xnn_op **out) {
+  if (!out) return GG_EINVAL;
+  *out = NULL;
+  int rc = gg_xnn_init();
+  if (rc) return rc;
+  size_t out_elems = rows;
+  if (!alpha || mul_sizes(&out_elems, channels)) {
+    GG_ERROR(TAG, "prelu: bad shape [%zu,%zu] or NULL alpha", rows, channels);
+    return GG_EINVAL;
+  }
+  gg_xnn_op *op = op_alloc(K_PRELU, "prelu", pool);
+  if (!op) return GG_ENOMEM;
+  op->n = rows;
+  op->out_elems = out_elems;
+  uint64_t mem0 = mem_now();
+  enum xnn_status st =
+      xnn_create_prelu_nc_f32(channels, channels, channels, alpha, 0, &op->xop);
+  return op_finish(op, st, mem0, out);
+}
+
 int gg_xnn_resize_bilinear_new(const gg_xnn_resize_params *p, gg_xnn_threadpool *pool,
                                gg_xnn_op **out) {
   CHECK_NEW(p, pool, out);
@@ -723,6 +745,7 @@ int gg_xnn_op_bind(gg_xnn_op *op, const float *a, const float *b, float *out) {
     break;
   }
   case K_SOFTMAX: st = xnn_setup_softmax_nc_f32(op->xop, op->n, a, out, tp); break;
+  case K_PRELU: st = xnn_setup_prelu_nc_f32(op->xop, op->n, a, out, tp); break;
   case K_RESIZE:
     st = xnn_setup_resize_bilinear2d_nhwc_f32(op->xop, op->n, op->h, op->w, op->oh, op->ow, a,
                                               out, tp);
@@ -812,6 +835,10 @@ int gg_xnn_unary_new(const gg_xnn_unary_params *p, gg_xnn_threadpool *pool, gg_x
   STUB_NEW(out);
 }
 int gg_xnn_softmax_new(size_t rows, size_t channels, gg_xnn_threadpool *pool, gg_xnn_op **out) {
+  STUB_NEW(out);
+}
+int gg_xnn_prelu_new(size_t rows, size_t channels, const float *alpha, gg_xnn_threadpool *pool,
+                     gg_xnn_op **out) {
   STUB_NEW(out);
 }
 int gg_xnn_resize_bilinear_new(const gg_xnn_resize_params *p, gg_xnn_threadpool *pool,

@@ -227,6 +227,12 @@ typedef struct gg_xnn_unary_params {
 } gg_xnn_unary_params;
 int gg_xnn_unary_new(const gg_xnn_unary_params *p, gg_xnn_threadpool *pool, gg_xnn_op **out);
 
+/* PReLU over the last axis: in/out [rows][channels],
+ * y = x >= 0 ? x : alpha[c] * x with alpha [channels] (copied; the caller
+ * keeps it). In-place allowed. Bind: a = input, b = NULL. */
+int gg_xnn_prelu_new(size_t rows, size_t channels, const float *alpha, gg_xnn_threadpool *pool,
+                     gg_xnn_op **out);
+
 /* Softmax over the last axis: in/out [rows][channels]. Bind: a, NULL, out. */
 int gg_xnn_softmax_new(size_t rows, size_t channels, gg_xnn_threadpool *pool, gg_xnn_op **out);
 
