@@ -109,9 +109,44 @@ int gg_device_enumerate(gg_device_info **out, size_t *count);
  * KIND: oom (raw allocation), launch (kernel launch), sticky (device lost
  * until gg_device_reset), hang (a launched kernel never completes). */
 typedef struct gg_fault_plan gg_fault_plan;
+typedef enum gg_fault_kind {
+  GG_FAULT_OOM = 0, /* counted per raw allocation */
+  GG_FAULT_LAUNCH,  /* counted per launch */
+  GG_FAULT_STICKY,  /* counted per launch */
+  GG_FAULT_HANG,    /* counted per launch */
+  GG_FAULT_KIND_COUNT
+} gg_fault_kind;
+/* Parses SPEC ("" or NULL gives an empty plan). On failure returns GG_EINVAL
+ * and writes what was wrong into err (e.g. "unknown fault kind 'boom' in
+ * 'boom@2': expected oom, launch, sticky or hang"). *out is owned by the
+ * caller: gg_fault_plan_free(). */
 int gg_fault_plan_parse(const char *spec, uint64_t seed, gg_fault_plan **out, char *err,
                         size_t errlen);
 void gg_fault_plan_free(gg_fault_plan *plan);
+/* Decides whether operation number n (1-based, counted per kind's counter)
+ * of `kind` fails: 1 yes, 0 no. KIND@N rules fire when n == N; each KIND%P
+ * rule draws one number from the plan's seeded generator per call, so the
+ * same seed and the same sequence of calls give the same faults. Not
+ * thread-safe: the sim device serialises calls. */
+int gg_fault_plan_check(gg_fault_plan *plan, gg_fault_kind kind, uint64_t n);
+/* Number of rules in the plan (0 for NULL). */
+size_t gg_fault_plan_rules(const gg_fault_plan *plan);
+/* Canonical text of the plan ("oom@3,launch%0.1 seed=7") into buf; returns buf. */
+const char *gg_fault_plan_describe(const gg_fault_plan *plan, char *buf, size_t len);
+const char *gg_fault_kind_name(gg_fault_kind kind);
+
+/* Counters of a sim device, for tests and metrics. */
+typedef struct gg_sim_stats {
+  uint64_t capacity;                      /* bytes the simulated GPU has */
+  uint64_t used;                          /* bytes allocated now (rounded to 256) */
+  uint64_t allocs, launches, copies, syncs, resets; /* operations attempted */
+  uint64_t faults_fired[GG_FAULT_KIND_COUNT];       /* injected faults per kind */
+  uint64_t capacity_ooms;                 /* allocations refused for lack of room */
+  int lost;                               /* 1 while a sticky error is pending */
+  int hung;                               /* 1 while a hung kernel is pending */
+} gg_sim_stats;
+/* Fills *out for a sim device; GG_EINVAL for other device kinds. */
+int gg_sim_get_stats(gg_device *dev, gg_sim_stats *out);
 
 /* Launches a "kernel": on cpu/sim it runs fn(ctx) on the calling thread,
  * going through the sim device's fault injection first. GPU backends use

@@ -15,6 +15,7 @@ typedef struct backend_entry {
 
 static const backend_entry k_backends[] = {
     {"cpu", gg__device_cpu_open},
+    {"sim", gg__device_sim_open},
 };
 
 const char *gg_device_kind_name(gg_device_kind kind) {
