@@ -33,7 +33,8 @@ static double max_err(const float *a, const float *b, size_t n) {
   double m = 0;
   for (size_t i = 0; i < n; i++) {
     double d = fabs((double)a[i] - (double)b[i]) / fmax(1.0, fabs((double)b[i]));
-    if (!(d <= m)) m = d; /* NaN-safe: NaN makes m NaN and the check fails */
+    if (isnan(d)) return NAN; /* any NaN fails the caller's `e <= bound` */
+    if (d > m) m = d;
   }
   return m;
 }

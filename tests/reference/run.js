@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // TensorFlow.js reference for the gpuguard engine.
 //
-// Usage: node tests/reference/run.js MODEL_JSON DUMP_DIR [--backend cpu|wasm]
+// Usage: node tests/reference/run.js MODEL_JSON DUMP_DIR [DUMP_DIR...] [--backend cpu|wasm]
+// (several dump dirs of the same model share one model load)
 //
 // Reads DUMP_DIR/manifest.json as written by `gpuguard infer --dump-dir`:
 //   {"model": "/abs/model.json",
@@ -20,7 +21,7 @@ const io = require('./model-io');
 
 function usage(msg) {
   if (msg) console.error(`run.js: ${msg}`);
-  console.error('usage: node tests/reference/run.js MODEL_JSON DUMP_DIR [--backend cpu|wasm]');
+  console.error('usage: node tests/reference/run.js MODEL_JSON DUMP_DIR [DUMP_DIR...] [--backend cpu|wasm]');
   process.exit(2);
 }
 
@@ -34,15 +35,19 @@ async function main() {
     else if (args[i] === '-h' || args[i] === '--help') usage();
     else pos.push(args[i]);
   }
-  if (pos.length !== 2) usage('need MODEL_JSON and DUMP_DIR');
-  const [modelJson, dir] = pos;
+  if (pos.length < 2) usage('need MODEL_JSON and DUMP_DIR');
+  const modelJson = pos[0];
+  const { tf, info } = await io.initTf(backend, 0);
+  const model = await io.loadModel(modelJson);
+  for (const dir of pos.slice(1)) await runDir(tf, info, model, modelJson, dir);
+}
+
+async function runDir(tf, info, model, modelJson, dir) {
   const manFile = path.join(dir, 'manifest.json');
   const man = JSON.parse(fs.readFileSync(manFile, 'utf8'));
   if (!man.input || !man.input.name || !Array.isArray(man.input.shape) || !man.input.file) {
     throw new Error(`${manFile}: "input" needs name, shape and file`);
   }
-  const { tf, info } = await io.initTf(backend, 0);
-  const model = await io.loadModel(modelJson);
   const data = io.readF32(path.join(dir, man.input.file), io.numel(man.input.shape));
   let outNames = (man.outputs || []).map((o) => o.name);
   if (outNames.length === 0) outNames = model.outputs.map((o) => o.name);
@@ -57,9 +62,11 @@ async function main() {
     refs.push({ name: outNames[i], shape: res[i].shape, file });
   }
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  tf.dispose(res);
+  x.dispose();
   fs.writeFileSync(path.join(dir, 'ref.json'),
                    JSON.stringify({ ...info, model: modelJson, time_ms: ms, outputs: refs }, null, 1));
-  for (const r of refs) console.log(`ref ${r.name} [${r.shape.join(',')}] -> ${r.file}`);
+  for (const r of refs) console.log(`${dir}: ref ${r.name} [${r.shape.join(',')}] -> ${r.file}`);
 }
 
 main().catch((e) => {
