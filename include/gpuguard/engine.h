@@ -1,0 +1,110 @@
+/* gpuguard engine: load a TensorFlow.js graph model, plan its memory
+ * exactly, and run it on the CPU (XNNPACK where available, naive C kernels
+ * otherwise). */
+#ifndef GPUGUARD_ENGINE_H
+#define GPUGUARD_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GG_ENGINE_MAX_DIMS 6
+
+typedef struct gg_model gg_model;
+typedef struct gg_session gg_session;
+
+/* Name and shape of a model input or output. name is borrowed from the
+ * model (valid until gg_model_free). Unknown dims are -1. */
+typedef struct gg_tensor_info {
+  const char *name;
+  int ndim;
+  int64_t shape[GG_ENGINE_MAX_DIMS];
+} gg_tensor_info;
+
+/* Loads model.json at `path` and its weight shards (same folder), converts
+ * and validates everything, folds constants and fuses ops. Weights are held
+ * in accounted host memory (owner "engine/weights"). A model file is
+ * untrusted: failures return GG_EPARSE (malformed), GG_EUNSUPPORTED (an op or
+ * attribute gpuguard does not run), GG_EIO (missing file), GG_ERANGE (shape
+ * too large), GG_ETOO_LARGE or GG_ENOMEM, with a message in err (may be NULL)
+ * naming the file and the node. On success *out is owned by the caller. */
+int gg_model_load(const char *path, gg_model **out, char *err, size_t errlen);
+/* Frees a model; NULL is a no-op. Sessions made from it must be freed first. */
+void gg_model_free(gg_model *m);
+
+/* The path given to gg_model_load (borrowed). */
+const char *gg_model_path(const gg_model *m);
+int gg_model_n_inputs(const gg_model *m);
+int gg_model_n_outputs(const gg_model *m);
+/* Fills *out for input/output i (as the placeholder declares it; outputs get
+ * ndim 0 until a session infers them). Returns 0 or GG_ERANGE. Output order
+ * and names: signature.outputs when the model has one, else the terminal
+ * nodes sorted by name. */
+int gg_model_input(const gg_model *m, int i, gg_tensor_info *out);
+int gg_model_output(const gg_model *m, int i, gg_tensor_info *out);
+/* Bytes of constant data the model holds (after dequantization, folding and
+ * the per-constant read slack backends need): the "weights" of a prediction. */
+uint64_t gg_model_weights_bytes(const gg_model *m);
+/* Number of ops run per request (after folding and fusion). */
+int gg_model_n_ops(const gg_model *m);
+
+typedef enum gg_engine_backend {
+  GG_ENGINE_AUTO = 0, /* XNNPACK for the ops it covers when built in, else naive */
+  GG_ENGINE_NAIVE,    /* the reference C kernels only */
+  GG_ENGINE_XNNPACK,  /* like AUTO, but GG_ENOTIMPL when XNNPACK is not built in */
+  GG_ENGINE_BACKEND_COUNT
+} gg_engine_backend;
+
+typedef struct gg_session_opts {
+  int threads;                /* 0 or 1: the caller's thread only */
+  gg_engine_backend backend;
+  int no_reuse;               /* give every tensor its own arena range (tests) */
+} gg_session_opts;
+
+/* Memory of one prepared session, in bytes. predicted = weights + arena +
+ * workspace is the number the resilience layer budgets with; measured is
+ * what the memory manager's accounting (gg_host_alloc: weights and arena)
+ * plus XNNPACK's counting allocator (packed weights, operator state) saw
+ * allocated for this model and session. */
+typedef struct gg_engine_mem {
+  uint64_t weights;        /* gg_model_weights_bytes */
+  uint64_t arena;          /* planned arena bytes (peak + backend read slack) */
+  uint64_t arena_peak;     /* planner's peak: max(offset + size) */
+  uint64_t arena_no_reuse; /* what the arena would be without reuse */
+  uint64_t workspace;      /* backend-held bytes (XNNPACK packed weights, state) */
+  uint64_t predicted;      /* weights + arena + workspace */
+  uint64_t measured;       /* counted by the allocators */
+  int n_ops, n_ops_xnnpack; /* ops per run, and how many run on XNNPACK */
+} gg_engine_mem;
+
+/* Prepares a model for one input shape: shape inference, memory plan, one
+ * arena allocation, backend operators (weights packed once). shape/ndim
+ * give input 0's shape; NULL takes the placeholder's with unknown dims as 1.
+ * After this nothing is allocated per run. Returns 0, GG_EINVAL (shape does
+ * not match the placeholder), GG_EPARSE/GG_EUNSUPPORTED (naming the node),
+ * GG_ENOTIMPL (XNNPACK asked for, not built), GG_ENOMEM. *out owned by the
+ * caller; the model must outlive it. */
+int gg_session_new(gg_model *m, const int64_t *shape, int ndim, const gg_session_opts *opts,
+                   gg_session **out, char *err, size_t errlen);
+/* Frees a session; NULL is a no-op. */
+void gg_session_free(gg_session *s);
+
+/* Input i's buffer (float32, the session's shape; borrowed, in the arena):
+ * write the preprocessed input here before gg_session_run. info may be NULL. */
+float *gg_session_input(gg_session *s, int i, gg_tensor_info *info);
+/* Runs the graph once. Allocates nothing. Returns 0 or a kernel error. */
+int gg_session_run(gg_session *s, char *err, size_t errlen);
+/* Output i after a run (borrowed, valid until the next run or free);
+ * info gets name and shape. NULL when i is out of range. */
+const float *gg_session_output(gg_session *s, int i, gg_tensor_info *info);
+/* Element count of output i (0 when out of range). */
+int64_t gg_session_output_elems(gg_session *s, int i);
+void gg_session_memory(const gg_session *s, gg_engine_mem *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

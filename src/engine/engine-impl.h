@@ -1,0 +1,58 @@
+/* Engine internals shared by the importer, the planner, the kernels and the
+ * executor. Not a public header. */
+#ifndef GG_ENGINE_IMPL_H
+#define GG_ENGINE_IMPL_H
+
+#include "engine/graph.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pthreadpool;
+
+/* What a kernel may use while it runs: a thread pool (NULL = serial). */
+typedef struct gg__kctx {
+  struct pthreadpool *pool;
+} gg__kctx;
+
+/* Shape inference for one node: reads the input values' shapes (and the
+ * data of constant parameter inputs such as Reshape's shape), writes the
+ * outputs' dtype/ndim/shape/nelem. vals is indexed by tensor id. Returns 0,
+ * GG_EPARSE/GG_EUNSUPPORTED/GG_ERANGE with a message naming the node. */
+int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen);
+/* Runs one node with the naive reference kernels (data pointers set). */
+int gg__op_run(const gg_node *n, gg_tval *vals, const gg__kctx *ctx);
+
+/* Static memory plan: every non-constant tensor gets an offset into one
+ * arena. first/last are the steps (indices into g->order) where the tensor
+ * is produced and last read; inputs are live from step 0 and outputs until
+ * the end. */
+#define GG_ARENA_ALIGN 64
+typedef struct gg__plan {
+  int n_tensors;
+  int64_t *offset;   /* per tensor; -1 for constants and unused tensors */
+  int64_t *size;     /* aligned bytes per tensor (0 for constants) */
+  int *first, *last; /* lifetime in steps; -1 when not planned */
+  uint64_t peak;     /* arena bytes: max(offset + size) */
+  uint64_t sum;      /* bytes without any reuse (sum of sizes) */
+} gg__plan;
+
+/* Plans the arena for the shapes in vals. reuse=0 gives every tensor its own
+ * range (the no-reuse baseline used by tests). Returns 0 or GG_ENOMEM. */
+int gg__plan_memory(const gg_graph *g, const gg_tval *vals, int reuse, gg__plan *plan);
+void gg__plan_free(gg__plan *plan);
+
+/* Constant data lives in accounted host memory (owner "engine/weights")
+ * with GG_CONST_SLACK zeroed bytes after it, because backends (XNNPACK) may
+ * read a little past the end of an input. gg__const_alloc returns NULL on
+ * failure; gg__const_free(NULL) is a no-op. */
+#define GG_CONST_SLACK 64
+void *gg__const_alloc(size_t nbytes);
+void gg__const_free(void *p);
+/* Bytes gg__const_alloc(nbytes) accounts for. */
+#define GG_CONST_BYTES(nbytes) ((uint64_t)(nbytes) + GG_CONST_SLACK)
+
+/* Half -> float (IEEE 754 binary16). */
+float gg__half_to_float(uint16_t h);
+
+#endif

@@ -1,0 +1,241 @@
+/* Graph rewrites at import: constant folding and fusion. */
+#include "engine/engine-impl.h"
+#include "engine/graph.h"
+#include "gpuguard/error.h"
+#include "gpuguard/log.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FOLD_MAX_ELEMS ((int64_t)1 << 24)
+
+int gg__graph_fold_constants(gg_graph *g, char *err, size_t errlen) {
+  gg_tval *vals = calloc((size_t)g->n_tensors + 1, sizeof *vals);
+  if (!vals) return GG_ENOMEM;
+  for (int t = 0; t < g->n_tensors; t++) {
+    vals[t] = g->tensors[t].v;
+    if (!g->tensors[t].is_const) vals[t].data = NULL;
+  }
+  int rc = 0, folded = 0;
+  for (int oi = 0; oi < g->n_order && !rc; oi++) {
+    gg_node *n = &g->nodes[g->order[oi]];
+    if (n->dead || n->op == GG_OP_CONST || n->op == GG_OP_PLACEHOLDER || !n->n_in) continue;
+    int all = 1;
+    for (int k = 0; k < n->n_in; k++) all &= g->tensors[n->in[k]].is_const;
+    if (!all) continue;
+    char msg[512];
+    if ((rc = gg__op_infer(n, vals, msg, sizeof msg))) {
+      snprintf(err, errlen, "%s: %s", g->path, msg);
+      break;
+    }
+    int big = 0;
+    for (int k = 0; k < n->n_out; k++) big |= vals[n->out[k]].nelem > FOLD_MAX_ELEMS;
+    if (big) continue;
+    for (int k = 0; k < n->n_out && !rc; k++) {
+      gg_tval *o = &vals[n->out[k]];
+      o->data = gg__const_alloc((size_t)o->nelem * 4);
+      if (!o->data) rc = GG_ENOMEM;
+    }
+    if (!rc && (rc = gg__op_run(n, vals, NULL)))
+      snprintf(err, errlen, "%s: node '%s' (%s): constant evaluation failed (%s)", g->path,
+               n->name, n->tf_op, gg_strerror(rc));
+    for (int k = 0; k < n->n_out; k++) {
+      gg_tensor *t = &g->tensors[n->out[k]];
+      if (rc) {
+        gg__const_free(vals[n->out[k]].data);
+        vals[n->out[k]].data = NULL;
+        continue;
+      }
+      t->v = vals[n->out[k]];
+      t->is_const = 1;
+    }
+    if (rc) break;
+    n->op = GG_OP_CONST;
+    n->n_in = 0;
+    folded++;
+  }
+  free(vals);
+  if (!rc && folded) GG_DEBUG("ENG", "%s: folded %d constant nodes", g->path, folded);
+  return rc;
+}
+
+/* ------------------------------------------------------------ fusion */
+
+/* Number of live consumers of tensor t; *only gets the last one seen. */
+static int consumers(const gg_graph *g, int t, int *only) {
+  int c = 0;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const gg_node *n = &g->nodes[i];
+    if (n->dead) continue;
+    for (int k = 0; k < n->n_in; k++)
+      if (n->in[k] == t) {
+        c++;
+        *only = i;
+      }
+  }
+  return c;
+}
+
+/* The single consumer of node p's output 0, or -1 (also when it is a graph output). */
+static int sole_consumer(const gg_graph *g, int p) {
+  int t = g->nodes[p].out[0], c = -1;
+  if (g->tensors[t].is_output || consumers(g, t, &c) != 1) return -1;
+  return c;
+}
+
+/* Node p takes over node c's output (c becomes dead). */
+static void absorb(gg_graph *g, int p, int c) {
+  int old = g->nodes[p].out[0], t = g->nodes[c].out[0];
+  g->tensors[old].producer = -1;
+  g->nodes[p].out[0] = t;
+  g->tensors[t].producer = p;
+  g->nodes[c].dead = 1;
+}
+
+/* Index of n's other operand when one of two inputs is tensor t, else -1. */
+static int other_input(const gg_node *n, int t) {
+  if (n->n_in != 2) return -1;
+  if (n->in[0] == t) return 1;
+  if (n->in[1] == t) return 0;
+  return -1;
+}
+
+/* A constant [C] or [1,..,1,C] vector of length c. */
+static int is_channel_vec(const gg_tensor *t, int64_t c) {
+  if (!t->is_const || t->v.dtype != GG_DT_F32 || t->v.nelem != c || t->v.ndim < 1) return 0;
+  for (int d = 0; d < t->v.ndim - 1; d++)
+    if (t->v.shape[d] != 1) return 0;
+  return 1;
+}
+
+static int scalar_is(const gg_tensor *t, float v) {
+  return t->is_const && t->v.dtype == GG_DT_F32 && t->v.nelem == 1 && ((float *)t->v.data)[0] == v;
+}
+
+static int add_input(gg_node *n, int t) {
+  int *in = realloc(n->in, ((size_t)n->n_in + 2) * sizeof *in);
+  if (!in) return GG_ENOMEM;
+  n->in = in;
+  n->in[n->n_in++] = t;
+  return 0;
+}
+
+static int64_t out_channels(const gg_graph *g, const gg_node *n) {
+  const gg_tval *w = &g->tensors[n->in[1]].v;
+  if (!g->tensors[n->in[1]].is_const || w->ndim < 2) return -1;
+  if (n->op == GG_OP_CONV2D && w->ndim == 4) return w->shape[3];
+  if (n->op == GG_OP_DEPTHWISE && w->ndim == 4) return w->shape[2] * w->shape[3];
+  if (n->op == GG_OP_MATMUL && w->ndim == 2 && !n->a.transpose_b) return w->shape[1];
+  return -1;
+}
+
+/* relu(x) + (x - |x|) * c  ==  prelu(x, 2c): the MobileFaceNet export. */
+static int fuse_prelu_pattern(gg_graph *g, int addi) {
+  gg_node *add = &g->nodes[addi];
+  if (add->op != GG_OP_ADD || add->n_in != 2) return 0;
+  for (int side = 0; side < 2; side++) {
+    int pr = g->tensors[add->in[side]].producer, pm = g->tensors[add->in[!side]].producer;
+    if (pr < 0 || pm < 0 || g->nodes[pr].op != GG_OP_RELU || g->nodes[pm].op != GG_OP_MUL) continue;
+    gg_node *relu = &g->nodes[pr], *mul = &g->nodes[pm];
+    int x = relu->in[0], ci = -1, s = -1;
+    for (int k = 0; k < 2; k++) {
+      int p = g->tensors[mul->in[k]].producer;
+      if (p >= 0 && g->nodes[p].op == GG_OP_SUB) s = p, ci = mul->in[!k];
+    }
+    if (s < 0 || !g->tensors[ci].is_const || g->tensors[ci].v.dtype != GG_DT_F32) continue;
+    gg_node *sub = &g->nodes[s];
+    int pa = g->tensors[sub->in[1]].producer;
+    if (sub->in[0] != x || pa < 0 || g->nodes[pa].op != GG_OP_ABS || g->nodes[pa].in[0] != x) continue;
+    int dummy;
+    if (consumers(g, relu->out[0], &dummy) != 1 || consumers(g, mul->out[0], &dummy) != 1 ||
+        consumers(g, sub->out[0], &dummy) != 1 || consumers(g, g->nodes[pa].out[0], &dummy) != 1 ||
+        consumers(g, ci, &dummy) != 1 || g->tensors[relu->out[0]].is_output ||
+        g->tensors[mul->out[0]].is_output || g->tensors[sub->out[0]].is_output ||
+        g->tensors[g->nodes[pa].out[0]].is_output)
+      continue;
+    float *c = g->tensors[ci].v.data;
+    for (int64_t i = 0; i < g->tensors[ci].v.nelem; i++) c[i] *= 2.0f;
+    relu->dead = mul->dead = sub->dead = g->nodes[pa].dead = 1;
+    add->op = GG_OP_PRELU;
+    add->tf_op = "Prelu";
+    add->in[0] = x;
+    add->in[1] = ci;
+    return 1;
+  }
+  return 0;
+}
+
+void gg__graph_fuse(gg_graph *g) {
+  int fused = 0;
+  for (int i = 0; i < g->n_nodes; i++)
+    if (!g->nodes[i].dead) fused += fuse_prelu_pattern(g, i);
+  for (int i = 0; i < g->n_nodes; i++) {
+    gg_node *p = &g->nodes[i];
+    if (p->dead || (p->op != GG_OP_CONV2D && p->op != GG_OP_DEPTHWISE && p->op != GG_OP_MATMUL))
+      continue;
+    int64_t co = out_channels(g, p);
+    for (;;) {
+      int c = sole_consumer(g, i);
+      if (c < 0) break;
+      gg_node *cn = &g->nodes[c];
+      int t = p->out[0], oth = other_input(cn, t);
+      /* Depthwise/conv followed by a per-channel Mul (BatchNorm scale):
+       * scale the filter when nothing else reads it. */
+      if (cn->op == GG_OP_MUL && oth >= 0 && !p->a.has_bias && p->a.act == GG_ACT_NONE &&
+          co > 0 && p->op != GG_OP_MATMUL && is_channel_vec(&g->tensors[cn->in[oth]], co)) {
+        int dummy;
+        if (consumers(g, p->in[1], &dummy) != 1) break;
+        float *w = g->tensors[p->in[1]].v.data;
+        const float *s = g->tensors[cn->in[oth]].v.data;
+        int64_t ne = g->tensors[p->in[1]].v.nelem;
+        for (int64_t k = 0; k < ne; k++) w[k] *= s[k % co];
+        absorb(g, i, c);
+        fused++;
+        continue;
+      }
+      if ((cn->op == GG_OP_ADD) && oth >= 0 && !p->a.has_bias && p->a.act == GG_ACT_NONE &&
+          co > 0 && is_channel_vec(&g->tensors[cn->in[oth]], co)) {
+        if (add_input(p, cn->in[oth])) break;
+        p->a.has_bias = 1;
+        absorb(g, i, c);
+        fused++;
+        continue;
+      }
+      if (p->a.act == GG_ACT_NONE && (cn->op == GG_OP_RELU || cn->op == GG_OP_RELU6 ||
+                                      cn->op == GG_OP_LEAKY_RELU)) {
+        p->a.act = cn->op == GG_OP_RELU ? GG_ACT_RELU : cn->op == GG_OP_RELU6 ? GG_ACT_RELU6 : GG_ACT_LEAKY;
+        if (cn->op == GG_OP_LEAKY_RELU) p->a.alpha = cn->a.alpha;
+        absorb(g, i, c);
+        fused++;
+        continue;
+      }
+      if (p->a.act == GG_ACT_NONE && cn->op == GG_OP_PRELU && cn->in[0] == t && co > 0 &&
+          (is_channel_vec(&g->tensors[cn->in[1]], co) || is_channel_vec(&g->tensors[cn->in[1]], 1))) {
+        if (!p->a.has_bias) break; /* alpha must come after the bias input */
+        if (add_input(p, cn->in[1])) break;
+        p->a.act = GG_ACT_PRELU;
+        absorb(g, i, c);
+        fused++;
+        continue;
+      }
+      /* relu then clip_by_value(0, 6) == relu6 (the Keras MobileNet export). */
+      if (p->a.act == GG_ACT_RELU && cn->op == GG_OP_MINIMUM && oth >= 0 &&
+          scalar_is(&g->tensors[cn->in[oth]], 6.0f)) {
+        int c2 = sole_consumer(g, c);
+        if (c2 < 0) break;
+        gg_node *mx = &g->nodes[c2];
+        int o2 = other_input(mx, cn->out[0]);
+        if (mx->op != GG_OP_MAXIMUM || o2 < 0 || !scalar_is(&g->tensors[mx->in[o2]], 0.0f)) break;
+        p->a.act = GG_ACT_RELU6;
+        absorb(g, i, c);
+        absorb(g, i, c2);
+        fused += 2;
+        continue;
+      }
+      break;
+    }
+  }
+  if (fused) GG_DEBUG("ENG", "%s: fused %d nodes", g->path, fused);
+}

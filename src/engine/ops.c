@@ -1,0 +1,876 @@
+/* Shape inference and naive reference kernels for every op (NHWC, float32;
+ * int32 for the shape arithmetic that constant folding evaluates). These
+ * are the correctness oracle for faster backends, threaded over rows with
+ * pthreadpool where that is cheap. */
+#include "engine/engine-impl.h"
+#include "engine/graph.h"
+#include "gpuguard/error.h"
+
+#ifdef GG_HAVE_PTHREADPOOL
+#include <pthreadpool.h>
+#endif
+
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+__attribute__((format(printf, 4, 5))) static int efail(char *err, size_t errlen, int code,
+                                                       const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}
+
+#define IN(k) (&vals[n->in[k]])
+#define OUT(k) (&vals[n->out[k]])
+#define F32(v) ((float *)(v)->data)
+#define I32(v) ((int32_t *)(v)->data)
+
+static int set_shape(gg_tval *o, gg_dtype dt, const int64_t *shape, int ndim) {
+  o->dtype = dt;
+  o->ndim = ndim;
+  for (int i = 0; i < ndim; i++) o->shape[i] = shape[i];
+  return gg__shape_nelem(o->shape, ndim, &o->nelem);
+}
+
+/* A constant int32 parameter input (shape, axes, perm, paddings...). */
+static int const_ints(const gg_node *n, gg_tval *v, const char *what, int64_t maxn, char *err,
+                      size_t errlen) {
+  if (!v->data)
+    return efail(err, errlen, GG_EUNSUPPORTED, "node '%s' (%s): %s must be a constant", n->name,
+                 n->tf_op, what);
+  if (v->dtype != GG_DT_I32)
+    return efail(err, errlen, GG_EPARSE, "node '%s' (%s): %s must be an integer tensor", n->name,
+                 n->tf_op, what);
+  if (v->nelem > maxn)
+    return efail(err, errlen, GG_EPARSE, "node '%s' (%s): %s has %lld values (max %lld)", n->name,
+                 n->tf_op, what, (long long)v->nelem, (long long)maxn);
+  return 0;
+}
+
+static int norm_axis(int64_t ax, int ndim, int *out) {
+  if (ax < -ndim || ax >= ndim) return GG_ERANGE;
+  *out = (int)(ax < 0 ? ax + ndim : ax);
+  return 0;
+}
+
+/* TF window geometry for one spatial dim. */
+static int window(int64_t in, int k, int s, int d, gg_padding p, int pb, int pa, int64_t *out,
+                  int *pad_before) {
+  int64_t ek = (int64_t)(k - 1) * d + 1;
+  if (p == GG_PAD_SAME) {
+    *out = (in + s - 1) / s;
+    int64_t tot = (*out - 1) * s + ek - in;
+    if (tot < 0) tot = 0;
+    *pad_before = (int)(tot / 2);
+  } else {
+    int64_t eff = in + (p == GG_PAD_EXPLICIT ? pb + pa : 0);
+    if (eff < ek) return GG_ERANGE;
+    *out = (eff - ek) / s + 1;
+    *pad_before = p == GG_PAD_EXPLICIT ? pb : 0;
+  }
+  return 0;
+}
+
+/* Broadcast shapes a and b into o (numpy rules). */
+static int bcast(const gg_tval *a, const gg_tval *b, int64_t *o, int *ond) {
+  int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+  for (int i = 0; i < nd; i++) {
+    int ia = i - (nd - a->ndim), ib = i - (nd - b->ndim);
+    int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
+    if (da != db && da != 1 && db != 1) return GG_EPARSE;
+    o[i] = da == 1 ? db : da;
+  }
+  *ond = nd;
+  return 0;
+}
+
+int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
+  char sa[96], sb[96];
+  int64_t shp[GG_MAX_DIMS];
+  int nd = 0, rc = 0;
+  for (int k = 0; k < n->n_in; k++)
+    if (IN(k)->ndim < 0 || IN(k)->ndim > GG_MAX_DIMS)
+      return efail(err, errlen, GG_EPARSE, "node '%s': input %d has no shape", n->name, k);
+  const gg_tval *x = n->n_in ? IN(0) : NULL;
+#define BAD(...) efail(err, errlen, GG_EPARSE, __VA_ARGS__)
+  switch (n->op) {
+  case GG_OP_CONST:
+  case GG_OP_PLACEHOLDER:
+    return 0;
+  case GG_OP_IDENTITY:
+    return set_shape(OUT(0), x->dtype, x->shape, x->ndim);
+  case GG_OP_CONV2D:
+  case GG_OP_DEPTHWISE: {
+    const gg_tval *w = IN(1);
+    if (x->ndim != 4 || w->ndim != 4 || x->dtype != GG_DT_F32 || w->dtype != GG_DT_F32)
+      return BAD("node '%s' (%s): needs a 4-D float input and filter, got %s and %s", n->name,
+                 n->tf_op, gg__shape_str(x->shape, x->ndim, sa, sizeof sa),
+                 gg__shape_str(w->shape, w->ndim, sb, sizeof sb));
+    int64_t ci = x->shape[3], co;
+    if (n->op == GG_OP_CONV2D) {
+      if (w->shape[2] <= 0 || ci % w->shape[2] || w->shape[3] % (ci / w->shape[2]))
+        return BAD("node '%s' (%s): input channels %lld do not fit filter %s", n->name, n->tf_op,
+                   (long long)ci, gg__shape_str(w->shape, 4, sb, sizeof sb));
+      co = w->shape[3];
+    } else {
+      if (w->shape[2] != ci)
+        return BAD("node '%s' (%s): input channels %lld != filter channels %lld", n->name,
+                   n->tf_op, (long long)ci, (long long)w->shape[2]);
+      co = ci * w->shape[3];
+    }
+    if (w->shape[0] < 1 || w->shape[1] < 1 || w->shape[0] > 4096 || w->shape[1] > 4096)
+      return BAD("node '%s': bad kernel size", n->name);
+    int pb;
+    if (window(x->shape[1], (int)w->shape[0], n->a.strides[0], n->a.dilations[0], n->a.padding,
+               n->a.pads[0], n->a.pads[1], &shp[1], &pb) ||
+        window(x->shape[2], (int)w->shape[1], n->a.strides[1], n->a.dilations[1], n->a.padding,
+               n->a.pads[2], n->a.pads[3], &shp[2], &pb))
+      return BAD("node '%s' (%s): input %s is smaller than the filter window", n->name, n->tf_op,
+                 gg__shape_str(x->shape, 4, sa, sizeof sa));
+    if (n->a.has_bias && IN(2)->nelem != co)
+      return BAD("node '%s' (%s): bias has %lld values, expected %lld", n->name, n->tf_op,
+                 (long long)IN(2)->nelem, (long long)co);
+    if (n->a.act == GG_ACT_PRELU) {
+      int64_t na = IN(2 + n->a.has_bias)->nelem;
+      if (na != co && na != 1) return BAD("node '%s': prelu alpha has %lld values", n->name, (long long)na);
+    }
+    shp[0] = x->shape[0], shp[3] = co;
+    return set_shape(OUT(0), GG_DT_F32, shp, 4);
+  }
+  case GG_OP_MAXPOOL: {
+    if (x->ndim != 4) return BAD("node '%s' (MaxPool): needs a 4-D input", n->name);
+    int pb;
+    if (window(x->shape[1], n->a.ksize[0], n->a.strides[0], 1, n->a.padding, n->a.pads[0],
+               n->a.pads[1], &shp[1], &pb) ||
+        window(x->shape[2], n->a.ksize[1], n->a.strides[1], 1, n->a.padding, n->a.pads[2],
+               n->a.pads[3], &shp[2], &pb))
+      return BAD("node '%s' (MaxPool): input smaller than the window", n->name);
+    shp[0] = x->shape[0], shp[3] = x->shape[3];
+    return set_shape(OUT(0), x->dtype, shp, 4);
+  }
+  case GG_OP_MATMUL: {
+    const gg_tval *b = IN(1);
+    if (x->ndim != 2 || b->ndim != 2)
+      return BAD("node '%s' (%s): only 2-D operands are supported, got %s x %s", n->name,
+                 n->tf_op, gg__shape_str(x->shape, x->ndim, sa, sizeof sa),
+                 gg__shape_str(b->shape, b->ndim, sb, sizeof sb));
+    int64_t m = n->a.transpose_a ? x->shape[1] : x->shape[0];
+    int64_t ka = n->a.transpose_a ? x->shape[0] : x->shape[1];
+    int64_t kb = n->a.transpose_b ? b->shape[1] : b->shape[0];
+    int64_t nn = n->a.transpose_b ? b->shape[0] : b->shape[1];
+    if (ka != kb)
+      return BAD("node '%s' (%s): inner dims differ (%lld vs %lld)", n->name, n->tf_op,
+                 (long long)ka, (long long)kb);
+    if (n->a.has_bias && IN(2)->nelem != nn)
+      return BAD("node '%s' (%s): bias has %lld values, expected %lld", n->name, n->tf_op,
+                 (long long)IN(2)->nelem, (long long)nn);
+    if (n->a.act == GG_ACT_PRELU) {
+      int64_t na = IN(2 + n->a.has_bias)->nelem;
+      if (na != nn && na != 1) return BAD("node '%s': prelu alpha has %lld values", n->name, (long long)na);
+    }
+    shp[0] = m, shp[1] = nn;
+    return set_shape(OUT(0), GG_DT_F32, shp, 2);
+  }
+  case GG_OP_ADD:
+  case GG_OP_SUB:
+  case GG_OP_MUL:
+  case GG_OP_MAXIMUM:
+  case GG_OP_MINIMUM:
+  case GG_OP_PRELU:
+    if (x->dtype != IN(1)->dtype)
+      return BAD("node '%s' (%s): operand types differ", n->name, n->tf_op);
+    if (n->op == GG_OP_PRELU && x->dtype != GG_DT_F32)
+      return BAD("node '%s': Prelu needs float input", n->name);
+    if (bcast(x, IN(1), shp, &nd))
+      return BAD("node '%s' (%s): shapes %s and %s do not broadcast", n->name, n->tf_op,
+                 gg__shape_str(x->shape, x->ndim, sa, sizeof sa),
+                 gg__shape_str(IN(1)->shape, IN(1)->ndim, sb, sizeof sb));
+    return set_shape(OUT(0), x->dtype, shp, nd);
+  case GG_OP_ABS:
+  case GG_OP_SQUARE:
+  case GG_OP_RSQRT:
+  case GG_OP_RELU:
+  case GG_OP_RELU6:
+  case GG_OP_LEAKY_RELU:
+  case GG_OP_SIGMOID:
+  case GG_OP_SOFTMAX:
+    if (x->dtype != GG_DT_F32) return BAD("node '%s' (%s): needs float input", n->name, n->tf_op);
+    if (n->op == GG_OP_SOFTMAX && x->ndim < 1) return BAD("node '%s': Softmax of a scalar", n->name);
+    return set_shape(OUT(0), x->dtype, x->shape, x->ndim);
+  case GG_OP_SUM:
+  case GG_OP_MEAN: {
+    if ((rc = const_ints(n, IN(1), "axes", GG_MAX_DIMS, err, errlen))) return rc;
+    int red[GG_MAX_DIMS] = {0};
+    for (int64_t i = 0; i < IN(1)->nelem; i++) {
+      int ax = 0;
+      if (norm_axis(I32(IN(1))[i], x->ndim, &ax)) return BAD("node '%s': axis out of range", n->name);
+      red[ax] = 1;
+    }
+    for (int i = 0; i < x->ndim; i++) {
+      if (red[i] && !n->a.keep_dims) continue;
+      shp[nd++] = red[i] ? 1 : x->shape[i];
+    }
+    return set_shape(OUT(0), x->dtype, shp, nd);
+  }
+  case GG_OP_PAD: {
+    if ((rc = const_ints(n, IN(1), "paddings", 2 * GG_MAX_DIMS, err, errlen))) return rc;
+    if (IN(1)->nelem != 2 * x->ndim)
+      return BAD("node '%s' (%s): paddings must be [%d,2]", n->name, n->tf_op, x->ndim);
+    for (int i = 0; i < x->ndim; i++) {
+      int32_t a = I32(IN(1))[2 * i], b = I32(IN(1))[2 * i + 1];
+      if (a < 0 || b < 0 || a > (1 << 20) || b > (1 << 20))
+        return efail(err, errlen, GG_EUNSUPPORTED, "node '%s' (%s): padding %d,%d not supported", n->name, n->tf_op, a, b);
+      shp[i] = x->shape[i] + a + b;
+    }
+    if (n->n_in > 2 && (!IN(2)->data || IN(2)->nelem != 1 || IN(2)->dtype != x->dtype))
+      return BAD("node '%s' (%s): constant_values must be a constant scalar", n->name, n->tf_op);
+    return set_shape(OUT(0), x->dtype, shp, x->ndim);
+  }
+  case GG_OP_RESHAPE: {
+    if ((rc = const_ints(n, IN(1), "shape", GG_MAX_DIMS, err, errlen))) return rc;
+    int neg = -1;
+    int64_t prod = 1;
+    nd = (int)IN(1)->nelem;
+    for (int i = 0; i < nd; i++) {
+      int64_t d = I32(IN(1))[i];
+      if (d == -1 && neg < 0) {
+        neg = i;
+        continue;
+      }
+      if (d < 0 || (d && prod > GG_MAX_ELEMS / d)) return BAD("node '%s' (Reshape): bad target dim %lld", n->name, (long long)d);
+      shp[i] = d;
+      prod *= d;
+    }
+    if (neg >= 0) {
+      if (prod == 0 || x->nelem % prod) return BAD("node '%s' (Reshape): cannot infer -1 for %lld elements", n->name, (long long)x->nelem);
+      shp[neg] = x->nelem / prod;
+      prod *= shp[neg];
+    }
+    if (prod != x->nelem)
+      return BAD("node '%s' (Reshape): %lld elements cannot become %s", n->name,
+                 (long long)x->nelem, gg__shape_str(shp, nd, sa, sizeof sa));
+    return set_shape(OUT(0), x->dtype, shp, nd);
+  }
+  case GG_OP_SQUEEZE: {
+    int sq[GG_MAX_DIMS] = {0};
+    for (int i = 0; i < n->a.n_axes; i++) {
+      int ax = 0;
+      if (norm_axis(n->a.axes[i], x->ndim, &ax) || x->shape[ax] != 1)
+        return BAD("node '%s' (Squeeze): axis %d is not a size-1 dim of %s", n->name, n->a.axes[i],
+                   gg__shape_str(x->shape, x->ndim, sa, sizeof sa));
+      sq[ax] = 1;
+    }
+    for (int i = 0; i < x->ndim; i++)
+      if (!(n->a.n_axes ? sq[i] : x->shape[i] == 1)) shp[nd++] = x->shape[i];
+    return set_shape(OUT(0), x->dtype, shp, nd);
+  }
+  case GG_OP_TRANSPOSE: {
+    if ((rc = const_ints(n, IN(1), "perm", GG_MAX_DIMS, err, errlen))) return rc;
+    if (IN(1)->nelem != x->ndim) return BAD("node '%s' (Transpose): perm has %lld entries for rank %d", n->name, (long long)IN(1)->nelem, x->ndim);
+    int seen[GG_MAX_DIMS] = {0};
+    for (int i = 0; i < x->ndim; i++) {
+      int32_t p = I32(IN(1))[i];
+      if (p < 0 || p >= x->ndim || seen[p]++) return BAD("node '%s' (Transpose): perm is not a permutation", n->name);
+      shp[i] = x->shape[p];
+    }
+    return set_shape(OUT(0), x->dtype, shp, x->ndim);
+  }
+  case GG_OP_CONCAT: {
+    const gg_tval *av = IN(n->n_in - 1);
+    if ((rc = const_ints(n, (gg_tval *)av, "axis", 1, err, errlen))) return rc;
+    int ax = 0;
+    if (av->nelem != 1 || norm_axis(I32(av)[0], x->ndim, &ax)) return BAD("node '%s' (ConcatV2): bad axis", n->name);
+    for (int i = 0; i < x->ndim; i++) shp[i] = x->shape[i];
+    shp[ax] = 0;
+    for (int k = 0; k < n->n_in - 1; k++) {
+      const gg_tval *t = IN(k);
+      if (t->ndim != x->ndim || t->dtype != x->dtype) return BAD("node '%s' (ConcatV2): inputs differ in rank or type", n->name);
+      for (int i = 0; i < x->ndim; i++)
+        if (i != ax && t->shape[i] != x->shape[i])
+          return BAD("node '%s' (ConcatV2): input %d shape %s does not match %s", n->name, k,
+                     gg__shape_str(t->shape, t->ndim, sa, sizeof sa), gg__shape_str(x->shape, x->ndim, sb, sizeof sb));
+      shp[ax] += t->shape[ax];
+    }
+    return set_shape(OUT(0), x->dtype, shp, x->ndim);
+  }
+  case GG_OP_SPLITV: {
+    if ((rc = const_ints(n, IN(1), "size_splits", n->n_out, err, errlen))) return rc;
+    if ((rc = const_ints(n, IN(2), "axis", 1, err, errlen))) return rc;
+    int ax = 0;
+    if (IN(2)->nelem != 1 || norm_axis(I32(IN(2))[0], x->ndim, &ax)) return BAD("node '%s' (SplitV): bad axis", n->name);
+    if (IN(1)->nelem != n->n_out) return BAD("node '%s' (SplitV): %lld sizes for %d outputs", n->name, (long long)IN(1)->nelem, n->n_out);
+    int neg = -1;
+    int64_t tot = 0;
+    for (int k = 0; k < n->n_out; k++) {
+      int32_t s = I32(IN(1))[k];
+      if (s == -1 && neg < 0) neg = k;
+      else if (s < 0) return BAD("node '%s' (SplitV): bad size %d", n->name, s);
+      else tot += s;
+    }
+    if (tot > x->shape[ax] || (neg < 0 && tot != x->shape[ax]))
+      return BAD("node '%s' (SplitV): sizes add up to %lld, dim is %lld", n->name, (long long)tot, (long long)x->shape[ax]);
+    for (int k = 0; k < n->n_out; k++) {
+      for (int i = 0; i < x->ndim; i++) shp[i] = x->shape[i];
+      shp[ax] = k == neg ? x->shape[ax] - tot : I32(IN(1))[k];
+      if ((rc = set_shape(OUT(k), x->dtype, shp, x->ndim))) return rc;
+    }
+    return 0;
+  }
+  case GG_OP_RESIZE_BILINEAR: {
+    if ((rc = const_ints(n, IN(1), "size", 2, err, errlen))) return rc;
+    if (x->ndim != 4 || x->dtype != GG_DT_F32 || IN(1)->nelem != 2)
+      return BAD("node '%s' (ResizeBilinear): needs a 4-D float input and a size of 2", n->name);
+    int32_t h = I32(IN(1))[0], w = I32(IN(1))[1];
+    if (h < 1 || w < 1 || h > 65536 || w > 65536) return BAD("node '%s' (ResizeBilinear): bad size %dx%d", n->name, h, w);
+    if (x->shape[1] < 1 || x->shape[2] < 1) return BAD("node '%s' (ResizeBilinear): empty input", n->name);
+    shp[0] = x->shape[0], shp[1] = h, shp[2] = w, shp[3] = x->shape[3];
+    return set_shape(OUT(0), GG_DT_F32, shp, 4);
+  }
+  case GG_OP_SPARSE_TO_DENSE: {
+    if ((rc = const_ints(n, IN(0), "sparse_indices", GG_MAX_ELEMS, err, errlen))) return rc;
+    if ((rc = const_ints(n, IN(1), "output_shape", GG_MAX_DIMS, err, errlen))) return rc;
+    if (!IN(2)->data || !IN(3)->data || IN(3)->nelem != 1 || IN(2)->dtype != IN(3)->dtype)
+      return BAD("node '%s' (SparseToDense): values and default must be constants of one type", n->name);
+    nd = (int)IN(1)->nelem;
+    for (int i = 0; i < nd; i++) {
+      if (I32(IN(1))[i] < 0) return BAD("node '%s' (SparseToDense): negative output dim", n->name);
+      shp[i] = I32(IN(1))[i];
+    }
+    return set_shape(OUT(0), IN(2)->dtype, shp, nd);
+  }
+  default:
+    return efail(err, errlen, GG_EUNSUPPORTED, "node '%s': op %s has no shape rule", n->name, n->tf_op);
+  }
+#undef BAD
+}
+
+/* ------------------------------------------------------------ kernels */
+
+static inline float apply_act(float v, gg_act act, float alpha, float pa) {
+  switch (act) {
+  case GG_ACT_RELU: return v > 0 ? v : 0;
+  case GG_ACT_RELU6: return v < 0 ? 0 : (v > 6 ? 6 : v);
+  case GG_ACT_LEAKY: return v > 0 ? v : v * alpha;
+  case GG_ACT_PRELU: return v > 0 ? v : v * pa;
+  default: return v;
+  }
+}
+
+typedef struct conv_job {
+  const float *x, *w, *bias, *prelu;
+  float *y;
+  int64_t H, W, CI, OH, OW, CO, KH, KW, groups, prelu_n;
+  int sh, sw, dh, dw, pt, pl;
+  gg_act act;
+  float alpha;
+  int depthwise;
+  int64_t mult;
+} conv_job;
+
+static void conv_row(void *arg, size_t row) {
+  const conv_job *j = arg;
+  int64_t b = (int64_t)row / j->OH, oy = (int64_t)row % j->OH;
+  int64_t cig = j->CI / j->groups, cog = j->CO / j->groups;
+  for (int64_t ox = 0; ox < j->OW; ox++) {
+    float *restrict y = j->y + ((b * j->OH + oy) * j->OW + ox) * j->CO;
+    for (int64_t c = 0; c < j->CO; c++) y[c] = j->bias ? j->bias[c] : 0.0f;
+    for (int64_t ky = 0; ky < j->KH; ky++) {
+      int64_t iy = oy * j->sh - j->pt + ky * j->dh;
+      if (iy < 0 || iy >= j->H) continue;
+      for (int64_t kx = 0; kx < j->KW; kx++) {
+        int64_t ix = ox * j->sw - j->pl + kx * j->dw;
+        if (ix < 0 || ix >= j->W) continue;
+        const float *restrict xin = j->x + ((b * j->H + iy) * j->W + ix) * j->CI;
+        if (j->depthwise) {
+          const float *restrict w = j->w + (ky * j->KW + kx) * j->CI * j->mult;
+          if (j->mult == 1) {
+            for (int64_t c = 0; c < j->CI; c++) y[c] += xin[c] * w[c];
+          } else {
+            for (int64_t c = 0; c < j->CI; c++)
+              for (int64_t m = 0; m < j->mult; m++) y[c * j->mult + m] += xin[c] * w[c * j->mult + m];
+          }
+        } else {
+          for (int64_t g = 0; g < j->groups; g++) {
+            for (int64_t ci = 0; ci < cig; ci++) {
+              float xv = xin[g * cig + ci];
+              const float *restrict w = j->w + ((ky * j->KW + kx) * cig + ci) * j->CO + g * cog;
+              float *restrict yy = y + g * cog;
+              for (int64_t c = 0; c < cog; c++) yy[c] += xv * w[c];
+            }
+          }
+        }
+      }
+    }
+    if (j->act != GG_ACT_NONE)
+      for (int64_t c = 0; c < j->CO; c++)
+        y[c] = apply_act(y[c], j->act, j->alpha, j->prelu ? j->prelu[j->prelu_n == 1 ? 0 : c] : 0);
+  }
+}
+
+static void par1d(const gg__kctx *ctx, void (*fn)(void *, size_t), void *arg, size_t range) {
+#ifdef GG_HAVE_PTHREADPOOL
+  if (ctx && ctx->pool && range > 1) {
+    pthreadpool_parallelize_1d(ctx->pool, (pthreadpool_task_1d_t)fn, arg, range, 0);
+    return;
+  }
+#else
+  (void)ctx;
+#endif
+  for (size_t i = 0; i < range; i++) fn(arg, i);
+}
+
+static int run_conv(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
+  const gg_tval *x = IN(0), *w = IN(1);
+  gg_tval *y = OUT(0);
+  conv_job j = {0};
+  j.x = F32(x), j.w = F32(w), j.y = F32(y);
+  j.bias = n->a.has_bias ? F32(IN(2)) : NULL;
+  if (n->a.act == GG_ACT_PRELU) {
+    j.prelu = F32(IN(2 + n->a.has_bias));
+    j.prelu_n = IN(2 + n->a.has_bias)->nelem;
+  }
+  j.H = x->shape[1], j.W = x->shape[2], j.CI = x->shape[3];
+  j.OH = y->shape[1], j.OW = y->shape[2], j.CO = y->shape[3];
+  j.KH = w->shape[0], j.KW = w->shape[1];
+  j.sh = n->a.strides[0], j.sw = n->a.strides[1], j.dh = n->a.dilations[0], j.dw = n->a.dilations[1];
+  j.act = n->a.act, j.alpha = n->a.alpha;
+  j.depthwise = n->op == GG_OP_DEPTHWISE;
+  j.mult = j.depthwise ? w->shape[3] : 1;
+  j.groups = j.depthwise ? 1 : j.CI / w->shape[2];
+  int64_t o;
+  window(j.H, (int)j.KH, j.sh, j.dh, n->a.padding, n->a.pads[0], n->a.pads[1], &o, &j.pt);
+  window(j.W, (int)j.KW, j.sw, j.dw, n->a.padding, n->a.pads[2], n->a.pads[3], &o, &j.pl);
+  par1d(ctx, conv_row, &j, (size_t)(x->shape[0] * j.OH));
+  return 0;
+}
+
+typedef struct pool_job {
+  const float *x;
+  float *y;
+  int64_t H, W, C, OH, OW;
+  int kh, kw, sh, sw, pt, pl;
+} pool_job;
+
+static void pool_row(void *arg, size_t row) {
+  const pool_job *j = arg;
+  int64_t b = (int64_t)row / j->OH, oy = (int64_t)row % j->OH;
+  for (int64_t ox = 0; ox < j->OW; ox++) {
+    float *restrict y = j->y + ((b * j->OH + oy) * j->OW + ox) * j->C;
+    for (int64_t c = 0; c < j->C; c++) y[c] = -INFINITY;
+    for (int ky = 0; ky < j->kh; ky++) {
+      int64_t iy = oy * j->sh - j->pt + ky;
+      if (iy < 0 || iy >= j->H) continue;
+      for (int kx = 0; kx < j->kw; kx++) {
+        int64_t ix = ox * j->sw - j->pl + kx;
+        if (ix < 0 || ix >= j->W) continue;
+        const float *restrict xin = j->x + ((b * j->H + iy) * j->W + ix) * j->C;
+        for (int64_t c = 0; c < j->C; c++) y[c] = xin[c] > y[c] ? xin[c] : y[c];
+      }
+    }
+  }
+}
+
+static int run_maxpool(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
+  const gg_tval *x = IN(0);
+  gg_tval *y = OUT(0);
+  pool_job j = {F32(x), F32(y), x->shape[1], x->shape[2], x->shape[3], y->shape[1], y->shape[2],
+                n->a.ksize[0], n->a.ksize[1], n->a.strides[0], n->a.strides[1], 0, 0};
+  int64_t o;
+  window(j.H, j.kh, j.sh, 1, n->a.padding, n->a.pads[0], n->a.pads[1], &o, &j.pt);
+  window(j.W, j.kw, j.sw, 1, n->a.padding, n->a.pads[2], n->a.pads[3], &o, &j.pl);
+  par1d(ctx, pool_row, &j, (size_t)(x->shape[0] * j.OH));
+  return 0;
+}
+
+static int run_matmul(const gg_node *n, gg_tval *vals) {
+  const gg_tval *a = IN(0), *b = IN(1);
+  gg_tval *y = OUT(0);
+  int64_t M = y->shape[0], N = y->shape[1];
+  int64_t K = n->a.transpose_a ? a->shape[0] : a->shape[1];
+  const float *A = F32(a), *B = F32(b), *bias = n->a.has_bias ? F32(IN(2)) : NULL;
+  const float *pa = n->a.act == GG_ACT_PRELU ? F32(IN(2 + n->a.has_bias)) : NULL;
+  int64_t pan = pa ? IN(2 + n->a.has_bias)->nelem : 0;
+  float *restrict Y = F32(y);
+  for (int64_t i = 0; i < M; i++) {
+    float *restrict yr = Y + i * N;
+    for (int64_t j = 0; j < N; j++) yr[j] = bias ? bias[j] : 0.0f;
+    for (int64_t k = 0; k < K; k++) {
+      float av = n->a.transpose_a ? A[k * M + i] : A[i * K + k];
+      if (!n->a.transpose_b) {
+        const float *restrict br = B + k * N;
+        for (int64_t j = 0; j < N; j++) yr[j] += av * br[j];
+      } else {
+        for (int64_t j = 0; j < N; j++) yr[j] += av * B[j * K + k];
+      }
+    }
+    if (n->a.act != GG_ACT_NONE)
+      for (int64_t j = 0; j < N; j++)
+        yr[j] = apply_act(yr[j], n->a.act, n->a.alpha, pa ? pa[pan == 1 ? 0 : j] : 0);
+  }
+  return 0;
+}
+
+/* Elementwise binary with broadcasting: outer odometer, inner loop over the
+ * last output dim with per-operand strides (0 when broadcast). */
+static inline float fbin(gg_op op, float a, float b) {
+  switch (op) {
+  case GG_OP_ADD: return a + b;
+  case GG_OP_SUB: return a - b;
+  case GG_OP_MUL: return a * b;
+  case GG_OP_MAXIMUM: return a > b ? a : b;
+  case GG_OP_MINIMUM: return a < b ? a : b;
+  case GG_OP_PRELU: return a > 0 ? a : a * b;
+  default: return 0;
+  }
+}
+static inline int32_t ibin(gg_op op, int32_t a, int32_t b) {
+  switch (op) {
+  case GG_OP_ADD: return (int32_t)((uint32_t)a + (uint32_t)b);
+  case GG_OP_SUB: return (int32_t)((uint32_t)a - (uint32_t)b);
+  case GG_OP_MUL: return (int32_t)((uint32_t)a * (uint32_t)b);
+  case GG_OP_MAXIMUM: return a > b ? a : b;
+  case GG_OP_MINIMUM: return a < b ? a : b;
+  default: return 0;
+  }
+}
+
+static void strides_for(const gg_tval *t, int nd, const int64_t *oshape, int64_t *st) {
+  int64_t s = 1;
+  for (int i = nd - 1; i >= 0; i--) {
+    int it = i - (nd - t->ndim);
+    int64_t d = it >= 0 ? t->shape[it] : 1;
+    st[i] = (d == 1 && oshape[i] != 1) ? 0 : s;
+    s *= d;
+  }
+}
+
+static int run_binary(const gg_node *n, gg_tval *vals) {
+  const gg_tval *a = IN(0), *b = IN(1);
+  gg_tval *y = OUT(0);
+  int nd = y->ndim;
+  if (y->nelem == 0) return 0;
+  int isf = y->dtype == GG_DT_F32;
+  if (a->nelem == y->nelem && b->nelem == y->nelem) {
+    if (isf) {
+      const float *A = F32(a), *B = F32(b);
+      float *Y = F32(y);
+      switch (n->op) { /* specialised so the loops vectorise */
+      case GG_OP_ADD: for (int64_t i = 0; i < y->nelem; i++) Y[i] = A[i] + B[i]; break;
+      case GG_OP_SUB: for (int64_t i = 0; i < y->nelem; i++) Y[i] = A[i] - B[i]; break;
+      case GG_OP_MUL: for (int64_t i = 0; i < y->nelem; i++) Y[i] = A[i] * B[i]; break;
+      default: for (int64_t i = 0; i < y->nelem; i++) Y[i] = fbin(n->op, A[i], B[i]);
+      }
+    } else
+      for (int64_t i = 0; i < y->nelem; i++) I32(y)[i] = ibin(n->op, I32(a)[i], I32(b)[i]);
+    return 0;
+  }
+  int64_t sa[GG_MAX_DIMS], sb[GG_MAX_DIMS], idx[GG_MAX_DIMS] = {0};
+  strides_for(a, nd, y->shape, sa);
+  strides_for(b, nd, y->shape, sb);
+  int64_t inner = nd ? y->shape[nd - 1] : 1, outer = y->nelem / inner;
+  int64_t ia = nd ? sa[nd - 1] : 0, ib = nd ? sb[nd - 1] : 0;
+  for (int64_t o = 0; o < outer; o++) {
+    int64_t offa = 0, offb = 0;
+    for (int d = 0; d < nd - 1; d++) offa += idx[d] * sa[d], offb += idx[d] * sb[d];
+    if (isf) {
+      const float *A = F32(a) + offa, *B = F32(b) + offb;
+      float *Y = F32(y) + o * inner;
+      for (int64_t i = 0; i < inner; i++) Y[i] = fbin(n->op, A[i * ia], B[i * ib]);
+    } else {
+      const int32_t *A = I32(a) + offa, *B = I32(b) + offb;
+      int32_t *Y = I32(y) + o * inner;
+      for (int64_t i = 0; i < inner; i++) Y[i] = ibin(n->op, A[i * ia], B[i * ib]);
+    }
+    for (int d = nd - 2; d >= 0; d--) {
+      if (++idx[d] < y->shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return 0;
+}
+
+static int run_unary(const gg_node *n, gg_tval *vals) {
+  const float *x = F32(IN(0));
+  float *y = F32(OUT(0));
+  int64_t ne = OUT(0)->nelem;
+  float al = n->a.alpha;
+  switch (n->op) {
+  case GG_OP_ABS: for (int64_t i = 0; i < ne; i++) y[i] = fabsf(x[i]); break;
+  case GG_OP_SQUARE: for (int64_t i = 0; i < ne; i++) y[i] = x[i] * x[i]; break;
+  case GG_OP_RSQRT: for (int64_t i = 0; i < ne; i++) y[i] = 1.0f / sqrtf(x[i]); break;
+  case GG_OP_RELU: for (int64_t i = 0; i < ne; i++) y[i] = x[i] > 0 ? x[i] : 0; break;
+  case GG_OP_RELU6:
+    for (int64_t i = 0; i < ne; i++) y[i] = x[i] < 0 ? 0 : (x[i] > 6 ? 6 : x[i]);
+    break;
+  case GG_OP_LEAKY_RELU: for (int64_t i = 0; i < ne; i++) y[i] = x[i] > 0 ? x[i] : x[i] * al; break;
+  case GG_OP_SIGMOID: for (int64_t i = 0; i < ne; i++) y[i] = 1.0f / (1.0f + expf(-x[i])); break;
+  default: return GG_EUNSUPPORTED;
+  }
+  return 0;
+}
+
+static int run_softmax(const gg_node *n, gg_tval *vals) {
+  const gg_tval *x = IN(0);
+  int64_t inner = x->shape[x->ndim - 1];
+  if (inner == 0) return 0;
+  int64_t outer = x->nelem / inner;
+  for (int64_t o = 0; o < outer; o++) {
+    const float *xr = F32(x) + o * inner;
+    float *yr = F32(OUT(0)) + o * inner;
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < inner; i++) mx = xr[i] > mx ? xr[i] : mx;
+    double s = 0;
+    for (int64_t i = 0; i < inner; i++) s += (yr[i] = expf(xr[i] - mx));
+    float inv = (float)(1.0 / s);
+    for (int64_t i = 0; i < inner; i++) yr[i] *= inv;
+  }
+  return 0;
+}
+
+static int run_reduce(const gg_node *n, gg_tval *vals) {
+  const gg_tval *x = IN(0);
+  gg_tval *y = OUT(0);
+  int red[GG_MAX_DIMS] = {0};
+  for (int64_t i = 0; i < IN(1)->nelem; i++) {
+    int ax = 0;
+    norm_axis(I32(IN(1))[i], x->ndim, &ax);
+    red[ax] = 1;
+  }
+  /* Output strides in keep-dims form; reduced axes get stride 0. */
+  int64_t ost[GG_MAX_DIMS], s = 1, idx[GG_MAX_DIMS] = {0};
+  for (int d = x->ndim - 1; d >= 0; d--) {
+    ost[d] = red[d] ? 0 : s;
+    if (!red[d]) s *= x->shape[d];
+  }
+  int64_t cnt = y->nelem ? x->nelem / y->nelem : 0;
+  int isf = x->dtype == GG_DT_F32;
+  /* Accumulate straight into y (float32 like TF.js): no scratch, so nothing
+   * is allocated while a request runs. */
+  memset(y->data, 0, (size_t)y->nelem * 4);
+  for (int64_t i = 0; i < x->nelem; i++) {
+    int64_t o = 0;
+    for (int d = 0; d < x->ndim; d++) o += idx[d] * ost[d];
+    if (isf) F32(y)[o] += F32(x)[i];
+    else I32(y)[o] = (int32_t)((uint32_t)I32(y)[o] + (uint32_t)I32(x)[i]);
+    for (int d = x->ndim - 1; d >= 0; d--) {
+      if (++idx[d] < x->shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  if (n->op == GG_OP_MEAN && cnt)
+    for (int64_t o = 0; o < y->nelem; o++) {
+      if (isf) F32(y)[o] /= (float)cnt;
+      else I32(y)[o] /= (int32_t)cnt;
+    }
+  return 0;
+}
+
+static int run_pad(const gg_node *n, gg_tval *vals) {
+  const gg_tval *x = IN(0);
+  gg_tval *y = OUT(0);
+  const int32_t *p = I32(IN(1));
+  uint32_t fill = 0;
+  if (n->n_in > 2) memcpy(&fill, IN(2)->data, 4);
+  uint32_t *Y = y->data;
+  const uint32_t *X = x->data;
+  for (int64_t i = 0; i < y->nelem; i++) Y[i] = fill;
+  if (x->nelem == 0) return 0;
+  int nd = x->ndim;
+  int64_t ost[GG_MAX_DIMS], s = 1, idx[GG_MAX_DIMS] = {0};
+  for (int d = nd - 1; d >= 0; d--) ost[d] = s, s *= y->shape[d];
+  int64_t inner = nd ? x->shape[nd - 1] : 1, outer = x->nelem / inner;
+  for (int64_t o = 0; o < outer; o++) {
+    int64_t off = nd ? p[2 * (nd - 1)] : 0;
+    for (int d = 0; d < nd - 1; d++) off += (idx[d] + p[2 * d]) * ost[d];
+    memcpy(Y + off, X + o * inner, (size_t)inner * 4);
+    for (int d = nd - 2; d >= 0; d--) {
+      if (++idx[d] < x->shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return 0;
+}
+
+static int run_transpose(const gg_node *n, gg_tval *vals) {
+  const gg_tval *x = IN(0);
+  gg_tval *y = OUT(0);
+  int nd = x->ndim;
+  const int32_t *perm = I32(IN(1));
+  int64_t xst[GG_MAX_DIMS], s = 1, st[GG_MAX_DIMS], idx[GG_MAX_DIMS] = {0};
+  for (int d = nd - 1; d >= 0; d--) xst[d] = s, s *= x->shape[d];
+  for (int d = 0; d < nd; d++) st[d] = xst[perm[d]];
+  const uint32_t *X = x->data;
+  uint32_t *Y = y->data;
+  if (y->nelem == 0) return 0;
+  int64_t inner = nd ? y->shape[nd - 1] : 1, outer = y->nelem / inner, is = nd ? st[nd - 1] : 0;
+  for (int64_t o = 0; o < outer; o++) {
+    int64_t off = 0;
+    for (int d = 0; d < nd - 1; d++) off += idx[d] * st[d];
+    uint32_t *yr = Y + o * inner;
+    for (int64_t i = 0; i < inner; i++) yr[i] = X[off + i * is];
+    for (int d = nd - 2; d >= 0; d--) {
+      if (++idx[d] < y->shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return 0;
+}
+
+static int run_concat(const gg_node *n, gg_tval *vals) {
+  gg_tval *y = OUT(0);
+  int ax = 0;
+  norm_axis(I32(IN(n->n_in - 1))[0], y->ndim, &ax);
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < ax; d++) outer *= y->shape[d];
+  for (int d = ax + 1; d < y->ndim; d++) inner *= y->shape[d];
+  uint32_t *Y = y->data;
+  int64_t yrow = y->shape[ax] * inner, off = 0;
+  for (int k = 0; k < n->n_in - 1; k++) {
+    const gg_tval *x = IN(k);
+    int64_t xrow = x->shape[ax] * inner;
+    for (int64_t o = 0; o < outer && xrow; o++)
+      memcpy(Y + o * yrow + off, (const uint32_t *)x->data + o * xrow, (size_t)xrow * 4);
+    off += xrow;
+  }
+  return 0;
+}
+
+static int run_split(const gg_node *n, gg_tval *vals) {
+  const gg_tval *x = IN(0);
+  int ax = 0;
+  norm_axis(I32(IN(2))[0], x->ndim, &ax);
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < ax; d++) outer *= x->shape[d];
+  for (int d = ax + 1; d < x->ndim; d++) inner *= x->shape[d];
+  int64_t xrow = x->shape[ax] * inner, off = 0;
+  for (int k = 0; k < n->n_out; k++) {
+    gg_tval *y = OUT(k);
+    int64_t yrow = y->shape[ax] * inner;
+    for (int64_t o = 0; o < outer && yrow; o++)
+      memcpy((uint32_t *)y->data + o * yrow, (const uint32_t *)x->data + o * xrow + off, (size_t)yrow * 4);
+    off += yrow;
+  }
+  return 0;
+}
+
+/* TF / TF.js ResizeBilinear: scale = in/out (or (in-1)/(out-1) with
+ * align_corners), source = (dst + 0.5) * scale - 0.5 with half-pixel
+ * centers, else dst * scale; neighbours clamped to the image. */
+static void bilinear_coord(int64_t dst, int64_t in, int64_t out, int ac, int hp, int64_t *lo,
+                           int64_t *hi, float *frac) {
+  float scale = (ac && out > 1) ? (float)(in - 1) / (float)(out - 1) : (float)in / (float)out;
+  float src = hp ? ((float)dst + 0.5f) * scale - 0.5f : (float)dst * scale;
+  float fl = floorf(src);
+  int64_t l = (int64_t)fl, h = (int64_t)ceilf(src);
+  if (l < 0) l = 0;
+  if (h > in - 1) h = in - 1;
+  if (h < 0) h = 0;
+  if (l > in - 1) l = in - 1;
+  *lo = l, *hi = h;
+  *frac = src - (float)(fl < 0 ? 0 : fl);
+}
+
+typedef struct rs_job {
+  const float *x;
+  float *y;
+  int64_t H, W, C, OH, OW;
+  int ac, hp;
+} rs_job;
+
+static void resize_row(void *arg, size_t row) {
+  const rs_job *j = arg;
+  int64_t b = (int64_t)row / j->OH, oy = (int64_t)row % j->OH;
+  int64_t y0, y1, x0, x1;
+  float fy, fx;
+  bilinear_coord(oy, j->H, j->OH, j->ac, j->hp, &y0, &y1, &fy);
+  const float *r0 = j->x + (b * j->H + y0) * j->W * j->C, *r1 = j->x + (b * j->H + y1) * j->W * j->C;
+  float *yr = j->y + (b * j->OH + oy) * j->OW * j->C;
+  for (int64_t ox = 0; ox < j->OW; ox++) {
+    bilinear_coord(ox, j->W, j->OW, j->ac, j->hp, &x0, &x1, &fx);
+    for (int64_t c = 0; c < j->C; c++) {
+      float tl = r0[x0 * j->C + c], tr = r0[x1 * j->C + c];
+      float bl = r1[x0 * j->C + c], br = r1[x1 * j->C + c];
+      float top = tl + (tr - tl) * fx, bot = bl + (br - bl) * fx;
+      yr[ox * j->C + c] = top + (bot - top) * fy;
+    }
+  }
+}
+
+static int run_resize(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
+  const gg_tval *x = IN(0);
+  gg_tval *y = OUT(0);
+  rs_job j = {F32(x), F32(y), x->shape[1], x->shape[2], x->shape[3], y->shape[1], y->shape[2],
+              n->a.align_corners, n->a.half_pixel_centers};
+  par1d(ctx, resize_row, &j, (size_t)(x->shape[0] * j.OH));
+  return 0;
+}
+
+static int run_sparse_to_dense(const gg_node *n, gg_tval *vals) {
+  const gg_tval *ix = IN(0), *vv = IN(2);
+  gg_tval *y = OUT(0);
+  uint32_t def;
+  memcpy(&def, IN(3)->data, 4);
+  for (int64_t i = 0; i < y->nelem; i++) ((uint32_t *)y->data)[i] = def;
+  int64_t nidx = ix->ndim == 0 ? 1 : ix->shape[0];
+  int64_t rank = ix->ndim == 2 ? ix->shape[1] : 1;
+  if (ix->ndim > 2 || rank != y->ndim || (vv->nelem != 1 && vv->nelem != nidx)) return GG_EPARSE;
+  for (int64_t i = 0; i < nidx; i++) {
+    int64_t off = 0;
+    for (int64_t d = 0; d < rank; d++) {
+      int32_t c = I32(ix)[i * rank + d];
+      if (c < 0 || c >= y->shape[d]) return GG_ERANGE;
+      off = off * y->shape[d] + c;
+    }
+    ((uint32_t *)y->data)[off] = ((const uint32_t *)vv->data)[vv->nelem == 1 ? 0 : i];
+  }
+  return 0;
+}
+
+int gg__op_run(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
+  switch (n->op) {
+  case GG_OP_CONST:
+  case GG_OP_PLACEHOLDER:
+    return 0;
+  case GG_OP_IDENTITY:
+  case GG_OP_RESHAPE:
+  case GG_OP_SQUEEZE:
+    if (OUT(0)->data != IN(0)->data && OUT(0)->nelem)
+      memmove(OUT(0)->data, IN(0)->data, (size_t)OUT(0)->nelem * 4);
+    return 0;
+  case GG_OP_CONV2D:
+  case GG_OP_DEPTHWISE: return run_conv(n, vals, ctx);
+  case GG_OP_MAXPOOL: return run_maxpool(n, vals, ctx);
+  case GG_OP_MATMUL: return run_matmul(n, vals);
+  case GG_OP_ADD:
+  case GG_OP_SUB:
+  case GG_OP_MUL:
+  case GG_OP_MAXIMUM:
+  case GG_OP_MINIMUM:
+  case GG_OP_PRELU: return run_binary(n, vals);
+  case GG_OP_ABS:
+  case GG_OP_SQUARE:
+  case GG_OP_RSQRT:
+  case GG_OP_RELU:
+  case GG_OP_RELU6:
+  case GG_OP_LEAKY_RELU:
+  case GG_OP_SIGMOID: return run_unary(n, vals);
+  case GG_OP_SOFTMAX: return run_softmax(n, vals);
+  case GG_OP_SUM:
+  case GG_OP_MEAN: return run_reduce(n, vals);
+  case GG_OP_PAD: return run_pad(n, vals);
+  case GG_OP_TRANSPOSE: return run_transpose(n, vals);
+  case GG_OP_CONCAT: return run_concat(n, vals);
+  case GG_OP_SPLITV: return run_split(n, vals);
+  case GG_OP_RESIZE_BILINEAR: return run_resize(n, vals, ctx);
+  case GG_OP_SPARSE_TO_DENSE: return run_sparse_to_dense(n, vals);
+  default: return GG_EUNSUPPORTED;
+  }
+}
