@@ -27,6 +27,9 @@ async function initTf(backend, threads) {
   if (backend === 'wasm') {
     const wasm = require('@tensorflow/tfjs-backend-wasm');
     info.threads = wasm.getThreadsCount ? wasm.getThreadsCount() : null;
+    // tfjs 4.x disables wasm threads under Node (tfjs issue #3830).
+    info.wasm_simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+    info.wasm_threads_supported = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
   }
   return { tf, info };
 }

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Engine speed, side by side: for each model, median latency of one inference
+# on the CPU with gpuguard's engine (XNNPACK, in-process: bench-engine) at 1
+# and 2 threads, and with TensorFlow.js on @tensorflow/tfjs-backend-wasm
+# (XNNPACK compiled to WebAssembly, SIMD) in the same run. Prints a Markdown
+# table (paste it into bench/README.md) and writes raw JSON lines.
+#
+# Usage: bench/bench-engine.sh [--build DIR] [--runs R] [--warmup W]
+#                              [--models "blazeface mobilefacenet nanodet faceres"]
+#                              [--json FILE]
+# Needs: the build (bench-engine target), scripts/fetch-models.sh and
+# scripts/fetch-reference.sh (tfjs 4.22.0 in tests/reference/node_modules).
+# Note: tfjs 4.x turns wasm threads off under Node (tfjs issue #3830), so the
+# tfjs-wasm column always runs on 1 thread whatever is asked.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build="$root/build"
+runs=30
+warmup=5
+models="blazeface mobilefacenet nanodet faceres"
+json=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build) build=$2; shift ;;
+    --runs) runs=$2; shift ;;
+    --warmup) warmup=$2; shift ;;
+    --models) models=$2; shift ;;
+    --json) json=$2; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "bench-engine.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+  shift
+done
+cache=${GPUGUARD_CACHE:-$HOME/.cache/gpuguard}
+mdir="$cache/models/human-models-3.0.4/models"
+bin="$build/bench-engine"
+[ -x "$bin" ] || { echo "bench-engine.sh: $bin not built (cmake --build $build --target bench-engine)" >&2; exit 1; }
+[ -f "$root/tests/reference/node_modules/@tensorflow/tfjs-backend-wasm/package.json" ] ||
+  { echo "bench-engine.sh: tfjs not installed: run scripts/fetch-reference.sh" >&2; exit 1; }
+[ -n "$json" ] || json=$(mktemp /tmp/gg-bench-engine-XXXXXX.jsonl)
+: > "$json"
+
+field() { node -e 'const o=JSON.parse(process.argv[1]); console.log(o[process.argv[2]])' "$1" "$2"; }
+
+rows=()
+for m in $models; do
+  mj="$mdir/$m.json"
+  [ -f "$mj" ] || { echo "bench-engine.sh: $mj missing: run scripts/fetch-models.sh" >&2; exit 1; }
+  echo "bench: $m ..." >&2
+  o1=$("$bin" "$mj" --threads 1 --runs "$runs" --warmup "$warmup" 2>/dev/null | tail -1)
+  o2=$("$bin" "$mj" --threads 2 --runs "$runs" --warmup "$warmup" 2>/dev/null | tail -1)
+  tw=$(node "$root/bench/tfjs/bench.js" "$mj" --backend wasm --threads 1 --runs "$runs" --warmup "$warmup" | tail -1)
+  printf '%s\n%s\n%s\n' "$o1" "$o2" "$tw" >> "$json"
+  g1=$(field "$o1" median_ms); g2=$(field "$o2" median_ms); w1=$(field "$tw" median_ms)
+  xo=$(field "$o1" n_ops_xnnpack); no=$(field "$o1" n_ops)
+  r1=$(node -e "console.log(($w1/$g1).toFixed(2))"); r2=$(node -e "console.log(($w1/$g2).toFixed(2))")
+  rows+=("| $m | $g1 | $g2 | $w1 | ${r1}x | ${r2}x | $xo/$no |")
+done
+
+cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
+echo
+echo "Machine: ${cpu:-unknown CPU}, $(nproc) CPUs, $(uname -sr); node $(node --version); tfjs 4.22.0 (wasm, SIMD, 1 thread); XNNPACK $(dpkg-query -W -f='${Version}' libxnnpack0 2>/dev/null || echo '?')"
+echo "Command: bench/bench-engine.sh --build ${build#$root/} --runs $runs --warmup $warmup ($(date -u +%Y-%m-%d))"
+echo
+echo "| model | gpuguard 1 thread (ms) | gpuguard 2 threads (ms) | tfjs-wasm (ms) | speedup 1t | speedup 2t | ops on XNNPACK |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+printf '%s\n' "${rows[@]}"
+echo
+echo "Medians of $runs timed runs after $warmup warm-up runs; speedup = tfjs-wasm / gpuguard (> 1: we are faster). Raw: $json" 
