@@ -39,8 +39,8 @@ static const char *cache_root(char *buf, size_t n) {
 /* Runs a shell command with stdout+stderr to `log`; returns the exit status
  * (or -1 if it did not exit normally). */
 static int run_cmd(const char *cmd, const char *log) {
-  char full[8192];
-  snprintf(full, sizeof full, "%s >'%s' 2>&1", cmd, log);
+  char full[9000];
+  if (snprintf(full, sizeof full, "%s >'%s' 2>&1", cmd, log) >= (int)sizeof full) return -1;
   int st = system(full);
   if (st == -1 || !WIFEXITED(st)) return -1;
   return WEXITSTATUS(st);
@@ -219,13 +219,13 @@ static void run_model(const model_case *mc) {
   char dirs[MAX_IMAGES][64], imgs[MAX_IMAGES][32];
   char model_json[2048] = "";
   int n_dirs = 0, failed = 0;
-  char cmd[8192], log[128];
+  char cmd[8192], log[512];
   for (int i = 0; i < n_img; i++) {
     snprintf(imgs[i], sizeof imgs[i], "sample%d.jpg", i + 1);
     snprintf(dirs[i], sizeof dirs[i], "/tmp/gg-ref-%s-XXXXXX", mc->name);
     if (!mkdtemp(dirs[i])) GG_T_FAIL("mkdtemp: %s", strerror(errno));
     n_dirs++;
-    snprintf(log, sizeof log, "%s/infer.log", dirs[i]);
+    if (snprintf(log, sizeof log, "%s/infer.log", dirs[i]) >= (int)sizeof log) GG_T_FAIL("path");
     snprintf(cmd, sizeof cmd, "'%s' infer --model %s --image '%s/%s' --threads %s --dump-dir '%s'",
              GG_BIN, mc->name, g_images_dir, imgs[i], threads, dirs[i]);
     int rc = run_cmd(cmd, log);
@@ -244,7 +244,8 @@ static void run_model(const model_case *mc) {
       GG_T_FAIL("%s %s: '%s' exited %d", mc->name, imgs[i], cmd, rc);
     }
     if (!model_json[0]) {
-      snprintf(log, sizeof log, "%s/manifest.json", dirs[i]);
+      if (snprintf(log, sizeof log, "%s/manifest.json", dirs[i]) >= (int)sizeof log)
+        GG_T_FAIL("path");
       json_error_t je;
       json_t *man = json_load_file(log, 0, &je);
       const char *mp = json_string_value(json_object_get(man, "model"));
@@ -258,7 +259,7 @@ static void run_model(const model_case *mc) {
   int off = snprintf(cmd, sizeof cmd, "node '%s/reference/run.js' '%s'", GG_TEST_DIR, model_json);
   for (int i = 0; i < n_dirs; i++)
     off += snprintf(cmd + off, sizeof cmd - (size_t)off, " '%s'", dirs[i]);
-  snprintf(log, sizeof log, "%s/ref.log", dirs[0]);
+  if (snprintf(log, sizeof log, "%s/ref.log", dirs[0]) >= (int)sizeof log) GG_T_FAIL("path");
   int rc = run_cmd(cmd, log);
   if (rc != 0) {
     print_tail(log);
