@@ -15,6 +15,8 @@ static int cmd_bench(int argc, char **argv) {
   return gg_cli_unavailable("bench", "benchmarks models against a peer", argc, argv);
 }
 
+int gg_cli_worker(int argc, char **argv); /* src/cli/worker.c */
+
 static const gg_cli_cmd k_cmds[] = {
     {"serve", "run the HTTP inference service", gg_cli_serve},
     {"doctor", "diagnose the GPU stack and write a working environment", cmd_doctor},
@@ -58,6 +60,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(cmd, "--version")) return gg_cli_version(argc - 1, argv + 1);
+  /* Hidden: the supervised device worker the resilience layer starts. */
+  if (!strcmp(cmd, "worker")) return gg_cli_worker(argc - 1, argv + 1);
   for (size_t i = 0; i < sizeof k_cmds / sizeof k_cmds[0]; i++) {
     if (!strcmp(cmd, k_cmds[i].name)) return k_cmds[i].run(argc - 1, argv + 1);
   }

@@ -1,0 +1,242 @@
+/* gpuguard resilience layer: runs inference requests on a fallback chain of
+ * devices with retries, admission control, a circuit breaker per device and
+ * GPU work isolated in supervised worker processes. */
+#ifndef GPUGUARD_GUARD_H
+#define GPUGUARD_GUARD_H
+
+#include "gpuguard/device.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct gg_guard gg_guard;
+typedef struct gg_pool gg_pool; /* the memory manager's caching allocator */
+
+#define GG_GUARD_MAX_DIMS 6
+#define GG_GUARD_MAX_OUTPUTS 8
+#define GG_GUARD_MAX_DEVICES 4
+
+/* A dense float32 host tensor (NHWC, as the models store it). `data` is
+ * malloc'd when a gg_guard call hands one out; the caller frees it with
+ * gg_gtensor_release(). For shape-only uses (planned_peak), data may be NULL. */
+typedef struct gg_gtensor {
+  int ndim;
+  int64_t dims[GG_GUARD_MAX_DIMS];
+  float *data;
+} gg_gtensor;
+
+/* Element count (product of dims; 1 for a scalar); 0 for a malformed shape. */
+size_t gg_gtensor_count(const gg_gtensor *t);
+/* Frees t->data and zeroes *t. NULL is a no-op. */
+void gg_gtensor_release(gg_gtensor *t);
+
+/* ---- runners ------------------------------------------------------------
+ * A runner is what actually executes a model on one device: the engine
+ * (real TF.js graph models) or the synthetic test workload. It is a plugin:
+ * a struct of function pointers plus ctx. The guard calls one runner
+ * instance per device from one thread at a time; inside a worker process the
+ * runner is rebuilt by name with gg_runner_create(). */
+typedef struct gg_runner_i {
+  const char *name;
+  /* Loads `model` (a name or path the runner understands) onto dev. All
+   * device memory must come from `pool` (the device's budgeted allocator),
+   * so the guard can account, trim and detect leaks. On success *handle is
+   * the runner's model object, released by unload. Required. */
+  int (*load)(void *ctx, const char *model, gg_device *dev, gg_pool *pool, void **handle);
+  /* Planned peak device bytes (weights + arena + workspace) to run `handle`
+   * on an input of shape `in` (in->data unused). Required. */
+  int (*planned_peak)(void *ctx, void *handle, const gg_gtensor *in, uint64_t *peak);
+  /* Runs once on a representative input so the first real request does not
+   * pay for lazy setup. Optional: NULL means no warmup. */
+  int (*warmup)(void *ctx, void *handle);
+  /* Runs `in`; fills outs[0..*n_outs-1] with malloc'd tensors (the caller
+   * owns them). Must leave no device memory allocated on failure. Required. */
+  int (*run)(void *ctx, void *handle, const gg_gtensor *in, gg_gtensor *outs, int max_outs,
+             int *n_outs);
+  /* Frees everything load allocated. Required. */
+  void (*unload)(void *ctx, void *handle);
+  /* Releases ctx. Optional: NULL means free(ctx). */
+  void (*destroy)(void *ctx);
+} gg_runner_i;
+
+typedef struct gg_runner {
+  const gg_runner_i *iface;
+  void *ctx;
+} gg_runner;
+
+/* Builds a registered runner by kind:
+ *   "synthetic"  the TEST WORKLOAD (not a model): per "model" name
+ *                "synthetic:WEIGHTS_MB[:LAYERS]" it allocates weights through
+ *                the pool, and per run allocates activations and launches
+ *                one kernel per layer via gg_device_launch, so every device
+ *                fault hits it the way it would hit a real model;
+ *   "engine"     real TF.js graph models through include/gpuguard/engine.h
+ *                (GG_ENOTIMPL when this build has no engine); arg = models dir.
+ * `arg` may be NULL. The runner is released with gg_runner_free(). */
+int gg_runner_create(const char *kind, const char *arg, gg_runner *out);
+void gg_runner_free(gg_runner *r);
+
+/* ---- configuration ------------------------------------------------------ */
+typedef struct gg_guard_config {
+  /* Fallback chain, primary first: e.g. {"sim:mem=4560M,faults=oom@3", "cpu"}.
+   * Specs are copied. At least one. */
+  const char *devices[GG_GUARD_MAX_DEVICES];
+  int n_devices;
+  const char *runner;      /* runner kind for gg_runner_create ("engine", "synthetic") */
+  const char *runner_arg;  /* e.g. the models dir; may be NULL */
+
+  int retries;             /* extra attempts on one device for OOM/LAUNCH/OOR (default 2) */
+  int backoff_ms;          /* first backoff; doubles per retry, +-50% jitter (default 25) */
+  int backoff_max_ms;      /* cap (default 1000) */
+
+  int breaker_failures;    /* K: failures within the window that open it (default 3) */
+  int breaker_window_ms;   /* default 30000 */
+  int breaker_cooldown_ms; /* open -> half-open after this (default 10000) */
+
+  int isolate;             /* 1: non-cpu devices run in a worker process (default);
+                              2: every device does, cpu too; 0: all in-process */
+  const char *worker_exe;  /* the gpuguard binary ("worker" subcommand); default
+                              $GPUGUARD_WORKER_EXE, else /proc/self/exe */
+  int watchdog_ms;         /* a run/warmup/validate reply later than this is a hang (10000) */
+  int load_timeout_ms;     /* same for model loads and worker start (60000) */
+
+  int cleanup_every;       /* trim the pool every N completed requests (default 5) */
+  uint64_t mem_budget;     /* per non-cpu device budget in bytes; 0 = its total memory */
+  int queue_max;           /* requests that may wait for a busy device (default 16) */
+  int queue_wait_ms;       /* how long one waits before going to the next device (5000) */
+  uint64_t seed;           /* jitter seed (default 1) */
+} gg_guard_config;
+
+/* Fills cfg with the defaults above (no devices, runner "engine"). */
+void gg_guard_config_init(gg_guard_config *cfg);
+
+/* Creates the guard: opens every device of the chain (a worker process per
+ * isolated device, which validates its device on start). A device that fails
+ * to open or validate is not an error: its breaker starts open with the
+ * reason. Returns GG_EINVAL for a bad config, GG_ENODEV when a spec names no
+ * device kind gpuguard knows. *out is freed with gg_guard_free(). */
+int gg_guard_new(const gg_guard_config *cfg, gg_guard **out);
+/* Stops workers (graceful, then SIGKILL), unloads models and frees devices.
+ * NULL is a no-op. */
+void gg_guard_free(gg_guard *g);
+
+/* Loads `model` now on the first usable device of the chain (load + warmup,
+ * with the retry policy), instead of lazily at its first request. */
+int gg_guard_load(gg_guard *g, const char *model);
+
+/* The outcome of one request. Outputs are owned by the result: release
+ * with gg_guard_result_release(). */
+typedef struct gg_guard_result {
+  int n_outputs;
+  gg_gtensor outputs[GG_GUARD_MAX_OUTPUTS];
+  char device[128];   /* spec of the device that served it ("" when none did) */
+  int device_index;   /* its index in the chain, -1 when none */
+  int attempts;       /* runs started, all devices together (1 = first try) */
+  int fell_back;      /* 1 when served by a device after the primary */
+  int last_error;     /* the last failure seen on the way (0 when none) */
+  uint64_t planned_peak; /* bytes, as planned on the serving device */
+  double elapsed_ms;
+} gg_guard_result;
+
+/* Runs one request through the policy: admission (planned peak vs budget and
+ * free), attempts with retries, backoff and cache trims, breaker checks, then
+ * the fallback chain, loading the model lazily on each device. Thread-safe;
+ * one request at a time per device, others wait in a bounded queue.
+ * Returns 0 with res filled, or the final error: GG_EINVAL/GG_EPARSE/
+ * GG_ETOO_LARGE etc. for a bad input (never retried; a 4xx for HTTP), or the
+ * last device error when every device failed. res->device/attempts are set
+ * either way. */
+int gg_guard_infer(gg_guard *g, const char *model, const gg_gtensor *input,
+                   gg_guard_result *res);
+void gg_guard_result_release(gg_guard_result *res);
+
+/* Makes `spec` the primary device: drains in-flight work, unloads models
+ * from the old primary, frees and trims it, opens the new device, loads and
+ * warms every model that was loaded, and rolls back to the old primary if
+ * any step fails (then returns that step's error). The chain's other devices
+ * are kept. */
+int gg_guard_switch_device(gg_guard *g, const char *spec);
+
+/* Starts a new burst of sim faults on device `idx`: its worker is restarted
+ * with `faults` (a sim fault SPEC, "" for none) and models are reloaded,
+ * through the same policy. For tests and `--faults` demos. */
+int gg_guard_inject_faults(gg_guard *g, int idx, const char *faults);
+
+/* Probes every device whose breaker cooldown has passed (half-open):
+ * validation kernel + warmup of its models; closes or re-opens the breaker.
+ * Requests do this lazily too; the server may call it periodically. Returns
+ * the number of breakers closed. */
+int gg_guard_tick(gg_guard *g);
+
+/* ---- state, counters ------------------------------------------------- */
+typedef enum gg_breaker_state {
+  GG_BREAKER_CLOSED = 0,
+  GG_BREAKER_OPEN,
+  GG_BREAKER_HALF_OPEN,
+  GG_BREAKER_STATE_COUNT
+} gg_breaker_state;
+
+const char *gg_breaker_state_name(gg_breaker_state s);
+
+typedef struct gg_guard_device_status {
+  char spec[128];
+  char name[64];                /* device name ("sim", "cpu") */
+  int index;
+  gg_breaker_state breaker;
+  int failures_in_window;
+  int64_t last_failure_unix_ms; /* 0 when none */
+  int last_failure_error;       /* GG_E* */
+  char last_failure_reason[256];
+  int isolated;                 /* runs in a worker process */
+  int worker_pid;               /* 0 when none */
+  uint64_t worker_restarts;
+  uint64_t served;              /* requests this device answered */
+  uint64_t budget;              /* pool budget, bytes */
+  uint64_t pool_allocated;      /* bytes handed out by the pool now */
+  uint64_t pool_reserved;       /* bytes the pool holds from the driver now */
+  uint64_t raw_in_use;          /* bytes held from the driver (device accounting) */
+  uint64_t leaked_bytes;        /* reported by leak checks so far */
+  uint64_t raw_allocs;          /* raw driver allocations since the device was opened */
+  uint64_t launches;            /* kernel launches since the device was opened */
+  int n_models;                 /* models loaded there */
+} gg_guard_device_status;
+
+int gg_guard_device_count(const gg_guard *g);
+/* Fills *st for chain index idx (0 = primary). GG_ERANGE for a bad index. */
+int gg_guard_device_status_get(gg_guard *g, int idx, gg_guard_device_status *st);
+/* 1 when the primary device is not serving (breaker not closed). */
+int gg_guard_gpu_failed(gg_guard *g);
+
+typedef struct gg_guard_stats {
+  uint64_t requests, served, failed, bad_input;
+  uint64_t attempts, retries, fallbacks;
+  uint64_t ooms, launch_failures, device_lost, timeouts, other_failures;
+  uint64_t breaker_opened, breaker_half_opened, breaker_closed;
+  uint64_t worker_starts, worker_restarts, worker_crashes;
+  uint64_t cache_trims, cleanups, admission_waits, admission_rejects;
+  uint64_t device_switches, switch_rollbacks, loads;
+  uint64_t leaked_bytes;
+} gg_guard_stats;
+
+int gg_guard_stats_get(gg_guard *g, gg_guard_stats *st);
+/* A jansson json_t* (new reference, cast to void*): {"stats": {...},
+ * "devices": [{status...}], "gpu_failed": bool}. NULL on out of memory. */
+void *gg_guard_json(gg_guard *g);
+/* Appends Prometheus text-format metrics (gpuguard_guard_*) to a malloc'd
+ * string; the caller frees it. NULL on out of memory. */
+char *gg_guard_prometheus(gg_guard *g);
+
+/* ---- worker process ----------------------------------------------------
+ * Entry point of `gpuguard worker` (hidden subcommand): serves one device
+ * over the socket `fd` with tensors in the memfd `shm_fd`. Returns the exit
+ * status. Not for direct use. */
+int gg_guard_worker_main(int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,289 @@
+/* Unit and integration tests for the resilience layer (src/guard): the
+ * breaker, spec handling, the policy on cpu, worker isolation and crash
+ * recovery, bad input, counters and exports. The fault matrix on the sim
+ * device lives in test-faults.c. */
+#include "gpuguard/error.h"
+#include "gpuguard/guard.h"
+#include "gpuguard/log.h"
+#include "guard/guard-impl.h"
+#include "test.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+float gg__synthetic_reference(float x, int layers);
+
+static void test_breaker(void) {
+  gg__breaker b;
+  gg__breaker_init(&b, 3, 1000, 500);
+  ASSERT_EQ(gg__breaker_allow(&b, 0), 1);
+  ASSERT_EQ(gg__breaker_failure(&b, 0, GG_EDEV_OOM, "oom"), 0);
+  ASSERT_EQ(gg__breaker_failure(&b, 10, GG_EDEV_OOM, "oom"), 0);
+  ASSERT_EQ(b.state, GG_BREAKER_CLOSED);
+  /* failures outside the window do not count */
+  ASSERT_EQ(gg__breaker_failure(&b, 2000, GG_EDEV_OOM, "oom"), 0);
+  ASSERT_EQ(gg__breaker_failures_in_window(&b, 2000), 1);
+  ASSERT_EQ(gg__breaker_failure(&b, 2100, GG_ELAUNCH, "launch"), 0);
+  ASSERT_EQ(gg__breaker_failure(&b, 2200, GG_ELAUNCH, "launch 3"), 1);
+  ASSERT_EQ(b.state, GG_BREAKER_OPEN);
+  ASSERT_STREQ(b.reason, "launch 3");
+  ASSERT_EQ(b.last_err, GG_ELAUNCH);
+  ASSERT_TRUE(b.last_failure_unix_ms > 0);
+  /* cooldown */
+  ASSERT_EQ(gg__breaker_allow(&b, 2300), 0);
+  ASSERT_EQ(gg__breaker_allow(&b, 2700), 2);
+  ASSERT_EQ(b.state, GG_BREAKER_HALF_OPEN);
+  /* a failed probe re-opens with a new cooldown */
+  ASSERT_EQ(gg__breaker_failure(&b, 2710, GG_EDEVICE_LOST, "probe"), 1);
+  ASSERT_EQ(b.state, GG_BREAKER_OPEN);
+  ASSERT_EQ(gg__breaker_allow(&b, 3000), 0);
+  ASSERT_EQ(gg__breaker_allow(&b, 3210), 2);
+  ASSERT_EQ(gg__breaker_success(&b), 1);
+  ASSERT_EQ(b.state, GG_BREAKER_CLOSED);
+  ASSERT_EQ(gg__breaker_failures_in_window(&b, 3210), 0);
+  ASSERT_EQ(gg__breaker_success(&b), 0);
+  ASSERT_STREQ(gg_breaker_state_name(GG_BREAKER_HALF_OPEN), "half_open");
+}
+
+static void test_spec_faults(void) {
+  char out[128];
+  gg__spec_strip_faults("sim:mem=4560M,faults=oom@3,launch%0.1,sticky@2,hang@1,seed=7", out,
+                        sizeof out);
+  ASSERT_STREQ(out, "sim:mem=4560M,seed=7");
+  gg__spec_strip_faults("sim:faults=oom@3", out, sizeof out);
+  ASSERT_STREQ(out, "sim");
+  gg__spec_strip_faults("cpu", out, sizeof out);
+  ASSERT_STREQ(out, "cpu");
+  gg__spec_set_faults("sim:mem=4560M,faults=oom@3,seed=7", "hang@1", out, sizeof out);
+  ASSERT_STREQ(out, "sim:mem=4560M,seed=7,faults=hang@1");
+  gg__spec_set_faults("sim", "oom%0.5", out, sizeof out);
+  ASSERT_STREQ(out, "sim:faults=oom%0.5");
+}
+
+static void fill(float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) x[i] = (float)(i % 17) - 8.0f;
+}
+
+/* Checks a synthetic result against the reference formula. */
+static int check_output(const gg_guard_result *r, const float *in, size_t n, int layers) {
+  if (r->n_outputs != 1 || gg_gtensor_count(&r->outputs[0]) != n) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (fabsf(r->outputs[0].data[i] - gg__synthetic_reference(in[i], layers)) > 1e-5f) return 0;
+  return 1;
+}
+
+static gg_guard_config base_config(void) {
+  gg_guard_config c;
+  gg_guard_config_init(&c);
+  c.runner = "synthetic";
+  c.worker_exe = GG_BIN;
+  c.backoff_ms = 1;
+  c.backoff_max_ms = 4;
+  c.watchdog_ms = 2000;
+  c.load_timeout_ms = 5000;
+  c.breaker_cooldown_ms = 0;
+  return c;
+}
+
+static void test_cpu_in_process(void) {
+  gg_guard_config c = base_config();
+  c.devices[0] = "cpu";
+  c.n_devices = 1;
+  gg_guard *g = NULL;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  float x[2 * 8 * 8 * 3];
+  fill(x, 384);
+  gg_gtensor in = {.ndim = 4, .dims = {2, 8, 8, 3}, .data = x};
+  gg_guard_result r;
+  int rc = gg_guard_infer(g, "synthetic:1:5", &in, &r);
+  gg_guard_device_status ds;
+  gg_guard_device_status_get(g, 0, &ds);
+  int ok = check_output(&r, x, 384, 5);
+  gg_guard_result_release(&r);
+  gg_guard_stats st;
+  gg_guard_stats_get(g, &st);
+  gg_guard_free(g);
+  ASSERT_OK(rc);
+  ASSERT_TRUE(ok);
+  ASSERT_STREQ(r.device, "cpu");
+  ASSERT_EQ(r.attempts, 1);
+  ASSERT_EQ(r.fell_back, 0);
+  ASSERT_EQ(ds.isolated, 0);
+  ASSERT_EQ(ds.breaker, GG_BREAKER_CLOSED);
+  ASSERT_EQ(ds.n_models, 1);
+  ASSERT_GE(ds.pool_allocated, 1 << 20); /* the weights stay loaded */
+  ASSERT_EQ(st.served, 1);
+  ASSERT_EQ(st.loads, 1);
+  ASSERT_EQ(st.leaked_bytes, 0);
+  ASSERT_TRUE(r.planned_peak >= (1u << 20) + 2 * 384 * sizeof(float));
+}
+
+static void test_bad_input(void) {
+  gg_guard_config c = base_config();
+  c.devices[0] = "cpu";
+  c.n_devices = 1;
+  gg_guard *g = NULL;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  float x[4] = {0};
+  gg_gtensor bad = {.ndim = 2, .dims = {2, -1}, .data = x};
+  gg_guard_result r;
+  int rc1 = gg_guard_infer(g, "synthetic", &bad, &r);
+  int a1 = r.attempts;
+  gg_gtensor nodata = {.ndim = 1, .dims = {4}, .data = NULL};
+  int rc2 = gg_guard_infer(g, "synthetic", &nodata, &r);
+  gg_gtensor ok = {.ndim = 1, .dims = {4}, .data = x};
+  int rc3 = gg_guard_infer(g, "not-a-model", &ok, &r); /* runner says: unknown model */
+  int a3 = r.attempts;
+  gg_guard_stats st;
+  gg_guard_stats_get(g, &st);
+  gg_guard_device_status ds;
+  gg_guard_device_status_get(g, 0, &ds);
+  gg_guard_free(g);
+  ASSERT_EQ(rc1, GG_EINVAL);
+  ASSERT_EQ(a1, 0);
+  ASSERT_EQ(rc2, GG_EINVAL);
+  ASSERT_EQ(gg_classify_err(rc3), GG_FAIL_BAD_INPUT);
+  ASSERT_EQ(a3, 0);
+  ASSERT_EQ(st.bad_input, 3);
+  ASSERT_EQ(st.retries, 0);
+  /* the caller's mistakes never count against the device */
+  ASSERT_EQ(ds.breaker, GG_BREAKER_CLOSED);
+  ASSERT_EQ(ds.failures_in_window, 0);
+}
+
+static void test_bad_config(void) {
+  gg_guard_config c = base_config();
+  gg_guard *g = NULL;
+  ASSERT_EQ(gg_guard_new(&c, &g), GG_EINVAL);
+  c.devices[0] = "tpu:0";
+  c.n_devices = 1;
+  ASSERT_EQ(gg_guard_new(&c, &g), GG_ENODEV);
+  ASSERT_TRUE(g == NULL);
+}
+
+/* The worker process: results cross the socket and shared memory intact; a
+ * worker killed behind the supervisor's back is noticed, the request is
+ * served elsewhere, and the worker is restarted, re-validated and re-warmed. */
+static void test_worker_crash(void) {
+  gg_guard_config c = base_config();
+  c.isolate = 2; /* cpu in a worker too, so this runs without the sim device */
+  c.devices[0] = "cpu";
+  c.devices[1] = "cpu";
+  c.n_devices = 2;
+  gg_guard *g = NULL;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  float x[3 * 5 * 7];
+  fill(x, 105);
+  gg_gtensor in = {.ndim = 3, .dims = {3, 5, 7}, .data = x};
+  gg_guard_result r1, r2, r3;
+  ASSERT_OK(gg_guard_infer(g, "synthetic:2:3", &in, &r1));
+  int ok1 = check_output(&r1, x, 105, 3);
+  gg_guard_result_release(&r1);
+  gg_guard_device_status d0;
+  gg_guard_device_status_get(g, 0, &d0);
+  ASSERT_TRUE(ok1);
+  ASSERT_EQ(r1.device_index, 0);
+  ASSERT_EQ(d0.isolated, 1);
+  ASSERT_TRUE(d0.worker_pid > 0);
+  ASSERT_NE(d0.worker_pid, getpid());
+  kill(d0.worker_pid, SIGKILL);
+  int rc2 = gg_guard_infer(g, "synthetic:2:3", &in, &r2);
+  int ok2 = check_output(&r2, x, 105, 3);
+  gg_guard_result_release(&r2);
+  int rc3 = gg_guard_infer(g, "synthetic:2:3", &in, &r3);
+  int ok3 = check_output(&r3, x, 105, 3);
+  gg_guard_result_release(&r3);
+  gg_guard_device_status d0b;
+  gg_guard_device_status_get(g, 0, &d0b);
+  gg_guard_stats st;
+  gg_guard_stats_get(g, &st);
+  gg_guard_free(g);
+  ASSERT_OK(rc2);
+  ASSERT_TRUE(ok2);
+  ASSERT_EQ(r2.device_index, 1); /* the in-flight request went elsewhere */
+  ASSERT_EQ(r2.last_error, GG_EDEVICE_LOST);
+  ASSERT_EQ(r2.attempts, 1); /* the crash is seen at planning, before a run */
+  ASSERT_OK(rc3);
+  ASSERT_TRUE(ok3);
+  ASSERT_EQ(r3.device_index, 0); /* back on the restarted worker */
+  ASSERT_EQ(d0b.worker_restarts, 1);
+  ASSERT_TRUE(d0b.worker_pid > 0 && d0b.worker_pid != d0.worker_pid);
+  ASSERT_EQ(d0b.n_models, 1);
+  ASSERT_EQ(st.device_lost, 1);
+  ASSERT_EQ(st.fallbacks, 1);
+  ASSERT_EQ(st.worker_restarts, 1);
+  ASSERT_EQ(st.leaked_bytes, 0);
+  /* the killed worker was reaped: no zombie children left */
+  ASSERT_EQ(waitpid(-1, NULL, WNOHANG), -1);
+}
+
+/* Periodic cleanup: the pool is trimmed every N completed requests. */
+static void test_cleanup_cadence(void) {
+  gg_guard_config c = base_config();
+  c.devices[0] = "cpu";
+  c.n_devices = 1;
+  c.cleanup_every = 3;
+  gg_guard *g = NULL;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  float x[64];
+  fill(x, 64);
+  gg_gtensor in = {.ndim = 1, .dims = {64}, .data = x};
+  int fails = 0;
+  for (int i = 0; i < 7; i++) {
+    gg_guard_result r;
+    fails += gg_guard_infer(g, "synthetic:1", &in, &r) != 0;
+    gg_guard_result_release(&r);
+  }
+  gg_guard_stats st;
+  gg_guard_stats_get(g, &st);
+  gg_guard_free(g);
+  ASSERT_EQ(fails, 0);
+  /* the pool counts requests (the warmup is not one): 7 / 3 = 2 cleanups */
+  ASSERT_EQ(st.cleanups, 2);
+}
+
+static void test_exports(void) {
+  gg_guard_config c = base_config();
+  c.devices[0] = "cpu";
+  c.n_devices = 1;
+  gg_guard *g = NULL;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  float x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  gg_gtensor in = {.ndim = 1, .dims = {8}, .data = x};
+  gg_guard_result r;
+  ASSERT_OK(gg_guard_infer(g, "synthetic:1", &in, &r));
+  gg_guard_result_release(&r);
+  json_t *j = gg_guard_json(g);
+  char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  char *prom = gg_guard_prometheus(g);
+  int failed = gg_guard_gpu_failed(g);
+  gg_guard_free(g);
+  json_decref(j);
+  ASSERT_TRUE(text != NULL);
+  ASSERT_CONTAINS(text, "\"gpu_failed\":false");
+  ASSERT_CONTAINS(text, "\"served\":1");
+  ASSERT_CONTAINS(text, "\"breaker\":\"closed\"");
+  ASSERT_CONTAINS(text, "\"last_failure\":null");
+  ASSERT_CONTAINS(prom, "gpuguard_guard_served_total 1\n");
+  ASSERT_CONTAINS(prom, "gpuguard_guard_breaker_state{device=\"cpu\",index=\"0\"} 0\n");
+  ASSERT_EQ(failed, 0);
+  free(text);
+  free(prom);
+}
+
+int main(int argc, char **argv) {
+  static const gg_test_case cases[] = {
+      {"breaker", test_breaker},
+      {"spec_faults", test_spec_faults},
+      {"cpu_in_process", test_cpu_in_process},
+      {"bad_input", test_bad_input},
+      {"bad_config", test_bad_config},
+      {"worker_crash", test_worker_crash},
+      {"cleanup_cadence", test_cleanup_cadence},
+      {"exports", test_exports},
+      {NULL, NULL},
+  };
+  return gg_test_main(argc, argv, cases);
+}
