@@ -155,6 +155,16 @@ int gg_sim_get_stats(gg_device *dev, gg_sim_stats *out);
 typedef int (*gg_kernel_fn)(void *ctx);
 int gg_device_launch(gg_device *dev, gg_kernel_fn fn, void *ctx);
 
+/* Live readings from the driver's management library (NVML for cuda). */
+typedef struct gg_device_telemetry {
+  int utilization_pct;     /* GPU busy percentage, -1 when unknown */
+  int mem_utilization_pct; /* memory controller busy percentage, -1 when unknown */
+  int temperature_c;       /* core temperature, -1 when unknown */
+} gg_device_telemetry;
+/* Fills *out; GG_EUNSUPPORTED when the device has no telemetry (cpu, sim,
+ * opencl, or cuda without libnvidia-ml). */
+int gg_device_get_telemetry(gg_device *dev, gg_device_telemetry *out);
+
 /* Clears a sticky error by recreating the device context. Every allocation
  * made before the reset is invalid afterwards (the memory manager drops them). */
 int gg_device_reset(gg_device *dev);

@@ -28,6 +28,8 @@ typedef struct gg_device_i {
   int (*reset)(gg_device *dev);
   /* optional: NULL means free(ctx) is enough */
   void (*destroy)(gg_device *dev);
+  /* optional: NULL means no telemetry (GG_EUNSUPPORTED) */
+  int (*telemetry)(gg_device *dev, gg_device_telemetry *out);
 } gg_device_i;
 
 struct gg_device {
@@ -58,6 +60,32 @@ typedef struct gg__devlist {
 int gg__devlist_push(gg__devlist *l, const gg_device_info *info);
 int gg__device_cuda_enumerate(gg__devlist *l);
 int gg__device_opencl_enumerate(gg__devlist *l);
+
+/* What the driver libraries look like on this machine, for doctor. */
+typedef struct gg__cuda_probe {
+  int lib_loaded;          /* dlopen(libcuda.so.1) worked */
+  char lib_name[256];      /* what was dlopen'ed */
+  char lib_error[256];     /* dlerror() when it did not */
+  int init_rc;             /* CUresult of cuInit(0); -1 when not called */
+  int driver_version;      /* cuDriverGetVersion, e.g. 12040 for CUDA 12.4; 0 unknown */
+  int device_count;        /* cuDeviceGetCount; 0 when init failed */
+  int nvml_loaded;         /* dlopen(libnvidia-ml.so.1) worked */
+} gg__cuda_probe;
+/* Loads libcuda (once per process) and fills *out. Never fails. */
+void gg__cuda_probe_run(gg__cuda_probe *out);
+
+typedef struct gg__cl_probe {
+  int lib_loaded;          /* dlopen(libOpenCL.so.1) worked */
+  char lib_name[256];
+  char lib_error[256];
+  int platforms_rc;        /* cl_int of clGetPlatformIDs; 1 when not called */
+  unsigned num_platforms;
+} gg__cl_probe;
+void gg__opencl_probe_run(gg__cl_probe *out);
+/* Tries one ICD library the way the ICD loader would: dlopen it and look up
+ * clIcdGetPlatformIDsKHR. Returns 0 when it loads and exports the entry
+ * point, else GG_ENOTFOUND / GG_EDRIVER with the reason in err. */
+int gg__opencl_try_icd(const char *lib, char *err, size_t errlen);
 
 /* Allocates a gg_device with the given iface; ctx owned by the device. */
 gg_device *gg__device_new(const gg_device_i *iface, void *ctx, gg_device_kind kind,

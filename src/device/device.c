@@ -16,6 +16,8 @@ typedef struct backend_entry {
 static const backend_entry k_backends[] = {
     {"cpu", gg__device_cpu_open},
     {"sim", gg__device_sim_open},
+    {"cuda", gg__device_cuda_open},
+    {"opencl", gg__device_opencl_open},
 };
 
 const char *gg_device_kind_name(gg_device_kind kind) {
@@ -140,6 +142,12 @@ void *gg_device_host_ptr(gg_device *dev, gg_devmem *mem, size_t offset) {
 int gg_device_launch(gg_device *dev, gg_kernel_fn fn, void *ctx) {
   if (!dev || !fn) return GG_EINVAL;
   return dev->iface->launch ? dev->iface->launch(dev, fn, ctx) : fn(ctx);
+}
+
+int gg_device_get_telemetry(gg_device *dev, gg_device_telemetry *out) {
+  if (!dev || !out) return GG_EINVAL;
+  out->utilization_pct = out->mem_utilization_pct = out->temperature_c = -1;
+  return dev->iface->telemetry ? dev->iface->telemetry(dev, out) : GG_EUNSUPPORTED;
 }
 
 int gg_device_reset(gg_device *dev) {
@@ -273,6 +281,9 @@ int gg_device_enumerate(gg_device_info **out, size_t *count) {
     if (rc == 0) rc = gg__devlist_push(&l, &info);
     gg_device_free(cpu);
   }
+  /* absent drivers add nothing; a failing driver is logged, not fatal */
+  if (rc == 0) rc = gg__device_cuda_enumerate(&l);
+  if (rc == 0) rc = gg__device_opencl_enumerate(&l);
   if (rc) {
     free(l.items);
     return rc;
