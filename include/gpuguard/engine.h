@@ -24,6 +24,15 @@ typedef struct gg_tensor_info {
   int64_t shape[GG_ENGINE_MAX_DIMS];
 } gg_tensor_info;
 
+/* Resolves a model argument to a model.json path in out: an existing file
+ * path is used as given; a bare NAME is looked up as
+ *   $GPUGUARD_MODELS_DIR/NAME.json,
+ *   $GPUGUARD_MODELS_DIR/human-models-3.0.4/models/NAME.json,
+ *   ${GPUGUARD_CACHE:-$HOME/.cache/gpuguard}/models/human-models-3.0.4/models/NAME.json
+ * (first that exists). Returns 0, GG_ENOTFOUND (out then holds the last
+ * candidate tried, for the message) or GG_EINVAL. */
+int gg_model_resolve(const char *name_or_path, char *out, size_t outlen);
+
 /* Loads model.json at `path` and its weight shards (same folder), converts
  * and validates everything, folds constants and fuses ops. Weights are held
  * in accounted host memory (owner "engine/weights"). A model file is

@@ -61,6 +61,31 @@ static uint64_t host_allocated(void) {
   return st.allocated;
 }
 
+static int file_exists(const char *p) {
+  FILE *f = fopen(p, "rb");
+  if (!f) return 0;
+  fclose(f);
+  return 1;
+}
+
+int gg_model_resolve(const char *arg, char *out, size_t outlen) {
+  if (!arg || !*arg || !out || outlen < 2) return GG_EINVAL;
+  snprintf(out, outlen, "%s", arg);
+  if (strchr(arg, '/') || strstr(arg, ".json")) return file_exists(arg) ? 0 : GG_ENOTFOUND;
+  if (strlen(arg) > 200) return GG_EINVAL;
+  const char *md = getenv("GPUGUARD_MODELS_DIR");
+  if (md && *md) {
+    snprintf(out, outlen, "%s/%s.json", md, arg);
+    if (file_exists(out)) return 0;
+    snprintf(out, outlen, "%s/human-models-3.0.4/models/%s.json", md, arg);
+    if (file_exists(out)) return 0;
+  }
+  const char *cache = getenv("GPUGUARD_CACHE"), *home = getenv("HOME");
+  if (cache && *cache) snprintf(out, outlen, "%s/models/human-models-3.0.4/models/%s.json", cache, arg);
+  else snprintf(out, outlen, "%s/.cache/gpuguard/models/human-models-3.0.4/models/%s.json", home ? home : "", arg);
+  return file_exists(out) ? 0 : GG_ENOTFOUND;
+}
+
 int gg_model_load(const char *path, gg_model **out, char *err, size_t errlen) {
   char tmp[8];
   if (!err) err = tmp, errlen = sizeof tmp;

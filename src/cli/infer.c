@@ -1,0 +1,314 @@
+/* gpuguard infer: one image through one model, with shapes, digests, the
+ * planned and measured memory, and the time per stage. --dump-dir writes the
+ * exact input and outputs for the TF.js reference comparison. */
+#include "cli/cli.h"
+#include "core/opts.h"
+#include "gpuguard/core.h"
+#include "gpuguard/engine.h"
+#include "gpuguard/error.h"
+#include "gpuguard/image.h"
+#include "gpuguard/log.h"
+
+#include <jansson.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct infer_opts {
+  const char *model;
+  const char *image;
+  const char *device;
+  const char *backend;
+  const char *dump_dir;
+  const char *log_level;
+  int threads;
+  int json;
+  int repeat;
+} infer_opts;
+
+#define IO(f) offsetof(infer_opts, f)
+static const gg_opt k_infer_opts[] = {
+    {"model", NULL, GG_OPT_STR, IO(model), "", "model name (blazeface, mobilefacenet, nanodet, faceres) or path to model.json", "NAME|PATH"},
+    {"image", NULL, GG_OPT_STR, IO(image), "", "JPEG or PNG input image", "FILE"},
+    {"device", "GPUGUARD_DEVICE", GG_OPT_STR, IO(device), "cpu", "device to run on (only cpu for now)", "SPEC"},
+    {"threads", "GPUGUARD_THREADS", GG_OPT_INT, IO(threads), "1", "CPU threads", "N"},
+    {"backend", "GPUGUARD_ENGINE_BACKEND", GG_OPT_STR, IO(backend), "auto", "CPU kernels: auto (XNNPACK where built in), xnnpack, naive", "NAME"},
+    {"json", NULL, GG_OPT_BOOL, IO(json), "false", "print one JSON object instead of text", NULL},
+    {"repeat", NULL, GG_OPT_INT, IO(repeat), "1", "run N times and report the median run time", "N"},
+    {"dump-dir", NULL, GG_OPT_STR, IO(dump_dir), "", "write input.f32, outN.f32 and manifest.json here", "DIR"},
+    {"log-level", "GPUGUARD_LOG_LEVEL", GG_OPT_STR, IO(log_level), "warn", "debug, info, warn, error or off", "LEVEL"},
+    {0},
+};
+
+static uint32_t fnv1a(const void *p, size_t n) {
+  const uint8_t *b = p;
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 16777619u;
+  return h;
+}
+
+static int write_file(const char *dir, const char *name, const void *data, size_t n) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  if (!f) {
+    fprintf(stderr, "gpuguard infer: cannot write %s: %s\n", path, strerror(errno));
+    return GG_EIO;
+  }
+  size_t w = n ? fwrite(data, 1, n, f) : 0;
+  int bad = fclose(f) || w != n;
+  if (bad) fprintf(stderr, "gpuguard infer: short write to %s\n", path);
+  return bad ? GG_EIO : 0;
+}
+
+static json_t *shape_json(const gg_tensor_info *t) {
+  json_t *a = json_array();
+  for (int d = 0; d < t->ndim; d++) json_array_append_new(a, json_integer(t->shape[d]));
+  return a;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int fail(const char *what, int rc, const char *msg) {
+  fprintf(stderr, "gpuguard infer: %s: %s (%s)\n", what, msg && *msg ? msg : gg_strerror(rc),
+          gg_err_name(rc));
+  return 1;
+}
+
+int gg_cli_infer(int argc, char **argv) {
+  infer_opts o;
+  memset(&o, 0, sizeof o);
+  char err[1024] = "";
+  int first = 0;
+  int rc = gg_opts_parse(k_infer_opts, &o, argc, argv, &first, err, sizeof err);
+  if (rc == 1) {
+    printf("Usage: gpuguard infer --model NAME|PATH --image FILE [options]\n\n"
+           "Runs one image through one TF.js graph model on the CPU and prints the outputs\n"
+           "(shape, FNV-1a digest of the float32 bytes, first values), the planned and the\n"
+           "measured memory, and the time per stage.\n\n");
+    gg_opts_print_help(stdout, k_infer_opts);
+    return 0;
+  }
+  if (rc < 0) {
+    fprintf(stderr, "gpuguard infer: %s\n", err);
+    return 2;
+  }
+  if (first < argc) {
+    fprintf(stderr, "gpuguard infer: unexpected argument '%s' (see --help)\n", argv[first]);
+    return 2;
+  }
+  gg_log_level lvl;
+  if (gg_log_level_parse(o.log_level, &lvl) == 0) gg_log_set_level(lvl);
+  if (!o.model || !*o.model || !o.image || !*o.image) {
+    fprintf(stderr, "gpuguard infer: --model and --image are required (see --help)\n");
+    return 2;
+  }
+  if (strcmp(o.device, "cpu")) {
+    fprintf(stderr, "gpuguard infer: device '%s' is not supported by the engine yet; use --device cpu\n", o.device);
+    return 2;
+  }
+  gg_session_opts so = {o.threads, GG_ENGINE_AUTO, 0};
+  if (!strcmp(o.backend, "naive")) so.backend = GG_ENGINE_NAIVE;
+  else if (!strcmp(o.backend, "xnnpack")) so.backend = GG_ENGINE_XNNPACK;
+  else if (strcmp(o.backend, "auto")) {
+    fprintf(stderr, "gpuguard infer: --backend must be auto, xnnpack or naive, got '%s'\n", o.backend);
+    return 2;
+  }
+  if (o.repeat < 1 || o.repeat > 100000) {
+    fprintf(stderr, "gpuguard infer: --repeat must be 1..100000\n");
+    return 2;
+  }
+  char path[PATH_MAX], abspath[PATH_MAX];
+  rc = gg_model_resolve(o.model, path, sizeof path);
+  if (rc) {
+    fprintf(stderr, "gpuguard infer: model '%s' not found (looked for %s); run scripts/fetch-models.sh or pass a path to model.json\n", o.model, path);
+    return 1;
+  }
+  if (!realpath(path, abspath)) snprintf(abspath, sizeof abspath, "%s", path);
+
+  uint64_t t0 = gg_now_ns();
+  gg_image img;
+  if ((rc = gg_image_load(o.image, &img, err, sizeof err))) return fail("image", rc, err);
+  uint64_t t1 = gg_now_ns();
+  gg_model *m = NULL;
+  if ((rc = gg_model_load(abspath, &m, err, sizeof err))) {
+    gg_image_free(&img);
+    return fail("model", rc, err);
+  }
+  uint64_t t2 = gg_now_ns();
+  gg_tensor_info in;
+  gg_model_input(m, 0, &in);
+  gg_preprocess pp;
+  gg_preprocess_for_model(abspath, &pp);
+  int64_t shape[GG_ENGINE_MAX_DIMS];
+  for (int d = 0; d < in.ndim; d++) shape[d] = in.shape[d] < 0 ? 1 : in.shape[d];
+  if (in.ndim != 4) {
+    gg_model_free(m);
+    gg_image_free(&img);
+    return fail("model", GG_EUNSUPPORTED, "image input needs a 4-D model input");
+  }
+  int hd = pp.nchw ? 2 : 1, wd = pp.nchw ? 3 : 2, cd = pp.nchw ? 1 : 3;
+  if (!pp.width) pp.width = in.shape[wd] > 0 ? (int)in.shape[wd] : 224;
+  if (!pp.height) pp.height = in.shape[hd] > 0 ? (int)in.shape[hd] : 224;
+  shape[0] = 1, shape[hd] = pp.height, shape[wd] = pp.width, shape[cd] = 3;
+  gg_session *s = NULL;
+  if ((rc = gg_session_new(m, shape, in.ndim, &so, &s, err, sizeof err))) {
+    gg_model_free(m);
+    gg_image_free(&img);
+    return fail("prepare", rc, err);
+  }
+  uint64_t t3 = gg_now_ns();
+  float *inp = gg_session_input(s, 0, &in);
+  rc = gg_image_to_tensor(&img, &pp, inp);
+  uint64_t t4 = gg_now_ns();
+  int iw = img.width, ih = img.height;
+  gg_image_free(&img);
+  if (rc) {
+    gg_session_free(s);
+    gg_model_free(m);
+    return fail("preprocess", rc, "bad sizes");
+  }
+  int64_t in_elems = 1;
+  for (int d = 0; d < in.ndim; d++) in_elems *= in.shape[d];
+  /* Dump the input before running: the graph never writes its inputs, but
+   * this makes the file independent of that. */
+  if (*o.dump_dir) {
+    mkdir(o.dump_dir, 0755);
+    if (write_file(o.dump_dir, "input.f32", inp, (size_t)in_elems * 4)) {
+      gg_session_free(s);
+      gg_model_free(m);
+      return 1;
+    }
+  }
+  uint64_t *runs = calloc((size_t)o.repeat, sizeof *runs);
+  if (!runs) return fail("run", GG_ENOMEM, NULL);
+  for (int r = 0; r < o.repeat && !rc; r++) {
+    uint64_t a = gg_now_ns();
+    rc = gg_session_run(s, err, sizeof err);
+    runs[r] = gg_now_ns() - a;
+  }
+  if (rc) {
+    free(runs);
+    gg_session_free(s);
+    gg_model_free(m);
+    return fail("run", rc, err);
+  }
+  qsort(runs, (size_t)o.repeat, sizeof *runs, cmp_u64);
+  double run_ms = (double)runs[o.repeat / 2] / 1e6;
+  free(runs);
+  gg_engine_mem mem;
+  gg_session_memory(s, &mem);
+
+  json_t *root = json_object(), *outs = json_array(), *man = json_object(), *mouts = json_array();
+  json_object_set_new(root, "model", json_string(abspath));
+  json_object_set_new(root, "image", json_string(o.image));
+  json_object_set_new(root, "image_size", json_pack("[i,i]", iw, ih));
+  json_object_set_new(root, "input", json_pack("{s:s,s:o,s:f,s:f,s:b,s:s}", "name", in.name,
+                                               "shape", shape_json(&in), "scale", (double)pp.scale,
+                                               "offset", (double)pp.offset, "nchw", pp.nchw,
+                                               "convention", pp.why));
+  json_object_set_new(man, "model", json_string(abspath));
+  json_object_set_new(man, "input", json_pack("{s:s,s:o,s:s}", "name", in.name, "shape",
+                                              shape_json(&in), "file", "input.f32"));
+  int nout = gg_model_n_outputs(m);
+  for (int i = 0; i < nout; i++) {
+    gg_tensor_info oi;
+    const float *d = gg_session_output(s, i, &oi);
+    int64_t ne = gg_session_output_elems(s, i);
+    char dig[16], fname[32];
+    snprintf(dig, sizeof dig, "%08x", fnv1a(d, (size_t)ne * 4));
+    json_t *first_vals = json_array();
+    int finite = 1, seen = 0;
+    double mn = 0, mx = 0;
+    for (int64_t k = 0; k < ne; k++) {
+      int ok = d[k] == d[k] && d[k] - d[k] == 0;
+      if (k < 8) json_array_append_new(first_vals, json_real(ok ? d[k] : 0.0));
+      finite &= ok;
+      if (!ok) continue;
+      if (!seen || d[k] < mn) mn = d[k];
+      if (!seen || d[k] > mx) mx = d[k];
+      seen = 1;
+    }
+    json_array_append_new(outs, json_pack("{s:s,s:o,s:s,s:o,s:f,s:f,s:b}", "name", oi.name,
+                                          "shape", shape_json(&oi), "fnv1a", dig, "first",
+                                          first_vals, "min", mn, "max", mx, "finite", finite));
+    snprintf(fname, sizeof fname, "out%d.f32", i);
+    json_array_append_new(mouts, json_pack("{s:s,s:o,s:s}", "name", oi.name, "shape",
+                                           shape_json(&oi), "file", fname));
+    if (*o.dump_dir && write_file(o.dump_dir, fname, d, (size_t)ne * 4)) rc = GG_EIO;
+  }
+  json_object_set_new(root, "outputs", outs);
+  json_object_set_new(man, "outputs", mouts);
+  json_object_set_new(root, "memory", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "weights",
+                                                (json_int_t)mem.weights, "arena", (json_int_t)mem.arena,
+                                                "arena_no_reuse", (json_int_t)mem.arena_no_reuse,
+                                                "workspace", (json_int_t)mem.workspace,
+                                                "predicted", (json_int_t)mem.predicted,
+                                                "measured", (json_int_t)mem.measured,
+                                                "equal", mem.predicted == mem.measured));
+  json_object_set_new(root, "ops", json_pack("{s:i,s:i}", "total", mem.n_ops, "xnnpack", mem.n_ops_xnnpack));
+  json_object_set_new(root, "threads", json_integer(o.threads < 1 ? 1 : o.threads));
+  json_object_set_new(root, "time_ms", json_pack("{s:f,s:f,s:f,s:f,s:f,s:i}", "decode",
+                                                 (double)(t1 - t0) / 1e6, "load", (double)(t2 - t1) / 1e6,
+                                                 "prepare", (double)(t3 - t2) / 1e6, "preprocess",
+                                                 (double)(t4 - t3) / 1e6, "run", run_ms, "repeat", o.repeat));
+  if (*o.dump_dir) {
+    char mp[PATH_MAX];
+    snprintf(mp, sizeof mp, "%s/manifest.json", o.dump_dir);
+    if (json_dump_file(man, mp, JSON_INDENT(2))) {
+      fprintf(stderr, "gpuguard infer: cannot write %s\n", mp);
+      rc = GG_EIO;
+    }
+  }
+  if (o.json) {
+    char *txt = json_dumps(root, JSON_INDENT(2));
+    if (txt) printf("%s\n", txt);
+    free(txt);
+  } else {
+    printf("model      %s (%d ops, %d on XNNPACK, %d thread%s)\n", abspath, mem.n_ops,
+           mem.n_ops_xnnpack, o.threads < 1 ? 1 : o.threads, o.threads > 1 ? "s" : "");
+    printf("image      %s %dx%d -> %s [", o.image, iw, ih, in.name);
+    for (int d = 0; d < in.ndim; d++) printf("%s%lld", d ? "," : "", (long long)in.shape[d]);
+    printf("] value = pixel * %g + %g%s\n", (double)pp.scale, (double)pp.offset, pp.nchw ? ", NCHW" : "");
+    size_t no = json_array_size(outs);
+    for (size_t i = 0; i < no; i++) {
+      json_t *e = json_array_get(outs, i);
+      printf("output %zu   %s [", i, json_string_value(json_object_get(e, "name")));
+      json_t *sh = json_object_get(e, "shape");
+      for (size_t d = 0; d < json_array_size(sh); d++)
+        printf("%s%lld", d ? "," : "", (long long)json_integer_value(json_array_get(sh, d)));
+      printf("] fnv1a=%s range=[%.6g, %.6g]%s first:", json_string_value(json_object_get(e, "fnv1a")),
+             json_real_value(json_object_get(e, "min")), json_real_value(json_object_get(e, "max")),
+             json_is_true(json_object_get(e, "finite")) ? "" : " NON-FINITE");
+      json_t *fv = json_object_get(e, "first");
+      for (size_t k = 0; k < json_array_size(fv); k++) printf(" %.6g", json_real_value(json_array_get(fv, k)));
+      printf("\n");
+    }
+    char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
+    printf("memory     weights %s + arena %s + workspace %s = predicted %s; measured %s (%s); arena without reuse %s\n",
+           gg_format_size(mem.weights, b1, sizeof b1), gg_format_size(mem.arena, b2, sizeof b2),
+           gg_format_size(mem.workspace, b3, sizeof b3), gg_format_size(mem.predicted, b4, sizeof b4),
+           gg_format_size(mem.measured, b5, sizeof b5),
+           mem.predicted == mem.measured ? "equal" : "DIFFERENT",
+           gg_format_size(mem.arena_no_reuse, b6, sizeof b6));
+    printf("bytes      predicted %llu measured %llu\n", (unsigned long long)mem.predicted,
+           (unsigned long long)mem.measured);
+    printf("time       decode %.2f ms, load %.2f ms, prepare %.2f ms, preprocess %.2f ms, run %.2f ms%s\n",
+           (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6,
+           (double)(t4 - t3) / 1e6, run_ms, o.repeat > 1 ? " (median)" : "");
+    if (*o.dump_dir) printf("dump       %s/manifest.json\n", o.dump_dir);
+  }
+  json_decref(root);
+  json_decref(man);
+  gg_session_free(s);
+  gg_model_free(m);
+  return rc ? 1 : 0;
+}
