@@ -44,6 +44,7 @@ bin="$build/bench-engine"
 field() { node -e 'const o=JSON.parse(process.argv[1]); console.log(o[process.argv[2]])' "$1" "$2"; }
 
 rows=()
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for m in $models; do
   mj="$mdir/$m.json"
   [ -f "$mj" ] || { echo "bench-engine.sh: $mj missing: run scripts/fetch-models.sh" >&2; exit 1; }
@@ -53,9 +54,10 @@ for m in $models; do
   tw=$(node "$root/bench/tfjs/bench.js" "$mj" --backend wasm --threads 1 --runs "$runs" --warmup "$warmup" | tail -1)
   printf '%s\n%s\n%s\n' "$o1" "$o2" "$tw" >> "$json"
   g1=$(field "$o1" median_ms); g2=$(field "$o2" median_ms); w1=$(field "$tw" median_ms)
+  g1m=$(field "$o1" min_ms); g2m=$(field "$o2" min_ms); w1m=$(field "$tw" min_ms)
   xo=$(field "$o1" n_ops_xnnpack); no=$(field "$o1" n_ops)
   r1=$(node -e "console.log(($w1/$g1).toFixed(2))"); r2=$(node -e "console.log(($w1/$g2).toFixed(2))")
-  rows+=("| $m | $g1 | $g2 | $w1 | ${r1}x | ${r2}x | $xo/$no |")
+  rows+=("| $m | $g1 ($g1m) | $g2 ($g2m) | $w1 ($w1m) | ${r1}x | ${r2}x | $xo/$no |")
 done
 
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
@@ -63,7 +65,9 @@ echo
 echo "Machine: ${cpu:-unknown CPU}, $(nproc) CPUs, $(uname -sr); node $(node --version); tfjs 4.22.0 (wasm, SIMD, 1 thread); XNNPACK $(dpkg-query -W -f='${Version}' libxnnpack0 2>/dev/null || echo '?')"
 echo "Command: bench/bench-engine.sh --build ${build#$root/} --runs $runs --warmup $warmup ($(date -u +%Y-%m-%d))"
 echo
-echo "| model | gpuguard 1 thread (ms) | gpuguard 2 threads (ms) | tfjs-wasm (ms) | speedup 1t | speedup 2t | ops on XNNPACK |"
+echo "Load average before/after: $load0 / $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| model | gpuguard 1 thread, ms median (min) | gpuguard 2 threads | tfjs-wasm 1 thread | speedup 1t | speedup 2t | ops on XNNPACK |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${rows[@]}"
 echo
