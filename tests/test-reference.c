@@ -3,7 +3,8 @@
  * JS CPU backend) on the very same input tensor, and compare every output:
  * max |ours - tfjs| <= 1e-3 * (tfjs output max - min), and cosine >= 0.9999
  * for embeddings. Environment: GPUGUARD_CACHE (models), GG_REF_IMAGES (how
- * many of sample1..6.jpg per model, default 6), GG_REF_KEEP=1 keeps the dump
+ * many of sample1..6.jpg per model; default 6, 2 for nanodet whose tfjs-cpu
+ * run takes ~6 s per image), GG_REF_KEEP=1 keeps the dump
  * dirs, GG_REF_THREADS (infer --threads, default 2). */
 #include "test.h"
 
@@ -20,6 +21,7 @@
 typedef struct model_case {
   const char *name;
   const char *embedding; /* substring of the embedding output's name, or NULL */
+  int images;            /* default number of sample images */
 } model_case;
 
 static char g_models_dir[1024], g_images_dir[1024];
@@ -210,7 +212,7 @@ static void check_dir(const model_case *mc, const char *img, const char *dir, in
 static void run_model(const model_case *mc) {
   const char *why = missing_prereq();
   if (why) SKIP("%s", why);
-  int n_img = MAX_IMAGES;
+  int n_img = mc->images;
   const char *e = getenv("GG_REF_IMAGES");
   if (e && atoi(e) > 0 && atoi(e) <= MAX_IMAGES) n_img = atoi(e);
   const char *threads = getenv("GG_REF_THREADS") ? getenv("GG_REF_THREADS") : "2";
@@ -280,10 +282,10 @@ static void run_model(const model_case *mc) {
 }
 
 static const model_case k_models[] = {
-    {"blazeface", NULL},
-    {"mobilefacenet", "embeddings"},
-    {"nanodet", NULL},
-    {"faceres", "global_pooling"},
+    {"blazeface", NULL, 6},
+    {"mobilefacenet", "embeddings", 6},
+    {"nanodet", NULL, 2},
+    {"faceres", "global_pooling", 6},
 };
 
 static void test_blazeface(void) { run_model(&k_models[0]); }
