@@ -15,7 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const gg_graph *gg__model_graph(const gg_model *m);
 
 static const char *k_models[] = {"blazeface", "mobilefacenet", "nanodet", "faceres"};
 

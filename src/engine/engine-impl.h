@@ -52,6 +52,13 @@ void gg__const_free(void *p);
 /* Bytes gg__const_alloc(nbytes) accounts for. */
 #define GG_CONST_BYTES(nbytes) ((uint64_t)(nbytes) + GG_CONST_SLACK)
 
+struct gg_model;
+/* The graph behind a model (borrowed). */
+const gg_graph *gg__model_graph(const struct gg_model *m);
+/* Wraps an imported graph as a model (takes ownership of g; tests). Its
+ * weights count as measured by construction. */
+int gg__model_from_graph(gg_graph *g, const char *label, struct gg_model **out);
+
 /* Half -> float (IEEE 754 binary16). */
 float gg__half_to_float(uint16_t h);
 

@@ -121,9 +121,22 @@ int gg_model_n_outputs(const gg_model *m) { return m ? m->g->n_outputs : 0; }
 uint64_t gg_model_weights_bytes(const gg_model *m) { return m ? m->g->weights_bytes : 0; }
 int gg_model_n_ops(const gg_model *m) { return m ? m->g->n_order : 0; }
 
-/* Internal: the model's graph (tests and tools). */
-const gg_graph *gg__model_graph(const gg_model *m);
 const gg_graph *gg__model_graph(const gg_model *m) { return m ? m->g : NULL; }
+
+int gg__model_from_graph(gg_graph *g, const char *label, gg_model **out) {
+  *out = NULL;
+  gg_model *m = calloc(1, sizeof *m);
+  if (!m) return GG_ENOMEM;
+  m->path = strdup(label ? label : "graph");
+  if (!m->path) {
+    free(m);
+    return GG_ENOMEM;
+  }
+  m->g = g;
+  m->weights_measured = g->weights_bytes;
+  *out = m;
+  return 0;
+}
 
 static void fill_info(const gg_tensor *t, const char *name, const gg_tval *v, gg_tensor_info *o) {
   o->name = name ? name : t->name;
