@@ -5,9 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int cmd_doctor(int argc, char **argv) {
-  return gg_cli_unavailable("doctor", "diagnoses the GPU stack (issue #3)", argc, argv);
-}
+static int cmd_doctor(int argc, char **argv) { return gg_cli_doctor(argc, argv); }
 static int cmd_infer(int argc, char **argv) { return gg_cli_infer(argc, argv); }
 static int cmd_bench(int argc, char **argv) {
   return gg_cli_unavailable("bench", "benchmarks models against a peer", argc, argv);

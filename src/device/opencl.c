@@ -149,13 +149,27 @@ int gg__opencl_try_icd(const char *lib, char *err, size_t errlen) {
     snprintf(err, errlen, "%s", e ? e : "dlopen failed");
     return GG_ENOTFOUND;
   }
-  void *sym = dlsym(h, "clIcdGetPlatformIDsKHR");
-  if (!sym) {
-    snprintf(err, errlen, "%s loads but does not export clIcdGetPlatformIDsKHR (not an ICD)", lib);
+  /* The ICD loader's way: the vendor library exports
+   * clGetExtensionFunctionAddress, which hands out clIcdGetPlatformIDsKHR. */
+  void *(*gefa)(const char *) = NULL;
+  *(void **)(&gefa) = dlsym(h, "clGetExtensionFunctionAddress");
+  cl_int (*icd_get)(cl_uint, cl_platform_id *, cl_uint *) = NULL;
+  if (gefa) *(void **)(&icd_get) = gefa("clIcdGetPlatformIDsKHR");
+  if (!icd_get) *(void **)(&icd_get) = dlsym(h, "clIcdGetPlatformIDsKHR");
+  if (!icd_get) {
+    snprintf(err, errlen,
+             "%.200s loads but provides no clIcdGetPlatformIDsKHR (not an OpenCL ICD)", lib);
     dlclose(h);
     return GG_EDRIVER;
   }
+  cl_uint n = 0;
+  cl_int r = icd_get(0, NULL, &n);
   dlclose(h);
+  if (r != 0 || n == 0) {
+    snprintf(err, errlen, "%.200s is an ICD but reports no platform (%s)", lib,
+             r ? gg_cl_error_name(r) : "0 platforms");
+    return GG_EDRIVER;
+  }
   if (err && errlen) err[0] = 0;
   return 0;
 }

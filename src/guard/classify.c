@@ -624,8 +624,8 @@ typedef struct log_pattern {
   "--write-env gpu.env' writes the right line), or install the CUDA toolkit's nvvm component"
 #define FIX_OOM                                                                              \
   "the process asked for more device memory than was free: lower the batch size or input "   \
-  "resolution, load fewer models at once, set a memory budget below the free memory doctor "  \
-  "reports (gpuguard serve --mem-budget), and for TensorFlow set "                           \
+  "resolution, load fewer models at once, keep gpuguard's memory budget below the free "     \
+  "memory 'gpuguard doctor' reports, and for TensorFlow set "                                \
   "TF_FORCE_GPU_ALLOW_GROWTH=true so it does not grab all memory up front"
 #define FIX_STICKY                                                                           \
   "the CUDA context is dead after this error: restart the process (gpuguard resets the "     \

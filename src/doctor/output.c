@@ -1,0 +1,340 @@
+/* gpuguard doctor output: text report, JSON (schema gpuguard.doctor/1, see
+ * docs/doctor.md), the sourceable environment script, and --explain. */
+#include "doctor/doctor.h"
+#include "gpuguard/classify.h"
+#include "gpuguard/core.h"
+#include "gpuguard/error.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *mark(gg_check_status s) {
+  switch (s) {
+  case GG_CHECK_OK: return "[ OK ]";
+  case GG_CHECK_INFO: return "[INFO]";
+  case GG_CHECK_WARN: return "[WARN]";
+  case GG_CHECK_FAIL: return "[FAIL]";
+  default: return "[ ?? ]";
+  }
+}
+
+static const char *section_title(const char *s) {
+  static const struct {
+    const char *id, *title;
+  } t[] = {{"driver", "NVIDIA driver"},      {"toolkit", "CUDA toolkit"},
+           {"libdevice", "libdevice / XLA"}, {"env", "TensorFlow-era environment"},
+           {"opencl", "OpenCL"},             {"devices", "Devices (validation)"},
+           {"memory", "Memory"}};
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+    if (!strcmp(t[i].id, s)) return t[i].title;
+  return s;
+}
+
+void gg_doctor_print_text(const gg_doctor_report *r, FILE *out) {
+  fprintf(out, "gpuguard doctor %s%s%s\n", GG_VERSION_STRING,
+          strcmp(r->root, "/") ? ", root " : "", strcmp(r->root, "/") ? r->root : "");
+  const char *cur = "";
+  int n[GG_CHECK_STATUS_COUNT] = {0};
+  for (size_t i = 0; i < r->nchecks; i++) {
+    const gg_check *k = &r->checks[i];
+    n[k->status]++;
+    if (strcmp(cur, k->section)) {
+      cur = k->section;
+      fprintf(out, "\n%s\n", section_title(cur));
+    }
+    fprintf(out, "  %s %s\n", mark(k->status), k->message);
+    if (k->cause[0]) fprintf(out, "         cause: %s\n", k->cause);
+    if (k->fix[0]) fprintf(out, "         fix:   %s\n", k->fix);
+  }
+  int ex = gg_doctor_exit_status(r);
+  fprintf(out, "\nSummary: %d ok, %d info, %d warnings, %d failures -> %s (exit %d)\n",
+          n[GG_CHECK_OK], n[GG_CHECK_INFO], n[GG_CHECK_WARN], n[GG_CHECK_FAIL],
+          ex == 2 ? "FAIL" : ex == 1 ? "WARN" : "OK", ex);
+  if (r->nenv)
+    fprintf(out, "'gpuguard doctor --write-env gpu.env' writes the %zu variable(s) that make this "
+                 "machine work; then: . ./gpu.env\n",
+            r->nenv);
+}
+
+/* ---- JSON ------------------------------------------------------------------------ */
+
+static json_t *str_or_null(const char *s) { return s && *s ? json_string(s) : json_null(); }
+
+char *gg_doctor_json(const gg_doctor_report *r) {
+  json_t *o = json_object();
+  int ex = gg_doctor_exit_status(r);
+  json_object_set_new(o, "schema", json_string("gpuguard.doctor/1"));
+  json_object_set_new(o, "version", json_string(GG_VERSION_STRING));
+  json_object_set_new(o, "root", json_string(r->root));
+  json_object_set_new(o, "status", json_string(ex == 2 ? "fail" : ex == 1 ? "warn" : "ok"));
+  json_object_set_new(o, "exit_code", json_integer(ex));
+  json_t *checks = json_array();
+  for (size_t i = 0; i < r->nchecks; i++) {
+    const gg_check *k = &r->checks[i];
+    json_t *c = json_object();
+    json_object_set_new(c, "id", json_string(k->id));
+    json_object_set_new(c, "section", json_string(k->section));
+    json_object_set_new(c, "status", json_string(gg_check_status_name(k->status)));
+    json_object_set_new(c, "message", json_string(k->message));
+    json_object_set_new(c, "cause", str_or_null(k->cause));
+    json_object_set_new(c, "fix", str_or_null(k->fix));
+    json_array_append_new(checks, c);
+  }
+  json_object_set_new(o, "checks", checks);
+
+  char v[16];
+  json_t *drv = json_object();
+  json_object_set_new(drv, "nvidia_pci_gpus", json_integer(r->nvidia_pci_gpus));
+  json_object_set_new(drv, "loaded", json_boolean(r->driver_loaded));
+  json_object_set_new(drv, "version", str_or_null(r->driver_version));
+  if (r->driver_cuda_version)
+    snprintf(v, sizeof v, "%d.%d", r->driver_cuda_version / 1000, r->driver_cuda_version % 1000 / 10);
+  json_object_set_new(drv, "cuda_version", r->driver_cuda_version ? json_string(v) : json_null());
+  json_object_set_new(drv, "cuda_version_source", str_or_null(r->driver_cuda_source));
+  json_object_set_new(drv, "device_nodes", json_integer(r->dev_nodes));
+  json_object_set_new(drv, "libcuda_loaded", json_boolean(r->libcuda_loaded));
+  json_object_set_new(drv, "libcuda_error", str_or_null(r->libcuda_error));
+  json_object_set_new(drv, "cuinit", r->cuda_init_rc >= 0 ? json_string(gg_cuda_error_name(r->cuda_init_rc)) : json_null());
+  json_object_set_new(drv, "cuda_devices", json_integer(r->cuda_devices));
+  const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+  json_object_set_new(drv, "cuda_visible_devices", cvd ? json_string(cvd) : json_null());
+  json_object_set_new(o, "driver", drv);
+
+  json_t *tk = json_object();
+  json_object_set_new(tk, "found", json_boolean(r->toolkit_root[0] != 0));
+  json_object_set_new(tk, "root", str_or_null(r->toolkit_root));
+  json_object_set_new(tk, "real_path", str_or_null(r->toolkit_real));
+  json_object_set_new(tk, "version", str_or_null(r->toolkit_version));
+  json_object_set_new(tk, "version_source", str_or_null(r->toolkit_version_source));
+  json_object_set_new(o, "toolkit", tk);
+
+  json_t *ld = json_object();
+  json_object_set_new(ld, "found", json_boolean(r->libdevice_path[0] != 0));
+  json_object_set_new(ld, "path", str_or_null(r->libdevice_path));
+  json_object_set_new(ld, "data_dir", str_or_null(r->libdevice_data_dir));
+  json_object_set_new(ld, "xla_flags_data_dir", str_or_null(r->xla_data_dir));
+  json_object_set_new(ld, "xla_flags_ok", r->xla_data_dir[0] ? json_boolean(r->xla_data_dir_ok) : json_null());
+  json_object_set_new(o, "libdevice", ld);
+
+  json_t *cl = json_object();
+  json_object_set_new(cl, "loader", json_boolean(r->opencl_loader));
+  json_object_set_new(cl, "platforms", json_integer(r->opencl_platforms));
+  json_t *icds = json_array();
+  for (size_t i = 0; i < r->nicds; i++) {
+    json_t *x = json_object();
+    json_object_set_new(x, "file", json_string(r->icds[i].file));
+    json_object_set_new(x, "library", json_string(r->icds[i].library));
+    json_object_set_new(x, "loadable", json_boolean(r->icds[i].loadable));
+    json_object_set_new(x, "error", str_or_null(r->icds[i].error));
+    json_array_append_new(icds, x);
+  }
+  json_object_set_new(cl, "icds", icds);
+  json_object_set_new(o, "opencl", cl);
+
+  json_t *devs = json_array();
+  for (size_t i = 0; i < r->ndevices; i++) {
+    const gg_doctor_device *d = &r->devices[i];
+    json_t *x = json_object();
+    json_object_set_new(x, "name", json_string(d->info.name));
+    json_object_set_new(x, "kind", json_string(gg_device_kind_name(d->info.kind)));
+    json_object_set_new(x, "description", str_or_null(d->info.description));
+    json_object_set_new(x, "vendor", str_or_null(d->info.vendor));
+    json_object_set_new(x, "driver_version", str_or_null(d->info.driver_version));
+    json_object_set_new(x, "total_mem", json_integer((json_int_t)d->info.total_mem));
+    json_object_set_new(x, "free_mem", json_integer((json_int_t)d->info.free_mem));
+    json_object_set_new(x, "max_alloc", json_integer((json_int_t)d->info.max_alloc));
+    json_object_set_new(x, "compute_units", json_integer(d->info.compute_units));
+    if (d->info.kind == GG_DEVICE_CUDA) {
+      char cc[16];
+      snprintf(cc, sizeof cc, "%d.%d", d->info.compute_major, d->info.compute_minor);
+      json_object_set_new(x, "compute_capability", json_string(cc));
+    } else {
+      json_object_set_new(x, "compute_capability", json_null());
+    }
+    if (d->validated) {
+      json_t *vj = json_object();
+      json_object_set_new(vj, "passed", json_boolean(d->validation.passed));
+      json_object_set_new(vj, "step", json_string(d->validation.step));
+      json_object_set_new(vj, "error", d->validation.error ? json_string(gg_err_name(d->validation.error)) : json_null());
+      json_object_set_new(vj, "reason", str_or_null(d->validation.reason));
+      json_object_set_new(vj, "elapsed_ms", json_real(d->validation.elapsed_ms));
+      json_object_set_new(x, "validation", vj);
+    } else {
+      json_object_set_new(x, "validation", json_null());
+    }
+    json_array_append_new(devs, x);
+  }
+  json_object_set_new(o, "devices", devs);
+
+  json_t *mods = json_object();
+  json_object_set_new(mods, "dir", json_string(r->models_dir));
+  json_t *files = json_array();
+  for (int i = 0; i < 4; i++) {
+    json_t *x = json_object();
+    json_object_set_new(x, "name", json_string(r->models[i].name));
+    json_object_set_new(x, "bytes", r->models[i].bytes ? json_integer((json_int_t)r->models[i].bytes) : json_null());
+    json_array_append_new(files, x);
+  }
+  json_object_set_new(mods, "files", files);
+  json_object_set_new(mods, "total_bytes", json_integer((json_int_t)r->models_total));
+  json_object_set_new(o, "models", mods);
+
+  json_t *env = json_array();
+  for (size_t i = 0; i < r->nenv; i++) {
+    json_t *x = json_object();
+    json_object_set_new(x, "name", json_string(r->env[i].name));
+    json_object_set_new(x, "value", r->env[i].unset ? json_null() : json_string(r->env[i].value));
+    json_object_set_new(x, "action", json_string(r->env[i].unset ? "unset" : "export"));
+    json_object_set_new(x, "why", json_string(r->env[i].why));
+    json_array_append_new(env, x);
+  }
+  json_object_set_new(o, "env", env);
+  char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  json_decref(o);
+  return s;
+}
+
+/* ---- --write-env --------------------------------------------------------------- */
+
+/* Single-quotes a value for sh, except a trailing "$PATH"-style reference
+ * which must stay expandable. */
+static void sh_quote(const char *v, char *out, size_t len) {
+  const char *dollar = strstr(v, ":$");
+  size_t lit = dollar ? (size_t)(dollar - v) : strlen(v);
+  size_t o = 0;
+  out[o++] = '\'';
+  for (size_t i = 0; i < lit && o + 5 < len; i++) {
+    if (v[i] == '\'') {
+      memcpy(out + o, "'\\''", 4);
+      o += 4;
+    } else {
+      out[o++] = v[i];
+    }
+  }
+  out[o++] = '\'';
+  out[o] = 0;
+  if (dollar) snprintf(out + o, len - o, "\":%s\"", dollar + 1);
+}
+
+int gg_doctor_write_env(const gg_doctor_report *r, const char *path, char *err, size_t errlen) {
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    return GG_EIO;
+  }
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  char ts[32];
+  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  fprintf(f, "# Environment for this machine's GPU stack, written by 'gpuguard doctor "
+             "--write-env' %s%s%s.\n# Use it with:  . %s\n",
+          ts, strcmp(r->root, "/") ? " for root " : "", strcmp(r->root, "/") ? r->root : "", path);
+  if (!r->nenv) fprintf(f, "# Nothing to set: doctor found no variable that needs changing.\n");
+  for (size_t i = 0; i < r->nenv; i++) {
+    const gg_env_line *e = &r->env[i];
+    fprintf(f, "# %s\n", e->why);
+    if (e->unset) {
+      fprintf(f, "unset %s\n", e->name);
+    } else {
+      char q[2300];
+      sh_quote(e->value, q, sizeof q);
+      fprintf(f, "export %s=%s\n", e->name, q);
+    }
+  }
+  if (fclose(f) != 0) {
+    snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    return GG_EIO;
+  }
+  return 0;
+}
+
+/* ---- --explain ------------------------------------------------------------------ */
+
+int gg_doctor_explain(const char *path, FILE *out, int json, int *found, char *err,
+                      size_t errlen) {
+  if (found) *found = 0;
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    return GG_EIO;
+  }
+  json_t *arr = json ? json_array() : NULL;
+  int counts[GG_FAIL_CLASS_COUNT] = {0};
+  char *line = NULL;
+  size_t cap = 0;
+  long ln = 0;
+  int nfound = 0;
+  ssize_t len;
+  while ((len = getline(&line, &cap, f)) >= 0) {
+    ln++;
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+    gg_log_match m;
+    if (!gg_classify_log_line(line, &m)) continue;
+    nfound++;
+    counts[m.cls]++;
+    if (json) {
+      json_t *x = json_object();
+      json_object_set_new(x, "line", json_integer(ln));
+      json_object_set_new(x, "class", json_string(gg_fail_class_name(m.cls)));
+      json_object_set_new(x, "pattern", json_string(m.id));
+      json_object_set_new(x, "cause", json_string(m.cause));
+      json_object_set_new(x, "fix", json_string(m.fix));
+      json_object_set_new(x, "detail", str_or_null(m.detail));
+      json_object_set_new(x, "status", str_or_null(m.token));
+      json_object_set_new(x, "code", m.code ? json_integer(m.code) : json_null());
+      json_object_set_new(x, "requested_bytes", m.requested_bytes ? json_integer((json_int_t)m.requested_bytes) : json_null());
+      json_object_set_new(x, "free_bytes", m.free_bytes ? json_integer((json_int_t)m.free_bytes) : json_null());
+      json_object_set_new(x, "total_bytes", m.total_bytes ? json_integer((json_int_t)m.total_bytes) : json_null());
+      json_object_set_new(x, "recovery", json_string(gg_fail_action_name(gg_fail_class_recovery(m.cls))));
+      json_object_set_new(x, "text", json_stringn(line, strlen(line) > 400 ? 400 : strlen(line)));
+      json_array_append_new(arr, x);
+    } else {
+      fprintf(out, "%s:%ld: [%s] %.200s\n", path, ln, gg_fail_class_name(m.cls), line);
+      fprintf(out, "    cause:  %s\n", m.cause);
+      if (m.detail[0]) fprintf(out, "    detail: %s\n", m.detail);
+      fprintf(out, "    fix:    %s\n", m.fix);
+    }
+  }
+  free(line);
+  int rerr = ferror(f);
+  fclose(f);
+  if (rerr) {
+    json_decref(arr);
+    snprintf(err, errlen, "error reading %s", path);
+    return GG_EIO;
+  }
+  if (json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "schema", json_string("gpuguard.explain/1"));
+    json_object_set_new(o, "file", json_string(path));
+    json_object_set_new(o, "lines", json_integer(ln));
+    json_object_set_new(o, "recognised", json_integer(nfound));
+    json_t *by = json_object();
+    for (int c = 1; c < GG_FAIL_CLASS_COUNT; c++)
+      if (counts[c]) json_object_set_new(by, gg_fail_class_name((gg_fail_class)c), json_integer(counts[c]));
+    json_object_set_new(o, "by_class", by);
+    json_object_set_new(o, "findings", arr);
+    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (s) {
+      fprintf(out, "%s\n", s);
+      free(s);
+    }
+  } else {
+    fprintf(out, "%s: %d of %ld line(s) recognised as GPU failures", path, nfound, ln);
+    const char *sep = ": ";
+    for (int c = 1; c < GG_FAIL_CLASS_COUNT; c++) {
+      if (!counts[c]) continue;
+      fprintf(out, "%s%d %s", sep, counts[c], gg_fail_class_name((gg_fail_class)c));
+      sep = ", ";
+    }
+    fprintf(out, "\n");
+  }
+  if (found) *found = nfound;
+  return 0;
+}
