@@ -183,7 +183,7 @@ static void check_dir(const model_case *mc, const char *img, const char *dir, in
     compare(a, b, no, &st);
     int is_emb = mc->embedding && strstr(name, mc->embedding);
     int ok = st.max_err <= st.tol && (!is_emb || st.cosine >= 0.9999);
-    printf("  %-13s %-12s %-24s [%s] max_err %.3g (tol %.3g, range %.4g) cosine %.7f%s %s\n",
+    printf("  %-13s %-12s %-24s [%s] max_err %.3g (tol %.3g, range %.4g) cosine %.9f%s %s\n",
            mc->name, img, name, ms, st.max_err, st.tol, st.range, st.cosine,
            is_emb ? " (embedding)" : "", ok ? "ok" : "FAIL");
     if (!ok) {
