@@ -506,6 +506,45 @@ static void test_prelu(void) {
   if (!(e <= 1e-6)) GG_T_FAIL("prelu: err %g", e);
 }
 
+/* Concat of three parts along the last axis, then split back, with strided
+ * copies bound at offsets. */
+static void test_copy_strided(void) {
+  NEED_XNN();
+  size_t rows = 50, w[3] = {3, 8, 5}, total = 16;
+  float *part[3], *back[3], *cat = buf_new(rows * total);
+  int rc = 0;
+  for (int i = 0; i < 3; i++) part[i] = buf_rand(rows * w[i]), back[i] = buf_new(rows * w[i]);
+  size_t off = 0;
+  for (int i = 0; i < 3 && !rc; i++) {
+    gg_xnn_op *c = NULL, *s = NULL;
+    rc = gg_xnn_copy_strided_new(rows, w[i], w[i], total, g_pool[i & 1], &c);
+    if (!rc) rc = gg_xnn_op_bind(c, part[i], NULL, cat + off);
+    if (!rc) rc = gg_xnn_op_run(c);
+    if (!rc) rc = gg_xnn_copy_strided_new(rows, w[i], total, w[i], g_pool[0], &s);
+    if (!rc) rc = gg_xnn_op_bind(s, cat + off, NULL, back[i]);
+    gg_xnn_op_free(c);
+    off += w[i];
+    if (!rc) rc = gg_xnn_op_run(s);
+    gg_xnn_op_free(s);
+  }
+  int cat_ok = 1, split_ok = 1;
+  for (size_t r = 0; r < rows; r++) {
+    size_t o = 0;
+    for (int i = 0; i < 3; i++) {
+      for (size_t k = 0; k < w[i]; k++) {
+        cat_ok &= cat[r * total + o + k] == part[i][r * w[i] + k];
+        split_ok &= back[i][r * w[i] + k] == part[i][r * w[i] + k];
+      }
+      o += w[i];
+    }
+  }
+  for (int i = 0; i < 3; i++) free(part[i]), free(back[i]);
+  free(cat);
+  ASSERT_OK(rc);
+  ASSERT_TRUE(cat_ok);
+  ASSERT_TRUE(split_ok);
+}
+
 static void test_softmax(void) {
   NEED_XNN();
   static const size_t shapes[][2] = {{1, 2}, {3, 80}, {2034, 4}, {5, 1000}};
@@ -700,6 +739,7 @@ int main(int argc, char **argv) {
       {"unary", test_unary},
       {"unary_inplace", test_unary_inplace},
       {"prelu", test_prelu},
+      {"copy_strided", test_copy_strided},
       {"softmax", test_softmax},
       {"resize_bilinear", test_resize_bilinear},
       {"pad", test_pad},

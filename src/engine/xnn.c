@@ -569,6 +569,29 @@ int gg_xnn_unary_new(const gg_xnn_unary_params *p, gg_xnn_threadpool *pool, gg_x
   return op_finish(op, st, mem0, out);
 }
 
+int gg_xnn_copy_strided_new(size_t rows, size_t channels, size_t in_stride, size_t out_stride,
+                            gg_xnn_threadpool *pool, gg_xnn_op **out) {
+  if (!out) return GG_EINVAL;
+  *out = NULL;
+  int rc = gg_xnn_init();
+  if (rc) return rc;
+  size_t out_elems = rows;
+  if (!channels || in_stride < channels || out_stride < channels ||
+      mul_sizes(&out_elems, out_stride)) {
+    GG_ERROR(TAG, "copy: bad shape: %zu rows of %zu channels, strides in %zu out %zu (need "
+                  "strides >= channels)", rows, channels, in_stride, out_stride);
+    return GG_EINVAL;
+  }
+  gg_xnn_op *op = op_alloc(K_UNARY, "copy_strided", pool);
+  if (!op) return GG_ENOMEM;
+  op->unop = GG_XNN_COPY;
+  op->n = rows;
+  op->out_elems = rows * channels;
+  uint64_t mem0 = mem_now();
+  enum xnn_status st = xnn_create_copy_nc_x32(channels, in_stride, out_stride, 0, &op->xop);
+  return op_finish(op, st, mem0, out);
+}
+
 int gg_xnn_softmax_new(size_t rows, size_t channels, gg_xnn_threadpool *pool, gg_xnn_op **out) {
   if (!out) return GG_EINVAL;
   *out = NULL;
@@ -839,6 +862,10 @@ int gg_xnn_softmax_new(size_t rows, size_t channels, gg_xnn_threadpool *pool, gg
 }
 int gg_xnn_prelu_new(size_t rows, size_t channels, const float *alpha, gg_xnn_threadpool *pool,
                      gg_xnn_op **out) {
+  STUB_NEW(out);
+}
+int gg_xnn_copy_strided_new(size_t rows, size_t channels, size_t in_stride, size_t out_stride,
+                            gg_xnn_threadpool *pool, gg_xnn_op **out) {
   STUB_NEW(out);
 }
 int gg_xnn_resize_bilinear_new(const gg_xnn_resize_params *p, gg_xnn_threadpool *pool,

@@ -233,6 +233,14 @@ int gg_xnn_unary_new(const gg_xnn_unary_params *p, gg_xnn_threadpool *pool, gg_x
 int gg_xnn_prelu_new(size_t rows, size_t channels, const float *alpha, gg_xnn_threadpool *pool,
                      gg_xnn_op **out);
 
+/* Strided row copy: for r < rows, out[r * out_stride + c] = in[r * in_stride + c]
+ * for c < channels (strides in floats, >= channels). ConcatV2 / SplitV along
+ * the last axis are one such copy per part: concat part i of width C_i into
+ * an output of width C is (rows, C_i, C_i, C) bound to out + offset_i; a
+ * split is (rows, C_i, C, C_i) bound to in + offset_i. Bind: a, NULL, out. */
+int gg_xnn_copy_strided_new(size_t rows, size_t channels, size_t in_stride, size_t out_stride,
+                            gg_xnn_threadpool *pool, gg_xnn_op **out);
+
 /* Softmax over the last axis: in/out [rows][channels]. Bind: a, NULL, out. */
 int gg_xnn_softmax_new(size_t rows, size_t channels, gg_xnn_threadpool *pool, gg_xnn_op **out);
 
