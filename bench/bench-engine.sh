@@ -5,7 +5,7 @@
 # (XNNPACK compiled to WebAssembly, SIMD) in the same run. Prints a Markdown
 # table (paste it into bench/README.md) and writes raw JSON lines.
 #
-# Usage: bench/bench-engine.sh [--build DIR] [--runs R] [--warmup W]
+# Usage: bench/bench-engine.sh [--build DIR] [--runs R] [--warmup W] [--rounds K]
 #                              [--models "blazeface mobilefacenet nanodet faceres"]
 #                              [--json FILE]
 # Needs: the build (bench-engine target), scripts/fetch-models.sh and
@@ -18,6 +18,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build"
 runs=30
 warmup=5
+rounds=3
 models="blazeface mobilefacenet nanodet faceres"
 json=""
 while [ $# -gt 0 ]; do
@@ -25,6 +26,7 @@ while [ $# -gt 0 ]; do
     --build) build=$2; shift ;;
     --runs) runs=$2; shift ;;
     --warmup) warmup=$2; shift ;;
+    --rounds) rounds=$2; shift ;;
     --models) models=$2; shift ;;
     --json) json=$2; shift ;;
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
@@ -42,6 +44,8 @@ bin="$build/bench-engine"
 : > "$json"
 
 field() { node -e 'const o=JSON.parse(process.argv[1]); console.log(o[process.argv[2]])' "$1" "$2"; }
+minf() { node -e 'console.log(Math.min(+process.argv[1], +process.argv[2]))' "$1" "$2"; }
+medf() { node -e 'const a=process.argv.slice(1).map(Number).sort((x,y)=>x-y); const n=a.length; console.log((n%2?a[(n-1)/2]:(a[n/2-1]+a[n/2])/2).toFixed(3))' "$@"; }
 
 rows=()
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -49,12 +53,20 @@ for m in $models; do
   mj="$mdir/$m.json"
   [ -f "$mj" ] || { echo "bench-engine.sh: $mj missing: run scripts/fetch-models.sh" >&2; exit 1; }
   echo "bench: $m ..." >&2
-  o1=$("$bin" "$mj" --threads 1 --runs "$runs" --warmup "$warmup" 2>/dev/null | tail -1)
-  o2=$("$bin" "$mj" --threads 2 --runs "$runs" --warmup "$warmup" 2>/dev/null | tail -1)
-  tw=$(node "$root/bench/tfjs/bench.js" "$mj" --backend wasm --threads 1 --runs "$runs" --warmup "$warmup" | tail -1)
-  printf '%s\n%s\n%s\n' "$o1" "$o2" "$tw" >> "$json"
-  g1=$(field "$o1" median_ms); g2=$(field "$o2" median_ms); w1=$(field "$tw" median_ms)
-  g1m=$(field "$o1" min_ms); g2m=$(field "$o2" min_ms); w1m=$(field "$tw" min_ms)
+  # Interleave the three configurations over several rounds so that load
+  # from elsewhere on the machine hits all of them alike; report the median
+  # of the round medians and the overall minimum.
+  g1s=(); g2s=(); w1s=(); g1m=1e9; g2m=1e9; w1m=1e9
+  for r in $(seq "$rounds"); do
+    o1=$("$bin" "$mj" --threads 1 --runs "$runs" --warmup "$warmup" 2>/dev/null | tail -1)
+    o2=$("$bin" "$mj" --threads 2 --runs "$runs" --warmup "$warmup" 2>/dev/null | tail -1)
+    tw=$(node "$root/bench/tfjs/bench.js" "$mj" --backend wasm --threads 1 --runs "$runs" --warmup "$warmup" | tail -1)
+    printf '%s\n%s\n%s\n' "$o1" "$o2" "$tw" >> "$json"
+    g1s+=("$(field "$o1" median_ms)"); g2s+=("$(field "$o2" median_ms)"); w1s+=("$(field "$tw" median_ms)")
+    g1m=$(minf "$g1m" "$(field "$o1" min_ms)"); g2m=$(minf "$g2m" "$(field "$o2" min_ms)")
+    w1m=$(minf "$w1m" "$(field "$tw" min_ms)")
+  done
+  g1=$(medf "${g1s[@]}"); g2=$(medf "${g2s[@]}"); w1=$(medf "${w1s[@]}")
   xo=$(field "$o1" n_ops_xnnpack); no=$(field "$o1" n_ops)
   r1=$(node -e "console.log(($w1/$g1).toFixed(2))"); r2=$(node -e "console.log(($w1/$g2).toFixed(2))")
   rows+=("| $m | $g1 ($g1m) | $g2 ($g2m) | $w1 ($w1m) | ${r1}x | ${r2}x | $xo/$no |")
@@ -63,7 +75,7 @@ done
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
 echo
 echo "Machine: ${cpu:-unknown CPU}, $(nproc) CPUs, $(uname -sr); node $(node --version); tfjs 4.22.0 (wasm, SIMD, 1 thread); XNNPACK $(dpkg-query -W -f='${Version}' libxnnpack0 2>/dev/null || echo '?')"
-echo "Command: bench/bench-engine.sh --build ${build#$root/} --runs $runs --warmup $warmup ($(date -u +%Y-%m-%d))"
+echo "Command: bench/bench-engine.sh --build ${build#$root/} --runs $runs --warmup $warmup --rounds $rounds ($(date -u +%Y-%m-%d))"
 echo
 echo "Load average before/after: $load0 / $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
@@ -71,4 +83,4 @@ echo "| model | gpuguard 1 thread, ms median (min) | gpuguard 2 threads | tfjs-w
 echo "|---|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${rows[@]}"
 echo
-echo "Medians of $runs timed runs after $warmup warm-up runs; speedup = tfjs-wasm / gpuguard (> 1: we are faster). Raw: $json" 
+echo "Each cell: median over $rounds interleaved rounds of the median of $runs timed runs (after $warmup warm-up runs), and in parentheses the fastest single run; speedup = tfjs-wasm median / gpuguard median (> 1: we are faster). Raw JSON lines: $json"
