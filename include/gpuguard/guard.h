@@ -124,6 +124,12 @@ int gg_guard_new(const gg_guard_config *cfg, gg_guard **out);
  * NULL is a no-op. */
 void gg_guard_free(gg_guard *g);
 
+/* Drains in-flight work and stops every device (graceful worker exit with
+ * a leak check, whose bytes land in stats.leaked_bytes). The guard stays
+ * valid: counters and state can still be read, and a later request starts
+ * devices again. Call before gg_guard_free() to read final numbers. */
+int gg_guard_shutdown(gg_guard *g);
+
 /* Loads `model` now on the first usable device of the chain (load + warmup,
  * with the retry policy), instead of lazily at its first request. */
 int gg_guard_load(gg_guard *g, const char *model);
@@ -137,7 +143,8 @@ typedef struct gg_guard_result {
   int device_index;   /* its index in the chain, -1 when none */
   int attempts;       /* runs started, all devices together (1 = first try) */
   int fell_back;      /* 1 when served by a device after the primary */
-  int last_error;     /* the last failure seen on the way (0 when none) */
+  int last_error;     /* the last failure seen on the way, loads included (0 when none) */
+  int failures;       /* device failures seen on the way (loads, warmups, runs) */
   uint64_t planned_peak; /* bytes, as planned on the serving device */
   double elapsed_ms;
 } gg_guard_result;
@@ -201,7 +208,8 @@ typedef struct gg_guard_device_status {
   uint64_t raw_in_use;          /* bytes held from the driver (device accounting) */
   uint64_t leaked_bytes;        /* reported by leak checks so far */
   uint64_t raw_allocs;          /* raw driver allocations since the device was opened */
-  uint64_t launches;            /* kernel launches since the device was opened */
+  uint64_t launches;            /* kernel launches since the device was opened (sim) */
+  uint64_t faults_fired;        /* injected faults fired in the current context (sim) */
   int n_models;                 /* models loaded there */
 } gg_guard_device_status;
 

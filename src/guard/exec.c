@@ -108,6 +108,10 @@ int gg_guard_worker_main(int argc, char **argv) {
       budget = strtoull(v, NULL, 10);
     else if (!strcmp(a, "--cleanup-every"))
       cleanup = atoi(v);
+    else if (!strcmp(a, "--log-level")) {
+      gg_log_level lv;
+      if (gg_log_level_parse(v, &lv) == 0) gg_log_set_level(lv);
+    }
     else {
       fprintf(stderr, "gpuguard worker: unknown option '%s'\n", a);
       worker_usage();
@@ -273,7 +277,7 @@ static int spawn(gg__exec *e, int keep_env_faults, char *err, size_t errlen) {
   snprintf(shmbuf, sizeof shmbuf, "%d", WORKER_SHM_FD);
   snprintf(budbuf, sizeof budbuf, "%llu", (unsigned long long)e->hcfg.budget);
   snprintf(cbuf, sizeof cbuf, "%d", e->hcfg.cleanup_every);
-  char *argv[20];
+  char *argv[24];
   int a = 0;
   argv[a++] = (char *)e->exe;
   argv[a++] = "worker";
@@ -289,6 +293,8 @@ static int spawn(gg__exec *e, int keep_env_faults, char *err, size_t errlen) {
   argv[a++] = budbuf;
   argv[a++] = "--cleanup-every";
   argv[a++] = cbuf;
+  argv[a++] = "--log-level";
+  argv[a++] = (char *)gg_log_level_name(gg_log_get_level());
   if (e->runner_arg[0]) {
     argv[a++] = "--runner-arg";
     argv[a++] = e->runner_arg;

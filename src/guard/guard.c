@@ -269,7 +269,7 @@ static int on_failure(gg_guard *g, gdev *d, int rc, const char *what, const char
 
 /* Loads and warms `model` on d (lazily), with the retry policy. */
 static int dev_prepare(gg_guard *g, gdev *d, const char *model, char *err, size_t errlen,
-                       int *rejected) {
+                       int *rejected, gg_guard_result *res) {
   *rejected = 0;
   for (int attempt = 0;; attempt++) {
     int rc = dev_start(g, d, err, errlen);
@@ -278,6 +278,10 @@ static int dev_prepare(gg_guard *g, gdev *d, const char *model, char *err, size_
       if (gg__breaker_trip(&d->br, gg__mono_ms(), rc, err)) g->st.breaker_opened++;
       pthread_mutex_unlock(&g->mu);
       dev_down(g, d);
+      if (res) {
+        res->failures++;
+        res->last_error = rc;
+      }
       return rc;
     }
     gdev_model *m = dev_model(d, model);
@@ -311,6 +315,10 @@ static int dev_prepare(gg_guard *g, gdev *d, const char *model, char *err, size_
     if (next == NEXT_REJECT) {
       *rejected = 1;
       return rc;
+    }
+    if (res) {
+      res->failures++;
+      res->last_error = rc;
     }
     if (next == NEXT_DEVICE || attempt >= g->cfg.retries) return rc;
     pthread_mutex_lock(&g->mu);
@@ -562,7 +570,7 @@ static int infer_or_load(gg_guard *g, const char *model, const gg_gtensor *input
       continue;
     }
     int rejected = 0;
-    int rc = dev_prepare(g, d, model, err, sizeof err, &rejected);
+    int rc = dev_prepare(g, d, model, err, sizeof err, &rejected, res);
     if (rc) {
       slot_release(g, d);
       res->last_error = last = rc;
@@ -581,6 +589,7 @@ static int infer_or_load(gg_guard *g, const char *model, const gg_gtensor *input
     if (rc && dev_failed) {
       res->last_error = last = rc;
       int next = on_failure(g, d, rc, "planning", err);
+      if (next != NEXT_REJECT) res->failures++;
       slot_release(g, d);
       if (next == NEXT_REJECT) goto reject;
       continue;
@@ -622,6 +631,7 @@ static int infer_or_load(gg_guard *g, const char *model, const gg_gtensor *input
       }
       res->last_error = last = rc;
       int next = on_failure(g, d, rc, "inference", err);
+      if (next != NEXT_REJECT) res->failures++;
       if (next == NEXT_REJECT) {
         slot_release(g, d);
         goto reject;
@@ -764,11 +774,11 @@ int gg_guard_switch_device(gg_guard *g, const char *spec) {
       break;
     }
     int rejected = 0;
-    rc = dev_prepare(g, nd, models[i].name, err, sizeof err, &rejected);
+    rc = dev_prepare(g, nd, models[i].name, err, sizeof err, &rejected, NULL);
     if (rc == 0) continue;
     /* one more try on a fresh context (a sticky fault, a hang) */
     if (!nd->up && !rejected && nd->br.state != GG_BREAKER_OPEN)
-      rc = dev_prepare(g, nd, models[i].name, err, sizeof err, &rejected);
+      rc = dev_prepare(g, nd, models[i].name, err, sizeof err, &rejected, NULL);
   }
   pthread_mutex_lock(&g->mu);
   g->st.device_switches++;
@@ -788,7 +798,7 @@ int gg_guard_switch_device(gg_guard *g, const char *spec) {
     for (int i = 0; i < n_models; i++) {
       int rejected = 0;
       char e2[256];
-      if (dev_prepare(g, old, models[i].name, e2, sizeof e2, &rejected))
+      if (dev_prepare(g, old, models[i].name, e2, sizeof e2, &rejected, NULL))
         GG_ERROR("GPU", "rollback: reloading %s on %s failed: %s", models[i].name, old->spec, e2);
     }
     pthread_mutex_lock(&g->mu);
@@ -820,6 +830,14 @@ int gg_guard_switch_device(gg_guard *g, const char *spec) {
     free(dropped[i]);
   }
   GG_INFO("GPU", "now on %s (%d model%s loaded)", spec, nd->n_models, nd->n_models == 1 ? "" : "s");
+  undrain(g);
+  return 0;
+}
+
+int gg_guard_shutdown(gg_guard *g) {
+  if (!g) return GG_EINVAL;
+  drain(g);
+  for (int i = 0; i < g->n; i++) dev_down(g, g->devs[i]);
   undrain(g);
   return 0;
 }
@@ -898,6 +916,8 @@ int gg_guard_device_status_get(gg_guard *g, int idx, gg_guard_device_status *st)
   st->raw_in_use = d->up ? d->ex.stats.raw_in_use : 0;
   st->leaked_bytes = d->leaked + (d->up ? d->ex.stats.leaked_bytes : 0);
   st->raw_allocs = d->ex.stats.raw_allocs;
+  st->launches = d->ex.stats.launches;
+  st->faults_fired = d->ex.stats.faults_fired;
   st->n_models = d->n_models;
   pthread_mutex_unlock(&g->mu);
   return 0;
