@@ -715,6 +715,12 @@ static void test_available(void) {
     gg_xnn_threadpool *tp = NULL;
     ASSERT_OK(gg_xnn_threadpool_new(3, &tp));
     ASSERT_EQ(gg_xnn_threadpool_threads(tp), 3);
+    ASSERT_TRUE(gg_xnn_threadpool_get(tp) != NULL);
+    gg_xnn_threadpool *one = NULL;
+    ASSERT_OK(gg_xnn_threadpool_new(1, &one));
+    int one_raw_null = gg_xnn_threadpool_get(one) == NULL;
+    gg_xnn_threadpool_free(one);
+    ASSERT_TRUE(one_raw_null); /* 1 thread: runs on the caller, no pool */
     gg_xnn_threadpool_free(tp);
     ASSERT_EQ(gg_xnn_threadpool_threads(NULL), 1);
     ASSERT_EQ(gg_xnn_threadpool_new(1, NULL), GG_EINVAL);

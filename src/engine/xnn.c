@@ -206,6 +206,8 @@ int gg_xnn_threadpool_threads(const gg_xnn_threadpool *pool) { return pool ? poo
 
 static pthreadpool_t tp_of(const gg_xnn_threadpool *pool) { return pool ? pool->tp : NULL; }
 
+struct pthreadpool *gg_xnn_threadpool_get(const gg_xnn_threadpool *pool) { return tp_of(pool); }
+
 /* ---------------------------------------------------------------- ops */
 
 typedef enum op_kind {
@@ -826,6 +828,7 @@ int gg_xnn_threadpool_new(int threads, gg_xnn_threadpool **out) {
 }
 void gg_xnn_threadpool_free(gg_xnn_threadpool *pool) { (void)pool; }
 int gg_xnn_threadpool_threads(const gg_xnn_threadpool *pool) { return 1; }
+struct pthreadpool *gg_xnn_threadpool_get(const gg_xnn_threadpool *pool) { return NULL; }
 #define STUB_NEW(out)                                                          \
   do {                                                                         \
     if (out) *(out) = NULL;                                                    \

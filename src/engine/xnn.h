@@ -82,6 +82,10 @@ int gg_xnn_threadpool_new(int threads, gg_xnn_threadpool **out);
 void gg_xnn_threadpool_free(gg_xnn_threadpool *pool);
 /* Threads the pool runs ops on (>= 1); 1 for NULL. */
 int gg_xnn_threadpool_threads(const gg_xnn_threadpool *pool);
+/* The underlying pthreadpool (borrowed; NULL for a 1-thread pool, a NULL
+ * pool or a build without XNNPACK), so the engine's own kernels can run on
+ * the same worker threads instead of a second pool competing for the cores. */
+struct pthreadpool *gg_xnn_threadpool_get(const gg_xnn_threadpool *pool);
 
 /* ---------------------------------------------------------------- shapes */
 
