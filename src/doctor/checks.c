@@ -757,7 +757,9 @@ static void check_libdevice(dctx *c) {
     snprintf(binp, sizeof binp, "%s/bin", r->toolkit_real);
     snprintf(p, sizeof p, "%s/ptxas", binp);
     const char *path = env_or("PATH", "");
-    if (exists(c, p) && !strstr(path, binp)) {
+    char binq[PATHN];
+    snprintf(binq, sizeof binq, "%s/bin", r->toolkit_root);
+    if (exists(c, p) && !strstr(path, binp) && !strstr(path, binq)) {
       char v[1200];
       snprintf(v, sizeof v, "%s:$PATH", binp);
       add_env(c, "PATH", v, 0, "XLA runs ptxas and nvcc from PATH to compile PTX");
