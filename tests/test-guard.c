@@ -2,6 +2,7 @@
  * breaker, spec handling, the policy on cpu, worker isolation and crash
  * recovery, bad input, counters and exports. The fault matrix on the sim
  * device lives in test-faults.c. */
+#include "gpuguard/engine.h"
 #include "gpuguard/error.h"
 #include "gpuguard/guard.h"
 #include "gpuguard/log.h"
@@ -273,6 +274,170 @@ static void test_exports(void) {
   free(prom);
 }
 
+/* Admission: a request whose planned peak exceeds the device budget never
+ * starts there; the next device serves it. */
+static void test_admission_budget(void) {
+  gg_guard_config c = base_config();
+  c.devices[0] = "sim:mem=256M";
+  c.devices[1] = "cpu";
+  c.n_devices = 2;
+  c.mem_budget = 24u << 20;
+  gg_guard *g = NULL;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  size_t n = 8u << 20; /* 32 MiB input: peak = 1 MiB + 2 x 32 MiB */
+  float *x = malloc(n * sizeof(float));
+  ASSERT_TRUE(x != NULL);
+  fill(x, n);
+  gg_gtensor big = {.ndim = 2, .dims = {2048, 4096}, .data = x};
+  gg_gtensor small = {.ndim = 2, .dims = {16, 16}, .data = x};
+  gg_guard_result r1, r2;
+  int rc0 = gg_guard_load(g, "synthetic:1");
+  gg_guard_device_status before, after;
+  gg_guard_device_status_get(g, 0, &before);
+  int rc1 = gg_guard_infer(g, "synthetic:1", &big, &r1);
+  gg_guard_device_status_get(g, 0, &after);
+  int ok1 = check_output(&r1, x, n, 4);
+  gg_guard_result_release(&r1);
+  int rc2 = gg_guard_infer(g, "synthetic:1", &small, &r2);
+  int ok2 = check_output(&r2, x, 256, 4);
+  gg_guard_result_release(&r2);
+  gg_guard_stats st;
+  gg_guard_stats_get(g, &st);
+  gg_guard_free(g);
+  free(x);
+  ASSERT_OK(rc0);
+  ASSERT_OK(rc1);
+  ASSERT_TRUE(ok1);
+  ASSERT_EQ(r1.device_index, 1);
+  ASSERT_EQ(r1.attempts, 1); /* only the cpu run */
+  ASSERT_EQ(r1.last_error, GG_EBUDGET);
+  ASSERT_EQ(before.budget, 24u << 20);
+  /* nothing was started on the sim: no launch, no raw allocation */
+  ASSERT_U64_EQ(after.launches, before.launches);
+  ASSERT_U64_EQ(after.raw_allocs, before.raw_allocs);
+  ASSERT_EQ(after.breaker, GG_BREAKER_CLOSED); /* not the device's fault */
+  ASSERT_OK(rc2);
+  ASSERT_TRUE(ok2);
+  ASSERT_EQ(r2.device_index, 0);
+  ASSERT_EQ(st.admission_rejects, 1);
+}
+
+/* Device switching: cpu -> sim with models moved, and a rollback when the
+ * new device cannot take them. */
+static void test_switch(void) {
+  gg_guard_config c = base_config();
+  c.devices[0] = "cpu";
+  c.n_devices = 1;
+  c.mem_budget = 8u << 20;
+  gg_guard *g = NULL;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  float x[64];
+  fill(x, 64);
+  gg_gtensor in = {.ndim = 1, .dims = {64}, .data = x};
+  gg_guard_result r;
+  ASSERT_OK(gg_guard_infer(g, "synthetic:2", &in, &r));
+  gg_guard_result_release(&r);
+  ASSERT_OK(gg_guard_switch_device(g, "sim:mem=64M"));
+  gg_guard_device_status d0, d1;
+  gg_guard_device_status_get(g, 0, &d0);
+  gg_guard_device_status_get(g, 1, &d1);
+  int rc = gg_guard_infer(g, "synthetic:2", &in, &r);
+  int ok = check_output(&r, x, 64, 4);
+  gg_guard_result_release(&r);
+  /* a model of 16 MiB cannot load under an 8 MiB budget: switching back to
+   * a sim with it loaded is impossible, so load it on cpu first */
+  int n_before = gg_guard_device_count(g);
+  ASSERT_OK(gg_guard_switch_device(g, "cpu"));
+  ASSERT_OK(gg_guard_load(g, "synthetic:16"));
+  int rb = gg_guard_switch_device(g, "sim:mem=64M");
+  gg_guard_device_status after;
+  gg_guard_device_status_get(g, 0, &after);
+  gg_guard_stats st;
+  gg_guard_stats_get(g, &st);
+  gg_guard_free(g);
+  ASSERT_STREQ(d0.spec, "sim:mem=64M");
+  ASSERT_EQ(d0.n_models, 1);
+  ASSERT_STREQ(d1.spec, "cpu"); /* the old primary is the fallback now */
+  ASSERT_EQ(d1.n_models, 0);    /* and its models were unloaded */
+  ASSERT_OK(rc);
+  ASSERT_TRUE(ok);
+  ASSERT_EQ(r.device_index, 0);
+  ASSERT_EQ(n_before, 2);
+  ASSERT_NE(rb, 0);                    /* the switch failed ... */
+  ASSERT_STREQ(after.spec, "cpu");     /* ... and rolled back */
+  ASSERT_EQ(after.n_models, 2);        /* with both models reloaded */
+  ASSERT_EQ(st.switch_rollbacks, 1);
+  ASSERT_EQ(st.device_switches, 3);
+  ASSERT_EQ(st.leaked_bytes, 0);
+}
+
+/* Real models through the worker: the engine runner on the sim (isolated)
+ * and on cpu must give the same numbers; a sticky fault mid-way moves the
+ * request to cpu and the worker comes back. */
+static void test_engine_model(void) {
+  char path[1024];
+  if (gg_model_resolve("blazeface", path, sizeof path) != 0)
+    SKIP("blazeface model not found (%s); run scripts/fetch-models.sh", path);
+  gg_guard_config c = base_config();
+  c.runner = "engine";
+  c.devices[0] = "sim:mem=512M,faults=sticky@4";
+  c.devices[1] = "cpu";
+  c.n_devices = 2;
+  c.watchdog_ms = 20000;
+  c.load_timeout_ms = 60000;
+  gg_guard *g = NULL;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  size_t n = 256 * 256 * 3;
+  float *x = malloc(n * sizeof(float));
+  ASSERT_TRUE(x != NULL);
+  for (size_t i = 0; i < n; i++) x[i] = (float)((i * 7) % 255) / 127.5f - 1.0f;
+  gg_gtensor in = {.ndim = 4, .dims = {1, 256, 256, 3}, .data = x};
+  gg_guard_result a, b, d;
+  /* launches: validation 1, warmup 2, request 3, request 4 -> sticky */
+  int ra = gg_guard_infer(g, "blazeface", &in, &a);
+  int rb = gg_guard_infer(g, "blazeface", &in, &b);
+  int rd = gg_guard_infer(g, "blazeface", &in, &d);
+  gg_guard_device_status ds;
+  gg_guard_device_status_get(g, 0, &ds);
+  int same = ra == 0 && rb == 0 && a.n_outputs >= 1 && a.n_outputs == b.n_outputs;
+  double maxdiff = 0;
+  for (int o = 0; same && o < a.n_outputs; o++) {
+    size_t cnt = gg_gtensor_count(&a.outputs[o]);
+    if (cnt != gg_gtensor_count(&b.outputs[o]) || cnt == 0) {
+      same = 0;
+      break;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+      double dd = fabs((double)a.outputs[o].data[i] - (double)b.outputs[o].data[i]);
+      if (dd > maxdiff) maxdiff = dd;
+    }
+  }
+  int a_dev = a.device_index, b_dev = b.device_index, d_dev = d.device_index;
+  uint64_t peak = a.planned_peak;
+  gg_guard_result_release(&a);
+  gg_guard_result_release(&b);
+  gg_guard_result_release(&d);
+  gg_guard_shutdown(g);
+  gg_guard_stats st;
+  gg_guard_stats_get(g, &st);
+  gg_guard_free(g);
+  free(x);
+  ASSERT_OK(ra);
+  ASSERT_OK(rb);
+  ASSERT_OK(rd);
+  ASSERT_EQ(a_dev, 0);  /* on the sim worker */
+  ASSERT_EQ(b_dev, 1);  /* sticky fault: served by cpu */
+  ASSERT_EQ(d_dev, 0);  /* worker restarted, back on the sim */
+  ASSERT_TRUE(same);
+  ASSERT_TRUE(maxdiff < 1e-4);
+  ASSERT_TRUE(peak > 0);
+  ASSERT_EQ(ds.worker_restarts, 1);
+  ASSERT_EQ(st.device_lost, 1);
+  ASSERT_EQ(st.leaked_bytes, 0);
+  fprintf(stderr, "  blazeface: planned peak %llu bytes, sim vs cpu max |diff| %g\n",
+          (unsigned long long)peak, maxdiff);
+}
+
 int main(int argc, char **argv) {
   static const gg_test_case cases[] = {
       {"breaker", test_breaker},
@@ -283,6 +448,9 @@ int main(int argc, char **argv) {
       {"worker_crash", test_worker_crash},
       {"cleanup_cadence", test_cleanup_cadence},
       {"exports", test_exports},
+      {"admission_budget", test_admission_budget},
+      {"switch", test_switch},
+      {"engine_model", test_engine_model},
       {NULL, NULL},
   };
   return gg_test_main(argc, argv, cases);

@@ -75,7 +75,11 @@ typedef struct gg_runner {
  *                one kernel per layer via gg_device_launch, so every device
  *                fault hits it the way it would hit a real model;
  *   "engine"     real TF.js graph models through include/gpuguard/engine.h
- *                (GG_ENOTIMPL when this build has no engine); arg = models dir.
+ *                (names resolved by gg_model_resolve: a path, or NAME under
+ *                $GPUGUARD_MODELS_DIR / the model cache); arg "threads=N".
+ *                The engine computes on the host; on a device it reserves the
+ *                planned weights/arena/workspace from the device's pool and
+ *                runs each graph as one gg_device_launch + synchronize.
  * `arg` may be NULL. The runner is released with gg_runner_free(). */
 int gg_runner_create(const char *kind, const char *arg, gg_runner *out);
 void gg_runner_free(gg_runner *r);
@@ -87,7 +91,7 @@ typedef struct gg_guard_config {
   const char *devices[GG_GUARD_MAX_DEVICES];
   int n_devices;
   const char *runner;      /* runner kind for gg_runner_create ("engine", "synthetic") */
-  const char *runner_arg;  /* e.g. the models dir; may be NULL */
+  const char *runner_arg;  /* runner option ("threads=N" for engine); may be NULL */
 
   int retries;             /* extra attempts on one device for OOM/LAUNCH/OOR (default 2) */
   int backoff_ms;          /* first backoff; doubles per retry, +-50% jitter (default 25) */
