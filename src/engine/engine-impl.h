@@ -59,6 +59,10 @@ const gg_graph *gg__model_graph(const struct gg_model *m);
  * weights count as measured by construction. */
 int gg__model_from_graph(gg_graph *g, const char *label, struct gg_model **out);
 
+/* Set to 1 (tests) or GG_ENGINE_NO_FUSE=1 (env) to import without fusion,
+ * as the oracle the fused graph is checked against. */
+extern int gg__fuse_disabled;
+
 /* Half -> float (IEEE 754 binary16). */
 float gg__half_to_float(uint16_t h);
 

@@ -3,6 +3,7 @@
 #include "engine/engine-impl.h"
 #include "engine/graph.h"
 #include "engine/xnn.h"
+#include "gpuguard/core.h"
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
@@ -41,6 +42,9 @@ struct gg_session {
   gg_xnn_threadpool *xpool;
   gg__kctx kctx;
   gg_engine_mem mem;
+  int profile;                    /* GG_ENGINE_PROFILE=1: time per op kind */
+  uint64_t prof_ns[GG_OP_COUNT][2]; /* [op][0 naive, 1 xnnpack] */
+  uint64_t prof_runs;
 };
 
 __attribute__((format(printf, 4, 5))) static int efail(char *err, size_t errlen, int code,
@@ -334,8 +338,23 @@ static void prelu_inplace(const gg_node *n, gg_tval *v) {
 
 /* ------------------------------------------------------------ sessions */
 
+static void print_profile(const gg_session *s) {
+  uint64_t total = 0;
+  for (int i = 0; i < GG_OP_COUNT; i++) total += s->prof_ns[i][0] + s->prof_ns[i][1];
+  if (!s->prof_runs || !total) return;
+  fprintf(stderr, "[ENG] profile of %s over %llu runs (ms per run):\n", s->m->path,
+          (unsigned long long)s->prof_runs);
+  for (int i = 0; i < GG_OP_COUNT; i++)
+    for (int b = 0; b < 2; b++)
+      if (s->prof_ns[i][b])
+        fprintf(stderr, "  %-16s %-8s %8.3f  %5.1f%%\n", gg__op_name((gg_op)i), b ? "xnnpack" : "naive",
+                (double)s->prof_ns[i][b] / 1e6 / (double)s->prof_runs,
+                100.0 * (double)s->prof_ns[i][b] / (double)total);
+}
+
 void gg_session_free(gg_session *s) {
   if (!s) return;
+  if (s->profile) print_profile(s);
   if (s->ex)
     for (int i = 0; i < s->m->g->n_order; i++) {
       gg_xnn_op_free(s->ex[i].xnn);
@@ -477,6 +496,8 @@ int gg_session_new(gg_model *m, const int64_t *shape, int ndim, const gg_session
   s->mem.measured = m->weights_measured + (host_allocated() - host0) + (xnn1 - xnn0);
   s->mem.n_ops = g->n_order;
   s->mem.n_ops_xnnpack = nx;
+  const char *prof = getenv("GG_ENGINE_PROFILE");
+  s->profile = prof && *prof && strcmp(prof, "0");
   *out = s;
   return 0;
 fail:
@@ -497,16 +518,19 @@ int gg_session_run(gg_session *s, char *err, size_t errlen) {
     const gg_node *n = &g->nodes[g->order[i]];
     node_exec *ex = &s->ex[i];
     int rc;
+    uint64_t t0 = s->profile ? gg_now_ns() : 0;
     if (ex->xnn) {
       rc = gg_xnn_op_run(ex->xnn);
       if (!rc && ex->post) rc = gg_xnn_op_run(ex->post);
       if (!rc && ex->post_prelu) prelu_inplace(n, s->vals);
     } else
       rc = gg__op_run(n, s->vals, &s->kctx);
+    if (s->profile) s->prof_ns[n->op][ex->xnn != NULL] += gg_now_ns() - t0;
     if (rc)
       return efail(err, errlen, rc, "%s: node '%s' (%s) failed: %s", s->m->path, n->name,
                    n->tf_op, gg_strerror(rc));
   }
+  s->prof_runs++;
   return 0;
 }
 

@@ -167,8 +167,101 @@ static int fuse_prelu_pattern(gg_graph *g, int addi) {
   return 0;
 }
 
+static int is_layout_free(gg_op op) {
+  switch (op) {
+  case GG_OP_RELU:
+  case GG_OP_RELU6:
+  case GG_OP_LEAKY_RELU:
+  case GG_OP_SIGMOID:
+  case GG_OP_ABS:
+  case GG_OP_SQUARE:
+  case GG_OP_RSQRT:
+  case GG_OP_IDENTITY:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* A constant int32 vector of n values, or NULL. */
+static int32_t *const_i32(const gg_graph *g, int t, int64_t n) {
+  const gg_tensor *tt = &g->tensors[t];
+  if (!tt->is_const || tt->v.dtype != GG_DT_I32 || tt->v.nelem != n) return NULL;
+  return tt->v.data;
+}
+
+/* Transpose(P) -> [elementwise | Pad]* -> Transpose(Q) with Q undoing P
+ * (the ONNX-to-TF export of nanodet wraps every NHWC conv this way): drop
+ * both transposes and re-index the Pads, so the chain runs in the original
+ * layout. Returns how many transposes were removed. */
+static int cancel_transposes(gg_graph *g, int t1) {
+  gg_node *a = &g->nodes[t1];
+  if (a->op != GG_OP_TRANSPOSE || a->n_in != 2) return 0;
+  const gg_tensor *pt = &g->tensors[a->in[1]];
+  int r = (int)pt->v.nelem;
+  const int32_t *P = const_i32(g, a->in[1], r);
+  if (!P || r < 1 || r > GG_MAX_DIMS) return 0;
+  int chain[64], nc = 0, cur = t1, t2 = -1;
+  for (;;) {
+    int c = sole_consumer(g, cur);
+    if (c < 0 || nc == 64) return 0;
+    gg_node *cn = &g->nodes[c];
+    if (cn->in[0] != g->nodes[cur].out[0]) return 0;
+    if (is_layout_free(cn->op) && cn->n_in == 1) {
+      chain[nc++] = c, cur = c;
+      continue;
+    }
+    if (cn->op == GG_OP_PAD) {
+      int dummy;
+      if (!const_i32(g, cn->in[1], 2 * r) || consumers(g, cn->in[1], &dummy) != 1) return 0;
+      chain[nc++] = c, cur = c;
+      continue;
+    }
+    if (cn->op == GG_OP_TRANSPOSE && cn->n_in == 2) {
+      const int32_t *Q = const_i32(g, cn->in[1], r);
+      if (!Q) return 0;
+      for (int j = 0; j < r; j++)
+        if (Q[j] < 0 || Q[j] >= r || P[Q[j]] < 0 || P[Q[j]] >= r || P[Q[j]] != j) return 0;
+      t2 = c;
+      break;
+    }
+    return 0;
+  }
+  int x = a->in[0];
+  /* Re-index each Pad: x's dim P[i] gets A's padding of dim i. */
+  for (int k = 0; k < nc; k++) {
+    gg_node *cn = &g->nodes[chain[k]];
+    if (cn->op != GG_OP_PAD) continue;
+    int32_t *pa = const_i32(g, cn->in[1], 2 * r), pb[2 * GG_MAX_DIMS];
+    for (int i = 0; i < r; i++) pb[2 * P[i]] = pa[2 * i], pb[2 * P[i] + 1] = pa[2 * i + 1];
+    memcpy(pa, pb, (size_t)(2 * r) * sizeof *pa);
+  }
+  gg_node *b = &g->nodes[t2];
+  if (nc == 0) {
+    /* Transpose then its inverse: an identity. */
+    b->op = GG_OP_IDENTITY;
+    b->tf_op = "Identity";
+    b->in[0] = x;
+    b->n_in = 1;
+    a->dead = 1;
+    g->tensors[a->out[0]].producer = -1;
+    return 2;
+  }
+  g->nodes[chain[0]].in[0] = x;
+  absorb(g, chain[nc - 1], t2);
+  a->dead = 1;
+  g->tensors[a->out[0]].producer = -1;
+  return 2;
+}
+
+int gg__fuse_disabled = 0;
+
 void gg__graph_fuse(gg_graph *g) {
   int fused = 0;
+  const char *env = getenv("GG_ENGINE_NO_FUSE");
+  if (gg__fuse_disabled || (env && *env && strcmp(env, "0"))) return;
+  for (int i = 0; i < g->n_nodes; i++)
+    if (!g->nodes[i].dead) fused += cancel_transposes(g, i);
   for (int i = 0; i < g->n_nodes; i++)
     if (!g->nodes[i].dead) fused += fuse_prelu_pattern(g, i);
   for (int i = 0; i < g->n_nodes; i++) {

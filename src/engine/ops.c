@@ -116,7 +116,9 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
                  gg__shape_str(w->shape, w->ndim, sb, sizeof sb));
     int64_t ci = x->shape[3], co;
     if (n->op == GG_OP_CONV2D) {
-      if (w->shape[2] <= 0 || ci % w->shape[2] || w->shape[3] % (ci / w->shape[2]))
+      /* groups = ci / filter_ci must be >= 1 and divide the outputs. */
+      if (w->shape[2] <= 0 || ci < w->shape[2] || ci % w->shape[2] ||
+          w->shape[3] % (ci / w->shape[2]))
         return BAD("node '%s' (%s): input channels %lld do not fit filter %s", n->name, n->tf_op,
                    (long long)ci, gg__shape_str(w->shape, 4, sb, sizeof sb));
       co = w->shape[3];
@@ -699,11 +701,52 @@ static int run_pad(const gg_node *n, gg_tval *vals) {
   return 0;
 }
 
-static int run_transpose(const gg_node *n, gg_tval *vals) {
+/* Batched 2-D transpose in cache-sized tiles: x [B][R][C] -> y [B][C][R].
+ * Covers NCHW <-> NHWC (perms 0231 / 0312), the bulk of nanodet's exports. */
+typedef struct t2d_job {
+  const uint32_t *x;
+  uint32_t *y;
+  int64_t R, C, tiles_r, tiles_c;
+} t2d_job;
+
+#define T2D_TILE 32
+
+static void t2d_tile(void *arg, size_t idx) {
+  const t2d_job *j = arg;
+  int64_t per_b = j->tiles_r * j->tiles_c, b = (int64_t)idx / per_b, t = (int64_t)idx % per_b;
+  int64_t r0 = (t / j->tiles_c) * T2D_TILE, c0 = (t % j->tiles_c) * T2D_TILE;
+  int64_t r1 = r0 + T2D_TILE < j->R ? r0 + T2D_TILE : j->R;
+  int64_t c1 = c0 + T2D_TILE < j->C ? c0 + T2D_TILE : j->C;
+  const uint32_t *x = j->x + b * j->R * j->C;
+  uint32_t *y = j->y + b * j->R * j->C;
+  for (int64_t c = c0; c < c1; c++)
+    for (int64_t r = r0; r < r1; r++) y[c * j->R + r] = x[r * j->C + c];
+}
+
+static int run_transpose(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
   const gg_tval *x = IN(0);
   gg_tval *y = OUT(0);
   int nd = x->ndim;
   const int32_t *perm = I32(IN(1));
+  /* perm = (0..k-1, m..nd-1, k..m-1): a batched 2-D transpose. */
+  if (nd >= 2 && y->nelem) {
+    int k = 0;
+    while (k < nd && perm[k] == k) k++;
+    if (k < nd - 1) {
+      int m = perm[k], ok = m > k;
+      for (int i = k; ok && i < k + (nd - m); i++) ok = perm[i] == m + (i - k);
+      for (int i = k + (nd - m); ok && i < nd; i++) ok = perm[i] == k + (i - k - (nd - m));
+      if (ok) {
+        int64_t B = 1, R = 1, C = 1;
+        for (int d = 0; d < k; d++) B *= x->shape[d];
+        for (int d = k; d < m; d++) R *= x->shape[d];
+        for (int d = m; d < nd; d++) C *= x->shape[d];
+        t2d_job j = {x->data, y->data, R, C, (R + T2D_TILE - 1) / T2D_TILE, (C + T2D_TILE - 1) / T2D_TILE};
+        par1d(ctx, t2d_tile, &j, (size_t)(B * j.tiles_r * j.tiles_c));
+        return 0;
+      }
+    }
+  }
   int64_t xst[GG_MAX_DIMS], s = 1, st[GG_MAX_DIMS], idx[GG_MAX_DIMS] = {0};
   for (int d = nd - 1; d >= 0; d--) xst[d] = s, s *= x->shape[d];
   for (int d = 0; d < nd; d++) st[d] = xst[perm[d]];
@@ -866,7 +909,7 @@ int gg__op_run(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
   case GG_OP_SUM:
   case GG_OP_MEAN: return run_reduce(n, vals);
   case GG_OP_PAD: return run_pad(n, vals);
-  case GG_OP_TRANSPOSE: return run_transpose(n, vals);
+  case GG_OP_TRANSPOSE: return run_transpose(n, vals, ctx);
   case GG_OP_CONCAT: return run_concat(n, vals);
   case GG_OP_SPLITV: return run_split(n, vals);
   case GG_OP_RESIZE_BILINEAR: return run_resize(n, vals, ctx);
