@@ -17,7 +17,7 @@ static char g_tmp[256];
 /* Runs the gpuguard binary; returns the exit status and the stdout (malloc'd). */
 static int run(const char *args, char **out) {
   char cmd[4096];
-  snprintf(cmd, sizeof cmd, "%s %s 2>/dev/null", GG_BIN, args);
+  snprintf(cmd, sizeof cmd, "%s %s%s", GG_BIN, args, strstr(args, "2>&1") ? "" : " 2>/dev/null");
   FILE *p = popen(cmd, "r");
   if (!p) return -1;
   size_t cap = 65536, n = 0;
@@ -440,6 +440,21 @@ static void test_sim_device(void) {
   free(out);
 }
 
+/* A device whose kernel never completes must not hang doctor: the watchdog
+ * (--timeout) exits 2 and says which step was stuck. */
+static void test_hang_watchdog(void) {
+  clean_env();
+  unsetenv("GPUGUARD_SIM_HANG_MS");
+  char root[512], args[1024], *out = NULL;
+  new_root("hang", root, sizeof root);
+  snprintf(args, sizeof args, "doctor --root %s --device sim --faults hang@1 --timeout 2 2>&1",
+           root);
+  int st = run(args, &out);
+  ASSERT_EQ(st, 2);
+  ASSERT_CONTAINS(out, "did not finish in time; stuck while validating sim");
+  free(out);
+}
+
 /* The real machine: whatever it has, doctor must finish, print valid JSON,
  * and agree with what is on disk. */
 static void test_real_machine(void) {
@@ -490,6 +505,7 @@ int main(int argc, char **argv) {
       {"visible_devices_hidden", test_visible_devices_hidden},
       {"explain", test_explain},
       {"sim_device", test_sim_device},
+      {"hang_watchdog", test_hang_watchdog},
       {"real_machine", test_real_machine},
       {0},
   };

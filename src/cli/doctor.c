@@ -55,13 +55,18 @@ static const gg_opt k_doctor_opts[] = {
     {0},
 };
 
-static void on_alarm(int sig) {
-  static const char msg[] =
-      "gpuguard doctor: the checks did not finish in time; a driver call is probably hung "
-      "(check 'dmesg | grep -i -e nvidia -e xid'). Exit 2.\n";
-  (void)sig;
-  ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+static void put_err(const char *s) {
+  ssize_t w = write(STDERR_FILENO, s, strlen(s));
   (void)w;
+}
+
+/* Only async-signal-safe calls: write() and _exit(). */
+static void on_alarm(int sig) {
+  (void)sig;
+  put_err("gpuguard doctor: the checks did not finish in time; stuck while ");
+  put_err(gg_doctor_current_step());
+  put_err(". A driver call (or a device kernel) is probably hung: check "
+          "'dmesg | grep -i -e nvidia -e xid'. Exit 2.\n");
   _exit(2);
 }
 

@@ -29,6 +29,18 @@ const char *gg_check_status_name(gg_check_status s) {
 
 /* ---- helpers -------------------------------------------------------------- */
 
+static char g_step[2][128] = {"starting", ""};
+static volatile int g_step_idx;
+
+/* Double-buffered so a signal handler never reads a half-written string. */
+static void set_step(const char *what, const char *arg) {
+  int next = !g_step_idx;
+  snprintf(g_step[next], sizeof g_step[next], "%s%s%s", what, arg ? " " : "", arg ? arg : "");
+  g_step_idx = next;
+}
+
+const char *gg_doctor_current_step(void) { return g_step[g_step_idx]; }
+
 typedef struct dctx {
   gg_doctor_report *r;
   const gg_doctor_opts *o;
@@ -1001,6 +1013,7 @@ static void check_devices(dctx *c) {
     char id[80];
     snprintf(id, sizeof id, "device.%.60s", spec);
     gg_device *dev = NULL;
+    set_step("opening", spec);
     int rc = gg_device_open(spec, &dev);
     if (rc) {
       if (i < n) dd->info = list[i];
@@ -1015,6 +1028,7 @@ static void check_devices(dctx *c) {
     if (gg_device_get_info(dev, &dd->info) != 0 && i < n) dd->info = list[i];
     r->ndevices++;
     if (c->o->validate) {
+      set_step("validating", spec);
       gg_device_validate(dev, &dd->validation);
       dd->validated = 1;
       if (dd->validation.passed) {
@@ -1097,15 +1111,23 @@ int gg_doctor_run(const gg_doctor_opts *opts, gg_doctor_report **out) {
   size_t rl = strlen(r->root);
   while (rl > 1 && r->root[rl - 1] == '/') r->root[--rl] = 0;
   r->cuda_init_rc = -1;
+  set_step("scanning the PCI bus", NULL);
   check_pci(&c);
+  set_step("reading the NVIDIA driver state", NULL);
   check_driver(&c);
+  set_step("loading libcuda and calling cuInit", NULL);
   check_libcuda(&c);
+  set_step("looking for the CUDA toolkit", NULL);
   check_toolkit(&c);
   check_compat(&c);
+  set_step("looking for libdevice", NULL);
   check_libdevice(&c);
   check_env(&c);
+  set_step("loading OpenCL ICDs", NULL);
   check_opencl(&c);
+  set_step("enumerating devices", NULL);
   check_devices(&c);
+  set_step("done", NULL);
   if (c.oom) {
     gg_doctor_report_free(r);
     return GG_ENOMEM;

@@ -107,6 +107,10 @@ typedef struct gg_doctor_opts {
  * gg_doctor_report_free(). */
 int gg_doctor_run(const gg_doctor_opts *opts, gg_doctor_report **out);
 void gg_doctor_report_free(gg_doctor_report *r);
+/* What gg_doctor_run is doing right now ("validating cuda:0"), for a
+ * watchdog that has to explain a hang. Never NULL; safe to read from a
+ * signal handler (a pointer to a static buffer). */
+const char *gg_doctor_current_step(void);
 /* 0 all OK/INFO, 1 warnings only, 2 at least one failure. */
 int gg_doctor_exit_status(const gg_doctor_report *r);
 /* Human-readable report: one line per check with "[ OK ]", "[INFO]",
