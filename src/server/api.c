@@ -32,18 +32,37 @@ static json_t *device_info_json(const gg_device_info *d) {
                    d->compute_units);
 }
 
-static void h_device(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
-  gg_proc_mem pm;
-  if (gg_proc_mem_read(&pm) != 0) {
-    gg_http_error(resp, 500, "cannot read /proc/self/status");
-    return;
+/* Enumerating drivers is slow (an OpenCL platform loads its whole runtime),
+ * so the list is refreshed at most every DEVICE_LIST_TTL_NS. */
+#define DEVICE_LIST_TTL_NS (5ull * 1000000000ull)
+
+static json_t *device_list_json(gg_server *srv) {
+  pthread_mutex_lock(&srv->devlist_lock);
+  uint64_t now = gg_now_ns();
+  if (!srv->devlist || now - srv->devlist_ns > DEVICE_LIST_TTL_NS) {
+    gg_device_info *list = NULL;
+    size_t n = 0;
+    if (gg_device_enumerate(&list, &n) == 0) {
+      free(srv->devlist);
+      srv->devlist = list;
+      srv->devlist_n = n;
+      srv->devlist_ns = now;
+    }
   }
   json_t *devs = json_array();
-  gg_device_info *list = NULL;
-  size_t n = 0;
-  if (gg_device_enumerate(&list, &n) == 0) {
-    for (size_t i = 0; i < n; i++) json_array_append_new(devs, device_info_json(&list[i]));
-    free(list);
+  for (size_t i = 0; i < srv->devlist_n; i++)
+    json_array_append_new(devs, device_info_json(&srv->devlist[i]));
+  pthread_mutex_unlock(&srv->devlist_lock);
+  return devs;
+}
+
+static void h_device(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
+  json_t *devs = device_list_json(srv);
+  gg_proc_mem pm;
+  if (gg_proc_mem_read(&pm) != 0) {
+    json_decref(devs);
+    gg_http_error(resp, 500, "cannot read /proc/self/status");
+    return;
   }
   pthread_mutex_lock(&srv->lock);
   const char *reason = NULL;

@@ -36,6 +36,11 @@ struct gg_server {
   int gpu_failed;
   char last_failure[256];
   uint64_t started_ns;
+
+  pthread_mutex_t devlist_lock;    /* guards the cached device list */
+  gg_device_info *devlist;
+  size_t devlist_n;
+  uint64_t devlist_ns;
 };
 
 void gg__server_register_api(gg_server *srv);

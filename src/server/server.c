@@ -185,12 +185,14 @@ int gg_server_new(const gg_server_config *cfg, gg_server **out) {
   if (s->cfg.max_body == 0) s->cfg.max_body = 16u << 20;
   if (s->cfg.conn_timeout_s <= 0) s->cfg.conn_timeout_s = 30;
   pthread_mutex_init(&s->lock, NULL);
+  pthread_mutex_init(&s->devlist_lock, NULL);
   s->started_ns = gg_now_ns();
   int rc = gg_device_open(s->device_spec, &s->device);
   if (rc) {
     GG_ERROR("GPU", "cannot open device '%s': %s (%s); try --device cpu", s->device_spec,
              gg_strerror(rc), gg_err_name(rc));
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->devlist_lock);
     free(s);
     return rc;
   }
@@ -250,6 +252,8 @@ void gg_server_free(gg_server *srv) {
   if (!srv) return;
   gg_server_stop(srv);
   gg_device_free(srv->device);
+  free(srv->devlist);
   pthread_mutex_destroy(&srv->lock);
+  pthread_mutex_destroy(&srv->devlist_lock);
   free(srv);
 }
