@@ -411,6 +411,14 @@ static void test_explain(void) {
   ASSERT_EQ(st, 0);
   ASSERT_CONTAINS(out, "0 of 2 line(s) recognised");
   free(out);
+  /* "-" reads stdin */
+  snprintf(args, sizeof args, "doctor --explain - < %s/fixtures/logs/opencl.log", GG_TEST_DIR);
+  st = run(args, &out);
+  ASSERT_EQ(st, 2);
+  ASSERT_CONTAINS(out, "(stdin):5: [device_lost] clWaitForEvents failed with "
+                       "CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST");
+  ASSERT_CONTAINS(out, "(stdin): 8 of 11 line(s) recognised");
+  free(out);
   st = run("doctor --explain /nonexistent/app.log", &out);
   ASSERT_EQ(st, 2);
   free(out);

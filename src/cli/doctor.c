@@ -34,7 +34,8 @@ static const gg_opt k_doctor_opts[] = {
     {"write-env", NULL, GG_OPT_STR, DO(write_env), "",
      "write a sourceable script with the variables that make this machine work", "FILE"},
     {"explain", NULL, GG_OPT_STR, DO(explain), "",
-     "read an application log and explain each recognised GPU failure (no machine checks)",
+     "read an application log ('-' for stdin) and explain each recognised GPU failure (no "
+     "machine checks)",
      "LOGFILE"},
     {"root", NULL, GG_OPT_STR, DO(root), "",
      "make every filesystem probe relative to DIR (fake installations in tests)", "DIR"},

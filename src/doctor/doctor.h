@@ -123,7 +123,7 @@ char *gg_doctor_json(const gg_doctor_report *r);
  * reason in err. */
 int gg_doctor_write_env(const gg_doctor_report *r, const char *path, char *err, size_t errlen);
 
-/* Reads a log and prints each recognised GPU failure (line number, class,
+/* Reads a log ("-" for stdin) and prints each recognised GPU failure (line number, class,
  * cause, fix), as text or as JSON (schema "gpuguard.explain/1"). *found gets
  * the number of recognised lines. Returns 0, or GG_EIO when the file cannot
  * be read (message in err). */

@@ -258,11 +258,13 @@ int gg_doctor_write_env(const gg_doctor_report *r, const char *path, char *err, 
 int gg_doctor_explain(const char *path, FILE *out, int json, int *found, char *err,
                       size_t errlen) {
   if (found) *found = 0;
-  FILE *f = fopen(path, "r");
+  int is_stdin = !strcmp(path, "-");
+  FILE *f = is_stdin ? stdin : fopen(path, "r");
   if (!f) {
     snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
     return GG_EIO;
   }
+  if (is_stdin) path = "(stdin)";
   json_t *arr = json ? json_array() : NULL;
   int counts[GG_FAIL_CLASS_COUNT] = {0};
   char *line = NULL;
@@ -302,7 +304,7 @@ int gg_doctor_explain(const char *path, FILE *out, int json, int *found, char *e
   }
   free(line);
   int rerr = ferror(f);
-  fclose(f);
+  if (!is_stdin) fclose(f);
   if (rerr) {
     json_decref(arr);
     snprintf(err, errlen, "error reading %s", path);
