@@ -174,6 +174,18 @@ static void test_doctor_with_driver(void) {
   ASSERT_CONTAINS(check_field(j, "cuda.init", "cause"), "hides every GPU");
   ASSERT_EQ(st, 2);
   json_decref(j);
+  /* WSL2-like: no /proc/driver/nvidia, no /dev/nvidia*, but libcuda works */
+  snprintf(cmd, sizeof cmd, "rm -rf %s/proc %s/dev", root, root);
+  ASSERT_EQ(system(cmd), 0);
+  out = run(args, &st);
+  j = out ? json_loads(out, 0, NULL) : NULL;
+  free(out);
+  ASSERT_TRUE(j != NULL);
+  ASSERT_STREQ(check_field(j, "nvidia.driver", "status"), "ok");
+  ASSERT_CONTAINS(check_field(j, "nvidia.driver", "message"), "reachable through libcuda");
+  ASSERT_STREQ(check_field(j, "nvidia.dev", "status"), "info");
+  ASSERT_STREQ(check_field(j, "device.cuda:0", "status"), "ok");
+  json_decref(j);
   snprintf(cmd, sizeof cmd, "rm -rf %s", root);
   ASSERT_EQ(system(cmd), 0);
 }

@@ -235,6 +235,12 @@ static void check_pci(dctx *c) {
         d ? "" : " (/sys/bus/pci/devices not readable)");
 }
 
+static int libcuda_works(void) {
+  gg__cuda_probe p;
+  gg__cuda_probe_run(&p);
+  return p.lib_loaded && p.init_rc == 0 && p.device_count > 0;
+}
+
 static void check_driver(dctx *c) {
   gg_doctor_report *r = c->r;
   char buf[1024];
@@ -260,6 +266,12 @@ static void check_driver(dctx *c) {
       set_cause(k, "/proc/driver/nvidia/version has no 'Kernel Module <version>' line");
       set_fix(k, "run nvidia-smi to see the driver version");
     }
+  } else if (libcuda_works()) {
+    /* WSL2 (/usr/lib/wsl/lib/libcuda.so.1 over /dev/dxg) and some containers
+     * have a working driver without /proc/driver/nvidia or /dev/nvidia*. */
+    add(c, "driver", "nvidia.driver", GG_CHECK_OK,
+        "NVIDIA driver reachable through libcuda (no /proc/driver/nvidia/version: WSL2 or a "
+        "container)");
   } else if (r->nvidia_pci_gpus) {
     gg_check *k = add(c, "driver", "nvidia.driver", GG_CHECK_FAIL,
                       "an NVIDIA GPU is installed but no NVIDIA kernel driver is loaded");
