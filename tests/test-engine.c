@@ -606,6 +606,51 @@ static void test_xnnpack_vs_naive_models(void) {
   if (!found) SKIP("no models fetched");
 }
 
+/* Every graph rewrite (bias/scale folding, PReLU and ReLU6 patterns,
+ * activation fusion, transpose cancellation) against the unfused graph. */
+static void test_fusion_preserves_results(void) {
+  int found = 0;
+  for (size_t i = 0; i < 4; i++) {
+    char p[1024];
+    if (!model_path(k_models[i], p, sizeof p)) continue;
+    found++;
+    gg_model *mf, *mu;
+    gg_session *a, *b;
+    gg_session_opts o = {1, GG_ENGINE_NAIVE, 0};
+    ASSERT_OK(gg_model_load(p, &mf, NULL, 0));
+    gg__fuse_disabled = 1;
+    int rc = gg_model_load(p, &mu, NULL, 0);
+    gg__fuse_disabled = 0;
+    ASSERT_OK(rc);
+    ASSERT_LE(gg_model_n_ops(mf), gg_model_n_ops(mu));
+    ASSERT_OK(gg_session_new(mf, NULL, 0, &o, &a, NULL, 0));
+    ASSERT_OK(gg_session_new(mu, NULL, 0, &o, &b, NULL, 0));
+    fill_input(a, 5);
+    fill_input(b, 5);
+    ASSERT_OK(gg_session_run(a, NULL, 0));
+    ASSERT_OK(gg_session_run(b, NULL, 0));
+    for (int k = 0; k < gg_model_n_outputs(mf); k++) {
+      int64_t n = gg_session_output_elems(a, k);
+      ASSERT_EQ(n, gg_session_output_elems(b, k));
+      const float *x = gg_session_output(a, k, NULL), *y = gg_session_output(b, k, NULL);
+      double lo = y[0], hi = y[0], md = 0;
+      for (int64_t e = 0; e < n; e++) {
+        lo = fmin(lo, y[e]), hi = fmax(hi, y[e]);
+        md = fmax(md, fabs((double)x[e] - y[e]));
+      }
+      ASSERT_LE(md, 1e-4 * fmax(hi - lo, 1e-2));
+      if (k == 0)
+        fprintf(stderr, "  %-13s %d ops fused vs %d unfused, max |diff| %.3g on output 0 (range %.3g)\n",
+                k_models[i], gg_model_n_ops(mf), gg_model_n_ops(mu), md, hi - lo);
+    }
+    gg_session_free(a);
+    gg_session_free(b);
+    gg_model_free(mf);
+    gg_model_free(mu);
+  }
+  if (!found) SKIP("no models fetched");
+}
+
 /* ------------------------------------------------------------ CLI */
 
 static void test_cli_infer_end_to_end(void) {
@@ -697,6 +742,7 @@ int main(int argc, char **argv) {
       {"planned_equals_measured", test_planned_equals_measured},
       {"reuse_is_bit_exact", test_reuse_is_bit_exact},
       {"xnnpack_vs_naive_models", test_xnnpack_vs_naive_models},
+      {"fusion_preserves_results", test_fusion_preserves_results},
       {"cli_infer_end_to_end", test_cli_infer_end_to_end},
       {"cli_errors", test_cli_errors},
       {0},

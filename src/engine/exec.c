@@ -240,6 +240,7 @@ static int xnn_make(gg_session *s, const gg_node *n, node_exec *ex) {
     p.a_ndim = (size_t)x->ndim, p.b_ndim = (size_t)b->ndim;
     for (int d = 0; d < x->ndim; d++) p.a_shape[d] = (size_t)x->shape[d];
     for (int d = 0; d < b->ndim; d++) p.b_shape[d] = (size_t)b->shape[d];
+    p.act = xact(n->a.act);
     rc = gg_xnn_binary_new(&p, tp, &ex->xnn);
     break;
   }

@@ -131,33 +131,42 @@ static int64_t out_channels(const gg_graph *g, const gg_node *n) {
   return -1;
 }
 
-/* relu(x) + (x - |x|) * c  ==  prelu(x, 2c): the MobileFaceNet export. */
+/* relu(x) + (x - |x|) * c  ==  prelu(x, 2c), and x + (x - |x|) * c ==
+ * prelu(x, 1 + 2c): the two forms of the MobileFaceNet export. */
 static int fuse_prelu_pattern(gg_graph *g, int addi) {
   gg_node *add = &g->nodes[addi];
-  if (add->op != GG_OP_ADD || add->n_in != 2) return 0;
+  if (add->op != GG_OP_ADD || add->n_in != 2 || add->a.act != GG_ACT_NONE) return 0;
   for (int side = 0; side < 2; side++) {
-    int pr = g->tensors[add->in[side]].producer, pm = g->tensors[add->in[!side]].producer;
-    if (pr < 0 || pm < 0 || g->nodes[pr].op != GG_OP_RELU || g->nodes[pm].op != GG_OP_MUL) continue;
-    gg_node *relu = &g->nodes[pr], *mul = &g->nodes[pm];
-    int x = relu->in[0], ci = -1, s = -1;
+    int pm = g->tensors[add->in[!side]].producer;
+    if (pm < 0 || g->nodes[pm].op != GG_OP_MUL) continue;
+    gg_node *mul = &g->nodes[pm];
+    int ci = -1, s = -1;
     for (int k = 0; k < 2; k++) {
       int p = g->tensors[mul->in[k]].producer;
       if (p >= 0 && g->nodes[p].op == GG_OP_SUB) s = p, ci = mul->in[!k];
     }
     if (s < 0 || !g->tensors[ci].is_const || g->tensors[ci].v.dtype != GG_DT_F32) continue;
     gg_node *sub = &g->nodes[s];
+    int x = sub->in[0];
     int pa = g->tensors[sub->in[1]].producer;
-    if (sub->in[0] != x || pa < 0 || g->nodes[pa].op != GG_OP_ABS || g->nodes[pa].in[0] != x) continue;
+    if (pa < 0 || g->nodes[pa].op != GG_OP_ABS || g->nodes[pa].in[0] != x) continue;
+    int pr = g->tensors[add->in[side]].producer, with_relu;
+    if (add->in[side] == x) with_relu = 0;
+    else if (pr >= 0 && g->nodes[pr].op == GG_OP_RELU && g->nodes[pr].in[0] == x) with_relu = 1;
+    else continue;
     int dummy;
-    if (consumers(g, relu->out[0], &dummy) != 1 || consumers(g, mul->out[0], &dummy) != 1 ||
-        consumers(g, sub->out[0], &dummy) != 1 || consumers(g, g->nodes[pa].out[0], &dummy) != 1 ||
-        consumers(g, ci, &dummy) != 1 || g->tensors[relu->out[0]].is_output ||
+    if (consumers(g, mul->out[0], &dummy) != 1 || consumers(g, sub->out[0], &dummy) != 1 ||
+        consumers(g, g->nodes[pa].out[0], &dummy) != 1 || consumers(g, ci, &dummy) != 1 ||
         g->tensors[mul->out[0]].is_output || g->tensors[sub->out[0]].is_output ||
         g->tensors[g->nodes[pa].out[0]].is_output)
       continue;
+    if (with_relu && (consumers(g, g->nodes[pr].out[0], &dummy) != 1 ||
+                      g->tensors[g->nodes[pr].out[0]].is_output))
+      continue;
     float *c = g->tensors[ci].v.data;
-    for (int64_t i = 0; i < g->tensors[ci].v.nelem; i++) c[i] *= 2.0f;
-    relu->dead = mul->dead = sub->dead = g->nodes[pa].dead = 1;
+    for (int64_t i = 0; i < g->tensors[ci].v.nelem; i++) c[i] = with_relu ? 2.0f * c[i] : 1.0f + 2.0f * c[i];
+    if (with_relu) g->nodes[pr].dead = 1;
+    mul->dead = sub->dead = g->nodes[pa].dead = 1;
     add->op = GG_OP_PRELU;
     add->tf_op = "Prelu";
     add->in[0] = x;
@@ -276,7 +285,7 @@ void gg__graph_fuse(gg_graph *g) {
       int t = p->out[0], oth = other_input(cn, t);
       /* Depthwise/conv followed by a per-channel Mul (BatchNorm scale):
        * scale the filter when nothing else reads it. */
-      if (cn->op == GG_OP_MUL && oth >= 0 && !p->a.has_bias && p->a.act == GG_ACT_NONE &&
+      if (cn->op == GG_OP_MUL && cn->a.act == GG_ACT_NONE && oth >= 0 && !p->a.has_bias && p->a.act == GG_ACT_NONE &&
           co > 0 && p->op != GG_OP_MATMUL && is_channel_vec(&g->tensors[cn->in[oth]], co)) {
         int dummy;
         if (consumers(g, p->in[1], &dummy) != 1) break;
@@ -288,7 +297,7 @@ void gg__graph_fuse(gg_graph *g) {
         fused++;
         continue;
       }
-      if ((cn->op == GG_OP_ADD) && oth >= 0 && !p->a.has_bias && p->a.act == GG_ACT_NONE &&
+      if (cn->op == GG_OP_ADD && cn->a.act == GG_ACT_NONE && oth >= 0 && !p->a.has_bias && p->a.act == GG_ACT_NONE &&
           co > 0 && is_channel_vec(&g->tensors[cn->in[oth]], co)) {
         if (add_input(p, cn->in[oth])) break;
         p->a.has_bias = 1;
@@ -329,6 +338,19 @@ void gg__graph_fuse(gg_graph *g) {
       }
       break;
     }
+  }
+  /* Add/Sub/Mul then Relu/Relu6: one op with a fused clamp (blazeface's
+   * residual blocks). */
+  for (int i = 0; i < g->n_nodes; i++) {
+    gg_node *p = &g->nodes[i];
+    if (p->dead || p->a.act != GG_ACT_NONE || p->n_in != 2 ||
+        (p->op != GG_OP_ADD && p->op != GG_OP_SUB && p->op != GG_OP_MUL))
+      continue;
+    int c = sole_consumer(g, i);
+    if (c < 0 || (g->nodes[c].op != GG_OP_RELU && g->nodes[c].op != GG_OP_RELU6)) continue;
+    p->a.act = g->nodes[c].op == GG_OP_RELU ? GG_ACT_RELU : GG_ACT_RELU6;
+    absorb(g, i, c);
+    fused++;
   }
   if (fused) GG_DEBUG("ENG", "%s: fused %d nodes", g->path, fused);
 }

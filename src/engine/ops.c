@@ -554,7 +554,21 @@ static void strides_for(const gg_tval *t, int nd, const int64_t *oshape, int64_t
   }
 }
 
+static int run_binary_core(const gg_node *n, gg_tval *vals);
+
 static int run_binary(const gg_node *n, gg_tval *vals) {
+  int rc = run_binary_core(n, vals);
+  gg_tval *y = OUT(0);
+  if (rc || n->a.act == GG_ACT_NONE || y->dtype != GG_DT_F32) return rc;
+  float *d = F32(y);
+  if (n->a.act == GG_ACT_RELU)
+    for (int64_t i = 0; i < y->nelem; i++) d[i] = d[i] > 0 ? d[i] : 0;
+  else
+    for (int64_t i = 0; i < y->nelem; i++) d[i] = apply_act(d[i], n->a.act, n->a.alpha, 0);
+  return 0;
+}
+
+static int run_binary_core(const gg_node *n, gg_tval *vals) {
   const gg_tval *a = IN(0), *b = IN(1);
   gg_tval *y = OUT(0);
   int nd = y->ndim;
