@@ -11,6 +11,7 @@
  * gg_device_launch per layer, a synchronize. The outputs are checked against
  * the reference formula on every device. */
 #include "gpuguard/core.h"
+#include "gpuguard/engine.h"
 #include "gpuguard/error.h"
 #include "gpuguard/guard.h"
 #include "gpuguard/log.h"
@@ -34,8 +35,24 @@ float gg__synthetic_reference(float x, int layers);
  * request gives it back), so request faults have a place to hit. */
 #define REQ_ELEMS (256u * 512u * 3u)
 
-static float *g_input;
+#define ENGINE_MODEL "blazeface"
+
+/* The workload the cells run: 0 = synthetic test workload, 1 = a real
+ * model (blazeface) through the engine runner. */
+static int g_engine;
+static const char *g_model = MODEL;
+static float *g_input, *g_einput;
 static gg_gtensor g_in = {.ndim = 4, .dims = {1, 256, 512, 3}};
+static gg_gtensor g_syn_in = {.ndim = 4, .dims = {1, 256, 512, 3}};
+static gg_gtensor g_eng_in = {.ndim = 4, .dims = {1, 256, 256, 3}};
+static gg_guard_result g_ref; /* engine outputs of a fault-free run */
+static int g_have_ref;
+
+static void use_workload(int engine) {
+  g_engine = engine;
+  g_model = engine ? ENGINE_MODEL : MODEL;
+  g_in = engine ? g_eng_in : g_syn_in;
+}
 
 static gg_guard_config matrix_config(const char *primary) {
   gg_guard_config c;
@@ -43,7 +60,7 @@ static gg_guard_config matrix_config(const char *primary) {
   c.devices[0] = primary;
   c.devices[1] = "cpu";
   c.n_devices = 2;
-  c.runner = "synthetic";
+  c.runner = g_engine ? "engine" : "synthetic";
   c.worker_exe = GG_BIN;
   c.retries = 2;
   c.backoff_ms = 1;
@@ -51,14 +68,24 @@ static gg_guard_config matrix_config(const char *primary) {
   c.breaker_failures = 3;
   c.breaker_window_ms = 60000;
   c.breaker_cooldown_ms = COOLDOWN_MS;
-  c.watchdog_ms = 1000;
-  c.load_timeout_ms = 2000;
+  c.watchdog_ms = g_engine ? 4000 : 1000;
+  c.load_timeout_ms = g_engine ? 30000 : 2000;
   c.cleanup_every = 1; /* every request raw-allocates: faults have a place to hit */
   c.seed = 7;
   return c;
 }
 
 static int output_ok(const gg_guard_result *r) {
+  if (g_engine) {
+    if (!g_have_ref || r->n_outputs != g_ref.n_outputs) return 0;
+    for (int o = 0; o < r->n_outputs; o++) {
+      size_t n = gg_gtensor_count(&r->outputs[o]);
+      if (n != gg_gtensor_count(&g_ref.outputs[o])) return 0;
+      for (size_t i = 0; i < n; i++)
+        if (fabsf(r->outputs[o].data[i] - g_ref.outputs[o].data[i]) > 1e-4f) return 0;
+    }
+    return 1;
+  }
   if (r->n_outputs != 1 || gg_gtensor_count(&r->outputs[0]) != REQ_ELEMS) return 0;
   for (size_t i = 0; i < REQ_ELEMS; i += 4099)
     if (fabsf(r->outputs[0].data[i] - gg__synthetic_reference(g_input[i], LAYERS)) > 1e-5f)
@@ -74,7 +101,7 @@ typedef struct req_out {
 static req_out request(gg_guard *g) {
   gg_guard_result r;
   req_out o;
-  o.rc = gg_guard_infer(g, MODEL, &g_in, &r);
+  o.rc = gg_guard_infer(g, g_model, &g_in, &r);
   o.device_index = r.device_index;
   o.attempts = r.attempts;
   o.last_error = r.last_error;
@@ -100,8 +127,8 @@ typedef struct calib {
   uint64_t a3, l3;  /* after request 3 */
 } calib;
 
-static calib g_cal;
-static int g_cal_ok;
+static calib g_cal, g_syn_cal, g_eng_cal;
+static int g_cal_ok, g_syn_cal_ok, g_eng_cal_ok, g_eng_missing;
 
 static void counts(gg_guard *g, uint64_t *a, uint64_t *l) {
   gg_guard_device_status ds;
@@ -111,12 +138,13 @@ static void counts(gg_guard *g, uint64_t *a, uint64_t *l) {
 }
 
 static void test_calibrate(void) {
+  use_workload(0);
   gg_guard_config c = matrix_config(SIM_BASE);
   gg_guard *g = NULL;
   ASSERT_OK(gg_guard_new(&c, &g));
   calib k;
   counts(g, &k.a0, &k.l0);
-  int rc = gg_guard_load(g, MODEL);
+  int rc = gg_guard_load(g, g_model);
   counts(g, &k.aL, &k.lL);
   req_out r1 = request(g);
   counts(g, &k.a1, &k.l1);
@@ -143,14 +171,54 @@ static void test_calibrate(void) {
   ASSERT_EQ(k.l1 - k.lL, LAYERS);
   ASSERT_GE(k.a3 - k.a2, 1);
   ASSERT_EQ(k.l3 - k.l2, LAYERS);
-  g_cal = k;
-  g_cal_ok = 1;
+  g_syn_cal = k;
+  g_syn_cal_ok = 1;
   fprintf(stderr, "  calibration: start a=%llu l=%llu; load+warmup a=%llu l=%llu; req1 a=%llu "
                   "l=%llu; req2 a=%llu l=%llu; req3 a=%llu l=%llu\n",
           (unsigned long long)k.a0, (unsigned long long)k.l0, (unsigned long long)k.aL,
           (unsigned long long)k.lL, (unsigned long long)k.a1, (unsigned long long)k.l1,
           (unsigned long long)k.a2, (unsigned long long)k.l2, (unsigned long long)k.a3,
           (unsigned long long)k.l3);
+}
+
+/* The real model: blazeface through the engine runner. Positions are
+ * measured the same way; its reference outputs come from this run. */
+static void test_engine_calibrate(void) {
+  char path[1024];
+  if (gg_model_resolve(ENGINE_MODEL, path, sizeof path) != 0 && (g_eng_missing = 1))
+    SKIP("%s not found (%s): run scripts/fetch-models.sh", ENGINE_MODEL, path);
+  use_workload(1);
+  gg_guard_config c = matrix_config(SIM_BASE);
+  gg_guard *g = NULL;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  calib k;
+  counts(g, &k.a0, &k.l0);
+  int rc = gg_guard_load(g, g_model);
+  counts(g, &k.aL, &k.lL);
+  int rc1 = gg_guard_infer(g, g_model, &g_in, &g_ref);
+  counts(g, &k.a1, &k.l1);
+  g_have_ref = rc1 == 0 && g_ref.device_index == 0;
+  req_out r2 = request(g);
+  counts(g, &k.a2, &k.l2);
+  req_out r3 = request(g);
+  counts(g, &k.a3, &k.l3);
+  gg_guard_free(g);
+  ASSERT_OK(rc);
+  ASSERT_OK(rc1);
+  ASSERT_TRUE(g_have_ref);
+  ASSERT_TRUE(r2.output_ok && r3.output_ok); /* deterministic across runs */
+  /* request 1 may make no raw allocation (the warmup's reservation is
+   * still cached): its oom cell is then n/a */
+  ASSERT_GE(k.l1 - k.lL, 1);
+  ASSERT_GE(k.a3 - k.a2, 1);
+  ASSERT_GE(k.l3 - k.l2, 1);
+  g_eng_cal = k;
+  g_eng_cal_ok = 1;
+  fprintf(stderr, "  engine calibration: start a=%llu l=%llu; load+warmup a=%llu l=%llu; req1 "
+                  "a=%llu l=%llu; req3 a=%llu l=%llu\n",
+          (unsigned long long)k.a0, (unsigned long long)k.l0, (unsigned long long)k.aL,
+          (unsigned long long)k.lL, (unsigned long long)k.a1, (unsigned long long)k.l1,
+          (unsigned long long)k.a3, (unsigned long long)k.l3);
 }
 
 /* ---- the matrix ------------------------------------------------------- */
@@ -178,6 +246,8 @@ typedef struct cell {
 } cell;
 
 static cell g_cells[F_COUNT][POS_COUNT];
+static cell g_ecells[F_COUNT][POS_COUNT]; /* real model: a subset */
+static int g_eused[F_COUNT][POS_COUNT];
 
 /* The fault spec that puts `f` at `pos`, from the calibration. For the
  * switch, positions count from the new device's fresh worker: its load. */
@@ -189,8 +259,9 @@ static void fault_spec(int f, int pos, char *out, size_t len) {
   case POS_SWITCH: a = k->a0 + 1; l = k->l0 + 1; break;
   case POS_WARMUP: a = k->a0 + 2; l = k->l0 + 2; break;
   case POS_FIRST: a = k->aL + 1; l = k->lL + 1; break;
-  /* partway through request 3: its last raw allocation, its 3rd kernel */
-  case POS_MID: a = k->a3; l = k->l2 + 3; break;
+  /* partway through request 3: its last raw allocation, its 3rd kernel
+   * (the engine runs the whole graph as one kernel: its last one) */
+  case POS_MID: a = k->a3; l = g_engine ? k->l3 : k->l2 + 3; break;
   default: break;
   }
   switch (f) {
@@ -215,11 +286,19 @@ static void set_note(cell *c, const char *fmt, ...) {
 }
 
 static void run_cell(int f, int pos) {
-  cell *c = &g_cells[f][pos];
+  cell *c = g_engine ? &g_ecells[f][pos] : &g_cells[f][pos];
   memset(c, 0, sizeof *c);
   c->switch_rc = 0;
-  if (!g_cal_ok) SKIP("calibration failed");
+  g_cal = g_engine ? g_eng_cal : g_syn_cal;
+  g_cal_ok = g_engine ? g_eng_cal_ok : g_syn_cal_ok;
+  if (g_engine) g_eused[f][pos] = 1;
+  if (!g_cal_ok) SKIP("calibration failed or skipped");
   fault_spec(f, pos, c->spec, sizeof c->spec);
+  if (g_engine && (f == F_OOM_AT || f == F_OOM2_AT) && pos == POS_FIRST && g_cal.a1 == g_cal.aL) {
+    c->pass = -1;
+    set_note(c, "n/a: request 1 made no raw allocation (the warmup's reservation was cached)");
+    SKIP("%s", c->note);
+  }
   char sim_faulty[160];
   snprintf(sim_faulty, sizeof sim_faulty, "%s,faults=%s", SIM_BASE, c->spec);
   /* %P faults are a burst from the position on: for load/warmup from the
@@ -360,7 +439,15 @@ static void run_cell(int f, int pos) {
 }
 
 #define CELL_FN(F, P)                                                                             \
-  static void test_##F##_##P(void) { run_cell(F, P); }
+  static void test_##F##_##P(void) {                                                              \
+    use_workload(0);                                                                              \
+    run_cell(F, P);                                                                               \
+  }
+#define ECELL_FN(F, P)                                                                            \
+  static void test_engine_##F##_##P(void) {                                                       \
+    use_workload(1);                                                                              \
+    run_cell(F, P);                                                                               \
+  }
 #define ROW(F)                                                                                    \
   CELL_FN(F, POS_LOAD) CELL_FN(F, POS_WARMUP) CELL_FN(F, POS_FIRST) CELL_FN(F, POS_MID)          \
   CELL_FN(F, POS_SWITCH)
@@ -370,12 +457,48 @@ ROW(F_OOM_P)
 ROW(F_LAUNCH_AT)
 ROW(F_STICKY_AT)
 ROW(F_HANG_AT)
+#define EROW(F) ECELL_FN(F, POS_FIRST) ECELL_FN(F, POS_MID)
+EROW(F_OOM2_AT)
+EROW(F_LAUNCH_AT)
+EROW(F_STICKY_AT)
+EROW(F_HANG_AT)
 
 /* ---- docs/FAULTS.md ------------------------------------------------------ */
 static const char *dev_name(int idx) { return idx == 0 ? "sim" : idx == 1 ? "cpu" : "none"; }
 
+static void write_row(FILE *fp, const cell *c, int f, int p) {
+  if (c->pass < 0) {
+    fprintf(fp, "| `%s` | %s | `%s` | - | - | - | - | - | - | - | - | - | n/a | %s |\n",
+            k_fault_names[f], k_pos_names[p], c->spec, c->note);
+    return;
+  }
+  char rec[64];
+  if (c->recovered)
+    snprintf(rec, sizeof rec, "yes, %d req / %.0f ms", c->recover_requests, c->recover_ms);
+  else
+    snprintf(rec, sizeof rec, "**no**");
+  char served[48];
+  if (c->rc == 0)
+    snprintf(served, sizeof served, "%s%s", dev_name(c->served_by),
+             p == POS_SWITCH ? (c->switch_rc ? " (switch rolled back)" : " (switch ok)") : "");
+  else
+    snprintf(served, sizeof served, "**failed: %s**", gg_err_name(c->rc));
+  fprintf(fp, "| `%s` | %s | `%s` | %s | %d | %d | %llu | %s | %s | %llu | %s | %llu | %s | %s |\n",
+          k_fault_names[f], k_pos_names[p], c->spec, served, c->attempts, c->failures,
+          (unsigned long long)c->retries, c->last_error ? gg_err_name(c->last_error) : "-",
+          gg_breaker_state_name(c->breaker_after), (unsigned long long)c->restarts, rec,
+          (unsigned long long)c->leaked, c->pass > 0 ? "pass" : c->pass < 0 ? "n/a" : "**FAIL**",
+          c->note);
+}
+
+#define TABLE_HEAD                                                                                \
+  "| fault | position | spec | served | attempts | failures | retries | last error | "          \
+  "breaker after | restarts | recovered | leaked | result | note |\n"                             \
+  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+
 static void write_faults_md(void) {
-  if (!g_cal_ok) SKIP("no calibration, nothing to write");
+  g_cal = g_syn_cal;
+  if (!g_syn_cal_ok) SKIP("no calibration, nothing to write");
   char path[1024];
   const char *env = getenv("GG_FAULTS_MD"); /* default: the source tree's docs/ */
   if (env && *env)
@@ -421,9 +544,7 @@ static void write_faults_md(void) {
           "(loads and warmups included); retries = same-device retries; breaker = primary's state right after it; "
           "restarts = worker restarts until recovered; recovered = requests (and ms, including "
           "the cooldown wait) until a request was served by sim with its breaker closed.\n\n"
-          "| fault | position | spec | served | attempts | failures | retries | last error | "
-          "breaker after | restarts | recovered | leaked | result | note |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+          "### Synthetic test workload\n\n" TABLE_HEAD,
           date, SIM_BASE, COOLDOWN_MS, (unsigned long long)g_cal.a0,
           (unsigned long long)g_cal.l0, (unsigned long long)g_cal.aL,
           (unsigned long long)g_cal.lL, (unsigned long long)g_cal.a1,
@@ -436,24 +557,34 @@ static void write_faults_md(void) {
       const cell *c = &g_cells[f][p];
       total++;
       pass += c->pass;
-      char rec[64];
-      if (c->recovered)
-        snprintf(rec, sizeof rec, "yes, %d req / %.0f ms", c->recover_requests, c->recover_ms);
-      else
-        snprintf(rec, sizeof rec, "**no**");
-      char served[48];
-      if (c->rc == 0)
-        snprintf(served, sizeof served, "%s%s", dev_name(c->served_by),
-                 p == POS_SWITCH ? (c->switch_rc ? " (switch rolled back)" : " (switch ok)") : "");
-      else
-        snprintf(served, sizeof served, "**failed: %s**", gg_err_name(c->rc));
-      fprintf(fp, "| `%s` | %s | `%s` | %s | %d | %d | %llu | %s | %s | %llu | %s | %llu | %s | %s |\n",
-              k_fault_names[f], k_pos_names[p], c->spec, served, c->attempts, c->failures,
-              (unsigned long long)c->retries,
-              c->last_error ? gg_err_name(c->last_error) : "-",
-              gg_breaker_state_name(c->breaker_after), (unsigned long long)c->restarts, rec,
-              (unsigned long long)c->leaked, c->pass ? "pass" : "**FAIL**", c->note);
+      write_row(fp, c, f, p);
     }
+  }
+  fprintf(fp, "\n### Real model: `%s` through the engine runner\n\n", ENGINE_MODEL);
+  if (!g_eng_cal_ok) {
+    fprintf(fp, g_eng_missing ? "Not run: the model was not found (run `scripts/fetch-models.sh`).\n\n"
+                              : "Not run: its calibration failed (see the test log).\n\n");
+  } else {
+    const calib *k = &g_eng_cal;
+    fprintf(fp,
+            "The engine computes on the host; on the sim it reserves its planned weights and "
+            "arena + workspace from the device pool and runs the graph as one kernel launch + "
+            "synchronize (`src/guard/runner-engine.c`). Input 1x256x256x3; outputs compared "
+            "with a fault-free run's (max abs diff 1e-4). Measured positions: worker start ends "
+            "at alloc %llu / launch %llu; load + warmup at %llu / %llu; request 1 at %llu / "
+            "%llu; request 3 at %llu / %llu. The engine's load launches no kernel, so "
+            "launch-type faults have no load position; cells cover the first request and "
+            "mid-run.\n\n" TABLE_HEAD,
+            (unsigned long long)k->a0, (unsigned long long)k->l0, (unsigned long long)k->aL,
+            (unsigned long long)k->lL, (unsigned long long)k->a1, (unsigned long long)k->l1,
+            (unsigned long long)k->a3, (unsigned long long)k->l3);
+    for (int f = 0; f < F_COUNT; f++)
+      for (int p = 0; p < POS_COUNT; p++)
+        if (g_eused[f][p]) {
+          total += g_ecells[f][p].pass >= 0;
+          pass += g_ecells[f][p].pass > 0;
+          write_row(fp, &g_ecells[f][p], f, p);
+        }
   }
   fprintf(fp,
           "\n%d of %d cells passed. In every cell the test process stayed alive, no worker "
@@ -461,7 +592,8 @@ static void write_faults_md(void) {
           "## Not covered\n\n"
           "- Real GPUs: this matrix runs on the `sim` device only. A CUDA or OpenCL device "
           "uses the same worker and policy code, but its faults were not injected here.\n"
-          "- Real models: the workload is the synthetic test workload above, not the engine.\n"
+          "- Real models: only the subset above (first request, mid-run) runs a real model; "
+          "the full matrix uses the synthetic test workload.\n"
           "- `oom%%P` outcomes depend on the seeded draw sequence (seed 7): they are asserted "
           "to be served and recovered, not to take a particular path.\n",
           pass, total);
@@ -474,17 +606,28 @@ int main(int argc, char **argv) {
   g_input = malloc(REQ_ELEMS * sizeof(float));
   if (!g_input) return 1;
   for (size_t i = 0; i < REQ_ELEMS; i++) g_input[i] = (float)(i % 251) * 0.01f - 1.0f;
-  g_in.data = g_input;
+  g_syn_in.data = g_input;
+  size_t en = 256 * 256 * 3;
+  g_einput = malloc(en * sizeof(float));
+  if (!g_einput) return 1;
+  for (size_t i = 0; i < en; i++) g_einput[i] = (float)((i * 7) % 255) / 127.5f - 1.0f;
+  g_eng_in.data = g_einput;
 #define CASE(F, P) {#F "/" #P, test_##F##_##P},
+#define ECASE(F, P) {"engine/" #F "/" #P, test_engine_##F##_##P},
+#define EROWCASES(F) ECASE(F, POS_FIRST) ECASE(F, POS_MID)
 #define ROWCASES(F)                                                                               \
   CASE(F, POS_LOAD) CASE(F, POS_WARMUP) CASE(F, POS_FIRST) CASE(F, POS_MID) CASE(F, POS_SWITCH)
   static const gg_test_case cases[] = {
       {"calibrate", test_calibrate},
       ROWCASES(F_OOM_AT) ROWCASES(F_OOM2_AT) ROWCASES(F_OOM_P) ROWCASES(F_LAUNCH_AT) ROWCASES(F_STICKY_AT)
-          ROWCASES(F_HANG_AT){"write_faults_md", write_faults_md},
+          ROWCASES(F_HANG_AT){"engine_calibrate", test_engine_calibrate},
+      EROWCASES(F_OOM2_AT) EROWCASES(F_LAUNCH_AT) EROWCASES(F_STICKY_AT) EROWCASES(F_HANG_AT){
+          "write_faults_md", write_faults_md},
       {NULL, NULL},
   };
   int rc = gg_test_main(argc, argv, cases);
+  gg_guard_result_release(&g_ref);
   free(g_input);
+  free(g_einput);
   return rc;
 }
