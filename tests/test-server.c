@@ -67,9 +67,11 @@ static int start_server(const char *const *extra) {
   snprintf(portfile, sizeof portfile, "%s/port", g_dir);
   g_pid = fork();
   if (g_pid == 0) {
-    const char *argv[32] = {GG_BIN, "serve", "--port", "0", "--port-file", portfile,
-                            "--max-body", "1M", "--log-level", "warn"};
-    int n = 10;
+    const char *argv[32] = {GG_BIN,       "serve",     "--port",      "0",
+                            "--port-file", portfile,    "--max-body",  "4M",
+                            "--log-level", "warn",      "--models",    "blazeface",
+                            "--device",    "sim:mem=4560M", "--fallback", "cpu"};
+    int n = 16;
     for (int i = 0; extra && extra[i] && n < 31; i++) argv[n++] = extra[i];
     argv[n] = NULL;
     execv(GG_BIN, (char *const *)argv);
@@ -120,7 +122,8 @@ static void test_device_endpoint(void) {
   json_t *j = json_loads(body, 0, &e);
   free(body);
   ASSERT_TRUE(j != NULL);
-  ASSERT_STREQ(json_string_value(json_object_get(j, "device")), "cpu");
+  ASSERT_STREQ(json_string_value(json_object_get(j, "device")), "sim");
+  ASSERT_STREQ(json_string_value(json_object_get(j, "primary")), "sim:mem=4560M");
   ASSERT_TRUE(json_is_array(json_object_get(j, "devices")));
   ASSERT_GE(json_array_size(json_object_get(j, "devices")), 1);
   ASSERT_TRUE(json_is_integer(json_object_get(j, "generation_count")));
@@ -171,7 +174,7 @@ static void test_not_found(void) {
 }
 
 static void test_body_limit(void) {
-  size_t n = 2u << 20; /* server started with --max-body 1M */
+  size_t n = 5u << 20; /* server started with --max-body 4M */
   char *big = malloc(n);
   ASSERT_TRUE(big != NULL);
   memset(big, 'x', n);
@@ -228,7 +231,8 @@ static void test_metrics(void) {
   ASSERT_TRUE(p != NULL);
   double rss = strtod(p + strlen("\ngpuguard_process_resident_bytes "), NULL);
   ASSERT_TRUE(rss > 512 * 1024);
-  ASSERT_CONTAINS(body, "gpuguard_device_usable{device=\"cpu\"} 1");
+  ASSERT_CONTAINS(body, "gpuguard_models_ready 1");
+  ASSERT_CONTAINS(body, "gpuguard_guard_");
   free(body);
 }
 
@@ -257,6 +261,116 @@ static void test_stress_flat(void) {
   ASSERT_CONTAINS(out, "FAIL");
 }
 
+static char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *p = n > 0 ? malloc((size_t)n) : NULL;
+  if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+    free(p);
+    p = NULL;
+  }
+  fclose(f);
+  *len = p ? (size_t)n : 0;
+  return p;
+}
+
+static void sample_path(char *out, size_t len, int i) {
+  const char *cache = getenv("GPUGUARD_CACHE");
+  if (cache)
+    snprintf(out, len, "%s/models/face-api-1.7.15/demo/sample%d.jpg", cache, i);
+  else
+    snprintf(out, len, "%s/.cache/gpuguard/models/face-api-1.7.15/demo/sample%d.jpg",
+             getenv("HOME") ? getenv("HOME") : "/root", i);
+}
+
+static void test_infer(void) {
+  char path[512];
+  sample_path(path, sizeof path, 1);
+  size_t len = 0;
+  char *img = read_file(path, &len);
+  if (!img) SKIP("sample image %s missing: run scripts/install.sh", path);
+  char *body = NULL;
+  long st = http("POST", "/api/infer?model=blazeface", img, len, &body);
+  free(img);
+  ASSERT_EQ(st, 200);
+  json_t *j = json_loads(body, 0, NULL);
+  free(body);
+  ASSERT_TRUE(j != NULL);
+  ASSERT_STREQ(json_string_value(json_object_get(j, "device")), "sim:mem=4560M");
+  ASSERT_EQ(json_integer_value(json_object_get(j, "attempts")), 1);
+  json_t *outs = json_object_get(j, "outputs");
+  ASSERT_EQ(json_array_size(outs), 4);
+  /* This blazeface splits its 896 anchors into 512 + 384: box regressors
+   * [1,512,16] and [1,384,16], scores [1,512,1] and [1,384,1]. */
+  int anchors = 0, boxes = 0;
+  for (size_t i = 0; i < json_array_size(outs); i++) {
+    json_t *shape = json_object_get(json_array_get(outs, i), "shape");
+    ASSERT_EQ(json_array_size(shape), 3);
+    long long a = json_integer_value(json_array_get(shape, 1));
+    long long c = json_integer_value(json_array_get(shape, 2));
+    if (c == 16) anchors += (int)a, boxes++;
+    double mn = json_number_value(json_object_get(json_array_get(outs, i), "min"));
+    double mx = json_number_value(json_object_get(json_array_get(outs, i), "max"));
+    ASSERT_TRUE(isfinite(mn) && isfinite(mx) && mx > mn);
+  }
+  ASSERT_EQ(boxes, 2);
+  ASSERT_EQ(anchors, 896);
+  ASSERT_GE(json_integer_value(json_object_get(j, "planned_peak_bytes")), 1 << 20);
+  json_decref(j);
+  /* generation_count counts it. */
+  ASSERT_EQ(http("GET", "/api/device", NULL, 0, &body), 200);
+  ASSERT_CONTAINS(body, "\"generation_count\":1");
+  free(body);
+}
+
+static void test_infer_bad_input(void) {
+  char *body = NULL;
+  ASSERT_EQ(http("POST", "/api/infer?model=blazeface", "not an image", 12, &body), 400);
+  ASSERT_CONTAINS(body, "not a JPEG or PNG");
+  free(body);
+  /* A truncated JPEG: the first 2000 bytes of a real one. */
+  char path[512];
+  sample_path(path, sizeof path, 2);
+  size_t len = 0;
+  char *img = read_file(path, &len);
+  if (img) {
+    ASSERT_EQ(http("POST", "/api/infer?model=blazeface", img, 2000, &body), 400);
+    free(body);
+    free(img);
+  }
+  ASSERT_EQ(http("POST", "/api/infer?model=nosuchmodel", "x", 1, &body), 404);
+  free(body);
+  ASSERT_EQ(http("POST", "/api/infer?model=../../etc/passwd", "x", 1, &body), 400);
+  free(body);
+  ASSERT_EQ(http("POST", "/api/infer", "x", 1, &body), 400);
+  free(body);
+  ASSERT_EQ(http("GET", "/healthz", NULL, 0, NULL), 200);
+}
+
+static void test_device_switch(void) {
+  char *body = NULL;
+  ASSERT_EQ(http("POST", "/api/device", "{\"device\": \"quantum:3\"}", 21, &body), 400);
+  ASSERT_CONTAINS(body, "quantum:3");
+  free(body);
+  ASSERT_EQ(http("POST", "/api/device", "{oops", 5, &body), 400);
+  free(body);
+  ASSERT_EQ(http("POST", "/api/device", "{\"device\": \"cpu\"}", 17, &body), 200);
+  ASSERT_CONTAINS(body, "\"primary\":\"cpu\"");
+  free(body);
+  char path[512];
+  sample_path(path, sizeof path, 3);
+  size_t len = 0;
+  char *img = read_file(path, &len);
+  if (!img) SKIP("sample image missing");
+  ASSERT_EQ(http("POST", "/api/infer?model=blazeface", img, len, &body), 200);
+  free(img);
+  ASSERT_CONTAINS(body, "\"device\":\"cpu\"");
+  free(body);
+}
+
 static void test_graceful_shutdown(void) {
   ASSERT_EQ(stop_server(), 0);
 }
@@ -273,7 +387,9 @@ int main(int argc, char **argv) {
       {"health_ready", test_health_ready},   {"device_endpoint", test_device_endpoint},
       {"not_found", test_not_found},         {"body_limit", test_body_limit},
       {"bad_flags", test_bad_flags},         {"dashboard", test_dashboard_and_traversal},
-      {"metrics", test_metrics},             {"stress_flat", test_stress_flat},
+      {"metrics", test_metrics},             {"infer", test_infer},
+      {"infer_bad_input", test_infer_bad_input}, {"device_switch", test_device_switch},
+      {"stress_flat", test_stress_flat},
       {"graceful_shutdown", test_graceful_shutdown},
       {0},
   };

@@ -20,6 +20,16 @@ typedef struct gg_server_config {
   const char *models_dir;  /* where the model packages were unpacked */
   const char *web_dir;     /* static pages; NULL/"" serves none */
   int conn_timeout_s;      /* idle connection timeout */
+  const char *fallback;    /* comma list of devices tried after `device` ("cpu"); "" none */
+  const char *models;      /* comma list of models loaded at start ("" loads lazily) */
+  const char *faults;      /* sim fault SPEC applied to a sim primary device */
+  uint64_t mem_limit;      /* per-device memory budget for non-cpu devices; 0 = all */
+  int retries;             /* extra attempts per device (guard policy) */
+  int cleanup_every;       /* trim device pools every N requests */
+  int isolate;             /* 1: GPU work in a supervised worker process (default) */
+  int watchdog_ms;         /* a GPU run longer than this is a hang */
+  int engine_threads;      /* CPU threads per inference */
+  uint64_t max_pixels;     /* images larger than this get 413 */
 } gg_server_config;
 
 /* An incoming request, borrowed for the duration of a handler call. */

@@ -35,6 +35,26 @@ static const gg_opt k_serve_opts[] = {
      "static web pages to serve (default: the source tree's web/)", "DIR"},
     {"conn-timeout", "GPUGUARD_CONN_TIMEOUT", GG_OPT_INT, SO(srv.conn_timeout_s), "30",
      "seconds an idle connection is kept", "S"},
+    {"fallback", "GPUGUARD_FALLBACK", GG_OPT_STR, SO(srv.fallback), "cpu",
+     "devices tried after --device, comma-separated (\"\" for none)", "SPECS"},
+    {"models", "GPUGUARD_MODELS", GG_OPT_STR, SO(srv.models),
+     "blazeface,mobilefacenet,nanodet,faceres", "models loaded and warmed up at start", "LIST"},
+    {"faults", "GPUGUARD_FAULTS", GG_OPT_STR, SO(srv.faults), "",
+     "sim fault SPEC for a sim device, e.g. oom@3,launch%0.1 (see README)", "SPEC"},
+    {"mem-limit", "GPUGUARD_MEM_LIMIT", GG_OPT_SIZE, SO(srv.mem_limit), "",
+     "memory budget per GPU device (e.g. 3.5G); default: the device's total", "BYTES"},
+    {"retries", "GPUGUARD_RETRIES", GG_OPT_INT, SO(srv.retries), "2",
+     "extra attempts on a device after OOM or launch failures", "N"},
+    {"cleanup-every", "GPUGUARD_CLEANUP_EVERY", GG_OPT_INT, SO(srv.cleanup_every), "5",
+     "release cached device memory every N requests", "N"},
+    {"isolate", "GPUGUARD_ISOLATE", GG_OPT_INT, SO(srv.isolate), "1",
+     "0: all in-process; 1: GPU devices in a supervised worker; 2: every device", "N"},
+    {"watchdog-ms", "GPUGUARD_WATCHDOG_MS", GG_OPT_INT, SO(srv.watchdog_ms), "10000",
+     "a GPU run that takes longer is a hang: the worker is restarted", "MS"},
+    {"engine-threads", "GPUGUARD_ENGINE_THREADS", GG_OPT_INT, SO(srv.engine_threads), "1",
+     "CPU threads per inference", "N"},
+    {"max-pixels", "GPUGUARD_MAX_PIXELS", GG_OPT_SIZE, SO(srv.max_pixels), "40000000",
+     "images with more pixels get 413", "N"},
     {"log-level", "GPUGUARD_LOG_LEVEL", GG_OPT_STR, SO(log_level), "info",
      "debug, info, warn, error or off", "LEVEL"},
     {"port-file", "GPUGUARD_PORT_FILE", GG_OPT_STR, SO(port_file), "",
@@ -54,8 +74,14 @@ int gg_cli_serve(int argc, char **argv) {
   int first = 0;
   int rc = gg_opts_parse(k_serve_opts, &o, argc, argv, &first, err, sizeof err);
   if (rc == 1) {
-    printf("Usage: gpuguard serve [options]\n\nRuns the HTTP service. Endpoints: GET /healthz, "
-           "GET /readyz, GET /api/device.\n\n");
+    printf("Usage: gpuguard serve [options]\n\nRuns the HTTP service. Endpoints:\n"
+           "  GET  /                      dashboard\n"
+           "  GET  /healthz               process alive\n"
+           "  GET  /readyz                models loaded and a device usable (503 otherwise)\n"
+           "  GET  /api/device            devices, current device, breaker, memory, counters\n"
+           "  POST /api/device            {\"device\": \"cpu\"} switches the device at run time\n"
+           "  POST /api/infer?model=NAME  body: a JPEG or PNG; returns the model's outputs\n"
+           "  GET  /metrics               Prometheus metrics\n\n");
     gg_opts_print_help(stdout, k_serve_opts);
     return 0;
   }

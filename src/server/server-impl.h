@@ -3,6 +3,7 @@
 #define GG_SERVER_IMPL_H
 
 #include "gpuguard/device.h"
+#include "gpuguard/guard.h"
 #include "gpuguard/server.h"
 
 #include <pthread.h>
@@ -29,12 +30,15 @@ struct gg_server {
   gg_route routes[GG_MAX_ROUTES];
   int nroutes;
 
-  pthread_mutex_t lock;            /* guards device and state below */
-  gg_device *device;
+  char fallback[256];
+  char models[512];
+  char faults[256];
+
+  gg_guard *guard;                 /* runs every inference request */
   _Atomic uint64_t generation_count; /* completed inference requests */
   _Atomic uint64_t requests_total;
-  int gpu_failed;
-  char last_failure[256];
+  _Atomic int models_ready;        /* 1 once the configured models are loaded */
+  char models_error[256];          /* why preloading failed, "" if it did not */
   uint64_t started_ns;
 
   pthread_mutex_t devlist_lock;    /* guards the cached device list */

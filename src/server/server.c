@@ -168,6 +168,41 @@ int gg_server_add_route(gg_server *srv, const char *method, const char *path,
   return 0;
 }
 
+/* Splits a comma list into the guard's device chain, skipping repeats. */
+static void chain_add(gg_guard_config *gc, char *store, size_t storelen, size_t *used,
+                      const char *spec) {
+  if (!spec || !*spec || gc->n_devices >= GG_GUARD_MAX_DEVICES) return;
+  for (int i = 0; i < gc->n_devices; i++)
+    if (!strcmp(gc->devices[i], spec)) return;
+  size_t n = strlen(spec) + 1;
+  if (*used + n > storelen) return;
+  memcpy(store + *used, spec, n);
+  gc->devices[gc->n_devices++] = store + *used;
+  *used += n;
+}
+
+/* Loads each model of the comma list through the guard (load + warmup). */
+static void preload_models(gg_server *s) {
+  char list[sizeof s->models];
+  snprintf(list, sizeof list, "%s", s->models);
+  char *save = NULL;
+  for (char *m = strtok_r(list, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
+    while (*m == ' ') m++;
+    if (!*m) continue;
+    uint64_t t0 = gg_now_ns();
+    int rc = gg_guard_load(s->guard, m);
+    if (rc) {
+      snprintf(s->models_error, sizeof s->models_error, "model '%s' failed to load: %s (%s)", m,
+               gg_strerror(rc), gg_err_name(rc));
+      GG_ERROR("ENG", "%s", s->models_error);
+      return;
+    }
+    GG_INFO("ENG", "model %s loaded and warmed up in %.1f ms", m,
+            (double)(gg_now_ns() - t0) / 1e6);
+  }
+  atomic_store(&s->models_ready, 1);
+}
+
 int gg_server_new(const gg_server_config *cfg, gg_server **out) {
   gg_server *s = calloc(1, sizeof *s);
   if (!s) return GG_ENOMEM;
@@ -177,31 +212,60 @@ int gg_server_new(const gg_server_config *cfg, gg_server **out) {
            cfg->device && *cfg->device ? cfg->device : "cpu");
   snprintf(s->models_dir, sizeof s->models_dir, "%s", cfg->models_dir ? cfg->models_dir : "");
   snprintf(s->web_dir, sizeof s->web_dir, "%s", cfg->web_dir ? cfg->web_dir : "");
+  snprintf(s->fallback, sizeof s->fallback, "%s", cfg->fallback ? cfg->fallback : "");
+  snprintf(s->models, sizeof s->models, "%s", cfg->models ? cfg->models : "");
+  snprintf(s->faults, sizeof s->faults, "%s", cfg->faults ? cfg->faults : "");
   s->cfg.host = s->host;
   s->cfg.device = s->device_spec;
   s->cfg.models_dir = s->models_dir;
   s->cfg.web_dir = s->web_dir;
+  s->cfg.fallback = s->fallback;
+  s->cfg.models = s->models;
+  s->cfg.faults = s->faults;
   if (s->cfg.threads <= 0) s->cfg.threads = 2;
   if (s->cfg.max_body == 0) s->cfg.max_body = 16u << 20;
   if (s->cfg.conn_timeout_s <= 0) s->cfg.conn_timeout_s = 30;
-  pthread_mutex_init(&s->lock, NULL);
+  if (s->cfg.engine_threads <= 0) s->cfg.engine_threads = 1;
   pthread_mutex_init(&s->devlist_lock, NULL);
   s->started_ns = gg_now_ns();
-  int rc = gg_device_open(s->device_spec, &s->device);
+  if (s->models_dir[0]) setenv("GPUGUARD_MODELS_DIR", s->models_dir, 0);
+
+  /* The device chain: the primary, with sim faults folded into its spec,
+   * then each fallback. */
+  char primary[sizeof s->device_spec + sizeof s->faults + 16];
+  if (s->faults[0] && !strncmp(s->device_spec, "sim", 3) && !strstr(s->device_spec, "faults="))
+    snprintf(primary, sizeof primary, "%s%s%s", s->device_spec,
+             strchr(s->device_spec, ':') ? ",faults=" : ":faults=", s->faults);
+  else
+    snprintf(primary, sizeof primary, "%s", s->device_spec);
+  gg_guard_config gc;
+  gg_guard_config_init(&gc);
+  char store[1024];
+  size_t used = 0;
+  chain_add(&gc, store, sizeof store, &used, primary);
+  char fb[sizeof s->fallback];
+  snprintf(fb, sizeof fb, "%s", s->fallback);
+  char *save = NULL;
+  for (char *d = strtok_r(fb, ",", &save); d; d = strtok_r(NULL, ",", &save))
+    chain_add(&gc, store, sizeof store, &used, d);
+  char runner_arg[32];
+  snprintf(runner_arg, sizeof runner_arg, "threads=%d", s->cfg.engine_threads);
+  gc.runner = "engine";
+  gc.runner_arg = runner_arg;
+  if (s->cfg.retries >= 0) gc.retries = s->cfg.retries;
+  if (s->cfg.cleanup_every > 0) gc.cleanup_every = s->cfg.cleanup_every;
+  if (s->cfg.watchdog_ms > 0) gc.watchdog_ms = s->cfg.watchdog_ms;
+  gc.isolate = s->cfg.isolate;
+  gc.mem_budget = s->cfg.mem_limit;
+  int rc = gg_guard_new(&gc, &s->guard);
   if (rc) {
-    GG_ERROR("GPU", "cannot open device '%s': %s (%s); try --device cpu", s->device_spec,
+    GG_ERROR("GPU", "cannot set up device '%s': %s (%s); try --device cpu", primary,
              gg_strerror(rc), gg_err_name(rc));
-    pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->devlist_lock);
     free(s);
     return rc;
   }
-  gg_validation v;
-  gg_device_validate(s->device, &v);
-  if (!v.passed) {
-    s->gpu_failed = gg_device_get_kind(s->device) != GG_DEVICE_CPU;
-    snprintf(s->last_failure, sizeof s->last_failure, "%s", v.reason);
-  }
+  preload_models(s);
   gg__server_register_api(s);
   gg__server_register_static(s);
   *out = s;
@@ -251,9 +315,8 @@ void gg_server_stop(gg_server *srv) {
 void gg_server_free(gg_server *srv) {
   if (!srv) return;
   gg_server_stop(srv);
-  gg_device_free(srv->device);
+  gg_guard_free(srv->guard);
   free(srv->devlist);
-  pthread_mutex_destroy(&srv->lock);
   pthread_mutex_destroy(&srv->devlist_lock);
   free(srv);
 }

@@ -131,22 +131,12 @@ static void h_metrics(gg_server *srv, const gg_http_req *req, gg_http_resp *resp
          (double)atomic_load(&srv->requests_total));
   metric(&b, "gpuguard_generations_total", "counter", "Inference requests completed.",
          (double)atomic_load(&srv->generation_count));
-  pthread_mutex_lock(&srv->lock);
-  const char *reason;
-  int usable = gg_device_usable(srv->device, &reason);
-  uint64_t raw = gg_device_mem_in_use(srv->device);
-  sb_printf(&b,
-            "# HELP gpuguard_device_usable 1 when the current device passed validation.\n"
-            "# TYPE gpuguard_device_usable gauge\ngpuguard_device_usable{device=\"%s\"} %d\n",
-            gg_device_name(srv->device), usable);
-  sb_printf(&b,
-            "# HELP gpuguard_device_raw_bytes Bytes held from the device driver.\n"
-            "# TYPE gpuguard_device_raw_bytes gauge\ngpuguard_device_raw_bytes{device=\"%s\"} "
-            "%llu\n",
-            gg_device_name(srv->device), (unsigned long long)raw);
-  metric(&b, "gpuguard_gpu_failed", "gauge", "1 when the GPU is marked failed.",
-         srv->gpu_failed);
-  pthread_mutex_unlock(&srv->lock);
+  metric(&b, "gpuguard_models_ready", "gauge", "1 once the configured models are loaded.",
+         atomic_load(&srv->models_ready));
+  char *g = gg_guard_prometheus(srv->guard);
+  if (g) sb_printf(&b, "%s", g);
+  else b.oom = 1;
+  free(g);
   if (b.oom) {
     free(b.p);
     gg_http_error(resp, 500, "out of memory while rendering metrics");
