@@ -80,6 +80,7 @@ typedef struct gg__cl_probe {
   char lib_error[256];
   int platforms_rc;        /* cl_int of clGetPlatformIDs; 1 when not called */
   unsigned num_platforms;
+  char platforms[512];     /* "Portable Computing Language (1 device), ..." */
 } gg__cl_probe;
 void gg__opencl_probe_run(gg__cl_probe *out);
 /* Tries one ICD library the way the ICD loader would: dlopen it and look up

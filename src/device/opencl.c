@@ -140,6 +140,22 @@ void gg__opencl_probe_run(gg__cl_probe *out) {
   snprintf(out->lib_error, sizeof out->lib_error, "%s", g_cl.error);
   out->platforms_rc = g_cl.platforms_rc;
   out->num_platforms = g_cl.num_platforms;
+  if (!g_cl.lib || !g_cl.num_platforms) return;
+  cl_platform_id plats[16];
+  cl_uint np = 0;
+  if (g_cl.GetPlatformIDs(16, plats, &np)) return;
+  size_t o = 0;
+  for (cl_uint p = 0; p < np && p < 16 && o < sizeof out->platforms; p++) {
+    char name[128] = "";
+    cl_uint nd = 0;
+    if (g_cl.GetPlatformInfo(plats[p], CL_PLATFORM_NAME, sizeof name, name, NULL)) name[0] = 0;
+    name[sizeof name - 1] = 0;
+    if (g_cl.GetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd)) nd = 0;
+    int w = snprintf(out->platforms + o, sizeof out->platforms - o, "%s%u: %s (%u device%s)",
+                     p ? ", " : "", p, name[0] ? name : "?", nd, nd == 1 ? "" : "s");
+    if (w < 0) break;
+    o += (size_t)w;
+  }
 }
 
 int gg__opencl_try_icd(const char *lib, char *err, size_t errlen) {

@@ -966,8 +966,8 @@ static void check_opencl(dctx *c) {
     set_fix(k, "fix or install an ICD (see the opencl.icd lines); CPU OpenCL: sudo apt install "
                "pocl-opencl-icd");
   } else {
-    add(c, "opencl", "opencl.platforms", GG_CHECK_OK, "OpenCL loader finds %u platform(s)",
-        p.num_platforms);
+    add(c, "opencl", "opencl.platforms", GG_CHECK_OK, "OpenCL loader finds %u platform(s): %s",
+        p.num_platforms, p.platforms);
   }
 }
 
