@@ -10,6 +10,7 @@
 #include "test.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -213,6 +214,7 @@ static void test_worker_crash(void) {
   ASSERT_TRUE(d0b.worker_pid > 0 && d0b.worker_pid != d0.worker_pid);
   ASSERT_EQ(d0b.n_models, 1);
   ASSERT_EQ(st.device_lost, 1);
+  ASSERT_EQ(st.worker_crashes, 1);
   ASSERT_EQ(st.fallbacks, 1);
   ASSERT_EQ(st.worker_restarts, 1);
   ASSERT_EQ(st.leaked_bytes, 0);
@@ -438,6 +440,156 @@ static void test_engine_model(void) {
           (unsigned long long)peak, maxdiff);
 }
 
+/* Many threads at once on a sim (worker) + cpu chain with a sticky fault in
+ * the middle: every request answered, every answer right, nothing leaked. */
+typedef struct thr_arg {
+  gg_guard *g;
+  int ok, fail, wrong;
+} thr_arg;
+
+static void *thr_main(void *p) {
+  thr_arg *a = p;
+  float x[300];
+  fill(x, 300);
+  gg_gtensor in = {.ndim = 3, .dims = {10, 10, 3}, .data = x};
+  for (int i = 0; i < 12; i++) {
+    gg_guard_result r;
+    int rc = gg_guard_infer(a->g, "synthetic:1:2", &in, &r);
+    if (rc)
+      a->fail++;
+    else if (!check_output(&r, x, 300, 2))
+      a->wrong++;
+    else
+      a->ok++;
+    gg_guard_result_release(&r);
+  }
+  return NULL;
+}
+
+static void test_concurrent(void) {
+  gg_guard_config c = base_config();
+  c.devices[0] = "sim:mem=128M,faults=sticky@20";
+  c.devices[1] = "cpu";
+  c.n_devices = 2;
+  c.queue_wait_ms = 10000;
+  gg_guard *g = NULL;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  enum { NT = 4 };
+  pthread_t t[NT];
+  thr_arg a[NT];
+  for (int i = 0; i < NT; i++) {
+    a[i] = (thr_arg){g, 0, 0, 0};
+    pthread_create(&t[i], NULL, thr_main, &a[i]);
+  }
+  int ok = 0, fail = 0, wrong = 0;
+  for (int i = 0; i < NT; i++) {
+    pthread_join(t[i], NULL);
+    ok += a[i].ok;
+    fail += a[i].fail;
+    wrong += a[i].wrong;
+  }
+  gg_guard_shutdown(g);
+  gg_guard_stats st;
+  gg_guard_stats_get(g, &st);
+  gg_guard_free(g);
+  ASSERT_EQ(ok, NT * 12);
+  ASSERT_EQ(fail, 0);
+  ASSERT_EQ(wrong, 0);
+  ASSERT_EQ(st.served, NT * 12);
+  ASSERT_EQ(st.device_lost, 1);
+  ASSERT_EQ(st.worker_restarts, 1);
+  ASSERT_EQ(st.leaked_bytes, 0);
+}
+
+/* The stable log lines users grep for. */
+static char g_logbuf[65536];
+static size_t g_loglen;
+static pthread_mutex_t g_loglock = PTHREAD_MUTEX_INITIALIZER;
+
+static void log_sink(gg_log_level level, const char *line, void *user) {
+  pthread_mutex_lock(&g_loglock);
+  size_t n = strlen(line);
+  if (g_loglen + n + 1 < sizeof g_logbuf) {
+    memcpy(g_logbuf + g_loglen, line, n);
+    g_loglen += n;
+    g_logbuf[g_loglen++] = '\n';
+    g_logbuf[g_loglen] = 0;
+  }
+  pthread_mutex_unlock(&g_loglock);
+}
+
+static void test_log_lines(void) {
+  gg_guard_config c = base_config();
+  /* after validation (3 raw allocations), every allocation fails: the load
+   * fails 3 times (the pool tries two segment sizes each time) */
+  c.devices[0] = "sim:mem=64M,faults=oom@4,oom@5,oom@6,oom@7,oom@8,oom@9";
+  c.devices[1] = "cpu";
+  c.n_devices = 2;
+  c.breaker_cooldown_ms = 0;
+  g_loglen = 0;
+  g_logbuf[0] = 0;
+  gg_log_set_sink(log_sink, NULL);
+  gg_guard *g = NULL;
+  int rc0 = gg_guard_new(&c, &g);
+  float x[64];
+  fill(x, 64);
+  gg_gtensor in = {.ndim = 1, .dims = {64}, .data = x};
+  gg_guard_result r1, r2;
+  int rc1 = rc0 ? rc0 : gg_guard_infer(g, "synthetic:1", &in, &r1);
+  gg_guard_device_status d1;
+  gg_guard_device_status_get(g, 0, &d1);
+  int failed1 = gg_guard_gpu_failed(g);
+  int rc2 = rc0 ? rc0 : gg_guard_infer(g, "synthetic:1", &in, &r2);
+  int failed2 = gg_guard_gpu_failed(g);
+  gg_guard_result_release(&r1);
+  gg_guard_result_release(&r2);
+  gg_guard_free(g);
+  gg_log_set_sink(NULL, NULL);
+  ASSERT_OK(rc1);
+  ASSERT_EQ(r1.device_index, 1);
+  ASSERT_EQ(r1.failures, 3);
+  ASSERT_EQ(d1.breaker, GG_BREAKER_OPEN);
+  ASSERT_EQ(d1.last_failure_error, GG_EDEV_OOM);
+  ASSERT_TRUE(d1.last_failure_unix_ms > 0);
+  ASSERT_CONTAINS(d1.last_failure_reason, "model load");
+  ASSERT_EQ(failed1, 1);
+  ASSERT_OK(rc2);
+  ASSERT_EQ(r2.device_index, 0);
+  ASSERT_EQ(failed2, 0);
+  ASSERT_CONTAINS(g_logbuf, "[GPU] Persistent GPU memory errors, falling back to CPU");
+  ASSERT_CONTAINS(g_logbuf, "[GPU] Recovered, back on sim:mem=64M");
+  ASSERT_CONTAINS(g_logbuf, "[GPU] Memory cleanup completed");
+}
+
+static void test_validation_failed_line(void) {
+  gg_guard_config c = base_config();
+  c.devices[0] = "sim:mem=64M,faults=launch@1"; /* the validation kernel */
+  c.devices[1] = "cpu";
+  c.n_devices = 2;
+  c.breaker_cooldown_ms = 60000;
+  g_loglen = 0;
+  g_logbuf[0] = 0;
+  gg_log_set_sink(log_sink, NULL);
+  gg_guard *g = NULL;
+  int rc0 = gg_guard_new(&c, &g);
+  gg_guard_device_status d;
+  gg_guard_device_status_get(g, 0, &d);
+  float x[8] = {0};
+  gg_gtensor in = {.ndim = 1, .dims = {8}, .data = x};
+  gg_guard_result r;
+  int rc = gg_guard_infer(g, "synthetic:1", &in, &r);
+  gg_guard_result_release(&r);
+  gg_guard_free(g);
+  gg_log_set_sink(NULL, NULL);
+  ASSERT_OK(rc0); /* an unusable device is not an error for the guard */
+  ASSERT_EQ(d.breaker, GG_BREAKER_OPEN);
+  ASSERT_CONTAINS(d.last_failure_reason, "launch");
+  ASSERT_OK(rc);
+  ASSERT_EQ(r.device_index, 1);
+  ASSERT_EQ(r.attempts, 1);
+  ASSERT_CONTAINS(g_logbuf, "[GPU] GPU validation failed on sim");
+}
+
 int main(int argc, char **argv) {
   static const gg_test_case cases[] = {
       {"breaker", test_breaker},
@@ -451,6 +603,9 @@ int main(int argc, char **argv) {
       {"admission_budget", test_admission_budget},
       {"switch", test_switch},
       {"engine_model", test_engine_model},
+      {"concurrent", test_concurrent},
+      {"log_lines", test_log_lines},
+      {"validation_failed_line", test_validation_failed_line},
       {NULL, NULL},
   };
   return gg_test_main(argc, argv, cases);

@@ -12,12 +12,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -79,6 +79,15 @@ static int pack_outputs(int shm, gg_gtensor *outs, int n, gg__wrep *rep) {
   return 0;
 }
 
+static void *parent_watch(void *p) {
+  pid_t parent = *(pid_t *)p;
+  for (;;) {
+    usleep(100 * 1000);
+    if (getppid() != parent) _exit(4);
+  }
+  return NULL;
+}
+
 int gg_guard_worker_main(int argc, char **argv) {
   int sock = -1, shm = -1, cleanup = 5;
   const char *spec = NULL, *runner = "engine", *runner_arg = NULL;
@@ -122,9 +131,14 @@ int gg_guard_worker_main(int argc, char **argv) {
     worker_usage();
     return 2;
   }
-  /* Die with the supervisor: a worker must never outlive it. */
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() == 1) return 3;
+  /* Die with the supervisor: a worker must never outlive it, even while a
+   * kernel hangs. (PR_SET_PDEATHSIG would fire when the *thread* that forked
+   * us exits, which in a threaded server is any time, so: a watcher.) */
+  static pid_t parent;
+  parent = getppid();
+  if (parent == 1) return 3;
+  pthread_t watcher;
+  if (pthread_create(&watcher, NULL, parent_watch, &parent) == 0) pthread_detach(watcher);
 
   gg__wrep rep;
   memset(&rep, 0, sizeof rep);

@@ -213,7 +213,11 @@ static int on_failure(gg_guard *g, gdev *d, int rc, const char *what, const char
   case GG_FAIL_OOM: g->st.ooms++; break;
   case GG_FAIL_LAUNCH:
   case GG_FAIL_OUT_OF_RESOURCES: g->st.launch_failures++; break;
-  case GG_FAIL_DEVICE_LOST: g->st.device_lost++; break;
+  case GG_FAIL_DEVICE_LOST:
+    g->st.device_lost++;
+    if (d->ex.isolated && !gg__exec_alive(&d->ex) && d->ex.dead_reason == GG_EDEVICE_LOST)
+      g->st.worker_crashes++;
+    break;
   case GG_FAIL_HANG: g->st.timeouts++; break;
   default: g->st.other_failures++; break;
   }
@@ -384,6 +388,10 @@ static int admit(gg_guard *g, gdev *d, const char *model, const gg_gtensor *in, 
 
 static int slot_acquire(gg_guard *g, gdev *d, int wait_ms) {
   pthread_mutex_lock(&g->mu);
+  if (d->busy && wait_ms <= 0) {
+    pthread_mutex_unlock(&g->mu);
+    return GG_EBUSY;
+  }
   if (d->busy) {
     if (d->waiting >= g->cfg.queue_max) {
       g->st.admission_rejects++;
