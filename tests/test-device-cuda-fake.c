@@ -1,7 +1,8 @@
 /* The cuda backend against a FAKE libcuda.so.1 (tests/fixtures/doctor/
  * fake-libcuda.c, host memory, not a GPU): proves the dlopen path, the _v2
  * symbol names, context push/pop, kernel parameter marshalling, CUresult ->
- * GG_E* mapping, sticky errors and reset, enumeration, and what doctor says
+ * GG_E* mapping, sticky errors and reset, enumeration, NVML telemetry (a fake
+ * NVML in the same library), and what doctor says
  * when a driver library is present. Real-GPU behaviour is test-device-cuda. */
 #include "device/device-impl.h"
 #include "gpuguard/device.h"
@@ -39,7 +40,7 @@ static void test_device(void) {
   ASSERT_EQ(info.compute_units, 4);
   ASSERT_U64_EQ(info.total_mem, 256ull << 20);
   ASSERT_U64_EQ(info.free_mem, 256ull << 20);
-  ASSERT_CONTAINS(info.driver_version, "CUDA 12.4");
+
   /* memory is really accounted by the "driver" */
   gg_devmem m;
   ASSERT_OK(gg_device_mem_alloc(d, 1 << 20, &m));
@@ -58,8 +59,13 @@ static void test_device(void) {
   ASSERT_OK(gg_device_validate(d, &v));
   if (!v.passed) GG_T_FAIL("validation failed at %s: %s", v.step, v.reason);
   ASSERT_U64_EQ(gg_device_mem_in_use(d), 0);
+  /* NVML (the fake's) found by PCI bus id */
   gg_device_telemetry t;
-  ASSERT_EQ(gg_device_get_telemetry(d, &t), GG_EUNSUPPORTED); /* no NVML here */
+  ASSERT_OK(gg_device_get_telemetry(d, &t));
+  ASSERT_EQ(t.utilization_pct, 37);
+  ASSERT_EQ(t.mem_utilization_pct, 12);
+  ASSERT_EQ(t.temperature_c, 61);
+  ASSERT_STREQ(info.driver_version, "550.54.14, CUDA 12.4");
   /* cuda:1 does not exist */
   gg_device *d1 = NULL;
   ASSERT_EQ(gg_device_open("cuda:1", &d1), GG_ENODEV);
@@ -159,6 +165,16 @@ static void test_doctor_with_driver(void) {
   ASSERT_CONTAINS(check_field(j, "device.cuda:0", "message"), "validation passed");
   ASSERT_STREQ(json_string_value(json_object_get(json_object_get(j, "driver"), "cuda_version_source")),
                "libcuda");
+  size_t di;
+  json_t *dv;
+  int seen_tel = 0;
+  json_array_foreach(json_object_get(j, "devices"), di, dv) {
+    if (strcmp(json_string_value(json_object_get(dv, "name")), "cuda:0")) continue;
+    json_t *tel = json_object_get(dv, "telemetry");
+    ASSERT_EQ(json_integer_value(json_object_get(tel, "temperature_c")), 61);
+    seen_tel = 1;
+  }
+  ASSERT_TRUE(seen_tel);
   json_decref(j);
   /* cuInit failing with NO_DEVICE because CUDA_VISIBLE_DEVICES hides everything */
   setenv("FAKE_CUDA_INIT_RC", "100", 1);
@@ -197,6 +213,7 @@ int main(int argc, char **argv) {
   }
   /* before the first cuda call: the backend loads the library once */
   setenv("GPUGUARD_LIBCUDA", GG_FAKE_LIBCUDA, 1);
+  setenv("GPUGUARD_LIBNVML", GG_FAKE_LIBCUDA, 1);
   unsetenv("FAKE_CUDA_INIT_RC");
   unsetenv("FAKE_CUDA_LAUNCH_RC");
   unsetenv("FAKE_CUDA_MEM");

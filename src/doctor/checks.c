@@ -1038,7 +1038,9 @@ static void check_devices(dctx *c) {
       continue;
     }
     if (gg_device_get_info(dev, &dd->info) != 0 && i < n) dd->info = list[i];
+    dd->have_telemetry = gg_device_get_telemetry(dev, &dd->telemetry) == 0;
     r->ndevices++;
+
     if (c->o->validate) {
       set_step("validating", spec);
       gg_device_validate(dev, &dd->validation);
@@ -1058,6 +1060,12 @@ static void check_devices(dctx *c) {
       add(c, "devices", id, GG_CHECK_INFO, "%s (%s): validation skipped (--no-validate)", spec,
           dd->info.description);
     }
+    char tid[80];
+    snprintf(tid, sizeof tid, "telemetry.%.60s", spec);
+    if (dd->have_telemetry)
+      add(c, "devices", tid, GG_CHECK_INFO, "%s: %d%% busy, memory controller %d%% busy, %d C",
+          spec, dd->telemetry.utilization_pct, dd->telemetry.mem_utilization_pct,
+          dd->telemetry.temperature_c);
     gg_device_free(dev);
   }
   free(list);

@@ -43,6 +43,8 @@ typedef struct gg_doctor_device {
   gg_device_info info;
   int validated;       /* 1 when validation ran */
   gg_validation validation;
+  int have_telemetry;  /* NVML answered */
+  gg_device_telemetry telemetry;
 } gg_doctor_device;
 
 typedef struct gg_doctor_icd {

@@ -155,6 +155,14 @@ char *gg_doctor_json(const gg_doctor_report *r) {
     } else {
       json_object_set_new(x, "compute_capability", json_null());
     }
+    json_t *tj = json_null();
+    if (d->have_telemetry) {
+      tj = json_object();
+      json_object_set_new(tj, "utilization_pct", d->telemetry.utilization_pct >= 0 ? json_integer(d->telemetry.utilization_pct) : json_null());
+      json_object_set_new(tj, "mem_utilization_pct", d->telemetry.mem_utilization_pct >= 0 ? json_integer(d->telemetry.mem_utilization_pct) : json_null());
+      json_object_set_new(tj, "temperature_c", d->telemetry.temperature_c >= 0 ? json_integer(d->telemetry.temperature_c) : json_null());
+    }
+    json_object_set_new(x, "telemetry", tj);
     if (d->validated) {
       json_t *vj = json_object();
       json_object_set_new(vj, "passed", json_boolean(d->validation.passed));
