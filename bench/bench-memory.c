@@ -3,6 +3,7 @@
  *   2. a replayed CNN-like inference trace (weights resident, activations
  *      allocated/freed layer by layer, varying input sizes, many requests):
  *      throughput, and peak reserved bytes against the trace's true peak.
+ * Times are the median of 5 runs of the same deterministic sequence.
  * Usage: bench-memory [--ops N] [--requests N] [--seed N] [DEVICE...]
  * Devices default to "cpu" and "sim:mem=4560M" (skipped if absent). */
 #include "gpuguard/core.h"
@@ -113,7 +114,7 @@ static const layer k_net[] = {
 };
 #define NLAYERS ((int)(sizeof k_net / sizeof k_net[0]))
 
-static trace *make_trace(int requests, uint64_t seed) {
+static trace *make_trace(int requests, uint64_t seed, int max_batch) {
   trace *t = calloc(1, sizeof *t);
   uint64_t s = seed;
   /* Weights: resident for the whole trace (a detector's ~3.5M params). */
@@ -126,7 +127,7 @@ static trace *make_trace(int requests, uint64_t seed) {
   static const int sides[] = {128, 160, 192, 224, 256, 320};
   for (int r = 0; r < requests; r++) {
     int side = sides[rng(&s) % (sizeof sides / sizeof sides[0])];
-    int batch = 1 + (int)(rng(&s) % 2);
+    int batch = 1 + (int)(rng(&s) % (uint64_t)max_batch);
     int h = side, c = 3;
     int cur = t_alloc(t, (size_t)batch * (size_t)h * (size_t)h * (size_t)c * 4); /* input */
     int pre = t_alloc(t, (size_t)batch * (size_t)h * (size_t)h * (size_t)c * 4); /* normalized */
@@ -280,37 +281,36 @@ static int run_pool_trace(gg_device *dev, const trace *t, unsigned trim_every, r
   return 0;
 }
 
-static void bench_device(const char *spec, size_t nops, int requests, uint64_t seed) {
-  gg_device *dev = NULL;
-  int rc = gg_device_open(spec, &dev);
-  if (rc) {
-    printf("\n[%s] SKIP: cannot open device (%s)\n", spec, gg_err_name(rc));
-    return;
-  }
-  printf("\n[%s]\n", spec);
-  mix_op *ops = make_mix(nops, seed);
-  result raw = {0}, pool = {0};
-  run_raw_mix(dev, ops, nops, &raw);
-  run_pool_mix(dev, ops, nops, &pool);
-  printf("random mix, %zu ops (64 live slots, 256 B - 8 MiB):\n", nops);
-  printf("  raw device alloc/free : %8.1f ns/op  (%.2f M ops/s)\n", raw.ns_per_op,
-         1e3 / raw.ns_per_op);
-  printf("  gg_pool alloc/free    : %8.1f ns/op  (%.2f M ops/s), cache hit rate %.4f, %" PRIu64
-         " segments\n",
-         pool.ns_per_op, 1e3 / pool.ns_per_op, pool.hit_rate, pool.segments);
-  printf("  throughput ratio pool/raw: %.2fx\n", raw.ns_per_op / pool.ns_per_op);
-  if (raw.failed || pool.failed)
-    printf("  failed allocations: raw %" PRIu64 ", pool %" PRIu64 "\n", raw.failed, pool.failed);
-  free(ops);
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
 
-  trace *t = make_trace(requests, seed + 1);
+/* Runs fn `reps` times and keeps the median ns/op (the machine is shared;
+ * one run is noisy). Peaks and counts are deterministic: the last run's. */
+#define REPS 5
+#define MEDIAN_OF(res, call)                                                                       \
+  do {                                                                                             \
+    double t_[REPS];                                                                               \
+    for (int r_ = 0; r_ < REPS; r_++) {                                                            \
+      memset(&(res), 0, sizeof(res));                                                             \
+      call;                                                                                        \
+      t_[r_] = (res).ns_per_op;                                                                    \
+    }                                                                                              \
+    qsort(t_, REPS, sizeof t_[0], cmp_double);                                                     \
+    (res).ns_per_op = t_[REPS / 2];                                                                \
+  } while (0)
+
+static void bench_trace(gg_device *dev, int requests, uint64_t seed, int max_batch) {
+  trace *t = make_trace(requests, seed + 1, max_batch);
   result rt = {0}, pt = {0}, pt2 = {0};
-  run_raw_trace(dev, t, &rt);
-  run_pool_trace(dev, t, 0, &pt);
-  run_pool_trace(dev, t, 50, &pt2);
+  MEDIAN_OF(rt, run_raw_trace(dev, t, &rt));
+  MEDIAN_OF(pt, run_pool_trace(dev, t, 0, &pt));
+  MEDIAN_OF(pt2, run_pool_trace(dev, t, 50, &pt2));
   char a[32], b[32], c[32];
-  printf("CNN-like trace: %d requests, %zu ops, %d tensors, true peak live %s:\n", requests, t->n,
-         t->ids, gg_format_size(t->true_peak, a, sizeof a));
+  printf("CNN-like trace, batch 1-%d: %d requests, %zu ops, %d tensors, true peak live %s, median "
+         "of %d runs:\n",
+         max_batch, requests, t->n, t->ids, gg_format_size(t->true_peak, a, sizeof a), REPS);
   printf("  raw device alloc/free : %8.1f ns/op, peak held %s (%.3fx true peak)\n", rt.ns_per_op,
          gg_format_size(rt.peak_reserved, b, sizeof b),
          (double)rt.peak_reserved / (double)t->true_peak);
@@ -329,13 +329,39 @@ static void bench_device(const char *spec, size_t nops, int requests, uint64_t s
   free(t->ops);
   free(t->sizes);
   free(t);
+}
+
+static void bench_device(const char *spec, size_t nops, int requests, uint64_t seed) {
+  gg_device *dev = NULL;
+  int rc = gg_device_open(spec, &dev);
+  if (rc) {
+    printf("\n[%s] SKIP: cannot open device (%s)\n", spec, gg_err_name(rc));
+    return;
+  }
+  printf("\n[%s]\n", spec);
+  mix_op *ops = make_mix(nops, seed);
+  result raw = {0}, pool = {0};
+  MEDIAN_OF(raw, run_raw_mix(dev, ops, nops, &raw));
+  MEDIAN_OF(pool, run_pool_mix(dev, ops, nops, &pool));
+  printf("random mix, %zu ops (64 live slots, 256 B - 8 MiB), median of %d runs:\n", nops, REPS);
+  printf("  raw device alloc/free : %8.1f ns/op  (%.2f M ops/s)\n", raw.ns_per_op,
+         1e3 / raw.ns_per_op);
+  printf("  gg_pool alloc/free    : %8.1f ns/op  (%.2f M ops/s), cache hit rate %.4f, %" PRIu64
+         " segments\n",
+         pool.ns_per_op, 1e3 / pool.ns_per_op, pool.hit_rate, pool.segments);
+  printf("  throughput ratio pool/raw: %.2fx\n", raw.ns_per_op / pool.ns_per_op);
+  if (raw.failed || pool.failed)
+    printf("  failed allocations: raw %" PRIu64 ", pool %" PRIu64 "\n", raw.failed, pool.failed);
+  free(ops);
+
+  for (int max_batch = 2; max_batch <= 8; max_batch *= 4) bench_trace(dev, requests, seed, max_batch);
   if (gg_device_mem_in_use(dev)) printf("  WARNING: %" PRIu64 " bytes still held\n", gg_device_mem_in_use(dev));
   gg_device_free(dev);
 }
 
 int main(int argc, char **argv) {
-  size_t nops = 200000;
-  int requests = 500;
+  size_t nops = 100000;
+  int requests = 2000;
   uint64_t seed = 42;
   const char *devs[16];
   int ndev = 0;

@@ -281,8 +281,8 @@ static void test_budget_enforced(void) {
   s = stats_of(p);
   ASSERT_U64_EQ(s.reserved, 7 * MiB);
   gg_block_free(c);
-  /* Free-cache-and-retry: 4 MiB cached segment + 3 MiB live; 5 MiB needs a
-   * new segment (3+4+5 > 8), so the cache goes back and the retry fits. */
+  /* 4 MiB cached segment + 3 MiB live; 5 MiB needs a new segment: the
+   * cached one is too small for it ("outgrown") and goes back first. */
   ASSERT_OK(gg_pool_alloc(p, 5 * MiB, "request:3/activations", &b));
   s = stats_of(p);
   ASSERT_U64_EQ(s.n_ooms, 1); /* no new OOM */
@@ -297,6 +297,48 @@ static void test_budget_enforced(void) {
   /* Lowering the budget trims what no longer fits. */
   ASSERT_OK(gg_pool_set_budget(p, 1 * MiB));
   ASSERT_U64_EQ(gg_device_mem_in_use(dev), 0);
+  gg_pool_free(p);
+  gg_device_free(dev);
+}
+
+/* The OOM path proper: the budget refuses, the cached (small-pool) segment
+ * goes back, the retry fits. */
+static void test_budget_free_and_retry(void) {
+  gg_device *dev = open_cpu();
+  gg_pool *p = new_pool(dev, "4M", 0);
+  gg_block *s1, *big;
+  ASSERT_OK(gg_pool_alloc(p, 1 * MiB, "workspace", &s1)); /* 2 MiB small segment */
+  gg_block_free(s1);
+  ASSERT_U64_EQ(stats_of(p).reserved, 2 * MiB);
+  ASSERT_OK(gg_pool_alloc(p, 3 * MiB, "model:m/weights", &big)); /* 2 + 3 > 4 */
+  gg_pool_stats s = stats_of(p);
+  ASSERT_U64_EQ(s.n_ooms, 0);
+  ASSERT_U64_EQ(s.bytes_trimmed, 2 * MiB);
+  ASSERT_U64_EQ(s.reserved, 3 * MiB);
+  ASSERT_U64_EQ(s.reserved_small, 0);
+  ASSERT_U64_EQ(gg_device_mem_in_use(dev), 3 * MiB);
+  gg_block_free(big);
+  gg_pool_free(p);
+  gg_device_free(dev);
+}
+
+/* Varying big tensors: a cached segment too small for the next one is given
+ * back before the pool grows, so reserved tracks the live peak. */
+static void test_release_outgrown(void) {
+  gg_device *dev = open_cpu();
+  gg_pool *p = new_pool(dev, NULL, 0);
+  gg_block *b;
+  for (size_t mb = 12; mb <= 40; mb += 4) {
+    ASSERT_OK(gg_pool_alloc(p, mb * MiB, "request:x/activations", &b));
+    gg_block_free(b);
+    gg_pool_stats s = stats_of(p);
+    ASSERT_U64_EQ(s.reserved, mb * MiB); /* only the latest segment */
+    ASSERT_U64_EQ(s.segments, 1);
+  }
+  /* A smaller one reuses the cached 40 MiB segment (a hit, no growth). */
+  ASSERT_OK(gg_pool_alloc(p, 20 * MiB, "request:y/activations", &b));
+  ASSERT_U64_EQ(stats_of(p).reserved, 40 * MiB);
+  gg_block_free(b);
   gg_pool_free(p);
   gg_device_free(dev);
 }
@@ -716,6 +758,8 @@ int main(int argc, char **argv) {
       {"best_fit", test_best_fit},
       {"small_large_pools", test_small_large_pools},
       {"budget_enforced", test_budget_enforced},
+      {"budget_free_and_retry", test_budget_free_and_retry},
+      {"release_outgrown", test_release_outgrown},
       {"device_oom_report", test_device_oom_report},
       {"trim_cadence", test_trim_cadence},
       {"owner_stats_json", test_owner_stats_json},

@@ -114,22 +114,20 @@ static int next_bin(const subpool *sp, int i) {
   return -1;
 }
 
-/* Best fit: the smallest free block >= size. */
-static gg_block *find_fit(subpool *sp, size_t size) {
-  int i = bin_index(size);
-  gg_block *best = NULL;
-  for (gg_block *b = sp->bins[i]; b; b = b->fnext) {
-    if (b->size >= size && (!best || b->size < best->size)) {
-      best = b;
-      if (b->size == size) break;
+/* Best fit: the smallest free block >= size. Bins are ordered, so the
+ * first bin holding a large enough block holds the best one. */
+static gg_block *find_fit(const subpool *sp, size_t size) {
+  for (int i = next_bin(sp, bin_index(size)); i >= 0; i = next_bin(sp, i + 1)) {
+    gg_block *best = NULL;
+    for (gg_block *b = sp->bins[i]; b; b = b->fnext) {
+      if (b->size >= size && (!best || b->size < best->size)) {
+        best = b;
+        if (b->size == size) break;
+      }
     }
+    if (best) return best;
   }
-  if (best) return best;
-  int j = next_bin(sp, i + 1);
-  if (j < 0) return NULL;
-  for (gg_block *b = sp->bins[j]; b; b = b->fnext)
-    if (!best || b->size < best->size) best = b;
-  return best;
+  return NULL;
 }
 
 static size_t largest_in(const subpool *sp) {
@@ -230,6 +228,28 @@ static uint64_t release_cached(gg_pool *p, int *err) {
   return released;
 }
 
+/* A large request found no cached block: fully free large segments
+ * too small for it (made for smaller tensors that a varying input size has
+ * outgrown) are given back before growing, so reserved follows the live
+ * peak instead of the sum of every size ever seen. */
+static void release_outgrown(gg_pool *p, size_t size) {
+  uint64_t released = 0;
+  gg__segment *s = p->segments;
+  while (s) {
+    gg__segment *next = s->next;
+    if (!s->small && s->mem.size < size && seg_fully_free(s)) {
+      gg_block *b = s->head;
+      bin_remove(&p->large, b);
+      p->n_free_blocks--;
+      block_recycle(p, b);
+      released += s->mem.size;
+      segment_destroy(p, s, 1);
+    }
+    s = next;
+  }
+  p->bytes_trimmed += released;
+}
+
 /* Takes one segment of `want` bytes (or `min` if `want` does not fit) from
  * the driver, within the budget. Returns 0, GG_EBUDGET, GG_EDEV_OOM or
  * another driver error. Caller holds the lock. */
@@ -276,6 +296,10 @@ static int segment_new(gg_pool *p, subpool *sp, size_t want, size_t min, gg__seg
   return 0;
 }
 
+/* Small requests share small_segment; large ones under LARGE_SHARED_MAX
+ * share large_segment; bigger ones get their own segment rounded up to
+ * LARGE_ROUND. (Rounding those to quarter powers of two for more reuse was
+ * measured: 1.61x instead of 1.53x the true peak on bench-memory's trace.) */
 static size_t segment_size_for(const gg_pool *p, const subpool *sp, size_t rounded) {
   if (sp->small) return rounded > p->cfg.small_segment ? rounded : p->cfg.small_segment;
   if (rounded < LARGE_SHARED_MAX && rounded <= p->cfg.large_segment) return p->cfg.large_segment;
@@ -492,6 +516,7 @@ int gg_pool_alloc_ex(gg_pool *p, size_t size, const char *owner, gg_mem_scope *s
   } else {
     p->n_misses++;
     size_t want = segment_size_for(p, sp, rounded);
+    if (!sp->small) release_outgrown(p, rounded);
     gg__segment *s = NULL;
     rc = segment_new(p, sp, want, rounded, &s);
     if (rc == GG_EDEV_OOM || rc == GG_EBUDGET) {
