@@ -62,6 +62,10 @@ static void test_spec_faults(void) {
   ASSERT_STREQ(out, "sim:mem=4560M,seed=7,faults=hang@1");
   gg__spec_set_faults("sim", "oom%0.5", out, sizeof out);
   ASSERT_STREQ(out, "sim:faults=oom%0.5");
+  gg_guard_spec_with_faults("sim:mem=4560M", "oom@3,hang@1", out, sizeof out);
+  ASSERT_STREQ(out, "sim:mem=4560M,faults=oom@3,hang@1");
+  gg_guard_spec_with_faults("sim:mem=4560M,faults=oom@3", NULL, out, sizeof out);
+  ASSERT_STREQ(out, "sim:mem=4560M");
 }
 
 static void fill(float *x, size_t n) {

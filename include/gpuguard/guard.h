@@ -177,6 +177,11 @@ int gg_guard_switch_device(gg_guard *g, const char *spec);
  * through the same policy. For tests and `--faults` demos. */
 int gg_guard_inject_faults(gg_guard *g, int idx, const char *faults);
 
+/* Writes `spec` with its sim fault list replaced by `faults` ("" or NULL
+ * removes it) into out: ("sim:mem=4560M", "oom@3") -> "sim:mem=4560M,faults=oom@3".
+ * For `--faults SPEC` flags. Specs without faults support are copied as is. */
+void gg_guard_spec_with_faults(const char *spec, const char *faults, char *out, size_t len);
+
 /* Probes every device whose breaker cooldown has passed (half-open):
  * validation kernel + warmup of its models; closes or re-opens the breaker.
  * Requests do this lazily too; the server may call it periodically. Returns

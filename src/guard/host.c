@@ -140,6 +140,15 @@ void gg__spec_set_faults(const char *spec, const char *faults, char *out, size_t
   if (o < len && o > 0 && out[o - 1] == ':') out[o - 1] = 0;
 }
 
+void gg_guard_spec_with_faults(const char *spec, const char *faults, char *out, size_t len) {
+  if (!out || !len) return;
+  if (!spec) {
+    out[0] = 0;
+    return;
+  }
+  gg__spec_set_faults(spec, faults ? faults : "", out, len);
+}
+
 void gg__spec_strip_faults(const char *spec, char *out, size_t len) {
   gg__spec_set_faults(spec, "", out, len);
 }
