@@ -313,6 +313,15 @@ void gg__graph_fuse(gg_graph *g) {
         fused++;
         continue;
       }
+      /* PReLU of a Relu/Relu6 output (never negative) is the identity: the
+       * TF.js converter fused mobilefacenet's Relu into the depthwise convs
+       * ahead of their PReLU decomposition. */
+      if ((p->a.act == GG_ACT_RELU || p->a.act == GG_ACT_RELU6) && cn->op == GG_OP_PRELU &&
+          cn->in[0] == t) {
+        absorb(g, i, c);
+        fused++;
+        continue;
+      }
       if (p->a.act == GG_ACT_NONE && cn->op == GG_OP_PRELU && cn->in[0] == t && co > 0 &&
           (is_channel_vec(&g->tensors[cn->in[1]], co) || is_channel_vec(&g->tensors[cn->in[1]], 1))) {
         if (!p->a.has_bias) break; /* alpha must come after the bias input */
