@@ -31,6 +31,9 @@ typedef struct gdev {
   gdev_model models[GG__MAX_MODELS];
   int n_models;
   gg__breaker br;
+  /* what status readers see: published under g->mu by the slot holder */
+  gg__dev_stats snap;
+  int snap_up, snap_pid;
   int busy, waiting;
   pthread_cond_t cv;
   uint64_t served, restarts, leaked, trims_seen;
@@ -110,13 +113,18 @@ static gdev_model *dev_model(gdev *d, const char *model) {
   return NULL;
 }
 
-/* Folds the executor's trim counter into the guard's cleanup count. */
+/* Publishes the executor's state for status readers (the slot holder owns
+ * d->ex; readers only see d->snap) and folds its cadence-trim counter into
+ * the guard's cleanup count. */
 static void absorb_stats(gg_guard *g, gdev *d) {
   pthread_mutex_lock(&g->mu);
   uint64_t t = d->ex.stats.cleanups;
   if (t < d->trims_seen) d->trims_seen = 0; /* a new worker */
   g->st.cleanups += t - d->trims_seen;
   d->trims_seen = t;
+  d->snap = d->ex.stats;
+  d->snap_up = d->up;
+  d->snap_pid = d->up ? gg__exec_pid(&d->ex) : 0;
   pthread_mutex_unlock(&g->mu);
 }
 
@@ -130,6 +138,8 @@ static void dev_down(gg_guard *g, gdev *d) {
   pthread_mutex_lock(&g->mu);
   d->leaked += leaked;
   g->st.leaked_bytes += leaked;
+  d->snap_up = 0;
+  d->snap_pid = 0;
   pthread_mutex_unlock(&g->mu);
 }
 
@@ -195,7 +205,14 @@ static int dev_start(gg_guard *g, gdev *d, char *err, size_t errlen) {
 enum { NEXT_RETRY = 0, NEXT_DEVICE, NEXT_REJECT };
 
 /* Classifies a failure, counts it, feeds the breaker, and says what next. */
+static int on_failure_(gg_guard *g, gdev *d, int rc, const char *what, const char *err);
 static int on_failure(gg_guard *g, gdev *d, int rc, const char *what, const char *err) {
+  int next = on_failure_(g, d, rc, what, err);
+  absorb_stats(g, d);
+  return next;
+}
+
+static int on_failure_(gg_guard *g, gdev *d, int rc, const char *what, const char *err) {
   gg_fail_class cls = gg_classify_err(rc);
   if (cls == GG_FAIL_BAD_INPUT) {
     pthread_mutex_lock(&g->mu);
@@ -914,18 +931,18 @@ int gg_guard_device_status_get(gg_guard *g, int idx, gg_guard_device_status *st)
   st->last_failure_unix_ms = d->br.last_failure_unix_ms;
   st->last_failure_error = d->br.last_err;
   snprintf(st->last_failure_reason, sizeof st->last_failure_reason, "%s", d->br.reason);
-  st->isolated = d->ex.isolated;
-  st->worker_pid = d->up ? gg__exec_pid(&d->ex) : 0;
+  st->isolated = d->ex.isolated; /* fixed at creation */
+  st->worker_pid = d->snap_up ? d->snap_pid : 0;
   st->worker_restarts = d->restarts;
   st->served = d->served;
-  st->budget = d->ex.stats.budget;
-  st->pool_allocated = d->up ? d->ex.stats.pool_allocated : 0;
-  st->pool_reserved = d->up ? d->ex.stats.pool_reserved : 0;
-  st->raw_in_use = d->up ? d->ex.stats.raw_in_use : 0;
-  st->leaked_bytes = d->leaked + (d->up ? d->ex.stats.leaked_bytes : 0);
-  st->raw_allocs = d->ex.stats.raw_allocs;
-  st->launches = d->ex.stats.launches;
-  st->faults_fired = d->ex.stats.faults_fired;
+  st->budget = d->snap.budget;
+  st->pool_allocated = d->snap_up ? d->snap.pool_allocated : 0;
+  st->pool_reserved = d->snap_up ? d->snap.pool_reserved : 0;
+  st->raw_in_use = d->snap_up ? d->snap.raw_in_use : 0;
+  st->leaked_bytes = d->leaked + (d->snap_up ? d->snap.leaked_bytes : 0);
+  st->raw_allocs = d->snap.raw_allocs;
+  st->launches = d->snap.launches;
+  st->faults_fired = d->snap.faults_fired;
   st->n_models = d->n_models;
   pthread_mutex_unlock(&g->mu);
   return 0;
