@@ -107,7 +107,9 @@ static req_out request(gg_guard *g) {
   o.last_error = r.last_error;
   o.failures = r.failures;
   o.output_ok = o.rc == 0 && output_ok(&r);
-  if (getenv("GG_FAULTS_VERBOSE")) fprintf(stderr, "  request: %s dev %d attempts %d %.1f ms\n", gg_err_name(o.rc), r.device_index, r.attempts, r.elapsed_ms);
+  if (getenv("GG_FAULTS_VERBOSE"))
+    fprintf(stderr, "  request: %s dev %d attempts %d %.1f ms\n", gg_err_name(o.rc), r.device_index,
+            r.attempts, r.elapsed_ms);
   gg_guard_result_release(&r);
   return o;
 }
@@ -120,11 +122,11 @@ static void sleep_ms(int ms) {
 
 /* ---- calibration: where each position is, in sim operation counts ----- */
 typedef struct calib {
-  uint64_t a0, l0;  /* after worker start (validation) */
-  uint64_t aL, lL;  /* after load + warmup */
-  uint64_t a1, l1;  /* after request 1 */
-  uint64_t a2, l2;  /* after request 2 */
-  uint64_t a3, l3;  /* after request 3 */
+  uint64_t a0, l0; /* after worker start (validation) */
+  uint64_t aL, lL; /* after load + warmup */
+  uint64_t a1, l1; /* after request 1 */
+  uint64_t a2, l2; /* after request 2 */
+  uint64_t a3, l3; /* after request 3 */
 } calib;
 
 static calib g_cal, g_syn_cal, g_eng_cal;
@@ -173,8 +175,9 @@ static void test_calibrate(void) {
   ASSERT_EQ(k.l3 - k.l2, LAYERS);
   g_syn_cal = k;
   g_syn_cal_ok = 1;
-  fprintf(stderr, "  calibration: start a=%llu l=%llu; load+warmup a=%llu l=%llu; req1 a=%llu "
-                  "l=%llu; req2 a=%llu l=%llu; req3 a=%llu l=%llu\n",
+  fprintf(stderr,
+          "  calibration: start a=%llu l=%llu; load+warmup a=%llu l=%llu; req1 a=%llu "
+          "l=%llu; req2 a=%llu l=%llu; req3 a=%llu l=%llu\n",
           (unsigned long long)k.a0, (unsigned long long)k.l0, (unsigned long long)k.aL,
           (unsigned long long)k.lL, (unsigned long long)k.a1, (unsigned long long)k.l1,
           (unsigned long long)k.a2, (unsigned long long)k.l2, (unsigned long long)k.a3,
@@ -214,8 +217,9 @@ static void test_engine_calibrate(void) {
   ASSERT_GE(k.l3 - k.l2, 1);
   g_eng_cal = k;
   g_eng_cal_ok = 1;
-  fprintf(stderr, "  engine calibration: start a=%llu l=%llu; load+warmup a=%llu l=%llu; req1 "
-                  "a=%llu l=%llu; req3 a=%llu l=%llu\n",
+  fprintf(stderr,
+          "  engine calibration: start a=%llu l=%llu; load+warmup a=%llu l=%llu; req1 "
+          "a=%llu l=%llu; req3 a=%llu l=%llu\n",
           (unsigned long long)k.a0, (unsigned long long)k.l0, (unsigned long long)k.aL,
           (unsigned long long)k.lL, (unsigned long long)k.a1, (unsigned long long)k.l1,
           (unsigned long long)k.a3, (unsigned long long)k.l3);
@@ -223,12 +227,11 @@ static void test_engine_calibrate(void) {
 
 /* ---- the matrix ------------------------------------------------------- */
 enum { POS_LOAD, POS_WARMUP, POS_FIRST, POS_MID, POS_SWITCH, POS_COUNT };
-static const char *const k_pos_names[POS_COUNT] = {"model load", "warmup", "first request",
-                                                   "mid-run (3rd request)",
-                                                   "device switch (cpu -> sim)"};
+static const char *const k_pos_names[POS_COUNT] = {
+    "model load", "warmup", "first request", "mid-run (3rd request)", "device switch (cpu -> sim)"};
 enum { F_OOM_AT, F_OOM2_AT, F_OOM_P, F_LAUNCH_AT, F_STICKY_AT, F_HANG_AT, F_COUNT };
-static const char *const k_fault_names[F_COUNT] = {
-    "oom@N", "oom@N,oom@N+1", "oom%P", "launch@N", "sticky@N", "hang@N"};
+static const char *const k_fault_names[F_COUNT] = {"oom@N",    "oom@N,oom@N+1", "oom%P",
+                                                   "launch@N", "sticky@N",      "hang@N"};
 
 typedef struct cell {
   char spec[64];
@@ -256,12 +259,24 @@ static void fault_spec(int f, int pos, char *out, size_t len) {
   uint64_t a = 0, l = 0;
   switch (pos) {
   case POS_LOAD:
-  case POS_SWITCH: a = k->a0 + 1; l = k->l0 + 1; break;
-  case POS_WARMUP: a = k->a0 + 2; l = k->l0 + 2; break;
-  case POS_FIRST: a = k->aL + 1; l = k->lL + 1; break;
+  case POS_SWITCH:
+    a = k->a0 + 1;
+    l = k->l0 + 1;
+    break;
+  case POS_WARMUP:
+    a = k->a0 + 2;
+    l = k->l0 + 2;
+    break;
+  case POS_FIRST:
+    a = k->aL + 1;
+    l = k->lL + 1;
+    break;
   /* partway through request 3: its last raw allocation, its 3rd kernel
    * (the engine runs the whole graph as one kernel: its last one) */
-  case POS_MID: a = k->a3; l = g_engine ? k->l3 : k->l2 + 3; break;
+  case POS_MID:
+    a = k->a3;
+    l = g_engine ? k->l3 : k->l2 + 3;
+    break;
   default: break;
   }
   switch (f) {
@@ -351,17 +366,22 @@ static void run_cell(int f, int pos) {
   gg_guard_stats_get(g, &s1);
   c->retries = s1.retries - s0.retries;
   if (f == F_OOM2_AT && c->failures == 0 && ds.faults_fired > 0)
-    set_note(c, "absorbed by the memory pool: it gave its cached segments back and retried "
-                "(sim fired %llu)", (unsigned long long)ds.faults_fired);
+    set_note(c,
+             "absorbed by the memory pool: it gave its cached segments back and retried "
+             "(sim fired %llu)",
+             (unsigned long long)ds.faults_fired);
   if (s0.breaker_opened > 0)
     set_note(c, "the sim failed validation at worker start: its breaker was open before the "
                 "request");
   if (f == F_OOM_AT && c->failures == 0 && ds.faults_fired > 0)
-    set_note(c, "absorbed by the memory pool: the raw allocation failed (sim fired %llu), the "
-                "pool retried with a smaller segment", (unsigned long long)ds.faults_fired);
+    set_note(c,
+             "absorbed by the memory pool: the raw allocation failed (sim fired %llu), the "
+             "pool retried with a smaller segment",
+             (unsigned long long)ds.faults_fired);
   c->fired = ds.faults_fired + (s1.ooms - s0.ooms) + (s1.launch_failures - s0.launch_failures) +
              (s1.device_lost - s0.device_lost) + (s1.timeouts - s0.timeouts) +
-             (s1.worker_restarts - s0.worker_restarts) + (s1.switch_rollbacks - s0.switch_rollbacks);
+             (s1.worker_restarts - s0.worker_restarts) +
+             (s1.switch_rollbacks - s0.switch_rollbacks);
   /* Recovery: the fault burst is over; the GPU must come back by itself.
    * A switch that rolled back left cpu primary: the operator's retry of the
    * switch (fault-free now) is part of recovering there. */
@@ -395,8 +415,8 @@ static void run_cell(int f, int pos) {
   /* ---- assertions ---- */
   c->pass = 0;
   ASSERT_EQ(kill(getpid(), 0), 0); /* still alive, obviously, but say it */
-  ASSERT_OK(c->rc);                 /* no request is left without a result */
-  ASSERT_TRUE(c->output_ok);        /* and the result is right */
+  ASSERT_OK(c->rc);                /* no request is left without a result */
+  ASSERT_TRUE(c->output_ok);       /* and the result is right */
   ASSERT_TRUE(c->served_by == 0 || c->served_by == 1);
   ASSERT_GE(c->attempts, 1);
   ASSERT_LE(c->attempts, 1 + 2 * (1 + cfg.retries));
@@ -438,19 +458,19 @@ static void run_cell(int f, int pos) {
   c->pass = 1;
 }
 
-#define CELL_FN(F, P)                                                                             \
-  static void test_##F##_##P(void) {                                                              \
-    use_workload(0);                                                                              \
-    run_cell(F, P);                                                                               \
+#define CELL_FN(F, P)                                                                              \
+  static void test_##F##_##P(void) {                                                               \
+    use_workload(0);                                                                               \
+    run_cell(F, P);                                                                                \
   }
-#define ECELL_FN(F, P)                                                                            \
-  static void test_engine_##F##_##P(void) {                                                       \
-    use_workload(1);                                                                              \
-    run_cell(F, P);                                                                               \
+#define ECELL_FN(F, P)                                                                             \
+  static void test_engine_##F##_##P(void) {                                                        \
+    use_workload(1);                                                                               \
+    run_cell(F, P);                                                                                \
   }
-#define ROW(F)                                                                                    \
-  CELL_FN(F, POS_LOAD) CELL_FN(F, POS_WARMUP) CELL_FN(F, POS_FIRST) CELL_FN(F, POS_MID)          \
-  CELL_FN(F, POS_SWITCH)
+#define ROW(F)                                                                                     \
+  CELL_FN(F, POS_LOAD)                                                                             \
+  CELL_FN(F, POS_WARMUP) CELL_FN(F, POS_FIRST) CELL_FN(F, POS_MID) CELL_FN(F, POS_SWITCH)
 ROW(F_OOM_AT)
 ROW(F_OOM2_AT)
 ROW(F_OOM_P)
@@ -464,7 +484,9 @@ EROW(F_STICKY_AT)
 EROW(F_HANG_AT)
 
 /* ---- docs/FAULTS.md ------------------------------------------------------ */
-static const char *dev_name(int idx) { return idx == 0 ? "sim" : idx == 1 ? "cpu" : "none"; }
+static const char *dev_name(int idx) {
+  return idx == 0 ? "sim" : idx == 1 ? "cpu" : "none";
+}
 
 static void write_row(FILE *fp, const cell *c, int f, int p) {
   if (c->pass < 0) {
@@ -487,13 +509,16 @@ static void write_row(FILE *fp, const cell *c, int f, int p) {
           k_fault_names[f], k_pos_names[p], c->spec, served, c->attempts, c->failures,
           (unsigned long long)c->retries, c->last_error ? gg_err_name(c->last_error) : "-",
           gg_breaker_state_name(c->breaker_after), (unsigned long long)c->restarts, rec,
-          (unsigned long long)c->leaked, c->pass > 0 ? "pass" : c->pass < 0 ? "n/a" : "**FAIL**",
+          (unsigned long long)c->leaked,
+          c->pass > 0   ? "pass"
+          : c->pass < 0 ? "n/a"
+                        : "**FAIL**",
           c->note);
 }
 
-#define TABLE_HEAD                                                                                \
-  "| fault | position | spec | served | attempts | failures | retries | last error | "          \
-  "breaker after | restarts | recovered | leaked | result | note |\n"                             \
+#define TABLE_HEAD                                                                                 \
+  "| fault | position | spec | served | attempts | failures | retries | last error | "             \
+  "breaker after | restarts | recovered | leaked | result | note |\n"                              \
   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 
 static void write_faults_md(void) {
@@ -541,16 +566,15 @@ static void write_faults_md(void) {
           "## Results\n\n"
           "Served = device that answered the request hit by the fault; attempts = inference runs "
           "started for it (loads not counted); failures = device failures it met on the way "
-          "(loads and warmups included); retries = same-device retries; breaker = primary's state right after it; "
+          "(loads and warmups included); retries = same-device retries; breaker = primary's state "
+          "right after it; "
           "restarts = worker restarts until recovered; recovered = requests (and ms, including "
           "the cooldown wait) until a request was served by sim with its breaker closed.\n\n"
           "### Synthetic test workload\n\n" TABLE_HEAD,
-          date, SIM_BASE, COOLDOWN_MS, (unsigned long long)g_cal.a0,
-          (unsigned long long)g_cal.l0, (unsigned long long)g_cal.aL,
-          (unsigned long long)g_cal.lL, (unsigned long long)g_cal.a1,
-          (unsigned long long)g_cal.l1, (unsigned long long)g_cal.a2,
-          (unsigned long long)g_cal.l2, (unsigned long long)g_cal.a3,
-          (unsigned long long)g_cal.l3);
+          date, SIM_BASE, COOLDOWN_MS, (unsigned long long)g_cal.a0, (unsigned long long)g_cal.l0,
+          (unsigned long long)g_cal.aL, (unsigned long long)g_cal.lL, (unsigned long long)g_cal.a1,
+          (unsigned long long)g_cal.l1, (unsigned long long)g_cal.a2, (unsigned long long)g_cal.l2,
+          (unsigned long long)g_cal.a3, (unsigned long long)g_cal.l3);
   int pass = 0, total = 0;
   for (int f = 0; f < F_COUNT; f++) {
     for (int p = 0; p < POS_COUNT; p++) {
@@ -562,8 +586,9 @@ static void write_faults_md(void) {
   }
   fprintf(fp, "\n### Real model: `%s` through the engine runner\n\n", ENGINE_MODEL);
   if (!g_eng_cal_ok) {
-    fprintf(fp, g_eng_missing ? "Not run: the model was not found (run `scripts/fetch-models.sh`).\n\n"
-                              : "Not run: its calibration failed (see the test log).\n\n");
+    fprintf(fp, g_eng_missing
+                    ? "Not run: the model was not found (run `scripts/fetch-models.sh`).\n\n"
+                    : "Not run: its calibration failed (see the test log).\n\n");
   } else {
     const calib *k = &g_eng_cal;
     fprintf(fp,
@@ -605,24 +630,26 @@ int main(int argc, char **argv) {
   gg_log_set_level(GG_LOG_WARN);
   g_input = malloc(REQ_ELEMS * sizeof(float));
   if (!g_input) return 1;
-  for (size_t i = 0; i < REQ_ELEMS; i++) g_input[i] = (float)(i % 251) * 0.01f - 1.0f;
+  for (size_t i = 0; i < REQ_ELEMS; i++)
+    g_input[i] = (float)(i % 251) * 0.01f - 1.0f;
   g_syn_in.data = g_input;
   size_t en = 256 * 256 * 3;
   g_einput = malloc(en * sizeof(float));
   if (!g_einput) return 1;
-  for (size_t i = 0; i < en; i++) g_einput[i] = (float)((i * 7) % 255) / 127.5f - 1.0f;
+  for (size_t i = 0; i < en; i++)
+    g_einput[i] = (float)((i * 7) % 255) / 127.5f - 1.0f;
   g_eng_in.data = g_einput;
 #define CASE(F, P) {#F "/" #P, test_##F##_##P},
 #define ECASE(F, P) {"engine/" #F "/" #P, test_engine_##F##_##P},
 #define EROWCASES(F) ECASE(F, POS_FIRST) ECASE(F, POS_MID)
-#define ROWCASES(F)                                                                               \
+#define ROWCASES(F)                                                                                \
   CASE(F, POS_LOAD) CASE(F, POS_WARMUP) CASE(F, POS_FIRST) CASE(F, POS_MID) CASE(F, POS_SWITCH)
   static const gg_test_case cases[] = {
       {"calibrate", test_calibrate},
-      ROWCASES(F_OOM_AT) ROWCASES(F_OOM2_AT) ROWCASES(F_OOM_P) ROWCASES(F_LAUNCH_AT) ROWCASES(F_STICKY_AT)
-          ROWCASES(F_HANG_AT){"engine_calibrate", test_engine_calibrate},
-      EROWCASES(F_OOM2_AT) EROWCASES(F_LAUNCH_AT) EROWCASES(F_STICKY_AT) EROWCASES(F_HANG_AT){
-          "write_faults_md", write_faults_md},
+      ROWCASES(F_OOM_AT) ROWCASES(F_OOM2_AT) ROWCASES(F_OOM_P) ROWCASES(F_LAUNCH_AT)
+          ROWCASES(F_STICKY_AT) ROWCASES(F_HANG_AT){"engine_calibrate", test_engine_calibrate},
+      EROWCASES(F_OOM2_AT) EROWCASES(F_LAUNCH_AT) EROWCASES(F_STICKY_AT)
+          EROWCASES(F_HANG_AT){"write_faults_md", write_faults_md},
       {NULL, NULL},
   };
   int rc = gg_test_main(argc, argv, cases);

@@ -69,7 +69,8 @@ static void test_spec_faults(void) {
 }
 
 static void fill(float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) x[i] = (float)(i % 17) - 8.0f;
+  for (size_t i = 0; i < n; i++)
+    x[i] = (float)(i % 17) - 8.0f;
 }
 
 /* Checks a synthetic result against the reference formula. */
@@ -369,9 +370,9 @@ static void test_switch(void) {
   ASSERT_TRUE(ok);
   ASSERT_EQ(r.device_index, 0);
   ASSERT_EQ(n_before, 2);
-  ASSERT_NE(rb, 0);                    /* the switch failed ... */
-  ASSERT_STREQ(after.spec, "cpu");     /* ... and rolled back */
-  ASSERT_EQ(after.n_models, 2);        /* with both models reloaded */
+  ASSERT_NE(rb, 0);                /* the switch failed ... */
+  ASSERT_STREQ(after.spec, "cpu"); /* ... and rolled back */
+  ASSERT_EQ(after.n_models, 2);    /* with both models reloaded */
   ASSERT_EQ(st.switch_rollbacks, 1);
   ASSERT_EQ(st.device_switches, 3);
   ASSERT_EQ(st.leaked_bytes, 0);
@@ -396,7 +397,8 @@ static void test_engine_model(void) {
   size_t n = 256 * 256 * 3;
   float *x = malloc(n * sizeof(float));
   ASSERT_TRUE(x != NULL);
-  for (size_t i = 0; i < n; i++) x[i] = (float)((i * 7) % 255) / 127.5f - 1.0f;
+  for (size_t i = 0; i < n; i++)
+    x[i] = (float)((i * 7) % 255) / 127.5f - 1.0f;
   gg_gtensor in = {.ndim = 4, .dims = {1, 256, 256, 3}, .data = x};
   gg_guard_result a, b, d;
   /* launches: validation 1, warmup 2, request 3, request 4 -> sticky */
@@ -431,9 +433,9 @@ static void test_engine_model(void) {
   ASSERT_OK(ra);
   ASSERT_OK(rb);
   ASSERT_OK(rd);
-  ASSERT_EQ(a_dev, 0);  /* on the sim worker */
-  ASSERT_EQ(b_dev, 1);  /* sticky fault: served by cpu */
-  ASSERT_EQ(d_dev, 0);  /* worker restarted, back on the sim */
+  ASSERT_EQ(a_dev, 0); /* on the sim worker */
+  ASSERT_EQ(b_dev, 1); /* sticky fault: served by cpu */
+  ASSERT_EQ(d_dev, 0); /* worker restarted, back on the sim */
   ASSERT_TRUE(same);
   ASSERT_TRUE(maxdiff < 1e-4);
   ASSERT_TRUE(peak > 0);

@@ -90,29 +90,29 @@ typedef struct gg_guard_config {
    * Specs are copied. At least one. */
   const char *devices[GG_GUARD_MAX_DEVICES];
   int n_devices;
-  const char *runner;      /* runner kind for gg_runner_create ("engine", "synthetic") */
-  const char *runner_arg;  /* runner option ("threads=N" for engine); may be NULL */
+  const char *runner;     /* runner kind for gg_runner_create ("engine", "synthetic") */
+  const char *runner_arg; /* runner option ("threads=N" for engine); may be NULL */
 
-  int retries;             /* extra attempts on one device for OOM/LAUNCH/OOR (default 2) */
-  int backoff_ms;          /* first backoff; doubles per retry, +-50% jitter (default 25) */
-  int backoff_max_ms;      /* cap (default 1000) */
+  int retries;        /* extra attempts on one device for OOM/LAUNCH/OOR (default 2) */
+  int backoff_ms;     /* first backoff; doubles per retry, +-50% jitter (default 25) */
+  int backoff_max_ms; /* cap (default 1000) */
 
   int breaker_failures;    /* K: failures within the window that open it (default 3) */
   int breaker_window_ms;   /* default 30000 */
   int breaker_cooldown_ms; /* open -> half-open after this (default 10000) */
 
-  int isolate;             /* 1: non-cpu devices run in a worker process (default);
-                              2: every device does, cpu too; 0: all in-process */
-  const char *worker_exe;  /* the gpuguard binary ("worker" subcommand); default
-                              $GPUGUARD_WORKER_EXE, else /proc/self/exe */
-  int watchdog_ms;         /* a run/warmup/validate reply later than this is a hang (10000) */
-  int load_timeout_ms;     /* same for model loads and worker start (60000) */
+  int isolate;            /* 1: non-cpu devices run in a worker process (default);
+                             2: every device does, cpu too; 0: all in-process */
+  const char *worker_exe; /* the gpuguard binary ("worker" subcommand); default
+                             $GPUGUARD_WORKER_EXE, else /proc/self/exe */
+  int watchdog_ms;        /* a run/warmup/validate reply later than this is a hang (10000) */
+  int load_timeout_ms;    /* same for model loads and worker start (60000) */
 
-  int cleanup_every;       /* trim the pool every N completed requests (default 5) */
-  uint64_t mem_budget;     /* per non-cpu device budget in bytes; 0 = its total memory */
-  int queue_max;           /* requests that may wait for a busy device (default 16) */
-  int queue_wait_ms;       /* how long one waits before going to the next device (5000) */
-  uint64_t seed;           /* jitter seed (default 1) */
+  int cleanup_every;   /* trim the pool every N completed requests (default 5) */
+  uint64_t mem_budget; /* per non-cpu device budget in bytes; 0 = its total memory */
+  int queue_max;       /* requests that may wait for a busy device (default 16) */
+  int queue_wait_ms;   /* how long one waits before going to the next device (5000) */
+  uint64_t seed;       /* jitter seed (default 1) */
 } gg_guard_config;
 
 /* Fills cfg with the defaults above (no devices, runner "engine"). */
@@ -143,12 +143,12 @@ int gg_guard_load(gg_guard *g, const char *model);
 typedef struct gg_guard_result {
   int n_outputs;
   gg_gtensor outputs[GG_GUARD_MAX_OUTPUTS];
-  char device[128];   /* spec of the device that served it ("" when none did) */
-  int device_index;   /* its index in the chain, -1 when none */
-  int attempts;       /* runs started, all devices together (1 = first try) */
-  int fell_back;      /* 1 when served by a device after the primary */
-  int last_error;     /* the last failure seen on the way, loads included (0 when none) */
-  int failures;       /* device failures seen on the way (loads, warmups, runs) */
+  char device[128];      /* spec of the device that served it ("" when none did) */
+  int device_index;      /* its index in the chain, -1 when none */
+  int attempts;          /* runs started, all devices together (1 = first try) */
+  int fell_back;         /* 1 when served by a device after the primary */
+  int last_error;        /* the last failure seen on the way, loads included (0 when none) */
+  int failures;          /* device failures seen on the way (loads, warmups, runs) */
   uint64_t planned_peak; /* bytes, as planned on the serving device */
   double elapsed_ms;
 } gg_guard_result;
@@ -161,8 +161,7 @@ typedef struct gg_guard_result {
  * GG_ETOO_LARGE etc. for a bad input (never retried; a 4xx for HTTP), or the
  * last device error when every device failed. res->device/attempts are set
  * either way. */
-int gg_guard_infer(gg_guard *g, const char *model, const gg_gtensor *input,
-                   gg_guard_result *res);
+int gg_guard_infer(gg_guard *g, const char *model, const gg_gtensor *input, gg_guard_result *res);
 void gg_guard_result_release(gg_guard_result *res);
 
 /* Makes `spec` the primary device: drains in-flight work, unloads models
@@ -200,26 +199,26 @@ const char *gg_breaker_state_name(gg_breaker_state s);
 
 typedef struct gg_guard_device_status {
   char spec[128];
-  char name[64];                /* device name ("sim", "cpu") */
+  char name[64]; /* device name ("sim", "cpu") */
   int index;
   gg_breaker_state breaker;
   int failures_in_window;
   int64_t last_failure_unix_ms; /* 0 when none */
   int last_failure_error;       /* GG_E* */
   char last_failure_reason[256];
-  int isolated;                 /* runs in a worker process */
-  int worker_pid;               /* 0 when none */
+  int isolated;   /* runs in a worker process */
+  int worker_pid; /* 0 when none */
   uint64_t worker_restarts;
-  uint64_t served;              /* requests this device answered */
-  uint64_t budget;              /* pool budget, bytes */
-  uint64_t pool_allocated;      /* bytes handed out by the pool now */
-  uint64_t pool_reserved;       /* bytes the pool holds from the driver now */
-  uint64_t raw_in_use;          /* bytes held from the driver (device accounting) */
-  uint64_t leaked_bytes;        /* reported by leak checks so far */
-  uint64_t raw_allocs;          /* raw driver allocations since the device was opened */
-  uint64_t launches;            /* kernel launches since the device was opened (sim) */
-  uint64_t faults_fired;        /* injected faults fired in the current context (sim) */
-  int n_models;                 /* models loaded there */
+  uint64_t served;         /* requests this device answered */
+  uint64_t budget;         /* pool budget, bytes */
+  uint64_t pool_allocated; /* bytes handed out by the pool now */
+  uint64_t pool_reserved;  /* bytes the pool holds from the driver now */
+  uint64_t raw_in_use;     /* bytes held from the driver (device accounting) */
+  uint64_t leaked_bytes;   /* reported by leak checks so far */
+  uint64_t raw_allocs;     /* raw driver allocations since the device was opened */
+  uint64_t launches;       /* kernel launches since the device was opened (sim) */
+  uint64_t faults_fired;   /* injected faults fired in the current context (sim) */
+  int n_models;            /* models loaded there */
 } gg_guard_device_status;
 
 int gg_guard_device_count(const gg_guard *g);

@@ -4,4 +4,6 @@
 #include "gpuguard/guard.h"
 
 int gg_cli_worker(int argc, char **argv);
-int gg_cli_worker(int argc, char **argv) { return gg_guard_worker_main(argc, argv); }
+int gg_cli_worker(int argc, char **argv) {
+  return gg_guard_worker_main(argc, argv);
+}

@@ -60,7 +60,8 @@ static void worker_usage(void) {
 /* Packs outputs after each other into the shm; fills the reply's shapes. */
 static int pack_outputs(int shm, gg_gtensor *outs, int n, gg__wrep *rep) {
   uint64_t total = 0;
-  for (int i = 0; i < n; i++) total += gg_gtensor_count(&outs[i]) * sizeof(float);
+  for (int i = 0; i < n; i++)
+    total += gg_gtensor_count(&outs[i]) * sizeof(float);
   int rc = shm_ensure(shm, total ? total : 1);
   if (rc) return rc;
   char *p = shm_map(shm, total);
@@ -120,8 +121,7 @@ int gg_guard_worker_main(int argc, char **argv) {
     else if (!strcmp(a, "--log-level")) {
       gg_log_level lv;
       if (gg_log_level_parse(v, &lv) == 0) gg_log_set_level(lv);
-    }
-    else {
+    } else {
       fprintf(stderr, "gpuguard worker: unknown option '%s'\n", a);
       worker_usage();
       return 2;
@@ -174,8 +174,7 @@ int gg_guard_worker_main(int argc, char **argv) {
     }
     req.model[sizeof req.model - 1] = 0;
     gg_gtensor in = {.ndim = req.ndim};
-    if (req.ndim > 0 && req.ndim <= GG_GUARD_MAX_DIMS)
-      memcpy(in.dims, req.dims, sizeof in.dims);
+    if (req.ndim > 0 && req.ndim <= GG_GUARD_MAX_DIMS) memcpy(in.dims, req.dims, sizeof in.dims);
     int quit = 0;
     switch (req.op) {
     case GG__OP_VALIDATE:
@@ -209,7 +208,8 @@ int gg_guard_worker_main(int argc, char **argv) {
       rep.rc = gg__host_run(h, req.model, &in, outs, &nouts);
       free(in.data);
       if (rep.rc == 0) rep.rc = pack_outputs(shm, outs, nouts, &rep);
-      for (int i = 0; i < nouts; i++) gg_gtensor_release(&outs[i]);
+      for (int i = 0; i < nouts; i++)
+        gg_gtensor_release(&outs[i]);
       break;
     }
     case GG__OP_UNLOAD: rep.rc = gg__host_unload(h, req.model); break;
@@ -235,8 +235,12 @@ int gg_guard_worker_main(int argc, char **argv) {
 
 /* ---- supervisor side ---------------------------------------------------- */
 
-int gg__exec_alive(const gg__exec *e) { return e->isolated ? e->pid > 0 : e->host != NULL; }
-int gg__exec_pid(const gg__exec *e) { return e->isolated ? (int)e->pid : 0; }
+int gg__exec_alive(const gg__exec *e) {
+  return e->isolated ? e->pid > 0 : e->host != NULL;
+}
+int gg__exec_pid(const gg__exec *e) {
+  return e->isolated ? (int)e->pid : 0;
+}
 
 static void reap(gg__exec *e, int force) {
   if (e->pid <= 0) return;
@@ -262,7 +266,8 @@ done:
  * environment, i.e. on a worker's first start (see guard.c). */
 static char **child_env(int keep_faults) {
   size_t n = 0;
-  while (environ[n]) n++;
+  while (environ[n])
+    n++;
   char **env = calloc(n + 1, sizeof *env);
   if (!env) return NULL;
   size_t o = 0;
@@ -376,8 +381,8 @@ static int await(gg__exec *e, uint64_t id, int timeout_ms, gg__wrep *rep, char *
     int pr = poll(&pfd, 1, (int)left);
     if (pr < 0 && errno == EINTR) continue;
     if (pr == 0) {
-      GG_ERROR("GPU", "worker %d on %s missed its %d ms watchdog: killing it", (int)e->pid,
-               e->spec, timeout_ms);
+      GG_ERROR("GPU", "worker %d on %s missed its %d ms watchdog: killing it", (int)e->pid, e->spec,
+               timeout_ms);
       snprintf(err, errlen, "watchdog: no reply from the %s worker within %d ms (hung kernel?)",
                e->spec, timeout_ms);
       reap(e, 1);
@@ -570,7 +575,8 @@ int gg__exec_run(gg__exec *e, const char *model, const gg_gtensor *in, gg_guard_
       snprintf(err, errlen, "%s", gg_strerror(rc));
       return rc;
     }
-    for (int i = 0; i < n; i++) res->outputs[i] = outs[i];
+    for (int i = 0; i < n; i++)
+      res->outputs[i] = outs[i];
     res->n_outputs = n;
     return 0;
   }
@@ -615,7 +621,8 @@ int gg__exec_run(gg__exec *e, const char *model, const gg_gtensor *in, gg_guard_
   }
   if (q) munmap(q, rep.out_bytes);
   if (rc) {
-    for (int i = 0; i < res->n_outputs; i++) gg_gtensor_release(&res->outputs[i]);
+    for (int i = 0; i < res->n_outputs; i++)
+      gg_gtensor_release(&res->outputs[i]);
     res->n_outputs = 0;
   }
   return rc;

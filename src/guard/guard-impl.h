@@ -44,7 +44,7 @@ typedef struct gg__host_config {
   const char *spec;
   const char *runner;
   const char *runner_arg;
-  uint64_t budget;   /* 0 = device total */
+  uint64_t budget; /* 0 = device total */
   int cleanup_every;
 } gg__host_config;
 

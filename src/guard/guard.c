@@ -22,12 +22,12 @@ typedef struct gdev_model {
 
 typedef struct gdev {
   gg__exec ex;
-  char spec[128];      /* as configured, faults included */
-  char name[64];       /* "sim", "cpu" */
+  char spec[128]; /* as configured, faults included */
+  char name[64];  /* "sim", "cpu" */
   int is_cpu;
-  int up;              /* executor started and validated */
-  int starts;          /* executor starts so far */
-  int faults_armed;    /* next start gets the spec's faults */
+  int up;           /* executor started and validated */
+  int starts;       /* executor starts so far */
+  int faults_armed; /* next start gets the spec's faults */
   gdev_model models[GG__MAX_MODELS];
   int n_models;
   gg__breaker br;
@@ -221,8 +221,8 @@ static int on_failure_(gg_guard *g, gdev *d, int rc, const char *what, const cha
     return NEXT_REJECT;
   }
   char reason[256];
-  snprintf(reason, sizeof reason, "%s on %s: %s (%s, class %s)", what, d->spec, err && *err ? err : gg_strerror(rc),
-           gg_err_name(rc), gg_fail_class_name(cls));
+  snprintf(reason, sizeof reason, "%s on %s: %s (%s, class %s)", what, d->spec,
+           err && *err ? err : gg_strerror(rc), gg_err_name(rc), gg_fail_class_name(cls));
   GG_WARN("GPU", "%s", reason);
   int64_t now = gg__mono_ms();
   pthread_mutex_lock(&g->mu);
@@ -379,8 +379,7 @@ static int admit(gg_guard *g, gdev *d, const char *model, const gg_gtensor *in, 
       if (strcmp(d->models[i].name, model) && (!lru || d->models[i].last_used < lru->last_used))
         lru = &d->models[i];
     if (!lru) {
-      snprintf(err, errlen,
-               "%s needs %llu more bytes on %s but only %llu of its budget are free",
+      snprintf(err, errlen, "%s needs %llu more bytes on %s but only %llu of its budget are free",
                model, (unsigned long long)need, d->spec, (unsigned long long)free_b);
       return GG_EBUDGET;
     }
@@ -420,7 +419,8 @@ static int slot_acquire(gg_guard *g, gdev *d, int wait_ms) {
     struct timespec ts;
     deadline_ts(gg__mono_ms() + wait_ms, &ts);
     int r = 0;
-    while (d->busy && r != ETIMEDOUT) r = pthread_cond_timedwait(&d->cv, &g->mu, &ts);
+    while (d->busy && r != ETIMEDOUT)
+      r = pthread_cond_timedwait(&d->cv, &g->mu, &ts);
     d->waiting--;
     if (d->busy) {
       g->st.admission_rejects++;
@@ -442,7 +442,8 @@ static void slot_release(gg_guard *g, gdev *d) {
 
 static void enter(gg_guard *g) {
   pthread_mutex_lock(&g->mu);
-  while (g->switching) pthread_cond_wait(&g->cv, &g->mu);
+  while (g->switching)
+    pthread_cond_wait(&g->cv, &g->mu);
   g->inflight++;
   pthread_mutex_unlock(&g->mu);
 }
@@ -478,8 +479,7 @@ static int gate(gg_guard *g, gdev *d, char *err, size_t errlen) {
   pthread_mutex_lock(&g->mu);
   gg_breaker_state before = d->br.state;
   int a = gg__breaker_allow(&d->br, gg__mono_ms());
-  if (before == GG_BREAKER_OPEN && d->br.state == GG_BREAKER_HALF_OPEN)
-    g->st.breaker_half_opened++;
+  if (before == GG_BREAKER_OPEN && d->br.state == GG_BREAKER_HALF_OPEN) g->st.breaker_half_opened++;
   pthread_mutex_unlock(&g->mu);
   if (a == 0) return 0;
   if (a == 2) return probe(g, d, err, errlen) == 0;
@@ -690,8 +690,7 @@ int gg_guard_load(gg_guard *g, const char *model) {
   return rc;
 }
 
-int gg_guard_infer(gg_guard *g, const char *model, const gg_gtensor *input,
-                   gg_guard_result *res) {
+int gg_guard_infer(gg_guard *g, const char *model, const gg_gtensor *input, gg_guard_result *res) {
   if (!res) return GG_EINVAL;
   memset(res, 0, sizeof *res);
   res->device_index = -1;
@@ -734,9 +733,11 @@ void gg_guard_result_release(gg_guard_result *res) {
 /* Drain: no new request starts; wait for those in flight. */
 static void drain(gg_guard *g) {
   pthread_mutex_lock(&g->mu);
-  while (g->switching) pthread_cond_wait(&g->cv, &g->mu);
+  while (g->switching)
+    pthread_cond_wait(&g->cv, &g->mu);
   g->switching = 1;
-  while (g->inflight > 0) pthread_cond_wait(&g->cv, &g->mu);
+  while (g->inflight > 0)
+    pthread_cond_wait(&g->cv, &g->mu);
   pthread_mutex_unlock(&g->mu);
 }
 
@@ -774,7 +775,8 @@ int gg_guard_switch_device(gg_guard *g, const char *spec) {
   if (!g || !spec || !*spec || strlen(spec) >= 128) return GG_EINVAL;
   char name[64];
   snprintf(name, sizeof name, "%.*s", (int)strcspn(spec, ":"), spec);
-  if (strcmp(name, "cpu") && strcmp(name, "sim") && strcmp(name, "cuda") && strcmp(name, "opencl")) {
+  if (strcmp(name, "cpu") && strcmp(name, "sim") && strcmp(name, "cuda") &&
+      strcmp(name, "opencl")) {
     GG_ERROR("GPU", "switch: unknown device '%s'", spec);
     return GG_ENODEV;
   }
@@ -785,7 +787,8 @@ int gg_guard_switch_device(gg_guard *g, const char *spec) {
   gdev_model models[GG__MAX_MODELS];
   int n_models = old->n_models;
   memcpy(models, old->models, sizeof models);
-  for (int i = 0; i < old->n_models && old->up; i++) gg__exec_unload(&old->ex, old->models[i].name);
+  for (int i = 0; i < old->n_models && old->up; i++)
+    gg__exec_unload(&old->ex, old->models[i].name);
   if (old->up) gg__exec_trim(&old->ex, NULL);
   old->n_models = 0;
   dev_down(g, old);
@@ -810,8 +813,8 @@ int gg_guard_switch_device(gg_guard *g, const char *spec) {
   pthread_mutex_unlock(&g->mu);
   if (rc) {
     /* 3. roll back: the old device gets its models back */
-    GG_ERROR("GPU", "switch to %s failed (%s: %s); rolling back to %s", spec, gg_err_name(rc),
-             err, old->spec);
+    GG_ERROR("GPU", "switch to %s failed (%s: %s); rolling back to %s", spec, gg_err_name(rc), err,
+             old->spec);
     if (nd) {
       dev_down(g, nd);
       pthread_mutex_lock(&g->mu);
@@ -862,7 +865,8 @@ int gg_guard_switch_device(gg_guard *g, const char *spec) {
 int gg_guard_shutdown(gg_guard *g) {
   if (!g) return GG_EINVAL;
   drain(g);
-  for (int i = 0; i < g->n; i++) dev_down(g, g->devs[i]);
+  for (int i = 0; i < g->n; i++)
+    dev_down(g, g->devs[i]);
   undrain(g);
   return 0;
 }
@@ -894,9 +898,9 @@ int gg_guard_tick(gg_guard *g) {
   for (int i = 0; i < g->n; i++) {
     gdev *d = g->devs[i];
     pthread_mutex_lock(&g->mu);
-    int due = d->br.state == GG_BREAKER_HALF_OPEN ||
-              (d->br.state == GG_BREAKER_OPEN &&
-               gg__mono_ms() - d->br.opened_at >= d->br.cooldown_ms);
+    int due =
+        d->br.state == GG_BREAKER_HALF_OPEN ||
+        (d->br.state == GG_BREAKER_OPEN && gg__mono_ms() - d->br.opened_at >= d->br.cooldown_ms);
     pthread_mutex_unlock(&g->mu);
     if (!due || slot_acquire(g, d, 0)) continue;
     char err[256];
@@ -909,7 +913,9 @@ int gg_guard_tick(gg_guard *g) {
 
 /* ---- state -------------------------------------------------------------- */
 
-int gg_guard_device_count(const gg_guard *g) { return g ? g->n : 0; }
+int gg_guard_device_count(const gg_guard *g) {
+  return g ? g->n : 0;
+}
 
 int gg_guard_device_status_get(gg_guard *g, int idx, gg_guard_device_status *st) {
   if (!g || !st) return GG_EINVAL;

@@ -86,7 +86,9 @@ void gg_runner_free(gg_runner *r) {
 
 /* ---- clocks, specs ------------------------------------------------------ */
 
-int64_t gg__mono_ms(void) { return (int64_t)(gg_now_ns() / 1000000u); }
+int64_t gg__mono_ms(void) {
+  return (int64_t)(gg_now_ns() / 1000000u);
+}
 
 int64_t gg__unix_ms(void) {
   struct timespec ts;
@@ -181,8 +183,7 @@ int gg__host_open(const gg__host_config *cfg, gg__host **out, char *err, size_t 
   pc.trim_every = cfg->cleanup_every > 0 ? (unsigned)cfg->cleanup_every : 0;
   rc = gg_pool_new(h->dev, &pc, &h->pool);
   if (rc) {
-    snprintf(err, errlen, "cannot create the memory pool on '%s': %s", cfg->spec,
-             gg_strerror(rc));
+    snprintf(err, errlen, "cannot create the memory pool on '%s': %s", cfg->spec, gg_strerror(rc));
     goto fail;
   }
   rc = gg_runner_create(cfg->runner, cfg->runner_arg, &h->runner);
@@ -202,7 +203,8 @@ fail:
 void gg__host_close(gg__host *h, uint64_t *leaked) {
   if (leaked) *leaked = 0;
   if (!h) return;
-  for (int i = h->n_models - 1; i >= 0; i--) h->runner.iface->unload(h->runner.ctx, h->models[i].handle);
+  for (int i = h->n_models - 1; i >= 0; i--)
+    h->runner.iface->unload(h->runner.ctx, h->models[i].handle);
   h->n_models = 0;
   gg_runner_free(&h->runner);
   uint64_t leak = h->leaked_bytes;
@@ -307,7 +309,9 @@ int gg__host_unload(gg__host *h, const char *model) {
   return 0;
 }
 
-int gg__host_trim(gg__host *h, uint64_t *released) { return gg_pool_trim(h->pool, released); }
+int gg__host_trim(gg__host *h, uint64_t *released) {
+  return gg_pool_trim(h->pool, released);
+}
 
 void gg__host_stats(gg__host *h, gg__dev_stats *st) {
   memset(st, 0, sizeof *st);
@@ -324,7 +328,8 @@ void gg__host_stats(gg__host *h, gg__dev_stats *st) {
   if (gg_device_get_kind(h->dev) == GG_DEVICE_SIM && gg_sim_get_stats(h->dev, &ss) == 0) {
     st->raw_allocs = ss.allocs;
     st->launches = ss.launches;
-    for (int k = 0; k < GG_FAULT_KIND_COUNT; k++) st->faults_fired += ss.faults_fired[k];
+    for (int k = 0; k < GG_FAULT_KIND_COUNT; k++)
+      st->faults_fired += ss.faults_fired[k];
   }
   st->cleanups = h->cleanups;
   st->trims = ps.n_trims;

@@ -51,8 +51,7 @@ static void sess_free(eng_sess *s) {
 
 /* The session for `shape` (NULL = the placeholder's default), created on
  * first use; least recently used one evicted. */
-static int get_session(eng_ctx *c, eng_model *em, const int64_t *shape, int ndim,
-                       eng_sess **out) {
+static int get_session(eng_ctx *c, eng_model *em, const int64_t *shape, int ndim, eng_sess **out) {
   for (int i = 0; i < em->n_sess; i++) {
     eng_sess *s = &em->sess[i];
     if (shape && s->ndim == ndim && !memcmp(s->shape, shape, sizeof(int64_t) * (size_t)ndim)) {
@@ -95,8 +94,9 @@ static int eng_load(void *ctx, const char *model, gg_device *dev, gg_pool *pool,
   char path[1024];
   int rc = gg_model_resolve(model, path, sizeof path);
   if (rc) {
-    GG_ERROR("ENG", "model '%s' not found (last tried %s); run scripts/fetch-models.sh or give a "
-                    "path to a model.json",
+    GG_ERROR("ENG",
+             "model '%s' not found (last tried %s); run scripts/fetch-models.sh or give a "
+             "path to a model.json",
              model, path);
     return rc;
   }
@@ -172,7 +172,8 @@ static int eng_warmup(void *ctx, void *handle) {
   float *in = gg_session_input(s->s, 0, &info);
   if (!in) return GG_ESTATE;
   size_t n = 1;
-  for (int i = 0; i < info.ndim; i++) n *= (size_t)(info.shape[i] > 0 ? info.shape[i] : 1);
+  for (int i = 0; i < info.ndim; i++)
+    n *= (size_t)(info.shape[i] > 0 ? info.shape[i] : 1);
   memset(in, 0, n * sizeof(float));
   return run_on_device(em, s);
 }
@@ -202,7 +203,8 @@ static int eng_run(void *ctx, void *handle, const gg_gtensor *in, gg_gtensor *ou
       break;
     }
     t->ndim = info.ndim;
-    for (int d = 0; d < info.ndim; d++) t->dims[d] = info.shape[d];
+    for (int d = 0; d < info.ndim; d++)
+      t->dims[d] = info.shape[d];
     t->data = malloc((size_t)(cnt ? cnt : 1) * sizeof(float));
     if (!t->data) {
       rc = GG_ENOMEM;
@@ -212,7 +214,8 @@ static int eng_run(void *ctx, void *handle, const gg_gtensor *in, gg_gtensor *ou
     *n_outs = i + 1;
   }
   if (rc) {
-    for (int i = 0; i < *n_outs; i++) gg_gtensor_release(&outs[i]);
+    for (int i = 0; i < *n_outs; i++)
+      gg_gtensor_release(&outs[i]);
     *n_outs = 0;
   }
   return rc;
@@ -221,7 +224,8 @@ static int eng_run(void *ctx, void *handle, const gg_gtensor *in, gg_gtensor *ou
 static void eng_unload(void *ctx, void *handle) {
   eng_model *em = handle;
   if (!em) return;
-  for (int i = 0; i < em->n_sess; i++) sess_free(&em->sess[i]);
+  for (int i = 0; i < em->n_sess; i++)
+    sess_free(&em->sess[i]);
   gg_model_free(em->m);
   gg_block_free(em->weights);
   free(em);

@@ -8,32 +8,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STAT_FIELDS(X)                                                                            \
-  X(requests, "requests received")                                                              \
-  X(served, "requests answered with a result")                                                  \
-  X(failed, "requests no device could serve")                                                   \
-  X(bad_input, "requests rejected as bad input (never retried)")                                \
-  X(attempts, "inference runs started")                                                         \
-  X(retries, "retries on the same device")                                                      \
-  X(fallbacks, "requests served by a fallback device")                                          \
-  X(ooms, "device out-of-memory failures")                                                      \
-  X(launch_failures, "kernel launch / out-of-resources failures")                               \
-  X(device_lost, "sticky device-lost failures and worker crashes")                              \
-  X(timeouts, "watchdog timeouts (hung kernels)")                                               \
-  X(other_failures, "other device failures")                                                    \
-  X(breaker_opened, "circuit breaker transitions to open")                                      \
-  X(breaker_half_opened, "circuit breaker transitions to half-open")                            \
-  X(breaker_closed, "circuit breaker transitions to closed (recovered)")                        \
-  X(worker_starts, "device worker starts")                                                      \
-  X(worker_restarts, "device worker restarts")                                                  \
-  X(worker_crashes, "device worker crashes")                                                    \
-  X(cache_trims, "pool cache trims before a retry")                                             \
-  X(cleanups, "periodic pool cleanups")                                                         \
-  X(admission_waits, "requests that waited for a busy device")                                  \
-  X(admission_rejects, "requests a device could not admit (budget, queue)")                     \
-  X(device_switches, "device switches")                                                         \
-  X(switch_rollbacks, "device switches rolled back")                                            \
-  X(loads, "model loads")                                                                       \
+#define STAT_FIELDS(X)                                                                             \
+  X(requests, "requests received")                                                                 \
+  X(served, "requests answered with a result")                                                     \
+  X(failed, "requests no device could serve")                                                      \
+  X(bad_input, "requests rejected as bad input (never retried)")                                   \
+  X(attempts, "inference runs started")                                                            \
+  X(retries, "retries on the same device")                                                         \
+  X(fallbacks, "requests served by a fallback device")                                             \
+  X(ooms, "device out-of-memory failures")                                                         \
+  X(launch_failures, "kernel launch / out-of-resources failures")                                  \
+  X(device_lost, "sticky device-lost failures and worker crashes")                                 \
+  X(timeouts, "watchdog timeouts (hung kernels)")                                                  \
+  X(other_failures, "other device failures")                                                       \
+  X(breaker_opened, "circuit breaker transitions to open")                                         \
+  X(breaker_half_opened, "circuit breaker transitions to half-open")                               \
+  X(breaker_closed, "circuit breaker transitions to closed (recovered)")                           \
+  X(worker_starts, "device worker starts")                                                         \
+  X(worker_restarts, "device worker restarts")                                                     \
+  X(worker_crashes, "device worker crashes")                                                       \
+  X(cache_trims, "pool cache trims before a retry")                                                \
+  X(cleanups, "periodic pool cleanups")                                                            \
+  X(admission_waits, "requests that waited for a busy device")                                     \
+  X(admission_rejects, "requests a device could not admit (budget, queue)")                        \
+  X(device_switches, "device switches")                                                            \
+  X(switch_rollbacks, "device switches rolled back")                                               \
+  X(loads, "model loads")                                                                          \
   X(leaked_bytes, "device bytes leaked (reported by leak checks)")
 
 void *gg_guard_json(gg_guard *g) {
@@ -54,22 +54,21 @@ void *gg_guard_json(gg_guard *g) {
   for (int i = 0; i < n; i++) {
     gg_guard_device_status ds;
     if (gg_guard_device_status_get(g, i, &ds)) continue;
-    json_t *d = json_pack(
-        "{s:s,s:s,s:i,s:s,s:b,s:i,s:b,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i}", "spec", ds.spec,
-        "name", ds.name, "index", ds.index, "breaker", gg_breaker_state_name(ds.breaker),
-        "gpu_failed", ds.breaker != GG_BREAKER_CLOSED, "failures_in_window",
-        ds.failures_in_window, "isolated", ds.isolated, "worker_pid", ds.worker_pid,
-        "worker_restarts", (json_int_t)ds.worker_restarts, "served", (json_int_t)ds.served,
-        "budget_bytes", (json_int_t)ds.budget, "pool_allocated_bytes",
-        (json_int_t)ds.pool_allocated, "pool_reserved_bytes", (json_int_t)ds.pool_reserved,
-        "raw_bytes_in_use", (json_int_t)ds.raw_in_use, "leaked_bytes",
-        (json_int_t)ds.leaked_bytes, "models", ds.n_models);
+    json_t *d =
+        json_pack("{s:s,s:s,s:i,s:s,s:b,s:i,s:b,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i}", "spec",
+                  ds.spec, "name", ds.name, "index", ds.index, "breaker",
+                  gg_breaker_state_name(ds.breaker), "gpu_failed", ds.breaker != GG_BREAKER_CLOSED,
+                  "failures_in_window", ds.failures_in_window, "isolated", ds.isolated,
+                  "worker_pid", ds.worker_pid, "worker_restarts", (json_int_t)ds.worker_restarts,
+                  "served", (json_int_t)ds.served, "budget_bytes", (json_int_t)ds.budget,
+                  "pool_allocated_bytes", (json_int_t)ds.pool_allocated, "pool_reserved_bytes",
+                  (json_int_t)ds.pool_reserved, "raw_bytes_in_use", (json_int_t)ds.raw_in_use,
+                  "leaked_bytes", (json_int_t)ds.leaked_bytes, "models", ds.n_models);
     if (!d) continue;
     if (ds.last_failure_unix_ms) {
       json_object_set_new(d, "last_failure",
-                          json_pack("{s:I,s:s,s:s}", "unix_ms",
-                                    (json_int_t)ds.last_failure_unix_ms, "error",
-                                    gg_err_name(ds.last_failure_error), "reason",
+                          json_pack("{s:I,s:s,s:s}", "unix_ms", (json_int_t)ds.last_failure_unix_ms,
+                                    "error", gg_err_name(ds.last_failure_error), "reason",
                                     ds.last_failure_reason));
     } else {
       json_object_set_new(d, "last_failure", json_null());
@@ -118,9 +117,10 @@ char *gg_guard_prometheus(gg_guard *g) {
   gg_guard_stats st;
   gg_guard_stats_get(g, &st);
   sbuf b = {0};
-#define X(name, help)                                                                             \
-  sb_printf(&b, "# HELP gpuguard_guard_%s_total %s\n# TYPE gpuguard_guard_%s_total counter\n"     \
-                "gpuguard_guard_%s_total %llu\n",                                              \
+#define X(name, help)                                                                              \
+  sb_printf(&b,                                                                                    \
+            "# HELP gpuguard_guard_%s_total %s\n# TYPE gpuguard_guard_%s_total counter\n"          \
+            "gpuguard_guard_%s_total %llu\n",                                                      \
             #name, help, #name, #name, (unsigned long long)st.name);
   STAT_FIELDS(X)
 #undef X
@@ -138,11 +138,12 @@ char *gg_guard_prometheus(gg_guard *g) {
   for (int i = 0; i < n; i++) {
     gg_guard_device_status ds;
     if (gg_guard_device_status_get(g, i, &ds)) continue;
-    sb_printf(&b, "gpuguard_guard_worker_restarts{device=\"%s\",index=\"%d\"} %llu\n", ds.name,
-              i, (unsigned long long)ds.worker_restarts);
+    sb_printf(&b, "gpuguard_guard_worker_restarts{device=\"%s\",index=\"%d\"} %llu\n", ds.name, i,
+              (unsigned long long)ds.worker_restarts);
   }
-  sb_printf(&b, "# HELP gpuguard_guard_gpu_failed 1 when the primary device is not serving\n"
-                "# TYPE gpuguard_guard_gpu_failed gauge\ngpuguard_guard_gpu_failed %d\n",
+  sb_printf(&b,
+            "# HELP gpuguard_guard_gpu_failed 1 when the primary device is not serving\n"
+            "# TYPE gpuguard_guard_gpu_failed gauge\ngpuguard_guard_gpu_failed %d\n",
             gg_guard_gpu_failed(g));
   if (b.oom) {
     free(b.p);

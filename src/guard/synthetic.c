@@ -34,7 +34,8 @@ typedef struct syn_kernel {
 
 static int syn_layer_kernel(void *p) {
   syn_kernel *k = p;
-  for (size_t i = 0; i < k->n; i++) k->y[i] = 0.5f * k->x[i] + k->w;
+  for (size_t i = 0; i < k->n; i++)
+    k->y[i] = 0.5f * k->x[i] + k->w;
   return 0;
 }
 
@@ -45,7 +46,8 @@ typedef struct syn_fill {
 
 static int syn_fill_kernel(void *p) {
   syn_fill *f = p;
-  for (size_t i = 0; i < f->n; i++) f->w[i] = (float)((i % 7) + 1) * 0.125f;
+  for (size_t i = 0; i < f->n; i++)
+    f->w[i] = (float)((i % 7) + 1) * 0.125f;
   return 0;
 }
 
@@ -76,7 +78,8 @@ static int syn_parse(const char *model, size_t *wbytes, int *layers) {
 /* Reference output for one element, for tests. */
 float gg__synthetic_reference(float x, int layers);
 float gg__synthetic_reference(float x, int layers) {
-  for (int l = 0; l < layers; l++) x = 0.5f * x + (float)((l % 7) + 1) * 0.125f;
+  for (int l = 0; l < layers; l++)
+    x = 0.5f * x + (float)((l % 7) + 1) * 0.125f;
   return x;
 }
 
@@ -122,7 +125,9 @@ fail:
   return rc;
 }
 
-static size_t round_up(size_t n) { return (n + GG_POOL_ROUND - 1) / GG_POOL_ROUND * GG_POOL_ROUND; }
+static size_t round_up(size_t n) {
+  return (n + GG_POOL_ROUND - 1) / GG_POOL_ROUND * GG_POOL_ROUND;
+}
 
 static int syn_peak(void *ctx, void *handle, const gg_gtensor *in, uint64_t *peak) {
   syn_model *m = handle;
@@ -132,8 +137,8 @@ static int syn_peak(void *ctx, void *handle, const gg_gtensor *in, uint64_t *pea
   return 0;
 }
 
-static int syn_run(void *ctx, void *handle, const gg_gtensor *in, gg_gtensor *outs,
-                   int max_outs, int *n_outs) {
+static int syn_run(void *ctx, void *handle, const gg_gtensor *in, gg_gtensor *outs, int max_outs,
+                   int *n_outs) {
   syn_model *m = handle;
   size_t n = gg_gtensor_count(in);
   if (n == 0 || !in->data || max_outs < 1) return GG_EINVAL;
@@ -188,7 +193,8 @@ done:
 
 static int syn_warmup(void *ctx, void *handle) {
   float buf[256];
-  for (int i = 0; i < 256; i++) buf[i] = (float)i / 256.0f;
+  for (int i = 0; i < 256; i++)
+    buf[i] = (float)i / 256.0f;
   gg_gtensor in = {.ndim = 4, .dims = {1, 8, 8, 4}, .data = buf};
   gg_gtensor out[1];
   int n = 0;
