@@ -459,6 +459,26 @@ static void test_owner_stats_json(void) {
       json_integer_value(json_object_get(json_object_get(j, "owners"), "model:blazeface/weights")),
       200 * KiB);
   json_decref(j);
+  /* Prometheus text: measured values, escaped labels, size reporting. */
+  char prom[8192];
+  size_t need = gg_pool_stats_to_prometheus(&s, 1, prom, sizeof prom);
+  ASSERT_TRUE(need > 0 && need < sizeof prom);
+  ASSERT_EQ(strlen(prom), need);
+  char line[256];
+  snprintf(line, sizeof line, "\ngpuguard_mem_allocated_bytes{device=\"cpu\"} %llu\n",
+           (unsigned long long)s.allocated);
+  ASSERT_CONTAINS(prom, line);
+  ASSERT_CONTAINS(prom, "# TYPE gpuguard_mem_frees_total counter\n"
+                        "gpuguard_mem_frees_total{device=\"cpu\"} 1\n");
+  ASSERT_CONTAINS(prom, "gpuguard_mem_owner_bytes{device=\"cpu\",owner=\"model:blazeface/weights\"} 204800\n");
+  char small[64];
+  ASSERT_EQ(gg_pool_stats_to_prometheus(&s, 1, small, sizeof small), need);
+  ASSERT_EQ(strlen(small), sizeof small - 1);
+  gg_pool_stats q = s;
+  snprintf(q.owners[0].owner, sizeof q.owners[0].owner, "a\"b\\c");
+  gg_pool_stats_to_prometheus(&q, 0, prom, sizeof prom);
+  ASSERT_CONTAINS(prom, "owner=\"a\\\"b\\\\c\"}");
+  ASSERT_TRUE(strstr(prom, "# HELP") == NULL);
   gg_block_free(w[0]);
   gg_block_free(w[2]);
   gg_block_free(a[0]);

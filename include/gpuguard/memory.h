@@ -292,6 +292,16 @@ void gg_staging_get_stats(gg_staging *st, gg_staging_stats *out);
 struct json_t *gg_pool_stats_to_json(const gg_pool_stats *s);
 struct json_t *gg_host_stats_to_json(const gg_host_stats *s);
 
+/* Appends the pool stats as Prometheus text exposition lines, labelled
+ * device="<name>" (gauges gpuguard_mem_{allocated,reserved,peak_allocated,
+ * peak_reserved,cached,largest_free,budget}_bytes, gpuguard_mem_fragmentation,
+ * gpuguard_mem_{segments,blocks}, counters gpuguard_mem_{allocs,frees,ooms,
+ * trims,cache_hits,cache_misses,leaks}_total, and gpuguard_mem_owner_bytes
+ * {device,owner} for the listed owners). HELP/TYPE lines are included when
+ * `with_help` is 1 (once per scrape). Writes at most len bytes (always NUL-
+ * terminated when len > 0); returns the length it needed, like snprintf. */
+size_t gg_pool_stats_to_prometheus(const gg_pool_stats *s, int with_help, char *buf, size_t len);
+
 #ifdef __cplusplus
 }
 #endif
