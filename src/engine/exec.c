@@ -453,7 +453,10 @@ int gg_session_new(gg_model *m, const int64_t *shape, int ndim, const gg_session
   /* Threads and backend operators. */
   int threads = o.threads < 1 ? 1 : o.threads;
 #ifdef GG_HAVE_PTHREADPOOL
-  if (threads > 1) {
+  /* One pool of workers per session: with XNNPACK its own pool runs the
+   * heavy ops and the few naive ones stay on the caller's thread (two pools
+   * of spinning workers on the same cores slow each other down badly). */
+  if (threads > 1 && !use_xnn) {
     s->pool = pthreadpool_create((size_t)threads);
     if (!s->pool) {
       rc = GG_ENOMEM;
