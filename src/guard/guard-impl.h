@@ -100,6 +100,11 @@ typedef struct gg__wrep {
 } gg__wrep;
 
 /* ---- executor: a device as the supervisor sees it --------------------- */
+typedef struct gg__shm_view {
+  char *p;
+  size_t len;
+} gg__shm_view;
+
 typedef struct gg__exec {
   int isolated;
   gg__host_config hcfg;
@@ -113,6 +118,7 @@ typedef struct gg__exec {
   pid_t pid;
   int sock;
   int shm;
+  gg__shm_view map; /* persistent mapping of shm */
   int watchdog_ms, load_timeout_ms;
   int env_faults; /* pass GPUGUARD_FAULTS to the next start */
   uint64_t next_id;
