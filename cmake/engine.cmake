@@ -47,3 +47,15 @@ if(GG_FUZZ)
     endforeach()
   endif()
 endif()
+
+# test-engine-hotpath counts every malloc/calloc/realloc made while a
+# prepared session runs (link-time wrapping), to prove the run allocates
+# nothing. Test targets are defined after this file, hence the deferral.
+function(_gg_engine_hotpath_wrap)
+  if(TARGET test-engine-hotpath)
+    target_link_options(test-engine-hotpath PRIVATE
+      -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=aligned_alloc
+      -Wl,--wrap=posix_memalign)
+  endif()
+endfunction()
+cmake_language(DEFER CALL _gg_engine_hotpath_wrap)
