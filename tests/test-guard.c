@@ -211,7 +211,7 @@ static void test_worker_crash(void) {
   ASSERT_TRUE(ok2);
   ASSERT_EQ(r2.device_index, 1); /* the in-flight request went elsewhere */
   ASSERT_EQ(r2.last_error, GG_EDEVICE_LOST);
-  ASSERT_EQ(r2.attempts, 1); /* the crash is seen at planning, before a run */
+  ASSERT_EQ(r2.attempts, 2); /* the run on the dead worker, then cpu */
   ASSERT_OK(rc3);
   ASSERT_TRUE(ok3);
   ASSERT_EQ(r3.device_index, 0); /* back on the restarted worker */
@@ -420,6 +420,12 @@ static void test_engine_model(void) {
       if (dd > maxdiff) maxdiff = dd;
     }
   }
+  /* a wrong input shape is the caller's fault: rejected, never retried */
+  gg_gtensor wrong = {.ndim = 4, .dims = {1, 100, 7, 3}, .data = x};
+  gg_guard_result w;
+  int rw = gg_guard_infer(g, "blazeface", &wrong, &w);
+  gg_guard_device_status dw;
+  gg_guard_device_status_get(g, 0, &dw);
   int a_dev = a.device_index, b_dev = b.device_index, d_dev = d.device_index;
   uint64_t peak = a.planned_peak;
   gg_guard_result_release(&a);
@@ -442,6 +448,11 @@ static void test_engine_model(void) {
   ASSERT_EQ(ds.worker_restarts, 1);
   ASSERT_EQ(st.device_lost, 1);
   ASSERT_EQ(st.leaked_bytes, 0);
+  ASSERT_EQ(gg_classify_err(rw), GG_FAIL_BAD_INPUT);
+  ASSERT_EQ(w.attempts, 0);
+  ASSERT_EQ(w.failures, 0);
+  ASSERT_EQ(dw.breaker, GG_BREAKER_CLOSED);
+  ASSERT_EQ(dw.worker_restarts, 1);
   fprintf(stderr, "  blazeface: planned peak %llu bytes, sim vs cpu max |diff| %g\n",
           (unsigned long long)peak, maxdiff);
 }
