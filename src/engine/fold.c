@@ -265,10 +265,99 @@ static int cancel_transposes(gg_graph *g, int t1) {
 
 int gg__fuse_disabled = 0;
 
+/* Transpose -> unary elementwise op (its only consumer) becomes unary ->
+ * Transpose, so the transpose moves next to its consumers. Exact. */
+static int sink_transpose(gg_graph *g, int t1) {
+  gg_node *a = &g->nodes[t1];
+  if (a->op != GG_OP_TRANSPOSE || a->n_in != 2 || !g->tensors[a->in[1]].is_const) return 0;
+  int c = sole_consumer(g, t1);
+  if (c < 0) return 0;
+  gg_node *u = &g->nodes[c];
+  if (!is_layout_free(u->op) || u->op == GG_OP_IDENTITY || u->n_in != 1 || u->n_out != 1 ||
+      u->in[0] != a->out[0])
+    return 0;
+  int y = a->in[0], t = a->out[0], uo = u->out[0];
+  u->in[0] = y;
+  u->out[0] = t;
+  g->tensors[t].producer = c;
+  a->in[0] = t;
+  a->out[0] = uo;
+  g->tensors[uo].producer = t1;
+  return 1;
+}
+
+/* A transpose read by several consumers: every consumer chain of Pads
+ * ending in the inverse transpose reads the untransposed tensor instead
+ * (pads re-indexed); the transpose stays for the other consumers. */
+static int bypass_transpose(gg_graph *g, int t1) {
+  gg_node *a = &g->nodes[t1];
+  if (a->op != GG_OP_TRANSPOSE || a->n_in != 2) return 0;
+  int r = (int)g->tensors[a->in[1]].v.nelem;
+  const int32_t *P = const_i32(g, a->in[1], r);
+  if (!P || r < 1 || r > GG_MAX_DIMS || g->tensors[a->out[0]].is_output) return 0;
+  int removed = 0;
+  for (int ci = 0; ci < g->n_nodes; ci++) {
+    gg_node *first = &g->nodes[ci];
+    if (first->dead || first->n_in < 1 || first->in[0] != a->out[0] || ci == t1) continue;
+    int chain[32], nc = 0, cur = -1, t2 = -1, node = ci;
+    for (;;) {
+      gg_node *cn = &g->nodes[node];
+      if (cn->op == GG_OP_TRANSPOSE && cn->n_in == 2) {
+        const int32_t *Q = const_i32(g, cn->in[1], r);
+        int ok = Q != NULL;
+        for (int j = 0; ok && j < r; j++) ok = Q[j] >= 0 && Q[j] < r && P[Q[j]] == j;
+        if (ok) t2 = node;
+        break;
+      }
+      int dummy;
+      if (cn->op != GG_OP_PAD || nc == 32 || !const_i32(g, cn->in[1], 2 * r) ||
+          consumers(g, cn->in[1], &dummy) != 1)
+        break;
+      chain[nc++] = node;
+      cur = node;
+      int nx = sole_consumer(g, cur);
+      if (nx < 0 || g->nodes[nx].in[0] != cn->out[0]) break;
+      node = nx;
+    }
+    if (t2 < 0) continue;
+    int x = a->in[0];
+    for (int k = 0; k < nc; k++) {
+      gg_node *cn = &g->nodes[chain[k]];
+      int32_t *pa = const_i32(g, cn->in[1], 2 * r), pb[2 * GG_MAX_DIMS];
+      for (int i = 0; i < r; i++) pb[2 * P[i]] = pa[2 * i], pb[2 * P[i] + 1] = pa[2 * i + 1];
+      memcpy(pa, pb, (size_t)(2 * r) * sizeof *pa);
+    }
+    gg_node *b = &g->nodes[t2];
+    if (nc == 0) {
+      b->op = GG_OP_IDENTITY;
+      b->tf_op = "Identity";
+      b->in[0] = x;
+      b->n_in = 1;
+    } else {
+      g->nodes[chain[0]].in[0] = x;
+      absorb(g, cur, t2);
+    }
+    removed++;
+  }
+  int dummy;
+  if (removed && consumers(g, a->out[0], &dummy) == 0 && !g->tensors[a->out[0]].is_output) {
+    a->dead = 1;
+    g->tensors[a->out[0]].producer = -1;
+    removed++;
+  }
+  return removed;
+}
+
 void gg__graph_fuse(gg_graph *g) {
   int fused = 0;
   const char *env = getenv("GG_ENGINE_NO_FUSE");
   if (gg__fuse_disabled || (env && *env && strcmp(env, "0"))) return;
+  for (int i = 0; i < g->n_nodes; i++)
+    if (!g->nodes[i].dead) fused += cancel_transposes(g, i);
+  for (int i = 0; i < g->n_nodes; i++)
+    while (!g->nodes[i].dead && sink_transpose(g, i)) fused++;
+  for (int i = 0; i < g->n_nodes; i++)
+    if (!g->nodes[i].dead) fused += bypass_transpose(g, i);
   for (int i = 0; i < g->n_nodes; i++)
     if (!g->nodes[i].dead) fused += cancel_transposes(g, i);
   for (int i = 0; i < g->n_nodes; i++)
