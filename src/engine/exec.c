@@ -475,6 +475,16 @@ int gg_session_new(gg_model *m, const int64_t *shape, int ndim, const gg_session
     for (int i = 0; i < g->n_order; i++) {
       const gg_node *n = &g->nodes[g->order[i]];
       if ((rc = xnn_make(s, n, &s->ex[i]))) {
+        gg_xnn_op_free(s->ex[i].xnn);
+        gg_xnn_op_free(s->ex[i].post);
+        memset(&s->ex[i], 0, sizeof s->ex[i]);
+        if (rc == GG_EINVAL || rc == GG_EUNSUPPORTED) {
+          /* A shape or parameter XNNPACK refuses: the naive kernel runs it. */
+          GG_DEBUG("ENG", "%s: node '%s' (%s) runs on the naive kernel: XNNPACK said %s",
+                   m->path, n->name, n->tf_op, gg_err_name(rc));
+          rc = 0;
+          continue;
+        }
         efail(err, errlen, rc, "%s: node '%s' (%s): XNNPACK operator creation failed (%s)",
               m->path, n->name, n->tf_op, gg_strerror(rc));
         goto fail;
