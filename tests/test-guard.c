@@ -607,6 +607,40 @@ static void test_validation_failed_line(void) {
   ASSERT_CONTAINS(g_logbuf, "[GPU] GPU validation failed on sim");
 }
 
+/* gg_guard_tick(): a device whose cooldown passed is probed without a
+ * request, and comes back. */
+static void test_tick_probe(void) {
+  gg_guard_config c = base_config();
+  c.devices[0] = "sim:mem=64M,faults=launch@1"; /* fails validation at start */
+  c.devices[1] = "cpu";
+  c.n_devices = 2;
+  c.breaker_cooldown_ms = 0;
+  gg_guard *g = NULL;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  gg_guard_device_status before, after;
+  gg_guard_device_status_get(g, 0, &before);
+  int failed_before = gg_guard_gpu_failed(g);
+  int closed = gg_guard_tick(g);
+  gg_guard_device_status_get(g, 0, &after);
+  int failed_after = gg_guard_gpu_failed(g);
+  int again = gg_guard_tick(g); /* nothing left to probe */
+  gg_guard_stats st;
+  gg_guard_stats_get(g, &st);
+  gg_guard_free(g);
+  ASSERT_EQ(before.breaker, GG_BREAKER_OPEN);
+  ASSERT_EQ(before.worker_pid, 0);
+  ASSERT_EQ(failed_before, 1);
+  ASSERT_EQ(closed, 1);
+  ASSERT_EQ(after.breaker, GG_BREAKER_CLOSED);
+  ASSERT_TRUE(after.worker_pid > 0);
+  ASSERT_EQ(after.worker_restarts, 1);
+  ASSERT_EQ(failed_after, 0);
+  ASSERT_EQ(again, 0);
+  ASSERT_EQ(st.breaker_opened, 1);
+  ASSERT_EQ(st.breaker_half_opened, 1);
+  ASSERT_EQ(st.breaker_closed, 1);
+}
+
 int main(int argc, char **argv) {
   static const gg_test_case cases[] = {
       {"breaker", test_breaker},
@@ -623,6 +657,7 @@ int main(int argc, char **argv) {
       {"concurrent", test_concurrent},
       {"log_lines", test_log_lines},
       {"validation_failed_line", test_validation_failed_line},
+      {"tick_probe", test_tick_probe},
       {NULL, NULL},
   };
   return gg_test_main(argc, argv, cases);
