@@ -106,11 +106,11 @@ typedef struct layer {
   int ch, stride, residual;
 } layer;
 static const layer k_net[] = {
-    {32, 2, 0},  {32, 1, 0},  {16, 1, 0},  {96, 2, 0},  {24, 1, 0},  {144, 1, 0}, {24, 1, 1},
-    {144, 2, 0}, {32, 1, 0},  {192, 1, 0}, {32, 1, 1},  {192, 1, 0}, {32, 1, 1},  {192, 2, 0},
-    {64, 1, 0},  {384, 1, 0}, {64, 1, 1},  {384, 1, 0}, {64, 1, 1},  {384, 1, 0}, {96, 1, 0},
-    {576, 1, 0}, {96, 1, 1},  {576, 2, 0}, {160, 1, 0}, {960, 1, 0}, {160, 1, 1}, {320, 1, 0},
-    {1280, 1, 0},
+    {32, 2, 0},  {32, 1, 0},  {16, 1, 0},  {96, 2, 0},  {24, 1, 0},   {144, 1, 0},
+    {24, 1, 1},  {144, 2, 0}, {32, 1, 0},  {192, 1, 0}, {32, 1, 1},   {192, 1, 0},
+    {32, 1, 1},  {192, 2, 0}, {64, 1, 0},  {384, 1, 0}, {64, 1, 1},   {384, 1, 0},
+    {64, 1, 1},  {384, 1, 0}, {96, 1, 0},  {576, 1, 0}, {96, 1, 1},   {576, 2, 0},
+    {160, 1, 0}, {960, 1, 0}, {160, 1, 1}, {320, 1, 0}, {1280, 1, 0},
 };
 #define NLAYERS ((int)(sizeof k_net / sizeof k_net[0]))
 
@@ -218,7 +218,8 @@ static int run_pool_mix(gg_device *dev, const mix_op *ops, size_t n, result *out
     }
   }
   out->ns_per_op = (double)(gg_now_ns() - t0) / (double)n;
-  for (int k = 0; k < SLOTS; k++) gg_block_free(live[k]);
+  for (int k = 0; k < SLOTS; k++)
+    gg_block_free(live[k]);
   gg_pool_stats s;
   gg_pool_get_stats(p, &s);
   out->peak_reserved = s.peak_reserved;
@@ -270,7 +271,8 @@ static int run_pool_trace(gg_device *dev, const trace *t, unsigned trim_every, r
     }
   }
   out->ns_per_op = (double)(gg_now_ns() - t0) / (double)t->n;
-  for (int i = 0; i < t->ids; i++) gg_block_free(b[i]);
+  for (int i = 0; i < t->ids; i++)
+    gg_block_free(b[i]);
   free(b);
   gg_pool_stats s;
   gg_pool_get_stats(p, &s);
@@ -293,7 +295,7 @@ static int cmp_double(const void *a, const void *b) {
   do {                                                                                             \
     double t_[REPS];                                                                               \
     for (int r_ = 0; r_ < REPS; r_++) {                                                            \
-      memset(&(res), 0, sizeof(res));                                                             \
+      memset(&(res), 0, sizeof(res));                                                              \
       call;                                                                                        \
       t_[r_] = (res).ns_per_op;                                                                    \
     }                                                                                              \
@@ -354,8 +356,10 @@ static void bench_device(const char *spec, size_t nops, int requests, uint64_t s
     printf("  failed allocations: raw %" PRIu64 ", pool %" PRIu64 "\n", raw.failed, pool.failed);
   free(ops);
 
-  for (int max_batch = 2; max_batch <= 8; max_batch *= 4) bench_trace(dev, requests, seed, max_batch);
-  if (gg_device_mem_in_use(dev)) printf("  WARNING: %" PRIu64 " bytes still held\n", gg_device_mem_in_use(dev));
+  for (int max_batch = 2; max_batch <= 8; max_batch *= 4)
+    bench_trace(dev, requests, seed, max_batch);
+  if (gg_device_mem_in_use(dev))
+    printf("  WARNING: %" PRIu64 " bytes still held\n", gg_device_mem_in_use(dev));
   gg_device_free(dev);
 }
 
@@ -388,6 +392,7 @@ int main(int argc, char **argv) {
   }
   gg_log_set_level(GG_LOG_WARN);
   printf("bench-memory: seed %" PRIu64 "\n", seed);
-  for (int i = 0; i < ndev; i++) bench_device(devs[i], nops, requests, seed);
+  for (int i = 0; i < ndev; i++)
+    bench_device(devs[i], nops, requests, seed);
   return 0;
 }

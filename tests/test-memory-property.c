@@ -157,7 +157,8 @@ static uint64_t live_segment_bytes(const model *m) {
   uint64_t sum = 0;
   for (int i = 0; i < m->n; i++) {
     int dup = 0;
-    for (int k = 0; k < n && !dup; k++) dup = seen[k] == m->items[i].seg;
+    for (int k = 0; k < n && !dup; k++)
+      dup = seen[k] == m->items[i].seg;
     if (dup) continue;
     seen[n++] = m->items[i].seg;
     sum += m->items[i].seg->size;
@@ -202,7 +203,8 @@ static int run_seed(uint64_t seed, int steps, const char *budget_spec, uint64_t 
       gg_pool_get_stats(p, &st);
       m.peak_allocated = m.allocated;
       m.peak_reserved = st.reserved;
-    } else if (m.n < MAX_LIVE && (m.n == 0 || (int)(rng_next(&s) % (unsigned)(2 * target)) >= m.n)) {
+    } else if (m.n < MAX_LIVE &&
+               (m.n == 0 || (int)(rng_next(&s) % (unsigned)(2 * target)) >= m.n)) {
       size_t size = rand_size(&s);
       int owner = (int)(rng_next(&s) % NOWNERS);
       gg_block *b = NULL;
@@ -309,8 +311,10 @@ static void test_random_budget(void) {
 
 int main(int argc, char **argv) {
   gg_log_set_level(GG_LOG_ERROR);
-  if (SCALE > 1) printf("  (AddressSanitizer build: %d short sequences instead of 2000, long ones "
-                       "divided by %d)\n", SHORT_SEEDS, SCALE);
+  if (SCALE > 1)
+    printf("  (AddressSanitizer build: %d short sequences instead of 2000, long ones "
+           "divided by %d)\n",
+           SHORT_SEEDS, SCALE);
   static const gg_test_case cases[] = {
       {"random_unbounded", test_random_unbounded},
       {"random_many_short", test_random_many_short},

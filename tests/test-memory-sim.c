@@ -53,7 +53,8 @@ static void test_sim_capacity_report(void) {
   ASSERT_U64_EQ(r.owners[0].bytes, 2000 * MiB);
   ASSERT_STREQ(r.owners[1].owner, "model:detector/weights");
   ASSERT_STREQ(r.owners[2].owner, "request:1/activations");
-  ASSERT_CONTAINS(r.text, "device out of memory on sim: request:2/activations requested 600.00 MiB");
+  ASSERT_CONTAINS(r.text,
+                  "device out of memory on sim: request:2/activations requested 600.00 MiB");
   ASSERT_CONTAINS(r.text, "reserved 4.00 GiB");
   ASSERT_CONTAINS(r.text, "model:embedder/weights 1.95 GiB");
   ASSERT_U64_EQ(gg_device_mem_in_use(dev), 4100 * MiB); /* nothing leaked by the failure */

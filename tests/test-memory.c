@@ -17,7 +17,9 @@
 /* The OOM test asks for more than any machine has; under ASan that must be
  * a NULL return, not an abort. */
 const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
+const char *__asan_default_options(void) {
+  return "allocator_may_return_null=1";
+}
 
 static char g_log[16384];
 static void capture(gg_log_level level, const char *line, void *user) {
@@ -27,7 +29,9 @@ static void capture_start(void) {
   g_log[0] = 0;
   gg_log_set_sink(capture, NULL);
 }
-static void capture_stop(void) { gg_log_set_sink(NULL, NULL); }
+static void capture_stop(void) {
+  gg_log_set_sink(NULL, NULL);
+}
 
 static gg_device *open_cpu(void) {
   gg_device *dev = NULL;
@@ -177,7 +181,8 @@ static void test_best_fit(void) {
     ASSERT_OK(gg_pool_alloc(p, 512, "fence", &fence[i]));
   }
   size_t off8k = gg_block_offset(h[2]), off4k = gg_block_offset(h[1]);
-  for (int i = 0; i < 3; i++) gg_block_free(h[i]);
+  for (int i = 0; i < 3; i++)
+    gg_block_free(h[i]);
   /* 6K: the smallest hole that fits is the 8K one, not the 16K one nor the tail. */
   gg_block *x, *y, *z;
   ASSERT_OK(gg_pool_alloc(p, 6 * KiB, "x", &x));
@@ -191,7 +196,8 @@ static void test_best_fit(void) {
   gg_block_free(x);
   gg_block_free(y);
   gg_block_free(z);
-  for (int i = 0; i < 3; i++) gg_block_free(fence[i]);
+  for (int i = 0; i < 3; i++)
+    gg_block_free(fence[i]);
   ASSERT_U64_EQ(stats_of(p).free_blocks, 1);
   gg_pool_free(p);
   gg_device_free(dev);
@@ -377,11 +383,13 @@ static void test_trim_cadence(void) {
   gg_pool *p = new_pool(dev, NULL, 3);
   gg_block *keep, *tmp[4];
   ASSERT_OK(gg_pool_alloc(p, 4 * KiB, "keep", &keep));
-  for (int i = 0; i < 4; i++) ASSERT_OK(gg_pool_alloc(p, 3 * MiB * (size_t)(i + 4), "tmp", &tmp[i]));
+  for (int i = 0; i < 4; i++)
+    ASSERT_OK(gg_pool_alloc(p, 3 * MiB * (size_t)(i + 4), "tmp", &tmp[i]));
   gg_pool_stats s = stats_of(p);
   uint64_t reserved = s.reserved;
   ASSERT_U64_EQ(reserved, gg_device_mem_in_use(dev));
-  for (int i = 0; i < 4; i++) gg_block_free(tmp[i]);
+  for (int i = 0; i < 4; i++)
+    gg_block_free(tmp[i]);
   ASSERT_U64_EQ(stats_of(p).reserved, reserved); /* cached */
   uint64_t released = 99;
   ASSERT_EQ(gg_pool_request_done(p, &released), 0);
@@ -421,8 +429,10 @@ static void test_owner_stats_json(void) {
   gg_device *dev = open_cpu();
   gg_pool *p = new_pool(dev, NULL, 0);
   gg_block *w[3], *a[2], *ws;
-  for (int i = 0; i < 3; i++) ASSERT_OK(gg_pool_alloc(p, 100 * KiB, "model:blazeface/weights", &w[i]));
-  for (int i = 0; i < 2; i++) ASSERT_OK(gg_pool_alloc(p, 3 * MiB, "request:42/activations", &a[i]));
+  for (int i = 0; i < 3; i++)
+    ASSERT_OK(gg_pool_alloc(p, 100 * KiB, "model:blazeface/weights", &w[i]));
+  for (int i = 0; i < 2; i++)
+    ASSERT_OK(gg_pool_alloc(p, 3 * MiB, "request:42/activations", &a[i]));
   ASSERT_OK(gg_pool_alloc(p, 700, "workspace", &ws));
   ASSERT_U64_EQ(gg_pool_owner_bytes(p, "model:blazeface/weights"), 3 * 100 * KiB);
   ASSERT_U64_EQ(gg_pool_owner_bytes(p, "request:42/activations"), 6 * MiB);
@@ -436,7 +446,8 @@ static void test_owner_stats_json(void) {
   ASSERT_STREQ(s.owners[1].owner, "model:blazeface/weights");
   ASSERT_STREQ(s.owners[2].owner, "workspace");
   uint64_t sum = 0;
-  for (size_t i = 0; i < s.n_owners_listed; i++) sum += s.owners[i].bytes;
+  for (size_t i = 0; i < s.n_owners_listed; i++)
+    sum += s.owners[i].bytes;
   ASSERT_U64_EQ(sum, s.allocated);
   ASSERT_U64_EQ(s.n_allocs, 6);
   /* Fragmentation: free w[1] makes a 100K hole in the small segment. */
@@ -470,7 +481,8 @@ static void test_owner_stats_json(void) {
   ASSERT_CONTAINS(prom, line);
   ASSERT_CONTAINS(prom, "# TYPE gpuguard_mem_frees_total counter\n"
                         "gpuguard_mem_frees_total{device=\"cpu\"} 1\n");
-  ASSERT_CONTAINS(prom, "gpuguard_mem_owner_bytes{device=\"cpu\",owner=\"model:blazeface/weights\"} 204800\n");
+  ASSERT_CONTAINS(
+      prom, "gpuguard_mem_owner_bytes{device=\"cpu\",owner=\"model:blazeface/weights\"} 204800\n");
   char small[64];
   ASSERT_EQ(gg_pool_stats_to_prometheus(&s, 1, small, sizeof small), need);
   ASSERT_EQ(strlen(small), sizeof small - 1);
@@ -512,7 +524,8 @@ static void test_copy_roundtrip(void) {
   ASSERT_OK(gg_pool_alloc(p, 1000, "data", &b));
   ASSERT_EQ(gg_block_offset(b) % GG_POOL_ALIGN, 0);
   unsigned char in[1000], out[1000];
-  for (int i = 0; i < 1000; i++) in[i] = (unsigned char)(i * 7);
+  for (int i = 0; i < 1000; i++)
+    in[i] = (unsigned char)(i * 7);
   ASSERT_OK(gg_block_copy_to(b, 0, in, sizeof in));
   memset(out, 0, sizeof out);
   ASSERT_OK(gg_block_copy_from(b, out, 0, sizeof out));
@@ -640,7 +653,9 @@ static void cp_free(void *ctx, void *p) {
   ((counting_pinned *)ctx)->frees++;
   free(p);
 }
-static void cp_destroy(void *ctx) { ((counting_pinned *)ctx)->destroyed++; }
+static void cp_destroy(void *ctx) {
+  ((counting_pinned *)ctx)->destroyed++;
+}
 
 static void test_staging(void) {
   /* Default (malloc-backed) implementation, counted as host memory. */
@@ -744,7 +759,8 @@ static void *thr_main(void *p) {
       hp[0] = (unsigned char)k;
     }
   }
-  for (int k = 0; k < 64; k++) gg_block_free(live[k]);
+  for (int k = 0; k < 64; k++)
+    gg_block_free(live[k]);
   return NULL;
 }
 
@@ -757,8 +773,10 @@ static void test_threads(void) {
     args[i] = (thr_arg){p, (unsigned)i + 1, 0};
     ASSERT_EQ(pthread_create(&th[i], NULL, thr_main, &args[i]), 0);
   }
-  for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
-  for (int i = 0; i < 4; i++) ASSERT_EQ(args[i].failures, 0);
+  for (int i = 0; i < 4; i++)
+    pthread_join(th[i], NULL);
+  for (int i = 0; i < 4; i++)
+    ASSERT_EQ(args[i].failures, 0);
   gg_pool_stats s = stats_of(p);
   ASSERT_U64_EQ(s.allocated, 0);
   ASSERT_U64_EQ(s.blocks, 0);

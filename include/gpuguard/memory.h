@@ -36,17 +36,17 @@ typedef struct gg_mem_scope gg_mem_scope;
 /* ---- budget ----------------------------------------------------------- */
 
 typedef enum gg_budget_kind {
-  GG_BUDGET_NONE = 0,       /* no cap beyond what the driver gives */
-  GG_BUDGET_BYTES,          /* "3.5G", "4560M", "1073741824" */
-  GG_BUDGET_OF_TOTAL,       /* "0.8", "80%": fraction of the device's total */
-  GG_BUDGET_OF_FREE,        /* "0.8free", "80%free": fraction free at pool creation */
+  GG_BUDGET_NONE = 0, /* no cap beyond what the driver gives */
+  GG_BUDGET_BYTES,    /* "3.5G", "4560M", "1073741824" */
+  GG_BUDGET_OF_TOTAL, /* "0.8", "80%": fraction of the device's total */
+  GG_BUDGET_OF_FREE,  /* "0.8free", "80%free": fraction free at pool creation */
   GG_BUDGET_KIND_COUNT
 } gg_budget_kind;
 
 typedef struct gg_mem_budget {
   gg_budget_kind kind;
-  uint64_t bytes;   /* GG_BUDGET_BYTES */
-  double fraction;  /* GG_BUDGET_OF_TOTAL / GG_BUDGET_OF_FREE, in (0, 1] */
+  uint64_t bytes;  /* GG_BUDGET_BYTES */
+  double fraction; /* GG_BUDGET_OF_TOTAL / GG_BUDGET_OF_FREE, in (0, 1] */
 } gg_mem_budget;
 
 /* Parses a budget spec:
@@ -64,10 +64,10 @@ uint64_t gg_mem_budget_resolve(const gg_mem_budget *b, uint64_t total, uint64_t 
 /* ---- pool ------------------------------------------------------------- */
 
 typedef struct gg_pool_config {
-  const char *budget;          /* budget spec (see above); NULL = none */
-  unsigned trim_every;         /* trim every N gg_pool_request_done(); 0 = never */
-  size_t small_segment;        /* small-pool segment size, default 2 MiB */
-  size_t large_segment;        /* large-pool segment for requests < 10 MiB, default 20 MiB */
+  const char *budget;   /* budget spec (see above); NULL = none */
+  unsigned trim_every;  /* trim every N gg_pool_request_done(); 0 = never */
+  size_t small_segment; /* small-pool segment size, default 2 MiB */
+  size_t large_segment; /* large-pool segment for requests < 10 MiB, default 20 MiB */
 } gg_pool_config;
 
 /* Fills the defaults: no budget, trim_every 0, 2 MiB / 20 MiB segments. */
@@ -94,23 +94,23 @@ int gg_pool_set_budget(gg_pool *pool, uint64_t bytes);
 /* Out-of-memory report: filled when an allocation fails. */
 typedef struct gg_mem_owner_stat {
   char owner[GG_MEM_OWNER_MAX];
-  uint64_t bytes;   /* block bytes held by this owner */
-  uint64_t blocks;  /* live allocations */
+  uint64_t bytes;  /* block bytes held by this owner */
+  uint64_t blocks; /* live allocations */
 } gg_mem_owner_stat;
 
 typedef struct gg_oom_report {
-  int error;                 /* GG_EDEV_OOM or GG_EBUDGET */
+  int error; /* GG_EDEV_OOM or GG_EBUDGET */
   char device[64];
   char owner[GG_MEM_OWNER_MAX]; /* who asked */
-  uint64_t requested;        /* bytes asked for */
-  uint64_t allocated;        /* bytes in live blocks when it failed */
-  uint64_t reserved;         /* bytes held from the driver when it failed */
-  uint64_t budget;           /* 0 = unlimited */
-  uint64_t largest_free;     /* largest cached free block */
-  uint64_t released;         /* cached bytes given back before the retry */
+  uint64_t requested;           /* bytes asked for */
+  uint64_t allocated;           /* bytes in live blocks when it failed */
+  uint64_t reserved;            /* bytes held from the driver when it failed */
+  uint64_t budget;              /* 0 = unlimited */
+  uint64_t largest_free;        /* largest cached free block */
+  uint64_t released;            /* cached bytes given back before the retry */
   size_t n_owners;
   gg_mem_owner_stat owners[GG_MEM_REPORT_OWNERS]; /* top owners by bytes */
-  char text[1024];           /* one human-readable paragraph with all of it */
+  char text[1024];                                /* one human-readable paragraph with all of it */
 } gg_oom_report;
 
 /* Allocates `size` bytes for `owner` (a tag such as "model:blazeface/weights",
@@ -175,27 +175,27 @@ int gg_pool_drop_all(gg_pool *pool);
 
 typedef struct gg_pool_stats {
   char device[64];
-  uint64_t budget;           /* 0 = unlimited */
-  uint64_t allocated;        /* bytes in live blocks (rounded sizes) */
-  uint64_t requested;        /* bytes asked for by live blocks */
-  uint64_t reserved;         /* bytes held from the driver (all segments) */
+  uint64_t budget;    /* 0 = unlimited */
+  uint64_t allocated; /* bytes in live blocks (rounded sizes) */
+  uint64_t requested; /* bytes asked for by live blocks */
+  uint64_t reserved;  /* bytes held from the driver (all segments) */
   uint64_t reserved_small, reserved_large;
   uint64_t peak_allocated, peak_reserved; /* since creation or gg_pool_reset_peaks */
-  uint64_t cached;           /* reserved - allocated */
-  uint64_t largest_free;     /* largest cached free block */
-  double fragmentation;      /* 1 - largest_free / cached; 0 when nothing cached */
-  uint64_t segments;         /* segments held */
-  uint64_t blocks;           /* live blocks */
-  uint64_t free_blocks;      /* cached free blocks */
+  uint64_t cached;                        /* reserved - allocated */
+  uint64_t largest_free;                  /* largest cached free block */
+  double fragmentation;                   /* 1 - largest_free / cached; 0 when nothing cached */
+  uint64_t segments;                      /* segments held */
+  uint64_t blocks;                        /* live blocks */
+  uint64_t free_blocks;                   /* cached free blocks */
   uint64_t n_allocs, n_frees, n_ooms, n_trims;
-  uint64_t n_cache_hits;     /* served from cached blocks */
-  uint64_t n_cache_misses;   /* needed a new segment */
+  uint64_t n_cache_hits;   /* served from cached blocks */
+  uint64_t n_cache_misses; /* needed a new segment */
   uint64_t n_segment_allocs, n_segment_frees;
   uint64_t n_leaks, leaked_bytes; /* reported by closed scopes */
-  uint64_t bytes_trimmed;    /* total given back by trims and OOM retries */
+  uint64_t bytes_trimmed;         /* total given back by trims and OOM retries */
   uint64_t requests_done;
-  size_t n_owners;           /* distinct live owners (may exceed the list) */
-  size_t n_owners_listed;    /* entries filled in owners[] */
+  size_t n_owners;                                  /* distinct live owners (may exceed the list) */
+  size_t n_owners_listed;                           /* entries filled in owners[] */
   gg_mem_owner_stat owners[GG_MEM_SNAPSHOT_OWNERS]; /* largest first */
 } gg_pool_stats;
 
@@ -216,7 +216,7 @@ gg_mem_scope *gg_mem_scope_open(const char *name);
 
 typedef struct gg_mem_leaks {
   uint64_t count, bytes;
-  uint64_t peak_bytes;       /* peak of the scope's live bytes while open */
+  uint64_t peak_bytes; /* peak of the scope's live bytes while open */
 } gg_mem_leaks;
 
 /* Closes the scope: every allocation still live is reported with a [MEM]
@@ -278,7 +278,7 @@ int gg_staging_acquire(gg_staging *st, size_t size, void **out);
 int gg_staging_release(gg_staging *st, void *p);
 
 typedef struct gg_staging_stats {
-  uint64_t in_use, cached;   /* bytes */
+  uint64_t in_use, cached; /* bytes */
   uint64_t n_acquire, n_hits, n_allocs;
 } gg_staging_stats;
 void gg_staging_get_stats(gg_staging *st, gg_staging_stats *out);

@@ -27,9 +27,11 @@ int gg_mem_budget_parse(const char *spec, gg_mem_budget *out, char *err, size_t 
   if (!spec) return 0;
   char buf[64];
   /* trim spaces */
-  while (isspace((unsigned char)*spec)) spec++;
+  while (isspace((unsigned char)*spec))
+    spec++;
   size_t n = strlen(spec);
-  while (n && isspace((unsigned char)spec[n - 1])) n--;
+  while (n && isspace((unsigned char)spec[n - 1]))
+    n--;
   if (n >= sizeof buf) return fail(err, errlen, spec, "too long");
   memcpy(buf, spec, n);
   buf[n] = 0;
@@ -40,7 +42,8 @@ int gg_mem_budget_parse(const char *spec, gg_mem_budget *out, char *err, size_t 
     of_free = 1;
     n -= 4;
     buf[n] = 0;
-    while (n && isspace((unsigned char)buf[n - 1])) buf[--n] = 0;
+    while (n && isspace((unsigned char)buf[n - 1]))
+      buf[--n] = 0;
   }
   int percent = n && buf[n - 1] == '%';
   if (percent) buf[--n] = 0;
@@ -54,8 +57,8 @@ int gg_mem_budget_parse(const char *spec, gg_mem_budget *out, char *err, size_t 
     if (!bare) return fail(err, errlen, spec, "the fraction is not a number");
     double f = percent ? v / 100.0 : v;
     if (!(f > 0.0 && f <= 1.0))
-      return fail(err, errlen, spec, percent ? "a percentage must be in (0, 100]"
-                                             : "a fraction must be in (0, 1]");
+      return fail(err, errlen, spec,
+                  percent ? "a percentage must be in (0, 100]" : "a fraction must be in (0, 1]");
     out->kind = of_free ? GG_BUDGET_OF_FREE : GG_BUDGET_OF_TOTAL;
     out->fraction = f;
     return 0;

@@ -27,7 +27,9 @@ static gg__owner_table g_host_owners;
 static uint64_t g_allocated, g_peak, g_blocks, g_allocs, g_frees, g_failed;
 static _Atomic uint64_t g_leaks, g_leaked_bytes;
 
-void *gg_host_alloc(const char *owner, size_t size) { return gg_host_alloc_ex(owner, size, NULL); }
+void *gg_host_alloc(const char *owner, size_t size) {
+  return gg_host_alloc_ex(owner, size, NULL);
+}
 
 void *gg_host_alloc_ex(const char *owner, size_t size, gg_mem_scope *scope) {
   if (size == 0 || size > SIZE_MAX - 2 * HDR_SIZE) return NULL;
@@ -128,7 +130,9 @@ static int malloc_alloc(void *ctx, size_t size, void **out) {
   return *out ? 0 : GG_ENOMEM;
 }
 
-static void malloc_free(void *ctx, void *p) { gg_host_free(p); }
+static void malloc_free(void *ctx, void *p) {
+  gg_host_free(p);
+}
 
 static const gg_pinned_i k_malloc_pinned = {malloc_alloc, malloc_free, NULL};
 
@@ -155,7 +159,8 @@ static void free_list(gg_staging *st, staging_buf *b) {
 void gg_staging_free(gg_staging *st) {
   if (!st) return;
   size_t live = 0;
-  for (staging_buf *b = st->in_use; b; b = b->next) live++;
+  for (staging_buf *b = st->in_use; b; b = b->next)
+    live++;
   if (live) GG_WARN("MEM", "staging pool freed with %zu buffers still acquired", live);
   free_list(st, st->cached);
   free_list(st, st->in_use);
@@ -201,7 +206,8 @@ int gg_staging_release(gg_staging *st, void *p) {
   if (!st || !p) return GG_EINVAL;
   pthread_mutex_lock(&st->lock);
   staging_buf **pp = &st->in_use;
-  while (*pp && (*pp)->ptr != p) pp = &(*pp)->next;
+  while (*pp && (*pp)->ptr != p)
+    pp = &(*pp)->next;
   staging_buf *b = *pp;
   if (!b) {
     pthread_mutex_unlock(&st->lock);

@@ -27,15 +27,15 @@
 typedef struct gg__segment gg__segment;
 
 struct gg_block {
-  gg__track track;       /* scope membership */
+  gg__track track; /* scope membership */
   gg_pool *pool;
-  gg__segment *seg;      /* NULL: tombstone (dropped by gg_pool_drop_all) */
-  size_t offset;         /* inside seg */
-  size_t size;           /* bytes the block occupies */
-  size_t req;            /* bytes asked for (allocated blocks) */
-  gg_block *prev, *next; /* address-order neighbours in seg; tombstone list */
+  gg__segment *seg;        /* NULL: tombstone (dropped by gg_pool_drop_all) */
+  size_t offset;           /* inside seg */
+  size_t size;             /* bytes the block occupies */
+  size_t req;              /* bytes asked for (allocated blocks) */
+  gg_block *prev, *next;   /* address-order neighbours in seg; tombstone list */
   gg_block *fprev, *fnext; /* bin list (free blocks) */
-  gg__owner *owner;      /* allocated blocks */
+  gg__owner *owner;        /* allocated blocks */
   int allocated;
   int bin;
 };
@@ -62,9 +62,9 @@ struct gg_pool {
   subpool small, large;
   gg__segment *segments;
   gg__owner_table owners;
-  gg_block *spare;       /* recycled block structs (singly linked on next) */
+  gg_block *spare; /* recycled block structs (singly linked on next) */
   size_t n_spare;
-  gg_block *tombstones;  /* live handles dropped by gg_pool_drop_all */
+  gg_block *tombstones; /* live handles dropped by gg_pool_drop_all */
   /* statistics */
   uint64_t allocated, requested, reserved, peak_allocated, peak_reserved;
   uint64_t n_segments, n_blocks, n_free_blocks;
@@ -342,23 +342,21 @@ static void fill_report(gg_pool *p, gg_oom_report *r, int err, size_t size, cons
   r->released = released;
   r->n_owners = gg__owner_top(&p->owners, r->owners, GG_MEM_REPORT_OWNERS);
   char a[32], b[32], c[32], d[32], e[32];
-  int n = snprintf(r->text, sizeof r->text,
-                   "%s on %s: %s requested %s (%zu bytes); allocated %s, reserved %s, budget %s, "
-                   "largest free block %s, cached bytes released before retry %" PRIu64
-                   "; top owners:",
-                   err == GG_EBUDGET ? "memory budget exceeded" : "device out of memory",
-                   r->device, r->owner, gg_format_size(size, a, sizeof a), size,
-                   gg_format_size(r->allocated, b, sizeof b),
-                   gg_format_size(r->reserved, c, sizeof c),
-                   r->budget ? gg_format_size(r->budget, d, sizeof d) : "unlimited",
-                   gg_format_size(r->largest_free, e, sizeof e), released);
+  int n =
+      snprintf(r->text, sizeof r->text,
+               "%s on %s: %s requested %s (%zu bytes); allocated %s, reserved %s, budget %s, "
+               "largest free block %s, cached bytes released before retry %" PRIu64 "; top owners:",
+               err == GG_EBUDGET ? "memory budget exceeded" : "device out of memory", r->device,
+               r->owner, gg_format_size(size, a, sizeof a), size,
+               gg_format_size(r->allocated, b, sizeof b), gg_format_size(r->reserved, c, sizeof c),
+               r->budget ? gg_format_size(r->budget, d, sizeof d) : "unlimited",
+               gg_format_size(r->largest_free, e, sizeof e), released);
   for (size_t i = 0; i < r->n_owners && n > 0 && (size_t)n < sizeof r->text; i++)
     n += snprintf(r->text + n, sizeof r->text - (size_t)n, "%s %s %s (%" PRIu64 " blocks)",
-                  i ? "," : "", r->owners[i].owner,
-                  gg_format_size(r->owners[i].bytes, a, sizeof a), r->owners[i].blocks);
+                  i ? "," : "", r->owners[i].owner, gg_format_size(r->owners[i].bytes, a, sizeof a),
+                  r->owners[i].blocks);
   if (n > 0 && (size_t)n < sizeof r->text) {
-    if (!r->n_owners)
-      n += snprintf(r->text + n, sizeof r->text - (size_t)n, " none");
+    if (!r->n_owners) n += snprintf(r->text + n, sizeof r->text - (size_t)n, " none");
     snprintf(r->text + n, sizeof r->text - (size_t)n, ". %s",
              err == GG_EBUDGET ? "Raise --mem-limit or unload a model."
                                : "Free memory on the device, lower --mem-limit or use a smaller "
@@ -400,9 +398,10 @@ int gg_pool_new(gg_device *dev, const gg_pool_config *cfg, gg_pool **out) {
     if (b.kind == GG_BUDGET_OF_TOTAL || b.kind == GG_BUDGET_OF_FREE) {
       rc = gg_device_get_memory(dev, &free_now, &total);
       if (rc || !total) {
-        GG_ERROR("MEM", "budget '%s' is relative but device %s does not report its memory (%s); "
-                 "give the budget in bytes, e.g. 3.5G", c.budget, gg_device_name(dev),
-                 rc ? gg_err_name(rc) : "total 0");
+        GG_ERROR("MEM",
+                 "budget '%s' is relative but device %s does not report its memory (%s); "
+                 "give the budget in bytes, e.g. 3.5G",
+                 c.budget, gg_device_name(dev), rc ? gg_err_name(rc) : "total 0");
         return rc ? rc : GG_EUNSUPPORTED;
       }
     }
@@ -465,7 +464,9 @@ void gg_pool_free(gg_pool *p) {
   free(p);
 }
 
-gg_device *gg_pool_device(const gg_pool *pool) { return pool ? pool->dev : NULL; }
+gg_device *gg_pool_device(const gg_pool *pool) {
+  return pool ? pool->dev : NULL;
+}
 
 uint64_t gg_pool_budget(gg_pool *p) {
   pthread_mutex_lock(&p->lock);
@@ -640,14 +641,24 @@ void gg__block_leaked(gg__track *t, const char **owner, uint64_t *bytes) {
 
 /* ---- block accessors -------------------------------------------------- */
 
-gg_devmem *gg_block_devmem(const gg_block *b) { return b && b->seg ? &b->seg->mem : NULL; }
-size_t gg_block_offset(const gg_block *b) { return b && b->seg ? b->offset : 0; }
-size_t gg_block_size(const gg_block *b) { return b && b->seg ? b->req : 0; }
-size_t gg_block_capacity(const gg_block *b) { return b && b->seg ? b->size : 0; }
+gg_devmem *gg_block_devmem(const gg_block *b) {
+  return b && b->seg ? &b->seg->mem : NULL;
+}
+size_t gg_block_offset(const gg_block *b) {
+  return b && b->seg ? b->offset : 0;
+}
+size_t gg_block_size(const gg_block *b) {
+  return b && b->seg ? b->req : 0;
+}
+size_t gg_block_capacity(const gg_block *b) {
+  return b && b->seg ? b->size : 0;
+}
 const char *gg_block_owner(const gg_block *b) {
   return b && b->owner ? b->owner->name : "unknown";
 }
-gg_pool *gg_block_pool(const gg_block *b) { return b ? b->pool : NULL; }
+gg_pool *gg_block_pool(const gg_block *b) {
+  return b ? b->pool : NULL;
+}
 
 void *gg_block_host_ptr(const gg_block *b) {
   if (!b || !b->seg) return NULL;
@@ -848,7 +859,8 @@ int gg__pool_check(gg_pool *p, char *err, size_t errlen) {
         subpool *sp = s->small ? &p->small : &p->large;
         CHECK(b->bin == bin_index(b->size), "free block in the wrong bin");
         int found = 0;
-        for (gg_block *f = sp->bins[b->bin]; f; f = f->fnext) found |= f == b;
+        for (gg_block *f = sp->bins[b->bin]; f; f = f->fnext)
+          found |= f == b;
         CHECK(found, "free block of %zu bytes missing from its bin", b->size);
       }
       off += b->size;

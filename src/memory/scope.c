@@ -23,7 +23,8 @@ gg__owner *gg__owner_acquire(gg__owner_table *t, const char *name, uint64_t byte
   uint64_t h = gg__owner_hash(name);
   gg__owner **head = &t->buckets[h % GG__OWNER_BUCKETS];
   gg__owner *o = *head;
-  while (o && !(o->hash == h && !strncmp(o->name, name, GG_MEM_OWNER_MAX - 1))) o = o->next;
+  while (o && !(o->hash == h && !strncmp(o->name, name, GG_MEM_OWNER_MAX - 1)))
+    o = o->next;
   if (!o) {
     o = calloc(1, sizeof *o);
     if (!o) return NULL;
@@ -43,7 +44,8 @@ void gg__owner_release(gg__owner_table *t, gg__owner *o, uint64_t bytes) {
   o->bytes -= bytes;
   if (--o->blocks) return;
   gg__owner **pp = &t->buckets[o->hash % GG__OWNER_BUCKETS];
-  while (*pp != o) pp = &(*pp)->next;
+  while (*pp != o)
+    pp = &(*pp)->next;
   *pp = o->next;
   t->count--;
   free(o);
@@ -174,8 +176,8 @@ int gg_mem_scope_close(gg_mem_scope *scope, gg_mem_leaks *out) {
     else
       gg__host_leaked(t, &owner, &bytes);
     GG_WARN("MEM", "leak in scope '%s': %s allocation of %llu bytes owned by '%s' was not freed",
-            scope->name, t->kind == GG__TRACK_BLOCK ? "device" : "host",
-            (unsigned long long)bytes, owner);
+            scope->name, t->kind == GG__TRACK_BLOCK ? "device" : "host", (unsigned long long)bytes,
+            owner);
     lk.count++;
     lk.bytes += bytes;
     t->prev = t->next = NULL;
