@@ -218,7 +218,7 @@ static int cuda_get_info(gg_device *d, gg_device_info *info) {
   info->max_alloc = info->total_mem;
   char drv[48] = "";
   if (g_nvml.ok && g_nvml.nvmlSystemGetDriverVersion) g_nvml.nvmlSystemGetDriverVersion(drv, sizeof drv);
-  snprintf(info->driver_version, sizeof info->driver_version, "%s%sCUDA %d.%d", drv,
+  snprintf(info->driver_version, sizeof info->driver_version, "%.32s%sCUDA %d.%d", drv,
            drv[0] ? ", " : "", g_cu.driver_version / 1000, g_cu.driver_version % 1000 / 10);
   int rc = push(d);
   if (rc) return rc;
