@@ -6,6 +6,7 @@
 #include "gpuguard/core.h"
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
+#include "gpuguard/guard.h"
 #include "gpuguard/image.h"
 #include "gpuguard/log.h"
 
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 typedef struct infer_opts {
   const char *model;
@@ -26,6 +28,14 @@ typedef struct infer_opts {
   const char *backend;
   const char *dump_dir;
   const char *log_level;
+  const char *fallback;
+  const char *faults;
+  uint64_t mem_limit;
+  int retries;
+  int isolate;
+  int watchdog_ms;
+  int cooldown_ms;
+  int interval_ms;
   int threads;
   int json;
   int repeat;
@@ -33,22 +43,48 @@ typedef struct infer_opts {
 
 #define IO(f) offsetof(infer_opts, f)
 static const gg_opt k_infer_opts[] = {
-    {"model", NULL, GG_OPT_STR, IO(model), "", "model name (blazeface, mobilefacenet, nanodet, faceres) or path to model.json", "NAME|PATH"},
+    {"model", NULL, GG_OPT_STR, IO(model), "",
+     "model name (blazeface, mobilefacenet, nanodet, faceres) or path to model.json", "NAME|PATH"},
     {"image", NULL, GG_OPT_STR, IO(image), "", "JPEG or PNG input image", "FILE"},
-    {"device", "GPUGUARD_DEVICE", GG_OPT_STR, IO(device), "cpu", "device to run on (only cpu for now)", "SPEC"},
+    {"device", "GPUGUARD_DEVICE", GG_OPT_STR, IO(device), "cpu",
+     "device to run on: cpu, cuda:N, opencl:P.D, sim:mem=4560M (anything but plain cpu runs "
+     "through the resilience layer)",
+     "SPEC"},
+    {"fallback", "GPUGUARD_FALLBACK", GG_OPT_STR, IO(fallback), "",
+     "devices tried after --device, comma-separated, e.g. cpu", "SPECS"},
+    {"faults", "GPUGUARD_FAULTS", GG_OPT_STR, IO(faults), "",
+     "sim fault SPEC for a sim device, e.g. oom@1 or sticky@2,launch%0.1 (see README)", "SPEC"},
+    {"mem-limit", "GPUGUARD_MEM_LIMIT", GG_OPT_SIZE, IO(mem_limit), "",
+     "memory budget per GPU device (e.g. 3.5G); default: the device's total", "BYTES"},
+    {"retries", "GPUGUARD_RETRIES", GG_OPT_INT, IO(retries), "2",
+     "extra attempts on a device after OOM or launch failures", "N"},
+    {"isolate", "GPUGUARD_ISOLATE", GG_OPT_INT, IO(isolate), "1",
+     "0: all in-process; 1: GPU devices in a supervised worker; 2: every device", "N"},
+    {"watchdog-ms", "GPUGUARD_WATCHDOG_MS", GG_OPT_INT, IO(watchdog_ms), "10000",
+     "a GPU run that takes longer is a hang: the worker is restarted", "MS"},
+    {"cooldown-ms", "GPUGUARD_COOLDOWN_MS", GG_OPT_INT, IO(cooldown_ms), "10000",
+     "an open breaker is probed again after this long", "MS"},
+    {"interval-ms", NULL, GG_OPT_INT, IO(interval_ms), "0",
+     "with --repeat on the guarded path: pause between requests (lets an open breaker cool down)",
+     "MS"},
     {"threads", "GPUGUARD_THREADS", GG_OPT_INT, IO(threads), "1", "CPU threads", "N"},
-    {"backend", "GPUGUARD_ENGINE_BACKEND", GG_OPT_STR, IO(backend), "auto", "CPU kernels: auto (XNNPACK where built in), xnnpack, naive", "NAME"},
+    {"backend", "GPUGUARD_ENGINE_BACKEND", GG_OPT_STR, IO(backend), "auto",
+     "CPU kernels: auto (XNNPACK where built in), xnnpack, naive", "NAME"},
     {"json", NULL, GG_OPT_BOOL, IO(json), "false", "print one JSON object instead of text", NULL},
-    {"repeat", NULL, GG_OPT_INT, IO(repeat), "1", "run N times and report the median run time", "N"},
-    {"dump-dir", NULL, GG_OPT_STR, IO(dump_dir), "", "write input.f32, outN.f32 and manifest.json here", "DIR"},
-    {"log-level", "GPUGUARD_LOG_LEVEL", GG_OPT_STR, IO(log_level), "warn", "debug, info, warn, error or off", "LEVEL"},
+    {"repeat", NULL, GG_OPT_INT, IO(repeat), "1", "run N times and report the median run time",
+     "N"},
+    {"dump-dir", NULL, GG_OPT_STR, IO(dump_dir), "",
+     "write input.f32, outN.f32 and manifest.json here", "DIR"},
+    {"log-level", "GPUGUARD_LOG_LEVEL", GG_OPT_STR, IO(log_level), "warn",
+     "debug, info, warn, error or off", "LEVEL"},
     {0},
 };
 
 static uint32_t fnv1a(const void *p, size_t n) {
   const uint8_t *b = p;
   uint32_t h = 2166136261u;
-  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 16777619u;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ b[i]) * 16777619u;
   return h;
 }
 
@@ -68,7 +104,8 @@ static int write_file(const char *dir, const char *name, const void *data, size_
 
 static json_t *shape_json(const gg_tensor_info *t) {
   json_t *a = json_array();
-  for (int d = 0; d < t->ndim; d++) json_array_append_new(a, json_integer(t->shape[d]));
+  for (int d = 0; d < t->ndim; d++)
+    json_array_append_new(a, json_integer(t->shape[d]));
   return a;
 }
 
@@ -83,6 +120,185 @@ static int fail(const char *what, int rc, const char *msg) {
   return 1;
 }
 
+/* Prints one output tensor: shape, digest, range and the first values. */
+static void print_gtensor(int i, const gg_gtensor *t) {
+  size_t ne = gg_gtensor_count(t);
+  printf("output %d   [", i);
+  for (int d = 0; d < t->ndim; d++)
+    printf("%s%lld", d ? "," : "", (long long)t->dims[d]);
+  double mn = 0, mx = 0;
+  int finite = 1;
+  for (size_t k = 0; k < ne; k++) {
+    float v = t->data[k];
+    if (!(v == v && v - v == 0)) {
+      finite = 0;
+      continue;
+    }
+    if (!k || v < mn) mn = v;
+    if (!k || v > mx) mx = v;
+  }
+  printf("] fnv1a=%08x range=[%.6g, %.6g]%s first:", fnv1a(t->data, ne * 4), mn, mx,
+         finite ? "" : " NON-FINITE");
+  for (size_t k = 0; k < ne && k < 8; k++)
+    printf(" %.6g", (double)t->data[k]);
+  printf("\n");
+}
+
+static json_t *gtensor_json(const gg_gtensor *t) {
+  size_t ne = gg_gtensor_count(t);
+  json_t *shape = json_array(), *first = json_array();
+  for (int d = 0; d < t->ndim; d++)
+    json_array_append_new(shape, json_integer(t->dims[d]));
+  for (size_t k = 0; k < ne && k < 8; k++) {
+    float v = t->data[k];
+    json_array_append_new(first, json_real(v == v && v - v == 0 ? v : 0.0));
+  }
+  char dig[16];
+  snprintf(dig, sizeof dig, "%08x", fnv1a(t->data, ne * 4));
+  return json_pack("{s:o,s:s,s:o}", "shape", shape, "fnv1a", dig, "first", first);
+}
+
+static void print_breakers(gg_guard *g) {
+  int n = gg_guard_device_count(g);
+  for (int i = 0; i < n; i++) {
+    gg_guard_device_status st;
+    if (gg_guard_device_status_get(g, i, &st)) continue;
+    printf("device %d   %s: breaker %s, served %llu, worker restarts %llu, leaked %llu bytes%s%s\n",
+           i, st.spec, gg_breaker_state_name(st.breaker), (unsigned long long)st.served,
+           (unsigned long long)st.worker_restarts, (unsigned long long)st.leaked_bytes,
+           st.last_failure_error ? "; last failure: " : "",
+           st.last_failure_error ? st.last_failure_reason : "");
+  }
+}
+
+/* The resilience path: the device chain --device, then --fallback, through
+ * gg_guard, --repeat requests in a row. Exit 0 when every request was
+ * served (by any device), 1 otherwise. */
+static int infer_guarded(const infer_opts *o, const char *model) {
+  char err[512] = "";
+  gg_image img;
+  int rc = gg_image_load(o->image, &img, err, sizeof err);
+  if (rc) return fail("image", rc, err);
+  gg_preprocess pp;
+  gg_preprocess_for_model(model, &pp);
+  if (pp.width <= 0 || pp.height <= 0) {
+    gg_model *m = NULL;
+    gg_tensor_info ti;
+    if (gg_model_load(model, &m, err, sizeof err) == 0 && gg_model_input(m, 0, &ti) == 0 &&
+        ti.ndim == 4) {
+      pp.height = (int)ti.shape[pp.nchw ? 2 : 1];
+      pp.width = (int)ti.shape[pp.nchw ? 3 : 2];
+    }
+    gg_model_free(m);
+    if (pp.width <= 0 || pp.height <= 0) {
+      gg_image_free(&img);
+      return fail("model", GG_EUNSUPPORTED, "the model has no fixed image input size");
+    }
+  }
+  gg_gtensor in = {.ndim = 4};
+  in.dims[0] = 1;
+  if (pp.nchw)
+    in.dims[1] = 3, in.dims[2] = pp.height, in.dims[3] = pp.width;
+  else
+    in.dims[1] = pp.height, in.dims[2] = pp.width, in.dims[3] = 3;
+  in.data = malloc(gg_gtensor_count(&in) * sizeof(float));
+  rc = in.data ? gg_image_to_tensor(&img, &pp, in.data) : GG_ENOMEM;
+  gg_image_free(&img);
+  if (rc) {
+    free(in.data);
+    return fail("preprocess", rc, NULL);
+  }
+
+  gg_guard_config gc;
+  gg_guard_config_init(&gc);
+  char primary[512], chain[512], runner_arg[32];
+  gg_guard_spec_with_faults(o->device, *o->faults ? o->faults : NULL, primary, sizeof primary);
+  if (*o->faults && strncmp(o->device, "sim", 3))
+    fprintf(stderr,
+            "gpuguard infer: warning: --faults applies to sim devices only; '%s' ignores it\n",
+            o->device);
+  gc.devices[gc.n_devices++] = primary;
+  snprintf(chain, sizeof chain, "%s", o->fallback);
+  char *save = NULL;
+  for (char *d = strtok_r(chain, ",", &save); d && gc.n_devices < GG_GUARD_MAX_DEVICES;
+       d = strtok_r(NULL, ",", &save))
+    if (*d && strcmp(d, primary)) gc.devices[gc.n_devices++] = d;
+  snprintf(runner_arg, sizeof runner_arg, "threads=%d", o->threads < 1 ? 1 : o->threads);
+  gc.runner = "engine";
+  gc.runner_arg = runner_arg;
+  if (o->retries >= 0) gc.retries = o->retries;
+  if (o->watchdog_ms > 0) gc.watchdog_ms = o->watchdog_ms;
+  if (o->cooldown_ms > 0) gc.breaker_cooldown_ms = o->cooldown_ms;
+  gc.isolate = o->isolate;
+  gc.mem_budget = o->mem_limit;
+  gg_guard *g = NULL;
+  if ((rc = gg_guard_new(&gc, &g))) {
+    free(in.data);
+    return fail("device", rc, "cannot set up the device chain (see the log above)");
+  }
+  json_t *runs = json_array();
+  int served = 0;
+  for (int r = 0; r < o->repeat; r++) {
+    if (r && o->interval_ms > 0) {
+      struct timespec ts = {o->interval_ms / 1000, (long)(o->interval_ms % 1000) * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+    gg_guard_result res;
+    memset(&res, 0, sizeof res);
+    rc = gg_guard_infer(g, model, &in, &res);
+    if (rc == 0) served++;
+    json_t *j =
+        json_pack("{s:i,s:b,s:s,s:i,s:b,s:s,s:f,s:I}", "request", r + 1, "served", rc == 0,
+                  "device", res.device, "attempts", res.attempts, "fell_back", res.fell_back,
+                  "last_error", res.last_error ? gg_err_name(res.last_error) : "", "ms",
+                  res.elapsed_ms, "planned_peak", (json_int_t)res.planned_peak);
+    if (rc) json_object_set_new(j, "error", json_string(gg_err_name(rc)));
+    if (!o->json) {
+      printf("request %d  %s by %s after %d attempt%s%s%s%s, %.2f ms, planned peak %llu bytes\n",
+             r + 1, rc ? "FAILED" : "served", res.device[0] ? res.device : "no device",
+             res.attempts, res.attempts == 1 ? "" : "s", res.fell_back ? " (fell back)" : "",
+             res.last_error ? "; last error " : "",
+             res.last_error ? gg_err_name(res.last_error) : "", res.elapsed_ms,
+             (unsigned long long)res.planned_peak);
+      if (rc) printf("           error: %s (%s)\n", gg_strerror(rc), gg_err_name(rc));
+    }
+    if (rc == 0 && r == o->repeat - 1) {
+      json_t *outs = json_array();
+      for (int i = 0; i < res.n_outputs; i++) {
+        if (!o->json) print_gtensor(i, &res.outputs[i]);
+        json_array_append_new(outs, gtensor_json(&res.outputs[i]));
+      }
+      json_object_set_new(j, "outputs", outs);
+    }
+    json_array_append_new(runs, j);
+    gg_guard_result_release(&res);
+  }
+  free(in.data);
+  gg_guard_shutdown(g);
+  if (o->json) {
+    json_t *root = json_pack("{s:s,s:s,s:o,s:o}", "model", model, "image", o->image, "requests",
+                             runs, "guard", (json_t *)gg_guard_json(g));
+    char *txt = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
+    if (txt) printf("%s\n", txt);
+    free(txt);
+    json_decref(root);
+  } else {
+    json_decref(runs);
+    print_breakers(g);
+    gg_guard_stats st;
+    if (gg_guard_stats_get(g, &st) == 0)
+      printf("guard      %llu served, %llu failed, %llu retries, %llu fallbacks, %llu worker "
+             "restarts, "
+             "%llu timeouts, %llu leaked bytes\n",
+             (unsigned long long)st.served, (unsigned long long)st.failed,
+             (unsigned long long)st.retries, (unsigned long long)st.fallbacks,
+             (unsigned long long)st.worker_restarts, (unsigned long long)st.timeouts,
+             (unsigned long long)st.leaked_bytes);
+  }
+  gg_guard_free(g);
+  return served == o->repeat ? 0 : 1;
+}
+
 int gg_cli_infer(int argc, char **argv) {
   infer_opts o;
   memset(&o, 0, sizeof o);
@@ -91,9 +307,15 @@ int gg_cli_infer(int argc, char **argv) {
   int rc = gg_opts_parse(k_infer_opts, &o, argc, argv, &first, err, sizeof err);
   if (rc == 1) {
     printf("Usage: gpuguard infer --model NAME|PATH --image FILE [options]\n\n"
-           "Runs one image through one TF.js graph model on the CPU and prints the outputs\n"
-           "(shape, FNV-1a digest of the float32 bytes, first values), the planned and the\n"
-           "measured memory, and the time per stage.\n\n");
+           "Runs one image through one TF.js graph model and prints the outputs (shape,\n"
+           "FNV-1a digest of the float32 bytes, first values).\n\n"
+           "With --device cpu alone it runs the engine directly and also prints the planned\n"
+           "and the measured memory and the time per stage. With any other device, a\n"
+           "--fallback or --faults, each run goes through the resilience layer (admission,\n"
+           "retries, circuit breaker, worker isolation, fallback chain) and prints which\n"
+           "device served it, after how many attempts, and the breaker states after it:\n"
+           "  gpuguard infer --model blazeface --image photo.jpg \\\n"
+           "      --device sim:mem=4560M --faults sticky@1 --fallback cpu --repeat 3\n\n");
     gg_opts_print_help(stdout, k_infer_opts);
     return 0;
   }
@@ -111,15 +333,23 @@ int gg_cli_infer(int argc, char **argv) {
     fprintf(stderr, "gpuguard infer: --model and --image are required (see --help)\n");
     return 2;
   }
-  if (strcmp(o.device, "cpu")) {
-    fprintf(stderr, "gpuguard infer: device '%s' is not supported by the engine yet; use --device cpu\n", o.device);
-    return 2;
+  int guarded = strcmp(o.device, "cpu") || *o.fallback || *o.faults;
+  if (*o.faults) {
+    gg_fault_plan *plan = NULL;
+    if (gg_fault_plan_parse(o.faults, 1, &plan, err, sizeof err)) {
+      fprintf(stderr, "gpuguard infer: --faults: %s\n", err);
+      return 2;
+    }
+    gg_fault_plan_free(plan);
   }
   gg_session_opts so = {o.threads, GG_ENGINE_AUTO, 0};
-  if (!strcmp(o.backend, "naive")) so.backend = GG_ENGINE_NAIVE;
-  else if (!strcmp(o.backend, "xnnpack")) so.backend = GG_ENGINE_XNNPACK;
+  if (!strcmp(o.backend, "naive"))
+    so.backend = GG_ENGINE_NAIVE;
+  else if (!strcmp(o.backend, "xnnpack"))
+    so.backend = GG_ENGINE_XNNPACK;
   else if (strcmp(o.backend, "auto")) {
-    fprintf(stderr, "gpuguard infer: --backend must be auto, xnnpack or naive, got '%s'\n", o.backend);
+    fprintf(stderr, "gpuguard infer: --backend must be auto, xnnpack or naive, got '%s'\n",
+            o.backend);
     return 2;
   }
   if (o.repeat < 1 || o.repeat > 100000) {
@@ -129,10 +359,14 @@ int gg_cli_infer(int argc, char **argv) {
   char path[PATH_MAX], abspath[PATH_MAX];
   rc = gg_model_resolve(o.model, path, sizeof path);
   if (rc) {
-    fprintf(stderr, "gpuguard infer: model '%s' not found (looked for %s); run scripts/fetch-models.sh or pass a path to model.json\n", o.model, path);
+    fprintf(stderr,
+            "gpuguard infer: model '%s' not found (looked for %s); run scripts/fetch-models.sh or "
+            "pass a path to model.json\n",
+            o.model, path);
     return 1;
   }
   if (!realpath(path, abspath)) snprintf(abspath, sizeof abspath, "%s", path);
+  if (guarded) return infer_guarded(&o, abspath);
 
   uint64_t t0 = gg_now_ns();
   gg_image img;
@@ -149,7 +383,8 @@ int gg_cli_infer(int argc, char **argv) {
   gg_preprocess pp;
   gg_preprocess_for_model(abspath, &pp);
   int64_t shape[GG_ENGINE_MAX_DIMS];
-  for (int d = 0; d < in.ndim; d++) shape[d] = in.shape[d] < 0 ? 1 : in.shape[d];
+  for (int d = 0; d < in.ndim; d++)
+    shape[d] = in.shape[d] < 0 ? 1 : in.shape[d];
   if (in.ndim != 4) {
     gg_model_free(m);
     gg_image_free(&img);
@@ -177,7 +412,8 @@ int gg_cli_infer(int argc, char **argv) {
     return fail("preprocess", rc, "bad sizes");
   }
   int64_t in_elems = 1;
-  for (int d = 0; d < in.ndim; d++) in_elems *= in.shape[d];
+  for (int d = 0; d < in.ndim; d++)
+    in_elems *= in.shape[d];
   /* Dump the input before running: the graph never writes its inputs, but
    * this makes the file independent of that. */
   if (*o.dump_dir) {
@@ -211,13 +447,14 @@ int gg_cli_infer(int argc, char **argv) {
   json_object_set_new(root, "model", json_string(abspath));
   json_object_set_new(root, "image", json_string(o.image));
   json_object_set_new(root, "image_size", json_pack("[i,i]", iw, ih));
-  json_object_set_new(root, "input", json_pack("{s:s,s:o,s:f,s:f,s:b,s:s}", "name", in.name,
-                                               "shape", shape_json(&in), "scale", (double)pp.scale,
-                                               "offset", (double)pp.offset, "nchw", pp.nchw,
-                                               "convention", pp.why));
+  json_object_set_new(root, "input",
+                      json_pack("{s:s,s:o,s:f,s:f,s:b,s:s}", "name", in.name, "shape",
+                                shape_json(&in), "scale", (double)pp.scale, "offset",
+                                (double)pp.offset, "nchw", pp.nchw, "convention", pp.why));
   json_object_set_new(man, "model", json_string(abspath));
-  json_object_set_new(man, "input", json_pack("{s:s,s:o,s:s}", "name", in.name, "shape",
-                                              shape_json(&in), "file", "input.f32"));
+  json_object_set_new(
+      man, "input",
+      json_pack("{s:s,s:o,s:s}", "name", in.name, "shape", shape_json(&in), "file", "input.f32"));
   int nout = gg_model_n_outputs(m);
   for (int i = 0; i < nout; i++) {
     gg_tensor_info oi;
@@ -237,9 +474,9 @@ int gg_cli_infer(int argc, char **argv) {
       if (!seen || d[k] > mx) mx = d[k];
       seen = 1;
     }
-    json_array_append_new(outs, json_pack("{s:s,s:o,s:s,s:o,s:f,s:f,s:b}", "name", oi.name,
-                                          "shape", shape_json(&oi), "fnv1a", dig, "first",
-                                          first_vals, "min", mn, "max", mx, "finite", finite));
+    json_array_append_new(outs, json_pack("{s:s,s:o,s:s,s:o,s:f,s:f,s:b}", "name", oi.name, "shape",
+                                          shape_json(&oi), "fnv1a", dig, "first", first_vals, "min",
+                                          mn, "max", mx, "finite", finite));
     snprintf(fname, sizeof fname, "out%d.f32", i);
     json_array_append_new(mouts, json_pack("{s:s,s:o,s:s}", "name", oi.name, "shape",
                                            shape_json(&oi), "file", fname));
@@ -247,19 +484,20 @@ int gg_cli_infer(int argc, char **argv) {
   }
   json_object_set_new(root, "outputs", outs);
   json_object_set_new(man, "outputs", mouts);
-  json_object_set_new(root, "memory", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "weights",
-                                                (json_int_t)mem.weights, "arena", (json_int_t)mem.arena,
-                                                "arena_no_reuse", (json_int_t)mem.arena_no_reuse,
-                                                "workspace", (json_int_t)mem.workspace,
-                                                "predicted", (json_int_t)mem.predicted,
-                                                "measured", (json_int_t)mem.measured,
-                                                "equal", mem.predicted == mem.measured));
-  json_object_set_new(root, "ops", json_pack("{s:i,s:i}", "total", mem.n_ops, "xnnpack", mem.n_ops_xnnpack));
+  json_object_set_new(
+      root, "memory",
+      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "weights", (json_int_t)mem.weights, "arena",
+                (json_int_t)mem.arena, "arena_no_reuse", (json_int_t)mem.arena_no_reuse,
+                "workspace", (json_int_t)mem.workspace, "predicted", (json_int_t)mem.predicted,
+                "measured", (json_int_t)mem.measured, "equal", mem.predicted == mem.measured));
+  json_object_set_new(root, "ops",
+                      json_pack("{s:i,s:i}", "total", mem.n_ops, "xnnpack", mem.n_ops_xnnpack));
   json_object_set_new(root, "threads", json_integer(o.threads < 1 ? 1 : o.threads));
-  json_object_set_new(root, "time_ms", json_pack("{s:f,s:f,s:f,s:f,s:f,s:i}", "decode",
-                                                 (double)(t1 - t0) / 1e6, "load", (double)(t2 - t1) / 1e6,
-                                                 "prepare", (double)(t3 - t2) / 1e6, "preprocess",
-                                                 (double)(t4 - t3) / 1e6, "run", run_ms, "repeat", o.repeat));
+  json_object_set_new(root, "time_ms",
+                      json_pack("{s:f,s:f,s:f,s:f,s:f,s:i}", "decode", (double)(t1 - t0) / 1e6,
+                                "load", (double)(t2 - t1) / 1e6, "prepare", (double)(t3 - t2) / 1e6,
+                                "preprocess", (double)(t4 - t3) / 1e6, "run", run_ms, "repeat",
+                                o.repeat));
   if (*o.dump_dir) {
     char mp[PATH_MAX];
     snprintf(mp, sizeof mp, "%s/manifest.json", o.dump_dir);
@@ -276,8 +514,10 @@ int gg_cli_infer(int argc, char **argv) {
     printf("model      %s (%d ops, %d on XNNPACK, %d thread%s)\n", abspath, mem.n_ops,
            mem.n_ops_xnnpack, o.threads < 1 ? 1 : o.threads, o.threads > 1 ? "s" : "");
     printf("image      %s %dx%d -> %s [", o.image, iw, ih, in.name);
-    for (int d = 0; d < in.ndim; d++) printf("%s%lld", d ? "," : "", (long long)in.shape[d]);
-    printf("] value = pixel * %g + %g%s\n", (double)pp.scale, (double)pp.offset, pp.nchw ? ", NCHW" : "");
+    for (int d = 0; d < in.ndim; d++)
+      printf("%s%lld", d ? "," : "", (long long)in.shape[d]);
+    printf("] value = pixel * %g + %g%s\n", (double)pp.scale, (double)pp.offset,
+           pp.nchw ? ", NCHW" : "");
     size_t no = json_array_size(outs);
     for (size_t i = 0; i < no; i++) {
       json_t *e = json_array_get(outs, i);
@@ -285,23 +525,28 @@ int gg_cli_infer(int argc, char **argv) {
       json_t *sh = json_object_get(e, "shape");
       for (size_t d = 0; d < json_array_size(sh); d++)
         printf("%s%lld", d ? "," : "", (long long)json_integer_value(json_array_get(sh, d)));
-      printf("] fnv1a=%s range=[%.6g, %.6g]%s first:", json_string_value(json_object_get(e, "fnv1a")),
-             json_real_value(json_object_get(e, "min")), json_real_value(json_object_get(e, "max")),
-             json_is_true(json_object_get(e, "finite")) ? "" : " NON-FINITE");
+      printf(
+          "] fnv1a=%s range=[%.6g, %.6g]%s first:", json_string_value(json_object_get(e, "fnv1a")),
+          json_real_value(json_object_get(e, "min")), json_real_value(json_object_get(e, "max")),
+          json_is_true(json_object_get(e, "finite")) ? "" : " NON-FINITE");
       json_t *fv = json_object_get(e, "first");
-      for (size_t k = 0; k < json_array_size(fv); k++) printf(" %.6g", json_real_value(json_array_get(fv, k)));
+      for (size_t k = 0; k < json_array_size(fv); k++)
+        printf(" %.6g", json_real_value(json_array_get(fv, k)));
       printf("\n");
     }
     char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
-    printf("memory     weights %s + arena %s + workspace %s = predicted %s; measured %s (%s); arena without reuse %s\n",
+    printf("memory     weights %s + arena %s + workspace %s = predicted %s; measured %s (%s); "
+           "arena without reuse %s\n",
            gg_format_size(mem.weights, b1, sizeof b1), gg_format_size(mem.arena, b2, sizeof b2),
-           gg_format_size(mem.workspace, b3, sizeof b3), gg_format_size(mem.predicted, b4, sizeof b4),
+           gg_format_size(mem.workspace, b3, sizeof b3),
+           gg_format_size(mem.predicted, b4, sizeof b4),
            gg_format_size(mem.measured, b5, sizeof b5),
            mem.predicted == mem.measured ? "equal" : "DIFFERENT",
            gg_format_size(mem.arena_no_reuse, b6, sizeof b6));
     printf("bytes      predicted %llu measured %llu\n", (unsigned long long)mem.predicted,
            (unsigned long long)mem.measured);
-    printf("time       decode %.2f ms, load %.2f ms, prepare %.2f ms, preprocess %.2f ms, run %.2f ms%s\n",
+    printf("time       decode %.2f ms, load %.2f ms, prepare %.2f ms, preprocess %.2f ms, run %.2f "
+           "ms%s\n",
            (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6,
            (double)(t4 - t3) / 1e6, run_ms, o.repeat > 1 ? " (median)" : "");
     if (*o.dump_dir) printf("dump       %s/manifest.json\n", o.dump_dir);

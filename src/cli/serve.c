@@ -1,6 +1,7 @@
 /* gpuguard serve / version: configuration, signals and the server lifetime. */
 #include "cli/cli.h"
 #include "core/opts.h"
+#include "gpuguard/device.h"
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
 #include "gpuguard/server.h"
@@ -25,8 +26,8 @@ static const gg_opt k_serve_opts[] = {
      "TCP port; 0 picks a free one (see --port-file)", "N"},
     {"device", "GPUGUARD_DEVICE", GG_OPT_STR, SO(srv.device), "cpu",
      "device to run on: cpu, cuda:N, opencl:P.D, sim:mem=4560M", "SPEC"},
-    {"threads", "GPUGUARD_HTTP_THREADS", GG_OPT_INT, SO(srv.threads), "4",
-     "HTTP worker threads", "N"},
+    {"threads", "GPUGUARD_HTTP_THREADS", GG_OPT_INT, SO(srv.threads), "4", "HTTP worker threads",
+     "N"},
     {"max-body", "GPUGUARD_MAX_BODY", GG_OPT_SIZE, SO(srv.max_body), "16M",
      "largest request body accepted; larger ones get 413", "BYTES"},
     {"models-dir", "GPUGUARD_MODELS_DIR", GG_OPT_STR, SO(srv.models_dir), "",
@@ -95,8 +96,9 @@ int gg_cli_serve(int argc, char **argv) {
   }
   gg_log_level lvl;
   if (gg_log_level_parse(o.log_level, &lvl) != 0) {
-    fprintf(stderr, "gpuguard serve: --log-level: expected debug, info, warn, error or off, got "
-                    "'%s'\n",
+    fprintf(stderr,
+            "gpuguard serve: --log-level: expected debug, info, warn, error or off, got "
+            "'%s'\n",
             o.log_level);
     return 2;
   }
@@ -104,6 +106,14 @@ int gg_cli_serve(int argc, char **argv) {
   if (o.srv.port < 0 || o.srv.port > 65535) {
     fprintf(stderr, "gpuguard serve: --port: %d is not a TCP port (0..65535)\n", o.srv.port);
     return 2;
+  }
+  if (o.srv.faults && *o.srv.faults) {
+    gg_fault_plan *plan = NULL;
+    if (gg_fault_plan_parse(o.srv.faults, 1, &plan, err, sizeof err)) {
+      fprintf(stderr, "gpuguard serve: --faults: %s\n", err);
+      return 2;
+    }
+    gg_fault_plan_free(plan);
   }
   char models[512];
   if (!o.srv.models_dir || !*o.srv.models_dir) {
