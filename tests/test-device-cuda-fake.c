@@ -121,7 +121,8 @@ static char *run(const char *args, int *status) {
   if (!p) return NULL;
   size_t cap = 1 << 20, n = 0, r;
   char *buf = malloc(cap);
-  while (buf && n < cap - 1 && (r = fread(buf + n, 1, cap - 1 - n, p)) > 0) n += r;
+  while (buf && n < cap - 1 && (r = fread(buf + n, 1, cap - 1 - n, p)) > 0)
+    n += r;
   if (buf) buf[n] = 0;
   int st = pclose(p);
   *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -145,9 +146,10 @@ static void test_doctor_with_driver(void) {
   char p[64];
   snprintf(p, sizeof p, "%s/proc/driver/nvidia", root);
   char cmd[2048];
-  snprintf(cmd, sizeof cmd, "mkdir -p %s %s/dev %s/etc/OpenCL/vendors && printf 'NVRM version: "
-                            "NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu\\n' > %s/version && "
-                            ": > %s/dev/nvidia0 && : > %s/dev/nvidiactl",
+  snprintf(cmd, sizeof cmd,
+           "mkdir -p %s %s/dev %s/etc/OpenCL/vendors && printf 'NVRM version: "
+           "NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu\\n' > %s/version && "
+           ": > %s/dev/nvidia0 && : > %s/dev/nvidiactl",
            p, root, root, p, root, root);
   ASSERT_EQ(system(cmd), 0);
   unsetenv("CUDA_VISIBLE_DEVICES");
@@ -163,8 +165,9 @@ static void test_doctor_with_driver(void) {
   ASSERT_STREQ(check_field(j, "cuda.devices", "status"), "ok");
   ASSERT_STREQ(check_field(j, "device.cuda:0", "status"), "ok");
   ASSERT_CONTAINS(check_field(j, "device.cuda:0", "message"), "validation passed");
-  ASSERT_STREQ(json_string_value(json_object_get(json_object_get(j, "driver"), "cuda_version_source")),
-               "libcuda");
+  ASSERT_STREQ(
+      json_string_value(json_object_get(json_object_get(j, "driver"), "cuda_version_source")),
+      "libcuda");
   size_t di;
   json_t *dv;
   int seen_tel = 0;
@@ -207,6 +210,10 @@ static void test_doctor_with_driver(void) {
 }
 
 int main(int argc, char **argv) {
+  if (!GG_HAVE_CUDA) {
+    printf("SKIP all: built with -DGG_CUDA=OFF\n");
+    return 0;
+  }
   if (!GG_FAKE_LIBCUDA[0]) {
     printf("SKIP: built without the fake libcuda (cmake/device.cmake)\n");
     return 0;

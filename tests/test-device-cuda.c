@@ -48,6 +48,10 @@ static void test_cuda_real(void) {
 }
 
 int main(int argc, char **argv) {
+  if (!GG_HAVE_CUDA) {
+    printf("SKIP all: built with -DGG_CUDA=OFF\n");
+    return 0;
+  }
   gg_log_set_level(GG_LOG_ERROR);
   static const gg_test_case cases[] = {
       {"cuda_probe_consistent", test_cuda_probe_consistent},

@@ -15,7 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 static const char *k_models[] = {"blazeface", "mobilefacenet", "nanodet", "faceres"};
 
 static int model_path(const char *name, char *out, size_t n) {
@@ -134,7 +133,8 @@ static void test_known_output_shapes(void) {
     gg_tensor_info oi;
     gg_session_output(s, k, &oi);
     ASSERT_EQ(oi.ndim, 3);
-    for (int d = 0; d < 3; d++) ASSERT_EQ(oi.shape[d], want[k][d]);
+    for (int d = 0; d < 3; d++)
+      ASSERT_EQ(oi.shape[d], want[k][d]);
   }
   gg_session_free(s);
   gg_model_free(m);
@@ -146,8 +146,11 @@ static void test_known_output_shapes(void) {
  * bytes: w [3,3,2,3] f32 (216 B), b [3] f32 (12 B), shape [2] i32 (8 B). */
 static const char *k_tiny =
     "{\"format\":\"graph-model\",\"modelTopology\":{\"node\":["
-    "{\"name\":\"x\",\"op\":\"Placeholder\",\"attr\":{\"shape\":{\"shape\":{\"dim\":[{\"size\":\"1\"},{\"size\":\"4\"},{\"size\":\"4\"},{\"size\":\"2\"}]}},\"dtype\":{\"type\":\"DT_FLOAT\"}}},"
-    "{\"name\":\"w\",\"op\":\"Const\"},{\"name\":\"b\",\"op\":\"Const\"},{\"name\":\"shape\",\"op\":\"Const\"},"
+    "{\"name\":\"x\",\"op\":\"Placeholder\",\"attr\":{\"shape\":{\"shape\":{\"dim\":[{\"size\":"
+    "\"1\"},{\"size\":\"4\"},{\"size\":\"4\"},{\"size\":\"2\"}]}},\"dtype\":{\"type\":\"DT_FLOAT\"}"
+    "}},"
+    "{\"name\":\"w\",\"op\":\"Const\"},{\"name\":\"b\",\"op\":\"Const\"},{\"name\":\"shape\","
+    "\"op\":\"Const\"},"
     "{\"name\":\"conv\",\"op\":\"_FusedConv2D\",\"input\":[\"x\",\"w\",\"b\"],\"attr\":{"
     "\"padding\":{\"s\":\"U0FNRQ==\"},\"strides\":{\"list\":{\"i\":[\"1\",\"1\",\"1\",\"1\"]}},"
     "\"data_format\":{\"s\":\"TkhXQw==\"},\"num_args\":{\"i\":\"1\"},"
@@ -162,7 +165,8 @@ static const char *k_tiny =
 /* Replaces every occurrence of `a` by `b` (caller frees). */
 static char *subst(const char *s, const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b), n = 0;
-  for (const char *p = strstr(s, a); p; p = strstr(p + la, a)) n++;
+  for (const char *p = strstr(s, a); p; p = strstr(p + la, a))
+    n++;
   char *o = malloc(strlen(s) + n * (lb + 1) + 1), *w = o;
   for (const char *p = s;;) {
     const char *q = strstr(p, a);
@@ -191,7 +195,8 @@ static size_t g_bin_len;
 
 static void tiny_bin(void) {
   float w[54], b[3] = {0.5f, -1.0f, 0.25f};
-  for (int i = 0; i < 54; i++) w[i] = (float)((i % 7) - 3) / 4.0f;
+  for (int i = 0; i < 54; i++)
+    w[i] = (float)((i % 7) - 3) / 4.0f;
   int32_t shape[2] = {1, -1};
   memcpy(g_bin, w, sizeof w);
   memcpy(g_bin + sizeof w, b, sizeof b);
@@ -223,7 +228,8 @@ static void test_tiny_model_runs(void) {
   gg_session_opts o = {1, GG_ENGINE_NAIVE, 0};
   ASSERT_OK(gg_session_new(m, NULL, 0, &o, &s, err, sizeof err));
   float *in = gg_session_input(s, 0, NULL);
-  for (int i = 0; i < 32; i++) in[i] = (float)(i % 5) - 2.0f;
+  for (int i = 0; i < 32; i++)
+    in[i] = (float)(i % 5) - 2.0f;
   ASSERT_OK(gg_session_run(s, err, sizeof err));
   gg_tensor_info oi;
   const float *y = gg_session_output(s, 0, &oi);
@@ -261,14 +267,17 @@ static void test_hostile_models(void) {
   tiny_bin();
   const hostile cases[] = {
       {"truncated .bin", "Identity", "flat", "3", "float32", 100, GG_EPARSE, "model.json", "'w'"},
-      {"longer .bin", "Identity", "flat", "3", "float32", -3, GG_EPARSE, "model.json", "mismatched"},
+      {"longer .bin", "Identity", "flat", "3", "float32", -3, GG_EPARSE, "model.json",
+       "mismatched"},
       {"missing .bin", "Identity", "flat", "3", "float32", -2, GG_EIO, "tiny.bin", "model.json"},
       {"wrong dtype", "Identity", "flat", "3", "float64", -1, GG_EUNSUPPORTED, "'w'", "float64"},
-      {"shape overflow", "Identity", "flat", "2147483647,2147483647", "float32", -1, GG_ERANGE, "'w'", "too large"},
+      {"shape overflow", "Identity", "flat", "2147483647,2147483647", "float32", -1, GG_ERANGE,
+       "'w'", "too large"},
       {"negative dim", "Identity", "flat", "-3", "float32", -1, GG_EPARSE, "'w'", "shape"},
       {"byte count vs shape", "Identity", "flat", "4", "float32", -1, GG_EPARSE, "'w'", "bytes"},
       {"unknown op", "FancyOp", "flat", "3", "float32", -1, GG_EUNSUPPORTED, "'out'", "FancyOp"},
-      {"unresolved input", "Identity", "nosuchnode", "3", "float32", -1, GG_EPARSE, "'out'", "nosuchnode"},
+      {"unresolved input", "Identity", "nosuchnode", "3", "float32", -1, GG_EPARSE, "'out'",
+       "nosuchnode"},
       {"bad output index", "Identity", "flat:3", "3", "float32", -1, GG_EPARSE, "'out'", "flat:3"},
       {"cycle", "Identity", "out", "3", "float32", -1, GG_EPARSE, "cycle", "'out'"},
   };
@@ -285,7 +294,8 @@ static void test_hostile_models(void) {
     int rc = load_variant(j, bl, c->bin_len != -2, err, sizeof err, &m);
     free(j);
     fprintf(stderr, "  %-20s -> %s: %s\n", c->what, gg_err_name(rc), err);
-    if (rc != c->want) GG_T_FAIL("%s: got %s, want %s (%s)", c->what, gg_err_name(rc), gg_err_name(c->want), err);
+    if (rc != c->want)
+      GG_T_FAIL("%s: got %s, want %s (%s)", c->what, gg_err_name(rc), gg_err_name(c->want), err);
     ASSERT_TRUE(m == NULL);
     ASSERT_CONTAINS(err, c->needle1);
     ASSERT_CONTAINS(err, c->needle2);
@@ -306,12 +316,14 @@ static void test_hostile_json(void) {
   char err[512];
   /* Not JSON. */
   const char *junk = "this is not json {";
-  ASSERT_EQ(gg__tfjs_import(junk, strlen(junk), "junk.json", mem_reader, NULL, &g, err, sizeof err), GG_EPARSE);
+  ASSERT_EQ(gg__tfjs_import(junk, strlen(junk), "junk.json", mem_reader, NULL, &g, err, sizeof err),
+            GG_EPARSE);
   ASSERT_CONTAINS(err, "junk.json");
   ASSERT_TRUE(g == NULL);
   /* Valid JSON, wrong structure. */
   const char *arr = "[1,2,3]";
-  ASSERT_EQ(gg__tfjs_import(arr, strlen(arr), "arr.json", mem_reader, NULL, &g, err, sizeof err), GG_EPARSE);
+  ASSERT_EQ(gg__tfjs_import(arr, strlen(arr), "arr.json", mem_reader, NULL, &g, err, sizeof err),
+            GG_EPARSE);
   ASSERT_CONTAINS(err, "modelTopology");
   /* Deep nesting: 200000 levels. */
   size_t depth = 200000;
@@ -319,14 +331,17 @@ static void test_hostile_json(void) {
   memset(deep, '[', depth);
   memset(deep + depth, ']', depth);
   deep[2 * depth] = 0;
-  ASSERT_EQ(gg__tfjs_import(deep, 2 * depth, "deep.json", mem_reader, NULL, &g, err, sizeof err), GG_EPARSE);
+  ASSERT_EQ(gg__tfjs_import(deep, 2 * depth, "deep.json", mem_reader, NULL, &g, err, sizeof err),
+            GG_EPARSE);
   free(deep);
   /* Embedded NUL / truncated text. */
   char *j = tiny_json("Identity", "flat", "3", "float32");
-  ASSERT_EQ(gg__tfjs_import(j, strlen(j) / 2, "half.json", mem_reader, NULL, &g, err, sizeof err), GG_EPARSE);
+  ASSERT_EQ(gg__tfjs_import(j, strlen(j) / 2, "half.json", mem_reader, NULL, &g, err, sizeof err),
+            GG_EPARSE);
   /* Duplicate node name. */
   char *dup = subst(j, "{\"name\":\"b\",\"op\":\"Const\"}", "{\"name\":\"w\",\"op\":\"Const\"}");
-  ASSERT_EQ(gg__tfjs_import(dup, strlen(dup), "dup.json", mem_reader, NULL, &g, err, sizeof err), GG_EPARSE);
+  ASSERT_EQ(gg__tfjs_import(dup, strlen(dup), "dup.json", mem_reader, NULL, &g, err, sizeof err),
+            GG_EPARSE);
   ASSERT_CONTAINS(err, "'w'");
   free(dup);
   /* Weight path escaping the model folder (file loader). */
@@ -394,8 +409,10 @@ static void test_real_model_corruptions(void) {
     gg_graph *g = NULL;
     char err[512];
     int rc = gg__tfjs_import(c, jl, "flipped.json", mem_reader, NULL, &g, err, sizeof err);
-    if (rc) errors++;
-    else gg__graph_free(g);
+    if (rc)
+      errors++;
+    else
+      gg__graph_free(g);
     free(c);
   }
   fprintf(stderr, "  60 corrupted JSON copies: %d rejected, none crashed\n", errors);
@@ -419,7 +436,8 @@ static void check_plan(const gg_graph *g, const gg_tval *vals, const gg__plan *p
     for (int u = t + 1; u < g->n_tensors; u++) {
       if (p->offset[u] < 0) continue;
       int live_together = !(p->last[t] < p->first[u] || p->last[u] < p->first[t]);
-      int overlap = p->offset[t] < p->offset[u] + p->size[u] && p->offset[u] < p->offset[t] + p->size[t];
+      int overlap =
+          p->offset[t] < p->offset[u] + p->size[u] && p->offset[u] < p->offset[t] + p->size[t];
       if (live_together && overlap)
         GG_T_FAIL("tensors '%s' [%d,%d]@%lld+%lld and '%s' [%d,%d]@%lld+%lld overlap",
                   g->tensors[t].name, p->first[t], p->last[t], (long long)p->offset[t],
@@ -454,14 +472,16 @@ static void test_planner_properties(void) {
     const gg_graph *g = gg__model_graph(m);
     /* Re-plan from the session's inferred shapes and check the properties. */
     gg_tval *vals = calloc((size_t)g->n_tensors, sizeof *vals);
-    for (int t = 0; t < g->n_tensors; t++) vals[t] = g->tensors[t].v;
+    for (int t = 0; t < g->n_tensors; t++)
+      vals[t] = g->tensors[t].v;
     for (int k = 0; k < g->n_inputs; k++) {
       gg_tval *iv = &vals[g->inputs[k]];
       for (int d = 0; d < iv->ndim; d++)
         if (iv->shape[d] < 0) iv->shape[d] = 1;
       ASSERT_OK(gg__shape_nelem(iv->shape, iv->ndim, &iv->nelem));
     }
-    for (int k = 0; k < g->n_order; k++) ASSERT_OK(gg__op_infer(&g->nodes[g->order[k]], vals, NULL, 0));
+    for (int k = 0; k < g->n_order; k++)
+      ASSERT_OK(gg__op_infer(&g->nodes[g->order[k]], vals, NULL, 0));
     gg__plan plan, flat;
     ASSERT_OK(gg__plan_memory(g, vals, 1, &plan));
     ASSERT_OK(gg__plan_memory(g, vals, 0, &flat));
@@ -504,11 +524,13 @@ static void test_planned_equals_measured(void) {
       ASSERT_U64_EQ(mem.weights, gg_model_weights_bytes(m));
       ASSERT_GE(mem.arena, mem.arena_peak);
       if (!b) ASSERT_U64_EQ(mem.workspace, 0);
-      fprintf(stderr, "  %-13s %-5s predicted %llu measured %llu (weights %llu arena %llu workspace %llu, %d/%d ops on XNNPACK)\n",
+      fprintf(stderr,
+              "  %-13s %-5s predicted %llu measured %llu (weights %llu arena %llu workspace %llu, "
+              "%d/%d ops on XNNPACK)\n",
               k_models[i], b ? "auto" : "naive", (unsigned long long)mem.predicted,
               (unsigned long long)mem.measured, (unsigned long long)mem.weights,
-              (unsigned long long)mem.arena, (unsigned long long)mem.workspace,
-              mem.n_ops_xnnpack, mem.n_ops);
+              (unsigned long long)mem.arena, (unsigned long long)mem.workspace, mem.n_ops_xnnpack,
+              mem.n_ops);
       gg_session_free(s);
       gg_model_free(m);
     }
@@ -520,7 +542,8 @@ static void fill_input(gg_session *s, uint64_t seed) {
   gg_tensor_info ii;
   float *in = gg_session_input(s, 0, &ii);
   int64_t n = 1;
-  for (int d = 0; d < ii.ndim; d++) n *= ii.shape[d];
+  for (int d = 0; d < ii.ndim; d++)
+    n *= ii.shape[d];
   for (int64_t k = 0; k < n; k++) {
     seed = seed * 6364136223846793005ull + 1442695040888963407ull;
     in[k] = (float)((seed >> 40) & 0xffff) / 65535.0f;
@@ -547,13 +570,15 @@ static void test_reuse_is_bit_exact(void) {
     for (int k = 0; k < gg_model_n_outputs(m); k++) {
       int64_t n = gg_session_output_elems(a, k);
       ASSERT_EQ(n, gg_session_output_elems(b, k));
-      ASSERT_TRUE(memcmp(gg_session_output(a, k, NULL), gg_session_output(b, k, NULL), (size_t)n * 4) == 0);
+      ASSERT_TRUE(
+          memcmp(gg_session_output(a, k, NULL), gg_session_output(b, k, NULL), (size_t)n * 4) == 0);
     }
     /* Running twice gives the same bits (inputs are never overwritten). */
     float *first = malloc((size_t)gg_session_output_elems(a, 0) * 4);
     memcpy(first, gg_session_output(a, 0, NULL), (size_t)gg_session_output_elems(a, 0) * 4);
     ASSERT_OK(gg_session_run(a, NULL, 0));
-    ASSERT_TRUE(memcmp(first, gg_session_output(a, 0, NULL), (size_t)gg_session_output_elems(a, 0) * 4) == 0);
+    ASSERT_TRUE(memcmp(first, gg_session_output(a, 0, NULL),
+                       (size_t)gg_session_output_elems(a, 0) * 4) == 0);
     free(first);
     gg_session_free(a);
     gg_session_free(b);
@@ -593,7 +618,8 @@ static void test_xnnpack_vs_naive_models(void) {
         if (y[e] > hi) hi = y[e];
         ASSERT_TRUE(isfinite(x[e]) && isfinite(y[e]));
       }
-      for (int64_t e = 0; e < n; e++) md = fmax(md, fabs((double)x[e] - y[e]));
+      for (int64_t e = 0; e < n; e++)
+        md = fmax(md, fabs((double)x[e] - y[e]));
       double tol = 1e-3 * fmax(hi - lo, 1e-3);
       fprintf(stderr, "  %-13s out %d: max |xnn - naive| = %.3g (range %.3g, tolerance %.3g)\n",
               k_models[i], k, md, hi - lo, tol);
@@ -640,7 +666,8 @@ static void test_fusion_preserves_results(void) {
       }
       ASSERT_LE(md, 1e-4 * fmax(hi - lo, 1e-2));
       if (k == 0)
-        fprintf(stderr, "  %-13s %d ops fused vs %d unfused, max |diff| %.3g on output 0 (range %.3g)\n",
+        fprintf(stderr,
+                "  %-13s %d ops fused vs %d unfused, max |diff| %.3g on output 0 (range %.3g)\n",
                 k_models[i], gg_model_n_ops(mf), gg_model_n_ops(mu), md, hi - lo);
     }
     gg_session_free(a);
@@ -661,7 +688,8 @@ static void test_cli_infer_end_to_end(void) {
   snprintf(img, sizeof img, "%s/models/face-api-1.7.15/demo/sample1.jpg",
            cache && *cache ? cache : "");
   if (!cache || !*cache)
-    snprintf(img, sizeof img, "%s/.cache/gpuguard/models/face-api-1.7.15/demo/sample1.jpg", home ? home : "");
+    snprintf(img, sizeof img, "%s/.cache/gpuguard/models/face-api-1.7.15/demo/sample1.jpg",
+             home ? home : "");
   if (access(img, R_OK)) SKIP("sample images not fetched (%s)", img);
   int found = 0;
   for (size_t i = 0; i < 4; i++) {
@@ -696,7 +724,8 @@ static void test_cli_infer_end_to_end(void) {
     json_t *in = json_object_get(man, "input");
     long long n = 1;
     json_t *sh = json_object_get(in, "shape");
-    for (size_t d = 0; d < json_array_size(sh); d++) n *= json_integer_value(json_array_get(sh, d));
+    for (size_t d = 0; d < json_array_size(sh); d++)
+      n *= json_integer_value(json_array_get(sh, d));
     char fp[800];
     snprintf(fp, sizeof fp, "%s/%s", dump, json_string_value(json_object_get(in, "file")));
     struct stat stt;
@@ -723,10 +752,12 @@ static void test_cli_errors(void) {
   ASSERT_CONTAINS(buf, "fetch-models");
   snprintf(cmd, sizeof cmd, "%s infer --help", GG_BIN);
   f = popen(cmd, "r");
-  n = fread(buf, 1, sizeof buf - 1, f);
-  buf[n] = 0;
+  static char help[16384];
+  n = fread(help, 1, sizeof help - 1, f);
+  help[n] = 0;
   ASSERT_EQ(pclose(f), 0);
-  ASSERT_CONTAINS(buf, "--dump-dir");
+  ASSERT_CONTAINS(help, "--dump-dir");
+  ASSERT_CONTAINS(help, "--fallback");
 }
 
 int main(int argc, char **argv) {

@@ -13,11 +13,48 @@ typedef struct backend_entry {
   int (*open)(const char *args, gg_device **out);
 } backend_entry;
 
+#ifndef GG_HAVE_CUDA
+#define GG_HAVE_CUDA 1
+#endif
+#ifndef GG_HAVE_OPENCL
+#define GG_HAVE_OPENCL 1
+#endif
+
+#if !GG_HAVE_CUDA || !GG_HAVE_OPENCL
+/* Device kinds left out at build time (-DGG_CUDA=OFF / -DGG_OPENCL=OFF). */
+static int built_without(const char *args, gg_device **out, const char *kind, const char *opt) {
+  (void)args, (void)out;
+  GG_ERROR("GPU",
+           "%s devices are not in this build (configured with -D%s=OFF); rebuild with "
+           "-D%s=ON",
+           kind, opt, opt);
+  return GG_EUNSUPPORTED;
+}
+#endif
+#if !GG_HAVE_CUDA
+static int cuda_off(const char *args, gg_device **out) {
+  return built_without(args, out, "cuda", "GG_CUDA");
+}
+#endif
+#if !GG_HAVE_OPENCL
+static int opencl_off(const char *args, gg_device **out) {
+  return built_without(args, out, "opencl", "GG_OPENCL");
+}
+#endif
+
 static const backend_entry k_backends[] = {
     {"cpu", gg__device_cpu_open},
     {"sim", gg__device_sim_open},
+#if GG_HAVE_CUDA
     {"cuda", gg__device_cuda_open},
+#else
+    {"cuda", cuda_off},
+#endif
+#if GG_HAVE_OPENCL
     {"opencl", gg__device_opencl_open},
+#else
+    {"opencl", opencl_off},
+#endif
 };
 
 const char *gg_device_kind_name(gg_device_kind kind) {
@@ -70,8 +107,12 @@ int gg_device_get_info(gg_device *dev, gg_device_info *info) {
   return dev->iface->get_info(dev, info);
 }
 
-const char *gg_device_name(const gg_device *dev) { return dev ? dev->name : "(null)"; }
-gg_device_kind gg_device_get_kind(const gg_device *dev) { return dev->kind; }
+const char *gg_device_name(const gg_device *dev) {
+  return dev ? dev->name : "(null)";
+}
+gg_device_kind gg_device_get_kind(const gg_device *dev) {
+  return dev->kind;
+}
 
 int gg_device_get_memory(gg_device *dev, uint64_t *free_bytes, uint64_t *total_bytes) {
   gg_device_info info;
@@ -117,8 +158,7 @@ static int check_range(const gg_devmem *m, size_t off, size_t n) {
   return 0;
 }
 
-int gg_device_copy_to(gg_device *dev, gg_devmem *dst, size_t offset, const void *src,
-                      size_t size) {
+int gg_device_copy_to(gg_device *dev, gg_devmem *dst, size_t offset, const void *src, size_t size) {
   int rc = check_range(dst, offset, size);
   if (rc) return rc;
   return size ? dev->iface->copy_to(dev, dst, offset, src, size) : 0;
@@ -167,7 +207,8 @@ typedef struct host_add_ctx {
 
 static int host_add_kernel(void *p) {
   host_add_ctx *k = p;
-  for (size_t i = 0; i < k->n; i++) k->c[i] = k->a[i] * 2.0f + k->b[i];
+  for (size_t i = 0; i < k->n; i++)
+    k->c[i] = k->a[i] * 2.0f + k->b[i];
   return 0;
 }
 
@@ -282,8 +323,8 @@ int gg_device_enumerate(gg_device_info **out, size_t *count) {
     gg_device_free(cpu);
   }
   /* absent drivers add nothing; a failing driver is logged, not fatal */
-  if (rc == 0) rc = gg__device_cuda_enumerate(&l);
-  if (rc == 0) rc = gg__device_opencl_enumerate(&l);
+  if (rc == 0 && GG_HAVE_CUDA) rc = gg__device_cuda_enumerate(&l);
+  if (rc == 0 && GG_HAVE_OPENCL) rc = gg__device_opencl_enumerate(&l);
   if (rc) {
     free(l.items);
     return rc;
