@@ -11,6 +11,8 @@
 #include "test.h"
 
 #include <jansson.h>
+
+#include <dlfcn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -102,13 +104,22 @@ static void test_sticky_and_reset(void) {
 static void test_enumerate(void) {
   gg_device_info *list = NULL;
   size_t n = 0;
+  void *lib = dlopen(GG_FAKE_LIBCUDA, RTLD_NOW | RTLD_NOLOAD);
+  int *retains = lib ? (int *)dlsym(lib, "fake_ctx_retains") : NULL;
+  int before = retains ? *retains : -1;
   ASSERT_OK(gg_device_enumerate(&list, &n));
+  /* Listing devices never creates a CUDA context. */
+  ASSERT_TRUE(retains != NULL);
+  ASSERT_EQ(*retains, before);
+  if (lib) dlclose(lib);
   int found = 0;
   for (size_t i = 0; i < n; i++)
     if (!strcmp(list[i].name, "cuda:0")) {
       found = 1;
       ASSERT_EQ(list[i].kind, GG_DEVICE_CUDA);
       ASSERT_U64_EQ(list[i].total_mem, 256ull << 20);
+      ASSERT_TRUE(list[i].free_mem > 0 && list[i].free_mem <= list[i].total_mem); /* from NVML */
+      ASSERT_CONTAINS(list[i].driver_version, "550.54.14");
     }
   free(list);
   ASSERT_TRUE(found);

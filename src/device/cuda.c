@@ -60,8 +60,8 @@ typedef struct cuda_api {
   CUresult (*cuModuleLoadData)(CUmodule *, const void *);
   CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
   CUresult (*cuModuleUnload)(CUmodule);
-  CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
-                             unsigned, unsigned, CUstream, void **, void **);
+  CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                             unsigned, CUstream, void **, void **);
 } cuda_api;
 
 typedef struct nvml_api {
@@ -72,20 +72,22 @@ typedef struct nvml_api {
   int (*nvmlDeviceGetUtilizationRates)(void *, unsigned *);
   int (*nvmlDeviceGetTemperature)(void *, int, unsigned *);
   int (*nvmlSystemGetDriverVersion)(char *, unsigned);
+  int (*nvmlDeviceGetMemoryInfo)(void *,
+                                 unsigned long long *); /* nvmlMemory_t: total, free, used */
 } nvml_api;
 
 static cuda_api g_cu;
 static nvml_api g_nvml;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-#define LOAD(sym, symname)                                                                    \
-  do {                                                                                        \
-    *(void **)(&g_cu.sym) = dlsym(g_cu.lib, symname);                                         \
-    if (!g_cu.sym) {                                                                          \
-      snprintf(g_cu.error, sizeof g_cu.error, "%.180s has no symbol %.40s (driver too old?)",        \
-               g_cu.name, symname);                                                           \
-      goto fail;                                                                              \
-    }                                                                                         \
+#define LOAD(sym, symname)                                                                         \
+  do {                                                                                             \
+    *(void **)(&g_cu.sym) = dlsym(g_cu.lib, symname);                                              \
+    if (!g_cu.sym) {                                                                               \
+      snprintf(g_cu.error, sizeof g_cu.error, "%.180s has no symbol %.40s (driver too old?)",      \
+               g_cu.name, symname);                                                                \
+      goto fail;                                                                                   \
+    }                                                                                              \
   } while (0)
 
 static void load_nvml(void) {
@@ -99,8 +101,8 @@ static void load_nvml(void) {
   *(void **)(&g_nvml.nvmlDeviceGetUtilizationRates) =
       dlsym(g_nvml.lib, "nvmlDeviceGetUtilizationRates");
   *(void **)(&g_nvml.nvmlDeviceGetTemperature) = dlsym(g_nvml.lib, "nvmlDeviceGetTemperature");
-  *(void **)(&g_nvml.nvmlSystemGetDriverVersion) =
-      dlsym(g_nvml.lib, "nvmlSystemGetDriverVersion");
+  *(void **)(&g_nvml.nvmlSystemGetDriverVersion) = dlsym(g_nvml.lib, "nvmlSystemGetDriverVersion");
+  *(void **)(&g_nvml.nvmlDeviceGetMemoryInfo) = dlsym(g_nvml.lib, "nvmlDeviceGetMemoryInfo");
   g_nvml.ok = g_nvml.nvmlInit && g_nvml.nvmlDeviceGetHandleByPciBusId && g_nvml.nvmlInit() == 0;
 }
 
@@ -177,7 +179,9 @@ typedef struct cuda_ctx {
   void *nvml_dev;
 } cuda_ctx;
 
-static cuda_ctx *ctx_of(gg_device *d) { return d->ctx; }
+static cuda_ctx *ctx_of(gg_device *d) {
+  return d->ctx;
+}
 
 /* Maps a CUresult to a GG_E* code, logging once with the call that failed.
  * Out-of-memory is an ordinary condition the memory manager handles, so it
@@ -187,8 +191,8 @@ static int cu_fail(gg_device *d, CUresult r, const char *call) {
   if (c == GG_FAIL_OOM)
     GG_DEBUG("GPU", "%s on %s: %s", call, d->name, gg_cuda_error_name(r));
   else
-    GG_ERROR("GPU", "%s failed on %s: %s (%d), class %s: %s", call, d->name,
-             gg_cuda_error_name(r), r, gg_fail_class_name(c), gg_fail_class_advice(c));
+    GG_ERROR("GPU", "%s failed on %s: %s (%d), class %s: %s", call, d->name, gg_cuda_error_name(r),
+             r, gg_fail_class_name(c), gg_fail_class_advice(c));
   return gg_err_from_cuda(r);
 }
 
@@ -217,7 +221,8 @@ static int cuda_get_info(gg_device *d, gg_device_info *info) {
   if (g_cu.cuDeviceTotalMem(&total, c->dev) == 0) info->total_mem = total;
   info->max_alloc = info->total_mem;
   char drv[48] = "";
-  if (g_nvml.ok && g_nvml.nvmlSystemGetDriverVersion) g_nvml.nvmlSystemGetDriverVersion(drv, sizeof drv);
+  if (g_nvml.ok && g_nvml.nvmlSystemGetDriverVersion)
+    g_nvml.nvmlSystemGetDriverVersion(drv, sizeof drv);
   snprintf(info->driver_version, sizeof info->driver_version, "%.32s%sCUDA %d.%d", drv,
            drv[0] ? ", " : "", g_cu.driver_version / 1000, g_cu.driver_version % 1000 / 10);
   int rc = push(d);
@@ -277,52 +282,52 @@ static int cuda_synchronize(gg_device *d) {
 /* c[i] = 2 * a[i] + b[i]. PTX ISA 6.0 for sm_50 so that any driver since
  * CUDA 9 can JIT it for any GPU it supports (generated by nvcc, then the
  * version lowered; ptxas accepts it for sm_75 and sm_90). */
-static const char k_validate_ptx[] =
-    ".version 6.0\n"
-    ".target sm_50\n"
-    ".address_size 64\n"
-    ".visible .entry gg_validate(\n"
-    " .param .u64 gg_validate_param_0,\n"
-    " .param .u64 gg_validate_param_1,\n"
-    " .param .u64 gg_validate_param_2,\n"
-    " .param .u32 gg_validate_param_3\n"
-    ")\n"
-    "{\n"
-    " .reg .pred %p<2>;\n"
-    " .reg .f32 %f<4>;\n"
-    " .reg .b32 %r<6>;\n"
-    " .reg .b64 %rd<11>;\n"
-    " ld.param.u64 %rd1, [gg_validate_param_0];\n"
-    " ld.param.u64 %rd2, [gg_validate_param_1];\n"
-    " ld.param.u64 %rd3, [gg_validate_param_2];\n"
-    " ld.param.u32 %r2, [gg_validate_param_3];\n"
-    " mov.u32 %r3, %ctaid.x;\n"
-    " mov.u32 %r4, %ntid.x;\n"
-    " mov.u32 %r5, %tid.x;\n"
-    " mad.lo.s32 %r1, %r3, %r4, %r5;\n"
-    " setp.ge.u32 %p1, %r1, %r2;\n"
-    " @%p1 bra DONE;\n"
-    " cvta.to.global.u64 %rd4, %rd1;\n"
-    " mul.wide.u32 %rd5, %r1, 4;\n"
-    " add.s64 %rd6, %rd4, %rd5;\n"
-    " ld.global.f32 %f1, [%rd6];\n"
-    " cvta.to.global.u64 %rd7, %rd2;\n"
-    " add.s64 %rd8, %rd7, %rd5;\n"
-    " ld.global.f32 %f2, [%rd8];\n"
-    " fma.rn.f32 %f3, %f1, 0f40000000, %f2;\n"
-    " cvta.to.global.u64 %rd9, %rd3;\n"
-    " add.s64 %rd10, %rd9, %rd5;\n"
-    " st.global.f32 [%rd10], %f3;\n"
-    "DONE:\n"
-    " ret;\n"
-    "}\n";
+static const char k_validate_ptx[] = ".version 6.0\n"
+                                     ".target sm_50\n"
+                                     ".address_size 64\n"
+                                     ".visible .entry gg_validate(\n"
+                                     " .param .u64 gg_validate_param_0,\n"
+                                     " .param .u64 gg_validate_param_1,\n"
+                                     " .param .u64 gg_validate_param_2,\n"
+                                     " .param .u32 gg_validate_param_3\n"
+                                     ")\n"
+                                     "{\n"
+                                     " .reg .pred %p<2>;\n"
+                                     " .reg .f32 %f<4>;\n"
+                                     " .reg .b32 %r<6>;\n"
+                                     " .reg .b64 %rd<11>;\n"
+                                     " ld.param.u64 %rd1, [gg_validate_param_0];\n"
+                                     " ld.param.u64 %rd2, [gg_validate_param_1];\n"
+                                     " ld.param.u64 %rd3, [gg_validate_param_2];\n"
+                                     " ld.param.u32 %r2, [gg_validate_param_3];\n"
+                                     " mov.u32 %r3, %ctaid.x;\n"
+                                     " mov.u32 %r4, %ntid.x;\n"
+                                     " mov.u32 %r5, %tid.x;\n"
+                                     " mad.lo.s32 %r1, %r3, %r4, %r5;\n"
+                                     " setp.ge.u32 %p1, %r1, %r2;\n"
+                                     " @%p1 bra DONE;\n"
+                                     " cvta.to.global.u64 %rd4, %rd1;\n"
+                                     " mul.wide.u32 %rd5, %r1, 4;\n"
+                                     " add.s64 %rd6, %rd4, %rd5;\n"
+                                     " ld.global.f32 %f1, [%rd6];\n"
+                                     " cvta.to.global.u64 %rd7, %rd2;\n"
+                                     " add.s64 %rd8, %rd7, %rd5;\n"
+                                     " ld.global.f32 %f2, [%rd8];\n"
+                                     " fma.rn.f32 %f3, %f1, 0f40000000, %f2;\n"
+                                     " cvta.to.global.u64 %rd9, %rd3;\n"
+                                     " add.s64 %rd10, %rd9, %rd5;\n"
+                                     " st.global.f32 [%rd10], %f3;\n"
+                                     "DONE:\n"
+                                     " ret;\n"
+                                     "}\n";
 
 const char *gg__cuda_validation_ptx(void);
 /* The embedded validation PTX, so tests can check it with ptxas. */
-const char *gg__cuda_validation_ptx(void) { return k_validate_ptx; }
+const char *gg__cuda_validation_ptx(void) {
+  return k_validate_ptx;
+}
 
-static int cuda_validate_kernel(gg_device *d, gg_devmem *a, gg_devmem *b, gg_devmem *c,
-                                size_t n) {
+static int cuda_validate_kernel(gg_device *d, gg_devmem *a, gg_devmem *b, gg_devmem *c, size_t n) {
   cuda_ctx *cc = ctx_of(d);
   int rc = push(d);
   if (rc) return rc;
@@ -375,7 +380,8 @@ static int cuda_telemetry(gg_device *d, gg_device_telemetry *out) {
     out->utilization_pct = (int)util[0];
     out->mem_utilization_pct = (int)util[1];
   }
-  if (g_nvml.nvmlDeviceGetTemperature && g_nvml.nvmlDeviceGetTemperature(c->nvml_dev, 0, &temp) == 0)
+  if (g_nvml.nvmlDeviceGetTemperature &&
+      g_nvml.nvmlDeviceGetTemperature(c->nvml_dev, 0, &temp) == 0)
     out->temperature_c = (int)temp;
   return 0;
 }
@@ -410,8 +416,7 @@ int gg__device_cuda_open(const char *args, gg_device **out) {
     char *end;
     long v = strtol(args, &end, 10);
     if (*end || v < 0 || v > 1024) {
-      GG_ERROR("GPU", "bad cuda device '%s': expected cuda:N with N a device index (cuda:0)",
-               args);
+      GG_ERROR("GPU", "bad cuda device '%s': expected cuda:N with N a device index (cuda:0)", args);
       return GG_EINVAL;
     }
     ordinal = (int)v;
@@ -421,8 +426,8 @@ int gg__device_cuda_open(const char *args, gg_device **out) {
       GG_WARN("GPU", "cuda:%d unavailable: cannot load %s (%s); run 'gpuguard doctor'", ordinal,
               g_cu.name, g_cu.error);
     else
-      GG_WARN("GPU", "cuda:%d unavailable: cuInit failed with %s; run 'gpuguard doctor'",
-              ordinal, gg_cuda_error_name(g_cu.init_rc));
+      GG_WARN("GPU", "cuda:%d unavailable: cuInit failed with %s; run 'gpuguard doctor'", ordinal,
+              gg_cuda_error_name(g_cu.init_rc));
     return GG_ENODEV;
   }
   if (ordinal >= g_cu.device_count) {
@@ -455,17 +460,46 @@ int gg__device_cuda_open(const char *args, gg_device **out) {
   return 0;
 }
 
+/* Lists the devices without creating a context: a context costs hundreds
+ * of MiB of device memory and ties this process to the driver's fate, and
+ * the server lists devices from its own process (GPU work runs in workers).
+ * Free memory comes from NVML when it is there, else it is reported as 0
+ * (unknown); opening the device gives the exact number. */
 int gg__device_cuda_enumerate(gg__devlist *l) {
   if (!cuda_ready()) return 0;
   for (int i = 0; i < g_cu.device_count; i++) {
-    char spec[32];
-    snprintf(spec, sizeof spec, "cuda:%d", i);
-    gg_device *d = NULL;
-    if (gg_device_open(spec, &d)) continue;
     gg_device_info info;
-    int rc = gg_device_get_info(d, &info);
-    gg_device_free(d);
-    if (rc == 0 && (rc = gg__devlist_push(l, &info))) return rc;
+    memset(&info, 0, sizeof info);
+    snprintf(info.name, sizeof info.name, "cuda:%d", i);
+    info.kind = GG_DEVICE_CUDA;
+    snprintf(info.vendor, sizeof info.vendor, "NVIDIA");
+    CUdevice dev = 0;
+    if (g_cu.cuDeviceGet(&dev, i) != 0) continue;
+    g_cu.cuDeviceGetName(info.description, (int)sizeof info.description, dev);
+    int v = 0;
+    if (g_cu.cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev) == 0)
+      info.compute_major = v;
+    if (g_cu.cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev) == 0)
+      info.compute_minor = v;
+    if (g_cu.cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev) == 0)
+      info.compute_units = v;
+    size_t total = 0;
+    if (g_cu.cuDeviceTotalMem(&total, dev) == 0) info.total_mem = total;
+    info.max_alloc = info.total_mem;
+    char drv[48] = "", pci[32];
+    if (g_nvml.ok && g_nvml.nvmlSystemGetDriverVersion)
+      g_nvml.nvmlSystemGetDriverVersion(drv, sizeof drv);
+    snprintf(info.driver_version, sizeof info.driver_version, "%.32s%sCUDA %d.%d", drv,
+             drv[0] ? ", " : "", g_cu.driver_version / 1000, g_cu.driver_version % 1000 / 10);
+    void *nd = NULL;
+    unsigned long long mem[3];
+    if (g_nvml.ok && g_nvml.nvmlDeviceGetMemoryInfo &&
+        g_cu.cuDeviceGetPCIBusId(pci, (int)sizeof pci, dev) == 0 &&
+        g_nvml.nvmlDeviceGetHandleByPciBusId(pci, &nd) == 0 &&
+        g_nvml.nvmlDeviceGetMemoryInfo(nd, mem) == 0)
+      info.free_mem = mem[1];
+    int rc = gg__devlist_push(l, &info);
+    if (rc) return rc;
   }
   return 0;
 }
