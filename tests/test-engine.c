@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *k_models[] = {"blazeface", "mobilefacenet", "nanodet", "faceres"};
@@ -760,6 +761,36 @@ static void test_cli_errors(void) {
   ASSERT_CONTAINS(help, "--fallback");
 }
 
+/* gpuguard bench: a real measurement of each model (no peer here: the
+ * tfjs-wasm side is bench/README.md's business), and usage errors. */
+static void test_cli_bench(void) {
+  char p[1024];
+  if (!model_path("blazeface", p, sizeof p)) SKIP("no models fetched");
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd,
+           "%s bench --models blazeface,nosuchmodel --runs 2 --warmup 0 --peer none --json "
+           "2>/dev/null",
+           GG_BIN);
+  FILE *f = popen(cmd, "r");
+  ASSERT_TRUE(f != NULL);
+  json_error_t je;
+  json_t *r = json_loadf(f, 0, &je);
+  int st = pclose(f);
+  ASSERT_TRUE(r != NULL);
+  ASSERT_EQ(WEXITSTATUS(st), 1); /* nosuchmodel failed, blazeface measured */
+  json_t *rows = json_object_get(r, "models");
+  ASSERT_EQ(json_array_size(rows), 1);
+  json_t *b = json_array_get(rows, 0);
+  ASSERT_STREQ(json_string_value(json_object_get(b, "model")), "blazeface");
+  ASSERT_TRUE(json_real_value(json_object_get(b, "median_ms")) > 0);
+  ASSERT_EQ(json_integer_value(json_object_get(b, "n_ops")), 113);
+  ASSERT_GE(json_integer_value(json_object_get(b, "planned_bytes")), 546096); /* > weights */
+  ASSERT_TRUE(json_object_get(b, "ratio") == NULL);
+  json_decref(r);
+  snprintf(cmd, sizeof cmd, "%s bench --peer bogus >/dev/null 2>&1", GG_BIN);
+  ASSERT_EQ(WEXITSTATUS(system(cmd)), 2);
+}
+
 int main(int argc, char **argv) {
   gg_log_set_level(GG_LOG_ERROR);
   static const gg_test_case cases[] = {
@@ -776,6 +807,7 @@ int main(int argc, char **argv) {
       {"fusion_preserves_results", test_fusion_preserves_results},
       {"cli_infer_end_to_end", test_cli_infer_end_to_end},
       {"cli_errors", test_cli_errors},
+      {"cli_bench", test_cli_bench},
       {0},
   };
   int rc = gg_test_main(argc, argv, cases);

@@ -16,6 +16,8 @@ int gg_cli_version(int argc, char **argv);
 int gg_cli_infer(int argc, char **argv);
 int gg_cli_stress(int argc, char **argv);
 int gg_cli_doctor(int argc, char **argv);
+/* gpuguard bench: models on the CPU, ours vs tfjs-wasm (src/cli/bench.c). */
+int gg_cli_bench(int argc, char **argv);
 /* For commands whose layer has not landed: says so and exits 2. */
 int gg_cli_unavailable(const char *name, const char *what, int argc, char **argv);
 

@@ -5,10 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
-static int cmd_doctor(int argc, char **argv) { return gg_cli_doctor(argc, argv); }
-static int cmd_infer(int argc, char **argv) { return gg_cli_infer(argc, argv); }
-static int cmd_bench(int argc, char **argv) {
-  return gg_cli_unavailable("bench", "benchmarks models against a peer", argc, argv);
+static int cmd_doctor(int argc, char **argv) {
+  return gg_cli_doctor(argc, argv);
+}
+static int cmd_infer(int argc, char **argv) {
+  return gg_cli_infer(argc, argv);
 }
 
 int gg_cli_worker(int argc, char **argv); /* src/cli/worker.c */
@@ -18,14 +19,13 @@ static const gg_cli_cmd k_cmds[] = {
     {"doctor", "diagnose the GPU stack and write a working environment", cmd_doctor},
     {"infer", "run one image through one model", cmd_infer},
     {"stress", "hammer a server and prove memory stays flat", gg_cli_stress},
-    {"bench", "benchmark models", cmd_bench},
+    {"bench", "benchmark models against TensorFlow.js (wasm)", gg_cli_bench},
     {"version", "print the version", gg_cli_version},
 };
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "gpuguard - an inference server for small, fragile GPUs\n\n"
-          "Usage: gpuguard <command> [options]\n\nCommands:\n");
+  fprintf(out, "gpuguard - an inference server for small, fragile GPUs\n\n"
+               "Usage: gpuguard <command> [options]\n\nCommands:\n");
   for (size_t i = 0; i < sizeof k_cmds / sizeof k_cmds[0]; i++)
     fprintf(out, "  %-9s %s\n", k_cmds[i].name, k_cmds[i].summary);
   fprintf(out, "\nRun 'gpuguard <command> --help' for a command's options.\n");
@@ -40,8 +40,7 @@ int gg_cli_unavailable(const char *name, const char *what, int argc, char **argv
       return 0;
     }
   }
-  fprintf(stderr, "gpuguard %s: not part of this build yet (%s). Nothing was done.\n", name,
-          what);
+  fprintf(stderr, "gpuguard %s: not part of this build yet (%s). Nothing was done.\n", name, what);
   return 2;
 }
 
