@@ -104,7 +104,9 @@ static json_t *doctor_json(const char *root, const char *extra, int *status) {
   *status = run(args, &out);
   json_error_t e;
   json_t *j = out ? json_loads(out, 0, &e) : NULL;
-  if (!j) fprintf(stderr, "  doctor output is not JSON (%s): %.300s\n", out ? e.text : "none", out ? out : "");
+  if (!j)
+    fprintf(stderr, "  doctor output is not JSON (%s): %.300s\n", out ? e.text : "none",
+            out ? out : "");
   free(out);
   return j;
 }
@@ -127,11 +129,20 @@ static const char *field(json_t *j, const char *id, const char *key) {
 }
 
 static void clean_env(void) {
-  static const char *const vars[] = {"CUDA_HOME", "CUDA_PATH", "CUDA_ROOT", "CUDA_TOOLKIT_ROOT_DIR",
-                                     "XLA_FLAGS", "CUDA_VISIBLE_DEVICES", "OCL_ICD_VENDORS",
-                                     "GPUGUARD_DEVICE", "GPUGUARD_FAULTS", "GPUGUARD_SEED",
-                                     "TF_FORCE_GPU_ALLOW_GROWTH", "CUDA_LAUNCH_BLOCKING"};
-  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) unsetenv(vars[i]);
+  static const char *const vars[] = {"CUDA_HOME",
+                                     "CUDA_PATH",
+                                     "CUDA_ROOT",
+                                     "CUDA_TOOLKIT_ROOT_DIR",
+                                     "XLA_FLAGS",
+                                     "CUDA_VISIBLE_DEVICES",
+                                     "OCL_ICD_VENDORS",
+                                     "GPUGUARD_DEVICE",
+                                     "GPUGUARD_FAULTS",
+                                     "GPUGUARD_SEED",
+                                     "TF_FORCE_GPU_ALLOW_GROWTH",
+                                     "CUDA_LAUNCH_BLOCKING"};
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+    unsetenv(vars[i]);
   /* fake trees must not depend on a real driver library being present */
   setenv("GPUGUARD_LIBCUDA", "/nonexistent/libcuda.so.1", 1);
 }
@@ -171,7 +182,8 @@ static void test_libdevice_missing(void) {
   json_t *j = doctor_json(root, NULL, &st);
   ASSERT_TRUE(j != NULL);
   ASSERT_STREQ(field(j, "toolkit.location", "status"), "ok");
-  ASSERT_CONTAINS(field(j, "toolkit.location", "message"), "/usr/local/cuda -> /usr/local/cuda-12.4");
+  ASSERT_CONTAINS(field(j, "toolkit.location", "message"),
+                  "/usr/local/cuda -> /usr/local/cuda-12.4");
   ASSERT_STREQ(field(j, "toolkit.version", "status"), "ok");
   ASSERT_CONTAINS(field(j, "toolkit.version", "message"), "12.4 (from include/cuda.h)");
   ASSERT_STREQ(field(j, "libdevice.location", "status"), "fail");
@@ -209,8 +221,9 @@ static void test_xla_flags_wrong_dir(void) {
   ASSERT_CONTAINS(field(j, "xla.flags", "message"), "/opt/wrong");
   ASSERT_CONTAINS(field(j, "xla.flags", "fix"),
                   "--xla_gpu_cuda_data_dir=/usr/local/cuda-12.4 --xla_gpu_autotune_level=0");
-  ASSERT_STREQ(json_string_value(json_object_get(json_object_get(j, "libdevice"), "xla_flags_data_dir")),
-               "/opt/wrong");
+  ASSERT_STREQ(
+      json_string_value(json_object_get(json_object_get(j, "libdevice"), "xla_flags_data_dir")),
+      "/opt/wrong");
   ASSERT_EQ(st, 2);
   json_decref(j);
   /* --write-env, then source it in a real shell and check the result */
@@ -236,7 +249,8 @@ static void test_xla_flags_wrong_dir(void) {
   fclose(f);
   ASSERT_GE(exports, 2);
   ASSERT_EQ(commented, exports); /* a comment before every line */
-  snprintf(args, sizeof args, "sh -c '. %s && printf \"%%s|%%s\" \"$XLA_FLAGS\" \"$CUDA_HOME\"'", envf);
+  snprintf(args, sizeof args, "sh -c '. %s && printf \"%%s|%%s\" \"$XLA_FLAGS\" \"$CUDA_HOME\"'",
+           envf);
   f = popen(args, "r");
   ASSERT_TRUE(f != NULL);
   char got[1024] = "";
@@ -266,9 +280,11 @@ static void test_driver_older_than_toolkit(void) {
   ASSERT_TRUE(j != NULL);
   ASSERT_CONTAINS(field(j, "toolkit.version", "message"), "12.4.1 (from version.json)");
   ASSERT_STREQ(field(j, "toolkit.compat", "status"), "warn"); /* same major: minor compat */
-  ASSERT_CONTAINS(field(j, "toolkit.compat", "message"), "supports CUDA 12.2, older than toolkit 12.4");
+  ASSERT_CONTAINS(field(j, "toolkit.compat", "message"),
+                  "supports CUDA 12.2, older than toolkit 12.4");
   ASSERT_CONTAINS(field(j, "toolkit.compat", "fix"), ">= 550.54.14");
-  ASSERT_STREQ(json_string_value(json_object_get(json_object_get(j, "driver"), "cuda_version")), "12.2");
+  ASSERT_STREQ(json_string_value(json_object_get(json_object_get(j, "driver"), "cuda_version")),
+               "12.2");
   json_decref(j);
   /* a driver from the CUDA 11 era cannot run a CUDA 12 toolkit at all */
   fake_driver(root, "470.82.01");
@@ -424,6 +440,39 @@ static void test_explain(void) {
   free(out);
 }
 
+/* The memory section plans the real bundled models with the engine: a sim
+ * device smaller than their planned peak fails the check with a fix. */
+static void test_models_planned(void) {
+  clean_env();
+  const char *home = getenv("HOME");
+  char probe[1024];
+  snprintf(probe, sizeof probe,
+           "%s/.cache/gpuguard/models/human-models-3.0.4/models/blazeface.json", home ? home : "");
+  if (access(probe, R_OK)) SKIP("models not fetched (%s)", probe);
+  char *out = NULL;
+  run("doctor --json --device sim:mem=64M", &out);
+  json_t *j = out ? json_loads(out, 0, NULL) : NULL;
+  free(out);
+  ASSERT_TRUE(j != NULL);
+  json_t *models = json_object_get(j, "models");
+  json_t *files = json_object_get(models, "files");
+  ASSERT_EQ(json_array_size(files), 4);
+  long long sum = 0;
+  for (size_t i = 0; i < 4; i++) {
+    json_t *f = json_array_get(files, i);
+    long long planned = json_integer_value(json_object_get(f, "planned_bytes"));
+    /* dequantized weights + activations exceed the quantized file */
+    ASSERT_TRUE(planned > json_integer_value(json_object_get(f, "bytes")));
+    sum += planned;
+  }
+  ASSERT_EQ(json_integer_value(json_object_get(models, "planned_bytes")), sum);
+  ASSERT_TRUE(sum > (64ll << 20));
+  ASSERT_STREQ(field(j, "memory.sim", "status"), "fail");
+  ASSERT_CONTAINS(field(j, "memory.sim", "message"), "less than the planned peak");
+  ASSERT_STREQ(field(j, "memory.cpu", "status"), "ok");
+  json_decref(j);
+}
+
 static void test_sim_device(void) {
   clean_env();
   char root[512];
@@ -443,7 +492,8 @@ static void test_sim_device(void) {
   snprintf(args, sizeof args, "doctor --root %s --device sim:mem=1M --faults oom@1", root);
   st = run(args, &out);
   ASSERT_EQ(st, 2);
-  ASSERT_CONTAINS(out, "[FAIL] sim:mem=1M (simulated GPU (1.00 MiB)): validation failed at step 'alloc'");
+  ASSERT_CONTAINS(
+      out, "[FAIL] sim:mem=1M (simulated GPU (1.00 MiB)): validation failed at step 'alloc'");
   ASSERT_CONTAINS(out, "GG_EDEV_OOM");
   free(out);
 }
@@ -513,6 +563,7 @@ int main(int argc, char **argv) {
       {"visible_devices_hidden", test_visible_devices_hidden},
       {"explain", test_explain},
       {"sim_device", test_sim_device},
+      {"models_planned", test_models_planned},
       {"hang_watchdog", test_hang_watchdog},
       {"real_machine", test_real_machine},
       {0},

@@ -6,6 +6,7 @@
 #include "doctor/doctor.h"
 #include "gpuguard/classify.h"
 #include "gpuguard/core.h"
+#include "gpuguard/engine.h"
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
 
@@ -39,7 +40,9 @@ static void set_step(const char *what, const char *arg) {
   g_step_idx = next;
 }
 
-const char *gg_doctor_current_step(void) { return g_step[g_step_idx]; }
+const char *gg_doctor_current_step(void) {
+  return g_step[g_step_idx];
+}
 
 typedef struct dctx {
   gg_doctor_report *r;
@@ -49,8 +52,10 @@ typedef struct dctx {
 
 /* root + path ("/" root gives the path itself). */
 static const char *rp(const dctx *c, const char *path, char *buf, size_t len) {
-  if (!strcmp(c->r->root, "/")) snprintf(buf, len, "%s", path);
-  else snprintf(buf, len, "%.500s%.500s", c->r->root, path);
+  if (!strcmp(c->r->root, "/"))
+    snprintf(buf, len, "%s", path);
+  else
+    snprintf(buf, len, "%.500s%.500s", c->r->root, path);
   return buf;
 }
 
@@ -167,14 +172,12 @@ static const struct {
   int cuda;
   int drv[3];
 } k_drv_table[] = {
-    {13000, {580, 65, 6}}, {12090, {575, 51, 3}}, {12080, {570, 26, 0}},
-    {12060, {560, 28, 3}}, {12050, {555, 42, 2}}, {12040, {550, 54, 14}},
-    {12030, {545, 23, 6}}, {12020, {535, 54, 3}}, {12010, {530, 30, 2}},
-    {12000, {525, 60, 13}}, {11080, {520, 61, 5}}, {11070, {515, 43, 4}},
-    {11060, {510, 39, 1}}, {11050, {495, 29, 5}}, {11040, {470, 42, 1}},
-    {11030, {465, 19, 1}}, {11020, {460, 27, 3}}, {11010, {455, 23, 0}},
-    {11000, {450, 36, 6}}, {10020, {440, 33, 0}}, {10010, {418, 39, 0}},
-    {10000, {410, 48, 0}},
+    {13000, {580, 65, 6}}, {12090, {575, 51, 3}},  {12080, {570, 26, 0}}, {12060, {560, 28, 3}},
+    {12050, {555, 42, 2}}, {12040, {550, 54, 14}}, {12030, {545, 23, 6}}, {12020, {535, 54, 3}},
+    {12010, {530, 30, 2}}, {12000, {525, 60, 13}}, {11080, {520, 61, 5}}, {11070, {515, 43, 4}},
+    {11060, {510, 39, 1}}, {11050, {495, 29, 5}},  {11040, {470, 42, 1}}, {11030, {465, 19, 1}},
+    {11020, {460, 27, 3}}, {11010, {455, 23, 0}},  {11000, {450, 36, 6}}, {10020, {440, 33, 0}},
+    {10010, {418, 39, 0}}, {10000, {410, 48, 0}},
 };
 
 static int drv_cmp(const int a[3], const int b[3]) {
@@ -223,7 +226,8 @@ static void check_pci(dctx *c) {
       if (read_file(c, p, cls, sizeof cls) <= 0 || strncmp(cls, "0x03", 4)) continue;
       n++;
       size_t l = strlen(list);
-      if (l < sizeof list - 40) snprintf(list + l, sizeof list - l, "%s%.32s", l ? ", " : "", e->d_name);
+      if (l < sizeof list - 40)
+        snprintf(list + l, sizeof list - l, "%s%.32s", l ? ", " : "", e->d_name);
     }
     closedir(d);
   }
@@ -248,9 +252,12 @@ static void check_driver(dctx *c) {
     r->driver_loaded = 1;
     /* "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu Feb 22 ..." */
     const char *p = strstr(buf, "Kernel Module");
-    if (p) p += strlen("Kernel Module");
-    else if ((p = strstr(buf, "NVRM version:"))) p += 13;
-    while (p && *p && !isdigit((unsigned char)*p) && *p != '\n') p++;
+    if (p)
+      p += strlen("Kernel Module");
+    else if ((p = strstr(buf, "NVRM version:")))
+      p += 13;
+    while (p && *p && !isdigit((unsigned char)*p) && *p != '\n')
+      p++;
     if (p && isdigit((unsigned char)*p)) {
       size_t n = strspn(p, "0123456789.");
       if (n >= sizeof r->driver_version) n = sizeof r->driver_version - 1;
@@ -318,16 +325,16 @@ static void check_driver(dctx *c) {
                  "container pass the devices: docker run --gpus all ...");
     }
   } else if (inaccessible) {
-    gg_check *k = add(c, "driver", "nvidia.dev", GG_CHECK_FAIL,
-                      "%d /dev/nvidia* node(s), %s not readable and writable by this user",
-                      nodes + ctl, bad);
+    gg_check *k =
+        add(c, "driver", "nvidia.dev", GG_CHECK_FAIL,
+            "%d /dev/nvidia* node(s), %s not readable and writable by this user", nodes + ctl, bad);
     set_cause(k, "the CUDA driver opens /dev/nvidia* read-write; without access cuInit fails "
                  "with CUDA_ERROR_NO_DEVICE or UNKNOWN");
     set_fix(k, "sudo usermod -aG video $USER (then log in again), or fix the udev rule that "
                "sets the nodes' mode");
   } else {
-    add(c, "driver", "nvidia.dev", GG_CHECK_OK, "%d GPU device node(s) and %s, accessible",
-        nodes, ctl ? "/dev/nvidiactl" : "no /dev/nvidiactl");
+    add(c, "driver", "nvidia.dev", GG_CHECK_OK, "%d GPU device node(s) and %s, accessible", nodes,
+        ctl ? "/dev/nvidiactl" : "no /dev/nvidiactl");
   }
 }
 
@@ -352,9 +359,10 @@ static void check_libcuda(dctx *c) {
     if (r->driver_loaded) {
       set_cause(k, "the kernel driver is loaded but its user-space library libcuda.so.1 is "
                    "missing or not on the loader path");
-      set_fix(k, "install the driver's compute libraries matching version %s (Debian: "
-                 "libcuda1 / libnvidia-compute-<ver> on Ubuntu), or add their directory to "
-                 "/etc/ld.so.conf.d and run ldconfig",
+      set_fix(k,
+              "install the driver's compute libraries matching version %s (Debian: "
+              "libcuda1 / libnvidia-compute-<ver> on Ubuntu), or add their directory to "
+              "/etc/ld.so.conf.d and run ldconfig",
               r->driver_version[0] ? r->driver_version : "of the kernel module");
     }
   } else {
@@ -404,13 +412,14 @@ static void check_libcuda(dctx *c) {
     char tmp[256];
     snprintf(tmp, sizeof tmp, "%s", cvd);
     for (char *t = strtok(tmp, ","); t; t = strtok(NULL, ",")) {
-      while (*t == ' ') t++;
+      while (*t == ' ')
+        t++;
       if (isdigit((unsigned char)*t) && hw && atoi(t) >= hw) bad = 1;
     }
     if (bad) {
-      gg_check *k = add(c, "driver", "cuda.visible_devices", GG_CHECK_WARN,
-                        "CUDA_VISIBLE_DEVICES='%s' names an index beyond the %d NVIDIA GPU(s)",
-                        cvd, hw);
+      gg_check *k =
+          add(c, "driver", "cuda.visible_devices", GG_CHECK_WARN,
+              "CUDA_VISIBLE_DEVICES='%s' names an index beyond the %d NVIDIA GPU(s)", cvd, hw);
       set_cause(k, "CUDA stops at the first invalid index: devices listed after it are hidden");
       set_fix(k, "export CUDA_VISIBLE_DEVICES with indices 0..%d only", hw - 1);
     } else {
@@ -499,10 +508,10 @@ static int cmp_desc(const void *a, const void *b) {
 }
 
 /* Candidate toolkit directories in search order. */
-static size_t toolkit_candidates(const dctx *c, char cands[][PATHN], const char **why,
-                                 size_t max) {
+static size_t toolkit_candidates(const dctx *c, char cands[][PATHN], const char **why, size_t max) {
   size_t n = 0;
-  static const char *const envs[] = {"CUDA_HOME", "CUDA_PATH", "CUDA_ROOT", "CUDA_TOOLKIT_ROOT_DIR"};
+  static const char *const envs[] = {"CUDA_HOME", "CUDA_PATH", "CUDA_ROOT",
+                                     "CUDA_TOOLKIT_ROOT_DIR"};
   for (size_t i = 0; i < 4 && n < max; i++) {
     const char *v = getenv(envs[i]);
     if (v && *v) {
@@ -550,13 +559,15 @@ static void check_toolkit(dctx *c) {
     int env = strcmp(why[i], "default") && strcmp(why[i], "versioned") && strcmp(why[i], "distro");
     if (!is_toolkit(c, cands[i])) {
       if (env) {
-        gg_check *k = add(c, "toolkit", "toolkit.env", GG_CHECK_FAIL,
-                          "%s=%s is not a CUDA toolkit", why[i], cands[i]);
-        set_cause(k, "%s has no bin/nvcc, include/cuda.h, version.json or nvvm/libdevice; "
-                     "tools that trust %s (XLA, CMake, PyTorch extensions) will fail",
+        gg_check *k = add(c, "toolkit", "toolkit.env", GG_CHECK_FAIL, "%s=%s is not a CUDA toolkit",
+                          why[i], cands[i]);
+        set_cause(k,
+                  "%s has no bin/nvcc, include/cuda.h, version.json or nvvm/libdevice; "
+                  "tools that trust %s (XLA, CMake, PyTorch extensions) will fail",
                   cands[i], why[i]);
-        set_fix(k, "unset %s, or export %s=<toolkit root> (doctor --write-env writes the "
-                   "right value)",
+        set_fix(k,
+                "unset %s, or export %s=<toolkit root> (doctor --write-env writes the "
+                "right value)",
                 why[i], why[i]);
       }
       continue;
@@ -587,15 +598,15 @@ static void check_toolkit(dctx *c) {
   add(c, "toolkit", "toolkit.location", GG_CHECK_OK, "CUDA toolkit at %s%s%s%s", r->toolkit_root,
       same ? "" : " -> ", same ? "" : r->toolkit_real, "");
   if (others[0]) add(c, "toolkit", "toolkit.others", GG_CHECK_INFO, "other toolkits: %s", others);
-  r->toolkit_cuda_version = toolkit_version(c, r->toolkit_root, r->toolkit_version,
-                                            sizeof r->toolkit_version, r->toolkit_version_source,
-                                            sizeof r->toolkit_version_source);
+  r->toolkit_cuda_version =
+      toolkit_version(c, r->toolkit_root, r->toolkit_version, sizeof r->toolkit_version,
+                      r->toolkit_version_source, sizeof r->toolkit_version_source);
   if (r->toolkit_cuda_version)
     add(c, "toolkit", "toolkit.version", GG_CHECK_OK, "CUDA toolkit version %s (from %s)",
         r->toolkit_version, r->toolkit_version_source);
   else {
-    gg_check *k = add(c, "toolkit", "toolkit.version", GG_CHECK_WARN,
-                      "CUDA toolkit version unknown");
+    gg_check *k =
+        add(c, "toolkit", "toolkit.version", GG_CHECK_WARN, "CUDA toolkit version unknown");
     set_cause(k, "%s has no version.json, version.txt or include/cuda.h with CUDA_VERSION",
               r->toolkit_root);
     set_fix(k, "run %s/bin/nvcc --version; reinstall the toolkit if it is incomplete",
@@ -625,9 +636,8 @@ static void check_compat(dctx *c) {
   cuda_ver_str(r->driver_cuda_version, a, sizeof a);
   cuda_ver_str(r->toolkit_cuda_version, b, sizeof b);
   if (r->driver_cuda_version >= r->toolkit_cuda_version) {
-    add(c, "toolkit", "toolkit.compat", GG_CHECK_OK,
-        "driver %s supports CUDA %s >= toolkit %s", r->driver_version[0] ? r->driver_version : "",
-        a, b);
+    add(c, "toolkit", "toolkit.compat", GG_CHECK_OK, "driver %s supports CUDA %s >= toolkit %s",
+        r->driver_version[0] ? r->driver_version : "", a, b);
     return;
   }
   int same_major = r->driver_cuda_version / 1000 == r->toolkit_cuda_version / 1000;
@@ -635,16 +645,19 @@ static void check_compat(dctx *c) {
                     "driver %s supports CUDA %s, older than toolkit %s",
                     r->driver_version[0] ? r->driver_version : "(libcuda)", a, b);
   if (same_major)
-    set_cause(k, "minor-version compatibility lets CUDA %s applications start, but PTX built "
-                 "by toolkit %s (XLA's JIT output, gpuguard kernels built with it) cannot be "
-                 "loaded by this driver: CUDA_ERROR_UNSUPPORTED_PTX_VERSION",
+    set_cause(k,
+              "minor-version compatibility lets CUDA %s applications start, but PTX built "
+              "by toolkit %s (XLA's JIT output, gpuguard kernels built with it) cannot be "
+              "loaded by this driver: CUDA_ERROR_UNSUPPORTED_PTX_VERSION",
               b, b);
   else
-    set_cause(k, "applications built with CUDA %s fail at start with 'CUDA driver version is "
-                 "insufficient for CUDA runtime version'",
+    set_cause(k,
+              "applications built with CUDA %s fail at start with 'CUDA driver version is "
+              "insufficient for CUDA runtime version'",
               b);
-  set_fix(k, "install NVIDIA driver >= %s (for CUDA %s), or use a CUDA %s toolkit/framework "
-             "build that this driver supports",
+  set_fix(k,
+          "install NVIDIA driver >= %s (for CUDA %s), or use a CUDA %s toolkit/framework "
+          "build that this driver supports",
           min_driver_for(r->toolkit_cuda_version, mind, sizeof mind), b, a);
 }
 
@@ -692,7 +705,8 @@ static void check_libdevice(dctx *c) {
   char cands[20][PATHN];
   const char *why[20];
   size_t n = toolkit_candidates(c, cands, why, 16);
-  snprintf(cands[n++], PATHN, "/usr/lib/nvidia-cuda-toolkit"); /* Debian: libdevice/ without nvvm/ */
+  snprintf(cands[n++], PATHN,
+           "/usr/lib/nvidia-cuda-toolkit"); /* Debian: libdevice/ without nvvm/ */
   for (size_t i = 0; i < n && !r->libdevice_path[0]; i++) {
     if (has_libdevice(c, cands[i])) {
       char b[PATHN], real[PATHN];
@@ -723,10 +737,9 @@ static void check_libdevice(dctx *c) {
     set_fix(k, "export XLA_FLAGS=--xla_gpu_cuda_data_dir=/usr/lib/cuda (Debian's nvidia-cuda-"
                "toolkit provides /usr/lib/cuda/nvvm/libdevice)");
   } else {
-    gg_check *k = add(c, "libdevice", "libdevice.location",
-                      r->toolkit_root[0] ? GG_CHECK_FAIL : GG_CHECK_WARN,
-                      "libdevice.10.bc not found%s%s", r->toolkit_root[0] ? " in toolkit " : "",
-                      r->toolkit_root);
+    gg_check *k = add(
+        c, "libdevice", "libdevice.location", r->toolkit_root[0] ? GG_CHECK_FAIL : GG_CHECK_WARN,
+        "libdevice.10.bc not found%s%s", r->toolkit_root[0] ? " in toolkit " : "", r->toolkit_root);
     set_cause(k, "XLA/TensorFlow JIT compilation will fail with 'libdevice not found at "
                  "./libdevice.10.bc'");
     set_fix(k, "install the toolkit's NVVM component (NVIDIA repo: apt install cuda-nvvm-X-Y; "
@@ -767,8 +780,9 @@ static void check_libdevice(dctx *c) {
                       default_ok ? "; XLA's default /usr/local/cuda has libdevice" : "");
     xla_flags_with(flags, r->libdevice_data_dir, want, sizeof want);
     if (!default_ok) {
-      set_cause(k, "XLA only looks in /usr/local/cuda and next to its own files; libdevice is "
-                   "in %s",
+      set_cause(k,
+                "XLA only looks in /usr/local/cuda and next to its own files; libdevice is "
+                "in %s",
                 r->libdevice_data_dir);
       set_fix(k, "export XLA_FLAGS=\"%s\"", want);
     }
@@ -795,8 +809,8 @@ static void check_libdevice(dctx *c) {
 
 typedef struct env_doc {
   const char *name;
-  int always;        /* print even when unset */
-  const char *what;  /* what it does, and whether gpuguard reads it */
+  int always;       /* print even when unset */
+  const char *what; /* what it does, and whether gpuguard reads it */
 } env_doc;
 
 static const env_doc k_env_docs[] = {
@@ -914,7 +928,8 @@ static void check_opencl(dctx *c) {
       long nread = read_file(c, file, content, sizeof content);
       content[strcspn(content, "\r\n")] = 0;
       char *lib = content;
-      while (*lib == ' ' || *lib == '\t') lib++;
+      while (*lib == ' ' || *lib == '\t')
+        lib++;
       if (icd) {
         snprintf(icd->file, sizeof icd->file, "%s", file);
         snprintf(icd->library, sizeof icd->library, "%s", nread > 0 ? lib : "");
@@ -928,8 +943,10 @@ static void check_opencl(dctx *c) {
       } else {
         char libpath[PATHN];
         /* absolute library paths live in the (possibly fake) tree */
-        if (lib[0] == '/') rp(c, lib, libpath, sizeof libpath);
-        else snprintf(libpath, sizeof libpath, "%s", lib);
+        if (lib[0] == '/')
+          rp(c, lib, libpath, sizeof libpath);
+        else
+          snprintf(libpath, sizeof libpath, "%s", lib);
         ok = gg__opencl_try_icd(libpath, err, sizeof err) == 0;
       }
       if (icd) {
@@ -942,8 +959,9 @@ static void check_opencl(dctx *c) {
         gg_check *ck = add(c, "opencl", id, GG_CHECK_FAIL, "%s -> %s does not load", file,
                            *lib ? lib : "(nothing)");
         set_cause(ck, "%s; the loader skips this vendor, so its devices are missing", err);
-        set_fix(ck, "reinstall the package that owns %s (dpkg -S %s), or remove the stale "
-                    "file: sudo rm %s",
+        set_fix(ck,
+                "reinstall the package that owns %s (dpkg -S %s), or remove the stale "
+                "file: sudo rm %s",
                 file, file, file);
       }
       free(names[i]);
@@ -999,6 +1017,24 @@ static void find_models(dctx *c) {
     snprintf(p, sizeof p, "%s/%s.bin", r->models_dir, k_models[i]);
     r->models[i].bytes = stat(rp(c, p, b, sizeof b), &st) == 0 ? (uint64_t)st.st_size : 0;
     r->models_total += r->models[i].bytes;
+    /* What the engine will really hold: load and plan it (no run). */
+    r->models[i].planned = 0;
+    if (!r->models[i].bytes) continue;
+    snprintf(p, sizeof p, "%s/%s.json", r->models_dir, k_models[i]);
+    set_step("planning", k_models[i]);
+    gg_model *m = NULL;
+    gg_session *s = NULL;
+    char err[256];
+    gg_session_opts so = {1, GG_ENGINE_AUTO, 0};
+    if (gg_model_load(rp(c, p, b, sizeof b), &m, err, sizeof err) == 0 &&
+        gg_session_new(m, NULL, 0, &so, &s, err, sizeof err) == 0) {
+      gg_engine_mem mem;
+      gg_session_memory(s, &mem);
+      r->models[i].planned = mem.predicted;
+    }
+    gg_session_free(s);
+    gg_model_free(m);
+    r->models_planned += r->models[i].planned;
   }
 }
 
@@ -1028,8 +1064,10 @@ static void check_devices(dctx *c) {
     set_step("opening", spec);
     int rc = gg_device_open(spec, &dev);
     if (rc) {
-      if (i < n) dd->info = list[i];
-      else snprintf(dd->info.name, sizeof dd->info.name, "%s", spec);
+      if (i < n)
+        dd->info = list[i];
+      else
+        snprintf(dd->info.name, sizeof dd->info.name, "%s", spec);
       r->ndevices++;
       gg_check *k = add(c, "devices", id, GG_CHECK_FAIL, "%s cannot be opened: %s (%s)", spec,
                         gg_strerror(rc), gg_err_name(rc));
@@ -1075,22 +1113,37 @@ static void check_devices(dctx *c) {
   char tot[32], fr[32], need[32];
   gg_format_size(r->models_total, need, sizeof need);
   if (!r->models_total) {
-    gg_check *k = add(c, "memory", "memory.models", GG_CHECK_WARN,
-                      "bundled models not found in %s", r->models_dir);
+    gg_check *k = add(c, "memory", "memory.models", GG_CHECK_WARN, "bundled models not found in %s",
+                      r->models_dir);
     set_cause(k, "blazeface/mobilefacenet/nanodet/faceres .bin files are missing, so memory "
                  "needs cannot be compared");
     set_fix(k, "run scripts/fetch-models.sh (or set GPUGUARD_CACHE / --models-dir)");
   } else {
-    char parts[256] = "";
+    char parts[512] = "";
     for (int i = 0; i < 4; i++) {
-      char s[32];
+      char s1[32], s2[32];
       size_t l = strlen(parts);
-      snprintf(parts + l, sizeof parts - l, "%s%s %s", i ? ", " : "", r->models[i].name,
-               r->models[i].bytes ? gg_format_size(r->models[i].bytes, s, sizeof s) : "missing");
+      if (r->models[i].planned)
+        snprintf(parts + l, sizeof parts - l, "%s%s %s (file %s)", i ? ", " : "", r->models[i].name,
+                 gg_format_size(r->models[i].planned, s1, sizeof s1),
+                 gg_format_size(r->models[i].bytes, s2, sizeof s2));
+      else
+        snprintf(parts + l, sizeof parts - l, "%s%s %s", i ? ", " : "", r->models[i].name,
+                 r->models[i].bytes ? "not loadable" : "missing");
     }
-    add(c, "memory", "memory.models", GG_CHECK_INFO, "bundled model weights: %s total (%s)",
-        need, parts);
+    if (r->models_planned) {
+      gg_format_size(r->models_planned, need, sizeof need);
+      add(c, "memory", "memory.models", GG_CHECK_INFO,
+          "bundled models, planned peak per request (weights + activations + workspace): %s "
+          "with all four loaded (%s)",
+          need, parts);
+    } else {
+      add(c, "memory", "memory.models", GG_CHECK_INFO,
+          "bundled model weight files: %s total (%s); the engine could not plan them", need, parts);
+    }
   }
+  uint64_t want = r->models_planned ? r->models_planned : r->models_total;
+  const char *what = r->models_planned ? "planned peak of the bundled models" : "bundled weights";
   for (size_t i = 0; i < r->ndevices; i++) {
     const gg_device_info *in = &r->devices[i].info;
     char id[80];
@@ -1098,20 +1151,25 @@ static void check_devices(dctx *c) {
     if (!in->total_mem) continue;
     gg_format_size(in->total_mem, tot, sizeof tot);
     gg_format_size(in->free_mem, fr, sizeof fr);
-    if (!r->models_total) {
+    if (!want) {
       add(c, "memory", id, GG_CHECK_INFO, "%s: %s total, %s free", in->name, tot, fr);
-    } else if (in->free_mem < r->models_total) {
-      gg_check *k = add(c, "memory", id, GG_CHECK_FAIL,
-                        "%s: %s total, %s free: less than the %s the bundled model weights need",
-                        in->name, tot, fr, need);
-      set_cause(k, "loading all bundled models fails with out-of-memory on this device");
-      set_fix(k, "free device memory (nvidia-smi shows other processes), load fewer models, or "
-                 "use another device");
+    } else if (!in->free_mem) {
+      add(c, "memory", id, GG_CHECK_INFO,
+          "%s: %s total, free memory unknown (opening the device tells); the %s is %s", in->name,
+          tot, what, need);
+    } else if (in->free_mem < want) {
+      gg_check *k =
+          add(c, "memory", id, GG_CHECK_FAIL, "%s: %s total, %s free: less than the %s (%s)",
+              in->name, tot, fr, what, need);
+      set_cause(k, "serving all bundled models on this device fails with out-of-memory; gpuguard's "
+                   "admission control will send requests to the fallback device instead");
+      set_fix(k, "free device memory (nvidia-smi shows other processes), serve fewer models "
+                 "(--models), or use another device");
     } else {
       add(c, "memory", id, GG_CHECK_OK,
-          "%s: %s total, %s free: the bundled model weights (%s) fit %.0f times; activation "
-          "memory comes on top and is planned per model",
-          in->name, tot, fr, need, (double)in->free_mem / (double)r->models_total);
+          "%s: %s total, %s free: the %s (%s) fits %.0f times; a --mem-limit of %s or more "
+          "keeps all four served",
+          in->name, tot, fr, what, need, (double)in->free_mem / (double)want, need);
     }
   }
 }
@@ -1129,7 +1187,8 @@ int gg_doctor_run(const gg_doctor_opts *opts, gg_doctor_report **out) {
   if (!root || !*root) root = "/";
   snprintf(r->root, sizeof r->root, "%s", root);
   size_t rl = strlen(r->root);
-  while (rl > 1 && r->root[rl - 1] == '/') r->root[--rl] = 0;
+  while (rl > 1 && r->root[rl - 1] == '/')
+    r->root[--rl] = 0;
   r->cuda_init_rc = -1;
   set_step("scanning the PCI bus", NULL);
   check_pci(&c);

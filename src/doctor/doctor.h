@@ -23,66 +23,68 @@ typedef enum gg_check_status {
 const char *gg_check_status_name(gg_check_status s);
 
 typedef struct gg_check {
-  char id[64];         /* stable id: "nvidia.driver", "opencl.icd.pocl.icd", "device.cuda:0" */
-  char section[16];    /* "driver", "toolkit", "libdevice", "env", "opencl", "memory", "devices" */
+  char id[64];      /* stable id: "nvidia.driver", "opencl.icd.pocl.icd", "device.cuda:0" */
+  char section[16]; /* "driver", "toolkit", "libdevice", "env", "opencl", "memory", "devices" */
   gg_check_status status;
-  char message[512];   /* what was found */
-  char cause[512];     /* why it is a problem; "" when OK/INFO */
-  char fix[512];       /* the exact fix; "" when nothing to do */
+  char message[512]; /* what was found */
+  char cause[512];   /* why it is a problem; "" when OK/INFO */
+  char fix[512];     /* the exact fix; "" when nothing to do */
 } gg_check;
 
 /* One line of the environment --write-env produces. */
 typedef struct gg_env_line {
   char name[64];
-  char value[1024];    /* "" with unset=1 means "unset NAME" */
+  char value[1024]; /* "" with unset=1 means "unset NAME" */
   int unset;
   char why[256];
 } gg_env_line;
 
 typedef struct gg_doctor_device {
   gg_device_info info;
-  int validated;       /* 1 when validation ran */
+  int validated; /* 1 when validation ran */
   gg_validation validation;
-  int have_telemetry;  /* NVML answered */
+  int have_telemetry; /* NVML answered */
   gg_device_telemetry telemetry;
 } gg_doctor_device;
 
 typedef struct gg_doctor_icd {
-  char file[256];      /* path of the .icd file (without the root prefix) */
-  char library[256];   /* library it names */
+  char file[256];    /* path of the .icd file (without the root prefix) */
+  char library[256]; /* library it names */
   int loadable;
   char error[256];
 } gg_doctor_icd;
 
 typedef struct gg_doctor_model {
   char name[32];
-  uint64_t bytes;      /* size of <name>.bin; 0 when missing */
+  uint64_t bytes;   /* size of <name>.bin; 0 when missing */
+  uint64_t planned; /* engine's planned peak (weights + arena + workspace) for one
+                       request at the model's input size; 0 when it could not load */
 } gg_doctor_model;
 
 typedef struct gg_doctor_report {
-  char root[512];                /* "/" or the --root directory */
+  char root[512]; /* "/" or the --root directory */
   gg_check *checks;
   size_t nchecks, capchecks;
   /* facts, also emitted as JSON */
-  int nvidia_pci_gpus;           /* NVIDIA display controllers on the PCI bus */
-  int driver_loaded;             /* /proc/driver/nvidia/version present */
-  char driver_version[64];       /* "550.54.14" or "" */
-  int driver_cuda_version;       /* highest CUDA the driver supports, 12040 = 12.4; 0 unknown */
-  char driver_cuda_source[32];   /* "libcuda" or "driver table" */
-  int dev_nodes;                 /* /dev/nvidia[0-9]* count */
+  int nvidia_pci_gpus;         /* NVIDIA display controllers on the PCI bus */
+  int driver_loaded;           /* /proc/driver/nvidia/version present */
+  char driver_version[64];     /* "550.54.14" or "" */
+  int driver_cuda_version;     /* highest CUDA the driver supports, 12040 = 12.4; 0 unknown */
+  char driver_cuda_source[32]; /* "libcuda" or "driver table" */
+  int dev_nodes;               /* /dev/nvidia[0-9]* count */
   int libcuda_loaded;
   char libcuda_error[256];
-  int cuda_init_rc;              /* cuInit result, -1 when not called */
+  int cuda_init_rc; /* cuInit result, -1 when not called */
   int cuda_devices;
-  char toolkit_root[512];        /* "" when none */
-  char toolkit_real[512];        /* symlinks resolved */
-  char toolkit_version[32];      /* "13.0" */
-  int toolkit_cuda_version;      /* 13000 */
+  char toolkit_root[512];   /* "" when none */
+  char toolkit_real[512];   /* symlinks resolved */
+  char toolkit_version[32]; /* "13.0" */
+  int toolkit_cuda_version; /* 13000 */
   char toolkit_version_source[32];
   char libdevice_path[512];
-  char libdevice_data_dir[512];  /* the directory for --xla_gpu_cuda_data_dir */
-  char xla_data_dir[512];        /* from XLA_FLAGS, "" when unset */
-  int xla_data_dir_ok;           /* 1 when it contains nvvm/libdevice/libdevice.10.bc */
+  char libdevice_data_dir[512]; /* the directory for --xla_gpu_cuda_data_dir */
+  char xla_data_dir[512];       /* from XLA_FLAGS, "" when unset */
+  int xla_data_dir_ok;          /* 1 when it contains nvvm/libdevice/libdevice.10.bc */
   int opencl_loader;
   unsigned opencl_platforms;
   gg_doctor_icd *icds;
@@ -92,16 +94,17 @@ typedef struct gg_doctor_report {
   char models_dir[512];
   gg_doctor_model models[4];
   uint64_t models_total;
+  uint64_t models_planned; /* sum of models[].planned: all four loaded at once */
   gg_env_line *env;
   size_t nenv, capenv;
 } gg_doctor_report;
 
 typedef struct gg_doctor_opts {
-  const char *root;        /* NULL or "" for "/"; every filesystem probe is made under it */
-  int validate;            /* run each device's validation kernel */
-  const char *extra_device;/* also open and check this spec (e.g. "sim:mem=4560M"); may be NULL */
-  const char *models_dir;  /* model packages root (as serve --models-dir); NULL:
-                            * $GPUGUARD_CACHE/models or ~/.cache/gpuguard/models */
+  const char *root;         /* NULL or "" for "/"; every filesystem probe is made under it */
+  int validate;             /* run each device's validation kernel */
+  const char *extra_device; /* also open and check this spec (e.g. "sim:mem=4560M"); may be NULL */
+  const char *models_dir;   /* model packages root (as serve --models-dir); NULL:
+                             * $GPUGUARD_CACHE/models or ~/.cache/gpuguard/models */
 } gg_doctor_opts;
 
 /* Runs every check. Never crashes on a broken stack; returns GG_ENOMEM only

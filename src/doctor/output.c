@@ -25,9 +25,12 @@ static const char *mark(gg_check_status s) {
 static const char *section_title(const char *s) {
   static const struct {
     const char *id, *title;
-  } t[] = {{"driver", "NVIDIA driver"},      {"toolkit", "CUDA toolkit"},
-           {"libdevice", "libdevice / XLA"}, {"env", "TensorFlow-era environment"},
-           {"opencl", "OpenCL"},             {"devices", "Devices (validation)"},
+  } t[] = {{"driver", "NVIDIA driver"},
+           {"toolkit", "CUDA toolkit"},
+           {"libdevice", "libdevice / XLA"},
+           {"env", "TensorFlow-era environment"},
+           {"opencl", "OpenCL"},
+           {"devices", "Devices (validation)"},
            {"memory", "Memory"}};
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
     if (!strcmp(t[i].id, s)) return t[i].title;
@@ -35,8 +38,8 @@ static const char *section_title(const char *s) {
 }
 
 void gg_doctor_print_text(const gg_doctor_report *r, FILE *out) {
-  fprintf(out, "gpuguard doctor %s%s%s\n", GG_VERSION_STRING,
-          strcmp(r->root, "/") ? ", root " : "", strcmp(r->root, "/") ? r->root : "");
+  fprintf(out, "gpuguard doctor %s%s%s\n", GG_VERSION_STRING, strcmp(r->root, "/") ? ", root " : "",
+          strcmp(r->root, "/") ? r->root : "");
   const char *cur = "";
   int n[GG_CHECK_STATUS_COUNT] = {0};
   for (size_t i = 0; i < r->nchecks; i++) {
@@ -53,16 +56,22 @@ void gg_doctor_print_text(const gg_doctor_report *r, FILE *out) {
   int ex = gg_doctor_exit_status(r);
   fprintf(out, "\nSummary: %d ok, %d info, %d warnings, %d failures -> %s (exit %d)\n",
           n[GG_CHECK_OK], n[GG_CHECK_INFO], n[GG_CHECK_WARN], n[GG_CHECK_FAIL],
-          ex == 2 ? "FAIL" : ex == 1 ? "WARN" : "OK", ex);
+          ex == 2   ? "FAIL"
+          : ex == 1 ? "WARN"
+                    : "OK",
+          ex);
   if (r->nenv)
-    fprintf(out, "'gpuguard doctor --write-env gpu.env' writes the %zu variable(s) that make this "
-                 "machine work; then: . ./gpu.env\n",
+    fprintf(out,
+            "'gpuguard doctor --write-env gpu.env' writes the %zu variable(s) that make this "
+            "machine work; then: . ./gpu.env\n",
             r->nenv);
 }
 
 /* ---- JSON ------------------------------------------------------------------------ */
 
-static json_t *str_or_null(const char *s) { return s && *s ? json_string(s) : json_null(); }
+static json_t *str_or_null(const char *s) {
+  return s && *s ? json_string(s) : json_null();
+}
 
 char *gg_doctor_json(const gg_doctor_report *r) {
   json_t *o = json_object();
@@ -92,13 +101,16 @@ char *gg_doctor_json(const gg_doctor_report *r) {
   json_object_set_new(drv, "loaded", json_boolean(r->driver_loaded));
   json_object_set_new(drv, "version", str_or_null(r->driver_version));
   if (r->driver_cuda_version)
-    snprintf(v, sizeof v, "%d.%d", r->driver_cuda_version / 1000, r->driver_cuda_version % 1000 / 10);
+    snprintf(v, sizeof v, "%d.%d", r->driver_cuda_version / 1000,
+             r->driver_cuda_version % 1000 / 10);
   json_object_set_new(drv, "cuda_version", r->driver_cuda_version ? json_string(v) : json_null());
   json_object_set_new(drv, "cuda_version_source", str_or_null(r->driver_cuda_source));
   json_object_set_new(drv, "device_nodes", json_integer(r->dev_nodes));
   json_object_set_new(drv, "libcuda_loaded", json_boolean(r->libcuda_loaded));
   json_object_set_new(drv, "libcuda_error", str_or_null(r->libcuda_error));
-  json_object_set_new(drv, "cuinit", r->cuda_init_rc >= 0 ? json_string(gg_cuda_error_name(r->cuda_init_rc)) : json_null());
+  json_object_set_new(drv, "cuinit",
+                      r->cuda_init_rc >= 0 ? json_string(gg_cuda_error_name(r->cuda_init_rc))
+                                           : json_null());
   json_object_set_new(drv, "cuda_devices", json_integer(r->cuda_devices));
   const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
   json_object_set_new(drv, "cuda_visible_devices", cvd ? json_string(cvd) : json_null());
@@ -117,7 +129,8 @@ char *gg_doctor_json(const gg_doctor_report *r) {
   json_object_set_new(ld, "path", str_or_null(r->libdevice_path));
   json_object_set_new(ld, "data_dir", str_or_null(r->libdevice_data_dir));
   json_object_set_new(ld, "xla_flags_data_dir", str_or_null(r->xla_data_dir));
-  json_object_set_new(ld, "xla_flags_ok", r->xla_data_dir[0] ? json_boolean(r->xla_data_dir_ok) : json_null());
+  json_object_set_new(ld, "xla_flags_ok",
+                      r->xla_data_dir[0] ? json_boolean(r->xla_data_dir_ok) : json_null());
   json_object_set_new(o, "libdevice", ld);
 
   json_t *cl = json_object();
@@ -158,16 +171,26 @@ char *gg_doctor_json(const gg_doctor_report *r) {
     json_t *tj = json_null();
     if (d->have_telemetry) {
       tj = json_object();
-      json_object_set_new(tj, "utilization_pct", d->telemetry.utilization_pct >= 0 ? json_integer(d->telemetry.utilization_pct) : json_null());
-      json_object_set_new(tj, "mem_utilization_pct", d->telemetry.mem_utilization_pct >= 0 ? json_integer(d->telemetry.mem_utilization_pct) : json_null());
-      json_object_set_new(tj, "temperature_c", d->telemetry.temperature_c >= 0 ? json_integer(d->telemetry.temperature_c) : json_null());
+      json_object_set_new(tj, "utilization_pct",
+                          d->telemetry.utilization_pct >= 0
+                              ? json_integer(d->telemetry.utilization_pct)
+                              : json_null());
+      json_object_set_new(tj, "mem_utilization_pct",
+                          d->telemetry.mem_utilization_pct >= 0
+                              ? json_integer(d->telemetry.mem_utilization_pct)
+                              : json_null());
+      json_object_set_new(tj, "temperature_c",
+                          d->telemetry.temperature_c >= 0 ? json_integer(d->telemetry.temperature_c)
+                                                          : json_null());
     }
     json_object_set_new(x, "telemetry", tj);
     if (d->validated) {
       json_t *vj = json_object();
       json_object_set_new(vj, "passed", json_boolean(d->validation.passed));
       json_object_set_new(vj, "step", json_string(d->validation.step));
-      json_object_set_new(vj, "error", d->validation.error ? json_string(gg_err_name(d->validation.error)) : json_null());
+      json_object_set_new(vj, "error",
+                          d->validation.error ? json_string(gg_err_name(d->validation.error))
+                                              : json_null());
       json_object_set_new(vj, "reason", str_or_null(d->validation.reason));
       json_object_set_new(vj, "elapsed_ms", json_real(d->validation.elapsed_ms));
       json_object_set_new(x, "validation", vj);
@@ -184,11 +207,17 @@ char *gg_doctor_json(const gg_doctor_report *r) {
   for (int i = 0; i < 4; i++) {
     json_t *x = json_object();
     json_object_set_new(x, "name", json_string(r->models[i].name));
-    json_object_set_new(x, "bytes", r->models[i].bytes ? json_integer((json_int_t)r->models[i].bytes) : json_null());
+    json_object_set_new(x, "bytes",
+                        r->models[i].bytes ? json_integer((json_int_t)r->models[i].bytes)
+                                           : json_null());
+    json_object_set_new(x, "planned_bytes",
+                        r->models[i].planned ? json_integer((json_int_t)r->models[i].planned)
+                                             : json_null());
     json_array_append_new(files, x);
   }
   json_object_set_new(mods, "files", files);
   json_object_set_new(mods, "total_bytes", json_integer((json_int_t)r->models_total));
+  json_object_set_new(mods, "planned_bytes", json_integer((json_int_t)r->models_planned));
   json_object_set_new(o, "models", mods);
 
   json_t *env = json_array();
@@ -239,8 +268,9 @@ int gg_doctor_write_env(const gg_doctor_report *r, const char *path, char *err, 
   gmtime_r(&now, &tm);
   char ts[32];
   strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  fprintf(f, "# Environment for this machine's GPU stack, written by 'gpuguard doctor "
-             "--write-env' %s%s%s.\n# Use it with:  . %s\n",
+  fprintf(f,
+          "# Environment for this machine's GPU stack, written by 'gpuguard doctor "
+          "--write-env' %s%s%s.\n# Use it with:  . %s\n",
           ts, strcmp(r->root, "/") ? " for root " : "", strcmp(r->root, "/") ? r->root : "", path);
   if (!r->nenv) fprintf(f, "# Nothing to set: doctor found no variable that needs changing.\n");
   for (size_t i = 0; i < r->nenv; i++) {
@@ -263,8 +293,7 @@ int gg_doctor_write_env(const gg_doctor_report *r, const char *path, char *err, 
 
 /* ---- --explain ------------------------------------------------------------------ */
 
-int gg_doctor_explain(const char *path, FILE *out, int json, int *found, char *err,
-                      size_t errlen) {
+int gg_doctor_explain(const char *path, FILE *out, int json, int *found, char *err, size_t errlen) {
   if (found) *found = 0;
   int is_stdin = !strcmp(path, "-");
   FILE *f = is_stdin ? stdin : fopen(path, "r");
@@ -282,7 +311,8 @@ int gg_doctor_explain(const char *path, FILE *out, int json, int *found, char *e
   ssize_t len;
   while ((len = getline(&line, &cap, f)) >= 0) {
     ln++;
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+      line[--len] = 0;
     gg_log_match m;
     if (!gg_classify_log_line(line, &m)) continue;
     nfound++;
@@ -297,10 +327,15 @@ int gg_doctor_explain(const char *path, FILE *out, int json, int *found, char *e
       json_object_set_new(x, "detail", str_or_null(m.detail));
       json_object_set_new(x, "status", str_or_null(m.token));
       json_object_set_new(x, "code", m.code ? json_integer(m.code) : json_null());
-      json_object_set_new(x, "requested_bytes", m.requested_bytes ? json_integer((json_int_t)m.requested_bytes) : json_null());
-      json_object_set_new(x, "free_bytes", m.free_bytes ? json_integer((json_int_t)m.free_bytes) : json_null());
-      json_object_set_new(x, "total_bytes", m.total_bytes ? json_integer((json_int_t)m.total_bytes) : json_null());
-      json_object_set_new(x, "recovery", json_string(gg_fail_action_name(gg_fail_class_recovery(m.cls))));
+      json_object_set_new(x, "requested_bytes",
+                          m.requested_bytes ? json_integer((json_int_t)m.requested_bytes)
+                                            : json_null());
+      json_object_set_new(x, "free_bytes",
+                          m.free_bytes ? json_integer((json_int_t)m.free_bytes) : json_null());
+      json_object_set_new(x, "total_bytes",
+                          m.total_bytes ? json_integer((json_int_t)m.total_bytes) : json_null());
+      json_object_set_new(x, "recovery",
+                          json_string(gg_fail_action_name(gg_fail_class_recovery(m.cls))));
       json_object_set_new(x, "text", json_stringn(line, strlen(line) > 400 ? 400 : strlen(line)));
       json_array_append_new(arr, x);
     } else {
@@ -326,7 +361,8 @@ int gg_doctor_explain(const char *path, FILE *out, int json, int *found, char *e
     json_object_set_new(o, "recognised", json_integer(nfound));
     json_t *by = json_object();
     for (int c = 1; c < GG_FAIL_CLASS_COUNT; c++)
-      if (counts[c]) json_object_set_new(by, gg_fail_class_name((gg_fail_class)c), json_integer(counts[c]));
+      if (counts[c])
+        json_object_set_new(by, gg_fail_class_name((gg_fail_class)c), json_integer(counts[c]));
     json_object_set_new(o, "by_class", by);
     json_object_set_new(o, "findings", arr);
     char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
