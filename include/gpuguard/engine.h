@@ -33,6 +33,16 @@ typedef struct gg_tensor_info {
  * candidate tried, for the message) or GG_EINVAL. */
 int gg_model_resolve(const char *name_or_path, char *out, size_t outlen);
 
+/* How an image is fed to the model at `path`: fills *pp (see
+ * gg_preprocess_for_model in image.h) and dims with the input tensor shape,
+ * {1,H,W,3} (NHWC) or {1,3,H,W} (pp->nchw). When the model's convention has
+ * no fixed size, H and W come from the model's first input, which means
+ * loading it. Returns 0, or GG_EUNSUPPORTED (no fixed 4-D image input) / the
+ * load error, with a message in err. */
+struct gg_preprocess;
+int gg_model_image_input(const char *path, struct gg_preprocess *pp, int64_t dims[4], char *err,
+                         size_t errlen);
+
 /* Loads model.json at `path` and its weight shards (same folder), converts
  * and validates everything, folds constants and fuses ops. Weights are held
  * in accounted host memory (owner "engine/weights"). A model file is
@@ -68,9 +78,9 @@ typedef enum gg_engine_backend {
 } gg_engine_backend;
 
 typedef struct gg_session_opts {
-  int threads;                /* 0 or 1: the caller's thread only */
+  int threads; /* 0 or 1: the caller's thread only */
   gg_engine_backend backend;
-  int no_reuse;               /* give every tensor its own arena range (tests) */
+  int no_reuse; /* give every tensor its own arena range (tests) */
 } gg_session_opts;
 
 /* Memory of one prepared session, in bytes. predicted = weights + arena +
@@ -79,13 +89,13 @@ typedef struct gg_session_opts {
  * plus XNNPACK's counting allocator (packed weights, operator state) saw
  * allocated for this model and session. */
 typedef struct gg_engine_mem {
-  uint64_t weights;        /* gg_model_weights_bytes */
-  uint64_t arena;          /* planned arena bytes (peak + backend read slack) */
-  uint64_t arena_peak;     /* planner's peak: max(offset + size) */
-  uint64_t arena_no_reuse; /* what the arena would be without reuse */
-  uint64_t workspace;      /* backend-held bytes (XNNPACK packed weights, state) */
-  uint64_t predicted;      /* weights + arena + workspace */
-  uint64_t measured;       /* counted by the allocators */
+  uint64_t weights;         /* gg_model_weights_bytes */
+  uint64_t arena;           /* planned arena bytes (peak + backend read slack) */
+  uint64_t arena_peak;      /* planner's peak: max(offset + size) */
+  uint64_t arena_no_reuse;  /* what the arena would be without reuse */
+  uint64_t workspace;       /* backend-held bytes (XNNPACK packed weights, state) */
+  uint64_t predicted;       /* weights + arena + workspace */
+  uint64_t measured;        /* counted by the allocators */
   int n_ops, n_ops_xnnpack; /* ops per run, and how many run on XNNPACK */
 } gg_engine_mem;
 

@@ -180,27 +180,11 @@ static int infer_guarded(const infer_opts *o, const char *model) {
   int rc = gg_image_load(o->image, &img, err, sizeof err);
   if (rc) return fail("image", rc, err);
   gg_preprocess pp;
-  gg_preprocess_for_model(model, &pp);
-  if (pp.width <= 0 || pp.height <= 0) {
-    gg_model *m = NULL;
-    gg_tensor_info ti;
-    if (gg_model_load(model, &m, err, sizeof err) == 0 && gg_model_input(m, 0, &ti) == 0 &&
-        ti.ndim == 4) {
-      pp.height = (int)ti.shape[pp.nchw ? 2 : 1];
-      pp.width = (int)ti.shape[pp.nchw ? 3 : 2];
-    }
-    gg_model_free(m);
-    if (pp.width <= 0 || pp.height <= 0) {
-      gg_image_free(&img);
-      return fail("model", GG_EUNSUPPORTED, "the model has no fixed image input size");
-    }
-  }
   gg_gtensor in = {.ndim = 4};
-  in.dims[0] = 1;
-  if (pp.nchw)
-    in.dims[1] = 3, in.dims[2] = pp.height, in.dims[3] = pp.width;
-  else
-    in.dims[1] = pp.height, in.dims[2] = pp.width, in.dims[3] = 3;
+  if ((rc = gg_model_image_input(model, &pp, in.dims, err, sizeof err))) {
+    gg_image_free(&img);
+    return fail("model", rc, err);
+  }
   in.data = malloc(gg_gtensor_count(&in) * sizeof(float));
   rc = in.data ? gg_image_to_tensor(&img, &pp, in.data) : GG_ENOMEM;
   gg_image_free(&img);

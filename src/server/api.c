@@ -38,8 +38,8 @@ static void h_readyz(gg_server *srv, const gg_http_req *req, gg_http_resp *resp,
   int idx = serving_index(srv, &st);
   int models = atomic_load(&srv->models_ready);
   int ready = idx >= 0 && models;
-  json_t *j = json_pack("{s:b,s:b,s:b}", "ready", ready, "device_usable", idx >= 0,
-                        "models_loaded", models);
+  json_t *j = json_pack("{s:b,s:b,s:b}", "ready", ready, "device_usable", idx >= 0, "models_loaded",
+                        models);
   json_object_set_new(j, "device", json_string(idx >= 0 ? st.spec : ""));
   if (!ready) {
     const char *why = !models ? (srv->models_error[0] ? srv->models_error : "models loading")
@@ -51,11 +51,10 @@ static void h_readyz(gg_server *srv, const gg_http_req *req, gg_http_resp *resp,
 
 static json_t *device_info_json(const gg_device_info *d) {
   return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:i}", "name", d->name, "kind",
-                   gg_device_kind_name(d->kind), "description", d->description, "vendor",
-                   d->vendor, "driver_version", d->driver_version, "total_bytes",
-                   (json_int_t)d->total_mem, "free_bytes", (json_int_t)d->free_mem,
-                   "max_alloc_bytes", (json_int_t)d->max_alloc, "compute_units",
-                   d->compute_units);
+                   gg_device_kind_name(d->kind), "description", d->description, "vendor", d->vendor,
+                   "driver_version", d->driver_version, "total_bytes", (json_int_t)d->total_mem,
+                   "free_bytes", (json_int_t)d->free_mem, "max_alloc_bytes",
+                   (json_int_t)d->max_alloc, "compute_units", d->compute_units);
 }
 
 /* Enumerating drivers is slow (an OpenCL platform loads its whole runtime),
@@ -89,8 +88,8 @@ static json_t *device_state_json(gg_server *srv) {
   gg_guard_device_status st, primary;
   int idx = serving_index(srv, &st);
   int have_primary = gg_guard_device_status_get(srv->guard, 0, &primary) == 0;
-  json_t *j = json_pack("{s:s,s:o,s:I,s:b,s:{s:f,s:f,s:f}}", "device",
-                        idx >= 0 ? st.name : "none", "devices", devs, "generation_count",
+  json_t *j = json_pack("{s:s,s:o,s:I,s:b,s:{s:f,s:f,s:f}}", "device", idx >= 0 ? st.name : "none",
+                        "devices", devs, "generation_count",
                         (json_int_t)atomic_load(&srv->generation_count), "gpu_failed",
                         gg_guard_gpu_failed(srv->guard), "memory_info", "rss_mb", pm.rss_mb,
                         "vms_mb", pm.vms_mb, "percent", pm.percent);
@@ -121,9 +120,8 @@ static void h_device_switch(gg_server *srv, const gg_http_req *req, gg_http_resp
   json_t *body = json_loadb(req->body, req->body_len, 0, &e);
   const char *spec = body ? json_string_value(json_object_get(body, "device")) : NULL;
   if (!body || !spec || !*spec || strlen(spec) > 120) {
-    gg_http_error(resp, 400,
-                  "expected a JSON body like {\"device\": \"cpu\"}%s%s", body ? "" : ": ",
-                  body ? "" : e.text);
+    gg_http_error(resp, 400, "expected a JSON body like {\"device\": \"cpu\"}%s%s",
+                  body ? "" : ": ", body ? "" : e.text);
     json_decref(body);
     return;
   }
@@ -171,7 +169,8 @@ static int http_status_for(int rc) {
 
 static json_t *tensor_json(const gg_gtensor *t, int full) {
   json_t *shape = json_array();
-  for (int d = 0; d < t->ndim; d++) json_array_append_new(shape, json_integer(t->dims[d]));
+  for (int d = 0; d < t->ndim; d++)
+    json_array_append_new(shape, json_integer(t->dims[d]));
   size_t n = gg_gtensor_count(t);
   double mn = INFINITY, mx = -INFINITY, sum = 0;
   for (size_t i = 0; i < n; i++) {
@@ -188,7 +187,8 @@ static json_t *tensor_json(const gg_gtensor *t, int full) {
   }
   size_t take = (full || n <= INFER_INLINE_MAX) ? n : 16;
   json_t *data = json_array();
-  for (size_t i = 0; i < take; i++) json_array_append_new(data, json_real(t->data[i]));
+  for (size_t i = 0; i < take; i++)
+    json_array_append_new(data, json_real(t->data[i]));
   json_object_set_new(o, take == n ? "data" : "first", data);
   return o;
 }
@@ -198,8 +198,9 @@ static json_t *tensor_json(const gg_gtensor *t, int full) {
 static void h_infer(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
   const char *model = gg_http_query(req, "model");
   if (!valid_model_name(model)) {
-    gg_http_error(resp, 400, "query parameter 'model' must name a bundled model "
-                             "(letters, digits, '-', '_'), e.g. ?model=blazeface");
+    gg_http_error(resp, 400,
+                  "query parameter 'model' must name a bundled model "
+                  "(letters, digits, '-', '_'), e.g. ?model=blazeface");
     return;
   }
   if (req->body_len == 0) {
@@ -215,36 +216,21 @@ static void h_infer(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, 
     return;
   }
   gg_preprocess pp;
-  gg_preprocess_for_model(path, &pp);
-  if (pp.width <= 0 || pp.height <= 0) {
-    gg_model *m = NULL;
-    char err[256] = "";
-    gg_tensor_info ti;
-    if (gg_model_load(path, &m, err, sizeof err) == 0 && gg_model_input(m, 0, &ti) == 0 &&
-        ti.ndim == 4) {
-      pp.height = (int)ti.shape[1];
-      pp.width = (int)ti.shape[2];
-    }
-    gg_model_free(m);
-    if (pp.width <= 0 || pp.height <= 0) {
-      gg_http_error(resp, 400, "model '%s' has no fixed image input size", model);
-      return;
-    }
+  gg_gtensor in = {.ndim = 4};
+  char err[256] = "";
+  if ((rc = gg_model_image_input(path, &pp, in.dims, err, sizeof err))) {
+    /* a model without an image input is the caller's choice; one that does
+     * not load is ours */
+    gg_http_error(resp, rc == GG_EUNSUPPORTED ? 400 : 500, "model '%s' cannot take an image: %s",
+                  model, err);
+    return;
   }
   uint64_t t0 = gg_now_ns();
   gg_image img = {0};
-  char err[256] = "";
   rc = gg_image_decode(req->body, req->body_len, srv->cfg.max_pixels, &img, err, sizeof err);
   if (rc) {
     gg_http_error(resp, rc == GG_ETOO_LARGE ? 413 : 400, "cannot use the image: %s", err);
     return;
-  }
-  gg_gtensor in = {.ndim = 4};
-  in.dims[0] = 1;
-  if (pp.nchw) {
-    in.dims[1] = 3, in.dims[2] = pp.height, in.dims[3] = pp.width;
-  } else {
-    in.dims[1] = pp.height, in.dims[2] = pp.width, in.dims[3] = 3;
   }
   in.data = malloc(gg_gtensor_count(&in) * sizeof(float));
   if (!in.data || gg_image_to_tensor(&img, &pp, in.data) != 0) {
@@ -274,11 +260,11 @@ static void h_infer(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, 
   for (int i = 0; i < res.n_outputs; i++) {
     json_array_append_new(outs, tensor_json(&res.outputs[i], full));
   }
-  json_t *j = json_pack("{s:s,s:s,s:i,s:b,s:f,s:f,s:I,s:{s:i,s:i},s:o}", "model", model,
-                        "device", res.device, "attempts", res.attempts, "fell_back",
-                        res.fell_back, "preprocess_ms", pre_ms, "run_ms", res.elapsed_ms,
-                        "planned_peak_bytes", (json_int_t)res.planned_peak, "image", "width",
-                        iw, "height", ih, "outputs", outs);
+  json_t *j =
+      json_pack("{s:s,s:s,s:i,s:b,s:f,s:f,s:I,s:{s:i,s:i},s:o}", "model", model, "device",
+                res.device, "attempts", res.attempts, "fell_back", res.fell_back, "preprocess_ms",
+                pre_ms, "run_ms", res.elapsed_ms, "planned_peak_bytes",
+                (json_int_t)res.planned_peak, "image", "width", iw, "height", ih, "outputs", outs);
   gg_guard_result_release(&res);
   gg_http_json(resp, 200, j);
 }

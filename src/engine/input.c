@@ -1,0 +1,33 @@
+/* gg_model_image_input: the input tensor shape an image becomes for a model,
+ * shared by `gpuguard infer` and POST /api/infer. */
+#include "gpuguard/engine.h"
+#include "gpuguard/error.h"
+#include "gpuguard/image.h"
+
+#include <stdio.h>
+
+int gg_model_image_input(const char *path, gg_preprocess *pp, int64_t dims[4], char *err,
+                         size_t errlen) {
+  gg_preprocess_for_model(path, pp);
+  if (pp->width <= 0 || pp->height <= 0) {
+    gg_model *m = NULL;
+    gg_tensor_info ti;
+    int rc = gg_model_load(path, &m, err, errlen);
+    if (rc) return rc;
+    if (gg_model_input(m, 0, &ti) == 0 && ti.ndim == 4) {
+      pp->height = (int)ti.shape[pp->nchw ? 2 : 1];
+      pp->width = (int)ti.shape[pp->nchw ? 3 : 2];
+    }
+    gg_model_free(m);
+    if (pp->width <= 0 || pp->height <= 0) {
+      snprintf(err, errlen, "%s has no fixed 4-D image input", path);
+      return GG_EUNSUPPORTED;
+    }
+  }
+  dims[0] = 1;
+  if (pp->nchw)
+    dims[1] = 3, dims[2] = pp->height, dims[3] = pp->width;
+  else
+    dims[1] = pp->height, dims[2] = pp->width, dims[3] = 3;
+  return 0;
+}
