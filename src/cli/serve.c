@@ -6,6 +6,7 @@
 #include "gpuguard/log.h"
 #include "gpuguard/server.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -130,6 +131,13 @@ int gg_cli_serve(int argc, char **argv) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
+  /* Per-request buffers (decoded images, input tensors) are hundreds of KiB
+   * to a few MiB. With glibc's dynamic mmap threshold they end up cached in
+   * each HTTP thread's malloc arena, so RSS climbs by tens of MiB before it
+   * levels off. A fixed threshold sends them to mmap and back to the kernel
+   * when freed; the cost (an mmap and its page faults) is far below one
+   * inference. */
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
   gg_server *srv = NULL;
   rc = gg_server_new(&o.srv, &srv);
