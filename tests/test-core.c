@@ -15,7 +15,8 @@ static void test_error_names(void) {
   ASSERT_TRUE(GG_EINVAL < 0);
   /* Every code has a distinct name. */
   for (int a = GG_EINVAL; a < GG_E_COUNT_END; a++)
-    for (int b = a + 1; b < GG_E_COUNT_END; b++) ASSERT_TRUE(strcmp(gg_err_name(a), gg_err_name(b)));
+    for (int b = a + 1; b < GG_E_COUNT_END; b++)
+      ASSERT_TRUE(strcmp(gg_err_name(a), gg_err_name(b)));
 }
 
 static void test_parse_size(void) {
@@ -102,6 +103,32 @@ static void test_opts_errors(void) {
   unsetenv("GG_TEST_N");
 }
 
+/* gg_opts_cli: the exit codes every subcommand relies on. */
+static void test_opts_cli(void) {
+  cfg c;
+  unsetenv("GG_TEST_N");
+  char *ok[] = {"x", "--n", "3", NULL};
+  ASSERT_EQ(gg_opts_cli("t", "", k_opts, &c, 3, ok), -1);
+  ASSERT_EQ(c.n, 3);
+  FILE *saved = stderr;
+  stderr = fopen("/dev/null", "w");
+  char *bad[] = {"x", "--bogus", NULL};
+  int rc_bad = gg_opts_cli("t", "", k_opts, &c, 2, bad);
+  char *stray[] = {"x", "--n", "3", "extra", NULL};
+  int rc_stray = gg_opts_cli("t", "", k_opts, &c, 4, stray);
+  fclose(stderr);
+  stderr = saved;
+  ASSERT_EQ(rc_bad, 2);
+  ASSERT_EQ(rc_stray, 2);
+  FILE *out = stdout;
+  stdout = fopen("/dev/null", "w");
+  char *help[] = {"x", "--help", NULL};
+  int rc_help = gg_opts_cli("t", "Usage: t\n", k_opts, &c, 2, help);
+  fclose(stdout);
+  stdout = out;
+  ASSERT_EQ(rc_help, 0);
+}
+
 static char g_captured[4096];
 static void capture(gg_log_level level, const char *line, void *user) {
   strncat(g_captured, line, sizeof g_captured - strlen(g_captured) - 1);
@@ -142,9 +169,13 @@ static void test_proc_mem(void) {
 
 int main(int argc, char **argv) {
   static const gg_test_case cases[] = {
-      {"error_names", test_error_names},   {"parse_size", test_parse_size},
-      {"opts_precedence", test_opts_precedence}, {"opts_errors", test_opts_errors},
-      {"log_levels", test_log_levels},     {"proc_mem", test_proc_mem},
+      {"error_names", test_error_names},
+      {"parse_size", test_parse_size},
+      {"opts_precedence", test_opts_precedence},
+      {"opts_errors", test_opts_errors},
+      {"opts_cli", test_opts_cli},
+      {"log_levels", test_log_levels},
+      {"proc_mem", test_proc_mem},
       {0},
   };
   return gg_test_main(argc, argv, cases);

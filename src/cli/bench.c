@@ -152,22 +152,15 @@ int gg_cli_bench(int argc, char **argv) {
   bench_opts o;
   memset(&o, 0, sizeof o);
   char err[1024] = "";
-  int first = 0;
-  int rc = gg_opts_parse(k_bench_opts, &o, argc, argv, &first, err, sizeof err);
-  if (rc == 1) {
-    printf("Usage: gpuguard bench [options]\n\n"
-           "Times each model's run stage on the CPU (gpuguard's engine, XNNPACK) and, in the\n"
-           "same run, on TensorFlow.js with its WebAssembly backend (1 thread), and prints the\n"
-           "medians and the ratio tfjs-wasm / gpuguard (> 1: gpuguard is faster). Inputs are\n"
-           "fixed pseudo-random tensors of each model's input shape.\n"
-           "bench/bench-engine.sh runs the same comparison over interleaved rounds.\n\n");
-    gg_opts_print_help(stdout, k_bench_opts);
-    return 0;
-  }
-  if (rc < 0 || first < argc) {
-    fprintf(stderr, "gpuguard bench: %s\n", rc < 0 ? err : "unexpected argument (see --help)");
-    return 2;
-  }
+  static const char usage[] =
+      "Usage: gpuguard bench [options]\n\n"
+      "Times each model's run stage on the CPU (gpuguard's engine, XNNPACK) and, in the\n"
+      "same run, on TensorFlow.js with its WebAssembly backend (1 thread), and prints the\n"
+      "medians and the ratio tfjs-wasm / gpuguard (> 1: gpuguard is faster). Inputs are\n"
+      "fixed pseudo-random tensors of each model's input shape.\n"
+      "bench/bench-engine.sh runs the same comparison over interleaved rounds.\n\n";
+  int rc = gg_opts_cli("bench", usage, k_bench_opts, &o, argc, argv);
+  if (rc >= 0) return rc;
   if (o.runs < 1 || o.runs > 100000 || o.warmup < 0 || o.warmup > 1000 || o.threads < 1 ||
       o.threads > 256) {
     fprintf(stderr, "gpuguard bench: --runs 1..100000, --warmup 0..1000, --threads 1..256\n");

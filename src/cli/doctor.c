@@ -1,8 +1,8 @@
 /* gpuguard doctor: diagnose the GPU stack, write a working environment,
  * explain an application's GPU failures. */
+#include "doctor/doctor.h"
 #include "cli/cli.h"
 #include "core/opts.h"
-#include "doctor/doctor.h"
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
 
@@ -75,32 +75,22 @@ int gg_cli_doctor(int argc, char **argv) {
   doctor_opts o;
   memset(&o, 0, sizeof o);
   char err[512] = "";
-  int first = 0;
-  int rc = gg_opts_parse(k_doctor_opts, &o, argc, argv, &first, err, sizeof err);
-  if (rc == 1) {
-    printf("Usage: gpuguard doctor [options]\n\n"
-           "Checks the NVIDIA driver, /dev/nvidia*, CUDA_VISIBLE_DEVICES, the CUDA toolkit and\n"
-           "its compatibility with the driver, libdevice and XLA_FLAGS, TensorFlow-era\n"
-           "variables, OpenCL ICDs, memory against the bundled models, and validates every\n"
-           "device. Each line is marked [ OK ], [INFO], [WARN] or [FAIL], with the cause and\n"
-           "the exact fix when not OK.\n\n"
-           "Exit status: 0 all good, 1 warnings only, 2 at least one failure.\n"
-           "With --explain: 0 no GPU failure recognised, 2 at least one.\n\n");
-    gg_opts_print_help(stdout, k_doctor_opts);
-    return 0;
-  }
-  if (rc < 0) {
-    fprintf(stderr, "gpuguard doctor: %s\n", err);
-    return 2;
-  }
-  if (first < argc) {
-    fprintf(stderr, "gpuguard doctor: unexpected argument '%s' (see --help)\n", argv[first]);
-    return 2;
-  }
+  static const char usage[] =
+      "Usage: gpuguard doctor [options]\n\n"
+      "Checks the NVIDIA driver, /dev/nvidia*, CUDA_VISIBLE_DEVICES, the CUDA toolkit and\n"
+      "its compatibility with the driver, libdevice and XLA_FLAGS, TensorFlow-era\n"
+      "variables, OpenCL ICDs, memory against the bundled models, and validates every\n"
+      "device. Each line is marked [ OK ], [INFO], [WARN] or [FAIL], with the cause and\n"
+      "the exact fix when not OK.\n\n"
+      "Exit status: 0 all good, 1 warnings only, 2 at least one failure.\n"
+      "With --explain: 0 no GPU failure recognised, 2 at least one.\n\n";
+  int rc = gg_opts_cli("doctor", usage, k_doctor_opts, &o, argc, argv);
+  if (rc >= 0) return rc;
   gg_log_level lvl;
   if (gg_log_level_parse(o.log_level, &lvl) != 0) {
-    fprintf(stderr, "gpuguard doctor: --log-level: expected debug, info, warn, error or off, "
-                    "got '%s'\n",
+    fprintf(stderr,
+            "gpuguard doctor: --log-level: expected debug, info, warn, error or off, "
+            "got '%s'\n",
             o.log_level);
     return 2;
   }
@@ -154,8 +144,7 @@ int gg_cli_doctor(int argc, char **argv) {
       fprintf(stderr, "gpuguard doctor --write-env: %s\n", err);
       ex = 2;
     } else if (!o.json) {
-      printf("Wrote %zu variable(s) to %s; use it with: . %s\n", r->nenv, o.write_env,
-             o.write_env);
+      printf("Wrote %zu variable(s) to %s; use it with: . %s\n", r->nenv, o.write_env, o.write_env);
     }
   }
   gg_doctor_report_free(r);

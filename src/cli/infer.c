@@ -287,30 +287,19 @@ int gg_cli_infer(int argc, char **argv) {
   infer_opts o;
   memset(&o, 0, sizeof o);
   char err[1024] = "";
-  int first = 0;
-  int rc = gg_opts_parse(k_infer_opts, &o, argc, argv, &first, err, sizeof err);
-  if (rc == 1) {
-    printf("Usage: gpuguard infer --model NAME|PATH --image FILE [options]\n\n"
-           "Runs one image through one TF.js graph model and prints the outputs (shape,\n"
-           "FNV-1a digest of the float32 bytes, first values).\n\n"
-           "With --device cpu alone it runs the engine directly and also prints the planned\n"
-           "and the measured memory and the time per stage. With any other device, a\n"
-           "--fallback or --faults, each run goes through the resilience layer (admission,\n"
-           "retries, circuit breaker, worker isolation, fallback chain) and prints which\n"
-           "device served it, after how many attempts, and the breaker states after it:\n"
-           "  gpuguard infer --model blazeface --image photo.jpg \\\n"
-           "      --device sim:mem=4560M --faults sticky@1 --fallback cpu --repeat 3\n\n");
-    gg_opts_print_help(stdout, k_infer_opts);
-    return 0;
-  }
-  if (rc < 0) {
-    fprintf(stderr, "gpuguard infer: %s\n", err);
-    return 2;
-  }
-  if (first < argc) {
-    fprintf(stderr, "gpuguard infer: unexpected argument '%s' (see --help)\n", argv[first]);
-    return 2;
-  }
+  static const char usage[] =
+      "Usage: gpuguard infer --model NAME|PATH --image FILE [options]\n\n"
+      "Runs one image through one TF.js graph model and prints the outputs (shape,\n"
+      "FNV-1a digest of the float32 bytes, first values).\n\n"
+      "With --device cpu alone it runs the engine directly and also prints the planned\n"
+      "and the measured memory and the time per stage. With any other device, a\n"
+      "--fallback or --faults, each run goes through the resilience layer (admission,\n"
+      "retries, circuit breaker, worker isolation, fallback chain) and prints which\n"
+      "device served it, after how many attempts, and the breaker states after it:\n"
+      "  gpuguard infer --model blazeface --image photo.jpg \\\n"
+      "      --device sim:mem=4560M --faults sticky@3 --fallback cpu --repeat 3\n\n";
+  int rc = gg_opts_cli("infer", usage, k_infer_opts, &o, argc, argv);
+  if (rc >= 0) return rc;
   gg_log_level lvl;
   if (gg_log_level_parse(o.log_level, &lvl) == 0) gg_log_set_level(lvl);
   if (!o.model || !*o.model || !o.image || !*o.image) {

@@ -73,28 +73,17 @@ int gg_cli_serve(int argc, char **argv) {
   serve_opts o;
   memset(&o, 0, sizeof o);
   char err[256] = "";
-  int first = 0;
-  int rc = gg_opts_parse(k_serve_opts, &o, argc, argv, &first, err, sizeof err);
-  if (rc == 1) {
-    printf("Usage: gpuguard serve [options]\n\nRuns the HTTP service. Endpoints:\n"
-           "  GET  /                      dashboard\n"
-           "  GET  /healthz               process alive\n"
-           "  GET  /readyz                models loaded and a device usable (503 otherwise)\n"
-           "  GET  /api/device            devices, current device, breaker, memory, counters\n"
-           "  POST /api/device            {\"device\": \"cpu\"} switches the device at run time\n"
-           "  POST /api/infer?model=NAME  body: a JPEG or PNG; returns the model's outputs\n"
-           "  GET  /metrics               Prometheus metrics\n\n");
-    gg_opts_print_help(stdout, k_serve_opts);
-    return 0;
-  }
-  if (rc < 0) {
-    fprintf(stderr, "gpuguard serve: %s\n", err);
-    return 2;
-  }
-  if (first < argc) {
-    fprintf(stderr, "gpuguard serve: unexpected argument '%s' (see --help)\n", argv[first]);
-    return 2;
-  }
+  static const char usage[] =
+      "Usage: gpuguard serve [options]\n\nRuns the HTTP service. Endpoints:\n"
+      "  GET  /                      dashboard\n"
+      "  GET  /healthz               process alive\n"
+      "  GET  /readyz                models loaded and a device usable (503 otherwise)\n"
+      "  GET  /api/device            devices, current device, breaker, memory, counters\n"
+      "  POST /api/device            {\"device\": \"cpu\"} switches the device at run time\n"
+      "  POST /api/infer?model=NAME  body: a JPEG or PNG; returns the model's outputs\n"
+      "  GET  /metrics               Prometheus metrics\n\n";
+  int rc = gg_opts_cli("serve", usage, k_serve_opts, &o, argc, argv);
+  if (rc >= 0) return rc;
   gg_log_level lvl;
   if (gg_log_level_parse(o.log_level, &lvl) != 0) {
     fprintf(stderr,

@@ -29,8 +29,8 @@ typedef struct stress_opts {
 
 #define ST(f) offsetof(stress_opts, f)
 static const gg_opt k_stress_opts[] = {
-    {"url", "GPUGUARD_STRESS_URL", GG_OPT_STR, ST(url), "http://127.0.0.1:8000",
-     "server base URL", "URL"},
+    {"url", "GPUGUARD_STRESS_URL", GG_OPT_STR, ST(url), "http://127.0.0.1:8000", "server base URL",
+     "URL"},
     {"path", NULL, GG_OPT_STR, ST(path), "/api/device", "endpoint to hammer", "PATH"},
     {"method", NULL, GG_OPT_STR, ST(method), "GET", "HTTP method", "M"},
     {"body-file", NULL, GG_OPT_STR, ST(body_file), "", "send this file as the request body",
@@ -61,7 +61,9 @@ typedef struct shared {
   _Atomic int status_counts[6]; /* 1xx..5xx by index status/100 */
 } shared;
 
-static size_t sink(char *p, size_t s, size_t n, void *u) { return s * n; }
+static size_t sink(char *p, size_t s, size_t n, void *u) {
+  return s * n;
+}
 
 typedef struct grow {
   char *p;
@@ -168,28 +170,21 @@ static void run_phase(shared *sh, int n, int conc, int time_limit_s) {
   int started = 0;
   for (int i = 0; t && i < conc; i++)
     if (pthread_create(&t[i], NULL, worker, sh) == 0) started++;
-  for (int i = 0; i < started; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < started; i++)
+    pthread_join(t[i], NULL);
   free(t);
 }
 
 int gg_cli_stress(int argc, char **argv) {
   stress_opts o;
   memset(&o, 0, sizeof o);
-  char err[256];
-  int first;
-  int rc = gg_opts_parse(k_stress_opts, &o, argc, argv, &first, err, sizeof err);
-  if (rc == 1) {
-    printf("Usage: gpuguard stress [options]\n\nSends a bounded number of requests to a running "
-           "gpuguard server (warm-up first), samples the\nserver's resident memory from "
-           "/api/device before and after, and fails (exit 1) when it grew\nby more than "
-           "--max-growth-mb or any request failed.\n\n");
-    gg_opts_print_help(stdout, k_stress_opts);
-    return 0;
-  }
-  if (rc < 0 || first < argc) {
-    fprintf(stderr, "gpuguard stress: %s\n", rc < 0 ? err : "unexpected argument (see --help)");
-    return 2;
-  }
+  static const char usage[] =
+      "Usage: gpuguard stress [options]\n\nSends a bounded number of requests to a running "
+      "gpuguard server (warm-up first), samples the\nserver's resident memory from "
+      "/api/device before and after, and fails (exit 1) when it grew\nby more than "
+      "--max-growth-mb or any request failed.\n\n";
+  int rc = gg_opts_cli("stress", usage, k_stress_opts, &o, argc, argv);
+  if (rc >= 0) return rc;
   if (o.requests <= 0 || o.requests > 10000000 || o.concurrency <= 0 || o.concurrency > 256 ||
       o.warmup < 0 || o.time_limit_s <= 0) {
     fprintf(stderr, "gpuguard stress: --requests 1..1e7, --concurrency 1..256, --warmup >= 0, "
@@ -235,7 +230,8 @@ int gg_cli_stress(int argc, char **argv) {
   atomic_store(&sh.ok, 0);
   atomic_store(&sh.failed, 0);
   atomic_store(&sh.transport_errors, 0);
-  for (int i = 0; i < 6; i++) atomic_store(&sh.status_counts[i], 0);
+  for (int i = 0; i < 6; i++)
+    atomic_store(&sh.status_counts[i], 0);
   uint64_t t0 = gg_now_ns();
   run_phase(&sh, o.requests, o.concurrency, o.time_limit_s);
   double wall_s = (double)(gg_now_ns() - t0) / 1e9;
@@ -253,13 +249,12 @@ int gg_cli_stress(int argc, char **argv) {
              sent == o.requests;
   if (o.json) {
     json_t *j = json_pack(
-        "{s:s,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:{s:f,s:f,s:f,s:f},s:{s:f,s:f,s:f,s:f,s:f},s:b}",
-        "url", o.url, "requests", o.requests, "sent", sent, "ok", atomic_load(&sh.ok), "failed",
-        atomic_load(&sh.failed), "warmup_failed", warm_failed, "wall_s", wall_s,
-        "requests_per_s", wall_s > 0 ? sent / wall_s : 0.0, "latency_ms", "p50", PCT(0.50),
-        "p95", PCT(0.95), "p99", PCT(0.99), "max", nl ? lat[nl - 1] : 0.0, "server_rss_mb",
-        "start", rss_start, "baseline", rss_base, "end", rss_end, "growth", growth,
-        "max_growth", o.max_growth_mb, "pass", pass);
+        "{s:s,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:{s:f,s:f,s:f,s:f},s:{s:f,s:f,s:f,s:f,s:f},s:b}", "url",
+        o.url, "requests", o.requests, "sent", sent, "ok", atomic_load(&sh.ok), "failed",
+        atomic_load(&sh.failed), "warmup_failed", warm_failed, "wall_s", wall_s, "requests_per_s",
+        wall_s > 0 ? sent / wall_s : 0.0, "latency_ms", "p50", PCT(0.50), "p95", PCT(0.95), "p99",
+        PCT(0.99), "max", nl ? lat[nl - 1] : 0.0, "server_rss_mb", "start", rss_start, "baseline",
+        rss_base, "end", rss_end, "growth", growth, "max_growth", o.max_growth_mb, "pass", pass);
     char *s = json_dumps(j, JSON_INDENT(2));
     puts(s ? s : "{}");
     free(s);
@@ -270,8 +265,8 @@ int gg_cli_stress(int argc, char **argv) {
            o.url, o.path, sent, o.requests, wall_s, wall_s > 0 ? sent / wall_s : 0.0,
            atomic_load(&sh.ok), atomic_load(&sh.failed), atomic_load(&sh.transport_errors),
            atomic_load(&sh.status_counts[4]), atomic_load(&sh.status_counts[5]));
-    printf("latency ms: p50 %.2f  p95 %.2f  p99 %.2f  max %.2f\n", PCT(0.50), PCT(0.95),
-           PCT(0.99), nl ? lat[nl - 1] : 0.0);
+    printf("latency ms: p50 %.2f  p95 %.2f  p99 %.2f  max %.2f\n", PCT(0.50), PCT(0.95), PCT(0.99),
+           nl ? lat[nl - 1] : 0.0);
     printf("server RSS MiB: start %.1f  after warm-up %.1f  end %.1f  growth %+.2f (limit %.1f)\n",
            rss_start, rss_base, rss_end, growth, o.max_growth_mb);
     printf("%s\n", pass ? "PASS: memory stayed flat and every request succeeded"

@@ -41,9 +41,7 @@ static int set_value(const gg_opt *o, void *cfg, const char *v, const char *orig
   char *field = (char *)cfg + o->offset;
   char *end = NULL;
   switch (o->type) {
-  case GG_OPT_STR:
-    *(const char **)field = v;
-    return 0;
+  case GG_OPT_STR: *(const char **)field = v; return 0;
   case GG_OPT_INT: {
     if (!v || !*v) {
       *(int *)field = 0;
@@ -86,8 +84,7 @@ static int set_value(const gg_opt *o, void *cfg, const char *v, const char *orig
     *(double *)field = d;
     return 0;
   }
-  default:
-    return fail(err, errlen, GG_EINVAL, "%s: bad option table", origin);
+  default: return fail(err, errlen, GG_EINVAL, "%s: bad option table", origin);
   }
 }
 
@@ -128,8 +125,7 @@ int gg_opts_parse(const gg_opt *opts, void *cfg, int argc, char **argv, int *fir
       }
     }
     if (!hit)
-      return fail(err, errlen, GG_EINVAL, "unknown option '%.*s' (see --help)", (int)nlen + 2,
-                  a);
+      return fail(err, errlen, GG_EINVAL, "unknown option '%.*s' (see --help)", (int)nlen + 2, a);
     const char *val;
     if (eq) {
       val = eq + 1;
@@ -161,4 +157,25 @@ void gg_opts_print_help(FILE *out, const gg_opt *opts) {
     fprintf(out, "  %-30s   default: %s%s%s\n", "", (o->def && *o->def) ? o->def : "(none)",
             o->env ? "   env: " : "", o->env ? o->env : "");
   }
+}
+
+int gg_opts_cli(const char *cmd, const char *usage, const gg_opt *opts, void *cfg, int argc,
+                char **argv) {
+  char err[1024] = "";
+  int first = 0;
+  int rc = gg_opts_parse(opts, cfg, argc, argv, &first, err, sizeof err);
+  if (rc == 1) {
+    fputs(usage, stdout);
+    gg_opts_print_help(stdout, opts);
+    return 0;
+  }
+  if (rc < 0) {
+    fprintf(stderr, "gpuguard %s: %s\n", cmd, err);
+    return 2;
+  }
+  if (first < argc) {
+    fprintf(stderr, "gpuguard %s: unexpected argument '%s' (see --help)\n", cmd, argv[first]);
+    return 2;
+  }
+  return -1;
 }

@@ -17,11 +17,11 @@ typedef enum gg_opt_type {
 } gg_opt_type;
 
 typedef struct gg_opt {
-  const char *name;  /* long flag without dashes: "port" */
-  const char *env;   /* environment variable or NULL */
+  const char *name; /* long flag without dashes: "port" */
+  const char *env;  /* environment variable or NULL */
   gg_opt_type type;
-  size_t offset;     /* offsetof(config, field) */
-  const char *def;   /* default, as text; NULL means empty/0 */
+  size_t offset;   /* offsetof(config, field) */
+  const char *def; /* default, as text; NULL means empty/0 */
   const char *help;
   const char *metavar; /* shown in help, e.g. "N", "BYTES" */
 } gg_opt;
@@ -35,5 +35,13 @@ int gg_opts_parse(const gg_opt *opts, void *cfg, int argc, char **argv, int *fir
 
 /* Prints each option with its environment variable and default. */
 void gg_opts_print_help(FILE *out, const gg_opt *opts);
+
+/* The command-line front of a subcommand that takes no positional
+ * arguments: parses like gg_opts_parse; on --help prints `usage` then the
+ * option table to stdout and returns 0; on a bad flag or a stray argument
+ * prints "gpuguard CMD: ..." to stderr and returns 2. Returns -1 when the
+ * command should go on. */
+int gg_opts_cli(const char *cmd, const char *usage, const gg_opt *opts, void *cfg, int argc,
+                char **argv);
 
 #endif
