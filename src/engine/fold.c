@@ -23,7 +23,8 @@ int gg__graph_fold_constants(gg_graph *g, char *err, size_t errlen) {
     gg_node *n = &g->nodes[g->order[oi]];
     if (n->dead || n->op == GG_OP_CONST || n->op == GG_OP_PLACEHOLDER || !n->n_in) continue;
     int all = 1;
-    for (int k = 0; k < n->n_in; k++) all &= g->tensors[n->in[k]].is_const;
+    for (int k = 0; k < n->n_in; k++)
+      all &= g->tensors[n->in[k]].is_const;
     if (!all) continue;
     char msg[512];
     if ((rc = gg__op_infer(n, vals, msg, sizeof msg))) {
@@ -31,7 +32,8 @@ int gg__graph_fold_constants(gg_graph *g, char *err, size_t errlen) {
       break;
     }
     int big = 0;
-    for (int k = 0; k < n->n_out; k++) big |= vals[n->out[k]].nelem > FOLD_MAX_ELEMS;
+    for (int k = 0; k < n->n_out; k++)
+      big |= vals[n->out[k]].nelem > FOLD_MAX_ELEMS;
     if (big) continue;
     for (int k = 0; k < n->n_out && !rc; k++) {
       gg_tval *o = &vals[n->out[k]];
@@ -39,8 +41,8 @@ int gg__graph_fold_constants(gg_graph *g, char *err, size_t errlen) {
       if (!o->data) rc = GG_ENOMEM;
     }
     if (!rc && (rc = gg__op_run(n, vals, NULL)))
-      snprintf(err, errlen, "%s: node '%s' (%s): constant evaluation failed (%s)", g->path,
-               n->name, n->tf_op, gg_strerror(rc));
+      snprintf(err, errlen, "%s: node '%s' (%s): constant evaluation failed (%s)", g->path, n->name,
+               n->tf_op, gg_strerror(rc));
     for (int k = 0; k < n->n_out; k++) {
       gg_tensor *t = &g->tensors[n->out[k]];
       if (rc) {
@@ -151,9 +153,12 @@ static int fuse_prelu_pattern(gg_graph *g, int addi) {
     int pa = g->tensors[sub->in[1]].producer;
     if (pa < 0 || g->nodes[pa].op != GG_OP_ABS || g->nodes[pa].in[0] != x) continue;
     int pr = g->tensors[add->in[side]].producer, with_relu;
-    if (add->in[side] == x) with_relu = 0;
-    else if (pr >= 0 && g->nodes[pr].op == GG_OP_RELU && g->nodes[pr].in[0] == x) with_relu = 1;
-    else continue;
+    if (add->in[side] == x)
+      with_relu = 0;
+    else if (pr >= 0 && g->nodes[pr].op == GG_OP_RELU && g->nodes[pr].in[0] == x)
+      with_relu = 1;
+    else
+      continue;
     int dummy;
     if (consumers(g, mul->out[0], &dummy) != 1 || consumers(g, sub->out[0], &dummy) != 1 ||
         consumers(g, g->nodes[pa].out[0], &dummy) != 1 || consumers(g, ci, &dummy) != 1 ||
@@ -164,7 +169,8 @@ static int fuse_prelu_pattern(gg_graph *g, int addi) {
                       g->tensors[g->nodes[pr].out[0]].is_output))
       continue;
     float *c = g->tensors[ci].v.data;
-    for (int64_t i = 0; i < g->tensors[ci].v.nelem; i++) c[i] = with_relu ? 2.0f * c[i] : 1.0f + 2.0f * c[i];
+    for (int64_t i = 0; i < g->tensors[ci].v.nelem; i++)
+      c[i] = with_relu ? 2.0f * c[i] : 1.0f + 2.0f * c[i];
     if (with_relu) g->nodes[pr].dead = 1;
     mul->dead = sub->dead = g->nodes[pa].dead = 1;
     add->op = GG_OP_PRELU;
@@ -185,10 +191,8 @@ static int is_layout_free(gg_op op) {
   case GG_OP_ABS:
   case GG_OP_SQUARE:
   case GG_OP_RSQRT:
-  case GG_OP_IDENTITY:
-    return 1;
-  default:
-    return 0;
+  case GG_OP_IDENTITY: return 1;
+  default: return 0;
   }
 }
 
@@ -242,7 +246,8 @@ static int cancel_transposes(gg_graph *g, int t1) {
     gg_node *cn = &g->nodes[chain[k]];
     if (cn->op != GG_OP_PAD) continue;
     int32_t *pa = const_i32(g, cn->in[1], 2 * r), pb[2 * GG_MAX_DIMS];
-    for (int i = 0; i < r; i++) pb[2 * P[i]] = pa[2 * i], pb[2 * P[i] + 1] = pa[2 * i + 1];
+    for (int i = 0; i < r; i++)
+      pb[2 * P[i]] = pa[2 * i], pb[2 * P[i] + 1] = pa[2 * i + 1];
     memcpy(pa, pb, (size_t)(2 * r) * sizeof *pa);
   }
   gg_node *b = &g->nodes[t2];
@@ -305,7 +310,8 @@ static int bypass_transpose(gg_graph *g, int t1) {
       if (cn->op == GG_OP_TRANSPOSE && cn->n_in == 2) {
         const int32_t *Q = const_i32(g, cn->in[1], r);
         int ok = Q != NULL;
-        for (int j = 0; ok && j < r; j++) ok = Q[j] >= 0 && Q[j] < r && P[Q[j]] == j;
+        for (int j = 0; ok && j < r; j++)
+          ok = Q[j] >= 0 && Q[j] < r && P[Q[j]] == j;
         if (ok) t2 = node;
         break;
       }
@@ -324,7 +330,8 @@ static int bypass_transpose(gg_graph *g, int t1) {
     for (int k = 0; k < nc; k++) {
       gg_node *cn = &g->nodes[chain[k]];
       int32_t *pa = const_i32(g, cn->in[1], 2 * r), pb[2 * GG_MAX_DIMS];
-      for (int i = 0; i < r; i++) pb[2 * P[i]] = pa[2 * i], pb[2 * P[i] + 1] = pa[2 * i + 1];
+      for (int i = 0; i < r; i++)
+        pb[2 * P[i]] = pa[2 * i], pb[2 * P[i] + 1] = pa[2 * i + 1];
       memcpy(pa, pb, (size_t)(2 * r) * sizeof *pa);
     }
     gg_node *b = &g->nodes[t2];
@@ -348,6 +355,34 @@ static int bypass_transpose(gg_graph *g, int t1) {
   return removed;
 }
 
+/* Zero Pad of H and W feeding a VALID/EXPLICIT conv (NHWC): the conv pads
+ * by itself instead (explicit, possibly asymmetric padding), which saves the
+ * padded copy and its arena bytes. The ONNX-to-TF export of nanodet pads
+ * this way before most of its convs. Returns 1 when fused. */
+static int fuse_pad_into_conv(gg_graph *g, int ci) {
+  gg_node *c = &g->nodes[ci];
+  if ((c->op != GG_OP_CONV2D && c->op != GG_OP_DEPTHWISE) || c->n_in < 2 ||
+      (c->a.padding != GG_PAD_VALID && c->a.padding != GG_PAD_EXPLICIT))
+    return 0;
+  int t = c->in[0], pi = g->tensors[t].producer, only;
+  if (pi < 0 || g->tensors[t].is_output || consumers(g, t, &only) != 1) return 0;
+  gg_node *p = &g->nodes[pi];
+  if (p->dead || p->op != GG_OP_PAD || (p->n_in > 2 && !scalar_is(&g->tensors[p->in[2]], 0.0f)))
+    return 0;
+  const int32_t *pd = const_i32(g, p->in[1], 8);
+  if (!pd || pd[0] || pd[1] || pd[6] || pd[7]) return 0; /* batch and channels untouched */
+  for (int k = 2; k < 6; k++)
+    if (pd[k] < 0 || pd[k] > (1 << 20)) return 0;
+  if (c->a.padding == GG_PAD_VALID) c->a.pads[0] = c->a.pads[1] = c->a.pads[2] = c->a.pads[3] = 0;
+  c->a.padding = GG_PAD_EXPLICIT;
+  c->a.pads[0] += pd[2], c->a.pads[1] += pd[3]; /* top, bottom */
+  c->a.pads[2] += pd[4], c->a.pads[3] += pd[5]; /* left, right */
+  c->in[0] = p->in[0];
+  p->dead = 1;
+  g->tensors[t].producer = -1;
+  return 1;
+}
+
 void gg__graph_fuse(gg_graph *g) {
   int fused = 0;
   const char *env = getenv("GG_ENGINE_NO_FUSE");
@@ -355,13 +390,16 @@ void gg__graph_fuse(gg_graph *g) {
   for (int i = 0; i < g->n_nodes; i++)
     if (!g->nodes[i].dead) fused += cancel_transposes(g, i);
   for (int i = 0; i < g->n_nodes; i++)
-    while (!g->nodes[i].dead && sink_transpose(g, i)) fused++;
+    while (!g->nodes[i].dead && sink_transpose(g, i))
+      fused++;
   for (int i = 0; i < g->n_nodes; i++)
     if (!g->nodes[i].dead) fused += bypass_transpose(g, i);
   for (int i = 0; i < g->n_nodes; i++)
     if (!g->nodes[i].dead) fused += cancel_transposes(g, i);
   for (int i = 0; i < g->n_nodes; i++)
     if (!g->nodes[i].dead) fused += fuse_prelu_pattern(g, i);
+  for (int i = 0; i < g->n_nodes; i++)
+    if (!g->nodes[i].dead) fused += fuse_pad_into_conv(g, i);
   for (int i = 0; i < g->n_nodes; i++) {
     gg_node *p = &g->nodes[i];
     if (p->dead || (p->op != GG_OP_CONV2D && p->op != GG_OP_DEPTHWISE && p->op != GG_OP_MATMUL))
@@ -374,29 +412,33 @@ void gg__graph_fuse(gg_graph *g) {
       int t = p->out[0], oth = other_input(cn, t);
       /* Depthwise/conv followed by a per-channel Mul (BatchNorm scale):
        * scale the filter when nothing else reads it. */
-      if (cn->op == GG_OP_MUL && cn->a.act == GG_ACT_NONE && oth >= 0 && !p->a.has_bias && p->a.act == GG_ACT_NONE &&
-          co > 0 && p->op != GG_OP_MATMUL && is_channel_vec(&g->tensors[cn->in[oth]], co)) {
+      if (cn->op == GG_OP_MUL && cn->a.act == GG_ACT_NONE && oth >= 0 && !p->a.has_bias &&
+          p->a.act == GG_ACT_NONE && co > 0 && p->op != GG_OP_MATMUL &&
+          is_channel_vec(&g->tensors[cn->in[oth]], co)) {
         int dummy;
         if (consumers(g, p->in[1], &dummy) != 1) break;
         float *w = g->tensors[p->in[1]].v.data;
         const float *s = g->tensors[cn->in[oth]].v.data;
         int64_t ne = g->tensors[p->in[1]].v.nelem;
-        for (int64_t k = 0; k < ne; k++) w[k] *= s[k % co];
+        for (int64_t k = 0; k < ne; k++)
+          w[k] *= s[k % co];
         absorb(g, i, c);
         fused++;
         continue;
       }
-      if (cn->op == GG_OP_ADD && cn->a.act == GG_ACT_NONE && oth >= 0 && !p->a.has_bias && p->a.act == GG_ACT_NONE &&
-          co > 0 && is_channel_vec(&g->tensors[cn->in[oth]], co)) {
+      if (cn->op == GG_OP_ADD && cn->a.act == GG_ACT_NONE && oth >= 0 && !p->a.has_bias &&
+          p->a.act == GG_ACT_NONE && co > 0 && is_channel_vec(&g->tensors[cn->in[oth]], co)) {
         if (add_input(p, cn->in[oth])) break;
         p->a.has_bias = 1;
         absorb(g, i, c);
         fused++;
         continue;
       }
-      if (p->a.act == GG_ACT_NONE && (cn->op == GG_OP_RELU || cn->op == GG_OP_RELU6 ||
-                                      cn->op == GG_OP_LEAKY_RELU)) {
-        p->a.act = cn->op == GG_OP_RELU ? GG_ACT_RELU : cn->op == GG_OP_RELU6 ? GG_ACT_RELU6 : GG_ACT_LEAKY;
+      if (p->a.act == GG_ACT_NONE &&
+          (cn->op == GG_OP_RELU || cn->op == GG_OP_RELU6 || cn->op == GG_OP_LEAKY_RELU)) {
+        p->a.act = cn->op == GG_OP_RELU    ? GG_ACT_RELU
+                   : cn->op == GG_OP_RELU6 ? GG_ACT_RELU6
+                                           : GG_ACT_LEAKY;
         if (cn->op == GG_OP_LEAKY_RELU) p->a.alpha = cn->a.alpha;
         absorb(g, i, c);
         fused++;
@@ -412,7 +454,8 @@ void gg__graph_fuse(gg_graph *g) {
         continue;
       }
       if (p->a.act == GG_ACT_NONE && cn->op == GG_OP_PRELU && cn->in[0] == t && co > 0 &&
-          (is_channel_vec(&g->tensors[cn->in[1]], co) || is_channel_vec(&g->tensors[cn->in[1]], 1))) {
+          (is_channel_vec(&g->tensors[cn->in[1]], co) ||
+           is_channel_vec(&g->tensors[cn->in[1]], 1))) {
         if (!p->a.has_bias) break; /* alpha must come after the bias input */
         if (add_input(p, cn->in[1])) break;
         p->a.act = GG_ACT_PRELU;
