@@ -329,6 +329,53 @@ static void test_admission_budget(void) {
   ASSERT_EQ(st.admission_rejects, 1);
 }
 
+/* Two models that do not fit the budget together take turns (the least
+ * recently used one is unloaded, not a failure), and a model bigger than
+ * the whole budget fails with GG_EBUDGET without taking the device out of
+ * service for the others. Isolated, as a GPU would be. */
+static void test_budget_eviction(void) {
+  gg_guard_config c = base_config();
+  c.devices[0] = "sim:mem=256M";
+  c.n_devices = 1;
+  c.mem_budget = 40u << 20; /* each 24 MiB model fits alone, not both */
+  gg_guard *g = NULL;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  float x[256];
+  fill(x, 256);
+  gg_gtensor in = {.ndim = 2, .dims = {16, 16}, .data = x};
+  static const char *const order[] = {"synthetic:24:3", "synthetic:24:5", "synthetic:24:3",
+                                      "synthetic:64", "synthetic:24:5"};
+  static const int layers[] = {3, 5, 3, 0, 5};
+  int rc[5], ok[5], attempts[5];
+  gg_guard_device_status ds[5];
+  for (int i = 0; i < 5; i++) {
+    gg_guard_result r;
+    memset(&r, 0, sizeof r);
+    rc[i] = gg_guard_infer(g, order[i], &in, &r);
+    ok[i] = rc[i] == 0 && check_output(&r, x, 256, layers[i]);
+    attempts[i] = r.attempts;
+    gg_guard_result_release(&r);
+    gg_guard_device_status_get(g, 0, &ds[i]);
+  }
+  gg_guard_stats st;
+  gg_guard_stats_get(g, &st);
+  gg_guard_free(g);
+  for (int i = 0; i < 5; i++) {
+    if (i == 3) continue;
+    ASSERT_OK(rc[i]);
+    ASSERT_TRUE(ok[i]);
+    ASSERT_EQ(attempts[i], 1);
+    ASSERT_EQ(ds[i].n_models, 1); /* the other one was unloaded to make room */
+    ASSERT_TRUE(ds[i].pool_reserved <= (40u << 20));
+  }
+  ASSERT_EQ(rc[3], GG_EBUDGET);
+  ASSERT_EQ(ds[3].breaker, GG_BREAKER_CLOSED);
+  ASSERT_EQ(ds[4].breaker, GG_BREAKER_CLOSED);
+  ASSERT_EQ(st.breaker_opened, 0);
+  ASSERT_EQ(st.served, 4);
+  ASSERT_EQ(st.leaked_bytes, 0);
+}
+
 /* Device switching: cpu -> sim with models moved, and a rollback when the
  * new device cannot take them. */
 static void test_switch(void) {
@@ -652,6 +699,7 @@ int main(int argc, char **argv) {
       {"cleanup_cadence", test_cleanup_cadence},
       {"exports", test_exports},
       {"admission_budget", test_admission_budget},
+      {"budget_eviction", test_budget_eviction},
       {"switch", test_switch},
       {"engine_model", test_engine_model},
       {"concurrent", test_concurrent},

@@ -18,6 +18,7 @@
 /* Device-side counters, sent back with every worker reply. */
 typedef struct gg__dev_stats {
   uint64_t budget, pool_allocated, pool_reserved, raw_in_use;
+  uint64_t pool_largest_free; /* largest cached free block */
   uint64_t leaked_bytes, raw_allocs, launches, faults_fired;
   uint64_t trims, bytes_trimmed; /* all pool trims */
   uint64_t cleanups;             /* trims done by the every-N-requests cadence */

@@ -245,8 +245,9 @@ static int on_failure_(gg_guard *g, gdev *d, int rc, const char *what, const cha
   int opened;
   if (cls == GG_FAIL_COMPILE || cls == GG_FAIL_DRIVER)
     opened = gg__breaker_trip(&d->br, now, rc, reason);
-  else if (cls == GG_FAIL_UNSUPPORTED)
-    opened = 0; /* the op, not the device: just run elsewhere */
+  else if (cls == GG_FAIL_UNSUPPORTED || rc == GG_EBUDGET)
+    opened = 0; /* the op, or a request bigger than the configured budget: not the
+                   device's health, so other requests keep using it */
   else
     opened = gg__breaker_failure(&d->br, now, rc, reason);
   if (opened) g->st.breaker_opened++;
@@ -281,6 +282,9 @@ static int on_failure_(gg_guard *g, gdev *d, int rc, const char *what, const cha
   }
   if (cls == GG_FAIL_COMPILE || cls == GG_FAIL_DRIVER || cls == GG_FAIL_UNSUPPORTED)
     return NEXT_DEVICE;
+  /* Over budget: the pool already gave its cache back before failing, so a
+   * retry here would fail the same way. */
+  if (rc == GG_EBUDGET) return NEXT_DEVICE;
   if (cls == GG_FAIL_OOM && d->up) {
     uint64_t released = 0;
     gg__exec_trim(&d->ex, &released);
@@ -291,6 +295,8 @@ static int on_failure_(gg_guard *g, gdev *d, int rc, const char *what, const cha
   }
   return d->up ? NEXT_RETRY : NEXT_DEVICE;
 }
+
+static int evict_lru(gg_guard *g, gdev *d, const char *keep, char *err, size_t errlen);
 
 /* Loads and warms `model` on d (lazily), with the retry policy. */
 static int dev_prepare(gg_guard *g, gdev *d, const char *model, char *err, size_t errlen,
@@ -336,6 +342,16 @@ static int dev_prepare(gg_guard *g, gdev *d, const char *model, char *err, size_
               (unsigned long long)weights);
       return 0;
     }
+    /* Over budget with other models loaded: unload the least recently used
+     * one and try again (not a failure of the device). */
+    if (rc == GG_EBUDGET && d->up) {
+      char why[256];
+      int ev = evict_lru(g, d, model, why, sizeof why);
+      if (ev == 0) {
+        attempt--;
+        continue;
+      }
+    }
     int next = on_failure(g, d, rc, what, err);
     if (next == NEXT_REJECT) {
       *rejected = 1;
@@ -351,6 +367,29 @@ static int dev_prepare(gg_guard *g, gdev *d, const char *model, char *err, size_
     pthread_mutex_unlock(&g->mu);
     backoff(g, attempt);
   }
+}
+
+/* Unloads the least recently used model of d other than `keep` and trims
+ * the pool, to make room under the budget. GG_ENOTFOUND when there is none
+ * to unload, GG_EDEVICE_LOST when the worker died on the way. */
+static int evict_lru(gg_guard *g, gdev *d, const char *keep, char *err, size_t errlen) {
+  gdev_model *lru = NULL;
+  for (int i = 0; i < d->n_models; i++)
+    if (strcmp(d->models[i].name, keep) && (!lru || d->models[i].last_used < lru->last_used))
+      lru = &d->models[i];
+  if (!lru) return GG_ENOTFOUND;
+  GG_INFO("GPU", "unloading %s from %s to make room for %s", lru->name, d->spec, keep);
+  gg__exec_unload(&d->ex, lru->name);
+  gg__exec_trim(&d->ex, NULL);
+  pthread_mutex_lock(&g->mu);
+  int i = (int)(lru - d->models);
+  memmove(&d->models[i], &d->models[i + 1], (size_t)(d->n_models - i - 1) * sizeof *lru);
+  d->n_models--;
+  pthread_mutex_unlock(&g->mu);
+  note_exec_state(d);
+  if (d->up) return 0;
+  snprintf(err, errlen, "the %s worker died while making room", d->spec);
+  return GG_EDEVICE_LOST;
 }
 
 /* Admission: never start a run that is known not to fit. Evicts other
@@ -384,36 +423,38 @@ static int admit(gg_guard *g, gdev *d, const char *model, const gg_gtensor *in, 
              (unsigned long long)*peak, model, (unsigned long long)budget, d->spec);
     return GG_EBUDGET;
   }
+  int trimmed = 0;
   for (;;) {
     gdev_model *m = dev_model(d, model);
     uint64_t weights = m ? m->weights : 0;
     uint64_t need = *peak > weights ? *peak - weights : 0;
-    uint64_t alloc = d->ex.stats.pool_allocated;
-    uint64_t free_b = budget > alloc ? budget - alloc : 0;
-    if (need <= free_b) return 0;
-    gdev_model *lru = NULL;
-    for (int i = 0; i < d->n_models; i++)
-      if (strcmp(d->models[i].name, model) && (!lru || d->models[i].last_used < lru->last_used))
-        lru = &d->models[i];
-    if (!lru) {
+    /* The run allocates `need` bytes as one block: from a cached free block
+     * that fits, or from a new segment under the budget. What the pool holds
+     * from the driver counts, not only what it handed out: its segments are
+     * rounded up and a partly used one cannot hold a bigger block. */
+    const gg__dev_stats *s = &d->ex.stats;
+    uint64_t free_b = budget > s->pool_reserved ? budget - s->pool_reserved : 0;
+    if (need <= free_b || need <= s->pool_largest_free) return 0;
+    if (!trimmed && s->pool_reserved > s->pool_allocated) {
+      gg__exec_trim(&d->ex, NULL); /* give cached segments back, then look again */
+      note_exec_state(d);
+      trimmed = 1;
+      if (d->up) continue;
+      *device_failed = 1;
+      snprintf(err, errlen, "the %s worker died while trimming its cache", d->spec);
+      return GG_EDEVICE_LOST;
+    }
+    int rc = evict_lru(g, d, model, err, errlen);
+    if (rc == GG_ENOTFOUND) {
       snprintf(err, errlen, "%s needs %llu more bytes on %s but only %llu of its budget are free",
                model, (unsigned long long)need, d->spec, (unsigned long long)free_b);
       return GG_EBUDGET;
     }
-    GG_INFO("GPU", "unloading %s from %s to make room for %s", lru->name, d->spec, model);
-    gg__exec_unload(&d->ex, lru->name);
-    gg__exec_trim(&d->ex, NULL);
-    pthread_mutex_lock(&g->mu);
-    int i = (int)(lru - d->models);
-    memmove(&d->models[i], &d->models[i + 1], (size_t)(d->n_models - i - 1) * sizeof *lru);
-    d->n_models--;
-    pthread_mutex_unlock(&g->mu);
-    note_exec_state(d);
-    if (!d->up) {
+    if (rc) {
       *device_failed = 1;
-      snprintf(err, errlen, "the %s worker died while making room", d->spec);
-      return GG_EDEVICE_LOST;
+      return rc;
     }
+    trimmed = 1; /* evict_lru trims */
   }
 }
 
@@ -607,8 +648,16 @@ static int infer_or_load(gg_guard *g, const char *model, const gg_gtensor *input
       continue;
     }
     if (!gate(g, d, err, sizeof err)) {
+      /* Breaker open (or its probe failed): answer with the failure that
+       * opened it, not a made-up one. */
+      pthread_mutex_lock(&g->mu);
+      int why = d->br.last_err ? d->br.last_err : GG_EDEVICE_LOST;
+      if (!err[0])
+        snprintf(err, sizeof err, "%.80s is out of service (circuit breaker open): %.120s", d->spec,
+                 d->br.reason[0] ? d->br.reason : gg_strerror(why));
+      pthread_mutex_unlock(&g->mu);
       slot_release(g, d);
-      if (!res->last_error) last = GG_EDEVICE_LOST;
+      if (!res->last_error) last = why;
       continue;
     }
     int rejected = 0;

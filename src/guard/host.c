@@ -321,6 +321,7 @@ void gg__host_stats(gg__host *h, gg__dev_stats *st) {
   st->budget = ps.budget;
   st->pool_allocated = ps.allocated;
   st->pool_reserved = ps.reserved;
+  st->pool_largest_free = ps.largest_free;
   st->raw_in_use = gg_device_mem_in_use(h->dev);
   st->leaked_bytes = h->leaked_bytes + ps.leaked_bytes;
   st->raw_allocs = ps.n_segment_allocs;
