@@ -1031,11 +1031,21 @@ static void find_models(dctx *c) {
       gg_engine_mem mem;
       gg_session_memory(s, &mem);
       r->models[i].planned = mem.predicted;
+      r->models[i].weights = mem.weights;
     }
     gg_session_free(s);
     gg_model_free(m);
     r->models_planned += r->models[i].planned;
   }
+  /* What the guard holds on a device to serve all four: weights stay
+   * resident, a request reserves its arena + workspace while it runs. */
+  uint64_t w = 0, act = 0;
+  for (int i = 0; i < 4; i++) {
+    w += r->models[i].weights;
+    if (r->models[i].planned - r->models[i].weights > act)
+      act = r->models[i].planned - r->models[i].weights;
+  }
+  r->models_serve = r->models_planned ? w + act : 0;
 }
 
 static void check_devices(dctx *c) {
@@ -1131,19 +1141,21 @@ static void check_devices(dctx *c) {
         snprintf(parts + l, sizeof parts - l, "%s%s %s", i ? ", " : "", r->models[i].name,
                  r->models[i].bytes ? "not loadable" : "missing");
     }
-    if (r->models_planned) {
-      gg_format_size(r->models_planned, need, sizeof need);
+    if (r->models_serve) {
+      gg_format_size(r->models_serve, need, sizeof need);
       add(c, "memory", "memory.models", GG_CHECK_INFO,
-          "bundled models, planned peak per request (weights + activations + workspace): %s "
-          "with all four loaded (%s)",
-          need, parts);
+          "bundled models, planned peak per request (weights + activations + workspace): %s; "
+          "serving all four one request at a time needs %s (their weights stay loaded, a "
+          "request's activations and workspace are reserved while it runs)",
+          parts, need);
     } else {
       add(c, "memory", "memory.models", GG_CHECK_INFO,
           "bundled model weight files: %s total (%s); the engine could not plan them", need, parts);
     }
   }
-  uint64_t want = r->models_planned ? r->models_planned : r->models_total;
-  const char *what = r->models_planned ? "planned peak of the bundled models" : "bundled weights";
+  uint64_t want = r->models_serve ? r->models_serve : r->models_total;
+  const char *what =
+      r->models_serve ? "memory needed to serve the bundled models" : "bundled weights";
   for (size_t i = 0; i < r->ndevices; i++) {
     const gg_device_info *in = &r->devices[i].info;
     char id[80];
@@ -1166,10 +1178,8 @@ static void check_devices(dctx *c) {
       set_fix(k, "free device memory (nvidia-smi shows other processes), serve fewer models "
                  "(--models), or use another device");
     } else {
-      add(c, "memory", id, GG_CHECK_OK,
-          "%s: %s total, %s free: the %s (%s) fits %.0f times; a --mem-limit of %s or more "
-          "keeps all four served",
-          in->name, tot, fr, what, need, (double)in->free_mem / (double)want, need);
+      add(c, "memory", id, GG_CHECK_OK, "%s: %s total, %s free: the %s (%s) fits %.0f times",
+          in->name, tot, fr, what, need, (double)in->free_mem / (double)want);
     }
   }
 }

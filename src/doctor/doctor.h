@@ -59,6 +59,7 @@ typedef struct gg_doctor_model {
   uint64_t bytes;   /* size of <name>.bin; 0 when missing */
   uint64_t planned; /* engine's planned peak (weights + arena + workspace) for one
                        request at the model's input size; 0 when it could not load */
+  uint64_t weights; /* of which weights (resident while the model is loaded) */
 } gg_doctor_model;
 
 typedef struct gg_doctor_report {
@@ -94,7 +95,9 @@ typedef struct gg_doctor_report {
   char models_dir[512];
   gg_doctor_model models[4];
   uint64_t models_total;
-  uint64_t models_planned; /* sum of models[].planned: all four loaded at once */
+  uint64_t models_planned; /* sum of models[].planned */
+  uint64_t models_serve;   /* serving all four, one request at a time: every model's
+                              weights + the largest request's activations + workspace */
   gg_env_line *env;
   size_t nenv, capenv;
 } gg_doctor_report;

@@ -210,6 +210,9 @@ char *gg_doctor_json(const gg_doctor_report *r) {
     json_object_set_new(x, "bytes",
                         r->models[i].bytes ? json_integer((json_int_t)r->models[i].bytes)
                                            : json_null());
+    json_object_set_new(x, "weights_bytes",
+                        r->models[i].planned ? json_integer((json_int_t)r->models[i].weights)
+                                             : json_null());
     json_object_set_new(x, "planned_bytes",
                         r->models[i].planned ? json_integer((json_int_t)r->models[i].planned)
                                              : json_null());
@@ -218,6 +221,7 @@ char *gg_doctor_json(const gg_doctor_report *r) {
   json_object_set_new(mods, "files", files);
   json_object_set_new(mods, "total_bytes", json_integer((json_int_t)r->models_total));
   json_object_set_new(mods, "planned_bytes", json_integer((json_int_t)r->models_planned));
+  json_object_set_new(mods, "serve_bytes", json_integer((json_int_t)r->models_serve));
   json_object_set_new(o, "models", mods);
 
   json_t *env = json_array();
