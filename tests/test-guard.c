@@ -68,6 +68,26 @@ static void test_spec_faults(void) {
   ASSERT_STREQ(out, "sim:mem=4560M");
 }
 
+/* The chain the CLI flags build: faults folded into the primary unless it
+ * names its own, empty entries and repeats skipped, overflow reported. */
+static void test_config_chain(void) {
+  gg_guard_config c;
+  gg_guard_config_init(&c);
+  char store[256];
+  ASSERT_OK(
+      gg_guard_config_chain(&c, "sim:mem=4560M", "sticky@3", ",cpu,,cpu", store, sizeof store));
+  ASSERT_EQ(c.n_devices, 2);
+  ASSERT_STREQ(c.devices[0], "sim:mem=4560M,faults=sticky@3");
+  ASSERT_STREQ(c.devices[1], "cpu");
+  ASSERT_OK(gg_guard_config_chain(&c, "sim:faults=oom@1", "hang@2", "", store, sizeof store));
+  ASSERT_EQ(c.n_devices, 1);
+  ASSERT_STREQ(c.devices[0], "sim:faults=oom@1");
+  ASSERT_OK(gg_guard_config_chain(&c, "cpu", "", "cpu", store, sizeof store));
+  ASSERT_EQ(c.n_devices, 1);
+  char tiny[8];
+  ASSERT_EQ(gg_guard_config_chain(&c, "sim:mem=4560M", NULL, NULL, tiny, sizeof tiny), GG_ERANGE);
+}
+
 static void fill(float *x, size_t n) {
   for (size_t i = 0; i < n; i++)
     x[i] = (float)(i % 17) - 8.0f;
@@ -699,6 +719,7 @@ int main(int argc, char **argv) {
       {"cleanup_cadence", test_cleanup_cadence},
       {"exports", test_exports},
       {"admission_budget", test_admission_budget},
+      {"config_chain", test_config_chain},
       {"budget_eviction", test_budget_eviction},
       {"switch", test_switch},
       {"engine_model", test_engine_model},

@@ -118,6 +118,15 @@ typedef struct gg_guard_config {
 /* Fills cfg with the defaults above (no devices, runner "engine"). */
 void gg_guard_config_init(gg_guard_config *cfg);
 
+/* Sets cfg's fallback chain from the usual flags: `device` first, with the
+ * sim fault list `faults` folded in when the spec names none of its own
+ * (NULL or "" for none), then each spec of the comma list `fallback`,
+ * skipping empty entries and repeats, up to GG_GUARD_MAX_DEVICES. The
+ * strings are written into store (len bytes), which must outlive
+ * gg_guard_new(). Returns 0, or GG_ERANGE when they do not fit. */
+int gg_guard_config_chain(gg_guard_config *cfg, const char *device, const char *faults,
+                          const char *fallback, char *store, size_t len);
+
 /* Creates the guard: opens every device of the chain (a worker process per
  * isolated device, which validates its device on start). A device that fails
  * to open or validate is not an error: its breaker starts open with the

@@ -120,42 +120,41 @@ static int fail(const char *what, int rc, const char *msg) {
   return 1;
 }
 
-/* Prints one output tensor: shape, digest, range and the first values. */
-static void print_gtensor(int i, const gg_gtensor *t) {
-  size_t ne = gg_gtensor_count(t);
-  printf("output %d   [", i);
-  for (int d = 0; d < t->ndim; d++)
-    printf("%s%lld", d ? "," : "", (long long)t->dims[d]);
+/* One output's summary: name, shape, FNV-1a digest of the float32 bytes,
+ * the first values, range of the finite values and whether all are finite. */
+static json_t *output_json(const char *name, json_t *shape, const float *d, int64_t ne) {
+  char dig[16];
+  snprintf(dig, sizeof dig, "%08x", fnv1a(d, (size_t)ne * 4));
+  json_t *first_vals = json_array();
+  int finite = 1, seen = 0;
   double mn = 0, mx = 0;
-  int finite = 1;
-  for (size_t k = 0; k < ne; k++) {
-    float v = t->data[k];
-    if (!(v == v && v - v == 0)) {
-      finite = 0;
-      continue;
-    }
-    if (!k || v < mn) mn = v;
-    if (!k || v > mx) mx = v;
+  for (int64_t k = 0; k < ne; k++) {
+    int ok = d[k] == d[k] && d[k] - d[k] == 0;
+    if (k < 8) json_array_append_new(first_vals, json_real(ok ? d[k] : 0.0));
+    finite &= ok;
+    if (!ok) continue;
+    if (!seen || d[k] < mn) mn = d[k];
+    if (!seen || d[k] > mx) mx = d[k];
+    seen = 1;
   }
-  printf("] fnv1a=%08x range=[%.6g, %.6g]%s first:", fnv1a(t->data, ne * 4), mn, mx,
-         finite ? "" : " NON-FINITE");
-  for (size_t k = 0; k < ne && k < 8; k++)
-    printf(" %.6g", (double)t->data[k]);
-  printf("\n");
+  return json_pack("{s:s,s:o,s:s,s:o,s:f,s:f,s:b}", "name", name, "shape", shape, "fnv1a", dig,
+                   "first", first_vals, "min", mn, "max", mx, "finite", finite);
 }
 
-static json_t *gtensor_json(const gg_gtensor *t) {
-  size_t ne = gg_gtensor_count(t);
-  json_t *shape = json_array(), *first = json_array();
-  for (int d = 0; d < t->ndim; d++)
-    json_array_append_new(shape, json_integer(t->dims[d]));
-  for (size_t k = 0; k < ne && k < 8; k++) {
-    float v = t->data[k];
-    json_array_append_new(first, json_real(v == v && v - v == 0 ? v : 0.0));
-  }
-  char dig[16];
-  snprintf(dig, sizeof dig, "%08x", fnv1a(t->data, ne * 4));
-  return json_pack("{s:o,s:s,s:o}", "shape", shape, "fnv1a", dig, "first", first);
+/* The text line of an output_json() summary. */
+static void print_output(size_t i, json_t *e) {
+  const char *name = json_string_value(json_object_get(e, "name"));
+  printf("output %zu   %s%s[", i, name ? name : "", name && *name ? " " : "");
+  json_t *sh = json_object_get(e, "shape");
+  for (size_t d = 0; d < json_array_size(sh); d++)
+    printf("%s%lld", d ? "," : "", (long long)json_integer_value(json_array_get(sh, d)));
+  printf("] fnv1a=%s range=[%.6g, %.6g]%s first:", json_string_value(json_object_get(e, "fnv1a")),
+         json_real_value(json_object_get(e, "min")), json_real_value(json_object_get(e, "max")),
+         json_is_true(json_object_get(e, "finite")) ? "" : " NON-FINITE");
+  json_t *fv = json_object_get(e, "first");
+  for (size_t k = 0; k < json_array_size(fv); k++)
+    printf(" %.6g", json_real_value(json_array_get(fv, k)));
+  printf("\n");
 }
 
 static void print_breakers(gg_guard *g) {
@@ -195,18 +194,15 @@ static int infer_guarded(const infer_opts *o, const char *model) {
 
   gg_guard_config gc;
   gg_guard_config_init(&gc);
-  char primary[512], chain[512], runner_arg[32];
-  gg_guard_spec_with_faults(o->device, *o->faults ? o->faults : NULL, primary, sizeof primary);
+  char store[1024], runner_arg[32];
   if (*o->faults && strncmp(o->device, "sim", 3))
     fprintf(stderr,
             "gpuguard infer: warning: --faults applies to sim devices only; '%s' ignores it\n",
             o->device);
-  gc.devices[gc.n_devices++] = primary;
-  snprintf(chain, sizeof chain, "%s", o->fallback);
-  char *save = NULL;
-  for (char *d = strtok_r(chain, ",", &save); d && gc.n_devices < GG_GUARD_MAX_DEVICES;
-       d = strtok_r(NULL, ",", &save))
-    if (*d && strcmp(d, primary)) gc.devices[gc.n_devices++] = d;
+  if ((rc = gg_guard_config_chain(&gc, o->device, o->faults, o->fallback, store, sizeof store))) {
+    free(in.data);
+    return fail("device", rc, "--device and --fallback name too long a chain");
+  }
   snprintf(runner_arg, sizeof runner_arg, "threads=%d", o->threads < 1 ? 1 : o->threads);
   gc.runner = "engine";
   gc.runner_arg = runner_arg;
@@ -249,8 +245,13 @@ static int infer_guarded(const infer_opts *o, const char *model) {
     if (rc == 0 && r == o->repeat - 1) {
       json_t *outs = json_array();
       for (int i = 0; i < res.n_outputs; i++) {
-        if (!o->json) print_gtensor(i, &res.outputs[i]);
-        json_array_append_new(outs, gtensor_json(&res.outputs[i]));
+        const gg_gtensor *t = &res.outputs[i];
+        json_t *shape = json_array();
+        for (int d = 0; d < t->ndim; d++)
+          json_array_append_new(shape, json_integer(t->dims[d]));
+        json_t *e = output_json("", shape, t->data, (int64_t)gg_gtensor_count(t));
+        if (!o->json) print_output((size_t)i, e);
+        json_array_append_new(outs, e);
       }
       json_object_set_new(j, "outputs", outs);
     }
@@ -433,23 +434,8 @@ int gg_cli_infer(int argc, char **argv) {
     gg_tensor_info oi;
     const float *d = gg_session_output(s, i, &oi);
     int64_t ne = gg_session_output_elems(s, i);
-    char dig[16], fname[32];
-    snprintf(dig, sizeof dig, "%08x", fnv1a(d, (size_t)ne * 4));
-    json_t *first_vals = json_array();
-    int finite = 1, seen = 0;
-    double mn = 0, mx = 0;
-    for (int64_t k = 0; k < ne; k++) {
-      int ok = d[k] == d[k] && d[k] - d[k] == 0;
-      if (k < 8) json_array_append_new(first_vals, json_real(ok ? d[k] : 0.0));
-      finite &= ok;
-      if (!ok) continue;
-      if (!seen || d[k] < mn) mn = d[k];
-      if (!seen || d[k] > mx) mx = d[k];
-      seen = 1;
-    }
-    json_array_append_new(outs, json_pack("{s:s,s:o,s:s,s:o,s:f,s:f,s:b}", "name", oi.name, "shape",
-                                          shape_json(&oi), "fnv1a", dig, "first", first_vals, "min",
-                                          mn, "max", mx, "finite", finite));
+    char fname[32];
+    json_array_append_new(outs, output_json(oi.name, shape_json(&oi), d, ne));
     snprintf(fname, sizeof fname, "out%d.f32", i);
     json_array_append_new(mouts, json_pack("{s:s,s:o,s:s}", "name", oi.name, "shape",
                                            shape_json(&oi), "file", fname));
@@ -491,22 +477,8 @@ int gg_cli_infer(int argc, char **argv) {
       printf("%s%lld", d ? "," : "", (long long)in.shape[d]);
     printf("] value = pixel * %g + %g%s\n", (double)pp.scale, (double)pp.offset,
            pp.nchw ? ", NCHW" : "");
-    size_t no = json_array_size(outs);
-    for (size_t i = 0; i < no; i++) {
-      json_t *e = json_array_get(outs, i);
-      printf("output %zu   %s [", i, json_string_value(json_object_get(e, "name")));
-      json_t *sh = json_object_get(e, "shape");
-      for (size_t d = 0; d < json_array_size(sh); d++)
-        printf("%s%lld", d ? "," : "", (long long)json_integer_value(json_array_get(sh, d)));
-      printf(
-          "] fnv1a=%s range=[%.6g, %.6g]%s first:", json_string_value(json_object_get(e, "fnv1a")),
-          json_real_value(json_object_get(e, "min")), json_real_value(json_object_get(e, "max")),
-          json_is_true(json_object_get(e, "finite")) ? "" : " NON-FINITE");
-      json_t *fv = json_object_get(e, "first");
-      for (size_t k = 0; k < json_array_size(fv); k++)
-        printf(" %.6g", json_real_value(json_array_get(fv, k)));
-      printf("\n");
-    }
+    for (size_t i = 0; i < json_array_size(outs); i++)
+      print_output(i, json_array_get(outs, i));
     char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
     printf("memory     weights %s + arena %s + workspace %s = predicted %s; measured %s (%s); "
            "arena without reuse %s\n",

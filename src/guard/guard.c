@@ -78,6 +78,39 @@ void gg_guard_config_init(gg_guard_config *cfg) {
   cfg->seed = 1;
 }
 
+/* Appends spec to the chain (copied into store) unless empty or already in it. */
+static int chain_add(gg_guard_config *cfg, const char *spec, size_t n, char *store, size_t len,
+                     size_t *used) {
+  if (!n || cfg->n_devices >= GG_GUARD_MAX_DEVICES) return 0;
+  for (int i = 0; i < cfg->n_devices; i++)
+    if (strlen(cfg->devices[i]) == n && !strncmp(cfg->devices[i], spec, n)) return 0;
+  if (*used + n + 1 > len) return GG_ERANGE;
+  memcpy(store + *used, spec, n);
+  store[*used + n] = 0;
+  cfg->devices[cfg->n_devices++] = store + *used;
+  *used += n + 1;
+  return 0;
+}
+
+int gg_guard_config_chain(gg_guard_config *cfg, const char *device, const char *faults,
+                          const char *fallback, char *store, size_t len) {
+  if (!cfg || !device || !store || !len) return GG_EINVAL;
+  cfg->n_devices = 0;
+  size_t used = 0;
+  char primary[512];
+  if (faults && *faults && !strstr(device, "faults="))
+    gg_guard_spec_with_faults(device, faults, primary, sizeof primary);
+  else
+    snprintf(primary, sizeof primary, "%s", device);
+  int rc = chain_add(cfg, primary, strlen(primary), store, len, &used);
+  for (const char *p = fallback ? fallback : ""; !rc && *p;) {
+    size_t n = strcspn(p, ",");
+    rc = chain_add(cfg, p, n, store, len, &used);
+    p += n + (p[n] == ',');
+  }
+  return rc;
+}
+
 static void cond_init_mono(pthread_cond_t *cv) {
   pthread_condattr_t a;
   pthread_condattr_init(&a);

@@ -1,8 +1,8 @@
 /* HTTP core on libmicrohttpd: routing, body accumulation and limits. */
-#include "server/server-impl.h"
 #include "gpuguard/core.h"
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
+#include "server/server-impl.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -75,9 +75,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, gg_http_resp *resp
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls) {
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls) {
   gg_server *srv = cls;
   req_state *st = *con_cls;
   if (!st) {
@@ -100,7 +99,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (st->len + n + 1 > st->cap) {
       size_t cap = st->cap ? st->cap : 4096;
-      while (cap < st->len + n + 1) cap *= 2;
+      while (cap < st->len + n + 1)
+        cap *= 2;
       char *p = realloc(st->buf, cap);
       if (!p) {
         st->too_large = 1;
@@ -154,10 +154,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   }
 }
 
-int gg_server_add_route(gg_server *srv, const char *method, const char *path,
-                        gg_http_handler fn, void *user) {
-  if (srv->nroutes >= GG_MAX_ROUTES || strlen(path) >= sizeof srv->routes[0].path)
-    return GG_ERANGE;
+int gg_server_add_route(gg_server *srv, const char *method, const char *path, gg_http_handler fn,
+                        void *user) {
+  if (srv->nroutes >= GG_MAX_ROUTES || strlen(path) >= sizeof srv->routes[0].path) return GG_ERANGE;
   gg_route *r = &srv->routes[srv->nroutes++];
   snprintf(r->method, sizeof r->method, "%s", method);
   size_t n = strlen(path);
@@ -168,26 +167,14 @@ int gg_server_add_route(gg_server *srv, const char *method, const char *path,
   return 0;
 }
 
-/* Splits a comma list into the guard's device chain, skipping repeats. */
-static void chain_add(gg_guard_config *gc, char *store, size_t storelen, size_t *used,
-                      const char *spec) {
-  if (!spec || !*spec || gc->n_devices >= GG_GUARD_MAX_DEVICES) return;
-  for (int i = 0; i < gc->n_devices; i++)
-    if (!strcmp(gc->devices[i], spec)) return;
-  size_t n = strlen(spec) + 1;
-  if (*used + n > storelen) return;
-  memcpy(store + *used, spec, n);
-  gc->devices[gc->n_devices++] = store + *used;
-  *used += n;
-}
-
 /* Loads each model of the comma list through the guard (load + warmup). */
 static void preload_models(gg_server *s) {
   char list[sizeof s->models];
   snprintf(list, sizeof list, "%s", s->models);
   char *save = NULL;
   for (char *m = strtok_r(list, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
-    while (*m == ' ') m++;
+    while (*m == ' ')
+      m++;
     if (!*m) continue;
     uint64_t t0 = gg_now_ns();
     int rc = gg_guard_load(s->guard, m);
@@ -197,8 +184,7 @@ static void preload_models(gg_server *s) {
       GG_ERROR("ENG", "%s", s->models_error);
       return;
     }
-    GG_INFO("ENG", "model %s loaded and warmed up in %.1f ms", m,
-            (double)(gg_now_ns() - t0) / 1e6);
+    GG_INFO("ENG", "model %s loaded and warmed up in %.1f ms", m, (double)(gg_now_ns() - t0) / 1e6);
   }
   atomic_store(&s->models_ready, 1);
 }
@@ -232,22 +218,15 @@ int gg_server_new(const gg_server_config *cfg, gg_server **out) {
 
   /* The device chain: the primary, with sim faults folded into its spec,
    * then each fallback. */
-  char primary[sizeof s->device_spec + sizeof s->faults + 16];
-  if (s->faults[0] && !strncmp(s->device_spec, "sim", 3) && !strstr(s->device_spec, "faults="))
-    snprintf(primary, sizeof primary, "%s%s%s", s->device_spec,
-             strchr(s->device_spec, ':') ? ",faults=" : ":faults=", s->faults);
-  else
-    snprintf(primary, sizeof primary, "%s", s->device_spec);
   gg_guard_config gc;
   gg_guard_config_init(&gc);
   char store[1024];
-  size_t used = 0;
-  chain_add(&gc, store, sizeof store, &used, primary);
-  char fb[sizeof s->fallback];
-  snprintf(fb, sizeof fb, "%s", s->fallback);
-  char *save = NULL;
-  for (char *d = strtok_r(fb, ",", &save); d; d = strtok_r(NULL, ",", &save))
-    chain_add(&gc, store, sizeof store, &used, d);
+  if (gg_guard_config_chain(&gc, s->device_spec, s->faults, s->fallback, store, sizeof store)) {
+    GG_ERROR("GPU", "device chain '%s' + '%s' is too long", s->device_spec, s->fallback);
+    pthread_mutex_destroy(&s->devlist_lock);
+    free(s);
+    return GG_EINVAL;
+  }
   char runner_arg[32];
   snprintf(runner_arg, sizeof runner_arg, "threads=%d", s->cfg.engine_threads);
   gc.runner = "engine";
@@ -259,7 +238,7 @@ int gg_server_new(const gg_server_config *cfg, gg_server **out) {
   gc.mem_budget = s->cfg.mem_limit;
   int rc = gg_guard_new(&gc, &s->guard);
   if (rc) {
-    GG_ERROR("GPU", "cannot set up device '%s': %s (%s); try --device cpu", primary,
+    GG_ERROR("GPU", "cannot set up device '%s': %s (%s); try --device cpu", gc.devices[0],
              gg_strerror(rc), gg_err_name(rc));
     pthread_mutex_destroy(&s->devlist_lock);
     free(s);
@@ -284,13 +263,14 @@ int gg_server_start(gg_server *srv) {
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
   srv->daemon = MHD_start_daemon(
-      flags, (uint16_t)srv->cfg.port, NULL, NULL, on_access, srv, MHD_OPTION_SOCK_ADDR,
-      ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->cfg.threads,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT,
-      (unsigned)srv->cfg.conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_END);
+      flags, (uint16_t)srv->cfg.port, NULL, NULL, on_access, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->cfg.threads, MHD_OPTION_NOTIFY_COMPLETED,
+      on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg.conn_timeout_s,
+      MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_END);
   freeaddrinfo(ai);
   if (!srv->daemon) {
-    GG_ERROR("HTTP", "cannot listen on %s:%d (address in use or not permitted); pick another --port",
+    GG_ERROR("HTTP",
+             "cannot listen on %s:%d (address in use or not permitted); pick another --port",
              srv->host, srv->cfg.port);
     return GG_EIO;
   }
@@ -302,7 +282,9 @@ int gg_server_start(gg_server *srv) {
   return 0;
 }
 
-int gg_server_port(const gg_server *srv) { return srv->port; }
+int gg_server_port(const gg_server *srv) {
+  return srv->port;
+}
 
 void gg_server_stop(gg_server *srv) {
   if (srv && srv->daemon) {
