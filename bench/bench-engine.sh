@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Engine speed, side by side: for each model, median latency of one inference
-# on the CPU with gpuguard's engine (XNNPACK, in-process: bench-engine) at 1
+# on the CPU with gpuguard's engine (XNNPACK, in-process: gpuguard bench) at 1
 # and 2 threads, and with TensorFlow.js on @tensorflow/tfjs-backend-wasm
 # (XNNPACK compiled to WebAssembly, SIMD) in the same run. Prints a Markdown
 # table (paste it into bench/README.md) and writes raw JSON lines.
@@ -8,7 +8,7 @@
 # Usage: bench/bench-engine.sh [--build DIR] [--runs R] [--warmup W] [--rounds K]
 #                              [--models "blazeface mobilefacenet nanodet faceres"]
 #                              [--json FILE]
-# Needs: the build (bench-engine target), scripts/fetch-models.sh and
+# Needs: the build (gpuguard target), scripts/fetch-models.sh and
 # scripts/fetch-reference.sh (tfjs 4.22.0 in tests/reference/node_modules).
 # Note: tfjs 4.x turns wasm threads off under Node (tfjs issue #3830), so the
 # tfjs-wasm column always runs on 1 thread whatever is asked.
@@ -36,13 +36,18 @@ while [ $# -gt 0 ]; do
 done
 cache=${GPUGUARD_CACHE:-$HOME/.cache/gpuguard}
 mdir="$cache/models/human-models-3.0.4/models"
-bin="$build/bench-engine"
-[ -x "$bin" ] || { echo "bench-engine.sh: $bin not built (cmake --build $build --target bench-engine)" >&2; exit 1; }
+bin="$build/gpuguard"
+[ -x "$bin" ] || { echo "bench-engine.sh: $bin not built (cmake --build $build --target gpuguard)" >&2; exit 1; }
 [ -f "$root/tests/reference/node_modules/@tensorflow/tfjs-backend-wasm/package.json" ] ||
   { echo "bench-engine.sh: tfjs not installed: run scripts/fetch-reference.sh" >&2; exit 1; }
 [ -n "$json" ] || json=$(mktemp /tmp/gg-bench-engine-XXXXXX.jsonl)
 : > "$json"
 
+# One JSON line for our side: gpuguard bench's row for the model, tagged.
+ours() { # model.json threads
+  "$bin" bench --models "$1" --threads "$2" --runs "$runs" --warmup "$warmup" --peer none --json 2>/dev/null |
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const o=JSON.parse(s);console.log(JSON.stringify({impl:"gpuguard",threads:o.threads,...o.models[0]}))})'
+}
 field() { node -e 'const o=JSON.parse(process.argv[1]); console.log(o[process.argv[2]])' "$1" "$2"; }
 minf() { node -e 'console.log(Math.min(+process.argv[1], +process.argv[2]))' "$1" "$2"; }
 medf() { node -e 'const a=process.argv.slice(1).map(Number).sort((x,y)=>x-y); const n=a.length; console.log((n%2?a[(n-1)/2]:(a[n/2-1]+a[n/2])/2).toFixed(3))' "$@"; }
@@ -58,8 +63,8 @@ for m in $models; do
   # of the round medians and the overall minimum.
   g1s=(); g2s=(); w1s=(); g1m=1e9; g2m=1e9; w1m=1e9
   for r in $(seq "$rounds"); do
-    o1=$("$bin" "$mj" --threads 1 --runs "$runs" --warmup "$warmup" 2>/dev/null | tail -1)
-    o2=$("$bin" "$mj" --threads 2 --runs "$runs" --warmup "$warmup" 2>/dev/null | tail -1)
+    o1=$(ours "$mj" 1)
+    o2=$(ours "$mj" 2)
     tw=$(node "$root/bench/tfjs/bench.js" "$mj" --backend wasm --threads 1 --runs "$runs" --warmup "$warmup" | tail -1)
     printf '%s\n%s\n%s\n' "$o1" "$o2" "$tw" >> "$json"
     g1s+=("$(field "$o1" median_ms)"); g2s+=("$(field "$o2" median_ms)"); w1s+=("$(field "$tw" median_ms)")
