@@ -206,25 +206,30 @@ static void pop(void) {
   g_cu.cuCtxPopCurrent(&dummy);
 }
 
-static int cuda_get_info(gg_device *d, gg_device_info *info) {
-  cuda_ctx *c = ctx_of(d);
+/* What the driver tells about a device without a context: name,
+ * compute capability, SMs, total memory, driver version. */
+static void static_info(CUdevice dev, gg_device_info *info) {
   int v = 0;
-  g_cu.cuDeviceGetName(info->description, (int)sizeof info->description, c->dev);
+  g_cu.cuDeviceGetName(info->description, (int)sizeof info->description, dev);
   snprintf(info->vendor, sizeof info->vendor, "NVIDIA");
-  if (g_cu.cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, c->dev) == 0)
+  if (g_cu.cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev) == 0)
     info->compute_major = v;
-  if (g_cu.cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, c->dev) == 0)
+  if (g_cu.cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev) == 0)
     info->compute_minor = v;
-  if (g_cu.cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, c->dev) == 0)
+  if (g_cu.cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev) == 0)
     info->compute_units = v;
   size_t total = 0;
-  if (g_cu.cuDeviceTotalMem(&total, c->dev) == 0) info->total_mem = total;
+  if (g_cu.cuDeviceTotalMem(&total, dev) == 0) info->total_mem = total;
   info->max_alloc = info->total_mem;
   char drv[48] = "";
   if (g_nvml.ok && g_nvml.nvmlSystemGetDriverVersion)
     g_nvml.nvmlSystemGetDriverVersion(drv, sizeof drv);
   snprintf(info->driver_version, sizeof info->driver_version, "%.32s%sCUDA %d.%d", drv,
            drv[0] ? ", " : "", g_cu.driver_version / 1000, g_cu.driver_version % 1000 / 10);
+}
+
+static int cuda_get_info(gg_device *d, gg_device_info *info) {
+  static_info(ctx_of(d)->dev, info);
   int rc = push(d);
   if (rc) return rc;
   size_t fr = 0, tot = 0;
@@ -472,25 +477,10 @@ int gg__device_cuda_enumerate(gg__devlist *l) {
     memset(&info, 0, sizeof info);
     snprintf(info.name, sizeof info.name, "cuda:%d", i);
     info.kind = GG_DEVICE_CUDA;
-    snprintf(info.vendor, sizeof info.vendor, "NVIDIA");
     CUdevice dev = 0;
     if (g_cu.cuDeviceGet(&dev, i) != 0) continue;
-    g_cu.cuDeviceGetName(info.description, (int)sizeof info.description, dev);
-    int v = 0;
-    if (g_cu.cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev) == 0)
-      info.compute_major = v;
-    if (g_cu.cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev) == 0)
-      info.compute_minor = v;
-    if (g_cu.cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev) == 0)
-      info.compute_units = v;
-    size_t total = 0;
-    if (g_cu.cuDeviceTotalMem(&total, dev) == 0) info.total_mem = total;
-    info.max_alloc = info.total_mem;
-    char drv[48] = "", pci[32];
-    if (g_nvml.ok && g_nvml.nvmlSystemGetDriverVersion)
-      g_nvml.nvmlSystemGetDriverVersion(drv, sizeof drv);
-    snprintf(info.driver_version, sizeof info.driver_version, "%.32s%sCUDA %d.%d", drv,
-             drv[0] ? ", " : "", g_cu.driver_version / 1000, g_cu.driver_version % 1000 / 10);
+    static_info(dev, &info);
+    char pci[32];
     void *nd = NULL;
     unsigned long long mem[3];
     if (g_nvml.ok && g_nvml.nvmlDeviceGetMemoryInfo &&
