@@ -444,10 +444,8 @@ static void test_explain(void) {
  * device smaller than their planned peak fails the check with a fix. */
 static void test_models_planned(void) {
   clean_env();
-  const char *home = getenv("HOME");
   char probe[1024];
-  snprintf(probe, sizeof probe,
-           "%s/.cache/gpuguard/models/human-models-3.0.4/models/blazeface.json", home ? home : "");
+  gg_t_cache_path(probe, sizeof probe, "models/human-models-3.0.4/models/blazeface.json");
   if (access(probe, R_OK)) SKIP("models not fetched (%s)", probe);
   char *out = NULL;
   run("doctor --json --device sim:mem=64M", &out);

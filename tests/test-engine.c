@@ -683,14 +683,8 @@ static void test_fusion_preserves_results(void) {
 
 static void test_cli_infer_end_to_end(void) {
   char p[1024];
-  const char *home = getenv("HOME");
-  const char *cache = getenv("GPUGUARD_CACHE");
   char img[1024];
-  snprintf(img, sizeof img, "%s/models/face-api-1.7.15/demo/sample1.jpg",
-           cache && *cache ? cache : "");
-  if (!cache || !*cache)
-    snprintf(img, sizeof img, "%s/.cache/gpuguard/models/face-api-1.7.15/demo/sample1.jpg",
-             home ? home : "");
+  gg_t_cache_path(img, sizeof img, "models/face-api-1.7.15/demo/sample1.jpg");
   if (access(img, R_OK)) SKIP("sample images not fetched (%s)", img);
   int found = 0;
   for (size_t i = 0; i < 4; i++) {

@@ -18,7 +18,8 @@
 static uint8_t g_px[5 * 3 * 3];
 
 static void fill_px(void) {
-  for (int i = 0; i < 45; i++) g_px[i] = (uint8_t)(i * 37 + 11);
+  for (int i = 0; i < 45; i++)
+    g_px[i] = (uint8_t)(i * 37 + 11);
 }
 
 static uint8_t *make_png(size_t *len) {
@@ -63,7 +64,8 @@ static uint32_t crc32_of(const uint8_t *d, size_t n) {
   uint32_t c = 0xffffffffu;
   for (size_t i = 0; i < n; i++) {
     c ^= d[i];
-    for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+    for (int k = 0; k < 8; k++)
+      c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
   }
   return ~c;
 }
@@ -168,10 +170,8 @@ static void test_garbage(void) {
 }
 
 static void test_sample_image(void) {
-  const char *home = getenv("HOME"), *cache = getenv("GPUGUARD_CACHE");
   char p[1024];
-  if (cache && *cache) snprintf(p, sizeof p, "%s/models/face-api-1.7.15/demo/sample2.jpg", cache);
-  else snprintf(p, sizeof p, "%s/.cache/gpuguard/models/face-api-1.7.15/demo/sample2.jpg", home ? home : "");
+  gg_t_cache_path(p, sizeof p, "models/face-api-1.7.15/demo/sample2.jpg");
   if (access(p, R_OK)) SKIP("sample images not fetched (%s)", p);
   gg_image img;
   char err[256];

@@ -18,16 +18,9 @@ static char g_img[1024];
 
 /* Finds the sample image and the blazeface model; 0 when both are there. */
 static int have_inputs(void) {
-  const char *cache = getenv("GPUGUARD_CACHE");
-  const char *home = getenv("HOME");
-  char root[900];
-  if (cache && *cache)
-    snprintf(root, sizeof root, "%s", cache);
-  else
-    snprintf(root, sizeof root, "%s/.cache/gpuguard", home ? home : "");
-  snprintf(g_img, sizeof g_img, "%s/models/face-api-1.7.15/demo/sample1.jpg", root);
+  gg_t_cache_path(g_img, sizeof g_img, "models/face-api-1.7.15/demo/sample1.jpg");
   char model[1024];
-  snprintf(model, sizeof model, "%s/models/human-models-3.0.4/models/blazeface.json", root);
+  gg_t_cache_path(model, sizeof model, "models/human-models-3.0.4/models/blazeface.json");
   return access(g_img, R_OK) || access(model, R_OK);
 }
 

@@ -31,13 +31,6 @@ static int file_exists(const char *p) {
   return stat(p, &st) == 0;
 }
 
-static const char *cache_root(char *buf, size_t n) {
-  const char *c = getenv("GPUGUARD_CACHE");
-  if (c && *c) snprintf(buf, n, "%s", c);
-  else snprintf(buf, n, "%s/.cache/gpuguard", getenv("HOME") ? getenv("HOME") : "/root");
-  return buf;
-}
-
 /* Runs a shell command with stdout+stderr to `log`; returns the exit status
  * (or -1 if it did not exit normally). */
 static int run_cmd(const char *cmd, const char *log) {
@@ -92,10 +85,9 @@ static void print_tail(const char *log) {
 /* Common preconditions; returns a SKIP reason or NULL when everything is there. */
 static const char *missing_prereq(void) {
   static char why[1200];
-  char root[900], p[1200];
-  cache_root(root, sizeof root);
-  snprintf(g_models_dir, sizeof g_models_dir, "%s/models/human-models-3.0.4/models", root);
-  snprintf(g_images_dir, sizeof g_images_dir, "%s/models/face-api-1.7.15/demo", root);
+  char p[1200];
+  gg_t_cache_path(g_models_dir, sizeof g_models_dir, "models/human-models-3.0.4/models");
+  gg_t_cache_path(g_images_dir, sizeof g_images_dir, "models/face-api-1.7.15/demo");
   if (run_cmd("node --version", "/dev/null") != 0)
     return "node not found (apt-get install nodejs npm)";
   snprintf(p, sizeof p, "%s/reference/node_modules/@tensorflow/tfjs/package.json", GG_TEST_DIR);
@@ -129,8 +121,10 @@ static void compare(const float *ours, const float *ref, size_t n, out_stat *st)
     mn = fmin(mn, b);
     mx = fmax(mx, b);
     double d = fabs(a - b);
-    if (isnan(d)) nan = 1;
-    else if (d > err) err = d;
+    if (isnan(d))
+      nan = 1;
+    else if (d > err)
+      err = d;
     dot += a * b, na += a * a, nb += b * b;
   }
   st->count = n;
@@ -154,8 +148,7 @@ static void check_dir(const model_case *mc, const char *img, const char *dir, in
   if (!json_is_array(mo) || !json_is_array(ro) || json_array_size(mo) != json_array_size(ro) ||
       json_array_size(mo) == 0) {
     json_decref(man), json_decref(ref);
-    GG_T_FAIL("%s %s: manifest/ref.json outputs missing or counts differ (%s)", mc->name, img,
-              dir);
+    GG_T_FAIL("%s %s: manifest/ref.json outputs missing or counts differ (%s)", mc->name, img, dir);
   }
   for (size_t i = 0; i < json_array_size(mo); i++) {
     json_t *m = json_array_get(mo, i), *r = json_array_get(ro, i);
@@ -271,7 +264,8 @@ static void run_model(const model_case *mc) {
   for (int i = 0; i < n_dirs; i++) {
     int before = gg_t_failed_checks;
     check_dir(mc, imgs[i], dirs[i], &compared);
-    if (gg_t_failed_checks != before) failed = 1;
+    if (gg_t_failed_checks != before)
+      failed = 1;
     else if (!keep) {
       snprintf(cmd, sizeof cmd, "rm -rf '%s'", dirs[i]);
       (void)!system(cmd);
@@ -288,10 +282,18 @@ static const model_case k_models[] = {
     {"faceres", "global_pooling", 6},
 };
 
-static void test_blazeface(void) { run_model(&k_models[0]); }
-static void test_mobilefacenet(void) { run_model(&k_models[1]); }
-static void test_nanodet(void) { run_model(&k_models[2]); }
-static void test_faceres(void) { run_model(&k_models[3]); }
+static void test_blazeface(void) {
+  run_model(&k_models[0]);
+}
+static void test_mobilefacenet(void) {
+  run_model(&k_models[1]);
+}
+static void test_nanodet(void) {
+  run_model(&k_models[2]);
+}
+static void test_faceres(void) {
+  run_model(&k_models[3]);
+}
 
 /* The comparison itself must be able to fail. */
 static void test_compare_detects(void) {

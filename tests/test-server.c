@@ -294,12 +294,9 @@ static char *read_file(const char *path, size_t *len) {
 }
 
 static void sample_path(char *out, size_t len, int i) {
-  const char *cache = getenv("GPUGUARD_CACHE");
-  if (cache)
-    snprintf(out, len, "%s/models/face-api-1.7.15/demo/sample%d.jpg", cache, i);
-  else
-    snprintf(out, len, "%s/.cache/gpuguard/models/face-api-1.7.15/demo/sample%d.jpg",
-             getenv("HOME") ? getenv("HOME") : "/root", i);
+  char rel[64];
+  snprintf(rel, sizeof rel, "models/face-api-1.7.15/demo/sample%d.jpg", i);
+  gg_t_cache_path(out, len, rel);
 }
 
 static void test_infer(void) {
