@@ -49,6 +49,20 @@ if(GG_OPENCL)
     list(LENGTH _gg_icds _gg_nicd)
     message(STATUS "gpuguard: OpenCL backend ON: opencl:P.D devices (dlopen at run time); "
                    "ICD loader ${GG_OPENCL_LOADER}, ${_gg_nicd} ICD(s) in /etc/OpenCL/vendors")
+    if(GG_SANITIZE)
+      # Sanitizer builds only: link the ICD loader so its thread-local storage
+      # is static TLS. When libOpenCL.so.1 comes in through dlopen, its TLS is
+      # dynamic, and GCC 12's LeakSanitizer misreads the glibc 2.36 DTV entry
+      # for it (google/sanitizers#1322: the "glibc 2.19 header" guess) and
+      # crashes at exit ("Tracer caught signal 11", DTLS range from 0x39b)
+      # in any process that has called into OpenCL, e.g. gpuguard doctor.
+      # Release builds keep loading it with dlopen, so gpuguard starts on
+      # machines without it. docs/TESTING.md has the reproduction.
+      target_link_libraries(gpuguard_lib PUBLIC
+        "-Wl,--push-state,--no-as-needed" ${GG_OPENCL_LOADER} "-Wl,--pop-state")
+      message(STATUS "gpuguard: sanitizer build links ${GG_OPENCL_LOADER} (static TLS, see "
+                     "cmake/backends.cmake)")
+    endif()
   else()
     message(STATUS "gpuguard: OpenCL ICD loader or ICDs not found (apt-get install "
                    "ocl-icd-libopencl1 pocl-opencl-icd): the OpenCL tests will skip. "

@@ -20,5 +20,6 @@ run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ "$sanitize" = 1 ]; then
   echo "== sanitizer build (ASan + UBSan)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \
     run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DGG_SANITIZE=ON
 fi

@@ -384,6 +384,41 @@ static void test_device_switch(void) {
   free(body);
 }
 
+/* The server lists devices through a child process and never loads a GPU
+ * runtime itself: after GET /api/device (which enumerates OpenCL and CUDA),
+ * no OpenCL driver (PoCL, LLVM) or libcuda is mapped into the server. A runtime in
+ * the server process is what crashed it at shutdown (PoCL's LLVM swaps the
+ * HTTP thread's signal stack) and what a faulting driver would take down. */
+static void test_no_gpu_runtime_in_server(void) {
+  char *body = NULL;
+  ASSERT_EQ(http("GET", "/api/device", NULL, 0, &body), 200);
+  json_t *j = json_loads(body, 0, NULL);
+  free(body);
+  ASSERT_TRUE(j != NULL);
+  json_t *devs = json_object_get(j, "devices");
+  ASSERT_TRUE(json_array_size(devs) >= 1);
+  ASSERT_STREQ(json_string_value(json_object_get(json_array_get(devs, 0), "name")), "cpu");
+  json_decref(j);
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/maps", (int)g_pid);
+  FILE *f = fopen(path, "r"); /* /proc files report size 0: read to EOF */
+  ASSERT_TRUE(f != NULL);
+  size_t cap = 1 << 20, len = 0;
+  char *maps = calloc(1, cap + 1);
+  size_t r;
+  while (maps && len < cap && (r = fread(maps + len, 1, cap - len, f)) > 0)
+    len += r;
+  fclose(f);
+  ASSERT_TRUE(maps != NULL && len > 0);
+  /* The ICD loader itself may be mapped (sanitizer builds link it, see
+   * cmake/backends.cmake); a driver behind it must not be. */
+  int loaded = strstr(maps, "libpocl") || strstr(maps, "libcuda") || strstr(maps, "libnvidia") ||
+               strstr(maps, "libLLVM");
+  if (loaded) fprintf(stderr, "  a GPU runtime is mapped into the server:\n%.2000s\n", maps);
+  free(maps);
+  ASSERT_FALSE(loaded);
+}
+
 static void test_graceful_shutdown(void) {
   ASSERT_EQ(stop_server(), 0);
 }
@@ -408,6 +443,7 @@ int main(int argc, char **argv) {
       {"infer_bad_input", test_infer_bad_input},
       {"device_switch", test_device_switch},
       {"stress_flat", test_stress_flat},
+      {"no_gpu_runtime_in_server", test_no_gpu_runtime_in_server},
       {"graceful_shutdown", test_graceful_shutdown},
       {0},
   };

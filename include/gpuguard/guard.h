@@ -261,6 +261,19 @@ char *gg_guard_prometheus(gg_guard *g);
  * status. Not for direct use. */
 int gg_guard_worker_main(int argc, char **argv);
 
+/* Lists the devices (as gg_device_enumerate does) from a child process,
+ * `EXE worker --enumerate`, so the caller never loads a GPU runtime (PoCL's
+ * threads, LLVM's signal stacks, a driver that faults while enumerating).
+ * exe: the gpuguard binary; NULL uses $GPUGUARD_WORKER_EXE, else
+ * /proc/self/exe. A child that takes longer than timeout_ms (<= 0: 10 s) is
+ * killed: GG_ETIMEOUT. A crashed or mismatched child: GG_EIO / GG_EPARSE.
+ * On success *out is malloc'd (the caller frees it). */
+int gg_guard_enumerate_isolated(const char *exe, int timeout_ms, gg_device_info **out,
+                                size_t *count);
+/* The child side: enumerates and writes the list to fd. Returns 0 or the
+ * enumeration's error. Used by `gpuguard worker --enumerate`. */
+int gg_guard_enumerate_child(int fd);
+
 #ifdef __cplusplus
 }
 #endif

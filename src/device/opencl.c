@@ -159,7 +159,12 @@ void gg__opencl_probe_run(gg__cl_probe *out) {
 }
 
 int gg__opencl_try_icd(const char *lib, char *err, size_t errlen) {
-  void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+  /* RTLD_NODELETE: asking an ICD for its platforms initialises it, and a
+   * driver may start threads and register thread-local state then. Unloading
+   * it afterwards could leave those threads running unmapped code, so the
+   * probe keeps it mapped (the ICD loader loads the same library anyway);
+   * dlclose below only drops our reference. */
+  void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (!h) {
     const char *e = dlerror();
     snprintf(err, errlen, "%s", e ? e : "dlopen failed");

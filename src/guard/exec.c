@@ -108,6 +108,15 @@ static void *parent_watch(void *p) {
   return NULL;
 }
 
+/* The watcher ends with the worker: every exit path returns from main, so
+ * atexit stops and joins it and no thread of ours outlives the worker's
+ * main (usleep is a cancellation point). */
+static pthread_t g_watcher;
+static void stop_parent_watch(void) {
+  pthread_cancel(g_watcher);
+  pthread_join(g_watcher, NULL);
+}
+
 int gg_guard_worker_main(int argc, char **argv) {
   int sock = -1, shm = -1, cleanup = 5;
   const char *spec = NULL, *runner = "engine", *runner_arg = NULL;
@@ -156,8 +165,7 @@ int gg_guard_worker_main(int argc, char **argv) {
   static pid_t parent;
   parent = getppid();
   if (parent == 1) return 3;
-  pthread_t watcher;
-  if (pthread_create(&watcher, NULL, parent_watch, &parent) == 0) pthread_detach(watcher);
+  if (pthread_create(&g_watcher, NULL, parent_watch, &parent) == 0) atexit(stop_parent_watch);
 
   gg__wrep rep;
   shm_view view = {NULL, 0};

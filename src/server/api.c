@@ -61,24 +61,50 @@ static json_t *device_info_json(const gg_device_info *d) {
  * so the list is refreshed at most every DEVICE_LIST_TTL_NS. */
 #define DEVICE_LIST_TTL_NS (5ull * 1000000000ull)
 
+/* Refreshes the cached device list when it is older than the TTL. Call with
+ * devlist_lock held. The list comes from a child process: the server never
+ * loads a GPU runtime itself (see gg_guard_enumerate_isolated). */
+static void devlist_refresh_locked(gg_server *srv) {
+  uint64_t now = gg_now_ns();
+  if (srv->devlist && now - srv->devlist_ns <= DEVICE_LIST_TTL_NS) return;
+  gg_device_info *list = NULL;
+  size_t n = 0;
+  if (gg_guard_enumerate_isolated(NULL, 10000, &list, &n) == 0) {
+    free(srv->devlist);
+    srv->devlist = list;
+    srv->devlist_n = n;
+    srv->devlist_ns = now;
+  }
+}
+
 static json_t *device_list_json(gg_server *srv) {
   pthread_mutex_lock(&srv->devlist_lock);
-  uint64_t now = gg_now_ns();
-  if (!srv->devlist || now - srv->devlist_ns > DEVICE_LIST_TTL_NS) {
-    gg_device_info *list = NULL;
-    size_t n = 0;
-    if (gg_device_enumerate(&list, &n) == 0) {
-      free(srv->devlist);
-      srv->devlist = list;
-      srv->devlist_n = n;
-      srv->devlist_ns = now;
-    }
-  }
+  devlist_refresh_locked(srv);
   json_t *devs = json_array();
   for (size_t i = 0; i < srv->devlist_n; i++)
     json_array_append_new(devs, device_info_json(&srv->devlist[i]));
   pthread_mutex_unlock(&srv->devlist_lock);
   return devs;
+}
+
+/* 0 when `spec` names a device this machine has, else GG_ENODEV / GG_EINVAL.
+ * cpu and sim specs are opened here (no runtime behind them); cuda:N and
+ * opencl:P.D are looked up in the list a child process enumerated, so
+ * checking a switch request loads no GPU runtime into the server. */
+static int device_spec_check(gg_server *srv, const char *spec) {
+  if (strncmp(spec, "cuda:", 5) && strncmp(spec, "opencl:", 7)) {
+    gg_device *probe = NULL;
+    int rc = gg_device_open(spec, &probe);
+    gg_device_free(probe);
+    return rc;
+  }
+  pthread_mutex_lock(&srv->devlist_lock);
+  devlist_refresh_locked(srv);
+  int found = 0;
+  for (size_t i = 0; i < srv->devlist_n && !found; i++)
+    found = !strcmp(srv->devlist[i].name, spec);
+  pthread_mutex_unlock(&srv->devlist_lock);
+  return found ? 0 : GG_ENODEV;
 }
 
 static json_t *device_state_json(gg_server *srv) {
@@ -128,9 +154,7 @@ static void h_device_switch(gg_server *srv, const gg_http_req *req, gg_http_resp
   char want[128];
   snprintf(want, sizeof want, "%s", spec);
   json_decref(body);
-  gg_device *probe = NULL;
-  int rc = gg_device_open(want, &probe);
-  gg_device_free(probe);
+  int rc = device_spec_check(srv, want);
   if (rc == GG_ENODEV || rc == GG_EINVAL) {
     gg_http_error(resp, 400, "unknown or absent device '%s': %s (see GET /api/device for the list)",
                   want, gg_strerror(rc));
