@@ -159,6 +159,39 @@ static void test_bad_specs(void) {
   ASSERT_CONTAINS(out, "unknown device 'warp:9'");
 }
 
+/* --dump-dir creates missing parents (mkdir -p); a path through a regular
+ * file is a clear error naming the component. Direct (unguarded) path. */
+static void test_dump_dir_parents(void) {
+  if (have_inputs()) SKIP("models or sample images not fetched");
+  char tmp[] = "/tmp/gg-dumpdir-XXXXXX";
+  ASSERT_TRUE(mkdtemp(tmp) != NULL);
+  char args[256], path[300];
+  snprintf(args, sizeof args, "--dump-dir %s/a/b/c", tmp);
+  int st = -1;
+  json_t *r = run_infer(args, &st);
+  json_decref(r);
+  ASSERT_EQ(st, 0);
+  snprintf(path, sizeof path, "%s/a/b/c/manifest.json", tmp);
+  ASSERT_EQ(access(path, R_OK), 0);
+  snprintf(path, sizeof path, "%s/file", tmp);
+  FILE *f = fopen(path, "w");
+  ASSERT_TRUE(f != NULL);
+  fclose(f);
+  char cmd[2048], out[2048];
+  snprintf(cmd, sizeof cmd, "%s infer --model blazeface --image %s --dump-dir %s/sub 2>&1", GG_BIN,
+           g_img, path);
+  f = popen(cmd, "r");
+  ASSERT_TRUE(f != NULL);
+  size_t n = fread(out, 1, sizeof out - 1, f);
+  out[n] = 0;
+  st = pclose(f);
+  ASSERT_EQ(WEXITSTATUS(st), 1);
+  ASSERT_CONTAINS(out, "cannot create the dump directory");
+  ASSERT_CONTAINS(out, "not a directory");
+  snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+  ASSERT_EQ(system(cmd), 0);
+}
+
 int main(int argc, char **argv) {
   static const gg_test_case cases[] = {
       {"sticky_falls_back_then_recovers", test_sticky_falls_back_then_recovers},
@@ -166,6 +199,7 @@ int main(int argc, char **argv) {
       {"launch_retried_in_place", test_launch_retried_in_place},
       {"no_fallback_reports_failure", test_no_fallback_reports_failure},
       {"bad_specs", test_bad_specs},
+      {"dump_dir_parents", test_dump_dir_parents},
       {0},
   };
   return gg_test_main(argc, argv, cases);

@@ -1,5 +1,20 @@
 /* gpuguard image input: decode JPEG/PNG with limits, then resize and
- * normalize into a model's input tensor the way vladmandic/human feeds it. */
+ * normalize into a model's input tensor the way vladmandic/human feeds it.
+ *
+ * What the decoded pixels are (the same bytes always give the same pixels;
+ * docs/images.md has the reasons):
+ * - PNG transparency is ignored: alpha (an alpha channel or a tRNS chunk) is
+ *   dropped and each pixel keeps its stored colour, as TensorFlow.js's
+ *   tf.node.decodePng / decodeImage(..., 3) do. Nothing is blended; flatten
+ *   an image onto the background you want before sending it.
+ * - 16-bit samples become 8-bit by plain scaling (v >> 8, as TensorFlow
+ *   does); no gamma (gAMA), chromaticity, sRGB or ICC conversion is ever
+ *   applied.
+ *   Gray, gray+alpha, palette and 1/2/4-bit depths expand to RGB.
+ * - JPEG and PNG EXIF orientation (1..8; APP1 Exif, PNG eXIf) is applied,
+ *   so width/height are those of the image as a viewer shows it.
+ * - CMYK and YCCK JPEGs are converted to RGB with TensorFlow's formula
+ *   (inverted inks when an Adobe marker is present), without a profile. */
 #ifndef GPUGUARD_IMAGE_H
 #define GPUGUARD_IMAGE_H
 
@@ -20,8 +35,9 @@ typedef struct gg_image {
   uint8_t *rgb; /* owned; gg_image_free */
 } gg_image;
 
-/* Decodes a JPEG (libturbojpeg) or PNG (libpng) held in memory. max_pixels 0
- * means GG_IMAGE_MAX_PIXELS. Returns 0; GG_EPARSE for data that is neither,
+/* Decodes a JPEG (libturbojpeg) or PNG (libpng) held in memory into 8-bit
+ * RGB as described at the top of this file. max_pixels 0 means
+ * GG_IMAGE_MAX_PIXELS. Returns 0; GG_EPARSE for data that is neither,
  * or is malformed or truncated; GG_ETOO_LARGE past max_pixels (checked from
  * the header, before any pixel memory is taken); GG_ENOTIMPL when the
  * decoder is not built in; GG_ENOMEM. err (may be NULL) says which. On

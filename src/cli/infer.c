@@ -102,6 +102,37 @@ static int write_file(const char *dir, const char *name, const void *data, size_
   return bad ? GG_EIO : 0;
 }
 
+/* mkdir -p: creates dir and any missing parent. Returns 0, or GG_EIO after
+ * saying which component could not be made and why. */
+static int make_dirs(const char *dir) {
+  char p[PATH_MAX];
+  if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) {
+    fprintf(stderr, "gpuguard infer: --dump-dir is longer than %d bytes\n", PATH_MAX - 1);
+    return GG_EIO;
+  }
+  /* Each prefix ending before a '/', then the whole path. */
+  for (char *s = p + 1;; s++) {
+    int end = *s == 0;
+    if (*s != '/' && !end) continue;
+    *s = 0;
+    struct stat st;
+    const char *why = NULL;
+    if (mkdir(p, 0755) && errno != EEXIST)
+      why = strerror(errno);
+    else if (stat(p, &st) || !S_ISDIR(st.st_mode))
+      why = "it exists and is not a directory";
+    if (why) {
+      fprintf(stderr,
+              "gpuguard infer: cannot create the dump directory %s: %s; pass a --dump-dir you "
+              "can write to\n",
+              p, why);
+      return GG_EIO;
+    }
+    if (end) return 0;
+    *s = '/';
+  }
+}
+
 static json_t *shape_json(const gg_tensor_info *t) {
   json_t *a = json_array();
   for (int d = 0; d < t->ndim; d++)
@@ -391,8 +422,7 @@ int gg_cli_infer(int argc, char **argv) {
   /* Dump the input before running: the graph never writes its inputs, but
    * this makes the file independent of that. */
   if (*o.dump_dir) {
-    mkdir(o.dump_dir, 0755);
-    if (write_file(o.dump_dir, "input.f32", inp, (size_t)in_elems * 4)) {
+    if (make_dirs(o.dump_dir) || write_file(o.dump_dir, "input.f32", inp, (size_t)in_elems * 4)) {
       gg_session_free(s);
       gg_model_free(m);
       return 1;

@@ -1,14 +1,19 @@
-/* Image decoding (JPEG via libturbojpeg, PNG via libpng's simplified API)
- * with size limits checked from the header before any pixel memory is
- * taken, and the per-model resize + normalize. */
+/* Image decoding (JPEG via libturbojpeg, PNG via libpng's classic read API
+ * with explicit transforms) with size limits checked from the header before
+ * any pixel memory is taken, and the per-model resize + normalize. The
+ * pixel semantics (alpha dropped, 16 -> 8 bit by scaling, no gamma or colour
+ * management, CMYK converted, EXIF orientation applied) are in
+ * include/gpuguard/image.h and docs/images.md. */
 #include "gpuguard/image.h"
 #include "gpuguard/error.h"
+#include "vision/vision-impl.h"
 
 #ifdef GG_HAVE_TURBOJPEG
 #include <turbojpeg.h>
 #endif
 #ifdef GG_HAVE_PNG
 #include <png.h>
+#include <setjmp.h>
 #endif
 
 #include <errno.h>
@@ -50,8 +55,25 @@ static int check_dims(uint64_t w, uint64_t h, uint64_t max, const char *kind, ch
   return 0;
 }
 
-static int decode_jpeg(const uint8_t *d, size_t len, uint64_t max, gg_image *out, char *err,
-                       size_t errlen) {
+#ifdef GG_HAVE_TURBOJPEG
+/* CMYK to RGB in place (n pixels; the result fills the first 3n bytes), as
+ * TensorFlow's DecodeJpeg does it: a file with an Adobe marker stores the
+ * inks inverted (255 = no ink, what Photoshop writes), so R = C*K/255;
+ * otherwise R = (255-C)*(255-K)/255. Naive (no colour profile), but it is
+ * what TF.js on Node gives for the same file. */
+static void cmyk_to_rgb(uint8_t *px, size_t n, int inverted) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned c = px[i * 4], m = px[i * 4 + 1], y = px[i * 4 + 2], k = px[i * 4 + 3];
+    if (!inverted) c = 255 - c, m = 255 - m, y = 255 - y, k = 255 - k;
+    px[i * 3] = (uint8_t)(c * k / 255);
+    px[i * 3 + 1] = (uint8_t)(m * k / 255);
+    px[i * 3 + 2] = (uint8_t)(y * k / 255);
+  }
+}
+#endif
+
+static int decode_jpeg(const uint8_t *d, size_t len, uint64_t max, gg_image *out, int *orient,
+                       char *err, size_t errlen) {
 #ifdef GG_HAVE_TURBOJPEG
   if (len > (size_t)0xffffffffu) return efail(err, errlen, GG_ETOO_LARGE, "JPEG data too large");
   tjhandle h = tjInitDecompress();
@@ -67,61 +89,159 @@ static int decode_jpeg(const uint8_t *d, size_t len, uint64_t max, gg_image *out
     tjDestroy(h);
     return rc;
   }
-  uint8_t *px = malloc((size_t)w * (size_t)ht * 3);
+  /* libjpeg turns YCCK into CMYK but not into RGB: take CMYK and convert. */
+  int cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
+  size_t n = (size_t)w * (size_t)ht;
+  uint8_t *px = malloc(n * (cmyk ? 4 : 3));
   if (!px) {
     tjDestroy(h);
     return efail(err, errlen, GG_ENOMEM, "no memory for a %dx%d image", w, ht);
   }
   /* Warnings (a truncated file decodes as grey) are errors here. */
-  if (tjDecompress2(h, d, (unsigned long)len, px, w, 0, ht, TJPF_RGB, TJFLAG_STOPONWARNING)) {
+  if (tjDecompress2(h, d, (unsigned long)len, px, w, 0, ht, cmyk ? TJPF_CMYK : TJPF_RGB,
+                    TJFLAG_STOPONWARNING)) {
     rc = efail(err, errlen, GG_EPARSE, "JPEG data is corrupt or truncated: %s", tjGetErrorStr2(h));
     free(px);
     tjDestroy(h);
     return rc;
   }
   tjDestroy(h);
+  gg__jpeg_meta meta;
+  gg__jpeg_meta_read(d, len, &meta);
+  if (cmyk) {
+    cmyk_to_rgb(px, n, meta.adobe);
+    uint8_t *fit = realloc(px, n * 3);
+    if (fit) px = fit;
+  }
   out->width = w, out->height = ht, out->rgb = px;
+  *orient = meta.orientation;
   return 0;
 #else
-  (void)d, (void)len, (void)max, (void)out;
+  (void)d, (void)len, (void)max, (void)out, (void)orient;
   return efail(err, errlen, GG_ENOTIMPL, "JPEG support is not built in (install libturbojpeg0-dev and rebuild)");
 #endif
 }
 
-static int decode_png(const uint8_t *d, size_t len, uint64_t max, gg_image *out, char *err,
-                      size_t errlen) {
 #ifdef GG_HAVE_PNG
-  png_image img;
-  memset(&img, 0, sizeof img);
-  img.version = PNG_IMAGE_VERSION;
-  if (!png_image_begin_read_from_memory(&img, d, len)) {
-    int rc = efail(err, errlen, GG_EPARSE, "malformed PNG: %s", img.message);
-    png_image_free(&img);
-    return rc;
+/* One PNG decode: the input, what libpng said last, and the buffers, kept
+ * outside the function that calls setjmp so a longjmp cannot lose them. */
+typedef struct png_job {
+  const uint8_t *d;
+  size_t len, pos;
+  int in_pixels; /* the header was fine; an error now is in the image data */
+  uint8_t *px;
+  png_bytep *rows;
+  char msg[200];
+} png_job;
+
+static void png_on_error(png_structp png, png_const_charp msg) {
+  png_job *job = png_get_error_ptr(png);
+  snprintf(job->msg, sizeof job->msg, "%s", msg);
+  png_longjmp(png, 1);
+}
+
+/* Warnings are about ancillary chunks (a bad CRC, a malformed eXIf) that
+ * libpng then skips; a skipped chunk leaves the defaults (no orientation),
+ * and the pixel data itself only ever fails through png_on_error. */
+static void png_on_warning(png_structp png, png_const_charp msg) {
+  (void)png, (void)msg;
+}
+
+static void png_read_mem(png_structp png, png_bytep dst, size_t n) {
+  png_job *job = png_get_io_ptr(png);
+  if (n > job->len - job->pos) png_error(png, "unexpected end of data");
+  memcpy(dst, job->d + job->pos, n);
+  job->pos += n;
+}
+
+/* n pixels of ch (1..4) 8-bit channels, gray[+alpha] or RGB[A], to RGB in
+ * place; alpha is dropped. px holds n * max(ch, 3) bytes. Gray grows, so it
+ * runs backwards; RGBA shrinks, so forwards. */
+static void channels_to_rgb(uint8_t *px, size_t n, int ch) {
+  if (ch < 3) {
+    for (size_t i = n; i-- > 0;) {
+      uint8_t v = px[i * (size_t)ch];
+      px[i * 3] = px[i * 3 + 1] = px[i * 3 + 2] = v;
+    }
+  } else if (ch == 4) {
+    for (size_t i = 0; i < n; i++)
+      memmove(px + i * 3, px + i * 4, 3);
   }
-  int rc = check_dims(img.width, img.height, max, "PNG", err, errlen);
-  if (rc) {
-    png_image_free(&img);
-    return rc;
-  }
-  img.format = PNG_FORMAT_RGB;
-  size_t n = PNG_IMAGE_SIZE(img);
-  uint8_t *px = malloc(n);
-  if (!px) {
-    png_image_free(&img);
-    return efail(err, errlen, GG_ENOMEM, "no memory for a %ux%u image", img.width, img.height);
-  }
-  if (!png_image_finish_read(&img, NULL, px, 0, NULL)) {
-    rc = efail(err, errlen, GG_EPARSE, "PNG data is corrupt or truncated: %s", img.message);
-    png_image_free(&img);
-    free(px);
-    return rc;
-  }
-  out->width = (int)img.width, out->height = (int)img.height, out->rgb = px;
-  png_image_free(&img);
+}
+
+static int png_run(png_structp png, png_infop info, png_job *job, uint64_t max, gg_image *out,
+                   int *orient, char *err, size_t errlen) {
+  if (setjmp(png_jmpbuf(png)))
+    return efail(err, errlen, GG_EPARSE,
+                 job->in_pixels ? "PNG data is corrupt or truncated: %s" : "malformed PNG: %s",
+                 job->msg);
+  png_set_read_fn(png, job, png_read_mem);
+  /* The size limit is ours (check_dims, with a clear message), not libpng's. */
+  png_set_user_limits(png, 0x7fffffffu, 0x7fffffffu);
+  png_set_chunk_malloc_max(png, (png_alloc_size_t)8 << 20);
+  png_read_info(png, info);
+  png_uint_32 w = 0, h = 0;
+  int depth = 0, ctype = 0;
+  png_get_IHDR(png, info, &w, &h, &depth, &ctype, NULL, NULL, NULL);
+  int rc = check_dims(w, h, max, "PNG", err, errlen);
+  if (rc) return rc;
+  /* Explicit transforms only: no png_set_gamma or alpha mode, so the
+   * stored values come out as stored (gAMA, cHRM, sRGB and iCCP ignored,
+   * as TensorFlow's DecodePng does). tRNS is not expanded beyond what
+   * palette expansion does; alpha is dropped below either way. */
+  if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (!(ctype & PNG_COLOR_MASK_COLOR) && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  /* v >> 8, TensorFlow's choice: never more than 1 from exact scaling, and
+   * the same bytes as tf.node.decodePng. */
+  if (depth == 16) png_set_strip_16(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  int ch = png_get_channels(png, info);
+  if (ch < 1 || ch > 4 || png_get_rowbytes(png, info) != (size_t)w * (size_t)ch ||
+      png_get_bit_depth(png, info) != 8)
+    return efail(err, errlen, GG_EPARSE, "PNG layout not handled: %d channels of %d bits", ch,
+                 png_get_bit_depth(png, info));
+  size_t n = (size_t)w * (size_t)h;
+  job->px = malloc(n * (size_t)(ch > 3 ? ch : 3));
+  job->rows = malloc((size_t)h * sizeof *job->rows);
+  if (!job->px || !job->rows)
+    return efail(err, errlen, GG_ENOMEM, "no memory for a %ux%u image", (unsigned)w, (unsigned)h);
+  for (size_t y = 0; y < h; y++)
+    job->rows[y] = job->px + y * (size_t)w * (size_t)ch;
+  job->in_pixels = 1;
+  png_read_image(png, job->rows);
+  png_read_end(png, info);
+  *orient = 1;
+#ifdef PNG_eXIf_SUPPORTED
+  png_uint_32 exif_len = 0;
+  png_bytep exif = NULL;
+  if (png_get_eXIf_1(png, info, &exif_len, &exif) && exif)
+    *orient = gg__exif_orientation(exif, exif_len);
+#endif
+  channels_to_rgb(job->px, n, ch);
+  out->rgb = ch > 3 ? realloc(job->px, n * 3) : job->px;
+  if (!out->rgb) out->rgb = job->px; /* a failed shrink keeps the block */
+  job->px = NULL;
+  out->width = (int)w, out->height = (int)h;
   return 0;
+}
+#endif
+
+static int decode_png(const uint8_t *d, size_t len, uint64_t max, gg_image *out, int *orient,
+                      char *err, size_t errlen) {
+#ifdef GG_HAVE_PNG
+  png_job job = {.d = d, .len = len};
+  png_structp png =
+      png_create_read_struct(PNG_LIBPNG_VER_STRING, &job, png_on_error, png_on_warning);
+  png_infop info = png ? png_create_info_struct(png) : NULL;
+  int rc = info ? png_run(png, info, &job, max, out, orient, err, errlen)
+                : efail(err, errlen, GG_ENOMEM, "cannot create a PNG decoder");
+  png_destroy_read_struct(png ? &png : NULL, info ? &info : NULL, NULL);
+  free(job.rows);
+  free(job.px);
+  return rc;
 #else
-  (void)d, (void)len, (void)max, (void)out;
+  (void)d, (void)len, (void)max, (void)out, (void)orient;
   return efail(err, errlen, GG_ENOTIMPL, "PNG support is not built in (install libpng-dev and rebuild)");
 #endif
 }
@@ -133,11 +253,24 @@ int gg_image_decode(const void *data, size_t len, uint64_t max_pixels, gg_image 
   if (!data) return efail(err, errlen, GG_EINVAL, "no image data");
   const uint8_t *d = data;
   if (!max_pixels) max_pixels = GG_IMAGE_MAX_PIXELS;
-  if (len >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff)
-    return decode_jpeg(d, len, max_pixels, out, err, errlen);
   static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
-  if (len >= 8 && !memcmp(d, sig, 8)) return decode_png(d, len, max_pixels, out, err, errlen);
-  return efail(err, errlen, GG_EPARSE, "not a JPEG or PNG image (%zu bytes, unknown signature)", len);
+  int orient = 1, rc;
+  if (len >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff)
+    rc = decode_jpeg(d, len, max_pixels, out, &orient, err, errlen);
+  else if (len >= 8 && !memcmp(d, sig, 8))
+    rc = decode_png(d, len, max_pixels, out, &orient, err, errlen);
+  else
+    return efail(err, errlen, GG_EPARSE, "not a JPEG or PNG image (%zu bytes, unknown signature)",
+                 len);
+  if (rc) return rc;
+  /* Phones store the sensor's rows and an orientation tag; a model must see
+   * the photo the way a viewer shows it. */
+  if (gg__image_orient(out, orient)) {
+    rc = efail(err, errlen, GG_ENOMEM, "no memory to rotate a %dx%d image", out->width,
+               out->height);
+    gg_image_free(out);
+  }
+  return rc;
 }
 
 int gg_image_load(const char *path, gg_image *out, char *err, size_t errlen) {
