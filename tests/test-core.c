@@ -153,9 +153,10 @@ static void test_log_levels(void) {
 static void test_proc_mem(void) {
   gg_proc_mem m;
   ASSERT_OK(gg_proc_mem_read(&m));
-  ASSERT_TRUE(m.rss_mb > 0.1);
-  ASSERT_TRUE(m.vms_mb >= m.rss_mb);
-  ASSERT_TRUE(m.percent > 0 && m.percent < 100);
+  ASSERT_GT_F(m.rss_mb, 0.1);
+  ASSERT_GE_F(m.vms_mb, m.rss_mb);
+  ASSERT_GT_F(m.percent, 0);
+  ASSERT_LT_F(m.percent, 100);
   /* Touching 32 MiB must show up in RSS. */
   size_t n = 32u << 20;
   char *p = malloc(n);
@@ -163,7 +164,7 @@ static void test_proc_mem(void) {
   memset(p, 1, n);
   gg_proc_mem m2;
   ASSERT_OK(gg_proc_mem_read(&m2));
-  ASSERT_TRUE(m2.rss_mb >= m.rss_mb + 30);
+  ASSERT_GE_F(m2.rss_mb, m.rss_mb + 30);
   free(p);
 }
 

@@ -52,7 +52,7 @@ static void test_device(void) {
   float in[3] = {1, 2, 3}, out[3] = {0};
   ASSERT_OK(gg_device_copy_to(d, &m, 4096, in, sizeof in));
   ASSERT_OK(gg_device_copy_from(d, out, &m, 4096, sizeof out));
-  ASSERT_TRUE(out[2] == 3.0f);
+  ASSERT_NEAR(out[2], 3.0, 0);
   ASSERT_OK(gg_device_mem_release(d, &m));
   /* CUDA_ERROR_OUT_OF_MEMORY becomes GG_EDEV_OOM */
   ASSERT_EQ(gg_device_mem_alloc(d, 300u << 20, &m), GG_EDEV_OOM);

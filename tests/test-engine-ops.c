@@ -61,7 +61,7 @@ static void expect(const opt *o, int k, const int64_t *shape, int ndim, const fl
   for (int d = 0; d < ndim; d++) ASSERT_EQ(y->shape[d], shape[d]);
   for (int64_t i = 0; i < y->nelem; i++) {
     float got = y->dtype == GG_DT_I32 ? (float)((int32_t *)y->data)[i] : ((float *)y->data)[i];
-    if (fabsf(got - want[i]) > 1e-5f) GG_T_FAIL("%s output %d[%lld] = %g, want %g", o->n.tf_op, k, (long long)i, got, want[i]);
+    if (!gg_t_near(got, want[i], 1e-5)) GG_T_FAIL("%s output %d[%lld] = %g, want %g", o->n.tf_op, k, (long long)i, got, want[i]);
   }
 }
 
@@ -86,6 +86,10 @@ static void test_conv(void) {
   o.n.a.has_bias = 1, o.n.a.act = GG_ACT_RELU;
   ASSERT_OK(op_eval(&o));
   expect(&o, 0, S(1, 2, 2, 1), 4, F(0, 0, 4, 8));
+  /* The same with a fused leaky ReLU (slope 0.25) keeps the negatives scaled. */
+  o.n.a.act = GG_ACT_LEAKY, o.n.a.alpha = 0.25f;
+  ASSERT_OK(op_eval(&o));
+  expect(&o, 0, S(1, 2, 2, 1), 4, F(-2, -1, 4, 8));
   /* EXPLICIT pads (top 1, bottom 0, left 0, right 1), 2x2 ones: out 3x3. */
   op_init(&o, GG_OP_CONV2D, 2, 1);
   tv_set(&o.v[0], GG_DT_F32, x9, 4, S(1, 3, 3, 1));

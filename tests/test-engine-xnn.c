@@ -2,7 +2,8 @@
  * executor: each case is a one-op TF.js model (JSON + weights built here)
  * run by a naive session and an XNNPACK session on the same random input.
  * Each case also checks the op really ran on XNNPACK, so a silent fallback
- * to the naive kernel cannot pass. */
+ * to the naive kernel cannot pass. fusion_vs_unfused builds small multi-op
+ * graphs the same way to check each graph rewrite, and its guards. */
 #include "engine/engine-impl.h"
 #include "engine/graph.h"
 #include "engine/xnn.h"
@@ -103,7 +104,8 @@ static double compare(gg_model *m, int threads, int *on_xnn) {
   float *ia = gg_session_input(a, 0, &ii), *ib = gg_session_input(b, 0, NULL);
   int64_t n = 1;
   for (int d = 0; d < ii.ndim; d++) n *= ii.shape[d];
-  for (int64_t k = 0; k < n; k++) ia[k] = ib[k] = frand() * 3.0f;
+  /* Inputs in [-8, 8): beyond ReLU6's upper clamp, so a wrong clamp shows. */
+  for (int64_t k = 0; k < n; k++) ia[k] = ib[k] = frand() * 8.0f;
   double e = -1;
   if (!gg_session_run(a, err, sizeof err) && !gg_session_run(b, err, sizeof err)) {
     e = 0;
@@ -111,7 +113,7 @@ static double compare(gg_model *m, int threads, int *on_xnn) {
     const float *x = gg_session_output(a, 0, NULL), *y = gg_session_output(b, 0, NULL);
     for (int64_t k = 0; k < ne; k++) {
       double d = fabs((double)x[k] - y[k]) / fmax(1.0, fabs((double)x[k]));
-      if (!(d <= e)) e = d; /* NaN propagates as a failure */
+      e = gg_t_max_err(e, d);
     }
   }
   gg_engine_mem mem;
@@ -201,10 +203,136 @@ static void test_ops_xnn_vs_naive(void) {
   }
 }
 
+/* ------------------------------------------------------------ fusion */
+
+/* Graph rewrites on small graphs built for them: each runs fused and unfused
+ * (naive kernels, same weights, same input) and must give the same outputs.
+ * The four real models exercise only some rules (test-engine's
+ * fusion_preserves_results); these also cover the conditions under which a
+ * rule must NOT fire (a second reader, an existing bias, a non-zero pad). */
+#define NODEN(name, op, inputs, attrs)                                                             \
+  "{\"name\":\"" name "\",\"op\":\"" op "\",\"input\":[" inputs "],\"attr\":{" attrs "}}"
+#define CONV_VALID(name, in, w) NODEN(name, "Conv2D", in "," w, ATTR_VALID "," STRIDE1)
+#define CONV_BIAS(name, in)                                                                        \
+  NODEN(name, "_FusedConv2D", in ",\"w\",\"b\"", ATTR_VALID "," STRIDE1 "," BIAS_ONLY)
+
+typedef struct fcase {
+  const char *what;
+  int nc;
+  cdef c[3];
+  const char *nodes;
+  int must_fuse; /* 1: the fused graph must have fewer ops */
+} fcase;
+
+static const fcase k_fuse[] = {
+    {"conv + relu6 fused",
+     1,
+     {{"w", 4, {3, 3, 4, 6}, 0, NULL}},
+     CONV_VALID("c", "\"x\"", "\"w\"") "," NODEN("y", "Relu6", "\"c\"", ""),
+     1},
+    {"conv + leaky relu fused",
+     1,
+     {{"w", 4, {3, 3, 4, 6}, 0, NULL}},
+     CONV_VALID("c", "\"x\"", "\"w\"") "," NODEN("y", "LeakyRelu", "\"c\"",
+                                                 "\"alpha\":{\"f\":0.3}"),
+     1},
+    {"conv without bias + prelu kept apart",
+     2,
+     {{"w", 4, {3, 3, 4, 6}, 0, NULL}, {"a", 1, {6}, 0, NULL}},
+     CONV_VALID("c", "\"x\"", "\"w\"") "," NODEN("y", "Prelu", "\"c\",\"a\"", ""),
+     0},
+    {"add + relu6 fused",
+     1,
+     {{"b", 1, {4}, 0, NULL}},
+     NODEN("s", "AddV2", "\"x\",\"b\"", "") "," NODEN("y", "Relu6", "\"s\"", ""),
+     1},
+    {"conv read twice: relu not fused",
+     1,
+     {{"w", 4, {3, 3, 4, 6}, 0, NULL}},
+     /* Abs comes first: the last reader seen is the Relu a wrong rule would absorb. */
+     CONV_VALID("c", "\"x\"", "\"w\"") "," NODEN("z", "Abs", "\"c\"", "") ","
+     NODEN("y", "Relu", "\"c\"", ""),
+     0},
+    {"biased conv * channels: not folded",
+     3,
+     {{"w", 4, {3, 3, 4, 6}, 0, NULL}, {"b", 1, {6}, 0, NULL}, {"m", 1, {6}, 0, NULL}},
+     CONV_BIAS("c", "\"x\"") "," NODEN("y", "Mul", "\"c\",\"m\"", ""),
+     0},
+    {"biased conv + channels: not folded",
+     3,
+     {{"w", 4, {3, 3, 4, 6}, 0, NULL}, {"b", 1, {6}, 0, NULL}, {"m", 1, {6}, 0, NULL}},
+     CONV_BIAS("c", "\"x\"") "," NODEN("y", "AddV2", "\"c\",\"m\"", ""),
+     0},
+    {"pad with a non-zero value: not folded",
+     3,
+     {{"p", 2, {4, 2}, 1, k_pads}, {"v", 0, {0}, 0, NULL}, {"w", 4, {3, 3, 4, 6}, 0, NULL}},
+     NODEN("q", "PadV2", "\"x\",\"p\",\"v\"", "") "," CONV_VALID("y", "\"q\"", "\"w\""),
+     0},
+};
+
+/* Runs m on the naive kernels with input from `seed`; the caller frees. */
+static gg_session *run_naive(gg_model *m, uint64_t seed) {
+  gg_session *s = NULL;
+  gg_session_opts on = {1, GG_ENGINE_NAIVE, 0};
+  char err[512];
+  if (gg_session_new(m, NULL, 0, &on, &s, err, sizeof err)) {
+    fprintf(stderr, "  naive session: %s\n", err);
+    return NULL;
+  }
+  gg_tensor_info ii;
+  float *in = gg_session_input(s, 0, &ii);
+  int64_t n = 1;
+  for (int d = 0; d < ii.ndim; d++)
+    n *= ii.shape[d];
+  g_rng = seed;
+  for (int64_t k = 0; k < n; k++)
+    in[k] = frand() * 8.0f; /* past ReLU6's clamp */
+  if (gg_session_run(s, err, sizeof err)) {
+    fprintf(stderr, "  run: %s\n", err);
+    gg_session_free(s);
+    return NULL;
+  }
+  return s;
+}
+
+static void test_fusion_vs_unfused(void) {
+  static const int64_t in_shape[4] = {1, 6, 6, 4};
+  for (size_t i = 0; i < sizeof k_fuse / sizeof k_fuse[0]; i++) {
+    const fcase *c = &k_fuse[i];
+    gg_model *mf = NULL, *mu = NULL;
+    g_rng = 99; /* both graphs get the same weights */
+    int rf = build(in_shape, 4, c->c, c->nc, c->nodes, &mf);
+    g_rng = 99;
+    gg__fuse_disabled = 1;
+    int ru = build(in_shape, 4, c->c, c->nc, c->nodes, &mu);
+    gg__fuse_disabled = 0;
+    if (rf || ru) {
+      gg_model_free(mf), gg_model_free(mu);
+      GG_T_FAIL("%s: build failed: %s / %s", c->what, gg_err_name(rf), gg_err_name(ru));
+    }
+    int nf = gg_model_n_ops(mf), nu = gg_model_n_ops(mu);
+    gg_session *a = run_naive(mf, 7), *b = run_naive(mu, 7);
+    double e = a && b && gg_model_n_outputs(mf) == gg_model_n_outputs(mu) ? 0 : NAN;
+    for (int k = 0; a && b && k < gg_model_n_outputs(mf); k++) {
+      int64_t n = gg_session_output_elems(a, k);
+      if (n != gg_session_output_elems(b, k) || n == 0) e = NAN;
+      const float *x = gg_session_output(a, k, NULL), *y = gg_session_output(b, k, NULL);
+      for (int64_t j = 0; j < n && n == gg_session_output_elems(b, k); j++)
+        e = gg_t_max_err(e, fabs((double)x[j] - y[j]) / fmax(1.0, fabs((double)y[j])));
+    }
+    fprintf(stderr, "  %-38s %d ops fused, %d unfused, max rel diff %.3g\n", c->what, nf, nu, e);
+    gg_session_free(a), gg_session_free(b);
+    gg_model_free(mf), gg_model_free(mu);
+    if (!(e <= 1e-5)) GG_T_FAIL("%s: fused and unfused graphs differ: %g", c->what, e);
+    if (c->must_fuse && !(nf < nu)) GG_T_FAIL("%s: nothing was fused (%d ops)", c->what, nf);
+  }
+}
+
 int main(int argc, char **argv) {
   gg_log_set_level(GG_LOG_ERROR);
   static const gg_test_case cases[] = {
       {"ops_xnn_vs_naive", test_ops_xnn_vs_naive},
+      {"fusion_vs_unfused", test_fusion_vs_unfused},
       {0},
   };
   return gg_test_main(argc, argv, cases);

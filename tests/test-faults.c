@@ -82,13 +82,13 @@ static int output_ok(const gg_guard_result *r) {
       size_t n = gg_gtensor_count(&r->outputs[o]);
       if (n != gg_gtensor_count(&g_ref.outputs[o])) return 0;
       for (size_t i = 0; i < n; i++)
-        if (fabsf(r->outputs[o].data[i] - g_ref.outputs[o].data[i]) > 1e-4f) return 0;
+        if (!gg_t_near(r->outputs[o].data[i], g_ref.outputs[o].data[i], 1e-4)) return 0;
     }
     return 1;
   }
   if (r->n_outputs != 1 || gg_gtensor_count(&r->outputs[0]) != REQ_ELEMS) return 0;
   for (size_t i = 0; i < REQ_ELEMS; i += 4099)
-    if (fabsf(r->outputs[0].data[i] - gg__synthetic_reference(g_input[i], LAYERS)) > 1e-5f)
+    if (!gg_t_near(r->outputs[0].data[i], gg__synthetic_reference(g_input[i], LAYERS), 1e-5))
       return 0;
   return 1;
 }

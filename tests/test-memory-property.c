@@ -115,7 +115,7 @@ static int check_all(gg_pool *p, gg_device *dev, model *m, uint64_t budget, int 
   }
   double frag = s.cached ? 1.0 - (double)s.largest_free / (double)s.cached : 0.0;
   if (s.cached != s.reserved - s.allocated || s.largest_free > s.cached ||
-      fabs(frag - s.fragmentation) > 1e-12) {
+      !gg_t_near(frag, s.fragmentation, 1e-12)) {
     fprintf(stderr, "  step %d: cached/largest/fragmentation inconsistent\n", step);
     return -1;
   }

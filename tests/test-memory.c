@@ -457,7 +457,7 @@ static void test_owner_stats_json(void) {
   ASSERT_U64_EQ(s.cached, cached);
   ASSERT_U64_EQ(s.largest_free, 20 * MiB - 6 * MiB); /* large segment tail */
   ASSERT_NEAR(s.fragmentation, 1.0 - (double)(14 * MiB) / (double)cached, 1e-12);
-  ASSERT_TRUE(s.fragmentation > 0.0);
+  ASSERT_GT_F(s.fragmentation, 0.0);
   json_t *j = gg_pool_stats_to_json(&s);
   ASSERT_TRUE(j != NULL);
   ASSERT_STREQ(json_string_value(json_object_get(j, "device")), "cpu");
