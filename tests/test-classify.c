@@ -125,6 +125,33 @@ static void test_log_line_basics(void) {
   ASSERT_STREQ(m.id, "xla-libdevice");
   ASSERT_CONTAINS(m.detail, "/opt/cuda/nvvm/libdevice.");
   ASSERT_CONTAINS(m.fix, "--xla_gpu_cuda_data_dir");
+  /* the XLA JIT failure that follows a missing libdevice names the node */
+  ASSERT_EQ(gg_classify_log_line("Node: 'model/batch_normalization/FusedBatchNormV3' JIT "
+                                 "compilation failed.", &m), 1);
+  ASSERT_EQ(m.cls, GG_FAIL_COMPILE);
+  ASSERT_STREQ(m.id, "xla-jit-failed");
+  ASSERT_CONTAINS(m.detail, "node model/batch_normalization/FusedBatchNormV3");
+  ASSERT_CONTAINS(m.fix, "--xla_gpu_cuda_data_dir");
+  /* a NUL byte does not end the line: the failure after it is still seen */
+  static const char nul_line[] = "abc\0CUDA error: an illegal memory access was encountered";
+  ASSERT_EQ(gg_classify_log_bytes(nul_line, sizeof nul_line - 1, &m), 1);
+  ASSERT_STREQ(m.id, "cuda-illegal-address");
+  ASSERT_EQ(gg_classify_log_bytes("\0\0\0", 3, &m), 0);
+  ASSERT_EQ(gg_classify_log_bytes(NULL, 0, &m), 0);
+  /* past GG_LOG_LINE_MAX bytes nothing is looked at */
+  size_t big = GG_LOG_LINE_MAX + 100;
+  char *lng = malloc(big);
+  ASSERT_TRUE(lng != NULL);
+  memset(lng, ' ', big);
+  memcpy(lng + 10, "CUDA_ERROR_LAUNCH_FAILED", 24);
+  memcpy(lng + GG_LOG_LINE_MAX + 10, "CUDA_ERROR_OUT_OF_MEMORY", 24);
+  int hit = gg_classify_log_bytes(lng, big, &m);
+  int early = hit && m.cls == GG_FAIL_DEVICE_LOST;
+  memset(lng + 10, ' ', 24);
+  int late = gg_classify_log_bytes(lng, big, &m);
+  free(lng);
+  ASSERT_TRUE(early);
+  ASSERT_EQ(late, 0);
   /* Xid meanings */
   gg_fail_class c;
   ASSERT_TRUE(gg_xid_meaning(79, &c) != NULL);
@@ -164,40 +191,40 @@ static void test_fixture_logs(void) {
   fclose(ef);
   ASSERT_GE(nexp, 40);
   const char *files[] = {"tensorflow-xla.log", "tensorflow-oom.log", "pytorch.log",
-                         "opencl.log", "dmesg-xid.log"};
+                         "opencl.log", "dmesg-xid.log", "binary.log"};
   int matched_expected = 0;
   int seen_class[GG_FAIL_CLASS_COUNT] = {0};
   for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
     snprintf(path, sizeof path, "%s/fixtures/logs/%s", GG_TEST_DIR, files[f]);
-    FILE *lf = fopen(path, "r");
+    /* read whole, split on '\n' only: binary.log holds NUL bytes */
+    static char text[1 << 16];
+    FILE *lf = fopen(path, "rb");
     ASSERT_TRUE(lf != NULL);
-    char line[2048];
+    size_t tlen = fread(text, 1, sizeof text, lf);
+    fclose(lf);
+    ASSERT_TRUE(tlen < sizeof text);
     int ln = 0;
-    while (fgets(line, sizeof line, lf)) {
+    for (char *line = text, *nl; line < text + tlen; line = nl + 1) {
       ln++;
-      line[strcspn(line, "\n")] = 0;
+      nl = memchr(line, '\n', (size_t)(text + tlen - line));
+      if (!nl) nl = text + tlen;
+      *nl = 0;
       gg_log_match m;
-      int hit = gg_classify_log_line(line, &m);
+      int hit = gg_classify_log_bytes(line, (size_t)(nl - line), &m);
       const exp_line *e = NULL;
       for (int i = 0; i < nexp; i++)
         if (!strcmp(exp[i].file, files[f]) && exp[i].line == ln) e = &exp[i];
       if (!e) {
-        if (hit) {
-          fclose(lf);
+        if (hit)
           GG_T_FAIL("%s:%d unexpectedly recognised as %s/%s: %s", files[f], ln,
                     gg_fail_class_name(m.cls), m.id, line);
-        }
         continue;
       }
-      if (!hit) {
-        fclose(lf);
+      if (!hit)
         GG_T_FAIL("%s:%d not recognised (expected %s/%s): %s", files[f], ln, e->cls, e->id, line);
-      }
-      if (strcmp(gg_fail_class_name(m.cls), e->cls) || strcmp(m.id, e->id)) {
-        fclose(lf);
+      if (strcmp(gg_fail_class_name(m.cls), e->cls) || strcmp(m.id, e->id))
         GG_T_FAIL("%s:%d recognised as %s/%s, expected %s/%s", files[f], ln,
                   gg_fail_class_name(m.cls), m.id, e->cls, e->id);
-      }
       if (!strcmp(e->id, "nvidia-xid") && e->nums >= 1) {
         ASSERT_EQ(m.code, e->a);
       } else if (e->nums >= 3) {
@@ -210,7 +237,6 @@ static void test_fixture_logs(void) {
       seen_class[m.cls]++;
       matched_expected++;
     }
-    fclose(lf);
   }
   ASSERT_EQ(matched_expected, nexp);
   /* the fixtures cover every failure class a log can show */

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -384,8 +385,8 @@ static void test_explain(void) {
   ASSERT_CONTAINS(out, "pytorch.log:11: [driver]");
   ASSERT_CONTAINS(out, "11 of 16 line(s) recognised");
   free(out);
-  const char *files[] = {"tensorflow-xla.log", "tensorflow-oom.log", "pytorch.log", "opencl.log",
-                         "dmesg-xid.log"};
+  const char *files[] = {"tensorflow-xla.log", "tensorflow-oom.log", "pytorch.log",
+                         "opencl.log",         "dmesg-xid.log",      "binary.log"};
   char exp_path[1024];
   snprintf(exp_path, sizeof exp_path, "%s/fixtures/logs/expected.txt", GG_TEST_DIR);
   for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
@@ -407,8 +408,31 @@ static void test_explain(void) {
     ASSERT_EQ(json_integer_value(json_object_get(j, "recognised")), want);
     ASSERT_EQ(json_array_size(json_object_get(j, "findings")), (size_t)want);
     ASSERT_EQ(st, want ? 2 : 0);
+    /* every finding quotes its line, even one with invalid UTF-8 (binary.log) */
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(j, "findings"), i, x) {
+      if (!json_is_string(json_object_get(x, "text"))) {
+        json_decref(j);
+        GG_T_FAIL("%s: finding %zu has no text", files[k], i);
+      }
+    }
     json_decref(j);
   }
+  /* the BatchNorm JIT failure that follows a missing libdevice, with its node */
+  snprintf(args, sizeof args, "doctor --explain %s/fixtures/logs/tensorflow-xla.log", GG_TEST_DIR);
+  st = run(args, &out);
+  ASSERT_CONTAINS(out, "tensorflow-xla.log:10: [compile] Node: 'model/batch_normalization/");
+  ASSERT_CONTAINS(out, "detail: node model/batch_normalization/FusedBatchNormV3");
+  free(out);
+  /* a NUL byte earlier on a line does not hide the failure after it */
+  snprintf(args, sizeof args, "doctor --explain %s/fixtures/logs/binary.log", GG_TEST_DIR);
+  st = run(args, &out);
+  ASSERT_EQ(st, 2);
+  ASSERT_CONTAINS(out, "binary.log:1: [device_lost] abc CUDA error: an illegal memory access");
+  ASSERT_CONTAINS(out, "binary.log:5: [device_lost]");
+  ASSERT_CONTAINS(out, "3 of 5 line(s) recognised");
+  free(out);
   /* XLA libdevice lines name the fix */
   snprintf(args, sizeof args, "doctor --explain %s/fixtures/logs/tensorflow-xla.log", GG_TEST_DIR);
   st = run(args, &out);
@@ -438,6 +462,120 @@ static void test_explain(void) {
   st = run("doctor --explain /nonexistent/app.log", &out);
   ASSERT_EQ(st, 2);
   free(out);
+}
+
+/* Runs gpuguard with args, stdout and stderr to outfile, killed after
+ * limit_s; returns its exit status (-1 when killed) and its peak RSS. Without
+ * ASan the address space is capped at 2 GiB so an unbounded reader fails
+ * fast instead of taking the machine's memory (ASan needs its huge shadow
+ * mapping, and there the bound is the code under test). */
+static int run_measured(const char *args, const char *outfile, int limit_s, long *maxrss_kb) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "exec timeout -s KILL %d %s %s > %s 2>&1", limit_s, GG_BIN, args,
+           outfile);
+  pid_t pid = fork();
+  if (pid < 0) return -2;
+  if (pid == 0) {
+#if !defined(__SANITIZE_ADDRESS__)
+    struct rlimit rl = {(rlim_t)2 << 30, (rlim_t)2 << 30};
+    setrlimit(RLIMIT_AS, &rl);
+#endif
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+  }
+  int st = 0;
+  struct rusage ru;
+  memset(&ru, 0, sizeof ru);
+  while (wait4(pid, &st, 0, &ru) < 0 && errno == EINTR) {
+  }
+  *maxrss_kb = ru.ru_maxrss;
+  return WIFEXITED(st) && WEXITSTATUS(st) != 137 ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  static char buf[1 << 16];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  return buf;
+}
+
+/* --explain on hostile input: /dev/zero (one endless line) and a file with
+ * one huge line finish with bounded memory, classify the first 64 KiB of a
+ * long line and say so, stop at --max-bytes / --max-lines and say so. */
+static void test_explain_limits(void) {
+  char args[2048], outf[512];
+  snprintf(outf, sizeof outf, "%s/explain.out", g_tmp);
+  long rss_kb = 0;
+  /* /dev/zero: stopped by the default byte limit, nothing recognised: exit 1 */
+  int st = run_measured("doctor --explain /dev/zero", outf, 120, &rss_kb);
+  char *out = slurp(outf);
+  fprintf(stderr, "  doctor --explain /dev/zero: exit %d, peak RSS %ld KiB\n", st, rss_kb);
+  ASSERT_TRUE(out != NULL);
+  ASSERT_EQ(st, 1);
+  ASSERT_CONTAINS(out, "/dev/zero:1: longer than 64 KiB, classified on its first 64 KiB");
+  ASSERT_CONTAINS(out, "stopped after 1.00 GiB (--max-bytes)");
+  ASSERT_LE(rss_kb, 200 * 1024);
+  /* one 16 MiB line holding a failure in its first 64 KiB and another past
+   * it, then a normal failing line: the first counts, the second is not
+   * looked at, line numbers stay right */
+  char big[512];
+  snprintf(big, sizeof big, "%s/one-line.log", g_tmp);
+  FILE *f = fopen(big, "wb");
+  ASSERT_TRUE(f != NULL);
+  static char chunk[1 << 16];
+  memset(chunk, 'x', sizeof chunk);
+  memcpy(chunk + 100, " CUDA_ERROR_OUT_OF_MEMORY ", 26);
+  fwrite(chunk, 1, sizeof chunk, f);
+  memset(chunk, 'x', sizeof chunk);
+  memcpy(chunk + 100, " CUDA_ERROR_LAUNCH_FAILED ", 26);
+  for (int i = 0; i < 255; i++)
+    fwrite(chunk, 1, sizeof chunk, f);
+  fputs("\nRuntimeError: CUDA error: an illegal memory access was encountered\n", f);
+  fclose(f);
+  snprintf(args, sizeof args, "doctor --json --explain %s", big);
+  st = run_measured(args, outf, 120, &rss_kb);
+  ASSERT_EQ(st, 2);
+  ASSERT_LE(rss_kb, 200 * 1024);
+  json_t *j = json_loads(slurp(outf), 0, NULL);
+  ASSERT_TRUE(j != NULL);
+  json_t *fs = json_object_get(j, "findings");
+  int n_found = (int)json_array_size(fs);
+  long long l1 = json_integer_value(json_object_get(json_array_get(fs, 0), "line"));
+  const char *p1 = json_string_value(json_object_get(json_array_get(fs, 0), "pattern"));
+  int p1_oom = p1 && !strcmp(p1, "cuda-oom") &&
+               !strcmp(json_string_value(json_object_get(json_array_get(fs, 0), "class")), "oom");
+  long long l2 = json_integer_value(json_object_get(json_array_get(fs, 1), "line"));
+  json_t *ll = json_object_get(j, "long_lines");
+  long long nlong = json_integer_value(json_object_get(ll, "count"));
+  long long first_long = json_integer_value(json_array_get(json_object_get(ll, "lines"), 0));
+  int stopped_null = json_is_null(json_object_get(j, "stopped"));
+  json_decref(j);
+  ASSERT_EQ(n_found, 2);
+  ASSERT_EQ(l1, 1);
+  ASSERT_TRUE(p1_oom);
+  ASSERT_EQ(l2, 2);
+  ASSERT_EQ(nlong, 1);
+  ASSERT_EQ(first_long, 1);
+  ASSERT_TRUE(stopped_null);
+  /* --max-lines and --max-bytes stop early and say so */
+  snprintf(args, sizeof args, "doctor --explain %s/fixtures/logs/pytorch.log --max-lines 5",
+           GG_TEST_DIR);
+  st = run_measured(args, outf, 60, &rss_kb);
+  out = slurp(outf);
+  ASSERT_EQ(st, 2); /* lines 4 and 5 are failures */
+  ASSERT_CONTAINS(out, "2 of 5 line(s) recognised");
+  ASSERT_CONTAINS(out, "stopped after 5 lines (--max-lines)");
+  snprintf(args, sizeof args, "doctor --explain %s --max-bytes 64K", big);
+  st = run_measured(args, outf, 60, &rss_kb);
+  out = slurp(outf);
+  ASSERT_EQ(st, 2);
+  ASSERT_CONTAINS(out, "stopped after 64.00 KiB (--max-bytes)");
+  ASSERT_CONTAINS(out, "1 of 1 line(s) recognised");
+  ASSERT_EQ(run_measured("doctor --explain /dev/null --max-lines 0", outf, 60, &rss_kb), 2);
+  ASSERT_CONTAINS(slurp(outf), "--max-lines");
 }
 
 /* The memory section plans the real bundled models with the engine: a sim
@@ -571,6 +709,7 @@ int main(int argc, char **argv) {
       {"broken_icd", test_broken_icd},
       {"visible_devices_hidden", test_visible_devices_hidden},
       {"explain", test_explain},
+      {"explain_limits", test_explain_limits},
       {"sim_device", test_sim_device},
       {"models_planned", test_models_planned},
       {"hang_watchdog", test_hang_watchdog},

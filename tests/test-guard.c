@@ -2,6 +2,7 @@
  * breaker, spec handling, the policy on cpu, worker isolation and crash
  * recovery, bad input, counters and exports. The fault matrix on the sim
  * device lives in test-faults.c. */
+#include "gpuguard/core.h"
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
 #include "gpuguard/guard.h"
@@ -12,6 +13,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -97,7 +99,7 @@ static void fill(float *x, size_t n) {
 static int check_output(const gg_guard_result *r, const float *in, size_t n, int layers) {
   if (r->n_outputs != 1 || gg_gtensor_count(&r->outputs[0]) != n) return 0;
   for (size_t i = 0; i < n; i++)
-    if (fabsf(r->outputs[0].data[i] - gg__synthetic_reference(in[i], layers)) > 1e-5f) return 0;
+    if (!gg_t_near(r->outputs[0].data[i], gg__synthetic_reference(in[i], layers), 1e-5)) return 0;
   return 1;
 }
 
@@ -484,7 +486,7 @@ static void test_engine_model(void) {
     }
     for (size_t i = 0; i < cnt; i++) {
       double dd = fabs((double)a.outputs[o].data[i] - (double)b.outputs[o].data[i]);
-      if (dd > maxdiff) maxdiff = dd;
+      maxdiff = gg_t_max_err(maxdiff, dd);
     }
   }
   /* a wrong input shape is the caller's fault: rejected, never retried */
@@ -510,7 +512,7 @@ static void test_engine_model(void) {
   ASSERT_EQ(b_dev, 1); /* sticky fault: served by cpu */
   ASSERT_EQ(d_dev, 0); /* worker restarted, back on the sim */
   ASSERT_TRUE(same);
-  ASSERT_TRUE(maxdiff < 1e-4);
+  ASSERT_LT_F(maxdiff, 1e-4);
   ASSERT_TRUE(peak > 0);
   ASSERT_EQ(ds.worker_restarts, 1);
   ASSERT_EQ(st.device_lost, 1);
@@ -708,6 +710,306 @@ static void test_tick_probe(void) {
   ASSERT_EQ(st.breaker_closed, 1);
 }
 
+/* ---- issue 10: switching under load, the chain's rules, effective specs -- */
+
+typedef struct lat_arg {
+  gg_guard *g;
+  atomic_int stop;
+  int ok, fail, wrong;
+  int during;    /* requests that finished while the switch was still preparing */
+  double max_ms; /* the slowest request */
+} lat_arg;
+
+static void *lat_main(void *p) {
+  lat_arg *a = p;
+  float x[300];
+  fill(x, 300);
+  gg_gtensor in = {.ndim = 3, .dims = {10, 10, 3}, .data = x};
+  while (!atomic_load(&a->stop)) {
+    gg_guard_result r;
+    uint64_t t0 = gg_now_ns();
+    int rc = gg_guard_infer(a->g, "synthetic:1:2", &in, &r);
+    double ms = (double)(gg_now_ns() - t0) / 1e6;
+    gg_guard_switch_status sw;
+    gg_guard_switch_status_get(a->g, &sw);
+    if (ms > a->max_ms) a->max_ms = ms;
+    if (rc)
+      a->fail++;
+    else if (!check_output(&r, x, 300, 2))
+      a->wrong++;
+    else
+      a->ok++;
+    if (!rc && sw.state == GG_SWITCH_PREPARING) a->during++;
+    gg_guard_result_release(&r);
+    usleep(5000);
+  }
+  return NULL;
+}
+
+/* A switch to a device whose start hangs (sim hang@1: the validation kernel
+ * never completes) is prepared in the background: requests keep being served
+ * by the current primary at their usual speed, a second switch is refused,
+ * and the watchdog ends it as a failed switch that changed nothing. */
+static void test_switch_hang_background(void) {
+  gg_guard_config c = base_config();
+  c.devices[0] = "cpu";
+  c.n_devices = 1;
+  c.watchdog_ms = 3000;     /* how long the hang lasts before it is killed */
+  c.load_timeout_ms = 8000; /* a worker's exec + device open */
+  gg_guard *g = NULL;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  ASSERT_OK(gg_guard_load(g, "synthetic:1:2"));
+  enum { NT = 2 };
+  pthread_t t[NT];
+  lat_arg a[NT];
+  for (int i = 0; i < NT; i++) {
+    memset(&a[i], 0, sizeof a[i]);
+    a[i].g = g;
+    pthread_create(&t[i], NULL, lat_main, &a[i]);
+  }
+  uint64_t id = 0, id2 = 0;
+  int rc = gg_guard_switch_start(g, "sim:mem=64M,faults=hang@1", &id);
+  int busy_sync = gg_guard_switch_device(g, "cpu");
+  int busy_async = gg_guard_switch_start(g, "cpu", &id2);
+  gg_guard_switch_status mid, end;
+  gg_guard_switch_status_get(g, &mid);
+  int failed_mid = gg_guard_gpu_failed(g);
+  int wr = gg_guard_switch_wait(g, id, 30000, &end);
+  for (int i = 0; i < NT; i++) {
+    atomic_store(&a[i].stop, 1);
+    pthread_join(t[i], NULL);
+  }
+  int ok = 0, fail = 0, wrong = 0, during = 0;
+  double max_ms = 0;
+  for (int i = 0; i < NT; i++) {
+    ok += a[i].ok;
+    fail += a[i].fail;
+    wrong += a[i].wrong;
+    during += a[i].during;
+    max_ms = a[i].max_ms > max_ms ? a[i].max_ms : max_ms;
+  }
+  gg_guard_device_status d0;
+  gg_guard_device_status_get(g, 0, &d0);
+  int n = gg_guard_device_count(g);
+  gg_guard_stats st;
+  gg_guard_stats_get(g, &st);
+  gg_guard_free(g);
+  ASSERT_OK(rc);
+  ASSERT_EQ(id, 1);
+  ASSERT_EQ(busy_sync, GG_EBUSY); /* one switch at a time */
+  ASSERT_EQ(busy_async, GG_EBUSY);
+  ASSERT_EQ(mid.state, GG_SWITCH_PREPARING);
+  ASSERT_STREQ(mid.to, "sim:mem=64M,faults=hang@1");
+  ASSERT_STREQ(mid.from, "cpu");
+  ASSERT_EQ(failed_mid, 0); /* the service stays ready on the old primary */
+  ASSERT_OK(wr);
+  ASSERT_EQ(end.state, GG_SWITCH_FAILED);
+  ASSERT_EQ(end.error, GG_ETIMEOUT);
+  ASSERT_CONTAINS(end.reason, "watchdog");
+  ASSERT_GE_F(end.elapsed_ms, 2500.0);
+  /* the hung validation kernel had the run watchdog (3 s), not the 8 s
+   * allowed for a worker's exec and device open */
+  ASSERT_LT_F(end.elapsed_ms, 6500.0);
+  /* rolled back: nothing changed */
+  ASSERT_STREQ(d0.spec, "cpu");
+  ASSERT_EQ(d0.n_models, 1);
+  ASSERT_EQ(n, 1);
+  ASSERT_EQ(st.switch_rollbacks, 1);
+  ASSERT_EQ(st.device_switches, 1);
+  /* and nobody waited for it: requests finished while it was preparing, each
+   * far quicker than the 3 s hang (generous bound for a loaded machine) */
+  ASSERT_LT_F(max_ms, 1500.0);
+  ASSERT_GE(during, 4);
+  ASSERT_EQ(fail, 0);
+  ASSERT_EQ(wrong, 0);
+  ASSERT_GE(ok, during);
+}
+
+/* Fills spec[i] with the chain's specs; returns the count. */
+static int chain_specs(gg_guard *g, char spec[][128], int *configured) {
+  int n = gg_guard_device_count(g);
+  for (int i = 0; i < n; i++) {
+    gg_guard_device_status st;
+    gg_guard_device_status_get(g, i, &st);
+    snprintf(spec[i], 128, "%s", st.spec);
+    configured[i] = st.configured;
+  }
+  return n;
+}
+
+/* Configured devices are never evicted (issue 10, item 9): from a chain of
+ * just `cpu`, six switches to different sims leave [sim seed=6, cpu], not
+ * four sims; a device switched to at run time leaves when it stops being
+ * primary, and configured fallbacks keep their configured order. */
+static void test_switch_keeps_configured(void) {
+  gg_guard_config c = base_config();
+  c.devices[0] = "cpu";
+  c.n_devices = 1;
+  gg_guard *g = NULL;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  ASSERT_OK(gg_guard_load(g, "synthetic:1:2"));
+  char spec[8][128];
+  int conf[8];
+  int rcs = 0, cpu_missing = 0, longest = 0;
+  for (int i = 1; i <= 6; i++) {
+    char want[64];
+    snprintf(want, sizeof want, "sim:mem=64M,seed=%d", i);
+    rcs |= gg_guard_switch_device(g, want);
+    int n = chain_specs(g, spec, conf);
+    int has_cpu = 0;
+    for (int k = 0; k < n; k++)
+      has_cpu |= !strcmp(spec[k], "cpu") && conf[k];
+    cpu_missing += !has_cpu;
+    longest = n > longest ? n : longest;
+  }
+  int n6 = chain_specs(g, spec, conf);
+  char s0[128], s1[128];
+  snprintf(s0, sizeof s0, "%s", spec[0]);
+  snprintf(s1, sizeof s1, "%s", spec[1]);
+  float x[300];
+  fill(x, 300);
+  gg_gtensor in = {.ndim = 3, .dims = {10, 10, 3}, .data = x};
+  gg_guard_result r;
+  int rr = gg_guard_infer(g, "synthetic:1:2", &in, &r);
+  gg_guard_result_release(&r);
+  int back = gg_guard_switch_device(g, "cpu");
+  int n_back = chain_specs(g, spec, conf);
+  gg_guard_device_status cpu;
+  gg_guard_device_status_get(g, 0, &cpu);
+  gg_guard_stats st;
+  gg_guard_stats_get(g, &st);
+  gg_guard_free(g);
+  ASSERT_OK(rcs);
+  ASSERT_EQ(cpu_missing, 0);
+  ASSERT_EQ(longest, 2);
+  ASSERT_EQ(n6, 2);
+  ASSERT_STREQ(s0, "sim:mem=64M,seed=6");
+  ASSERT_STREQ(s1, "cpu");
+  ASSERT_OK(rr);
+  ASSERT_EQ(r.device_index, 0);
+  ASSERT_OK(back);
+  ASSERT_EQ(n_back, 1); /* the run-time sim left with its primary role */
+  ASSERT_STREQ(cpu.spec, "cpu");
+  ASSERT_EQ(cpu.configured, 1);
+  ASSERT_EQ(cpu.n_models, 1);
+  ASSERT_EQ(st.switch_rollbacks, 0);
+  ASSERT_EQ(st.leaked_bytes, 0);
+
+  /* Two configured devices: each keeps its configured place behind the
+   * primary, and switching to a configured spec takes that device's place. */
+  c.devices[0] = "sim:mem=64M,seed=100";
+  c.devices[1] = "cpu";
+  c.n_devices = 2;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  int r1 = gg_guard_switch_device(g, "cpu");
+  int n1 = chain_specs(g, spec, conf);
+  int order1 = n1 == 2 && !strcmp(spec[0], "cpu") && !strcmp(spec[1], "sim:mem=64M,seed=100") &&
+               conf[0] && conf[1];
+  int r2 = gg_guard_switch_device(g, "sim:mem=64M,seed=7");
+  int r3 = gg_guard_switch_device(g, "sim:mem=64M,seed=8");
+  int n3 = chain_specs(g, spec, conf);
+  int order3 = n3 == 3 && !strcmp(spec[0], "sim:mem=64M,seed=8") && !conf[0] &&
+               !strcmp(spec[1], "sim:mem=64M,seed=100") && !strcmp(spec[2], "cpu");
+  gg_guard_free(g);
+  ASSERT_OK(r1);
+  ASSERT_OK(r2);
+  ASSERT_OK(r3);
+  ASSERT_TRUE(order1);
+  ASSERT_TRUE(order3);
+}
+
+/* A sim's faults are a burst for the first context it gets; a restarted
+ * worker runs without them, and the status says so (issue 10, item 10):
+ * `spec` stays as configured, `effective_spec` is what runs. */
+static void test_faults_effective_spec(void) {
+  gg_guard_config c = base_config();
+  c.devices[0] = "sim:mem=64M,faults=oom@100000";
+  c.devices[1] = "cpu";
+  c.n_devices = 2;
+  gg_guard *g = NULL;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  float x[300];
+  fill(x, 300);
+  gg_gtensor in = {.ndim = 3, .dims = {10, 10, 3}, .data = x};
+  gg_guard_result r1, r2, r3;
+  int rc1 = gg_guard_infer(g, "synthetic:1:2", &in, &r1);
+  gg_guard_result_release(&r1);
+  gg_guard_device_status a, b, d;
+  gg_guard_device_status_get(g, 0, &a);
+  if (a.worker_pid > 0) kill(a.worker_pid, SIGKILL);
+  int rc2 = gg_guard_infer(g, "synthetic:1:2", &in, &r2); /* the dead worker: cpu serves */
+  gg_guard_result_release(&r2);
+  int rc3 = gg_guard_infer(g, "synthetic:1:2", &in, &r3); /* a restarted one */
+  gg_guard_result_release(&r3);
+  gg_guard_device_status_get(g, 0, &b);
+  json_t *j = gg_guard_json(g);
+  json_t *jd = json_array_get(json_object_get(j, "devices"), 0);
+  char jeff[128], jspec[128];
+  snprintf(jeff, sizeof jeff, "%s", json_string_value(json_object_get(jd, "effective_spec")));
+  snprintf(jspec, sizeof jspec, "%s", json_string_value(json_object_get(jd, "spec")));
+  int jactive = json_is_true(json_object_get(jd, "faults_active"));
+  json_decref(j);
+  int inj = gg_guard_inject_faults(g, 0, "oom@50000"); /* a new burst is armed */
+  gg_guard_device_status_get(g, 0, &d);
+  gg_guard_free(g);
+  ASSERT_OK(rc1);
+  ASSERT_EQ(r1.device_index, 0);
+  ASSERT_STREQ(a.spec, "sim:mem=64M,faults=oom@100000");
+  ASSERT_STREQ(a.effective_spec, "sim:mem=64M,faults=oom@100000");
+  ASSERT_EQ(a.faults_active, 1);
+  ASSERT_EQ(a.configured, 1);
+  ASSERT_OK(rc2);
+  ASSERT_EQ(r2.device_index, 1);
+  ASSERT_OK(rc3);
+  ASSERT_EQ(r3.device_index, 0);
+  ASSERT_EQ(b.worker_restarts, 1);
+  ASSERT_STREQ(b.spec, "sim:mem=64M,faults=oom@100000"); /* as configured */
+  ASSERT_STREQ(b.effective_spec, "sim:mem=64M");         /* what runs now */
+  ASSERT_EQ(b.faults_active, 0);
+  ASSERT_STREQ(jspec, "sim:mem=64M,faults=oom@100000");
+  ASSERT_STREQ(jeff, "sim:mem=64M");
+  ASSERT_EQ(jactive, 0);
+  ASSERT_OK(inj);
+  ASSERT_STREQ(d.effective_spec, "sim:mem=64M,faults=oom@50000");
+  ASSERT_EQ(d.faults_active, 1);
+}
+
+/* Shutting the guard down (or freeing it) while a switch waits on a hung
+ * device cancels the switch: its worker is killed at once, not after a
+ * 20 s watchdog, and nothing else changed. */
+static void test_switch_cancel(void) {
+  gg_guard_config c = base_config();
+  c.devices[0] = "cpu";
+  c.n_devices = 1;
+  c.watchdog_ms = 20000;
+  c.load_timeout_ms = 20000;
+  gg_guard *g = NULL;
+  ASSERT_OK(gg_guard_new(&c, &g));
+  ASSERT_OK(gg_guard_load(g, "synthetic:1:2"));
+  int rc1 = gg_guard_switch_start(g, "sim:mem=64M,faults=hang@1", NULL);
+  usleep(300 * 1000); /* its validation kernel hangs by now */
+  uint64_t t0 = gg_now_ns();
+  gg_guard_shutdown(g);
+  double shutdown_ms = (double)(gg_now_ns() - t0) / 1e6;
+  gg_guard_switch_status sw;
+  gg_guard_switch_status_get(g, &sw);
+  gg_guard_device_status d0;
+  gg_guard_device_status_get(g, 0, &d0);
+  int rc2 = gg_guard_switch_start(g, "sim:mem=64M,faults=hang@1", NULL);
+  usleep(300 * 1000);
+  t0 = gg_now_ns();
+  gg_guard_free(g);
+  double free_ms = (double)(gg_now_ns() - t0) / 1e6;
+  ASSERT_OK(rc1);
+  ASSERT_LT_F(shutdown_ms, 5000.0);
+  ASSERT_EQ(sw.state, GG_SWITCH_FAILED);
+  ASSERT_EQ(sw.error, GG_ECANCELED);
+  ASSERT_STREQ(d0.spec, "cpu");
+  ASSERT_OK(rc2); /* the guard is usable after a shutdown */
+  ASSERT_LT_F(free_ms, 5000.0);
+  ASSERT_EQ(waitpid(-1, NULL, WNOHANG), -1); /* the killed workers were reaped */
+}
+
 int main(int argc, char **argv) {
   static const gg_test_case cases[] = {
       {"breaker", test_breaker},
@@ -727,6 +1029,10 @@ int main(int argc, char **argv) {
       {"log_lines", test_log_lines},
       {"validation_failed_line", test_validation_failed_line},
       {"tick_probe", test_tick_probe},
+      {"switch_hang_background", test_switch_hang_background},
+      {"switch_keeps_configured", test_switch_keeps_configured},
+      {"faults_effective_spec", test_faults_effective_spec},
+      {"switch_cancel", test_switch_cancel},
       {NULL, NULL},
   };
   return gg_test_main(argc, argv, cases);

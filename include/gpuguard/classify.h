@@ -104,10 +104,20 @@ typedef struct gg_log_match {
   char detail[256];          /* extracted specifics: sizes, Xid meaning, a path; "" when none */
 } gg_log_match;
 
-/* Recognises known GPU failures in one log line (no trailing newline needed).
- * Returns 1 and fills *out on a match, 0 when the line is not a known
- * failure (then *out is cleared). Never fails on odd input. */
+/* The longest prefix of a line that is classified: the work per line is
+ * bounded, and a failure message fits many times over. */
+#define GG_LOG_LINE_MAX (64 * 1024)
+
+/* Recognises known GPU failures in one log line (no trailing newline needed),
+ * looking at its first GG_LOG_LINE_MAX bytes. Returns 1 and fills *out on a
+ * match, 0 when the line is not a known failure (then *out is cleared).
+ * Never fails on odd input. */
 int gg_classify_log_line(const char *line, gg_log_match *out);
+
+/* The same for a line given as len bytes that may hold NUL bytes (a binary
+ * log, a torn write): a NUL counts as a space, so a failure after it is still
+ * seen. line may be NULL when len is 0. */
+int gg_classify_log_bytes(const char *line, size_t len, gg_log_match *out);
 
 /* Meaning of an NVIDIA Xid number ("GPU has fallen off the bus") and its
  * class; NULL / GG_FAIL_DRIVER for numbers not in the table. */

@@ -105,8 +105,10 @@ typedef struct gg_guard_config {
                              2: every device does, cpu too; 0: all in-process */
   const char *worker_exe; /* the gpuguard binary ("worker" subcommand); default
                              $GPUGUARD_WORKER_EXE, else /proc/self/exe */
-  int watchdog_ms;        /* a run/warmup/validate reply later than this is a hang (10000) */
-  int load_timeout_ms;    /* same for model loads and worker start (60000) */
+  int watchdog_ms;        /* a run/warmup/validate reply later than this is a hang
+                             (10000); the validation kernel at a worker's start too */
+  int load_timeout_ms;    /* same for model loads and for a worker's exec + device
+                             open, which read files and initialise a driver (60000) */
 
   int cleanup_every;   /* trim the pool every N completed requests (default 5) */
   uint64_t mem_budget; /* per non-cpu device budget in bytes; 0 = its total memory */
@@ -133,12 +135,13 @@ int gg_guard_config_chain(gg_guard_config *cfg, const char *device, const char *
  * reason. Returns GG_EINVAL for a bad config, GG_ENODEV when a spec names no
  * device kind gpuguard knows. *out is freed with gg_guard_free(). */
 int gg_guard_new(const gg_guard_config *cfg, gg_guard **out);
-/* Stops workers (graceful, then SIGKILL), unloads models and frees devices.
- * NULL is a no-op. */
+/* Cancels a pending device switch, stops workers (graceful, then SIGKILL),
+ * unloads models and frees devices. NULL is a no-op. */
 void gg_guard_free(gg_guard *g);
 
-/* Drains in-flight work and stops every device (graceful worker exit with
- * a leak check, whose bytes land in stats.leaked_bytes). The guard stays
+/* Drains in-flight work, cancels a pending device switch (it ends failed,
+ * GG_ECANCELED) and stops every device (graceful worker exit with a leak
+ * check, whose bytes land in stats.leaked_bytes). The guard stays
  * valid: counters and state can still be read, and a later request starts
  * devices again. Call before gg_guard_free() to read final numbers. */
 int gg_guard_shutdown(gg_guard *g);
@@ -173,11 +176,63 @@ typedef struct gg_guard_result {
 int gg_guard_infer(gg_guard *g, const char *model, const gg_gtensor *input, gg_guard_result *res);
 void gg_guard_result_release(gg_guard_result *res);
 
-/* Makes `spec` the primary device: drains in-flight work, unloads models
- * from the old primary, frees and trims it, opens the new device, loads and
- * warms every model that was loaded, and rolls back to the old primary if
- * any step fails (then returns that step's error). The chain's other devices
- * are kept. */
+/* ---- device switching -------------------------------------------------
+ * A switch prepares the new device off the chain (worker start, validation,
+ * load and warmup of every model the primary has) while the current chain
+ * keeps serving, then swaps the chain under a short lock. If a step fails
+ * or misses its watchdog, the new device is stopped and nothing else
+ * changes (the rollback blocks nobody). One switch at a time.
+ *
+ * The chain after a switch: the new primary, then every configured device
+ * (gg_guard_config.devices) in configured order, except the one the new
+ * primary replaces when it has the same spec. Configured devices are never
+ * evicted. The old primary, when configured, stays as a fallback with its
+ * models unloaded and its worker stopped (it restarts when used); a device
+ * switched to at run time leaves the chain when it stops being primary. */
+typedef enum gg_switch_state {
+  GG_SWITCH_NONE = 0,  /* no switch was started */
+  GG_SWITCH_PREPARING, /* the new device is being prepared; the old one serves */
+  GG_SWITCH_DONE,      /* the new device is primary */
+  GG_SWITCH_FAILED,    /* rolled back: the old primary is still primary */
+  GG_SWITCH_STATE_COUNT
+} gg_switch_state;
+
+/* "none", "preparing", "done", "failed". */
+const char *gg_switch_state_name(gg_switch_state s);
+
+typedef struct gg_guard_switch_status {
+  uint64_t id; /* 1 for the guard's first switch, then 2, ...; 0 when none */
+  gg_switch_state state;
+  char to[128];      /* the spec asked for */
+  char from[128];    /* the primary when the switch started */
+  int error;         /* GG_E* of a failed switch, else 0 */
+  char reason[256];  /* why it failed, "" otherwise */
+  double elapsed_ms; /* so far while preparing, else how long it took */
+  int busy;          /* 1 until it has also released the old primary (a new
+                        switch is refused while preparing, waits after) */
+} gg_guard_switch_status;
+
+/* Starts switching the primary to `spec` in a background thread and returns
+ * (after the previous switch, if done, has released its old primary); *id
+ * (may be NULL) gets the switch's id for gg_guard_switch_wait. GG_EBUSY
+ * while another switch is preparing (or the guard shuts down),
+ * GG_ENODEV for a device kind gpuguard does not know, GG_EINVAL for an
+ * empty or over-long spec. */
+int gg_guard_switch_start(gg_guard *g, const char *spec, uint64_t *id);
+
+/* Waits up to timeout_ms (< 0: no limit) while switch `id` is preparing and
+ * fills *st (may be NULL) with the state of the latest switch. Returns 0 once
+ * it is done or failed (or was followed by a newer one: st->id tells),
+ * GG_ETIMEOUT while it is still preparing. */
+int gg_guard_switch_wait(gg_guard *g, uint64_t id, int timeout_ms, gg_guard_switch_status *st);
+
+/* The latest switch's state (state GG_SWITCH_NONE when none ran). */
+int gg_guard_switch_status_get(gg_guard *g, gg_guard_switch_status *st);
+
+/* Switches synchronously in the caller's thread (same steps as
+ * gg_guard_switch_start) and returns once the old primary is released: 0,
+ * or the failed step's error after the rollback; GG_EBUSY while another
+ * switch is preparing. */
 int gg_guard_switch_device(gg_guard *g, const char *spec);
 
 /* Starts a new burst of sim faults on device `idx`: its worker is restarted
@@ -228,8 +283,17 @@ typedef struct gg_guard_device_status {
   uint64_t launches;       /* kernel launches since the device was opened (sim) */
   uint64_t faults_fired;   /* injected faults fired in the current context (sim) */
   int n_models;            /* models loaded there */
+  /* The spec its current device context runs with. `spec` is the device as
+   * configured; its sim faults are a burst that only the first context gets
+   * (a restarted worker runs fault-free), so after a restart this is `spec`
+   * without them. While the device is down: what its next start gets. */
+  char effective_spec[128];
+  int faults_active; /* 1 while the current (or next) context has spec's faults */
+  int configured;    /* 1 for a device of the configured chain (never evicted) */
 } gg_guard_device_status;
 
+/* The chain's length now: the configured devices, plus one when the primary
+ * was switched to at run time (so at most GG_GUARD_MAX_DEVICES + 1). */
 int gg_guard_device_count(const gg_guard *g);
 /* Fills *st for chain index idx (0 = primary). GG_ERANGE for a bad index. */
 int gg_guard_device_status_get(gg_guard *g, int idx, gg_guard_device_status *st);
@@ -249,8 +313,13 @@ typedef struct gg_guard_stats {
 
 int gg_guard_stats_get(gg_guard *g, gg_guard_stats *st);
 /* A jansson json_t* (new reference, cast to void*): {"stats": {...},
- * "devices": [{status...}], "gpu_failed": bool}. NULL on out of memory. */
+ * "devices": [{status...}], "gpu_failed": bool, "switch": the latest
+ * switch (gg_guard_switch_json)}. NULL on out of memory. */
 void *gg_guard_json(gg_guard *g);
+/* A jansson json_t* (new reference) for a switch's state: {"id", "to",
+ * "from", "state", "elapsed_ms"} plus "error" (the reason) and "error_name"
+ * when it failed; JSON null when no switch ran. */
+void *gg_guard_switch_json(const gg_guard_switch_status *sw);
 /* Appends Prometheus text-format metrics (gpuguard_guard_*) to a malloc'd
  * string; the caller frees it. NULL on out of memory. */
 char *gg_guard_prometheus(gg_guard *g);

@@ -30,6 +30,18 @@ typedef struct gg_server_config {
   int watchdog_ms;         /* a GPU run longer than this is a hang */
   int engine_threads;      /* CPU threads per inference */
   uint64_t max_pixels;     /* images larger than this get 413 */
+  const char *api_key;     /* key mutating routes and /api/infer require; NULL/"" none
+                            * (see docs/SECURITY.md, "Access") */
+  int insecure_local;      /* 1: without api_key, mutating routes answer anyway */
+  /* Limits against hostile clients (docs/SECURITY.md, "Limits"); 0 = default. */
+  int max_conns;              /* open connections at most (512) */
+  int max_conns_per_ip;       /* open connections per client address (64) */
+  int conn_reserve;           /* free slots kept by shedding stalled connections (32) */
+  int header_timeout_s;       /* request line + headers must arrive within this (10) */
+  int body_timeout_s;         /* the body must arrive within this after them (60) */
+  uint64_t max_body_inflight; /* request-body bytes held at once, all requests (64 MiB) */
+  uint64_t max_url;           /* longer request targets get 414 (8 KiB) */
+  uint64_t max_header;        /* larger request line + headers get 431 (16 KiB) */
 } gg_server_config;
 
 /* An incoming request, borrowed for the duration of a handler call. */
@@ -55,6 +67,8 @@ typedef void (*gg_http_handler)(gg_server *srv, const gg_http_req *req, gg_http_
 
 /* Value of a query parameter, or NULL. Borrowed. */
 const char *gg_http_query(const gg_http_req *req, const char *key);
+/* Value of a request header (name case-insensitive), or NULL. Borrowed. */
+const char *gg_http_header(const gg_http_req *req, const char *name);
 
 /* Fills resp with a JSON error body {"error": {"code": status, "message": msg}}. */
 void gg_http_error(gg_http_resp *resp, int status, const char *fmt, ...)

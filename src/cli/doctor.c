@@ -17,6 +17,8 @@ typedef struct doctor_opts {
   int json;
   const char *write_env;
   const char *explain;
+  uint64_t max_bytes;
+  int max_lines;
   const char *root;
   int validate;
   const char *device;
@@ -37,6 +39,10 @@ static const gg_opt k_doctor_opts[] = {
      "read an application log ('-' for stdin) and explain each recognised GPU failure (no "
      "machine checks)",
      "LOGFILE"},
+    {"max-bytes", NULL, GG_OPT_SIZE, DO(max_bytes), "1G",
+     "--explain reads at most this much of the log, and says so when it stops early", "SIZE"},
+    {"max-lines", NULL, GG_OPT_INT, DO(max_lines), "10000000",
+     "--explain reads at most this many lines, and says so when it stops early", "N"},
     {"root", NULL, GG_OPT_STR, DO(root), "",
      "make every filesystem probe relative to DIR (fake installations in tests)", "DIR"},
     {"validate", NULL, GG_OPT_BOOL, DO(validate), "true",
@@ -83,7 +89,9 @@ int gg_cli_doctor(int argc, char **argv) {
       "device. Each line is marked [ OK ], [INFO], [WARN] or [FAIL], with the cause and\n"
       "the exact fix when not OK.\n\n"
       "Exit status: 0 all good, 1 warnings only, 2 at least one failure.\n"
-      "With --explain: 0 no GPU failure recognised, 2 at least one.\n\n";
+      "With --explain: 0 no GPU failure recognised, 1 none recognised but the log was\n"
+      "longer than --max-bytes / --max-lines (the rest was not read), 2 at least one.\n"
+      "A line longer than 64 KiB is classified on its first 64 KiB.\n\n";
   int rc = gg_opts_cli("doctor", usage, k_doctor_opts, &o, argc, argv);
   if (rc >= 0) return rc;
   gg_log_level lvl;
@@ -97,13 +105,19 @@ int gg_cli_doctor(int argc, char **argv) {
   gg_log_set_level(lvl);
 
   if (o.explain[0]) {
-    int found = 0;
-    rc = gg_doctor_explain(o.explain, stdout, o.json, &found, err, sizeof err);
+    if (o.max_bytes < 1 || o.max_lines < 1) {
+      fprintf(stderr, "gpuguard doctor --explain: --max-bytes and --max-lines must be at least "
+                      "1 (they bound the work on a huge or endless log)\n");
+      return 2;
+    }
+    gg_explain_limits lim = {o.max_bytes, (uint64_t)o.max_lines};
+    gg_explain_result res;
+    rc = gg_doctor_explain(o.explain, &lim, stdout, o.json, &res, err, sizeof err);
     if (rc) {
       fprintf(stderr, "gpuguard doctor --explain: %s\n", err);
       return 2;
     }
-    return found ? 2 : 0;
+    return res.found ? 2 : res.stopped ? 1 : 0;
   }
 
   if (o.root[0] && access(o.root, F_OK) != 0) {

@@ -9,6 +9,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,27 @@ static const gg_opt k_serve_opts[] = {
      "CPU threads per inference", "N"},
     {"max-pixels", "GPUGUARD_MAX_PIXELS", GG_OPT_SIZE, SO(srv.max_pixels), "40000000",
      "images with more pixels get 413", "N"},
+    {"api-key", "GPUGUARD_API_KEY", GG_OPT_STR, SO(srv.api_key), "",
+     "key POST /api/device and /api/infer require (the variable is safer: ps shows flags)", "KEY"},
+    {"insecure-local", "GPUGUARD_INSECURE_LOCAL", GG_OPT_BOOL, SO(srv.insecure_local), "false",
+     "without --api-key, let POST /api/device answer anyway (loopback only!)", NULL},
+    /* Limits against hostile clients: docs/SECURITY.md, "Limits". */
+    {"max-conns", "GPUGUARD_MAX_CONNS", GG_OPT_INT, SO(srv.max_conns), "512",
+     "open connections at most", "N"},
+    {"max-conns-per-ip", "GPUGUARD_MAX_CONNS_PER_IP", GG_OPT_INT, SO(srv.max_conns_per_ip), "64",
+     "open connections per client address (raise it behind a proxy)", "N"},
+    {"conn-reserve", "GPUGUARD_CONN_RESERVE", GG_OPT_INT, SO(srv.conn_reserve), "32",
+     "free connection slots kept by closing the longest-stalled requests", "N"},
+    {"header-timeout", "GPUGUARD_HEADER_TIMEOUT", GG_OPT_INT, SO(srv.header_timeout_s), "10",
+     "seconds a request line and headers may take (and a keep-alive may idle)", "S"},
+    {"body-timeout", "GPUGUARD_BODY_TIMEOUT", GG_OPT_INT, SO(srv.body_timeout_s), "60",
+     "seconds a request body may take after the headers", "S"},
+    {"max-body-inflight", "GPUGUARD_MAX_BODY_INFLIGHT", GG_OPT_SIZE, SO(srv.max_body_inflight),
+     "64M", "request-body bytes held at once over all requests; more get 503", "BYTES"},
+    {"max-url-bytes", "GPUGUARD_MAX_URL_BYTES", GG_OPT_SIZE, SO(srv.max_url), "8K",
+     "longest request target (path and query); longer ones get 414", "BYTES"},
+    {"max-header-bytes", "GPUGUARD_MAX_HEADER_BYTES", GG_OPT_SIZE, SO(srv.max_header), "16K",
+     "largest request line + headers; larger ones get 431", "BYTES"},
     {"log-level", "GPUGUARD_LOG_LEVEL", GG_OPT_STR, SO(log_level), "info",
      "debug, info, warn, error or off", "LEVEL"},
     {"port-file", "GPUGUARD_PORT_FILE", GG_OPT_STR, SO(port_file), "",
@@ -81,7 +103,14 @@ int gg_cli_serve(int argc, char **argv) {
       "  GET  /api/device            devices, current device, breaker, memory, counters\n"
       "  POST /api/device            {\"device\": \"cpu\"} switches the device at run time\n"
       "  POST /api/infer?model=NAME  body: a JPEG or PNG; returns the model's outputs\n"
-      "  GET  /metrics               Prometheus metrics\n\n";
+      "       [&full=1]              an output over 4096 values comes back as its shape,\n"
+      "                              \"elements\", min/max/mean and the \"first\" 16 values\n"
+      "                              with \"truncated\": true, unless full=1 is given\n"
+      "                              (images: EXIF orientation applied, PNG alpha ignored,\n"
+      "                              CMYK converted; see docs/images.md)\n"
+      "  GET  /metrics               Prometheus metrics\n\n"
+      "POST routes need the API key when one is set; POST /api/device is refused\n"
+      "without one unless --insecure-local is given (see docs/SECURITY.md).\n\n";
   int rc = gg_opts_cli("serve", usage, k_serve_opts, &o, argc, argv);
   if (rc >= 0) return rc;
   gg_log_level lvl;
@@ -128,8 +157,20 @@ int gg_cli_serve(int argc, char **argv) {
    * inference. */
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
+  /* The key stays in this process: worker processes inherit the
+   * environment, and `ps` shows the command line. */
+  char *key = strdup(o.srv.api_key ? o.srv.api_key : "");
+  if (!key) return 1;
+  uintptr_t kp = (uintptr_t)o.srv.api_key;
+  for (int i = 1; i < argc; i++)
+    if (kp >= (uintptr_t)argv[i] && kp < (uintptr_t)argv[i] + strlen(argv[i]))
+      memset(argv[i] + (kp - (uintptr_t)argv[i]), '*', strlen(key));
+  o.srv.api_key = key;
+  unsetenv("GPUGUARD_API_KEY");
+
   gg_server *srv = NULL;
   rc = gg_server_new(&o.srv, &srv);
+  free(key); /* the server keeps its own copy */
   if (rc) {
     fprintf(stderr, "gpuguard serve: cannot start: %s (%s)\n", gg_strerror(rc), gg_err_name(rc));
     return 1;

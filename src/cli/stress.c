@@ -19,6 +19,7 @@ typedef struct stress_opts {
   const char *method;
   const char *body_file;
   const char *content_type;
+  const char *api_key;
   int requests;
   int concurrency;
   int time_limit_s;
@@ -37,6 +38,8 @@ static const gg_opt k_stress_opts[] = {
      "FILE"},
     {"content-type", NULL, GG_OPT_STR, ST(content_type), "application/octet-stream",
      "Content-Type of the body", "T"},
+    {"api-key", "GPUGUARD_API_KEY", GG_OPT_STR, ST(api_key), "",
+     "sent as 'Authorization: Bearer KEY' (servers started with --api-key)", "KEY"},
     {"requests", NULL, GG_OPT_INT, ST(requests), "200", "measured requests in all", "N"},
     {"warmup", NULL, GG_OPT_INT, ST(warmup), "20",
      "requests sent before the baseline memory sample", "N"},
@@ -120,6 +123,11 @@ static void *worker(void *arg) {
     snprintf(ct, sizeof ct, "Content-Type: %s", sh->o->content_type);
     hdr = curl_slist_append(hdr, ct);
   }
+  if (sh->o->api_key && *sh->o->api_key) {
+    char auth[320];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", sh->o->api_key);
+    hdr = curl_slist_append(hdr, auth);
+  }
   for (;;) {
     int i = atomic_fetch_add(&sh->next, 1);
     if (i >= sh->total || gg_now_ns() > sh->deadline_ns) break;
@@ -132,8 +140,8 @@ static void *worker(void *arg) {
     if (sh->body) {
       curl_easy_setopt(c, CURLOPT_POSTFIELDS, sh->body);
       curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)sh->body_len);
-      curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
     }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
     uint64_t t0 = gg_now_ns();
     CURLcode cc = curl_easy_perform(c);
     sh->lat_ms[i] = (double)(gg_now_ns() - t0) / 1e6;

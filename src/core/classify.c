@@ -4,7 +4,9 @@
 #include "gpuguard/core.h"
 #include "gpuguard/error.h"
 
+#include <assert.h>
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -643,6 +645,12 @@ static const log_pattern k_patterns[] = {
      "XLA/TensorFlow could not run ptxas to compile PTX for this GPU",
      "put the toolkit's bin directory on PATH (export PATH=/usr/local/cuda/bin:$PATH) or set "
      "XLA_FLAGS=--xla_gpu_cuda_data_dir to the toolkit root"},
+    /* TensorFlow's error after a JIT failure names the op's node; with a missing
+     * libdevice it is the only line of the traceback users paste. */
+    {"xla-jit-failed", GG_FAIL_COMPILE, {"JIT compilation failed"}, {0},
+     "XLA could not JIT-compile an op for the GPU; right after a missing libdevice (or ptxas) "
+     "this is that failure surfacing at the first op that needs it (often a BatchNorm)",
+     FIX_XLA},
     {"cuda-driver-too-old", GG_FAIL_DRIVER, {0}, {"driver version is insufficient",
      "cudaErrorInsufficientDriver", "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH",
      "CUDA_ERROR_CALL_REQUIRES_NEWER_DRIVER", "forward compatibility was attempted"},
@@ -716,12 +724,42 @@ static const log_pattern k_patterns[] = {
      ""},
 };
 
-static int pattern_matches(const log_pattern *p, const char *line) {
-  for (int i = 0; i < 3 && p->all[i]; i++)
-    if (!strcasestr(line, p->all[i])) return 0;
-  if (!p->any[0]) return 1;
-  for (int i = 0; i < 6 && p->any[i]; i++)
-    if (strcasestr(line, p->any[i])) return 1;
+/* The needles of k_patterns in lower case, made once: matching is strstr()
+ * on the lowercased line, several times faster than strcasestr, and the ~60
+ * needles run over every byte of every line. */
+typedef struct low_pattern {
+  char all[3][48];
+  char any[6][48];
+  size_t all_len[3], any_len[6]; /* a needle longer than the line cannot match */
+} low_pattern;
+static low_pattern g_low[COUNT(k_patterns)];
+static pthread_once_t g_low_once = PTHREAD_ONCE_INIT;
+
+/* Copies s lowercased into dst; returns its length. */
+static size_t lower_into(char *dst, size_t len, const char *s) {
+  assert(!s || strlen(s) < len); /* a cut needle would match too much: make the field longer */
+  size_t i = 0;
+  for (; s && s[i] && i + 1 < len; i++) dst[i] = (char)tolower((unsigned char)s[i]);
+  dst[i] = 0;
+  return i;
+}
+
+static void make_low_patterns(void) {
+  for (size_t k = 0; k < COUNT(k_patterns); k++) {
+    low_pattern *l = &g_low[k];
+    for (int i = 0; i < 3; i++)
+      l->all_len[i] = lower_into(l->all[i], sizeof l->all[i], k_patterns[k].all[i]);
+    for (int i = 0; i < 6; i++)
+      l->any_len[i] = lower_into(l->any[i], sizeof l->any[i], k_patterns[k].any[i]);
+  }
+}
+
+static int pattern_matches(const low_pattern *p, const char *low, size_t len) {
+  for (int i = 0; i < 3 && p->all_len[i]; i++)
+    if (p->all_len[i] > len || !strstr(low, p->all[i])) return 0;
+  if (!p->any_len[0]) return 1;
+  for (int i = 0; i < 6 && p->any_len[i]; i++)
+    if (p->any_len[i] <= len && strstr(low, p->any[i])) return 1;
   return 0;
 }
 
@@ -776,6 +814,22 @@ static void append_detail(gg_log_match *m, const char *prefix, const char *s) {
   snprintf(m->detail + n, sizeof m->detail - n, "%s%s%s", n ? "; " : "", prefix, s);
 }
 
+/* Appends prefix + the text after `key` up to one of `stop` (at most 199
+ * bytes) to the detail; returns 0 when key is not on the line. */
+static int detail_after(gg_log_match *m, const char *line, const char *key, const char *stop,
+                        const char *prefix) {
+  const char *p = strstr(line, key);
+  if (!p) return 0;
+  p += strlen(key);
+  char v[200];
+  size_t n = strcspn(p, stop);
+  if (n >= sizeof v) n = sizeof v - 1;
+  memcpy(v, p, n);
+  v[n] = 0;
+  append_detail(m, prefix, v);
+  return 1;
+}
+
 static void extract_oom_sizes(const char *line, gg_log_match *m) {
   char a[32], b[32], c[32];
   uint64_t v;
@@ -812,13 +866,11 @@ static void extract_oom_sizes(const char *line, gg_log_match *m) {
   }
 }
 
-int gg_classify_log_line(const char *line, gg_log_match *out) {
-  if (!out) return 0;
-  memset(out, 0, sizeof *out);
-  if (!line) return 0;
+/* line: NUL-free text of len bytes; low: the same in lower case. */
+static int classify_line(const char *line, const char *low, size_t len, gg_log_match *out) {
   const log_pattern *hit = NULL;
   for (size_t i = 0; i < COUNT(k_patterns); i++) {
-    if (pattern_matches(&k_patterns[i], line)) {
+    if (pattern_matches(&g_low[i], low, len)) {
       hit = &k_patterns[i];
       break;
     }
@@ -832,15 +884,10 @@ int gg_classify_log_line(const char *line, gg_log_match *out) {
   if (have_tok) gg_classify_status_name(out->token, &out->code);
 
   if (!strcmp(hit->id, "xla-libdevice")) {
-    const char *p = strstr(line, "directory ");
-    if (p) {
-      char dir[200];
-      size_t n = strcspn(p + 10, " \t\r\n'\"");
-      if (n >= sizeof dir) n = sizeof dir - 1;
-      memcpy(dir, p + 10, n);
-      dir[n] = 0;
-      append_detail(out, "looked in ", dir);
-    }
+    detail_after(out, line, "directory ", " \t\r\n'\"", "looked in ");
+  } else if (!strcmp(hit->id, "xla-jit-failed")) {
+    if (!detail_after(out, line, "Node: '", "'", "node "))
+      detail_after(out, line, "{{node ", "}", "node ");
   } else if (hit->cls == GG_FAIL_OOM) {
     extract_oom_sizes(line, out);
   } else if (!strcmp(hit->id, "nvidia-xid")) {
@@ -885,4 +932,28 @@ int gg_classify_log_line(const char *line, gg_log_match *out) {
   }
   if (out->token[0] && !strstr(out->detail, out->token)) append_detail(out, "status ", out->token);
   return 1;
+}
+
+int gg_classify_log_bytes(const char *line, size_t len, gg_log_match *out) {
+  if (!out) return 0;
+  memset(out, 0, sizeof *out);
+  if (!line) len = 0;
+  if (len > GG_LOG_LINE_MAX) len = GG_LOG_LINE_MAX;
+  /* The line as C strings, as is and lowercased; a NUL inside would end it early. */
+  char *s = malloc(2 * (len + 1));
+  if (!s) return 0;
+  char *low = s + len + 1;
+  for (size_t i = 0; i < len; i++) {
+    s[i] = line[i] ? line[i] : ' ';
+    low[i] = (char)tolower((unsigned char)s[i]);
+  }
+  s[len] = low[len] = 0;
+  pthread_once(&g_low_once, make_low_patterns);
+  int hit = classify_line(s, low, len, out);
+  free(s);
+  return hit;
+}
+
+int gg_classify_log_line(const char *line, gg_log_match *out) {
+  return gg_classify_log_bytes(line, line ? strlen(line) : 0, out);
 }

@@ -131,10 +131,33 @@ char *gg_doctor_json(const gg_doctor_report *r);
  * reason in err. */
 int gg_doctor_write_env(const gg_doctor_report *r, const char *path, char *err, size_t errlen);
 
+/* Bounds on the work of gg_doctor_explain, so that /dev/zero or a log of
+ * one endless line ends quickly in bounded memory. A line longer than
+ * GG_LOG_LINE_MAX (classify.h) is classified on its first GG_LOG_LINE_MAX
+ * bytes and the rest is skipped unread into memory. */
+#define GG_EXPLAIN_MAX_BYTES ((uint64_t)1 << 30)
+#define GG_EXPLAIN_MAX_LINES ((uint64_t)10000000)
+typedef struct gg_explain_limits {
+  uint64_t max_bytes; /* stop reading after this many bytes; 0: GG_EXPLAIN_MAX_BYTES */
+  uint64_t max_lines; /* stop after this many lines; 0: GG_EXPLAIN_MAX_LINES */
+} gg_explain_limits;
+
+/* What gg_doctor_explain saw. */
+typedef struct gg_explain_result {
+  int found;           /* recognised lines */
+  uint64_t lines;      /* lines read */
+  uint64_t bytes;      /* bytes read */
+  uint64_t long_lines; /* lines classified on their first GG_LOG_LINE_MAX bytes only */
+  const char *stopped; /* NULL, or the limit that ended the reading early: "max-bytes",
+                        * "max-lines" (static string) */
+} gg_explain_result;
+
 /* Reads a log ("-" for stdin) and prints each recognised GPU failure (line number, class,
- * cause, fix), as text or as JSON (schema "gpuguard.explain/1"). *found gets
- * the number of recognised lines. Returns 0, or GG_EIO when the file cannot
- * be read (message in err). */
-int gg_doctor_explain(const char *path, FILE *out, int json, int *found, char *err, size_t errlen);
+ * cause, fix), as text or as JSON (schema "gpuguard.explain/1"), then a
+ * summary that also says when a limit was reached. lim may be NULL (the
+ * defaults); res (optional) gets what was seen. Returns 0, or GG_EIO when the
+ * file cannot be read, GG_ENOMEM (message in err). */
+int gg_doctor_explain(const char *path, const gg_explain_limits *lim, FILE *out, int json,
+                      gg_explain_result *res, char *err, size_t errlen);
 
 #endif

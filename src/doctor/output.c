@@ -297,8 +297,188 @@ int gg_doctor_write_env(const gg_doctor_report *r, const char *path, char *err, 
 
 /* ---- --explain ------------------------------------------------------------------ */
 
-int gg_doctor_explain(const char *path, FILE *out, int json, int *found, char *err, size_t errlen) {
-  if (found) *found = 0;
+/* Line reader over a FILE with bounded memory: a line keeps at most
+ * GG_LOG_LINE_MAX bytes, the rest of a longer one is scanned for its end and
+ * dropped, and no byte past max_bytes is read. */
+typedef struct line_reader {
+  FILE *f;
+  uint64_t max_bytes, bytes; /* bytes = read from f so far */
+  size_t pos, end;           /* unconsumed part of buf */
+  int eof;                   /* f ended or failed, or max_bytes reached */
+  char buf[1 << 16];
+} line_reader;
+
+static int reader_fill(line_reader *r) {
+  if (r->eof) return 0;
+  uint64_t room = r->max_bytes - r->bytes;
+  size_t want = room < sizeof r->buf ? (size_t)room : sizeof r->buf;
+  size_t n = want ? fread(r->buf, 1, want, r->f) : 0;
+  r->pos = 0;
+  r->end = n;
+  r->bytes += n;
+  if (!n) r->eof = 1;
+  return n > 0;
+}
+
+/* Next line into line (GG_LOG_LINE_MAX + 1 bytes, NUL-terminated, without
+ * its "\n" or "\r\n"); *len its kept length, *cut 1 when bytes were dropped.
+ * Returns 0 when there is no more input (or the byte limit is reached). */
+static int reader_next(line_reader *r, char *line, size_t *len, int *cut) {
+  size_t n = 0;
+  int any = 0;
+  *cut = 0;
+  for (;;) {
+    if (r->pos == r->end && !reader_fill(r)) break;
+    any = 1;
+    const char *p = r->buf + r->pos;
+    size_t avail = r->end - r->pos;
+    const char *nl = memchr(p, '\n', avail);
+    size_t take = nl ? (size_t)(nl - p) : avail;
+    size_t keep = take < GG_LOG_LINE_MAX - n ? take : GG_LOG_LINE_MAX - n;
+    memcpy(line + n, p, keep);
+    n += keep;
+    if (keep < take) *cut = 1;
+    r->pos += take + (nl != NULL);
+    if (nl) break;
+  }
+  if (!any) return 0;
+  if (n > 0 && line[n - 1] == '\r' && !*cut) n--;
+  line[n] = 0;
+  *len = n;
+  return 1;
+}
+
+/* 1 when input remains after the reader stopped at its byte limit. */
+static int reader_more(line_reader *r) {
+  if (r->pos < r->end) return 1;
+  if (r->bytes < r->max_bytes) return r->eof ? 0 : reader_fill(r);
+  int c = fgetc(r->f); /* at the limit: one byte more tells whether anything was left */
+  return c != EOF;
+}
+
+/* The line as it is shown: NUL as a space (as the classifier sees it), other
+ * control characters as '?' so a hostile log cannot drive the terminal; at
+ * most max bytes, never cutting a UTF-8 sequence. */
+static size_t printable(const char *s, size_t n, char *dst, size_t max) {
+  if (n > max) {
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+      n--;
+  }
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    dst[i] = c == 0 ? ' ' : (c < 0x20 && c != '\t') || c == 0x7f ? '?' : (char)c;
+  }
+  dst[n] = 0;
+  return n;
+}
+
+/* JSON string of a log line: bytes that are not valid UTF-8 become '?'. */
+static json_t *json_text(const char *s, size_t n) {
+  json_t *j = json_stringn(s, n);
+  if (j) return j;
+  char ascii[512];
+  if (n >= sizeof ascii) n = sizeof ascii - 1;
+  for (size_t i = 0; i < n; i++)
+    ascii[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
+  return json_stringn(ascii, n);
+}
+
+static json_t *explain_finding(const gg_log_match *m, uint64_t ln, const char *text, size_t tlen) {
+  json_t *x = json_object();
+  json_object_set_new(x, "line", json_integer((json_int_t)ln));
+  json_object_set_new(x, "class", json_string(gg_fail_class_name(m->cls)));
+  json_object_set_new(x, "pattern", json_string(m->id));
+  json_object_set_new(x, "cause", json_string(m->cause));
+  json_object_set_new(x, "fix", json_string(m->fix));
+  json_object_set_new(x, "detail", str_or_null(m->detail));
+  json_object_set_new(x, "status", str_or_null(m->token));
+  json_object_set_new(x, "code", m->code ? json_integer(m->code) : json_null());
+  json_object_set_new(x, "requested_bytes",
+                      m->requested_bytes ? json_integer((json_int_t)m->requested_bytes)
+                                         : json_null());
+  json_object_set_new(x, "free_bytes",
+                      m->free_bytes ? json_integer((json_int_t)m->free_bytes) : json_null());
+  json_object_set_new(x, "total_bytes",
+                      m->total_bytes ? json_integer((json_int_t)m->total_bytes) : json_null());
+  json_object_set_new(x, "recovery",
+                      json_string(gg_fail_action_name(gg_fail_class_recovery(m->cls))));
+  json_object_set_new(x, "text", json_text(text, tlen));
+  return x;
+}
+
+/* Long lines are named one by one up to this many, then only counted. */
+#define EXPLAIN_LONG_NAMED 10
+
+static void explain_summary_text(FILE *out, const char *path, const gg_explain_result *r,
+                                 const int *counts, const gg_explain_limits *lim) {
+  char sz[32];
+  if (r->long_lines > EXPLAIN_LONG_NAMED)
+    fprintf(out, "%s: %llu line(s) longer than %d KiB were classified on their first %d KiB\n",
+            path, (unsigned long long)r->long_lines, GG_LOG_LINE_MAX / 1024,
+            GG_LOG_LINE_MAX / 1024);
+  if (r->stopped && !strcmp(r->stopped, "max-bytes"))
+    fprintf(out, "%s: stopped after %s (--max-bytes); the rest was not read\n", path,
+            gg_format_size(lim->max_bytes, sz, sizeof sz));
+  else if (r->stopped)
+    fprintf(out, "%s: stopped after %llu lines (--max-lines); the rest was not read\n", path,
+            (unsigned long long)lim->max_lines);
+  fprintf(out, "%s: %d of %llu line(s) recognised as GPU failures", path, r->found,
+          (unsigned long long)r->lines);
+  const char *sep = ": ";
+  for (int c = 1; c < GG_FAIL_CLASS_COUNT; c++) {
+    if (!counts[c]) continue;
+    fprintf(out, "%s%d %s", sep, counts[c], gg_fail_class_name((gg_fail_class)c));
+    sep = ", ";
+  }
+  fprintf(out, "\n");
+}
+
+static void explain_summary_json(FILE *out, const char *path, const gg_explain_result *r,
+                                 const int *counts, const gg_explain_limits *lim, json_t *findings,
+                                 json_t *long_named) {
+  json_t *o = json_object();
+  json_object_set_new(o, "schema", json_string("gpuguard.explain/1"));
+  json_object_set_new(o, "file", json_string(path));
+  json_object_set_new(o, "lines", json_integer((json_int_t)r->lines));
+  json_object_set_new(o, "bytes", json_integer((json_int_t)r->bytes));
+  json_object_set_new(o, "recognised", json_integer(r->found));
+  json_t *by = json_object();
+  for (int c = 1; c < GG_FAIL_CLASS_COUNT; c++)
+    if (counts[c])
+      json_object_set_new(by, gg_fail_class_name((gg_fail_class)c), json_integer(counts[c]));
+  json_object_set_new(o, "by_class", by);
+  json_t *ll = json_object();
+  json_object_set_new(ll, "count", json_integer((json_int_t)r->long_lines));
+  json_object_set_new(ll, "classified_bytes", json_integer(GG_LOG_LINE_MAX));
+  json_object_set_new(ll, "lines", long_named);
+  json_object_set_new(o, "long_lines", ll);
+  json_t *st = json_null();
+  if (r->stopped) {
+    st = json_object();
+    json_object_set_new(st, "limit", json_string(r->stopped));
+    json_object_set_new(
+        st, "value",
+        json_integer(
+            (json_int_t)(strcmp(r->stopped, "max-bytes") ? lim->max_lines : lim->max_bytes)));
+  }
+  json_object_set_new(o, "stopped", st);
+  json_object_set_new(o, "findings", findings);
+  char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  json_decref(o);
+  if (s) {
+    fprintf(out, "%s\n", s);
+    free(s);
+  }
+}
+
+int gg_doctor_explain(const char *path, const gg_explain_limits *lim_in, FILE *out, int json,
+                      gg_explain_result *res, char *err, size_t errlen) {
+  gg_explain_limits lim = {GG_EXPLAIN_MAX_BYTES, GG_EXPLAIN_MAX_LINES};
+  if (lim_in && lim_in->max_bytes) lim.max_bytes = lim_in->max_bytes;
+  if (lim_in && lim_in->max_lines) lim.max_lines = lim_in->max_lines;
+  gg_explain_result r = {0};
+  if (res) *res = r;
   int is_stdin = !strcmp(path, "-");
   FILE *f = is_stdin ? stdin : fopen(path, "r");
   if (!f) {
@@ -306,85 +486,66 @@ int gg_doctor_explain(const char *path, FILE *out, int json, int *found, char *e
     return GG_EIO;
   }
   if (is_stdin) path = "(stdin)";
+  line_reader *rd = calloc(1, sizeof *rd);
+  char *line = malloc(GG_LOG_LINE_MAX + 1);
+  char shown[401];
+  if (!rd || !line) {
+    free(rd), free(line);
+    if (!is_stdin) fclose(f);
+    snprintf(err, errlen, "out of memory");
+    return GG_ENOMEM;
+  }
+  rd->f = f;
+  rd->max_bytes = lim.max_bytes;
   json_t *arr = json ? json_array() : NULL;
+  json_t *long_named = json ? json_array() : NULL;
   int counts[GG_FAIL_CLASS_COUNT] = {0};
-  char *line = NULL;
-  size_t cap = 0;
-  long ln = 0;
-  int nfound = 0;
-  ssize_t len;
-  while ((len = getline(&line, &cap, f)) >= 0) {
-    ln++;
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-      line[--len] = 0;
+  size_t len;
+  int cut;
+  while (r.lines < lim.max_lines && reader_next(rd, line, &len, &cut)) {
+    r.lines++;
+    if (cut && ++r.long_lines <= EXPLAIN_LONG_NAMED) {
+      if (json)
+        json_array_append_new(long_named, json_integer((json_int_t)r.lines));
+      else
+        fprintf(out, "%s:%llu: longer than %d KiB, classified on its first %d KiB\n", path,
+                (unsigned long long)r.lines, GG_LOG_LINE_MAX / 1024, GG_LOG_LINE_MAX / 1024);
+    }
     gg_log_match m;
-    if (!gg_classify_log_line(line, &m)) continue;
-    nfound++;
+    if (!gg_classify_log_bytes(line, len, &m)) continue;
+    r.found++;
     counts[m.cls]++;
     if (json) {
-      json_t *x = json_object();
-      json_object_set_new(x, "line", json_integer(ln));
-      json_object_set_new(x, "class", json_string(gg_fail_class_name(m.cls)));
-      json_object_set_new(x, "pattern", json_string(m.id));
-      json_object_set_new(x, "cause", json_string(m.cause));
-      json_object_set_new(x, "fix", json_string(m.fix));
-      json_object_set_new(x, "detail", str_or_null(m.detail));
-      json_object_set_new(x, "status", str_or_null(m.token));
-      json_object_set_new(x, "code", m.code ? json_integer(m.code) : json_null());
-      json_object_set_new(x, "requested_bytes",
-                          m.requested_bytes ? json_integer((json_int_t)m.requested_bytes)
-                                            : json_null());
-      json_object_set_new(x, "free_bytes",
-                          m.free_bytes ? json_integer((json_int_t)m.free_bytes) : json_null());
-      json_object_set_new(x, "total_bytes",
-                          m.total_bytes ? json_integer((json_int_t)m.total_bytes) : json_null());
-      json_object_set_new(x, "recovery",
-                          json_string(gg_fail_action_name(gg_fail_class_recovery(m.cls))));
-      json_object_set_new(x, "text", json_stringn(line, strlen(line) > 400 ? 400 : strlen(line)));
-      json_array_append_new(arr, x);
+      size_t n = printable(line, len, shown, 400);
+      json_array_append_new(arr, explain_finding(&m, r.lines, shown, n));
     } else {
-      fprintf(out, "%s:%ld: [%s] %.200s\n", path, ln, gg_fail_class_name(m.cls), line);
+      printable(line, len, shown, 200);
+      fprintf(out, "%s:%llu: [%s] %s\n", path, (unsigned long long)r.lines,
+              gg_fail_class_name(m.cls), shown);
       fprintf(out, "    cause:  %s\n", m.cause);
       if (m.detail[0]) fprintf(out, "    detail: %s\n", m.detail);
       fprintf(out, "    fix:    %s\n", m.fix);
     }
   }
+  if (r.lines >= lim.max_lines && reader_more(rd))
+    r.stopped = "max-lines";
+  else if (rd->bytes >= lim.max_bytes && reader_more(rd))
+    r.stopped = "max-bytes";
+  r.bytes = rd->bytes;
   free(line);
+  free(rd);
   int rerr = ferror(f);
   if (!is_stdin) fclose(f);
   if (rerr) {
     json_decref(arr);
+    json_decref(long_named);
     snprintf(err, errlen, "error reading %s", path);
     return GG_EIO;
   }
-  if (json) {
-    json_t *o = json_object();
-    json_object_set_new(o, "schema", json_string("gpuguard.explain/1"));
-    json_object_set_new(o, "file", json_string(path));
-    json_object_set_new(o, "lines", json_integer(ln));
-    json_object_set_new(o, "recognised", json_integer(nfound));
-    json_t *by = json_object();
-    for (int c = 1; c < GG_FAIL_CLASS_COUNT; c++)
-      if (counts[c])
-        json_object_set_new(by, gg_fail_class_name((gg_fail_class)c), json_integer(counts[c]));
-    json_object_set_new(o, "by_class", by);
-    json_object_set_new(o, "findings", arr);
-    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    if (s) {
-      fprintf(out, "%s\n", s);
-      free(s);
-    }
-  } else {
-    fprintf(out, "%s: %d of %ld line(s) recognised as GPU failures", path, nfound, ln);
-    const char *sep = ": ";
-    for (int c = 1; c < GG_FAIL_CLASS_COUNT; c++) {
-      if (!counts[c]) continue;
-      fprintf(out, "%s%d %s", sep, counts[c], gg_fail_class_name((gg_fail_class)c));
-      sep = ", ";
-    }
-    fprintf(out, "\n");
-  }
-  if (found) *found = nfound;
+  if (json)
+    explain_summary_json(out, path, &r, counts, &lim, arr, long_named);
+  else
+    explain_summary_text(out, path, &r, counts, &lim);
+  if (res) *res = r;
   return 0;
 }

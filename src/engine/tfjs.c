@@ -9,14 +9,17 @@
 #include <jansson.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-#define MAX_SHARD_BYTES ((size_t)1 << 31)
+#define MAX_WEIGHT_BYTES ((uint64_t)1 << 31) /* stored bytes of all shards together */
+#define MAX_SHARDS 16384                     /* 2 GiB in TF.js's usual 4 MB shards: 512 */
 #define MAX_NODES 100000
 
 __attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int code,
@@ -397,156 +400,273 @@ typedef struct import_ctx {
   size_t errlen;
 } import_ctx;
 
-/* Reads the manifest and fills the data of the Const node tensors. */
-static int load_weights(import_ctx *c, gg__shard_reader rd, void *user) {
+/* Where the shards come from. size (optional) reports a shard's size and
+ * identity without reading it, so that the whole manifest is checked against
+ * the file system before any weight is read. */
+typedef struct shard_src {
+  gg__shard_reader read;
+  int (*size)(void *user, const char *path, uint64_t *bytes, uint64_t id[2], char *err,
+              size_t errlen);
+  void *user;
+} shard_src;
+
+/* One weightsManifest entry, parsed and checked before any shard is read. */
+typedef struct weight_spec {
+  const char *name;
+  gg_tensor *t;     /* its Const node's output: shape and dtype already set */
+  int qkind;        /* 0 raw, 1 uint8, 2 uint16, 3 float16 */
+  double scale, mn; /* uint8/uint16 dequantization */
+  uint64_t bytes;   /* bytes it takes in the shards */
+} weight_spec;
+
+/* One group of the manifest: its shards are concatenated, its weights laid
+ * out one after the other in them. */
+typedef struct weight_group {
+  json_t *paths;        /* borrowed from the manifest */
+  size_t first, count;  /* its entries in the spec array */
+  uint64_t bytes;       /* what its weights declare */
+} weight_group;
+
+typedef struct manifest {
+  weight_spec *specs;
+  weight_group *groups;
+  size_t nspecs, ngroups;
+  uint64_t bytes; /* all groups */
+} manifest;
+
+static void manifest_free(manifest *m) {
+  free(m->specs);
+  free(m->groups);
+}
+
+/* Parses one weight entry into *ws and sets its tensor's shape and dtype. */
+static int parse_weight(import_ctx *c, json_t *w, size_t wi, weight_spec *ws) {
   gg_graph *g = c->g;
-  json_t *man = json_object_get(c->root, "weightsManifest");
-  if (!man) return 0;
-  if (!json_is_array(man)) return fail(c->err, c->errlen, GG_EPARSE, "%s: weightsManifest must be an array", c->file);
+  json_t *jname = json_object_get(w, "name"), *jshape = json_object_get(w, "shape");
+  json_t *jdt = json_object_get(w, "dtype"), *q = json_object_get(w, "quantization");
+  const char *wname = json_is_string(jname) ? json_string_value(jname) : "?";
+  if (!json_is_string(jname) || !json_is_array(jshape) || !json_is_string(jdt))
+    return fail(c->err, c->errlen, GG_EPARSE, "%s: weight %zu ('%s') needs name, shape and dtype", c->file, wi, wname);
+  int ni = map_get(&c->nodes, wname);
+  if (ni < 0 || g->nodes[ni].op != GG_OP_CONST)
+    return fail(c->err, c->errlen, GG_EPARSE, "%s: weight '%s' has no Const node of that name", c->file, wname);
+  gg_tensor *t = &g->tensors[g->nodes[ni].out[0]];
+  if (t->v.data || t->is_const)
+    return fail(c->err, c->errlen, GG_EPARSE, "%s: weight '%s' appears twice in the manifest", c->file, wname);
+  int nd = (int)json_array_size(jshape);
+  if (nd > GG_MAX_DIMS)
+    return fail(c->err, c->errlen, GG_EUNSUPPORTED, "%s: weight '%s' has %d dims (max %d)", c->file, wname, nd, GG_MAX_DIMS);
+  for (int d = 0; d < nd; d++)
+    if (json_to_i64(json_array_get(jshape, (size_t)d), &t->v.shape[d]) || t->v.shape[d] < 0)
+      return fail(c->err, c->errlen, GG_EPARSE, "%s: weight '%s': bad shape", c->file, wname);
+  t->v.ndim = nd;
+  if (gg__shape_nelem(t->v.shape, nd, &t->v.nelem)) {
+    char sb[128];
+    return fail(c->err, c->errlen, GG_ERANGE, "%s: weight '%s': shape %s is too large (max %lld elements)",
+                c->file, wname, gg__shape_str(t->v.shape, nd, sb, sizeof sb), (long long)GG_MAX_ELEMS);
+  }
+  const char *dt = json_string_value(jdt);
+  if (!strcmp(dt, "float32")) t->v.dtype = GG_DT_F32;
+  else if (!strcmp(dt, "int32") || !strcmp(dt, "int64")) t->v.dtype = GG_DT_I32;
+  else
+    return fail(c->err, c->errlen, GG_EUNSUPPORTED, "%s: weight '%s': dtype '%s' not supported (float32, int32)", c->file, wname, dt);
+  int qbytes = 4; /* stored bytes per element */
+  ws->qkind = 0;
+  ws->scale = 1, ws->mn = 0;
+  if (q && !json_is_null(q)) {
+    json_t *qd = json_object_get(q, "dtype");
+    const char *qs = json_is_string(qd) ? json_string_value(qd) : "";
+    if (!strcmp(qs, "uint8")) ws->qkind = 1, qbytes = 1;
+    else if (!strcmp(qs, "uint16")) ws->qkind = 2, qbytes = 2;
+    else if (!strcmp(qs, "float16")) ws->qkind = 3, qbytes = 2;
+    else
+      return fail(c->err, c->errlen, GG_EUNSUPPORTED, "%s: weight '%s': quantization dtype '%s' not supported (uint8, uint16, float16)", c->file, wname, qs);
+    if (ws->qkind != 3) {
+      json_t *js = json_object_get(q, "scale"), *jm = json_object_get(q, "min");
+      if (!json_is_number(js) || !json_is_number(jm))
+        return fail(c->err, c->errlen, GG_EPARSE, "%s: weight '%s': quantization needs numeric scale and min", c->file, wname);
+      ws->scale = json_number_value(js), ws->mn = json_number_value(jm);
+    }
+    if (t->v.dtype != GG_DT_F32 && ws->qkind == 3)
+      return fail(c->err, c->errlen, GG_EUNSUPPORTED, "%s: weight '%s': float16 quantization of an integer tensor", c->file, wname);
+  }
+  ws->name = wname;
+  ws->t = t;
+  ws->bytes = (uint64_t)t->v.nelem * (uint64_t)qbytes;
+  t->is_const = 1; /* has its entry; the data comes with the shards */
+  return 0;
+}
+
+/* Checks the manifest's structure: at most MAX_SHARDS paths, each a
+ * non-empty string listed once, every weight parsed, the total under
+ * MAX_WEIGHT_BYTES. Nothing is read. */
+static int parse_manifest(import_ctx *c, json_t *man, manifest *m) {
+  size_t nw = 0, np = 0;
   for (size_t gi = 0; gi < json_array_size(man); gi++) {
     json_t *grp = json_array_get(man, gi);
     json_t *paths = json_object_get(grp, "paths"), *ws = json_object_get(grp, "weights");
     if (!json_is_array(paths) || !json_is_array(ws))
       return fail(c->err, c->errlen, GG_EPARSE, "%s: weightsManifest[%zu] needs 'paths' and 'weights' arrays", c->file, gi);
-    /* Concatenate this group's shards. */
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    for (size_t pi = 0; pi < json_array_size(paths); pi++) {
-      json_t *p = json_array_get(paths, pi);
-      if (!json_is_string(p)) {
-        free(buf);
-        return fail(c->err, c->errlen, GG_EPARSE, "%s: weightsManifest[%zu].paths[%zu] is not a string", c->file, gi, pi);
-      }
-      uint8_t *d = NULL;
-      size_t dl = 0;
-      int rc = rd(user, json_string_value(p), &d, &dl, c->err, c->errlen);
-      if (rc) {
-        free(buf);
-        return rc;
-      }
-      if (len + dl > MAX_SHARD_BYTES) {
-        free(buf), free(d);
-        return fail(c->err, c->errlen, GG_ETOO_LARGE, "%s: weight shards exceed %zu bytes", c->file, MAX_SHARD_BYTES);
-      }
-      uint8_t *nb = realloc(buf, len + dl + 1);
-      if (!nb) {
-        free(buf), free(d);
-        return GG_ENOMEM;
-      }
+    np += json_array_size(paths);
+    nw += json_array_size(ws);
+  }
+  if (np > MAX_SHARDS)
+    return fail(c->err, c->errlen, GG_ETOO_LARGE, "%s: weightsManifest lists %zu shard files (limit %d)", c->file, np, MAX_SHARDS);
+  m->ngroups = json_array_size(man);
+  m->groups = calloc(m->ngroups + 1, sizeof *m->groups);
+  m->specs = calloc(nw + 1, sizeof *m->specs);
+  strmap seen = {0};
+  int rc = !m->groups || !m->specs || map_init(&seen, np) ? GG_ENOMEM : 0;
+  for (size_t gi = 0; !rc && gi < m->ngroups; gi++) {
+    json_t *grp = json_array_get(man, gi);
+    weight_group *wg = &m->groups[gi];
+    wg->paths = json_object_get(grp, "paths");
+    for (size_t pi = 0; !rc && pi < json_array_size(wg->paths); pi++) {
+      json_t *p = json_array_get(wg->paths, pi);
+      if (!json_is_string(p) || !json_string_value(p)[0])
+        rc = fail(c->err, c->errlen, GG_EPARSE, "%s: weightsManifest[%zu].paths[%zu] is not a file name", c->file, gi, pi);
+      else if (map_put(&seen, json_string_value(p), 1) >= 0)
+        rc = fail(c->err, c->errlen, GG_EPARSE, "%s: weight shard '%s' is listed more than once in weightsManifest (each shard once, in order)", c->file, json_string_value(p));
+    }
+    json_t *ws = json_object_get(grp, "weights");
+    wg->first = m->nspecs;
+    for (size_t wi = 0; !rc && wi < json_array_size(ws); wi++) {
+      weight_spec *spec = &m->specs[m->nspecs++];
+      rc = parse_weight(c, json_array_get(ws, wi), wi, spec);
+      wg->bytes += spec->bytes;
+      m->bytes += spec->bytes;
+      wg->count++;
+    }
+  }
+  map_free(&seen);
+  if (!rc && m->bytes > MAX_WEIGHT_BYTES)
+    rc = fail(c->err, c->errlen, GG_ETOO_LARGE, "%s: the weights declare %llu bytes, over the limit of %llu (a model this large is not supported)",
+              c->file, (unsigned long long)m->bytes, (unsigned long long)MAX_WEIGHT_BYTES);
+  return rc;
+}
+
+/* The error for a group whose shards hold `have` bytes instead of the
+ * declared ones: names the first weight that does not fit when short. */
+static int group_size_error(import_ctx *c, const manifest *m, size_t gi, uint64_t have) {
+  const weight_group *wg = &m->groups[gi];
+  if (have > wg->bytes)
+    return fail(c->err, c->errlen, GG_EPARSE,
+                "%s: the shards of weight group %zu hold %llu bytes but the manifest describes %llu (mismatched .bin)",
+                c->file, gi, (unsigned long long)have, (unsigned long long)wg->bytes);
+  uint64_t off = 0;
+  const weight_spec *ws = &m->specs[wg->first];
+  for (size_t i = 0; i + 1 < wg->count && off + ws->bytes <= have; i++) off += ws++->bytes;
+  return fail(c->err, c->errlen, GG_EPARSE,
+              "%s: weight '%s' needs %llu bytes at offset %llu but the shards of group %zu hold only %llu bytes (truncated or mismatched .bin)",
+              c->file, ws->name, (unsigned long long)ws->bytes, (unsigned long long)off, gi, (unsigned long long)have);
+}
+
+typedef struct shard_id {
+  uint64_t id[2];
+  const char *name;
+} shard_id;
+
+static int cmp_shard_id(const void *a, const void *b) {
+  const shard_id *x = a, *y = b;
+  if (x->id[0] != y->id[0]) return x->id[0] < y->id[0] ? -1 : 1;
+  return x->id[1] < y->id[1] ? -1 : x->id[1] > y->id[1];
+}
+
+/* Sizes every shard from the file system (nothing read): each group's
+ * shards must add up to what its weights declare, and no file may appear
+ * twice under different names ("./a.bin", a symlink). */
+static int check_shard_sizes(import_ctx *c, const manifest *m, const shard_src *src) {
+  size_t np = 0;
+  for (size_t gi = 0; gi < m->ngroups; gi++) np += json_array_size(m->groups[gi].paths);
+  shard_id *ids = calloc(np + 1, sizeof *ids);
+  if (!ids) return GG_ENOMEM;
+  int rc = 0;
+  size_t k = 0;
+  for (size_t gi = 0; !rc && gi < m->ngroups; gi++) {
+    uint64_t have = 0;
+    for (size_t pi = 0; !rc && pi < json_array_size(m->groups[gi].paths); pi++, k++) {
+      ids[k].name = json_string_value(json_array_get(m->groups[gi].paths, pi));
+      uint64_t sz = 0;
+      rc = src->size(src->user, ids[k].name, &sz, ids[k].id, c->err, c->errlen);
+      have += sz;
+      if (!rc && have > MAX_WEIGHT_BYTES) rc = group_size_error(c, m, gi, have);
+    }
+    if (!rc && have != m->groups[gi].bytes) rc = group_size_error(c, m, gi, have);
+  }
+  if (!rc) qsort(ids, np, sizeof *ids, cmp_shard_id);
+  for (size_t i = 1; !rc && i < np; i++)
+    if (!cmp_shard_id(&ids[i - 1], &ids[i]))
+      rc = fail(c->err, c->errlen, GG_EPARSE, "%s: weight shards '%s' and '%s' are the same file (list each shard once, in order)", c->file, ids[i - 1].name, ids[i].name);
+  free(ids);
+  return rc;
+}
+
+/* Decodes one weight from its stored bytes into its tensor. */
+static int decode_weight(const weight_spec *ws, const uint8_t *src) {
+  gg_tensor *t = ws->t;
+  size_t nbytes = (size_t)t->v.nelem * 4;
+  t->v.data = gg__const_alloc(nbytes);
+  if (!t->v.data) return GG_ENOMEM;
+  if (ws->qkind == 0) {
+    memcpy(t->v.data, src, nbytes);
+    return 0;
+  }
+  for (int64_t i = 0; i < t->v.nelem; i++) {
+    double x;
+    if (ws->qkind == 1) x = src[i] * ws->scale + ws->mn;
+    else if (ws->qkind == 2) x = (src[2 * i] | (src[2 * i + 1] << 8)) * ws->scale + ws->mn;
+    else x = gg__half_to_float((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
+    if (t->v.dtype == GG_DT_F32) ((float *)t->v.data)[i] = (float)x;
+    else ((int32_t *)t->v.data)[i] = (int32_t)(x < 0 ? x - 0.5 : x + 0.5);
+  }
+  return 0;
+}
+
+/* Reads one group's shards into one buffer, never more than its weights
+ * declare (a shard that would overflow it is refused), and decodes them. */
+static int load_group(import_ctx *c, const manifest *m, size_t gi, const shard_src *src) {
+  const weight_group *wg = &m->groups[gi];
+  uint8_t *buf = NULL;
+  uint64_t len = 0;
+  int rc = 0;
+  for (size_t pi = 0; !rc && pi < json_array_size(wg->paths); pi++) {
+    uint8_t *d = NULL;
+    size_t dl = 0;
+    rc = src->read(src->user, json_string_value(json_array_get(wg->paths, pi)), &d, &dl, c->err, c->errlen);
+    if (!rc && dl > wg->bytes - len) rc = group_size_error(c, m, gi, len + dl);
+    /* grown with what was read, so a lying manifest costs no allocation */
+    uint8_t *nb = rc ? NULL : realloc(buf, (size_t)(len + dl) + 1);
+    if (!rc && !nb) rc = GG_ENOMEM;
+    if (!rc) {
       buf = nb;
       if (dl) memcpy(buf + len, d, dl);
       len += dl;
-      free(d);
     }
-    size_t off = 0;
-    for (size_t wi = 0; wi < json_array_size(ws); wi++) {
-      json_t *w = json_array_get(ws, wi);
-      json_t *jname = json_object_get(w, "name"), *jshape = json_object_get(w, "shape");
-      json_t *jdt = json_object_get(w, "dtype"), *q = json_object_get(w, "quantization");
-      int rc = GG_EPARSE;
-      const char *wname = json_is_string(jname) ? json_string_value(jname) : "?";
-      if (!json_is_string(jname) || !json_is_array(jshape) || !json_is_string(jdt)) {
-        free(buf);
-        return fail(c->err, c->errlen, GG_EPARSE, "%s: weight %zu ('%s') needs name, shape and dtype", c->file, wi, wname);
-      }
-      int ni = map_get(&c->nodes, wname);
-      if (ni < 0 || g->nodes[ni].op != GG_OP_CONST) {
-        free(buf);
-        return fail(c->err, c->errlen, GG_EPARSE, "%s: weight '%s' has no Const node of that name", c->file, wname);
-      }
-      gg_tensor *t = &g->tensors[g->nodes[ni].out[0]];
-      if (t->v.data || t->is_const) {
-        free(buf);
-        return fail(c->err, c->errlen, GG_EPARSE, "%s: weight '%s' appears twice in the manifest", c->file, wname);
-      }
-      int nd = (int)json_array_size(jshape);
-      if (nd > GG_MAX_DIMS) {
-        free(buf);
-        return fail(c->err, c->errlen, GG_EUNSUPPORTED, "%s: weight '%s' has %d dims (max %d)", c->file, wname, nd, GG_MAX_DIMS);
-      }
-      for (int d = 0; d < nd; d++)
-        if (json_to_i64(json_array_get(jshape, (size_t)d), &t->v.shape[d]) || t->v.shape[d] < 0) {
-          free(buf);
-          return fail(c->err, c->errlen, GG_EPARSE, "%s: weight '%s': bad shape", c->file, wname);
-        }
-      t->v.ndim = nd;
-      if (gg__shape_nelem(t->v.shape, nd, &t->v.nelem)) {
-        char sb[128];
-        free(buf);
-        return fail(c->err, c->errlen, GG_ERANGE, "%s: weight '%s': shape %s is too large (max %lld elements)",
-                    c->file, wname, gg__shape_str(t->v.shape, nd, sb, sizeof sb), (long long)GG_MAX_ELEMS);
-      }
-      const char *dt = json_string_value(jdt);
-      if (!strcmp(dt, "float32")) t->v.dtype = GG_DT_F32;
-      else if (!strcmp(dt, "int32") || !strcmp(dt, "int64")) t->v.dtype = GG_DT_I32;
-      else {
-        free(buf);
-        return fail(c->err, c->errlen, GG_EUNSUPPORTED, "%s: weight '%s': dtype '%s' not supported (float32, int32)", c->file, wname, dt);
-      }
-      int qbytes = 4; /* stored bytes per element */
-      int qkind = 0;  /* 0 raw, 1 uint8, 2 uint16, 3 float16 */
-      double scale = 1, mn = 0;
-      if (q && !json_is_null(q)) {
-        json_t *qd = json_object_get(q, "dtype");
-        const char *qs = json_is_string(qd) ? json_string_value(qd) : "";
-        if (!strcmp(qs, "uint8")) qkind = 1, qbytes = 1;
-        else if (!strcmp(qs, "uint16")) qkind = 2, qbytes = 2;
-        else if (!strcmp(qs, "float16")) qkind = 3, qbytes = 2;
-        else {
-          free(buf);
-          return fail(c->err, c->errlen, GG_EUNSUPPORTED, "%s: weight '%s': quantization dtype '%s' not supported (uint8, uint16, float16)", c->file, wname, qs);
-        }
-        if (qkind != 3) {
-          json_t *js = json_object_get(q, "scale"), *jm = json_object_get(q, "min");
-          if (!json_is_number(js) || !json_is_number(jm)) {
-            free(buf);
-            return fail(c->err, c->errlen, GG_EPARSE, "%s: weight '%s': quantization needs numeric scale and min", c->file, wname);
-          }
-          scale = json_number_value(js), mn = json_number_value(jm);
-        }
-        if (t->v.dtype != GG_DT_F32 && qkind == 3) {
-          free(buf);
-          return fail(c->err, c->errlen, GG_EUNSUPPORTED, "%s: weight '%s': float16 quantization of an integer tensor", c->file, wname);
-        }
-      }
-      uint64_t need = (uint64_t)t->v.nelem * (uint64_t)qbytes;
-      if (off > len || need > len - off) {
-        free(buf);
-        return fail(c->err, c->errlen, GG_EPARSE,
-                    "%s: weight '%s' needs %llu bytes at offset %zu but the shards of group %zu hold only %zu bytes (truncated or mismatched .bin)",
-                    c->file, wname, (unsigned long long)need, off, gi, len);
-      }
-      size_t nbytes = (size_t)t->v.nelem * 4;
-      t->v.data = gg__const_alloc(nbytes);
-      if (!t->v.data) {
-        free(buf);
-        return GG_ENOMEM;
-      }
-      t->is_const = 1;
-      const uint8_t *src = buf + off;
-      if (qkind == 0) memcpy(t->v.data, src, nbytes);
-      else {
-        for (int64_t i = 0; i < t->v.nelem; i++) {
-          double x;
-          if (qkind == 1) x = src[i] * scale + mn;
-          else if (qkind == 2) x = (src[2 * i] | (src[2 * i + 1] << 8)) * scale + mn;
-          else x = gg__half_to_float((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
-          if (t->v.dtype == GG_DT_F32) ((float *)t->v.data)[i] = (float)x;
-          else ((int32_t *)t->v.data)[i] = (int32_t)(x < 0 ? x - 0.5 : x + 0.5);
-        }
-      }
-      off += (size_t)need;
-      (void)rc;
-    }
-    if (off != len) {
-      free(buf);
-      return fail(c->err, c->errlen, GG_EPARSE,
-                  "%s: the shards of weight group %zu hold %zu bytes but the manifest describes %zu (mismatched .bin)",
-                  c->file, gi, len, off);
-    }
-    free(buf);
+    free(d);
   }
-  return 0;
+  if (!rc && len != wg->bytes) rc = group_size_error(c, m, gi, len);
+  uint64_t off = 0;
+  for (size_t i = 0; !rc && i < wg->count; i++) {
+    rc = decode_weight(&m->specs[wg->first + i], buf + off);
+    off += m->specs[wg->first + i].bytes;
+  }
+  free(buf);
+  return rc;
+}
+
+/* Reads the manifest and fills the data of the Const node tensors: first
+ * the whole manifest is checked (structure, duplicates, declared total, and
+ * with src->size the shard files' sizes), then the shards are read. */
+static int load_weights(import_ctx *c, const shard_src *src) {
+  json_t *man = json_object_get(c->root, "weightsManifest");
+  if (!man) return 0;
+  if (!json_is_array(man)) return fail(c->err, c->errlen, GG_EPARSE, "%s: weightsManifest must be an array", c->file);
+  manifest m = {0};
+  int rc = parse_manifest(c, man, &m);
+  if (!rc && src->size) rc = check_shard_sizes(c, &m, src);
+  for (size_t gi = 0; !rc && gi < m.ngroups; gi++) rc = load_group(c, &m, gi, src);
+  manifest_free(&m);
+  return rc;
 }
 
 /* ------------------------------------------------------------ import */
@@ -617,9 +737,8 @@ static int check_arity(const gg_node *n, const char *file, char *err, size_t err
   return 0;
 }
 
-int gg__tfjs_import(const char *json, size_t json_len, const char *label,
-                    gg__shard_reader read_shard, void *user, gg_graph **out, char *err,
-                    size_t errlen) {
+static int import_model(const char *json, size_t json_len, const char *label,
+                        const shard_src *src, gg_graph **out, char *err, size_t errlen) {
   *out = NULL;
   if (err && errlen) err[0] = 0;
   import_ctx c = {.file = label ? label : "model.json", .err = err, .errlen = errlen};
@@ -766,7 +885,7 @@ int gg__tfjs_import(const char *json, size_t json_len, const char *label,
     }
   }
   /* Weights. */
-  if ((rc = load_weights(&c, read_shard, user))) goto out;
+  if ((rc = load_weights(&c, src))) goto out;
   for (int i = 0; i < g->n_nodes; i++)
     if (g->nodes[i].op == GG_OP_CONST && !g->tensors[g->nodes[i].out[0]].is_const) {
       rc = fail(err, errlen, GG_EPARSE, "%s: Const node '%s' has no entry in weightsManifest", c.file, g->nodes[i].name);
@@ -877,33 +996,50 @@ out:
   return 0;
 }
 
+int gg__tfjs_import(const char *json, size_t json_len, const char *label,
+                    gg__shard_reader read_shard, void *user, gg_graph **out, char *err,
+                    size_t errlen) {
+  shard_src src = {read_shard, NULL, user};
+  return import_model(json, json_len, label, &src, out, err, errlen);
+}
+
 /* ------------------------------------------------------------ files */
 
 typedef struct file_ctx {
-  char dir[4096];
+  char dir[4096];      /* the model's folder as given */
+  char root[PATH_MAX]; /* the same, resolved: every shard must lie under it */
   const char *model;
+  uint64_t budget;     /* bytes the checked shards hold; reads may not exceed it */
 } file_ctx;
 
-static int read_whole(const char *path, size_t max, uint8_t **data, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return GG_EIO;
+/* Reads a regular file of at most max bytes (oflags: extra open flags).
+ * O_NONBLOCK: a FIFO must be refused, not waited on. */
+static int read_whole(const char *path, uint64_t max, int oflags, uint8_t **data, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | oflags);
+  if (fd < 0) return GG_EIO;
   struct stat st;
-  if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
-    fclose(f);
+  if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+    close(fd);
+    errno = EINVAL;
     return GG_EIO;
   }
   if ((uint64_t)st.st_size > max) {
-    fclose(f);
+    close(fd);
     return GG_ETOO_LARGE;
   }
-  size_t n = (size_t)st.st_size;
+  size_t n = (size_t)st.st_size, got = 0;
   uint8_t *b = malloc(n + 1);
   if (!b) {
-    fclose(f);
+    close(fd);
     return GG_ENOMEM;
   }
-  size_t got = n ? fread(b, 1, n, f) : 0;
-  fclose(f);
+  while (got < n) {
+    ssize_t r = read(fd, b + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
   if (got != n) {
     free(b);
     return GG_EIO;
@@ -914,34 +1050,77 @@ static int read_whole(const char *path, size_t max, uint8_t **data, size_t *len)
   return 0;
 }
 
+/* Resolves a manifest path to a regular file inside the model's folder:
+ * relative, no "..", and after following symlinks still under fc->root.
+ * full (PATH_MAX) gets the resolved path, st its stat. */
+static int shard_resolve(file_ctx *fc, const char *p, char *full, struct stat *st, char *err,
+                         size_t errlen) {
+  if (!p[0] || p[0] == '/' || strstr(p, "..") || strlen(p) > 1024)
+    return fail(err, errlen, GG_EPARSE, "%s: weight path '%s' must be relative and stay in the model's folder", fc->model, p);
+  char joined[5200];
+  snprintf(joined, sizeof joined, "%s/%s", fc->dir, p);
+  if (!realpath(joined, full) || stat(full, st))
+    return fail(err, errlen, GG_EIO, "%s: cannot read weight shard '%s': %s (run scripts/fetch-models.sh?)", fc->model, joined, strerror(errno));
+  size_t rl = strcmp(fc->root, "/") ? strlen(fc->root) : 0;
+  if (strncmp(full, fc->root, rl) || full[rl] != '/')
+    return fail(err, errlen, GG_EPARSE, "%s: weight shard '%s' resolves to %s, outside the model's folder %s (a symlink?)", fc->model, p, full, fc->root);
+  if (!S_ISREG(st->st_mode))
+    return fail(err, errlen, GG_EIO, "%s: weight shard '%s' is not a regular file", fc->model, joined);
+  return 0;
+}
+
+static int file_shard_size(void *user, const char *p, uint64_t *bytes, uint64_t id[2], char *err,
+                           size_t errlen) {
+  file_ctx *fc = user;
+  char full[PATH_MAX];
+  struct stat st;
+  int rc = shard_resolve(fc, p, full, &st, err, errlen);
+  if (rc) return rc;
+  *bytes = (uint64_t)st.st_size;
+  id[0] = (uint64_t)st.st_dev;
+  id[1] = (uint64_t)st.st_ino;
+  if (*bytes > MAX_WEIGHT_BYTES)
+    return fail(err, errlen, GG_ETOO_LARGE, "%s: weight shard '%s' is larger than the %llu bytes limit", fc->model, full, (unsigned long long)MAX_WEIGHT_BYTES);
+  fc->budget += *bytes;
+  return 0;
+}
+
 static int file_shard(void *user, const char *p, uint8_t **data, size_t *len, char *err,
                       size_t errlen) {
   file_ctx *fc = user;
-  if (!p[0] || p[0] == '/' || strstr(p, "..") || strlen(p) > 1024)
-    return fail(err, errlen, GG_EPARSE, "%s: weight path '%s' must be relative and stay in the model's folder", fc->model, p);
-  char full[5200];
-  snprintf(full, sizeof full, "%s/%s", fc->dir, p);
-  int rc = read_whole(full, MAX_SHARD_BYTES, data, len);
+  char full[PATH_MAX];
+  struct stat st;
+  int rc = shard_resolve(fc, p, full, &st, err, errlen);
+  if (rc) return rc;
+  /* O_NOFOLLOW and the budget: a file swapped after the check is refused */
+  rc = read_whole(full, fc->budget, O_NOFOLLOW, data, len);
   if (rc == GG_ETOO_LARGE)
-    return fail(err, errlen, rc, "%s: weight shard '%s' is larger than %zu bytes", fc->model, full, MAX_SHARD_BYTES);
+    return fail(err, errlen, GG_EPARSE, "%s: weight shard '%s' grew while the model was loading", fc->model, full);
   if (rc)
-    return fail(err, errlen, rc, "%s: cannot read weight shard '%s': %s (run scripts/fetch-models.sh?)", fc->model, full, strerror(errno));
+    return fail(err, errlen, rc, "%s: cannot read weight shard '%s': %s", fc->model, full, strerror(errno));
+  fc->budget -= *len;
   return 0;
 }
 
 int gg__tfjs_load_file(const char *path, gg_graph **out, char *err, size_t errlen) {
   *out = NULL;
-  file_ctx fc = {.model = path};
+  file_ctx *fc = calloc(1, sizeof *fc);
+  if (!fc) return GG_ENOMEM;
+  fc->model = path;
   uint8_t *json = NULL;
   size_t len = 0;
-  int rc = read_whole(path, (size_t)256 << 20, &json, &len);
-  if (rc == GG_ETOO_LARGE) return fail(err, errlen, rc, "%s: model.json is larger than 256 MiB", path);
-  if (rc) return fail(err, errlen, GG_EIO, "%s: cannot read: %s", path, strerror(errno));
-  snprintf(fc.dir, sizeof fc.dir, "%s", path);
-  char *slash = strrchr(fc.dir, '/');
+  int rc = read_whole(path, (uint64_t)256 << 20, 0, &json, &len);
+  if (rc == GG_ETOO_LARGE) rc = fail(err, errlen, rc, "%s: model.json is larger than 256 MiB", path);
+  else if (rc) rc = fail(err, errlen, GG_EIO, "%s: cannot read: %s", path, strerror(errno));
+  snprintf(fc->dir, sizeof fc->dir, "%s", path);
+  char *slash = strrchr(fc->dir, '/');
   if (slash) *slash = 0;
-  else snprintf(fc.dir, sizeof fc.dir, ".");
-  rc = gg__tfjs_import((const char *)json, len, path, file_shard, &fc, out, err, errlen);
+  else snprintf(fc->dir, sizeof fc->dir, ".");
+  if (!rc && !realpath(fc->dir, fc->root))
+    rc = fail(err, errlen, GG_EIO, "%s: cannot resolve the model's folder: %s", path, strerror(errno));
+  shard_src src = {file_shard, file_shard_size, fc};
+  if (!rc) rc = import_model((const char *)json, len, path, &src, out, err, errlen);
   free(json);
+  free(fc);
   return rc;
 }

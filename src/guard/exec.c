@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -173,12 +174,11 @@ int gg_guard_worker_main(int argc, char **argv) {
   rep.op = GG__OP_HELLO;
   gg__host_config hc = {spec, runner, runner_arg, budget, cleanup};
   gg__host *h = NULL;
+  /* HELLO says the device is open; the supervisor then asks for the
+   * validation kernel under the run watchdog (a hung kernel there must not
+   * get the longer start-up allowance). */
   rep.rc = gg__host_open(&hc, &h, rep.reason, sizeof rep.reason);
-  if (rep.rc == 0) {
-    rep.rc = gg__host_validate(h, &rep.val);
-    if (rep.rc) snprintf(rep.reason, sizeof rep.reason, "%s", rep.val.reason);
-    gg__host_stats(h, &rep.stats);
-  }
+  if (rep.rc == 0) gg__host_stats(h, &rep.stats);
   if (send_rep(sock, &rep) || rep.rc) {
     gg__host_close(h, NULL);
     return rep.rc ? 1 : 3;
@@ -389,6 +389,8 @@ static int spawn(gg__exec *e, int keep_env_faults, char *err, size_t errlen) {
   return 0;
 }
 
+#define CANCEL_POLL_MS 100
+
 /* Waits for the reply to request `id`. On watchdog expiry the worker is
  * killed and GG_ETIMEOUT returned; on EOF it is reaped, GG_EDEVICE_LOST. */
 static int await(gg__exec *e, uint64_t id, int timeout_ms, gg__wrep *rep, char *err,
@@ -397,9 +399,19 @@ static int await(gg__exec *e, uint64_t id, int timeout_ms, gg__wrep *rep, char *
   for (;;) {
     int64_t left = deadline - gg__mono_ms();
     if (left < 0) left = 0;
+    /* Wake up now and then to see whether the guard is closing: a switch
+     * preparing a hung device must not hold its shutdown for a watchdog. */
+    int64_t slice = e->cancel && left > CANCEL_POLL_MS ? CANCEL_POLL_MS : left;
     struct pollfd pfd = {e->sock, POLLIN, 0};
-    int pr = poll(&pfd, 1, (int)left);
+    int pr = poll(&pfd, 1, (int)slice);
     if (pr < 0 && errno == EINTR) continue;
+    if (pr == 0 && slice < left) {
+      if (!atomic_load(e->cancel)) continue;
+      snprintf(err, errlen, "canceled: the guard is shutting down");
+      reap(e, 1);
+      e->dead_reason = GG_ECANCELED;
+      return GG_ECANCELED;
+    }
     if (pr == 0) {
       GG_ERROR("GPU", "worker %d on %s missed its %d ms watchdog: killing it", (int)e->pid, e->spec,
                timeout_ms);
@@ -462,32 +474,41 @@ static void req_init(gg__wreq *r, int op, const char *model) {
   if (model) snprintf(r->model, sizeof r->model, "%s", model);
 }
 
+/* Start = open (exec + driver initialisation: load_timeout_ms) then the
+ * validation kernel (a kernel like any other: watchdog_ms). */
 int gg__exec_start(gg__exec *e, gg_validation *v, char *err, size_t errlen) {
   memset(v, 0, sizeof *v);
   e->dead_reason = 0;
+  int rc;
   if (!e->isolated) {
-    int rc = gg__host_open(&e->hcfg, &e->host, err, errlen);
-    if (rc) return rc;
-    rc = gg__host_validate(e->host, v);
-    if (rc) snprintf(err, errlen, "%s", v->reason);
-    gg__host_stats(e->host, &e->stats);
-    return rc;
+    rc = gg__host_open(&e->hcfg, &e->host, err, errlen);
+  } else if ((rc = spawn(e, e->env_faults, err, errlen)) == 0) {
+    gg__wrep rep;
+    memset(&rep, 0, sizeof rep);
+    rc = await(e, 0, e->load_timeout_ms, &rep, err, errlen);
   }
-  int rc = spawn(e, e->env_faults, err, errlen);
-  if (rc) return rc;
-  gg__wrep rep;
-  memset(&rep, 0, sizeof rep);
-  rc = await(e, 0, e->load_timeout_ms, &rep, err, errlen);
-  if (rc == 0 || rep.op == GG__OP_HELLO) *v = rep.val;
-  if (rc && e->pid > 0) reap(e, 1);
+  if (rc == 0) {
+    rc = gg__exec_validate(e, v);
+    if (rc) snprintf(err, errlen, "%s", v->reason);
+  }
+  if (rc && e->isolated && e->pid > 0) reap(e, 1);
   return rc;
 }
 
 void gg__exec_stop(gg__exec *e, uint64_t *leaked) {
   if (leaked) *leaked = 0;
   if (!e->isolated) {
+    int had = e->host != NULL;
     gg__host_close(e->host, leaked);
     e->host = NULL;
+#ifdef __GLIBC__
+    /* An in-process device's models were loaded in whichever thread started
+     * it; glibc keeps what they freed in that thread's arena. Give the free
+     * pages back now, so that switching back and forth does not leave one
+     * model's worth of resident memory behind per thread (docs/resilience.md,
+     * "Memory across switches"). */
+    if (had) malloc_trim(0);
+#endif
     return;
   }
   if (e->pid <= 0) return;

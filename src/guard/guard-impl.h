@@ -9,6 +9,7 @@
 #include "gpuguard/memory.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -121,7 +122,9 @@ typedef struct gg__exec {
   int shm;
   gg__shm_view map; /* persistent mapping of shm */
   int watchdog_ms, load_timeout_ms;
-  int env_faults; /* pass GPUGUARD_FAULTS to the next start */
+  int env_faults;     /* pass GPUGUARD_FAULTS to the next start */
+  atomic_int *cancel; /* when set and nonzero, waits for the worker end early
+                         (GG_ECANCELED, worker killed); may be NULL */
   uint64_t next_id;
   /* last state seen */
   gg__dev_stats stats;

@@ -29,9 +29,13 @@ typedef struct gdev {
   char spec[128]; /* as configured, faults included */
   char name[64];  /* "sim", "cpu" */
   int is_cpu;
+  int conf_idx;     /* index in the configured chain (never evicted); -1 for a
+                       device switched to at run time */
+  int users;        /* requests whose chain snapshot holds it (under g->mu) */
   int up;           /* executor started and validated */
   int starts;       /* executor starts so far */
   int faults_armed; /* next start gets the spec's faults */
+  int faults_live;  /* the current context got them (published under g->mu) */
   gdev_model models[GG__MAX_MODELS];
   int n_models;
   gg__breaker br;
@@ -43,19 +47,39 @@ typedef struct gdev {
   uint64_t served, restarts, leaked, trims_seen;
 } gdev;
 
+/* The configured devices plus one switched to at run time. */
+#define CHAIN_MAX (GG_GUARD_MAX_DEVICES + 1)
+
+/* A request's view of the chain: a switch may swap g->devs meanwhile; the
+ * devices it holds stay alive until it leaves (gdev.users). */
+typedef struct chain {
+  gdev *d[CHAIN_MAX];
+  int n;
+} chain;
+
 struct gg_guard {
   gg_guard_config cfg;
   char runner[32];
   char runner_arg[512];
   char exe[1024];
+  char conf[GG_GUARD_MAX_DEVICES][128]; /* the configured chain's specs */
   pthread_mutex_t mu;
-  pthread_cond_t cv; /* drain / switch */
-  gdev *devs[GG_GUARD_MAX_DEVICES];
-  int n;
+  pthread_cond_t cv; /* drain, device users, switch state */
+  gdev *devs[CHAIN_MAX];
+  int n; /* written under mu with __atomic_store_n */
   int inflight, switching;
   gg_guard_stats st;
   uint64_t rng;
   uint64_t use_clock;
+  /* the latest device switch (under mu); sw_mu serialises starting one and
+   * joining its thread */
+  gg_guard_switch_status sw;
+  int64_t sw_t0;
+  int closing;
+  atomic_int cancel; /* set while closing: workers' waits end early */
+  pthread_mutex_t sw_mu;
+  pthread_t sw_thread;
+  int sw_thread_live;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -194,17 +218,17 @@ static void note_exec_state(gdev *d) {
 static int dev_start(gg_guard *g, gdev *d, char *err, size_t errlen) {
   if (d->up) return 0;
   if (gg__exec_alive(&d->ex)) gg__exec_stop(&d->ex, NULL);
-  if (d->faults_armed) {
+  int faults = d->faults_armed;
+  if (faults)
     snprintf(d->ex.spec, sizeof d->ex.spec, "%s", d->spec);
-    d->ex.env_faults = 1;
-  } else {
+  else
     gg__spec_strip_faults(d->spec, d->ex.spec, sizeof d->ex.spec);
-    d->ex.env_faults = 0;
-  }
-  d->faults_armed = 0;
+  d->ex.env_faults = faults;
   gg_validation v;
   int rc = gg__exec_start(&d->ex, &v, err, errlen);
   pthread_mutex_lock(&g->mu);
+  d->faults_armed = 0; /* a burst: only this context gets them */
+  d->faults_live = faults && rc == 0;
   g->st.worker_starts++;
   if (d->starts++ > 0) {
     g->st.worker_restarts++;
@@ -235,6 +259,51 @@ static int dev_start(gg_guard *g, gdev *d, char *err, size_t errlen) {
   }
   absorb_stats(g, d);
   return 0;
+}
+
+static int known_kind(const char *spec) {
+  static const char *const kinds[] = {"cpu", "sim", "cuda", "opencl"};
+  size_t n = strcspn(spec, ":");
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+    if (strlen(kinds[i]) == n && !strncmp(kinds[i], spec, n)) return 1;
+  return 0;
+}
+
+/* A device of the chain for `spec`, not started. conf_idx: its index in the
+ * configured chain, -1 for one switched to at run time. NULL on OOM. */
+static gdev *dev_new(gg_guard *g, const char *spec, int conf_idx) {
+  gdev *d = calloc(1, sizeof *d);
+  if (!d) return NULL;
+  snprintf(d->spec, sizeof d->spec, "%s", spec);
+  snprintf(d->name, sizeof d->name, "%.*s", (int)strcspn(spec, ":"), spec);
+  d->is_cpu = !strcmp(d->name, "cpu");
+  d->conf_idx = conf_idx;
+  d->faults_armed = 1;
+  cond_init_mono(&d->cv);
+  const gg_guard_config *cfg = &g->cfg;
+  gg__breaker_init(&d->br, cfg->breaker_failures, cfg->breaker_window_ms, cfg->breaker_cooldown_ms);
+  gg__exec *e = &d->ex;
+  e->isolated = cfg->isolate >= 2 || (cfg->isolate && !d->is_cpu);
+  e->sock = e->shm = -1;
+  e->exe = g->exe;
+  e->cancel = &g->cancel;
+  e->watchdog_ms = cfg->watchdog_ms;
+  e->load_timeout_ms = cfg->load_timeout_ms;
+  snprintf(e->runner, sizeof e->runner, "%s", g->runner);
+  snprintf(e->runner_arg, sizeof e->runner_arg, "%s", g->runner_arg);
+  e->hcfg.spec = e->spec;
+  e->hcfg.runner = e->runner;
+  e->hcfg.runner_arg = e->runner_arg[0] ? e->runner_arg : NULL;
+  e->hcfg.budget = d->is_cpu ? 0 : cfg->mem_budget;
+  e->hcfg.cleanup_every = cfg->cleanup_every;
+  return d;
+}
+
+/* Stops and frees a device no request can reach any more. */
+static void dev_free(gg_guard *g, gdev *d) {
+  dev_down(g, d);
+  pthread_cond_destroy(&d->cv);
+  free(d);
 }
 
 /* ---- failure handling ---------------------------------------------------- */
@@ -375,6 +444,7 @@ static int dev_prepare(gg_guard *g, gdev *d, const char *model, char *err, size_
               (unsigned long long)weights);
       return 0;
     }
+    if (rc == GG_ECANCELED) return rc; /* the guard is closing: not the device's doing */
     /* Over budget with other models loaded: unload the least recently used
      * one and try again (not a failure of the device). */
     if (rc == GG_EBUDGET && d->up) {
@@ -531,16 +601,25 @@ static void slot_release(gg_guard *g, gdev *d) {
   pthread_mutex_unlock(&g->mu);
 }
 
-static void enter(gg_guard *g) {
+/* A request starts: waits while the guard is drained (shutdown), then takes
+ * a snapshot of the chain and holds its devices. */
+static void enter(gg_guard *g, chain *c) {
   pthread_mutex_lock(&g->mu);
   while (g->switching)
     pthread_cond_wait(&g->cv, &g->mu);
   g->inflight++;
+  c->n = g->n;
+  for (int i = 0; i < c->n; i++) {
+    c->d[i] = g->devs[i];
+    c->d[i]->users++;
+  }
   pthread_mutex_unlock(&g->mu);
 }
 
-static void leave(gg_guard *g) {
+static void leave(gg_guard *g, chain *c) {
   pthread_mutex_lock(&g->mu);
+  for (int i = 0; i < c->n; i++)
+    c->d[i]->users--;
   g->inflight--;
   pthread_cond_broadcast(&g->cv);
   pthread_mutex_unlock(&g->mu);
@@ -604,6 +683,8 @@ int gg_guard_new(const gg_guard_config *cfg, gg_guard **out) {
   if (g->cfg.queue_max < 0) g->cfg.queue_max = 0;
   g->rng = cfg->seed ? cfg->seed : 1;
   pthread_mutex_init(&g->mu, NULL);
+  pthread_mutex_init(&g->sw_mu, NULL);
+  atomic_init(&g->cancel, 0);
   cond_init_mono(&g->cv);
   for (int i = 0; i < cfg->n_devices; i++) {
     const char *spec = cfg->devices[i];
@@ -612,39 +693,19 @@ int gg_guard_new(const gg_guard_config *cfg, gg_guard **out) {
       gg_guard_free(g);
       return GG_EINVAL;
     }
-    gdev *d = calloc(1, sizeof *d);
-    if (!d) {
-      gg_guard_free(g);
-      return GG_ENOMEM;
-    }
-    g->devs[g->n++] = d;
-    snprintf(d->spec, sizeof d->spec, "%s", spec);
-    snprintf(d->name, sizeof d->name, "%.*s", (int)strcspn(spec, ":"), spec);
-    d->is_cpu = !strcmp(d->name, "cpu");
-    d->faults_armed = 1;
-    cond_init_mono(&d->cv);
-    gg__breaker_init(&d->br, cfg->breaker_failures, cfg->breaker_window_ms,
-                     cfg->breaker_cooldown_ms);
-    gg__exec *e = &d->ex;
-    e->isolated = cfg->isolate >= 2 || (cfg->isolate && !d->is_cpu);
-    e->sock = e->shm = -1;
-    e->exe = g->exe;
-    e->watchdog_ms = g->cfg.watchdog_ms;
-    e->load_timeout_ms = g->cfg.load_timeout_ms;
-    snprintf(e->runner, sizeof e->runner, "%s", g->runner);
-    snprintf(e->runner_arg, sizeof e->runner_arg, "%s", g->runner_arg);
-    e->hcfg.spec = e->spec;
-    e->hcfg.runner = e->runner;
-    e->hcfg.runner_arg = e->runner_arg[0] ? e->runner_arg : NULL;
-    e->hcfg.budget = d->is_cpu ? 0 : cfg->mem_budget;
-    e->hcfg.cleanup_every = cfg->cleanup_every;
     /* Unknown device kinds are a configuration error, not a fault. */
-    if (strcmp(d->name, "cpu") && strcmp(d->name, "sim") && strcmp(d->name, "cuda") &&
-        strcmp(d->name, "opencl")) {
+    if (!known_kind(spec)) {
       GG_ERROR("GPU", "guard: unknown device '%s' (cpu, sim:..., cuda:N, opencl:P.D)", spec);
       gg_guard_free(g);
       return GG_ENODEV;
     }
+    gdev *d = dev_new(g, spec, i);
+    if (!d) {
+      gg_guard_free(g);
+      return GG_ENOMEM;
+    }
+    snprintf(g->conf[i], sizeof g->conf[i], "%s", spec);
+    g->devs[g->n++] = d;
     char err[256] = "";
     int rc = dev_start(g, d, err, sizeof err);
     if (rc) {
@@ -656,25 +717,29 @@ int gg_guard_new(const gg_guard_config *cfg, gg_guard **out) {
   return 0;
 }
 
+static void switch_settle(gg_guard *g);
+
 void gg_guard_free(gg_guard *g) {
   if (!g) return;
-  for (int i = 0; i < g->n; i++) {
-    gdev *d = g->devs[i];
-    dev_down(g, d);
-    pthread_cond_destroy(&d->cv);
-    free(d);
-  }
+  pthread_mutex_lock(&g->mu);
+  g->closing = 1;
+  pthread_mutex_unlock(&g->mu);
+  atomic_store(&g->cancel, 1); /* a pending switch ends now, as a failure */
+  switch_settle(g);
+  for (int i = 0; i < g->n; i++)
+    dev_free(g, g->devs[i]);
   pthread_cond_destroy(&g->cv);
+  pthread_mutex_destroy(&g->sw_mu);
   pthread_mutex_destroy(&g->mu);
   free(g);
 }
 
-static int infer_or_load(gg_guard *g, const char *model, const gg_gtensor *input,
+static int infer_or_load(gg_guard *g, const chain *c, const char *model, const gg_gtensor *input,
                          gg_guard_result *res) {
   char err[256] = "";
   int last = GG_ENODEV;
-  for (int i = 0; i < g->n; i++) {
-    gdev *d = g->devs[i];
+  for (int i = 0; i < c->n; i++) {
+    gdev *d = c->d[i];
     if (i > 0) GG_DEBUG("GPU", "trying %s for %s", d->spec, model);
     if (slot_acquire(g, d, g->cfg.queue_wait_ms)) {
       res->last_error = last = GG_EBUSY;
@@ -783,9 +848,10 @@ int gg_guard_load(gg_guard *g, const char *model) {
   if (!g || !model || !*model || strlen(model) >= GG__MODEL_NAME) return GG_EINVAL;
   gg_guard_result res;
   memset(&res, 0, sizeof res);
-  enter(g);
-  int rc = infer_or_load(g, model, NULL, &res);
-  leave(g);
+  chain c;
+  enter(g, &c);
+  int rc = infer_or_load(g, &c, model, NULL, &res);
+  leave(g, &c);
   return rc;
 }
 
@@ -812,9 +878,10 @@ int gg_guard_infer(gg_guard *g, const char *model, const gg_gtensor *input, gg_g
     res->last_error = rc;
     return rc;
   }
-  enter(g);
-  rc = infer_or_load(g, model, input, res);
-  leave(g);
+  chain c;
+  enter(g, &c);
+  rc = infer_or_load(g, &c, model, input, res);
+  leave(g, &c);
   pthread_mutex_lock(&g->mu);
   if (rc) g->st.failed++;
   pthread_mutex_unlock(&g->mu);
@@ -847,123 +914,271 @@ static void undrain(gg_guard *g) {
   pthread_mutex_unlock(&g->mu);
 }
 
-static gdev *dev_new_like(gg_guard *g, const gdev *proto, const char *spec) {
-  gdev *d = calloc(1, sizeof *d);
-  if (!d) return NULL;
-  snprintf(d->spec, sizeof d->spec, "%s", spec);
-  snprintf(d->name, sizeof d->name, "%.*s", (int)strcspn(spec, ":"), spec);
-  d->is_cpu = !strcmp(d->name, "cpu");
-  d->faults_armed = 1;
-  cond_init_mono(&d->cv);
-  gg__breaker_init(&d->br, g->cfg.breaker_failures, g->cfg.breaker_window_ms,
-                   g->cfg.breaker_cooldown_ms);
-  d->ex = proto->ex;
-  d->ex.host = NULL;
-  d->ex.pid = 0;
-  d->ex.sock = d->ex.shm = -1;
-  d->ex.isolated = g->cfg.isolate >= 2 || (g->cfg.isolate && !d->is_cpu);
-  d->ex.hcfg.spec = d->ex.spec;
-  d->ex.hcfg.runner = d->ex.runner;
-  d->ex.hcfg.runner_arg = d->ex.runner_arg[0] ? d->ex.runner_arg : NULL;
-  d->ex.hcfg.budget = d->is_cpu ? 0 : g->cfg.mem_budget;
-  memset(&d->ex.stats, 0, sizeof d->ex.stats);
-  return d;
+/* ---- device switching ---------------------------------------------------- */
+
+const char *gg_switch_state_name(gg_switch_state s) {
+  static const char *const names[GG_SWITCH_STATE_COUNT] = {"none", "preparing", "done", "failed"};
+  return s >= 0 && s < GG_SWITCH_STATE_COUNT ? names[s] : "?";
+}
+
+/* Claims the (single) switch for `spec`; the caller holds sw_mu. The thread
+ * of the previous switch, finished by now, is joined here. */
+static int switch_claim(gg_guard *g, const char *spec, uint64_t *id) {
+  if (!spec || !*spec || strlen(spec) >= sizeof g->sw.to) return GG_EINVAL;
+  if (!known_kind(spec)) {
+    GG_ERROR("GPU", "switch: unknown device '%s' (cpu, sim:..., cuda:N, opencl:P.D)", spec);
+    return GG_ENODEV;
+  }
+  char why[192] = "";
+  pthread_mutex_lock(&g->mu);
+  /* A switch that is done may still be releasing the old primary (bounded by
+   * the runs in flight there): wait for that rather than refuse. */
+  while (g->sw.busy && g->sw.state != GG_SWITCH_PREPARING && !g->switching && !g->closing)
+    pthread_cond_wait(&g->cv, &g->mu);
+  if (g->sw.busy)
+    snprintf(why, sizeof why, "the switch to %.120s is still in progress", g->sw.to);
+  else if (g->switching || g->closing)
+    snprintf(why, sizeof why, "the guard is shutting down");
+  pthread_mutex_unlock(&g->mu);
+  if (why[0]) {
+    GG_WARN("GPU", "switch to %s refused: %s", spec, why);
+    return GG_EBUSY;
+  }
+  if (g->sw_thread_live) {
+    pthread_join(g->sw_thread, NULL);
+    g->sw_thread_live = 0;
+  }
+  pthread_mutex_lock(&g->mu);
+  gg_guard_switch_status *w = &g->sw;
+  uint64_t next = w->id + 1;
+  memset(w, 0, sizeof *w);
+  w->id = next;
+  w->state = GG_SWITCH_PREPARING;
+  w->busy = 1;
+  snprintf(w->to, sizeof w->to, "%s", spec);
+  snprintf(w->from, sizeof w->from, "%s", g->devs[0]->spec);
+  g->sw_t0 = gg__mono_ms();
+  g->st.device_switches++;
+  pthread_mutex_unlock(&g->mu);
+  if (id) *id = next;
+  GG_INFO("GPU", "switching primary device %s -> %s: preparing it while %s serves", w->from, spec,
+          w->from);
+  return 0;
+}
+
+/* Records how the switch ended. Caller holds g->mu. */
+static void switch_outcome(gg_guard *g, int rc, const char *err) {
+  gg_guard_switch_status *w = &g->sw;
+  w->state = rc ? GG_SWITCH_FAILED : GG_SWITCH_DONE;
+  w->error = rc;
+  snprintf(w->reason, sizeof w->reason, "%s", rc ? (err && *err ? err : gg_strerror(rc)) : "");
+  w->elapsed_ms = (double)(gg__mono_ms() - g->sw_t0);
+  pthread_cond_broadcast(&g->cv);
+}
+
+/* Starts nd off the chain and loads + warms each model, with the retry
+ * policy; a sticky fault or a hang gets one more try on a fresh context. */
+static int switch_prepare(gg_guard *g, gdev *nd, const gdev_model *models, int n_models, char *err,
+                          size_t errlen) {
+  if (!n_models) return dev_start(g, nd, err, errlen);
+  for (int i = 0; i < n_models; i++) {
+    if (atomic_load(&g->cancel)) {
+      snprintf(err, errlen, "canceled: the guard is shutting down");
+      return GG_ECANCELED;
+    }
+    int rejected = 0;
+    int rc = dev_prepare(g, nd, models[i].name, err, errlen, &rejected, NULL);
+    if (rc && !nd->up && !rejected && nd->br.state != GG_BREAKER_OPEN)
+      rc = dev_prepare(g, nd, models[i].name, err, errlen, &rejected, NULL);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* Swaps in the chain after a switch to nd: nd, then the configured devices
+ * in configured order except the one nd replaces. The devices that leave
+ * the chain go to left[]; returns their count. Caller holds g->mu. */
+static int chain_commit(gg_guard *g, gdev *nd, gdev **left) {
+  gdev *next[CHAIN_MAX];
+  int n = 0, n_left = 0;
+  next[n++] = nd;
+  for (int k = 0; k < GG_GUARD_MAX_DEVICES; k++)
+    for (int i = 0; i < g->n; i++)
+      if (g->devs[i]->conf_idx == k && k != nd->conf_idx) next[n++] = g->devs[i];
+  for (int i = 0; i < g->n; i++) {
+    int kept = 0;
+    for (int j = 1; j < n; j++)
+      kept |= next[j] == g->devs[i];
+    if (!kept) left[n_left++] = g->devs[i];
+  }
+  memcpy(g->devs, next, sizeof(gdev *) * (size_t)n);
+  __atomic_store_n(&g->n, n, __ATOMIC_RELEASE);
+  return n_left;
+}
+
+/* Takes d's slot for housekeeping, outside the request queue: waits as long
+ * as the holder runs (every step of a run has a watchdog). */
+static void slot_take(gg_guard *g, gdev *d) {
+  pthread_mutex_lock(&g->mu);
+  while (d->busy)
+    pthread_cond_wait(&d->cv, &g->mu);
+  d->busy = 1;
+  pthread_mutex_unlock(&g->mu);
+}
+
+/* After the commit: the old primary, if it stays as a configured fallback,
+ * gives its models and memory back (it restarts when used); the devices
+ * that left the chain are freed once no request holds them. */
+static void switch_release(gg_guard *g, gdev *old, gdev **left, int n_left) {
+  int old_left = 0;
+  for (int i = 0; i < n_left; i++)
+    old_left |= left[i] == old;
+  if (!old_left) {
+    slot_take(g, old);
+    for (int i = 0; i < old->n_models && old->up; i++)
+      gg__exec_unload(&old->ex, old->models[i].name);
+    if (old->up) gg__exec_trim(&old->ex, NULL);
+    pthread_mutex_lock(&g->mu);
+    old->n_models = 0;
+    pthread_mutex_unlock(&g->mu);
+    dev_down(g, old);
+    slot_release(g, old);
+  }
+  for (int i = 0; i < n_left; i++) {
+    pthread_mutex_lock(&g->mu);
+    while (left[i]->users > 0)
+      pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+    dev_free(g, left[i]);
+  }
+}
+
+/* The switch claimed by switch_claim: prepare, commit or roll back, release. */
+static int switch_run(gg_guard *g) {
+  char spec[128];
+  gdev_model models[GG__MAX_MODELS];
+  pthread_mutex_lock(&g->mu);
+  snprintf(spec, sizeof spec, "%s", g->sw.to);
+  gdev *old = g->devs[0];
+  int n_models = old->n_models;
+  memcpy(models, old->models, sizeof models);
+  pthread_mutex_unlock(&g->mu);
+  int conf_idx = -1;
+  for (int k = GG_GUARD_MAX_DEVICES - 1; k >= 0; k--)
+    if (g->conf[k][0] && !strcmp(g->conf[k], spec)) conf_idx = k;
+  gdev *nd = dev_new(g, spec, conf_idx);
+  char err[256] = "";
+  int rc = nd ? switch_prepare(g, nd, models, n_models, err, sizeof err) : GG_ENOMEM;
+  if (rc) {
+    /* Rollback: only the new device was touched. */
+    GG_ERROR("GPU", "switch to %s failed (%s: %s); rolled back: still on %s", spec, gg_err_name(rc),
+             err, old->spec);
+    if (nd) dev_free(g, nd);
+    pthread_mutex_lock(&g->mu);
+    g->st.switch_rollbacks++;
+    switch_outcome(g, rc, err);
+    g->sw.busy = 0;
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+  }
+  gdev *left[CHAIN_MAX];
+  int loaded = nd->n_models; /* nd is still this thread's alone */
+  pthread_mutex_lock(&g->mu);
+  int n_left = chain_commit(g, nd, left);
+  switch_outcome(g, 0, NULL);
+  pthread_mutex_unlock(&g->mu);
+  GG_INFO("GPU", "now on %s (%d model%s loaded)", spec, loaded, loaded == 1 ? "" : "s");
+  switch_release(g, old, left, n_left);
+  pthread_mutex_lock(&g->mu);
+  g->sw.busy = 0;
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+  return 0;
+}
+
+static void *switch_thread(void *p) {
+  switch_run(p);
+  return NULL;
+}
+
+int gg_guard_switch_start(gg_guard *g, const char *spec, uint64_t *id) {
+  if (!g) return GG_EINVAL;
+  pthread_mutex_lock(&g->sw_mu);
+  int rc = switch_claim(g, spec, id);
+  if (rc == 0) {
+    if (pthread_create(&g->sw_thread, NULL, switch_thread, g) == 0) {
+      g->sw_thread_live = 1;
+    } else {
+      rc = GG_EOUT_OF_RESOURCES;
+      pthread_mutex_lock(&g->mu);
+      switch_outcome(g, rc, "cannot start a thread for the switch");
+      g->sw.busy = 0;
+      pthread_mutex_unlock(&g->mu);
+    }
+  }
+  pthread_mutex_unlock(&g->sw_mu);
+  return rc;
 }
 
 int gg_guard_switch_device(gg_guard *g, const char *spec) {
-  if (!g || !spec || !*spec || strlen(spec) >= 128) return GG_EINVAL;
-  char name[64];
-  snprintf(name, sizeof name, "%.*s", (int)strcspn(spec, ":"), spec);
-  if (strcmp(name, "cpu") && strcmp(name, "sim") && strcmp(name, "cuda") &&
-      strcmp(name, "opencl")) {
-    GG_ERROR("GPU", "switch: unknown device '%s'", spec);
-    return GG_ENODEV;
-  }
-  drain(g);
-  gdev *old = g->devs[0];
-  GG_INFO("GPU", "switching primary device %s -> %s", old->spec, spec);
-  /* 1. unload from the old device, free and trim it */
-  gdev_model models[GG__MAX_MODELS];
-  int n_models = old->n_models;
-  memcpy(models, old->models, sizeof models);
-  for (int i = 0; i < old->n_models && old->up; i++)
-    gg__exec_unload(&old->ex, old->models[i].name);
-  if (old->up) gg__exec_trim(&old->ex, NULL);
-  old->n_models = 0;
-  dev_down(g, old);
-  /* 2. open the new one, load and warm every model (with the policy) */
-  gdev *nd = dev_new_like(g, old, spec);
-  int rc = nd ? 0 : GG_ENOMEM;
-  char err[256] = "";
-  for (int i = 0; rc == 0 && i < (n_models ? n_models : 1); i++) {
-    if (!n_models) {
-      rc = dev_start(g, nd, err, sizeof err);
-      break;
-    }
-    int rejected = 0;
-    rc = dev_prepare(g, nd, models[i].name, err, sizeof err, &rejected, NULL);
-    if (rc == 0) continue;
-    /* one more try on a fresh context (a sticky fault, a hang) */
-    if (!nd->up && !rejected && nd->br.state != GG_BREAKER_OPEN)
-      rc = dev_prepare(g, nd, models[i].name, err, sizeof err, &rejected, NULL);
-  }
+  if (!g) return GG_EINVAL;
+  pthread_mutex_lock(&g->sw_mu);
+  int rc = switch_claim(g, spec, NULL);
+  pthread_mutex_unlock(&g->sw_mu);
+  return rc ? rc : switch_run(g);
+}
+
+static void switch_status_locked(gg_guard *g, gg_guard_switch_status *st) {
+  *st = g->sw;
+  if (st->state == GG_SWITCH_PREPARING) st->elapsed_ms = (double)(gg__mono_ms() - g->sw_t0);
+}
+
+int gg_guard_switch_status_get(gg_guard *g, gg_guard_switch_status *st) {
+  if (!g || !st) return GG_EINVAL;
   pthread_mutex_lock(&g->mu);
-  g->st.device_switches++;
+  switch_status_locked(g, st);
   pthread_mutex_unlock(&g->mu);
-  if (rc) {
-    /* 3. roll back: the old device gets its models back */
-    GG_ERROR("GPU", "switch to %s failed (%s: %s); rolling back to %s", spec, gg_err_name(rc), err,
-             old->spec);
-    if (nd) {
-      dev_down(g, nd);
-      pthread_mutex_lock(&g->mu);
-      g->st.leaked_bytes += 0;
-      pthread_mutex_unlock(&g->mu);
-      pthread_cond_destroy(&nd->cv);
-      free(nd);
-    }
-    for (int i = 0; i < n_models; i++) {
-      int rejected = 0;
-      char e2[256];
-      if (dev_prepare(g, old, models[i].name, e2, sizeof e2, &rejected, NULL))
-        GG_ERROR("GPU", "rollback: reloading %s on %s failed: %s", models[i].name, old->spec, e2);
-    }
-    pthread_mutex_lock(&g->mu);
-    g->st.switch_rollbacks++;
-    pthread_mutex_unlock(&g->mu);
-    undrain(g);
-    return rc;
-  }
-  /* 4. new chain: the new device, then the old chain without duplicates */
-  pthread_mutex_lock(&g->mu);
-  gdev *chain[GG_GUARD_MAX_DEVICES + 1];
-  int n = 0;
-  chain[n++] = nd;
-  gdev *dropped[GG_GUARD_MAX_DEVICES + 1];
-  int nd_ = 0;
-  for (int i = 0; i < g->n; i++) {
-    gdev *d = g->devs[i];
-    if (!strcmp(d->spec, spec) || n == GG_GUARD_MAX_DEVICES)
-      dropped[nd_++] = d;
-    else
-      chain[n++] = d;
-  }
-  memcpy(g->devs, chain, sizeof(gdev *) * (size_t)n);
-  g->n = n;
-  pthread_mutex_unlock(&g->mu);
-  for (int i = 0; i < nd_; i++) {
-    dev_down(g, dropped[i]);
-    pthread_cond_destroy(&dropped[i]->cv);
-    free(dropped[i]);
-  }
-  GG_INFO("GPU", "now on %s (%d model%s loaded)", spec, nd->n_models, nd->n_models == 1 ? "" : "s");
-  undrain(g);
   return 0;
+}
+
+int gg_guard_switch_wait(gg_guard *g, uint64_t id, int timeout_ms, gg_guard_switch_status *st) {
+  if (!g) return GG_EINVAL;
+  struct timespec ts;
+  deadline_ts(gg__mono_ms() + (timeout_ms > 0 ? timeout_ms : 0), &ts);
+  pthread_mutex_lock(&g->mu);
+  int r = 0;
+  while (g->sw.id == id && g->sw.state == GG_SWITCH_PREPARING && r != ETIMEDOUT)
+    r = timeout_ms < 0 ? pthread_cond_wait(&g->cv, &g->mu)
+                       : pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+  int pending = g->sw.id == id && g->sw.state == GG_SWITCH_PREPARING;
+  if (st) switch_status_locked(g, st);
+  pthread_mutex_unlock(&g->mu);
+  return pending ? GG_ETIMEOUT : 0;
+}
+
+/* Waits until no switch is busy and joins its thread. New switches are
+ * refused meanwhile because the caller set g->switching or g->closing. */
+static void switch_settle(gg_guard *g) {
+  pthread_mutex_lock(&g->sw_mu);
+  pthread_mutex_lock(&g->mu);
+  while (g->sw.busy)
+    pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+  if (g->sw_thread_live) {
+    pthread_join(g->sw_thread, NULL);
+    g->sw_thread_live = 0;
+  }
+  pthread_mutex_unlock(&g->sw_mu);
 }
 
 int gg_guard_shutdown(gg_guard *g) {
   if (!g) return GG_EINVAL;
   drain(g);
+  /* A pending switch is canceled (it fails and changes nothing); then the
+   * chain is final. */
+  atomic_store(&g->cancel, 1);
+  switch_settle(g);
+  atomic_store(&g->cancel, 0);
   for (int i = 0; i < g->n; i++)
     dev_down(g, g->devs[i]);
   undrain(g);
@@ -971,31 +1186,35 @@ int gg_guard_shutdown(gg_guard *g) {
 }
 
 int gg_guard_inject_faults(gg_guard *g, int idx, const char *faults) {
-  if (!g || idx < 0 || idx >= g->n || !faults) return GG_EINVAL;
-  enter(g);
-  gdev *d = g->devs[idx];
-  int rc = slot_acquire(g, d, g->cfg.queue_wait_ms);
+  if (!g || idx < 0 || !faults) return GG_EINVAL;
+  chain c;
+  enter(g, &c);
+  gdev *d = idx < c.n ? c.d[idx] : NULL;
+  int rc = d ? slot_acquire(g, d, g->cfg.queue_wait_ms) : GG_EINVAL;
   if (rc) {
-    leave(g);
+    leave(g, &c);
     return rc;
   }
   char spec[128];
   gg__spec_set_faults(d->spec, faults, spec, sizeof spec);
-  snprintf(d->spec, sizeof d->spec, "%s", spec);
   dev_down(g, d);
+  pthread_mutex_lock(&g->mu);
+  snprintf(d->spec, sizeof d->spec, "%s", spec);
   d->faults_armed = 1;
-  GG_INFO("GPU", "injecting faults '%s' into %s: next worker start gets them", faults, d->spec);
+  pthread_mutex_unlock(&g->mu);
+  GG_INFO("GPU", "injecting faults '%s' into %s: next worker start gets them", faults, spec);
   slot_release(g, d);
-  leave(g);
+  leave(g, &c);
   return 0;
 }
 
 int gg_guard_tick(gg_guard *g) {
   if (!g) return 0;
   int closed = 0;
-  enter(g);
-  for (int i = 0; i < g->n; i++) {
-    gdev *d = g->devs[i];
+  chain c;
+  enter(g, &c);
+  for (int i = 0; i < c.n; i++) {
+    gdev *d = c.d[i];
     pthread_mutex_lock(&g->mu);
     int due =
         d->br.state == GG_BREAKER_HALF_OPEN ||
@@ -1006,14 +1225,14 @@ int gg_guard_tick(gg_guard *g) {
     closed += gate(g, d, err, sizeof err);
     slot_release(g, d);
   }
-  leave(g);
+  leave(g, &c);
   return closed;
 }
 
 /* ---- state -------------------------------------------------------------- */
 
 int gg_guard_device_count(const gg_guard *g) {
-  return g ? g->n : 0;
+  return g ? __atomic_load_n(&g->n, __ATOMIC_ACQUIRE) : 0;
 }
 
 int gg_guard_device_status_get(gg_guard *g, int idx, gg_guard_device_status *st) {
@@ -1049,6 +1268,11 @@ int gg_guard_device_status_get(gg_guard *g, int idx, gg_guard_device_status *st)
   st->launches = d->snap.launches;
   st->faults_fired = d->snap.faults_fired;
   st->n_models = d->n_models;
+  gg__spec_strip_faults(d->spec, st->effective_spec, sizeof st->effective_spec);
+  st->faults_active =
+      strcmp(st->effective_spec, d->spec) && (d->faults_armed || (d->snap_up && d->faults_live));
+  if (st->faults_active) snprintf(st->effective_spec, sizeof st->effective_spec, "%s", d->spec);
+  st->configured = d->conf_idx >= 0;
   pthread_mutex_unlock(&g->mu);
   return 0;
 }

@@ -65,6 +65,9 @@ void *gg_guard_json(gg_guard *g) {
                   (json_int_t)ds.pool_reserved, "raw_bytes_in_use", (json_int_t)ds.raw_in_use,
                   "leaked_bytes", (json_int_t)ds.leaked_bytes, "models", ds.n_models);
     if (!d) continue;
+    json_object_set_new(d, "effective_spec", json_string(ds.effective_spec));
+    json_object_set_new(d, "faults_active", json_boolean(ds.faults_active));
+    json_object_set_new(d, "configured", json_boolean(ds.configured));
     if (ds.last_failure_unix_ms) {
       json_object_set_new(d, "last_failure",
                           json_pack("{s:I,s:s,s:s}", "unix_ms", (json_int_t)ds.last_failure_unix_ms,
@@ -77,7 +80,22 @@ void *gg_guard_json(gg_guard *g) {
   }
   json_t *root = json_pack("{s:b,s:o,s:o}", "gpu_failed", gg_guard_gpu_failed(g), "stats", js,
                            "devices", devs);
+  gg_guard_switch_status sw;
+  if (root && gg_guard_switch_status_get(g, &sw) == 0)
+    json_object_set_new(root, "switch", gg_guard_switch_json(&sw));
   return root;
+}
+
+void *gg_guard_switch_json(const gg_guard_switch_status *sw) {
+  if (!sw || !sw->id) return json_null();
+  json_t *j =
+      json_pack("{s:I,s:s,s:s,s:s,s:f}", "id", (json_int_t)sw->id, "to", sw->to, "from", sw->from,
+                "state", gg_switch_state_name(sw->state), "elapsed_ms", sw->elapsed_ms);
+  if (j && sw->state == GG_SWITCH_FAILED) {
+    json_object_set_new(j, "error", json_string(sw->reason));
+    json_object_set_new(j, "error_name", json_string(gg_err_name(sw->error)));
+  }
+  return j;
 }
 
 typedef struct sbuf {

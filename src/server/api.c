@@ -40,7 +40,15 @@ static void h_readyz(gg_server *srv, const gg_http_req *req, gg_http_resp *resp,
   int ready = idx >= 0 && models;
   json_t *j = json_pack("{s:b,s:b,s:b}", "ready", ready, "device_usable", idx >= 0, "models_loaded",
                         models);
-  json_object_set_new(j, "device", json_string(idx >= 0 ? st.spec : ""));
+  /* The spec the serving context runs with: a sim's fault burst is gone
+   * after its first worker restart (docs/resilience.md). */
+  json_object_set_new(j, "device", json_string(idx >= 0 ? st.effective_spec : ""));
+  json_object_set_new(j, "faults_active", json_boolean(idx >= 0 && st.faults_active));
+  /* A switch being prepared does not change readiness: the old device
+   * serves until the new one is committed. */
+  gg_guard_switch_status sw;
+  if (gg_guard_switch_status_get(srv->guard, &sw) == 0 && sw.state == GG_SWITCH_PREPARING)
+    json_object_set_new(j, "switch", gg_guard_switch_json(&sw));
   if (!ready) {
     const char *why = !models ? (srv->models_error[0] ? srv->models_error : "models loading")
                               : "no usable device: every breaker is open";
@@ -119,9 +127,10 @@ static json_t *device_state_json(gg_server *srv) {
                         (json_int_t)atomic_load(&srv->generation_count), "gpu_failed",
                         gg_guard_gpu_failed(srv->guard), "memory_info", "rss_mb", pm.rss_mb,
                         "vms_mb", pm.vms_mb, "percent", pm.percent);
-  json_object_set_new(j, "device_spec", json_string(idx >= 0 ? st.spec : ""));
+  json_object_set_new(j, "device_spec", json_string(idx >= 0 ? st.effective_spec : ""));
   if (have_primary) {
     json_object_set_new(j, "primary", json_string(primary.spec));
+    json_object_set_new(j, "primary_effective", json_string(primary.effective_spec));
     if (primary.last_failure_unix_ms)
       json_object_set_new(j, "last_failure",
                           json_pack("{s:I,s:s,s:s}", "unix_ms",
@@ -130,9 +139,19 @@ static json_t *device_state_json(gg_server *srv) {
                                     primary.last_failure_reason));
   }
   json_t *g = gg_guard_json(srv->guard);
-  if (g) json_object_set_new(j, "guard", g);
+  if (g) {
+    json_object_set(j, "switch", json_object_get(g, "switch"));
+    json_object_set_new(j, "guard", g);
+  }
   return j;
 }
+
+/* How long POST /api/device waits for the outcome of a switch before it
+ * answers 202: a normal switch (worker start, model loads and warmups) is
+ * done by then; a slow or hanging one must not hold an HTTP thread. */
+#define SWITCH_WAIT_MS 3000
+
+static int http_status_for(int rc);
 
 static void h_device(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
   gg_http_json(resp, 200, device_state_json(srv));
@@ -160,15 +179,35 @@ static void h_device_switch(gg_server *srv, const gg_http_req *req, gg_http_resp
                   want, gg_strerror(rc));
     return;
   }
-  uint64_t t0 = gg_now_ns();
-  rc = gg_guard_switch_device(srv->guard, want);
-  if (rc) {
-    gg_http_error(resp, 409, "could not switch to '%s': %s (%s); still on the previous device",
-                  want, gg_strerror(rc), gg_err_name(rc));
+  /* The new device is prepared in the background while the current one
+   * serves; this waits a bounded time for the outcome, then answers 202 and
+   * the client polls GET /api/device ("switch"). */
+  uint64_t id = 0;
+  gg_guard_switch_status sw;
+  rc = gg_guard_switch_start(srv->guard, want, &id);
+  if (rc == GG_EBUSY) {
+    gg_guard_switch_status_get(srv->guard, &sw);
+    gg_http_error(resp, 409,
+                  "a device switch (to '%s') is already in progress; wait until GET /api/device "
+                  "shows it done or failed, then retry",
+                  sw.to);
     return;
   }
-  GG_INFO("GPU", "switched primary device to %s in %.1f ms", want,
-          (double)(gg_now_ns() - t0) / 1e6);
+  if (rc) {
+    gg_http_error(resp, http_status_for(rc), "could not start switching to '%s': %s (%s)", want,
+                  gg_strerror(rc), gg_err_name(rc));
+    return;
+  }
+  if (gg_guard_switch_wait(srv->guard, id, SWITCH_WAIT_MS, &sw) == GG_ETIMEOUT) {
+    gg_http_json(resp, 202, device_state_json(srv));
+    return;
+  }
+  if (sw.id == id && sw.state == GG_SWITCH_FAILED) {
+    gg_http_error(resp, 409, "could not switch to '%s': %s (%s); still on the previous device",
+                  want, sw.reason, gg_err_name(sw.error));
+    return;
+  }
+  GG_INFO("GPU", "switched primary device to %s in %.1f ms", want, sw.elapsed_ms);
   gg_http_json(resp, 200, device_state_json(srv));
 }
 
@@ -214,6 +253,9 @@ static json_t *tensor_json(const gg_gtensor *t, int full) {
   for (size_t i = 0; i < take; i++)
     json_array_append_new(data, json_real(t->data[i]));
   json_object_set_new(o, take == n ? "data" : "first", data);
+  /* Said in the response itself, so a client never mistakes the first
+   * values for the whole output ("elements" is the full count). */
+  if (take < n) json_object_set_new(o, "truncated", json_true());
   return o;
 }
 
@@ -297,6 +339,9 @@ void gg__server_register_api(gg_server *srv) {
   gg_server_add_route(srv, "GET", "/healthz", h_healthz, NULL);
   gg_server_add_route(srv, "GET", "/readyz", h_readyz, NULL);
   gg_server_add_route(srv, "GET", "/api/device", h_device, NULL);
-  gg_server_add_route(srv, "POST", "/api/device", h_device_switch, NULL);
-  gg_server_add_route(srv, "POST", "/api/infer", h_infer, NULL);
+  /* Routes that change the server or spend the device declare who may call
+   * them (docs/SECURITY.md, "Access"). */
+  gg__server_add_route_access(srv, "POST", "/api/device", GG_ACCESS_MUTATING | GG_ACCESS_JSON,
+                              h_device_switch, NULL);
+  gg__server_add_route_access(srv, "POST", "/api/infer", GG_ACCESS_SPENDING, h_infer, NULL);
 }

@@ -5,11 +5,13 @@
 #include "server/server-impl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define STATIC_MAX_BYTES (8u << 20)
 
@@ -25,7 +27,58 @@ static const char *content_type_for(const char *path) {
   return "application/octet-stream";
 }
 
-/* Serves web_dir/<rel>. Rejects anything that could leave web_dir. */
+/* Opens web_dir/<rel> one component at a time with O_NOFOLLOW, so no
+ * symbolic link is followed (to a file or a directory, inside or outside
+ * web_dir) and a link swapped in between checks changes nothing: what is
+ * opened is always a real entry beneath web_dir. web_dir itself may be a
+ * link; the operator chose it. Returns an fd, or -1 with the HTTP status
+ * in *status: 403 for a link on the way, 404 for anything else missing. */
+static int open_beneath(const char *root, const char *rel, int *status) {
+  *status = 404;
+  int dir = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  while (dir >= 0) {
+    char name[256];
+    size_t n = strcspn(rel, "/");
+    if (n == 0 || n >= sizeof name) break; /* "", "a//b", "dir/" */
+    memcpy(name, rel, n);
+    name[n] = 0;
+    int last = rel[n] == 0;
+    /* O_NONBLOCK: opening a FIFO must not hang the HTTP thread. */
+    int fd =
+        openat(dir, name,
+               O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | (last ? O_NONBLOCK : O_DIRECTORY));
+    struct stat st;
+    if (fd < 0 && fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+      *status = 403;
+    close(dir);
+    if (fd < 0 || last) return fd;
+    dir = fd;
+    rel += n + 1;
+  }
+  if (dir >= 0) close(dir);
+  return -1;
+}
+
+/* Reads a whole regular file of at most STATIC_MAX_BYTES; malloc'd, NULL
+ * on failure with errno set. */
+static char *read_all(int fd, size_t size) {
+  char *buf = malloc(size + 1);
+  size_t got = 0;
+  while (buf && got < size) {
+    ssize_t r = read(fd, buf + got, size - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      if (r == 0) errno = EIO; /* shrank while we read it */
+      free(buf);
+      return NULL;
+    }
+    got += (size_t)r;
+  }
+  return buf;
+}
+
+/* Serves web_dir/<rel>: only regular files beneath web_dir, reached without
+ * "..", odd characters or symbolic links. */
 static void serve_file(gg_server *srv, const char *rel, gg_http_resp *resp) {
   if (!srv->web_dir[0]) {
     gg_http_error(resp, 404, "no web pages configured (set --web-dir)");
@@ -42,30 +95,39 @@ static void serve_file(gg_server *srv, const char *rel, gg_http_resp *resp) {
       return;
     }
   }
-  char path[1024];
-  snprintf(path, sizeof path, "%s/%s", srv->web_dir, rel);
+  int status;
+  int fd = open_beneath(srv->web_dir, rel, &status);
   struct stat st;
-  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-    gg_http_error(resp, 404, "no such page: /%s", rel);
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd >= 0) close(fd);
+    if (status == 403) {
+      GG_WARN("HTTP", "refused /%s: a symbolic link under %s (only regular files are served)", rel,
+              srv->web_dir);
+      gg_http_error(resp, 403,
+                    "refused: /%s goes through a symbolic link; only regular files inside the "
+                    "web directory are served",
+                    rel);
+    } else {
+      gg_http_error(resp, 404, "no such page: /%s", rel);
+    }
     return;
   }
   if ((uint64_t)st.st_size > STATIC_MAX_BYTES) {
+    close(fd);
     gg_http_error(resp, 500, "page too large");
     return;
   }
-  FILE *f = fopen(path, "rb");
-  char *buf = f ? malloc((size_t)st.st_size + 1) : NULL;
-  size_t got = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
-  if (f) fclose(f);
-  if (!buf || got != (size_t)st.st_size) {
-    free(buf);
-    gg_http_error(resp, 500, "cannot read %s: %s", rel, strerror(errno));
+  char *buf = read_all(fd, (size_t)st.st_size);
+  int err = errno;
+  close(fd);
+  if (!buf) {
+    gg_http_error(resp, 500, "cannot read %s: %s", rel, strerror(err));
     return;
   }
   resp->status = 200;
-  resp->content_type = content_type_for(path);
+  resp->content_type = content_type_for(rel);
   resp->body = buf;
-  resp->body_len = got;
+  resp->body_len = (size_t)st.st_size;
 }
 
 static void h_index(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
