@@ -296,6 +296,25 @@ static void test_header_deadline(void) {
   ASSERT_LE(ms, 4500);
 }
 
+/* /metrics counts what the limits ended: one trickling client past the
+ * header deadline shows as closed_total{reason="header_deadline"} 1. */
+static void test_limits_metrics(void) {
+  ASSERT_EQ(srv_start((gg_server_config){.header_timeout_s = 2}), 0);
+  static const char req[] = "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+  static char before[65536], after[65536];
+  int st0 = raw_request(req, sizeof req - 1, before, sizeof before, 5000, NULL);
+  long long ms = trickle_until_closed("GET /healthz HTTP/1.1\r\n", "X-Slow: 1\r\n");
+  int st1 = raw_request(req, sizeof req - 1, after, sizeof after, 5000, NULL);
+  srv_stop();
+  ASSERT_EQ(st0, 200);
+  ASSERT_EQ(st1, 200);
+  ASSERT_GE(ms, 1500);
+  ASSERT_CONTAINS(before, "gpuguard_http_connections_closed_total{reason=\"header_deadline\"} 0\n");
+  ASSERT_CONTAINS(after, "gpuguard_http_connections_closed_total{reason=\"header_deadline\"} 1\n");
+  ASSERT_CONTAINS(after, "gpuguard_http_bodies_refused_total 0\n");
+  ASSERT_CONTAINS(after, "# TYPE gpuguard_http_connections_open gauge");
+}
+
 static void test_body_deadline(void) {
   ASSERT_EQ(srv_start((gg_server_config){.body_timeout_s = 2}), 0);
   long long ms = trickle_until_closed(
@@ -557,6 +576,7 @@ int main(int argc, char **argv) {
       {"oversize_json", test_oversize_json},
       {"bad_content_length", test_bad_content_length},
       {"header_deadline", test_header_deadline},
+      {"limits_metrics", test_limits_metrics},
       {"body_deadline", test_body_deadline},
       {"per_ip_limit", test_per_ip_limit},
       {"body_budget", test_body_budget},

@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -47,6 +48,8 @@ struct gg_limits {
   uint64_t reaped[GG_CONN_PHASE_COUNT], shed, gone; /* counts since the last log line */
   uint64_t logged_ns;                               /* when that line was written */
   _Atomic uint64_t refused;                         /* bodies over budget, since then too */
+  uint64_t total_reaped[GG_CONN_PHASE_COUNT], total_shed, total_gone; /* since start */
+  _Atomic uint64_t total_refused;
   pthread_t reaper;
   int running, stopping;
   uint64_t body_budget;
@@ -118,6 +121,7 @@ void gg__limits_on_connection(void *cls, struct MHD_Connection *conn, void **soc
       if (!victim) break;
       conn_shut(l, victim);
       l->shed++;
+      l->total_shed++;
     }
     pthread_mutex_unlock(&l->lock);
   } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
@@ -181,6 +185,7 @@ static void reap(gg_limits *l) {
     if (dl && now - c->since_ns > dl) {
       conn_shut(l, c);
       l->reaped[c->phase]++;
+      l->total_reaped[c->phase]++;
     } else if (!peer_gone(c->fd)) {
       c->gone_ticks = 0;
     } else if (++c->gone_ticks >= 2) {
@@ -189,6 +194,7 @@ static void reap(gg_limits *l) {
        * was abandoned. shutdown(2) wakes libmicrohttpd up to close it. */
       conn_shut(l, c);
       l->gone++;
+      l->total_gone++;
     }
   }
   if (now - l->logged_ns >= 1000000000ull) {
@@ -271,6 +277,7 @@ int gg__limits_body_reserve(gg_limits *l, uint64_t n) {
   do {
     if (n > l->body_budget || cur > l->body_budget - n) {
       atomic_fetch_add(&l->refused, 1);
+      atomic_fetch_add(&l->total_refused, 1);
       return GG_EBUSY;
     }
   } while (!atomic_compare_exchange_weak(&l->body_inflight, &cur, cur + n));
@@ -279,4 +286,19 @@ int gg__limits_body_reserve(gg_limits *l, uint64_t n) {
 
 void gg__limits_body_release(gg_limits *l, uint64_t n) {
   if (n) atomic_fetch_sub(&l->body_inflight, n);
+}
+
+void gg__limits_stats(gg_limits *l, gg_limits_stats *out) {
+  memset(out, 0, sizeof *out);
+  if (!l) return;
+  pthread_mutex_lock(&l->lock);
+  out->open = l->open;
+  out->closed_header_deadline = l->total_reaped[GG_CONN_HEADERS];
+  out->closed_body_deadline = l->total_reaped[GG_CONN_BODY];
+  out->shed = l->total_shed;
+  out->client_gone = l->total_gone;
+  pthread_mutex_unlock(&l->lock);
+  out->refused = atomic_load(&l->total_refused);
+  out->body_inflight = atomic_load(&l->body_inflight);
+  out->body_budget = l->body_budget;
 }

@@ -47,4 +47,18 @@ int gg__limits_body_reserve(gg_limits *l, uint64_t n);
 /* Returns n reserved bytes to the budget. */
 void gg__limits_body_release(gg_limits *l, uint64_t n);
 
+/* What the limits have done, for /metrics. Totals count since start. */
+typedef struct gg_limits_stats {
+  int open;                        /* connections open now */
+  uint64_t body_inflight;          /* request-body bytes reserved now */
+  uint64_t body_budget;            /* --max-body-inflight */
+  uint64_t closed_header_deadline; /* ended past --header-timeout */
+  uint64_t closed_body_deadline;   /* ended past --body-timeout */
+  uint64_t shed;                   /* stalled ones ended to keep the reserve */
+  uint64_t client_gone;            /* abandoned by their client, then closed */
+  uint64_t refused;                /* bodies answered 503 (--max-body-inflight) */
+} gg_limits_stats;
+/* Fills *out; a NULL l gives zeros. */
+void gg__limits_stats(gg_limits *l, gg_limits_stats *out);
+
 #endif

@@ -2,6 +2,7 @@
 #include "gpuguard/core.h"
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
+#include "server/limits.h"
 #include "server/server-impl.h"
 
 #include <errno.h>
@@ -163,7 +164,8 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
       return;
     }
     size_t cap = b->cap ? b->cap * 2 : 4096;
-    while (cap <= b->n + (size_t)need) cap *= 2;
+    while (cap <= b->n + (size_t)need)
+      cap *= 2;
     char *q = realloc(b->p, cap);
     if (!q) {
       b->oom = 1;
@@ -176,6 +178,31 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
 
 static void metric(sbuf *b, const char *name, const char *type, const char *help, double v) {
   sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
+}
+
+/* What the connection limits did (docs/SECURITY.md): a rising
+ * closed_total or refused_total is an attack or a client to fix. */
+static void limits_metrics(sbuf *b, struct gg_limits *l) {
+  gg_limits_stats st;
+  gg__limits_stats(l, &st);
+  metric(b, "gpuguard_http_connections_open", "gauge", "Connections open now.", st.open);
+  metric(b, "gpuguard_http_body_bytes_inflight", "gauge",
+         "Request-body bytes held now (bounded by --max-body-inflight).", (double)st.body_inflight);
+  sb_printf(b, "# HELP gpuguard_http_connections_closed_total Connections the server ended, by "
+               "reason.\n# TYPE gpuguard_http_connections_closed_total counter\n");
+  const struct {
+    const char *reason;
+    uint64_t n;
+  } rows[] = {{"header_deadline", st.closed_header_deadline},
+              {"body_deadline", st.closed_body_deadline},
+              {"shed", st.shed},
+              {"client_gone", st.client_gone}};
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+    sb_printf(b, "gpuguard_http_connections_closed_total{reason=\"%s\"} %llu\n", rows[i].reason,
+              (unsigned long long)rows[i].n);
+  metric(b, "gpuguard_http_bodies_refused_total", "counter",
+         "Request bodies answered 503 because --max-body-inflight was reached.",
+         (double)st.refused);
 }
 
 static void h_metrics(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
@@ -195,9 +222,12 @@ static void h_metrics(gg_server *srv, const gg_http_req *req, gg_http_resp *resp
          (double)atomic_load(&srv->generation_count));
   metric(&b, "gpuguard_models_ready", "gauge", "1 once the configured models are loaded.",
          atomic_load(&srv->models_ready));
+  limits_metrics(&b, srv->limits);
   char *g = gg_guard_prometheus(srv->guard);
-  if (g) sb_printf(&b, "%s", g);
-  else b.oom = 1;
+  if (g)
+    sb_printf(&b, "%s", g);
+  else
+    b.oom = 1;
   free(g);
   if (b.oom) {
     free(b.p);
