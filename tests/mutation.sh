@@ -31,6 +31,7 @@ tests=(
   "xnn|test-xnn|"
   "models-xnn-vs-naive|test-engine|xnnpack_vs_naive_models"
   "models-fused-vs-unfused|test-engine|fusion_preserves_results"
+  "backend-ops|test-backend-ops|naive xnnpack sim"
 )
 
 # -------------------------------------------------------------- mutations
@@ -48,12 +49,21 @@ mutation conv-naive-nudge src/engine/ops.c \
     if (row == 0 && ox == 0) y[0] += 1e-2f;' \
   "engine-ops engine-xnn models-xnn-vs-naive"
 # The XNNPACK conv as the engine runs it: output 0 of every conv 0.01 too large.
-mutation conv-xnn-nudge src/engine/exec.c \
-  'rc = gg_xnn_op_run(ex->xnn);' \
-  'rc = gg_xnn_op_run(ex->xnn);
-      if (!rc && (n->op == GG_OP_CONV2D || n->op == GG_OP_DEPTHWISE))
-        ((float *)s->vals[n->out[0]].data)[0] += 1e-2f;' \
-  "engine-xnn models-xnn-vs-naive"
+mutation conv-xnn-nudge src/engine/backend-cpu.c \
+  'int rc = gg_xnn_op_run(ex->xnn);' \
+  'int rc = gg_xnn_op_run(ex->xnn);
+  if (!rc && (n->op == GG_OP_CONV2D || n->op == GG_OP_DEPTHWISE))
+    ((float *)vals[n->out[0]].data)[0] += 1e-2f;' \
+  "engine-xnn models-xnn-vs-naive backend-ops"
+# The sim backend's kernel path: every op's first output value 0.01 too
+# large (a wrong kernel on the device; only test-backend-ops runs the sim).
+mutation sim-kernel-nudge src/engine/backend.c \
+  'return j->inner->iface->run_node(j->inner, j->n, j->vals, j->state);' \
+  'int rc = j->inner->iface->run_node(j->inner, j->n, j->vals, j->state);
+  gg_tval *y = &j->vals[j->n->out[0]];
+  if (!rc && y->dtype == GG_DT_F32 && y->nelem) ((float *)y->data)[0] += 1e-2f;
+  return rc;' \
+  "backend-ops"
 # The XNNPACK wrapper's fused ReLU6 clamps at 5.
 mutation relu6-xnn-clamp-5 src/engine/xnn.c \
   'case GG_XNN_ACT_RELU6: *lo = 0.0f; *hi = 6.0f; return 0;' \

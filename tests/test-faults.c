@@ -6,10 +6,13 @@
  * leaked and this process alive; then it writes docs/FAULTS.md from what
  * actually happened.
  *
- * Workload: the synthetic TEST WORKLOAD runner (src/guard/synthetic.c), not
- * a real model: weights through the pool at load, activations per run, one
- * gg_device_launch per layer, a synchronize. The outputs are checked against
- * the reference formula on every device. */
+ * Workloads: the synthetic TEST WORKLOAD runner (src/guard/synthetic.c):
+ * weights through the pool at load, activations per run, one
+ * gg_device_launch per layer, a synchronize, outputs checked against the
+ * reference formula on every device; and the four real models through the
+ * engine runner, which on the sim runs one launch per op (the "sim" engine
+ * backend), with faults at their first, a middle and the last op, outputs
+ * checked against a fault-free run. */
 #include "gpuguard/core.h"
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
@@ -35,23 +38,29 @@ float gg__synthetic_reference(float x, int layers);
  * request gives it back), so request faults have a place to hit. */
 #define REQ_ELEMS (256u * 512u * 3u)
 
-#define ENGINE_MODEL "blazeface"
+/* The real models, through the engine runner: blazeface gets every per-op
+ * cell; the others one fault at each of their first, middle and last op. */
+#define N_EMODELS 4
+static const char *const k_emodels[N_EMODELS] = {"blazeface", "mobilefacenet", "nanodet", "faceres"};
 
-/* The workload the cells run: 0 = synthetic test workload, 1 = a real
- * model (blazeface) through the engine runner. */
+/* The workload the cells run: 0 = synthetic test workload, 1 + i = real
+ * model k_emodels[i] through the engine runner. */
 static int g_engine;
 static const char *g_model = MODEL;
-static float *g_input, *g_einput;
+static float *g_input, *g_einput[N_EMODELS];
 static gg_gtensor g_in = {.ndim = 4, .dims = {1, 256, 512, 3}};
 static gg_gtensor g_syn_in = {.ndim = 4, .dims = {1, 256, 512, 3}};
-static gg_gtensor g_eng_in = {.ndim = 4, .dims = {1, 256, 256, 3}};
-static gg_guard_result g_ref; /* engine outputs of a fault-free run */
-static int g_have_ref;
+static gg_gtensor g_eng_in[N_EMODELS] = {{.ndim = 4, .dims = {1, 256, 256, 3}},
+                                         {.ndim = 4, .dims = {1, 112, 112, 3}},
+                                         {.ndim = 4, .dims = {1, 3, 416, 416}},
+                                         {.ndim = 4, .dims = {1, 224, 224, 3}}};
+static gg_guard_result g_ref[N_EMODELS]; /* engine outputs of a fault-free run */
+static int g_have_ref[N_EMODELS];
 
 static void use_workload(int engine) {
   g_engine = engine;
-  g_model = engine ? ENGINE_MODEL : MODEL;
-  g_in = engine ? g_eng_in : g_syn_in;
+  g_model = engine ? k_emodels[engine - 1] : MODEL;
+  g_in = engine ? g_eng_in[engine - 1] : g_syn_in;
 }
 
 static gg_guard_config matrix_config(const char *primary) {
@@ -77,12 +86,13 @@ static gg_guard_config matrix_config(const char *primary) {
 
 static int output_ok(const gg_guard_result *r) {
   if (g_engine) {
-    if (!g_have_ref || r->n_outputs != g_ref.n_outputs) return 0;
+    const gg_guard_result *ref = &g_ref[g_engine - 1];
+    if (!g_have_ref[g_engine - 1] || r->n_outputs != ref->n_outputs) return 0;
     for (int o = 0; o < r->n_outputs; o++) {
       size_t n = gg_gtensor_count(&r->outputs[o]);
-      if (n != gg_gtensor_count(&g_ref.outputs[o])) return 0;
+      if (n != gg_gtensor_count(&ref->outputs[o])) return 0;
       for (size_t i = 0; i < n; i++)
-        if (!gg_t_near(r->outputs[o].data[i], g_ref.outputs[o].data[i], 1e-4)) return 0;
+        if (!gg_t_near(r->outputs[o].data[i], ref->outputs[o].data[i], 1e-4)) return 0;
     }
     return 1;
   }
@@ -129,8 +139,8 @@ typedef struct calib {
   uint64_t a3, l3; /* after request 3 */
 } calib;
 
-static calib g_cal, g_syn_cal, g_eng_cal;
-static int g_cal_ok, g_syn_cal_ok, g_eng_cal_ok, g_eng_missing;
+static calib g_cal, g_syn_cal, g_eng_cal[N_EMODELS];
+static int g_cal_ok, g_syn_cal_ok, g_eng_cal_ok[N_EMODELS], g_eng_missing[N_EMODELS];
 
 static void counts(gg_guard *g, uint64_t *a, uint64_t *l) {
   gg_guard_device_status ds;
@@ -184,13 +194,13 @@ static void test_calibrate(void) {
           (unsigned long long)k.l3);
 }
 
-/* The real model: blazeface through the engine runner. Positions are
- * measured the same way; its reference outputs come from this run. */
-static void test_engine_calibrate(void) {
+/* A real model through the engine runner. Positions are measured the same
+ * way; its reference outputs come from this run. */
+static void engine_calibrate(int em) {
   char path[1024];
-  if (gg_model_resolve(ENGINE_MODEL, path, sizeof path) != 0 && (g_eng_missing = 1))
-    SKIP("%s not found (%s): run scripts/fetch-models.sh", ENGINE_MODEL, path);
-  use_workload(1);
+  if (gg_model_resolve(k_emodels[em], path, sizeof path) != 0 && (g_eng_missing[em] = 1))
+    SKIP("%s not found (%s): run scripts/fetch-models.sh", k_emodels[em], path);
+  use_workload(1 + em);
   gg_guard_config c = matrix_config(SIM_BASE);
   gg_guard *g = NULL;
   ASSERT_OK(gg_guard_new(&c, &g));
@@ -198,9 +208,9 @@ static void test_engine_calibrate(void) {
   counts(g, &k.a0, &k.l0);
   int rc = gg_guard_load(g, g_model);
   counts(g, &k.aL, &k.lL);
-  int rc1 = gg_guard_infer(g, g_model, &g_in, &g_ref);
+  int rc1 = gg_guard_infer(g, g_model, &g_in, &g_ref[em]);
   counts(g, &k.a1, &k.l1);
-  g_have_ref = rc1 == 0 && g_ref.device_index == 0;
+  g_have_ref[em] = rc1 == 0 && g_ref[em].device_index == 0;
   req_out r2 = request(g);
   counts(g, &k.a2, &k.l2);
   req_out r3 = request(g);
@@ -208,27 +218,39 @@ static void test_engine_calibrate(void) {
   gg_guard_free(g);
   ASSERT_OK(rc);
   ASSERT_OK(rc1);
-  ASSERT_TRUE(g_have_ref);
+  ASSERT_TRUE(g_have_ref[em]);
   ASSERT_TRUE(r2.output_ok && r3.output_ok); /* deterministic across runs */
-  /* request 1 may make no raw allocation (the warmup's reservation is
-   * still cached): its oom cell is then n/a */
-  ASSERT_GE(k.l1 - k.lL, 1);
-  ASSERT_GE(k.a3 - k.a2, 1);
-  ASSERT_GE(k.l3 - k.l2, 1);
-  g_eng_cal = k;
-  g_eng_cal_ok = 1;
+  /* The engine on the sim: load prepares the session (its weights and
+   * arena come from the device pool: at least one raw allocation), then
+   * every request is one launch per op of the model and allocates
+   * nothing. */
+  gg_model *m = NULL;
+  ASSERT_OK(gg_model_load(path, &m, NULL, 0));
+  int n_ops = gg_model_n_ops(m);
+  gg_model_free(m);
+  ASSERT_GE(k.aL - k.a0, 1);
+  ASSERT_U64_EQ(k.l1 - k.lL, (uint64_t)n_ops);
+  ASSERT_U64_EQ(k.l3 - k.l2, (uint64_t)n_ops);
+  ASSERT_U64_EQ(k.a3, k.aL);
+  g_eng_cal[em] = k;
+  g_eng_cal_ok[em] = 1;
   fprintf(stderr,
-          "  engine calibration: start a=%llu l=%llu; load+warmup a=%llu l=%llu; req1 "
+          "  %s calibration: start a=%llu l=%llu; load+warmup a=%llu l=%llu; req1 "
           "a=%llu l=%llu; req3 a=%llu l=%llu\n",
-          (unsigned long long)k.a0, (unsigned long long)k.l0, (unsigned long long)k.aL,
+          k_emodels[em], (unsigned long long)k.a0, (unsigned long long)k.l0, (unsigned long long)k.aL,
           (unsigned long long)k.lL, (unsigned long long)k.a1, (unsigned long long)k.l1,
           (unsigned long long)k.a3, (unsigned long long)k.l3);
 }
 
 /* ---- the matrix ------------------------------------------------------- */
-enum { POS_LOAD, POS_WARMUP, POS_FIRST, POS_MID, POS_SWITCH, POS_COUNT };
+/* The synthetic workload runs the first POS_SYN_COUNT positions; the real
+ * model the per-op ones (the engine computes op by op on the sim: one
+ * launch per op) and the load, where its session takes its memory. */
+enum { POS_LOAD, POS_WARMUP, POS_FIRST, POS_MID, POS_SWITCH, POS_SYN_COUNT,
+       POS_OP_FIRST = POS_SYN_COUNT, POS_OP_MID, POS_OP_LAST, POS_COUNT };
 static const char *const k_pos_names[POS_COUNT] = {
-    "model load", "warmup", "first request", "mid-run (3rd request)", "device switch (cpu -> sim)"};
+    "model load", "warmup", "first request", "mid-run (3rd request)", "device switch (cpu -> sim)",
+    "request 1, first op", "request 1, middle op", "request 1, last op"};
 enum { F_OOM_AT, F_OOM2_AT, F_OOM_P, F_LAUNCH_AT, F_STICKY_AT, F_HANG_AT, F_COUNT };
 static const char *const k_fault_names[F_COUNT] = {"oom@N",    "oom@N,oom@N+1", "oom%P",
                                                    "launch@N", "sticky@N",      "hang@N"};
@@ -249,8 +271,8 @@ typedef struct cell {
 } cell;
 
 static cell g_cells[F_COUNT][POS_COUNT];
-static cell g_ecells[F_COUNT][POS_COUNT]; /* real model: a subset */
-static int g_eused[F_COUNT][POS_COUNT];
+static cell g_ecells[N_EMODELS][F_COUNT][POS_COUNT]; /* real models: a subset */
+static int g_eused[N_EMODELS][F_COUNT][POS_COUNT];
 
 /* The fault spec that puts `f` at `pos`, from the calibration. For the
  * switch, positions count from the new device's fresh worker: its load. */
@@ -277,6 +299,10 @@ static void fault_spec(int f, int pos, char *out, size_t len) {
     a = k->a3;
     l = g_engine ? k->l3 : k->l2 + 3;
     break;
+  /* the engine: one launch per op, request 1 = launches lL+1 .. l1 */
+  case POS_OP_FIRST: l = k->lL + 1; break;
+  case POS_OP_MID: l = k->lL + (k->l1 - k->lL + 1) / 2; break;
+  case POS_OP_LAST: l = k->l1; break;
   default: break;
   }
   switch (f) {
@@ -301,12 +327,13 @@ static void set_note(cell *c, const char *fmt, ...) {
 }
 
 static void run_cell(int f, int pos) {
-  cell *c = g_engine ? &g_ecells[f][pos] : &g_cells[f][pos];
+  int em = g_engine - 1;
+  cell *c = g_engine ? &g_ecells[em][f][pos] : &g_cells[f][pos];
   memset(c, 0, sizeof *c);
   c->switch_rc = 0;
-  g_cal = g_engine ? g_eng_cal : g_syn_cal;
-  g_cal_ok = g_engine ? g_eng_cal_ok : g_syn_cal_ok;
-  if (g_engine) g_eused[f][pos] = 1;
+  g_cal = g_engine ? g_eng_cal[em] : g_syn_cal;
+  g_cal_ok = g_engine ? g_eng_cal_ok[em] : g_syn_cal_ok;
+  if (g_engine) g_eused[em][f][pos] = 1;
   if (!g_cal_ok) SKIP("calibration failed or skipped");
   fault_spec(f, pos, c->spec, sizeof c->spec);
   if (g_engine && (f == F_OOM_AT || f == F_OOM2_AT) && pos == POS_FIRST && g_cal.a1 == g_cal.aL) {
@@ -442,7 +469,7 @@ static void run_cell(int f, int pos) {
     /* retried on the same device, no restart */
     ASSERT_EQ(c->served_by, 0);
     ASSERT_EQ(c->restarts, 0);
-    ASSERT_EQ(c->attempts, (pos == POS_FIRST || pos == POS_MID) ? 2 : 1);
+    ASSERT_EQ(c->attempts, (pos == POS_FIRST || pos == POS_MID || pos >= POS_OP_FIRST) ? 2 : 1);
   }
   if ((f == F_OOM_AT || f == F_OOM2_AT) && pos != POS_SWITCH) {
     ASSERT_EQ(c->served_by, 0);
@@ -463,9 +490,9 @@ static void run_cell(int f, int pos) {
     use_workload(0);                                                                               \
     run_cell(F, P);                                                                                \
   }
-#define ECELL_FN(F, P)                                                                             \
-  static void test_engine_##F##_##P(void) {                                                        \
-    use_workload(1);                                                                               \
+#define ECELL_FN(M, F, P)                                                                          \
+  static void test_engine_##M##_##F##_##P(void) {                                                  \
+    use_workload(1 + EM_##M);                                                                      \
     run_cell(F, P);                                                                                \
   }
 #define ROW(F)                                                                                     \
@@ -477,11 +504,26 @@ ROW(F_OOM_P)
 ROW(F_LAUNCH_AT)
 ROW(F_STICKY_AT)
 ROW(F_HANG_AT)
-#define EROW(F) ECELL_FN(F, POS_FIRST) ECELL_FN(F, POS_MID)
-EROW(F_OOM2_AT)
-EROW(F_LAUNCH_AT)
-EROW(F_STICKY_AT)
-EROW(F_HANG_AT)
+enum { EM_blazeface, EM_mobilefacenet, EM_nanodet, EM_faceres };
+#define EOPROW(F)                                                                                  \
+  ECELL_FN(blazeface, F, POS_OP_FIRST)                                                             \
+  ECELL_FN(blazeface, F, POS_OP_MID) ECELL_FN(blazeface, F, POS_OP_LAST)
+ECELL_FN(blazeface, F_OOM_AT, POS_LOAD)
+ECELL_FN(blazeface, F_OOM2_AT, POS_LOAD)
+EOPROW(F_LAUNCH_AT)
+EOPROW(F_STICKY_AT)
+EOPROW(F_HANG_AT)
+/* the other models: a launch failure at the first op, a sticky error at a
+ * middle and at the last op (a hang costs a watchdog timeout: blazeface
+ * has those) */
+#define EMODEL(M)                                                                                  \
+  static void test_engine_##M##_calibrate(void) { engine_calibrate(EM_##M); }                      \
+  ECELL_FN(M, F_LAUNCH_AT, POS_OP_FIRST)                                                           \
+  ECELL_FN(M, F_STICKY_AT, POS_OP_MID) ECELL_FN(M, F_STICKY_AT, POS_OP_LAST)
+static void test_engine_blazeface_calibrate(void) { engine_calibrate(EM_blazeface); }
+EMODEL(mobilefacenet)
+EMODEL(nanodet)
+EMODEL(faceres)
 
 /* ---- docs/FAULTS.md ------------------------------------------------------ */
 static const char *dev_name(int idx) {
@@ -577,38 +619,49 @@ static void write_faults_md(void) {
           (unsigned long long)g_cal.a3, (unsigned long long)g_cal.l3);
   int pass = 0, total = 0;
   for (int f = 0; f < F_COUNT; f++) {
-    for (int p = 0; p < POS_COUNT; p++) {
+    for (int p = 0; p < POS_SYN_COUNT; p++) {
       const cell *c = &g_cells[f][p];
       total++;
       pass += c->pass;
       write_row(fp, c, f, p);
     }
   }
-  fprintf(fp, "\n### Real model: `%s` through the engine runner\n\n", ENGINE_MODEL);
-  if (!g_eng_cal_ok) {
-    fprintf(fp, g_eng_missing
-                    ? "Not run: the model was not found (run `scripts/fetch-models.sh`).\n\n"
-                    : "Not run: its calibration failed (see the test log).\n\n");
-  } else {
-    const calib *k = &g_eng_cal;
+  fprintf(fp,
+          "\n### Real models through the engine runner\n\n"
+          "On the sim the engine computes op by op through its `sim` backend "
+          "(`src/engine/backend.c`): the session prepared at load takes its weights copy "
+          "and activation arena from the device pool, and each op of a run is one "
+          "`gg_device_launch` (the CPU kernels on the sim's memory). So `oom@N` at the load "
+          "hits the session's allocations while it is planned, and `launch@N`, `sticky@N` "
+          "and `hang@N` hit one op: the first, a middle or the last op of request 1. Outputs "
+          "are compared with a fault-free run's (max abs diff 1e-4). Requests allocate "
+          "nothing on the device.\n");
+  for (int em = 0; em < N_EMODELS; em++) {
+    const gg_gtensor *in = &g_eng_in[em];
+    fprintf(fp, "\n#### `%s` (input %lldx%lldx%lldx%lld)\n\n", k_emodels[em],
+            (long long)in->dims[0], (long long)in->dims[1], (long long)in->dims[2],
+            (long long)in->dims[3]);
+    if (!g_eng_cal_ok[em]) {
+      fprintf(fp, g_eng_missing[em]
+                      ? "Not run: the model was not found (run `scripts/fetch-models.sh`).\n"
+                      : "Not run: its calibration failed (see the test log).\n");
+      continue;
+    }
+    const calib *k = &g_eng_cal[em];
     fprintf(fp,
-            "The engine computes on the host; on the sim it reserves its planned weights and "
-            "arena + workspace from the device pool and runs the graph as one kernel launch + "
-            "synchronize (`src/guard/runner-engine.c`). Input 1x256x256x3; outputs compared "
-            "with a fault-free run's (max abs diff 1e-4). Measured positions: worker start ends "
-            "at alloc %llu / launch %llu; load + warmup at %llu / %llu; request 1 at %llu / "
-            "%llu; request 3 at %llu / %llu. The engine's load launches no kernel, so "
-            "launch-type faults have no load position; cells cover the first request and "
-            "mid-run.\n\n" TABLE_HEAD,
+            "Measured positions: worker start ends at alloc %llu / launch %llu; load + warmup "
+            "at %llu / %llu; request 1 at %llu / %llu (%llu ops); request 3 at %llu / %llu.\n\n"
+            TABLE_HEAD,
             (unsigned long long)k->a0, (unsigned long long)k->l0, (unsigned long long)k->aL,
             (unsigned long long)k->lL, (unsigned long long)k->a1, (unsigned long long)k->l1,
-            (unsigned long long)k->a3, (unsigned long long)k->l3);
+            (unsigned long long)(k->l1 - k->lL), (unsigned long long)k->a3,
+            (unsigned long long)k->l3);
     for (int f = 0; f < F_COUNT; f++)
       for (int p = 0; p < POS_COUNT; p++)
-        if (g_eused[f][p]) {
-          total += g_ecells[f][p].pass >= 0;
-          pass += g_ecells[f][p].pass > 0;
-          write_row(fp, &g_ecells[f][p], f, p);
+        if (g_eused[em][f][p]) {
+          total += g_ecells[em][f][p].pass >= 0;
+          pass += g_ecells[em][f][p].pass > 0;
+          write_row(fp, &g_ecells[em][f][p], f, p);
         }
   }
   fprintf(fp,
@@ -617,8 +670,12 @@ static void write_faults_md(void) {
           "## Not covered\n\n"
           "- Real GPUs: this matrix runs on the `sim` device only. A CUDA or OpenCL device "
           "uses the same worker and policy code, but its faults were not injected here.\n"
-          "- Real models: only the subset above (first request, mid-run) runs a real model; "
-          "the full matrix uses the synthetic test workload.\n"
+          "- Real models: only the subset above (an OOM while the session is planned at load, "
+          "launch-type faults at the first, a middle and the last op) runs the real models, "
+          "and only blazeface gets every kind at every op position; the full matrix uses the "
+          "synthetic test workload. An OOM during a run "
+          "cannot happen on the sim any more: a session takes all its device memory when it "
+          "is prepared.\n"
           "- `oom%%P` outcomes depend on the seeded draw sequence (seed 7): they are asserted "
           "to be served and recovered, not to take a particular path.\n",
           pass, total);
@@ -633,28 +690,40 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < REQ_ELEMS; i++)
     g_input[i] = (float)(i % 251) * 0.01f - 1.0f;
   g_syn_in.data = g_input;
-  size_t en = 256 * 256 * 3;
-  g_einput = malloc(en * sizeof(float));
-  if (!g_einput) return 1;
-  for (size_t i = 0; i < en; i++)
-    g_einput[i] = (float)((i * 7) % 255) / 127.5f - 1.0f;
-  g_eng_in.data = g_einput;
+  for (int em = 0; em < N_EMODELS; em++) {
+    size_t en = gg_gtensor_count(&g_eng_in[em]);
+    g_einput[em] = malloc(en * sizeof(float));
+    if (!g_einput[em]) return 1;
+    for (size_t i = 0; i < en; i++)
+      g_einput[em][i] = (float)((i * 7) % 255) / 127.5f - 1.0f;
+    g_eng_in[em].data = g_einput[em];
+  }
 #define CASE(F, P) {#F "/" #P, test_##F##_##P},
-#define ECASE(F, P) {"engine/" #F "/" #P, test_engine_##F##_##P},
-#define EROWCASES(F) ECASE(F, POS_FIRST) ECASE(F, POS_MID)
+#define ECASE(M, F, P) {"engine/" #M "/" #F "/" #P, test_engine_##M##_##F##_##P},
+#define EOPCASES(F)                                                                                \
+  ECASE(blazeface, F, POS_OP_FIRST) ECASE(blazeface, F, POS_OP_MID) ECASE(blazeface, F, POS_OP_LAST)
+#define EMODELCASES(M)                                                                             \
+  {"engine/" #M "/calibrate", test_engine_##M##_calibrate},                                       \
+      ECASE(M, F_LAUNCH_AT, POS_OP_FIRST) ECASE(M, F_STICKY_AT, POS_OP_MID)                        \
+          ECASE(M, F_STICKY_AT, POS_OP_LAST)
 #define ROWCASES(F)                                                                                \
   CASE(F, POS_LOAD) CASE(F, POS_WARMUP) CASE(F, POS_FIRST) CASE(F, POS_MID) CASE(F, POS_SWITCH)
   static const gg_test_case cases[] = {
       {"calibrate", test_calibrate},
       ROWCASES(F_OOM_AT) ROWCASES(F_OOM2_AT) ROWCASES(F_OOM_P) ROWCASES(F_LAUNCH_AT)
-          ROWCASES(F_STICKY_AT) ROWCASES(F_HANG_AT){"engine_calibrate", test_engine_calibrate},
-      EROWCASES(F_OOM2_AT) EROWCASES(F_LAUNCH_AT) EROWCASES(F_STICKY_AT)
-          EROWCASES(F_HANG_AT){"write_faults_md", write_faults_md},
+          ROWCASES(F_STICKY_AT) ROWCASES(F_HANG_AT)
+              {"engine/blazeface/calibrate", test_engine_blazeface_calibrate},
+      ECASE(blazeface, F_OOM_AT, POS_LOAD) ECASE(blazeface, F_OOM2_AT, POS_LOAD)
+          EOPCASES(F_LAUNCH_AT) EOPCASES(F_STICKY_AT) EOPCASES(F_HANG_AT)
+              EMODELCASES(mobilefacenet) EMODELCASES(nanodet) EMODELCASES(faceres)
+                  {"write_faults_md", write_faults_md},
       {NULL, NULL},
   };
   int rc = gg_test_main(argc, argv, cases);
-  gg_guard_result_release(&g_ref);
+  for (int em = 0; em < N_EMODELS; em++) {
+    gg_guard_result_release(&g_ref[em]);
+    free(g_einput[em]);
+  }
   free(g_input);
-  free(g_einput);
   return rc;
 }

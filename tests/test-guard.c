@@ -456,7 +456,9 @@ static void test_engine_model(void) {
     SKIP("blazeface model not found (%s); run scripts/fetch-models.sh", path);
   gg_guard_config c = base_config();
   c.runner = "engine";
-  c.devices[0] = "sim:mem=512M,faults=sticky@4";
+  /* launches: validation 1, warmup 2-114 (one per op, 113 ops), request a
+   * 115-227, request b 228-340: sticky at b's op 57 */
+  c.devices[0] = "sim:mem=512M,faults=sticky@284";
   c.devices[1] = "cpu";
   c.n_devices = 2;
   c.watchdog_ms = 20000;
@@ -470,7 +472,6 @@ static void test_engine_model(void) {
     x[i] = (float)((i * 7) % 255) / 127.5f - 1.0f;
   gg_gtensor in = {.ndim = 4, .dims = {1, 256, 256, 3}, .data = x};
   gg_guard_result a, b, d;
-  /* launches: validation 1, warmup 2, request 3, request 4 -> sticky */
   int ra = gg_guard_infer(g, "blazeface", &in, &a);
   int rb = gg_guard_infer(g, "blazeface", &in, &b);
   int rd = gg_guard_infer(g, "blazeface", &in, &d);

@@ -62,12 +62,15 @@ static json_t *stats(json_t *r) {
   return json_object_get(json_object_get(r, "guard"), "stats");
 }
 
+/* Launch numbers on blazeface (113 ops, one launch each on the sim):
+ * validation 1, warm-up 2-114, request 1 115-227; 171 is request 1's op 57. */
+
 /* A sticky error mid-run: the request is retried on the CPU, the worker is
  * restarted, and the next request is back on the (recovered) sim device. */
 static void test_sticky_falls_back_then_recovers(void) {
   if (have_inputs()) SKIP("models or sample images not fetched");
   int st = -1;
-  json_t *r = run_infer("--device sim:mem=4560M --faults sticky@3 --fallback cpu --repeat 3 "
+  json_t *r = run_infer("--device sim:mem=4560M --faults sticky@171 --fallback cpu --repeat 3 "
                         "--cooldown-ms 50 --interval-ms 100",
                         &st);
   ASSERT_TRUE(r != NULL);
@@ -93,7 +96,7 @@ static void test_sticky_falls_back_then_recovers(void) {
 static void test_hang_costs_one_watchdog(void) {
   if (have_inputs()) SKIP("models or sample images not fetched");
   int st = -1;
-  json_t *r = run_infer("--device sim:mem=4560M --faults hang@3 --fallback cpu --repeat 2 "
+  json_t *r = run_infer("--device sim:mem=4560M --faults hang@171 --fallback cpu --repeat 2 "
                         "--watchdog-ms 1000",
                         &st);
   ASSERT_TRUE(r != NULL);
@@ -110,7 +113,7 @@ static void test_hang_costs_one_watchdog(void) {
 static void test_launch_retried_in_place(void) {
   if (have_inputs()) SKIP("models or sample images not fetched");
   int st = -1;
-  json_t *r = run_infer("--device sim:mem=4560M --faults launch@3 --fallback cpu", &st);
+  json_t *r = run_infer("--device sim:mem=4560M --faults launch@171 --fallback cpu", &st);
   ASSERT_TRUE(r != NULL);
   ASSERT_EQ(st, 0);
   ASSERT_CONTAINS(str(request(r, 0), "device"), "sim:");

@@ -1,6 +1,6 @@
 /* gpuguard engine: load a TensorFlow.js graph model, plan its memory
  * exactly, and run it on the CPU (XNNPACK where available, naive C kernels
- * otherwise). */
+ * otherwise) or, node by node, on a device that has an engine backend. */
 #ifndef GPUGUARD_ENGINE_H
 #define GPUGUARD_ENGINE_H
 
@@ -77,26 +77,53 @@ typedef enum gg_engine_backend {
   GG_ENGINE_BACKEND_COUNT
 } gg_engine_backend;
 
+struct gg_pool;
+
 typedef struct gg_session_opts {
   int threads; /* 0 or 1: the caller's thread only */
   gg_engine_backend backend;
   int no_reuse; /* give every tensor its own arena range (tests) */
 } gg_session_opts;
 
+#define GG_ENGINE_MAX_DEVICES 2  /* the host, and the device of opts.pool */
+#define GG_ENGINE_MAX_BACKENDS 4 /* e.g. sim, xnnpack, naive */
+
+/* A session's memory on one device ("host", or the device's name). */
+typedef struct gg_engine_dev_mem {
+  char device[32];
+  uint64_t weights;   /* host: gg_model_weights_bytes; device: its copy of the weights it reads */
+  uint64_t arena;     /* the activation arena as the device's allocator counts it */
+  uint64_t workspace; /* backend state (XNNPACK packed weights, operator state) */
+  uint64_t predicted; /* weights + arena + workspace */
+  uint64_t measured;  /* host: gg_host_alloc + XNNPACK's allocator; device: its pool's allocated bytes */
+} gg_engine_dev_mem;
+
+/* How many ops of one run execute on one backend. */
+typedef struct gg_engine_backend_ops {
+  char name[16]; /* "naive", "xnnpack", "sim", "opencl" */
+  int n_ops;
+} gg_engine_backend_ops;
+
 /* Memory of one prepared session, in bytes. predicted = weights + arena +
  * workspace is the number the resilience layer budgets with; measured is
- * what the memory manager's accounting (gg_host_alloc: weights and arena)
- * plus XNNPACK's counting allocator (packed weights, operator state) saw
- * allocated for this model and session. */
+ * what the memory manager's accounting (gg_host_alloc: weights and arena;
+ * a device's gg_pool) plus XNNPACK's counting allocator (packed weights,
+ * operator state) saw allocated for this model and session. The totals
+ * below add up the devices; dev[] has each device (dev[0] is the host),
+ * and predicted == measured holds per device. */
 typedef struct gg_engine_mem {
-  uint64_t weights;         /* gg_model_weights_bytes */
-  uint64_t arena;           /* planned arena bytes (peak + backend read slack) */
-  uint64_t arena_peak;      /* planner's peak: max(offset + size) */
-  uint64_t arena_no_reuse;  /* what the arena would be without reuse */
+  uint64_t weights;         /* all devices */
+  uint64_t arena;           /* planned arena bytes (peak + backend read slack), all devices */
+  uint64_t arena_peak;      /* planner's peak: max(offset + size), summed over devices */
+  uint64_t arena_no_reuse;  /* what the arenas would be without reuse */
   uint64_t workspace;       /* backend-held bytes (XNNPACK packed weights, state) */
   uint64_t predicted;       /* weights + arena + workspace */
   uint64_t measured;        /* counted by the allocators */
   int n_ops, n_ops_xnnpack; /* ops per run, and how many run on XNNPACK */
+  int n_devices;            /* entries in dev[] */
+  gg_engine_dev_mem dev[GG_ENGINE_MAX_DEVICES];
+  int n_backends;           /* entries in ops[]: every backend of the session, with 0 ops too */
+  gg_engine_backend_ops ops[GG_ENGINE_MAX_BACKENDS];
 } gg_engine_mem;
 
 /* Prepares a model for one input shape: shape inference, memory plan, one
@@ -108,6 +135,18 @@ typedef struct gg_engine_mem {
  * caller; the model must outlive it. */
 int gg_session_new(gg_model *m, const int64_t *shape, int ndim, const gg_session_opts *opts,
                    gg_session **out, char *err, size_t errlen);
+/* Same, computing in device memory: `pool` (borrowed; must outlive the
+ * session; NULL = gg_session_new). When the pool's device has an engine
+ * backend ("sim" built in; others register themselves, see
+ * src/engine/backend.h), the nodes that backend supports run on it, one
+ * launch per node, with their tensors and the weights they read in this
+ * pool (taken here, held until gg_session_free); the rest run on the CPU,
+ * with copies where data crosses. Model input and outputs stay host memory
+ * (uploaded and downloaded by each run). A device without a backend:
+ * everything runs on the host. Extra failures: the pool's GG_EDEV_OOM /
+ * GG_EBUDGET (naming the arena or the weights), or the backend's init error. */
+int gg_session_new_on(gg_model *m, const int64_t *shape, int ndim, const gg_session_opts *opts,
+                      struct gg_pool *pool, gg_session **out, char *err, size_t errlen);
 /* Frees a session; NULL is a no-op. */
 void gg_session_free(gg_session *s);
 
@@ -122,6 +161,9 @@ const float *gg_session_output(gg_session *s, int i, gg_tensor_info *info);
 /* Element count of output i (0 when out of range). */
 int64_t gg_session_output_elems(gg_session *s, int i);
 void gg_session_memory(const gg_session *s, gg_engine_mem *out);
+/* Ops of one run that execute on `backend` ("naive", "xnnpack", "sim",
+ * "opencl"); 0 for a backend the session does not use. */
+int gg_session_ops_by_backend(const gg_session *s, const char *backend);
 
 #ifdef __cplusplus
 }

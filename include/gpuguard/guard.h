@@ -40,6 +40,14 @@ void gg_gtensor_release(gg_gtensor *t);
  * a struct of function pointers plus ctx. The guard calls one runner
  * instance per device from one thread at a time; inside a worker process the
  * runner is rebuilt by name with gg_runner_create(). */
+#define GG_GUARD_MAX_BACKENDS 4
+/* How many ops of one request ran on one engine backend ("xnnpack",
+ * "naive", "sim", "opencl"). */
+typedef struct gg_guard_backend_ops {
+  char name[16];
+  int32_t n_ops;
+} gg_guard_backend_ops;
+
 typedef struct gg_runner_i {
   const char *name;
   /* Loads `model` (a name or path the runner understands) onto dev. All
@@ -61,6 +69,11 @@ typedef struct gg_runner_i {
   void (*unload)(void *ctx, void *handle);
   /* Releases ctx. Optional: NULL means free(ctx). */
   void (*destroy)(void *ctx);
+  /* After a successful run of `in`: how many of its ops ran on each
+   * backend, into out[0..max-1]; returns the entries filled. Optional: NULL
+   * (or 0) means the runner does not say. */
+  int (*ops_by_backend)(void *ctx, void *handle, const gg_gtensor *in, gg_guard_backend_ops *out,
+                        int max);
 } gg_runner_i;
 
 typedef struct gg_runner {
@@ -163,6 +176,8 @@ typedef struct gg_guard_result {
   int failures;          /* device failures seen on the way (loads, warmups, runs) */
   uint64_t planned_peak; /* bytes, as planned on the serving device */
   double elapsed_ms;
+  int n_backends; /* entries in ops_by_backend (0 when the runner does not say) */
+  gg_guard_backend_ops ops_by_backend[GG_GUARD_MAX_BACKENDS]; /* of the serving run */
 } gg_guard_result;
 
 /* Runs one request through the policy: admission (planned peak vs budget and

@@ -264,6 +264,12 @@ static int infer_guarded(const infer_opts *o, const char *model) {
                   "last_error", res.last_error ? gg_err_name(res.last_error) : "", "ms",
                   res.elapsed_ms, "planned_peak", (json_int_t)res.planned_peak);
     if (rc) json_object_set_new(j, "error", json_string(gg_err_name(rc)));
+    if (rc == 0) {
+      json_t *by_be = json_object(); /* where the serving run's ops ran */
+      for (int b = 0; b < res.n_backends; b++)
+        json_object_set_new(by_be, res.ops_by_backend[b].name, json_integer(res.ops_by_backend[b].n_ops));
+      json_object_set_new(j, "ops_by_backend", by_be);
+    }
     if (!o->json) {
       printf("request %d  %s by %s after %d attempt%s%s%s%s, %.2f ms, planned peak %llu bytes\n",
              r + 1, rc ? "FAILED" : "served", res.device[0] ? res.device : "no device",
@@ -481,6 +487,10 @@ int gg_cli_infer(int argc, char **argv) {
                 "measured", (json_int_t)mem.measured, "equal", mem.predicted == mem.measured));
   json_object_set_new(root, "ops",
                       json_pack("{s:i,s:i}", "total", mem.n_ops, "xnnpack", mem.n_ops_xnnpack));
+  json_t *by_be = json_object();
+  for (int b = 0; b < mem.n_backends; b++)
+    if (mem.ops[b].n_ops) json_object_set_new(by_be, mem.ops[b].name, json_integer(mem.ops[b].n_ops));
+  json_object_set_new(root, "ops_by_backend", by_be);
   json_object_set_new(root, "threads", json_integer(o.threads < 1 ? 1 : o.threads));
   json_object_set_new(root, "time_ms",
                       json_pack("{s:f,s:f,s:f,s:f,s:f,s:i}", "decode", (double)(t1 - t0) / 1e6,

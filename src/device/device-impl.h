@@ -88,6 +88,14 @@ void gg__opencl_probe_run(gg__cl_probe *out);
  * point, else GG_ENOTFOUND / GG_EDRIVER with the reason in err. */
 int gg__opencl_try_icd(const char *lib, char *err, size_t errlen);
 
+/* An opencl device's objects for the compute backend (borrowed; context and
+ * queue are replaced by gg_device_reset). GG_EINVAL for other device kinds. */
+typedef struct gg__cl_handles {
+  void *lib; /* the dlopen'ed libOpenCL.so.1 */
+  void *platform, *device, *context, *queue;
+} gg__cl_handles;
+int gg__opencl_handles(gg_device *d, gg__cl_handles *out);
+
 /* Allocates a gg_device with the given iface; ctx owned by the device. */
 gg_device *gg__device_new(const gg_device_i *iface, void *ctx, gg_device_kind kind,
                           const char *name);

@@ -447,6 +447,20 @@ static const gg_device_i k_cl_iface = {
     .destroy = cl_destroy,
 };
 
+/* For the OpenCL compute backend (src/backend/opencl/): the library handle
+ * (so it can dlsym what it needs from the same ICD loader) and the device's
+ * objects, borrowed. The context and queue change on gg_device_reset. */
+int gg__opencl_handles(gg_device *d, gg__cl_handles *out) {
+  if (!d || d->kind != GG_DEVICE_OPENCL || !g_cl.lib) return GG_EINVAL;
+  cl_ctx *c = ctx_of(d);
+  out->lib = g_cl.lib;
+  out->platform = c->platform;
+  out->device = c->device;
+  out->context = c->context;
+  out->queue = c->queue;
+  return 0;
+}
+
 /* Looks up platform P's device D. */
 static int find_device(unsigned pi, unsigned di, cl_platform_id *pp, cl_device_id *dd) {
   cl_platform_id plats[16];

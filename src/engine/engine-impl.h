@@ -15,11 +15,18 @@ typedef struct gg__kctx {
   struct pthreadpool *pool;
 } gg__kctx;
 
-/* Shape inference for one node: reads the input values' shapes (and the
+/* Shape inference for one node (src/engine/shape.c): reads the input values' shapes (and the
  * data of constant parameter inputs such as Reshape's shape), writes the
  * outputs' dtype/ndim/shape/nelem. vals is indexed by tensor id. Returns 0,
  * GG_EPARSE/GG_EUNSUPPORTED/GG_ERANGE with a message naming the node. */
 int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen);
+/* Shape helpers shared by shape.c and the kernels. gg__norm_axis maps an
+ * axis in [-ndim, ndim) to [0, ndim) (GG_ERANGE otherwise); gg__window gives
+ * a conv/pool window's output size and leading pad for one spatial dim
+ * (TF's SAME/VALID/EXPLICIT rules; GG_ERANGE when the window does not fit). */
+int gg__norm_axis(int64_t ax, int ndim, int *out);
+int gg__window(int64_t in, int k, int s, int d, gg_padding p, int pb, int pa, int64_t *out,
+               int *pad_before);
 /* Runs one node with the naive reference kernels (data pointers set). */
 int gg__op_run(const gg_node *n, gg_tval *vals, const gg__kctx *ctx);
 
@@ -41,6 +48,13 @@ typedef struct gg__plan {
  * range (the no-reuse baseline used by tests). Returns 0 or GG_ENOMEM. */
 int gg__plan_memory(const gg_graph *g, const gg_tval *vals, int reuse, gg__plan *plan);
 void gg__plan_free(gg__plan *plan);
+/* The two halves of gg__plan_memory, for the scheduler's per-domain plans:
+ * gg__plan_init allocates the arrays for nt tensors (first/last/offset -1);
+ * the caller sets first/last of every tensor the arena holds, and
+ * gg__plan_place sizes them from vals and places them (tensors with
+ * first < 0 are skipped). Both return 0 or GG_ENOMEM. */
+int gg__plan_init(gg__plan *plan, int nt);
+int gg__plan_place(gg__plan *plan, const gg_tval *vals, int reuse);
 
 /* Constant data lives in accounted host memory (owner "engine/weights")
  * with GG_CONST_SLACK zeroed bytes after it, because backends (XNNPACK) may

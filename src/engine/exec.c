@@ -1,17 +1,19 @@
-/* Models and sessions: load, prepare for one input shape (shape inference,
- * memory plan, one arena, backend operators), run. */
+/* Models, and sessions: the scheduler. A session prepares a model for one
+ * input shape: shape inference (shape.c), an assignment of every node to a
+ * backend (the device's own first when it supports the node, else XNNPACK,
+ * else the naive kernels), copies where data crosses memory domains, one
+ * planned arena per domain (plan.c), backend state prepared once; then a
+ * run is the list of steps, allocating nothing. See backend.h. */
+#include "engine/backend.h"
 #include "engine/engine-impl.h"
 #include "engine/graph.h"
 #include "engine/xnn.h"
 #include "gpuguard/core.h"
+#include "gpuguard/device.h"
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
 #include "gpuguard/memory.h"
-
-#ifdef GG_HAVE_PTHREADPOOL
-#include <pthreadpool.h>
-#endif
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,26 +26,41 @@ struct gg_model {
   uint64_t weights_measured; /* accounted host bytes the load left allocated */
 };
 
-/* Per-node backend state. */
-typedef struct node_exec {
-  gg_xnn_op *xnn;   /* NULL: naive kernel */
-  gg_xnn_op *post;  /* in-place activation after the XNN op (LeakyRelu) */
-  int post_prelu;   /* naive in-place PReLU after the XNN op */
-} node_exec;
+/* A memory domain: the backends of one device share an arena, a weights
+ * buffer (device domains only) and a view of the tensors. */
+typedef struct domain {
+  gg_backend *mem_be;          /* whose buffer type holds the domain's memory */
+  gg_tval *vals;               /* this domain's view (backend.h: tensor storage) */
+  gg__plan plan;
+  gg_backend_buffer *arena, *weights;
+  uint64_t arena_bytes, arena_counted, weights_bytes, weights_counted, workspace;
+} domain;
+
+/* One step of a run: a node on a backend, or a copy of a tensor between
+ * domains (inserted where data crosses devices, and for model I/O). */
+typedef struct step {
+  int node;   /* index into g->nodes; -1 for a copy */
+  int be;     /* index into s->be (nodes) */
+  void *state;
+  int tensor, from, to; /* copies: tensor id, source and destination domains */
+} step;
+
+#define MAX_BE 3
+#define MAX_DOM 2
 
 struct gg_session {
   gg_model *m;
-  gg_tval *vals;
-  gg__plan plan;
-  uint8_t *arena;
-  uint64_t arena_bytes;
-  node_exec *ex;
-  struct pthreadpool *pool;
-  gg_xnn_threadpool *xpool;
-  gg__kctx kctx;
+  int n_be, n_dom;
+  gg_backend *be[MAX_BE];
+  int be_dom[MAX_BE];
+  int xnn_be, naive_be;     /* indices of the host backends (-1: absent) */
+  domain dom[MAX_DOM];      /* 0: the host; 1: the device, when one computes */
+  gg_pool *pool;            /* the device's pool (borrowed), NULL without one */
+  int n_steps;
+  step *steps;
   gg_engine_mem mem;
-  int profile;                    /* GG_ENGINE_PROFILE=1: time per op kind */
-  uint64_t prof_ns[GG_OP_COUNT][2]; /* [op][0 naive, 1 xnnpack] */
+  int profile;                          /* GG_ENGINE_PROFILE=1: time per op kind */
+  uint64_t prof_ns[GG_OP_COUNT][MAX_BE]; /* [op][backend] */
   uint64_t prof_runs;
 };
 
@@ -162,193 +179,19 @@ int gg_model_output(const gg_model *m, int i, gg_tensor_info *out) {
   return 0;
 }
 
-/* ------------------------------------------------------------ XNNPACK */
-
-static gg_xnn_act xact(gg_act a) {
-  return a == GG_ACT_RELU ? GG_XNN_ACT_RELU : a == GG_ACT_RELU6 ? GG_XNN_ACT_RELU6 : GG_XNN_ACT_NONE;
-}
-
-/* Creates the XNNPACK op for node n, or leaves ex->xnn NULL when the op is
- * not covered (the naive kernel runs it). Returns 0 or a creation error. */
-static int xnn_make(gg_session *s, const gg_node *n, node_exec *ex) {
-  gg_tval *v = s->vals;
-  const gg_tval *x = n->n_in ? &v[n->in[0]] : NULL, *y = &v[n->out[0]];
-  gg_xnn_threadpool *tp = s->xpool;
-  int rc = 0;
-  switch (n->op) {
-  case GG_OP_CONV2D:
-  case GG_OP_DEPTHWISE: {
-    const gg_tval *w = &v[n->in[1]];
-    if (!s->m->g->tensors[n->in[1]].is_const) return 0;
-    gg_xnn_conv2d_params p;
-    memset(&p, 0, sizeof p);
-    p.batch = (size_t)x->shape[0], p.in_h = (size_t)x->shape[1], p.in_w = (size_t)x->shape[2];
-    p.in_c = (size_t)x->shape[3], p.out_c = (size_t)y->shape[3];
-    p.kernel_h = (uint32_t)w->shape[0], p.kernel_w = (uint32_t)w->shape[1];
-    p.stride_h = (uint32_t)n->a.strides[0], p.stride_w = (uint32_t)n->a.strides[1];
-    p.dilation_h = (uint32_t)n->a.dilations[0], p.dilation_w = (uint32_t)n->a.dilations[1];
-    if (n->a.padding == GG_PAD_SAME) {
-      gg_xnn_same_pads(p.in_h, p.kernel_h, p.stride_h, p.dilation_h, &p.pad_top, &p.pad_bottom);
-      gg_xnn_same_pads(p.in_w, p.kernel_w, p.stride_w, p.dilation_w, &p.pad_left, &p.pad_right);
-    } else if (n->a.padding == GG_PAD_EXPLICIT) {
-      p.pad_top = (uint32_t)n->a.pads[0], p.pad_bottom = (uint32_t)n->a.pads[1];
-      p.pad_left = (uint32_t)n->a.pads[2], p.pad_right = (uint32_t)n->a.pads[3];
-    }
-    p.groups = n->op == GG_OP_DEPTHWISE ? (uint32_t)p.in_c : (uint32_t)(p.in_c / (size_t)w->shape[2]);
-    p.act = xact(n->a.act);
-    rc = gg_xnn_conv2d_new(&p, w->data, n->a.has_bias ? v[n->in[2]].data : NULL, tp, &ex->xnn);
-    break;
-  }
-  case GG_OP_MATMUL: {
-    if (n->a.transpose_a || !s->m->g->tensors[n->in[1]].is_const) return 0;
-    gg_xnn_fc_params p;
-    memset(&p, 0, sizeof p);
-    p.rows = (size_t)y->shape[0], p.in_ch = (size_t)x->shape[1], p.out_ch = (size_t)y->shape[1];
-    p.transpose_b = n->a.transpose_b;
-    p.act = xact(n->a.act);
-    rc = gg_xnn_fc_new(&p, v[n->in[1]].data, n->a.has_bias ? v[n->in[2]].data : NULL, tp, &ex->xnn);
-    break;
-  }
-  case GG_OP_MAXPOOL: {
-    gg_xnn_pool2d_params p;
-    memset(&p, 0, sizeof p);
-    p.batch = (size_t)x->shape[0], p.in_h = (size_t)x->shape[1], p.in_w = (size_t)x->shape[2];
-    p.channels = (size_t)x->shape[3];
-    p.kernel_h = (uint32_t)n->a.ksize[0], p.kernel_w = (uint32_t)n->a.ksize[1];
-    p.stride_h = (uint32_t)n->a.strides[0], p.stride_w = (uint32_t)n->a.strides[1];
-    if (n->a.padding == GG_PAD_SAME) {
-      gg_xnn_same_pads(p.in_h, p.kernel_h, p.stride_h, 1, &p.pad_top, &p.pad_bottom);
-      gg_xnn_same_pads(p.in_w, p.kernel_w, p.stride_w, 1, &p.pad_left, &p.pad_right);
-    } else if (n->a.padding == GG_PAD_EXPLICIT) {
-      p.pad_top = (uint32_t)n->a.pads[0], p.pad_bottom = (uint32_t)n->a.pads[1];
-      p.pad_left = (uint32_t)n->a.pads[2], p.pad_right = (uint32_t)n->a.pads[3];
-    }
-    rc = gg_xnn_max_pool2d_new(&p, tp, &ex->xnn);
-    break;
-  }
-  case GG_OP_ADD:
-  case GG_OP_SUB:
-  case GG_OP_MUL:
-  case GG_OP_MAXIMUM:
-  case GG_OP_MINIMUM: {
-    if (y->dtype != GG_DT_F32) return 0;
-    const gg_tval *b = &v[n->in[1]];
-    gg_xnn_binary_params p;
-    memset(&p, 0, sizeof p);
-    p.op = n->op == GG_OP_ADD ? GG_XNN_ADD : n->op == GG_OP_SUB ? GG_XNN_SUB
-         : n->op == GG_OP_MUL ? GG_XNN_MUL : n->op == GG_OP_MAXIMUM ? GG_XNN_MAX : GG_XNN_MIN;
-    p.a_ndim = (size_t)x->ndim, p.b_ndim = (size_t)b->ndim;
-    for (int d = 0; d < x->ndim; d++) p.a_shape[d] = (size_t)x->shape[d];
-    for (int d = 0; d < b->ndim; d++) p.b_shape[d] = (size_t)b->shape[d];
-    p.act = xact(n->a.act);
-    rc = gg_xnn_binary_new(&p, tp, &ex->xnn);
-    break;
-  }
-  case GG_OP_RELU:
-  case GG_OP_RELU6:
-  case GG_OP_LEAKY_RELU:
-  case GG_OP_SIGMOID:
-  case GG_OP_ABS:
-  case GG_OP_SQUARE: {
-    gg_xnn_unary_params p;
-    memset(&p, 0, sizeof p);
-    p.op = n->op == GG_OP_RELU ? GG_XNN_RELU : n->op == GG_OP_RELU6 ? GG_XNN_RELU6
-         : n->op == GG_OP_LEAKY_RELU ? GG_XNN_LEAKY_RELU : n->op == GG_OP_SIGMOID ? GG_XNN_SIGMOID
-         : n->op == GG_OP_ABS ? GG_XNN_ABS : GG_XNN_SQUARE;
-    p.count = (size_t)y->nelem;
-    p.alpha = n->a.alpha;
-    if (!p.count) return 0;
-    rc = gg_xnn_unary_new(&p, tp, &ex->xnn);
-    break;
-  }
-  case GG_OP_SOFTMAX: {
-    int64_t ch = x->shape[x->ndim - 1];
-    if (!ch || !x->nelem) return 0;
-    rc = gg_xnn_softmax_new((size_t)(x->nelem / ch), (size_t)ch, tp, &ex->xnn);
-    break;
-  }
-  case GG_OP_RESIZE_BILINEAR: {
-    gg_xnn_resize_params p = {(size_t)x->shape[0], (size_t)x->shape[1], (size_t)x->shape[2],
-                              (size_t)x->shape[3], (size_t)y->shape[1], (size_t)y->shape[2],
-                              n->a.align_corners, n->a.half_pixel_centers};
-    rc = gg_xnn_resize_bilinear_new(&p, tp, &ex->xnn);
-    break;
-  }
-  case GG_OP_PAD: {
-    if (x->dtype != GG_DT_F32 || !x->nelem || x->ndim < 1) return 0;
-    size_t shp[GG_MAX_DIMS], pre[GG_MAX_DIMS], post[GG_MAX_DIMS];
-    const int32_t *pd = v[n->in[1]].data;
-    for (int d = 0; d < x->ndim; d++)
-      shp[d] = (size_t)x->shape[d], pre[d] = (size_t)pd[2 * d], post[d] = (size_t)pd[2 * d + 1];
-    float val = n->n_in > 2 ? *(const float *)v[n->in[2]].data : 0.0f;
-    rc = gg_xnn_pad_new((size_t)x->ndim, shp, pre, post, val, tp, &ex->xnn);
-    break;
-  }
-  case GG_OP_MEAN: {
-    const gg_tval *ax = &v[n->in[1]];
-    const int32_t *a = ax->data;
-    if (x->ndim != 4 || ax->nelem != 2 || x->dtype != GG_DT_F32) return 0;
-    int a0 = a[0] < 0 ? a[0] + 4 : a[0], a1 = a[1] < 0 ? a[1] + 4 : a[1];
-    if (!((a0 == 1 && a1 == 2) || (a0 == 2 && a1 == 1))) return 0;
-    rc = gg_xnn_global_avg_pool_new((size_t)x->shape[0], (size_t)(x->shape[1] * x->shape[2]),
-                                    (size_t)x->shape[3], tp, &ex->xnn);
-    break;
-  }
-  default:
-    return 0;
-  }
-  if (rc) return rc;
-  if ((n->op == GG_OP_CONV2D || n->op == GG_OP_DEPTHWISE || n->op == GG_OP_MATMUL) && ex->xnn) {
-    if (n->a.act == GG_ACT_LEAKY) {
-      gg_xnn_unary_params p;
-      memset(&p, 0, sizeof p);
-      p.op = GG_XNN_LEAKY_RELU, p.count = (size_t)y->nelem, p.alpha = n->a.alpha;
-      rc = gg_xnn_unary_new(&p, tp, &ex->post);
-    } else if (n->a.act == GG_ACT_PRELU)
-      ex->post_prelu = 1;
-  }
-  return rc;
-}
-
-static int xnn_bind(gg_session *s, const gg_node *n, node_exec *ex) {
-  gg_tval *v = s->vals;
-  float *y = v[n->out[0]].data;
-  const float *a = v[n->in[0]].data;
-  const float *b = NULL;
-  if (n->op == GG_OP_ADD || n->op == GG_OP_SUB || n->op == GG_OP_MUL || n->op == GG_OP_MAXIMUM ||
-      n->op == GG_OP_MINIMUM)
-    b = v[n->in[1]].data;
-  int rc = gg_xnn_op_bind(ex->xnn, a, b, y);
-  if (!rc && ex->post) rc = gg_xnn_op_bind(ex->post, y, NULL, y);
-  return rc;
-}
-
-static void prelu_inplace(const gg_node *n, gg_tval *v) {
-  gg_tval *y = &v[n->out[0]];
-  const gg_tval *al = &v[n->in[2 + n->a.has_bias]];
-  float *d = y->data;
-  const float *a = al->data;
-  int64_t c = y->shape[y->ndim - 1];
-  if (al->nelem == 1) {
-    for (int64_t i = 0; i < y->nelem; i++) d[i] = d[i] > 0 ? d[i] : d[i] * a[0];
-    return;
-  }
-  for (int64_t i = 0; i < y->nelem; i += c)
-    for (int64_t k = 0; k < c; k++) d[i + k] = d[i + k] > 0 ? d[i + k] : d[i + k] * a[k];
-}
-
 /* ------------------------------------------------------------ sessions */
 
 static void print_profile(const gg_session *s) {
   uint64_t total = 0;
-  for (int i = 0; i < GG_OP_COUNT; i++) total += s->prof_ns[i][0] + s->prof_ns[i][1];
+  for (int i = 0; i < GG_OP_COUNT; i++)
+    for (int b = 0; b < s->n_be; b++) total += s->prof_ns[i][b];
   if (!s->prof_runs || !total) return;
   fprintf(stderr, "[ENG] profile of %s over %llu runs (ms per run):\n", s->m->path,
           (unsigned long long)s->prof_runs);
   for (int i = 0; i < GG_OP_COUNT; i++)
-    for (int b = 0; b < 2; b++)
+    for (int b = 0; b < s->n_be; b++)
       if (s->prof_ns[i][b])
-        fprintf(stderr, "  %-16s %-8s %8.3f  %5.1f%%\n", gg__op_name((gg_op)i), b ? "xnnpack" : "naive",
+        fprintf(stderr, "  %-16s %-8s %8.3f  %5.1f%%\n", gg__op_name((gg_op)i), gg_backend_name(s->be[b]),
                 (double)s->prof_ns[i][b] / 1e6 / (double)s->prof_runs,
                 100.0 * (double)s->prof_ns[i][b] / (double)total);
 }
@@ -356,24 +199,312 @@ static void print_profile(const gg_session *s) {
 void gg_session_free(gg_session *s) {
   if (!s) return;
   if (s->profile) print_profile(s);
-  if (s->ex)
-    for (int i = 0; i < s->m->g->n_order; i++) {
-      gg_xnn_op_free(s->ex[i].xnn);
-      gg_xnn_op_free(s->ex[i].post);
-    }
-  free(s->ex);
-  gg_xnn_threadpool_free(s->xpool);
-#ifdef GG_HAVE_PTHREADPOOL
-  if (s->pool) pthreadpool_destroy(s->pool);
-#endif
-  gg_host_free(s->arena);
-  gg__plan_free(&s->plan);
-  free(s->vals);
+  for (int k = 0; s->steps && k < s->n_steps; k++) {
+    step *st = &s->steps[k];
+    if (st->node >= 0 && st->state && s->be[st->be]->iface->release)
+      s->be[st->be]->iface->release(s->be[st->be], st->state);
+  }
+  free(s->steps);
+  for (int d = 0; d < s->n_dom; d++) {
+    gg_backend_buffer_free(s->dom[d].arena);
+    gg_backend_buffer_free(s->dom[d].weights);
+    gg__plan_free(&s->dom[d].plan);
+    free(s->dom[d].vals);
+  }
+  for (int b = 0; b < s->n_be; b++) gg_backend_free(s->be[b]);
   free(s);
+}
+
+static uint64_t pool_allocated(gg_pool *pool) {
+  gg_pool_stats st;
+  if (!pool) return 0;
+  memset(&st, 0, sizeof st);
+  gg_pool_get_stats(pool, &st);
+  return st.allocated;
+}
+
+/* Input shapes from the caller (input 0) or the placeholders. */
+static int set_input_shapes(gg_session *s, gg_tval *vals, const int64_t *shape, int ndim,
+                            char *err, size_t errlen) {
+  const gg_graph *g = s->m->g;
+  for (int i = 0; i < g->n_inputs; i++) {
+    gg_tval *iv = &vals[g->inputs[i]];
+    const gg_tensor *it = &g->tensors[g->inputs[i]];
+    if (i == 0 && shape) {
+      if (ndim != it->v.ndim)
+        return efail(err, errlen, GG_EINVAL, "%s: input '%s' has rank %d, got a shape of rank %d",
+                     s->m->path, it->name, it->v.ndim, ndim);
+      for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 1 || (it->v.shape[d] >= 0 && it->v.shape[d] != shape[d])) {
+          char a[96], b[96];
+          return efail(err, errlen, GG_EINVAL, "%s: input '%s' expects shape %s, got %s", s->m->path,
+                       it->name, gg__shape_str(it->v.shape, ndim, a, sizeof a),
+                       gg__shape_str(shape, ndim, b, sizeof b));
+        }
+        iv->shape[d] = shape[d];
+      }
+    } else
+      for (int d = 0; d < iv->ndim; d++)
+        if (iv->shape[d] < 0) iv->shape[d] = 1;
+    iv->dtype = GG_DT_F32;
+    if (gg__shape_nelem(iv->shape, iv->ndim, &iv->nelem))
+      return efail(err, errlen, GG_ERANGE, "%s: input shape too large", s->m->path);
+  }
+  return 0;
+}
+
+/* The backends of a session: the device's (when pool's device has
+ * one), then XNNPACK (unless naive is asked for), then the naive kernels. */
+static int make_backends(gg_session *s, const gg_session_opts *o, gg_pool *pool, char *err,
+                         size_t errlen) {
+  int use_xnn = o->backend != GG_ENGINE_NAIVE && gg_xnn_available();
+  int threads = o->threads < 1 ? 1 : o->threads;
+  char why[256] = "";
+  int rc;
+  s->n_dom = 1;
+  s->xnn_be = s->naive_be = -1;
+  if (pool) {
+    gg_device *dev = gg_pool_device(pool);
+    const gg_backend_reg *r = gg_backend_for_device_kind((int)gg_device_get_kind(dev));
+    if (r) {
+      gg_backend_params p = {dev, pool, threads, o->backend == GG_ENGINE_NAIVE};
+      if ((rc = gg_backend_init_by_name(r->name, &p, &s->be[0], why, sizeof why)))
+        return efail(err, errlen, rc, "%s: the %s backend for %s is not available: %s", s->m->path,
+                     r->name, gg_device_name(dev), why);
+      s->be_dom[0] = 1;
+      s->n_be = 1, s->n_dom = 2;
+      s->pool = pool;
+    }
+  }
+  /* One pool of workers per session: with XNNPACK its own pool runs the
+   * heavy ops and the few naive ones stay on the caller's thread (two pools
+   * of spinning workers on the same cores slow each other down badly). */
+  gg_backend_params hp = {NULL, NULL, threads, 0};
+  if (use_xnn) {
+    if ((rc = gg_backend_init_by_name("xnnpack", &hp, &s->be[s->n_be], why, sizeof why)))
+      return efail(err, errlen, rc, "%s: %s", s->m->path, why);
+    s->xnn_be = s->n_be++;
+    hp.threads = 1;
+  }
+  if ((rc = gg_backend_init_by_name("naive", &hp, &s->be[s->n_be], why, sizeof why)))
+    return efail(err, errlen, rc, "%s: %s", s->m->path, why);
+  s->naive_be = s->n_be++;
+  for (int d = 0; d < s->n_dom; d++) s->dom[d].mem_be = s->be[d == 0 ? s->naive_be : 0];
+  return 0;
+}
+
+static int add_step(gg_session *s, int cap, step st) {
+  if (s->n_steps >= cap) return GG_ENOMEM;
+  s->steps[s->n_steps++] = st;
+  return 0;
+}
+
+static void live(gg__plan *p, int t, int k) {
+  if (p->first[t] < 0) p->first[t] = k;
+  if (p->last[t] < k) p->last[t] = k;
+}
+
+/* The steps and each domain's lifetimes. A tensor lives in the domain of
+ * its producer (inputs: the host); a node reading it from another domain
+ * gets a copy step before it, and an output produced on a device is
+ * downloaded right after its producer. */
+static int schedule(gg_session *s, const gg_tval *vals) {
+  const gg_graph *g = s->m->g;
+  /* nodes, plus each tensor copied at most once into each domain */
+  int nt = g->n_tensors, cap = g->n_order + 2 * nt + 1;
+  s->steps = calloc((size_t)cap, sizeof *s->steps);
+  uint8_t *present = calloc((size_t)nt * MAX_DOM + 1, 1);
+  int rc = s->steps && present ? 0 : GG_ENOMEM;
+  for (int d = 0; !rc && d < s->n_dom; d++) rc = gg__plan_init(&s->dom[d].plan, nt);
+  if (rc) goto out;
+  for (int i = 0; i < g->n_inputs; i++) present[(size_t)g->inputs[i] * MAX_DOM] = 1;
+  for (int i = 0; !rc && i < g->n_order; i++) {
+    const gg_node *n = &g->nodes[g->order[i]];
+    int b = s->n_dom > 1 && s->be[0]->iface->supports_node(s->be[0], n, vals) ? 0
+            : s->xnn_be >= 0 && s->be[s->xnn_be]->iface->supports_node(s->be[s->xnn_be], n, vals)
+                ? s->xnn_be
+                : s->naive_be;
+    int d = s->be_dom[b];
+    for (int k = 0; !rc && k < n->n_in; k++) {
+      int t = n->in[k];
+      if (g->tensors[t].is_const || present[(size_t)t * MAX_DOM + d]) continue;
+      int from = present[(size_t)t * MAX_DOM] ? 0 : 1;
+      rc = add_step(s, cap, (step){-1, 0, NULL, t, from, d});
+      present[(size_t)t * MAX_DOM + d] = 1;
+    }
+    if (!rc) rc = add_step(s, cap, (step){g->order[i], b, NULL, -1, 0, 0});
+    for (int k = 0; !rc && k < n->n_out; k++) {
+      int t = n->out[k];
+      present[(size_t)t * MAX_DOM + d] = 1;
+      if (d != 0 && g->tensors[t].is_output) {
+        rc = add_step(s, cap, (step){-1, 0, NULL, t, d, 0});
+        present[(size_t)t * MAX_DOM] = 1;
+      }
+    }
+  }
+  if (rc) goto out;
+  for (int k = 0; k < s->n_steps; k++) {
+    const step *st = &s->steps[k];
+    if (st->node < 0) {
+      live(&s->dom[st->from].plan, st->tensor, k);
+      live(&s->dom[st->to].plan, st->tensor, k);
+      continue;
+    }
+    const gg_node *n = &g->nodes[st->node];
+    gg__plan *p = &s->dom[s->be_dom[st->be]].plan;
+    for (int j = 0; j < n->n_out; j++) live(p, n->out[j], k);
+    for (int j = 0; j < n->n_in; j++)
+      if (!g->tensors[n->in[j]].is_const) live(p, n->in[j], k);
+  }
+  gg__plan *hp = &s->dom[0].plan;
+  for (int i = 0; i < g->n_inputs; i++) hp->first[g->inputs[i]] = 0, hp->last[g->inputs[i]] = s->n_steps;
+  for (int i = 0; i < g->n_outputs; i++)
+    if (hp->first[g->outputs[i]] >= 0) hp->last[g->outputs[i]] = s->n_steps;
+out:
+  free(present);
+  return rc;
+}
+
+/* Plans and allocates each domain's arena, and a device domain's weights
+ * (the constants its nodes read, uploaded once). Sets every view. */
+static int place_memory(gg_session *s, const gg_tval *vals, int reuse, char *err, size_t errlen) {
+  const gg_graph *g = s->m->g;
+  int rc = 0;
+  for (int d = 0; d < s->n_dom; d++) {
+    domain *dm = &s->dom[d];
+    gg_backend *mb = dm->mem_be;
+    dm->vals = malloc(((size_t)g->n_tensors + 1) * sizeof *dm->vals);
+    if (!dm->vals) return GG_ENOMEM;
+    memcpy(dm->vals, vals, (size_t)g->n_tensors * sizeof *vals);
+    if (s->n_dom == 1) {
+      /* The host-only plan is exactly the graph plan (tests compare them). */
+      gg__plan_free(&dm->plan);
+      rc = gg__plan_memory(g, vals, reuse, &dm->plan);
+    } else
+      rc = gg__plan_place(&dm->plan, vals, reuse);
+    if (rc) return rc;
+    uint64_t slack = mb->iface->read_slack ? mb->iface->read_slack(mb) : 0;
+    dm->arena_bytes = dm->plan.peak + slack;
+    dm->arena_counted = mb->iface->alloc_bytes ? mb->iface->alloc_bytes(mb, dm->arena_bytes) : dm->arena_bytes;
+    if ((rc = mb->iface->buffer_alloc(mb, dm->arena_bytes, "engine/arena", &dm->arena)))
+      return efail(err, errlen, rc, "%s: cannot allocate the %llu-byte activation arena on %s (%s)",
+                   s->m->path, (unsigned long long)dm->arena_bytes,
+                   mb->dev ? gg_device_name(mb->dev) : "the host", gg_strerror(rc));
+    /* Constants a device domain reads: one weights buffer, uploaded now. */
+    uint64_t wsize = 0;
+    int64_t *woff = NULL;
+    if (d > 0) {
+      woff = malloc(((size_t)g->n_tensors + 1) * sizeof *woff);
+      if (!woff) return GG_ENOMEM;
+      for (int t = 0; t < g->n_tensors; t++) woff[t] = -1;
+      for (int k = 0; k < s->n_steps; k++) {
+        const step *st = &s->steps[k];
+        if (st->node < 0 || s->be_dom[st->be] != d) continue;
+        const gg_node *n = &g->nodes[st->node];
+        for (int j = 0; j < n->n_in; j++) {
+          int t = n->in[j];
+          if (!g->tensors[t].is_const || woff[t] >= 0) continue;
+          woff[t] = (int64_t)wsize;
+          uint64_t b = GG_CONST_BYTES((uint64_t)vals[t].nelem * gg__dtype_size(vals[t].dtype));
+          wsize += (b + GG_ARENA_ALIGN - 1) / GG_ARENA_ALIGN * GG_ARENA_ALIGN;
+        }
+      }
+      if (wsize) {
+        dm->weights_bytes = wsize;
+        dm->weights_counted = mb->iface->alloc_bytes ? mb->iface->alloc_bytes(mb, wsize) : wsize;
+        rc = mb->iface->buffer_alloc(mb, wsize, "engine/weights", &dm->weights);
+        for (int t = 0; !rc && t < g->n_tensors; t++)
+          if (woff[t] >= 0)
+            rc = gg_backend_buffer_set(dm->weights, (uint64_t)woff[t], vals[t].data,
+                                       (size_t)vals[t].nelem * gg__dtype_size(vals[t].dtype));
+        if (rc) {
+          free(woff);
+          return efail(err, errlen, rc, "%s: cannot place the %llu bytes of weights on %s (%s)",
+                       s->m->path, (unsigned long long)wsize, gg_device_name(mb->dev), gg_strerror(rc));
+        }
+      }
+    }
+    for (int t = 0; t < g->n_tensors; t++) {
+      gg_tval *v = &dm->vals[t];
+      v->is_const = g->tensors[t].is_const;
+      if (woff && woff[t] >= 0) {
+        void *hp = gg_backend_buffer_host_ptr(dm->weights, (uint64_t)woff[t]);
+        v->buf = dm->weights, v->offs = (uint64_t)woff[t];
+        if (hp) v->data = hp; /* else: the model's host copy, read-only (backend.h) */
+      } else if (!v->is_const) {
+        v->buf = dm->plan.offset[t] >= 0 ? dm->arena : NULL;
+        v->offs = dm->plan.offset[t] >= 0 ? (uint64_t)dm->plan.offset[t] : 0;
+        v->data = v->buf ? gg_backend_buffer_host_ptr(dm->arena, v->offs) : NULL;
+      }
+    }
+    free(woff);
+  }
+  return 0;
+}
+
+/* Prepares every node once. On the host, a node XNNPACK turns down after
+ * all (GG_EINVAL/GG_EUNSUPPORTED at creation) goes to the naive kernels. */
+static int prepare_steps(gg_session *s, uint64_t *ws_host, char *err, size_t errlen) {
+  const gg_graph *g = s->m->g;
+  for (int k = 0; k < s->n_steps; k++) {
+    step *st = &s->steps[k];
+    if (st->node < 0) continue;
+    const gg_node *n = &g->nodes[st->node];
+    gg_backend *be = s->be[st->be];
+    if (!be->iface->prepare) continue;
+    uint64_t ws = 0;
+    int rc = be->iface->prepare(be, n, s->dom[s->be_dom[st->be]].vals, &st->state, &ws);
+    if (rc && st->be == s->xnn_be && (rc == GG_EINVAL || rc == GG_EUNSUPPORTED)) {
+      GG_DEBUG("ENG", "%s: node '%s' (%s) runs on the naive kernel: XNNPACK said %s", s->m->path,
+               n->name, n->tf_op, gg_err_name(rc));
+      st->be = s->naive_be, st->state = NULL;
+      continue;
+    }
+    if (rc)
+      return efail(err, errlen, rc, "%s: node '%s' (%s): the %s backend could not prepare it (%s)",
+                   s->m->path, n->name, n->tf_op, be->iface->name, gg_strerror(rc));
+    *ws_host += ws;
+  }
+  return 0;
+}
+
+static void fill_memory(gg_session *s, uint64_t host_measured, uint64_t dev_measured) {
+  gg_engine_mem *m = &s->mem;
+  const gg_graph *g = s->m->g;
+  for (int d = 0; d < s->n_dom; d++) {
+    domain *dm = &s->dom[d];
+    gg_engine_dev_mem *dv = &m->dev[d];
+    gg_device *dev = dm->mem_be->dev;
+    snprintf(dv->device, sizeof dv->device, "%s", dev ? gg_device_name(dev) : "host");
+    dv->weights = d == 0 ? g->weights_bytes : dm->weights_counted;
+    dv->arena = dm->arena_counted;
+    dv->workspace = dm->workspace;
+    dv->predicted = dv->weights + dv->arena + dv->workspace;
+    dv->measured = d == 0 ? host_measured : dev_measured;
+    m->weights += dv->weights, m->arena += dv->arena, m->workspace += dv->workspace;
+    m->predicted += dv->predicted, m->measured += dv->measured;
+  }
+  m->n_devices = s->n_dom;
+  m->arena_peak = s->dom[0].plan.peak;
+  m->arena_no_reuse = s->dom[0].plan.sum;
+  for (int d = 1; d < s->n_dom; d++)
+    m->arena_peak += s->dom[d].plan.peak, m->arena_no_reuse += s->dom[d].plan.sum;
+  m->n_ops = g->n_order;
+  m->n_backends = s->n_be;
+  for (int b = 0; b < s->n_be; b++)
+    snprintf(m->ops[b].name, sizeof m->ops[b].name, "%s", gg_backend_name(s->be[b]));
+  for (int k = 0; k < s->n_steps; k++)
+    if (s->steps[k].node >= 0) m->ops[s->steps[k].be].n_ops++;
+  m->n_ops_xnnpack = s->xnn_be >= 0 ? m->ops[s->xnn_be].n_ops : 0;
 }
 
 int gg_session_new(gg_model *m, const int64_t *shape, int ndim, const gg_session_opts *opts,
                    gg_session **out, char *err, size_t errlen) {
+  return gg_session_new_on(m, shape, ndim, opts, NULL, out, err, errlen);
+}
+
+int gg_session_new_on(gg_model *m, const int64_t *shape, int ndim, const gg_session_opts *opts,
+                      gg_pool *pool, gg_session **out, char *err, size_t errlen) {
   char tmp[8];
   if (!err) err = tmp, errlen = sizeof tmp;
   if (!m || !out) return efail(err, errlen, GG_EINVAL, "gg_session_new: model and out are required");
@@ -383,138 +514,45 @@ int gg_session_new(gg_model *m, const int64_t *shape, int ndim, const gg_session
   if (opts) o = *opts;
   if (o.backend == GG_ENGINE_XNNPACK && !gg_xnn_available())
     return efail(err, errlen, GG_ENOTIMPL, "XNNPACK is not part of this build (install libxnnpack-dev and rebuild, or use the naive backend)");
-  int use_xnn = o.backend != GG_ENGINE_NAIVE && gg_xnn_available();
   gg_graph *g = m->g;
   gg_session *s = calloc(1, sizeof *s);
   if (!s) return GG_ENOMEM;
   s->m = m;
-  s->vals = calloc((size_t)g->n_tensors + 1, sizeof *s->vals);
-  s->ex = calloc((size_t)g->n_order + 1, sizeof *s->ex);
-  int rc = 0;
-  if (!s->vals || !s->ex) {
-    rc = GG_ENOMEM;
-    goto fail;
-  }
+  gg_tval *vals = calloc((size_t)g->n_tensors + 1, sizeof *vals);
+  int rc = vals ? 0 : GG_ENOMEM;
+  if (rc) goto fail;
   for (int t = 0; t < g->n_tensors; t++) {
-    s->vals[t] = g->tensors[t].v;
-    if (!g->tensors[t].is_const) s->vals[t].data = NULL;
+    vals[t] = g->tensors[t].v;
+    vals[t].is_const = g->tensors[t].is_const;
+    if (!g->tensors[t].is_const) vals[t].data = NULL;
   }
-  /* Input shapes. */
-  for (int i = 0; i < g->n_inputs; i++) {
-    gg_tval *iv = &s->vals[g->inputs[i]];
-    const gg_tensor *it = &g->tensors[g->inputs[i]];
-    if (i == 0 && shape) {
-      if (ndim != it->v.ndim) {
-        rc = efail(err, errlen, GG_EINVAL, "%s: input '%s' has rank %d, got a shape of rank %d",
-                   m->path, it->name, it->v.ndim, ndim);
-        goto fail;
-      }
-      for (int d = 0; d < ndim; d++) {
-        if (shape[d] < 1 || (it->v.shape[d] >= 0 && it->v.shape[d] != shape[d])) {
-          char a[96], b[96];
-          rc = efail(err, errlen, GG_EINVAL, "%s: input '%s' expects shape %s, got %s", m->path,
-                     it->name, gg__shape_str(it->v.shape, ndim, a, sizeof a),
-                     gg__shape_str(shape, ndim, b, sizeof b));
-          goto fail;
-        }
-        iv->shape[d] = shape[d];
-      }
-    } else
-      for (int d = 0; d < iv->ndim; d++)
-        if (iv->shape[d] < 0) iv->shape[d] = 1;
-    iv->dtype = GG_DT_F32;
-    if (gg__shape_nelem(iv->shape, iv->ndim, &iv->nelem)) {
-      rc = efail(err, errlen, GG_ERANGE, "%s: input shape too large", m->path);
-      goto fail;
-    }
-  }
-  /* Shape inference in execution order. */
+  if ((rc = set_input_shapes(s, vals, shape, ndim, err, errlen))) goto fail;
   for (int i = 0; i < g->n_order; i++) {
     char msg[400];
-    if ((rc = gg__op_infer(&g->nodes[g->order[i]], s->vals, msg, sizeof msg))) {
+    if ((rc = gg__op_infer(&g->nodes[g->order[i]], vals, msg, sizeof msg))) {
       efail(err, errlen, rc, "%s: %s", m->path, msg);
       goto fail;
     }
   }
-  /* Plan, then the one arena allocation. */
-  if ((rc = gg__plan_memory(g, s->vals, !o.no_reuse, &s->plan))) goto fail;
-  uint64_t host0 = host_allocated(), xnn0 = 0;
+  if ((rc = make_backends(s, &o, pool, err, errlen))) goto fail;
+  if ((rc = schedule(s, vals))) goto fail;
+  uint64_t host0 = host_allocated(), xnn0 = 0, dev0 = pool_allocated(s->pool);
   gg_xnn_mem_stats(&xnn0, NULL);
-  s->arena_bytes = s->plan.peak + GG_XNN_EXTRA_BYTES;
-  s->arena = gg_host_alloc("engine/arena", (size_t)s->arena_bytes);
-  if (!s->arena) {
-    rc = efail(err, errlen, GG_ENOMEM, "%s: cannot allocate the %llu-byte activation arena",
-               m->path, (unsigned long long)s->arena_bytes);
-    goto fail;
-  }
-  memset(s->arena, 0, (size_t)s->arena_bytes);
-  for (int t = 0; t < g->n_tensors; t++)
-    if (s->plan.offset[t] >= 0) s->vals[t].data = s->arena + s->plan.offset[t];
-  /* Threads and backend operators. */
-  int threads = o.threads < 1 ? 1 : o.threads;
-#ifdef GG_HAVE_PTHREADPOOL
-  /* One pool of workers per session: with XNNPACK its own pool runs the
-   * heavy ops and the few naive ones stay on the caller's thread (two pools
-   * of spinning workers on the same cores slow each other down badly). */
-  if (threads > 1 && !use_xnn) {
-    s->pool = pthreadpool_create((size_t)threads);
-    if (!s->pool) {
-      rc = GG_ENOMEM;
-      goto fail;
-    }
-  }
-#endif
-  s->kctx.pool = s->pool;
+  if ((rc = place_memory(s, vals, !o.no_reuse, err, errlen))) goto fail;
   uint64_t ws = 0;
-  int nx = 0;
-  if (use_xnn) {
-    if ((rc = gg_xnn_threadpool_new(threads, &s->xpool))) {
-      efail(err, errlen, rc, "%s: cannot create the XNNPACK thread pool", m->path);
-      goto fail;
-    }
-    for (int i = 0; i < g->n_order; i++) {
-      const gg_node *n = &g->nodes[g->order[i]];
-      if ((rc = xnn_make(s, n, &s->ex[i]))) {
-        gg_xnn_op_free(s->ex[i].xnn);
-        gg_xnn_op_free(s->ex[i].post);
-        memset(&s->ex[i], 0, sizeof s->ex[i]);
-        if (rc == GG_EINVAL || rc == GG_EUNSUPPORTED) {
-          /* A shape or parameter XNNPACK refuses: the naive kernel runs it. */
-          GG_DEBUG("ENG", "%s: node '%s' (%s) runs on the naive kernel: XNNPACK said %s",
-                   m->path, n->name, n->tf_op, gg_err_name(rc));
-          rc = 0;
-          continue;
-        }
-        efail(err, errlen, rc, "%s: node '%s' (%s): XNNPACK operator creation failed (%s)",
-              m->path, n->name, n->tf_op, gg_strerror(rc));
-        goto fail;
-      }
-      if (!s->ex[i].xnn) continue;
-      if ((rc = xnn_bind(s, n, &s->ex[i]))) {
-        efail(err, errlen, rc, "%s: node '%s' (%s): XNNPACK bind failed (%s)", m->path, n->name,
-              n->tf_op, gg_strerror(rc));
-        goto fail;
-      }
-      ws += gg_xnn_op_bytes(s->ex[i].xnn) + (s->ex[i].post ? gg_xnn_op_bytes(s->ex[i].post) : 0);
-      nx++;
-    }
-  }
+  if ((rc = prepare_steps(s, &ws, err, errlen))) goto fail;
+  s->dom[0].workspace = ws; /* backend state lives in host memory (backend.h) */
   uint64_t xnn1 = 0;
   gg_xnn_mem_stats(&xnn1, NULL);
-  s->mem.weights = g->weights_bytes;
-  s->mem.arena = s->arena_bytes;
-  s->mem.arena_peak = s->plan.peak;
-  s->mem.arena_no_reuse = s->plan.sum;
-  s->mem.workspace = ws;
-  s->mem.predicted = s->mem.weights + s->mem.arena + s->mem.workspace;
-  s->mem.measured = m->weights_measured + (host_allocated() - host0) + (xnn1 - xnn0);
-  s->mem.n_ops = g->n_order;
-  s->mem.n_ops_xnnpack = nx;
+  fill_memory(s, m->weights_measured + (host_allocated() - host0) + (xnn1 - xnn0),
+              pool_allocated(s->pool) - dev0);
   const char *prof = getenv("GG_ENGINE_PROFILE");
   s->profile = prof && *prof && strcmp(prof, "0");
+  free(vals);
   *out = s;
   return 0;
 fail:
+  free(vals);
   gg_session_free(s);
   return rc;
 }
@@ -522,27 +560,47 @@ fail:
 float *gg_session_input(gg_session *s, int i, gg_tensor_info *info) {
   if (!s || i < 0 || i >= s->m->g->n_inputs) return NULL;
   int t = s->m->g->inputs[i];
-  if (info) fill_info(&s->m->g->tensors[t], NULL, &s->vals[t], info);
-  return s->vals[t].data;
+  if (info) fill_info(&s->m->g->tensors[t], NULL, &s->dom[0].vals[t], info);
+  return s->dom[0].vals[t].data;
+}
+
+static int run_copy(gg_session *s, const step *st, char *err, size_t errlen) {
+  const gg_tval *src = &s->dom[st->from].vals[st->tensor], *dst = &s->dom[st->to].vals[st->tensor];
+  size_t n = (size_t)src->nelem * gg__dtype_size(src->dtype);
+  int rc = gg_backend_buffer_copy(dst->buf, dst->offs, src->buf, src->offs, n);
+  if (rc)
+    efail(err, errlen, rc, "%s: copying tensor '%s' (%zu bytes) from %s to %s failed: %s", s->m->path,
+          s->m->g->tensors[st->tensor].name, n, s->dom[st->from].mem_be->iface->name,
+          s->dom[st->to].mem_be->iface->name, gg_strerror(rc));
+  return rc;
 }
 
 int gg_session_run(gg_session *s, char *err, size_t errlen) {
   const gg_graph *g = s->m->g;
-  for (int i = 0; i < g->n_order; i++) {
-    const gg_node *n = &g->nodes[g->order[i]];
-    node_exec *ex = &s->ex[i];
+  int last = -1;
+  for (int k = 0; k < s->n_steps; k++) {
+    const step *st = &s->steps[k];
     int rc;
+    if (st->node < 0) {
+      if ((rc = run_copy(s, st, err, errlen))) return rc;
+      continue;
+    }
+    const gg_node *n = &g->nodes[st->node];
+    gg_backend *be = s->be[st->be];
     uint64_t t0 = s->profile ? gg_now_ns() : 0;
-    if (ex->xnn) {
-      rc = gg_xnn_op_run(ex->xnn);
-      if (!rc && ex->post) rc = gg_xnn_op_run(ex->post);
-      if (!rc && ex->post_prelu) prelu_inplace(n, s->vals);
-    } else
-      rc = gg__op_run(n, s->vals, &s->kctx);
-    if (s->profile) s->prof_ns[n->op][ex->xnn != NULL] += gg_now_ns() - t0;
+    rc = be->iface->run_node(be, n, s->dom[s->be_dom[st->be]].vals, st->state);
+    if (s->profile) s->prof_ns[n->op][st->be] += gg_now_ns() - t0;
     if (rc)
-      return efail(err, errlen, rc, "%s: node '%s' (%s) failed: %s", s->m->path, n->name,
-                   n->tf_op, gg_strerror(rc));
+      return efail(err, errlen, rc, "%s: node '%s' (%s) failed on %s: %s", s->m->path, n->name,
+                   n->tf_op, be->iface->name, gg_strerror(rc));
+    last = st->node;
+  }
+  for (int b = 0; b < s->n_be; b++) {
+    int rc = s->be[b]->iface->synchronize ? s->be[b]->iface->synchronize(s->be[b]) : 0;
+    if (rc)
+      return efail(err, errlen, rc, "%s: %s: waiting for the work up to node '%s' failed: %s",
+                   s->m->path, s->be[b]->iface->name, last >= 0 ? g->nodes[last].name : "-",
+                   gg_strerror(rc));
   }
   s->prof_runs++;
   return 0;
@@ -551,16 +609,23 @@ int gg_session_run(gg_session *s, char *err, size_t errlen) {
 const float *gg_session_output(gg_session *s, int i, gg_tensor_info *info) {
   if (!s || i < 0 || i >= s->m->g->n_outputs) return NULL;
   int t = s->m->g->outputs[i];
-  if (info) fill_info(&s->m->g->tensors[t], s->m->g->output_names[i], &s->vals[t], info);
-  return s->vals[t].data;
+  if (info) fill_info(&s->m->g->tensors[t], s->m->g->output_names[i], &s->dom[0].vals[t], info);
+  return s->dom[0].vals[t].data;
 }
 
 int64_t gg_session_output_elems(gg_session *s, int i) {
   if (!s || i < 0 || i >= s->m->g->n_outputs) return 0;
-  return s->vals[s->m->g->outputs[i]].nelem;
+  return s->dom[0].vals[s->m->g->outputs[i]].nelem;
 }
 
 void gg_session_memory(const gg_session *s, gg_engine_mem *out) {
   if (!s || !out) return;
   *out = s->mem;
+}
+
+int gg_session_ops_by_backend(const gg_session *s, const char *backend) {
+  if (!s || !backend) return 0;
+  for (int b = 0; b < s->mem.n_backends; b++)
+    if (!strcmp(s->mem.ops[b].name, backend)) return s->mem.ops[b].n_ops;
+  return 0;
 }

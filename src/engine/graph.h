@@ -100,7 +100,12 @@ typedef struct gg_tval {
   int ndim;
   int64_t shape[GG_MAX_DIMS];
   int64_t nelem;
-  void *data; /* borrowed: weights block, arena slice or a test buffer */
+  void *data; /* borrowed: weights block, arena slice or a test buffer; NULL
+                in a device backend's view of device memory (use buf/offs) */
+  struct gg_backend_buffer *buf; /* where it lives (src/engine/backend.h); NULL for
+                                    host data outside any backend buffer */
+  uint64_t offs;                 /* byte offset in buf */
+  int is_const;                  /* a model constant (set in a session's views) */
 } gg_tval;
 
 typedef struct gg_tensor {

@@ -32,22 +32,25 @@ static int by_offset(const void *a, const void *b, void *ctx) {
   return x < y ? -1 : (x > y);
 }
 
-int gg__plan_memory(const gg_graph *g, const gg_tval *vals, int reuse, gg__plan *p) {
+int gg__plan_init(gg__plan *p, int nt) {
   memset(p, 0, sizeof *p);
-  int nt = g->n_tensors, end = g->n_order;
   p->n_tensors = nt;
   p->offset = malloc(((size_t)nt + 1) * sizeof *p->offset);
   p->size = calloc((size_t)nt + 1, sizeof *p->size);
   p->first = malloc(((size_t)nt + 1) * sizeof *p->first);
   p->last = malloc(((size_t)nt + 1) * sizeof *p->last);
-  int *ids = malloc(((size_t)nt + 1) * sizeof *ids);
-  int *placed = malloc(((size_t)nt + 1) * sizeof *placed);
-  if (!p->offset || !p->size || !p->first || !p->last || !ids || !placed) {
-    free(ids), free(placed);
+  if (!p->offset || !p->size || !p->first || !p->last) {
     gg__plan_free(p);
     return GG_ENOMEM;
   }
   for (int t = 0; t < nt; t++) p->offset[t] = -1, p->first[t] = p->last[t] = -1;
+  return 0;
+}
+
+int gg__plan_memory(const gg_graph *g, const gg_tval *vals, int reuse, gg__plan *p) {
+  int nt = g->n_tensors, end = g->n_order;
+  int rc = gg__plan_init(p, nt);
+  if (rc) return rc;
   /* Lifetimes. */
   for (int i = 0; i < g->n_inputs; i++) p->first[g->inputs[i]] = 0, p->last[g->inputs[i]] = end;
   for (int s = 0; s < g->n_order; s++) {
@@ -68,9 +71,25 @@ int gg__plan_memory(const gg_graph *g, const gg_tval *vals, int reuse, gg__plan 
     int t = g->outputs[i];
     if (!g->tensors[t].is_const && p->first[t] >= 0) p->last[t] = end;
   }
+  for (int t = 0; t < nt; t++)
+    if (g->tensors[t].is_const) p->first[t] = -1;
+  rc = gg__plan_place(p, vals, reuse);
+  if (rc) gg__plan_free(p);
+  return rc;
+}
+
+int gg__plan_place(gg__plan *p, const gg_tval *vals, int reuse) {
+  int nt = p->n_tensors;
+  int *ids = malloc(((size_t)nt + 1) * sizeof *ids);
+  int *placed = malloc(((size_t)nt + 1) * sizeof *placed);
+  if (!ids || !placed) {
+    free(ids), free(placed);
+    return GG_ENOMEM;
+  }
+  p->peak = p->sum = 0;
   int n = 0;
   for (int t = 0; t < nt; t++) {
-    if (p->first[t] < 0 || g->tensors[t].is_const) continue;
+    if (p->first[t] < 0) continue;
     uint64_t b = (uint64_t)vals[t].nelem * gg__dtype_size(vals[t].dtype);
     b = (b + GG_ARENA_ALIGN - 1) / GG_ARENA_ALIGN * GG_ARENA_ALIGN;
     if (!b) b = GG_ARENA_ALIGN; /* every tensor gets a distinct address */

@@ -227,6 +227,8 @@ int gg_guard_worker_main(int argc, char **argv) {
       int nouts = 0;
       rep.rc = gg__host_run(h, req.model, &in, outs, &nouts);
       if (rep.rc == 0) rep.rc = pack_outputs(shm, &view, outs, nouts, &rep);
+      rep.n_ops_be = h->n_last_ops;
+      memcpy(rep.ops_be, h->last_ops, sizeof rep.ops_be);
       for (int i = 0; i < nouts; i++)
         gg_gtensor_release(&outs[i]);
       break;
@@ -620,6 +622,8 @@ int gg__exec_run(gg__exec *e, const char *model, const gg_gtensor *in, gg_guard_
     for (int i = 0; i < n; i++)
       res->outputs[i] = outs[i];
     res->n_outputs = n;
+    res->n_backends = e->host->n_last_ops;
+    memcpy(res->ops_by_backend, e->host->last_ops, sizeof res->ops_by_backend);
     return 0;
   }
   if (e->pid <= 0) {
@@ -639,6 +643,11 @@ int gg__exec_run(gg__exec *e, const char *model, const gg_gtensor *in, gg_guard_
   rc = call(e, &req, e->watchdog_ms, &rep, err, errlen);
   if (rc) return rc;
   if (rep.n_outs < 0 || rep.n_outs > GG_GUARD_MAX_OUTPUTS) return GG_EPARSE;
+  if (rep.n_ops_be < 0 || rep.n_ops_be > GG_GUARD_MAX_BACKENDS) return GG_EPARSE;
+  res->n_backends = rep.n_ops_be;
+  memcpy(res->ops_by_backend, rep.ops_be, sizeof res->ops_by_backend);
+  for (int i = 0; i < GG_GUARD_MAX_BACKENDS; i++)
+    res->ops_by_backend[i].name[sizeof res->ops_by_backend[i].name - 1] = 0;
   if (rep.out_bytes && (rc = view_need(e->shm, v, rep.out_bytes))) return rc;
   const char *q = v->p;
   uint64_t off = 0;

@@ -40,6 +40,8 @@ typedef struct gg__host {
   int n_models;
   uint64_t leaked_bytes;
   uint64_t cleanups;
+  int n_last_ops; /* the last successful run's ops per backend (runner's ops_by_backend) */
+  gg_guard_backend_ops last_ops[GG_GUARD_MAX_BACKENDS];
 } gg__host;
 
 typedef struct gg__host_config {
@@ -97,6 +99,8 @@ typedef struct gg__wrep {
   int32_t out_ndim[GG_GUARD_MAX_OUTPUTS];
   int64_t out_dims[GG_GUARD_MAX_OUTPUTS][GG_GUARD_MAX_DIMS];
   uint64_t out_bytes; /* outputs packed back to back at offset 0 of the shm */
+  int32_t n_ops_be;   /* RUN: ops per backend (gg__host.last_ops) */
+  gg_guard_backend_ops ops_be[GG_GUARD_MAX_BACKENDS];
   gg_validation val;
   gg__dev_stats stats;
 } gg__wrep;

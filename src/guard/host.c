@@ -295,6 +295,10 @@ int gg__host_run(gg__host *h, const char *model, const gg_gtensor *in, gg_gtenso
   gg_pool_get_stats(h->pool, &ps);
   int rc = h->runner.iface->run(h->runner.ctx, m->handle, in, outs, GG_GUARD_MAX_OUTPUTS, n_outs);
   check_leaks(h, ps.allocated);
+  h->n_last_ops = 0;
+  if (rc == 0 && h->runner.iface->ops_by_backend)
+    h->n_last_ops = h->runner.iface->ops_by_backend(h->runner.ctx, m->handle, in, h->last_ops,
+                                                    GG_GUARD_MAX_BACKENDS);
   if (rc == 0 && gg_pool_request_done(h->pool, NULL) == 1) h->cleanups++;
   return rc;
 }

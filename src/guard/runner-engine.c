@@ -1,15 +1,27 @@
 /* The engine-backed runner: real TF.js graph models (include/gpuguard/engine.h)
- * under the guard. The engine computes on the host (its CPU backend); on a
- * device this runner makes the model's footprint and its execution visible
- * to that device exactly where a GPU backend's would be:
+ * under the guard.
+ *
+ * On a device with an engine backend (sim; see src/engine/backend.h) the
+ * engine computes there for real: each session takes its weights copy and
+ * activation arena from the device's pool when it is prepared (so budget,
+ * OOM and leak accounting see the planned sizes, and oom@N hits one of
+ * those allocations), and a run is one gg_device_launch per op (so
+ * launch@N, sticky@N and hang@N hit op N, named in the error). The default
+ * session is prepared at load, so warm-up and runs allocate nothing.
+ *
+ * On a device without one yet (cuda, opencl until their backends register)
+ * the engine computes on the host and this runner makes the footprint and
+ * the execution visible to the device where a GPU backend's would be:
  *   - load reserves the model's weight bytes from the device's pool;
  *   - each run reserves the session's planned arena + workspace from the
- *     pool (so budget, OOM and leak accounting see the real planned sizes),
- *     then runs the graph as one kernel through gg_device_launch followed by
- *     gg_device_synchronize (so launch, sticky and hang faults hit it).
- * The planned peak is the engine's own prediction: weights + arena +
- * workspace for that input shape. Sessions are kept per input shape.
+ *     pool, then runs the graph as one kernel through gg_device_launch
+ *     followed by gg_device_synchronize (so launch, sticky and hang faults
+ *     hit it).
+ * The planned peak is the engine's own prediction for the device: weights +
+ * arena + workspace for that input shape. Sessions are kept per input shape.
  * runner arg: "threads=N" (default 1). */
+#include "engine/backend.h"
+#include "gpuguard/device.h"
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
@@ -22,7 +34,8 @@
 #define ENG_SESSIONS 4
 
 typedef struct eng_sess {
-  int ndim;
+  int is_default; /* made for the placeholder's shape (shape NULL) */
+  int ndim;       /* input 0's shape as the session has it */
   int64_t shape[GG_ENGINE_MAX_DIMS];
   gg_session *s;
   gg_engine_mem mem;
@@ -34,7 +47,8 @@ typedef struct eng_model {
   gg_model *m;
   gg_device *dev;
   gg_pool *pool;
-  gg_block *weights;
+  gg_block *weights;   /* host-computed devices: the weights' reservation */
+  int on_device;       /* the device has an engine backend: sessions compute there */
   eng_sess sess[ENG_SESSIONS];
   int n_sess;
   uint64_t clock;
@@ -50,16 +64,14 @@ static void sess_free(eng_sess *s) {
 }
 
 /* The session for `shape` (NULL = the placeholder's default), created on
- * first use; least recently used one evicted. */
+ * first use; least recently used one evicted. The default session also
+ * serves requests of its shape: on a device it was prepared at load, and a
+ * second one would take the device memory again inside a run. */
 static int get_session(eng_ctx *c, eng_model *em, const int64_t *shape, int ndim, eng_sess **out) {
   for (int i = 0; i < em->n_sess; i++) {
     eng_sess *s = &em->sess[i];
-    if (shape && s->ndim == ndim && !memcmp(s->shape, shape, sizeof(int64_t) * (size_t)ndim)) {
-      s->used = ++em->clock;
-      *out = s;
-      return 0;
-    }
-    if (!shape && s->ndim == 0) {
+    if ((shape && s->ndim == ndim && !memcmp(s->shape, shape, sizeof(int64_t) * (size_t)ndim)) ||
+        (!shape && s->is_default)) {
       s->used = ++em->clock;
       *out = s;
       return 0;
@@ -76,13 +88,17 @@ static int get_session(eng_ctx *c, eng_model *em, const int64_t *shape, int ndim
   memset(s, 0, sizeof *s);
   gg_session_opts so = {c->threads, GG_ENGINE_AUTO, 0};
   char err[256] = "";
-  int rc = gg_session_new(em->m, shape, ndim, &so, &s->s, err, sizeof err);
+  int rc = gg_session_new_on(em->m, shape, ndim, &so, em->on_device ? em->pool : NULL, &s->s, err,
+                             sizeof err);
   if (rc) {
     GG_WARN("ENG", "%s: cannot prepare a session for this input: %s", em->name, err);
     return rc;
   }
-  s->ndim = shape ? ndim : 0;
-  if (shape) memcpy(s->shape, shape, sizeof(int64_t) * (size_t)ndim);
+  gg_tensor_info info;
+  gg_session_input(s->s, 0, &info);
+  s->is_default = !shape;
+  s->ndim = info.ndim;
+  memcpy(s->shape, info.shape, sizeof(int64_t) * (size_t)info.ndim);
   gg_session_memory(s->s, &s->mem);
   s->used = ++em->clock;
   em->n_sess++;
@@ -112,10 +128,16 @@ static int eng_load(void *ctx, const char *model, gg_device *dev, gg_pool *pool,
     free(em);
     return rc;
   }
-  char owner[GG_MEM_OWNER_MAX];
-  snprintf(owner, sizeof owner, "model:%.40s/weights", model);
-  uint64_t wb = gg_model_weights_bytes(em->m);
-  rc = gg_pool_alloc(pool, wb ? wb : 1, owner, &em->weights);
+  em->on_device = gg_backend_for_device_kind((int)gg_device_get_kind(dev)) != NULL;
+  if (em->on_device) {
+    eng_sess *s;
+    rc = get_session(ctx, em, NULL, 0, &s);
+  } else {
+    char owner[GG_MEM_OWNER_MAX];
+    snprintf(owner, sizeof owner, "model:%.40s/weights", model);
+    uint64_t wb = gg_model_weights_bytes(em->m);
+    rc = gg_pool_alloc(pool, wb ? wb : 1, owner, &em->weights);
+  }
   if (rc) {
     gg_model_free(em->m);
     free(em);
@@ -130,7 +152,9 @@ static int eng_peak(void *ctx, void *handle, const gg_gtensor *in, uint64_t *pea
   eng_sess *s;
   int rc = get_session(ctx, em, in->dims, in->ndim, &s);
   if (rc) return rc;
-  *peak = s->mem.predicted;
+  /* The device's share is what its budget must hold (dev[1] when the
+   * engine computes there); host-computed devices reserve the whole. */
+  *peak = s->mem.n_devices > 1 ? s->mem.dev[1].predicted : s->mem.predicted;
   return 0;
 }
 
@@ -146,8 +170,16 @@ static int eng_kernel_fn(void *p) {
   return k->rc;
 }
 
-/* Runs session s on the device: reserve, launch, synchronize, release. */
+/* Runs session s on the device. With an engine backend the session does
+ * it op by op; otherwise: reserve, launch the whole graph, synchronize,
+ * release. */
 static int run_on_device(eng_model *em, eng_sess *s) {
+  if (em->on_device) {
+    char err[512] = "";
+    int rc = gg_session_run(s->s, err, sizeof err);
+    if (rc) GG_WARN("ENG", "%s: %s", em->name, err);
+    return rc;
+  }
   gg_block *res = NULL;
   uint64_t need = s->mem.arena + s->mem.workspace;
   int rc = gg_pool_alloc(em->pool, need ? need : 1, "request/activations", &res);
@@ -221,6 +253,21 @@ static int eng_run(void *ctx, void *handle, const gg_gtensor *in, gg_gtensor *ou
   return rc;
 }
 
+/* The backends that ran the ops of `in`'s session (those with ops). */
+static int eng_ops_by_backend(void *ctx, void *handle, const gg_gtensor *in,
+                              gg_guard_backend_ops *out, int max) {
+  eng_model *em = handle;
+  eng_sess *s;
+  if (get_session(ctx, em, in->dims, in->ndim, &s)) return 0;
+  int n = 0;
+  for (int b = 0; b < s->mem.n_backends && n < max; b++)
+    if (s->mem.ops[b].n_ops > 0) {
+      snprintf(out[n].name, sizeof out[n].name, "%s", s->mem.ops[b].name);
+      out[n++].n_ops = s->mem.ops[b].n_ops;
+    }
+  return n;
+}
+
 static void eng_unload(void *ctx, void *handle) {
   eng_model *em = handle;
   if (!em) return;
@@ -238,6 +285,7 @@ static const gg_runner_i k_engine = {
     .warmup = eng_warmup,
     .run = eng_run,
     .unload = eng_unload,
+    .ops_by_backend = eng_ops_by_backend,
 };
 
 int gg__runner_engine(const char *arg, gg_runner *out);

@@ -331,6 +331,10 @@ static void h_infer(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, 
                 res.device, "attempts", res.attempts, "fell_back", res.fell_back, "preprocess_ms",
                 pre_ms, "run_ms", res.elapsed_ms, "planned_peak_bytes",
                 (json_int_t)res.planned_peak, "image", "width", iw, "height", ih, "outputs", outs);
+  json_t *by_be = json_object(); /* where the serving run's ops ran */
+  for (int b = 0; b < res.n_backends; b++)
+    json_object_set_new(by_be, res.ops_by_backend[b].name, json_integer(res.ops_by_backend[b].n_ops));
+  json_object_set_new(j, "ops_by_backend", by_be);
   gg_guard_result_release(&res);
   gg_http_json(resp, 200, j);
 }

@@ -1,0 +1,403 @@
+/* OpenCL C kernels of the gpuguard OpenCL backend (embedded in the binary at
+ * build time by cmake/opencl-backend.cmake). Every tensor is a (buffer,
+ * element offset) pair so tensors can live anywhere in an arena buffer.
+ * Layout as the engine stores it: NHWC activations, HWIO conv filters,
+ * [KH,KW,CI,MULT] depthwise filters. The arithmetic follows the reference
+ * kernels in src/engine/ops.c; accumulation order may differ. Shapes of up to
+ * 6 dims travel as int8 vectors (unused lanes 1 or 0). */
+
+/* Test hooks: tests/test-opencl-ops.c builds with -DGG_MUTATE to show that a
+ * wrong kernel fails the comparison, and -DGG_BREAK_BUILD to see a build
+ * failure classified with its log. */
+#ifdef GG_BREAK_BUILD
+#error "GG_BREAK_BUILD: deliberate build failure (test hook)"
+#endif
+#ifdef GG_MUTATE
+#define GG_ADD(a, b) ((a) + (b) * 1.001f)
+#else
+#define GG_ADD(a, b) ((a) + (b))
+#endif
+
+#define ACT_NONE 0
+#define ACT_RELU 1
+#define ACT_RELU6 2
+#define ACT_LEAKY 3
+#define ACT_PRELU 4
+
+inline float gg_act(float v, int act, float alpha, __global const float *pa, ulong pao, int pan,
+                    int c) {
+  switch (act) {
+  case ACT_RELU: return v > 0.0f ? v : 0.0f;
+  case ACT_RELU6: return v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v);
+  case ACT_LEAKY: return v > 0.0f ? v : v * alpha;
+  case ACT_PRELU: return v > 0.0f ? v : v * pa[pao + (pan == 1 ? 0 : c)];
+  default: return v;
+  }
+}
+
+/* Epilogue of the 4-channel conv kernels: bias, activation and the store of
+ * the first n (<= 4) lanes of acc to channels c .. c+n-1 at yp. */
+inline void gg_store4(__global float *yp, float4 acc, int n, int c, __global const float *bias,
+                      ulong bo, int has_bias, int act, float alpha, __global const float *pa,
+                      ulong pao, int pan) {
+  float r[4];
+  vstore4(acc, 0, r);
+  for (int j = 0; j < n; j++) {
+    float v = r[j] + (has_bias ? bias[bo + c + j] : 0.0f);
+    yp[j] = gg_act(v, act, alpha, pa, pao, pan, c + j);
+  }
+}
+
+/* Direct convolution, 4 output channels per work item (the input value is
+ * loaded once for all 4). global = (ceil(CO/4), OW, N*OH). Groups are allowed
+ * when each group's channel count is a multiple of 4 (the host checks). */
+__kernel void gg_conv2d(__global const float *x, ulong xo, __global const float *w, ulong wo,
+                        __global const float *bias, ulong bo, int has_bias,
+                        __global const float *pa, ulong pao, int pan, __global float *y, ulong yo,
+                        int H, int W, int CI, int OH, int OW, int CO, int KH, int KW, int cig,
+                        int cog, int sh, int sw, int dh, int dw, int pt, int pl, int act,
+                        float alpha) {
+  int co = get_global_id(0) * 4, ox = get_global_id(1), row = get_global_id(2);
+  if (co >= CO || ox >= OW) return;
+  int b = row / OH, oy = row % OH;
+  int g = co / cog, nco = CO - co < 4 ? CO - co : 4;
+  float4 acc = (float4)(0.0f);
+  __global const float *wb = w + wo + co;
+  for (int ky = 0; ky < KH; ky++) {
+    int iy = oy * sh - pt + ky * dh;
+    if (iy < 0 || iy >= H) continue;
+    for (int kx = 0; kx < KW; kx++) {
+      int ix = ox * sw - pl + kx * dw;
+      if (ix < 0 || ix >= W) continue;
+      __global const float *xin = x + xo + ((long)(b * H + iy) * W + ix) * CI + g * cig;
+      __global const float *wk = wb + (long)(ky * KW + kx) * cig * CO;
+      if (nco == 4) {
+        for (int ci = 0; ci < cig; ci++) acc += xin[ci] * vload4(0, wk + (long)ci * CO);
+      } else {
+        for (int ci = 0; ci < cig; ci++) {
+          float xv = xin[ci];
+          __global const float *wr = wk + (long)ci * CO;
+          acc.s0 += xv * wr[0];
+          if (nco > 1) acc.s1 += xv * wr[1];
+          if (nco > 2) acc.s2 += xv * wr[2];
+        }
+      }
+    }
+  }
+  gg_store4(y + yo + ((long)(b * OH + oy) * OW + ox) * CO + co, acc, nco, co, bias, bo, has_bias,
+            act, alpha, pa, pao, pan);
+}
+
+/* Depthwise convolution: output channel oc = ci * MULT + m. Four output
+ * channels per work item; with MULT 1 they read 4 adjacent input channels
+ * and weights as float4. global = (ceil(CO/4), OW, N*OH). */
+__kernel void gg_depthwise(__global const float *x, ulong xo, __global const float *w, ulong wo,
+                           __global const float *bias, ulong bo, int has_bias,
+                           __global const float *pa, ulong pao, int pan, __global float *y,
+                           ulong yo, int H, int W, int CI, int OH, int OW, int CO, int KH, int KW,
+                           int mult, int sh, int sw, int dh, int dw, int pt, int pl, int act,
+                           float alpha) {
+  int oc = get_global_id(0) * 4, ox = get_global_id(1), row = get_global_id(2);
+  if (oc >= CO || ox >= OW) return;
+  int b = row / OH, oy = row % OH, n = CO - oc < 4 ? CO - oc : 4;
+  int vec = mult == 1 && n == 4;
+  float4 acc = (float4)(0.0f);
+  for (int ky = 0; ky < KH; ky++) {
+    int iy = oy * sh - pt + ky * dh;
+    if (iy < 0 || iy >= H) continue;
+    for (int kx = 0; kx < KW; kx++) {
+      int ix = ox * sw - pl + kx * dw;
+      if (ix < 0 || ix >= W) continue;
+      __global const float *xp = x + xo + ((long)(b * H + iy) * W + ix) * CI;
+      __global const float *wp = w + wo + (long)(ky * KW + kx) * CO + oc;
+      if (vec) {
+        acc += vload4(0, xp + oc) * vload4(0, wp);
+      } else {
+        acc.s0 += xp[oc / mult] * wp[0];
+        if (n > 1) acc.s1 += xp[(oc + 1) / mult] * wp[1];
+        if (n > 2) acc.s2 += xp[(oc + 2) / mult] * wp[2];
+        if (n > 3) acc.s3 += xp[(oc + 3) / mult] * wp[3];
+      }
+    }
+  }
+  gg_store4(y + yo + ((long)(b * OH + oy) * OW + ox) * CO + oc, acc, n, oc, bias, bo, has_bias,
+            act, alpha, pa, pao, pan);
+}
+
+/* C[M,N] = op(A) op(B) (+ bias, activation), row-major, 16x16 tiles through
+ * local memory. A is [M,K] (lda) or [K,M] with ta; B is [K,N] (ldb) or [N,K]
+ * with tb. global = (roundup(N,16), roundup(M,16)), local = (16,16). */
+#define GT 16
+__kernel __attribute__((reqd_work_group_size(GT, GT, 1))) void
+gg_gemm(__global const float *A, ulong ao, int lda, int ta, __global const float *B, ulong bo,
+        int ldb, int tb, __global float *C, ulong co, int ldc, int M, int N, int K,
+        __global const float *bias, ulong biaso, int has_bias, __global const float *pa,
+        ulong pao, int pan, int act, float alpha) {
+  __local float As[GT][GT + 1], Bs[GT][GT + 1];
+  int tx = get_local_id(0), ty = get_local_id(1);
+  int col = get_group_id(0) * GT + tx, row = get_group_id(1) * GT + ty;
+  float acc = 0.0f;
+  for (int k0 = 0; k0 < K; k0 += GT) {
+    int ka = k0 + tx, kb = k0 + ty;
+    As[ty][tx] = (row < M && ka < K) ? A[ao + (ta ? (long)ka * lda + row : (long)row * lda + ka)] : 0.0f;
+    Bs[ty][tx] = (col < N && kb < K) ? B[bo + (tb ? (long)col * ldb + kb : (long)kb * ldb + col)] : 0.0f;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int k = 0; k < GT; k++) acc += As[ty][k] * Bs[k][tx];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (row < M && col < N) {
+    float v = acc + (has_bias ? bias[biaso + col] : 0.0f);
+    C[co + (long)row * ldc + col] = gg_act(v, act, alpha, pa, pao, pan, col);
+  }
+}
+
+/* Bias and activation over the rows of C[M,N] in place (after CLBlast's
+ * GEMM). global = (N, M). */
+__kernel void gg_bias_act(__global float *C, ulong co, int N, int M, __global const float *bias,
+                          ulong biaso, int has_bias, __global const float *pa, ulong pao,
+                          int pan, int act, float alpha) {
+  int col = get_global_id(0), row = get_global_id(1);
+  if (col >= N || row >= M) return;
+  long i = co + (long)row * N + col;
+  C[i] = gg_act(C[i] + (has_bias ? bias[biaso + col] : 0.0f), act, alpha, pa, pao, pan, col);
+}
+
+/* Lane d of an int8 (d < 8). */
+inline int lane(int8 v, int d) {
+  int t[8];
+  vstore8(v, 0, t);
+  return t[d];
+}
+
+/* Offset in an operand with strides st (0 on broadcast dims) of the output
+ * element i of shape shp (nd dims). */
+inline long bcast_off(int i, int nd, int8 shp, int8 st) {
+  int s[8], t[8];
+  vstore8(shp, 0, s);
+  vstore8(st, 0, t);
+  long off = 0;
+  for (int d = nd - 1; d >= 0; d--) {
+    off += (long)(i % s[d]) * t[d];
+    i /= s[d];
+  }
+  return off;
+}
+
+#define OP_ADD 0
+#define OP_SUB 1
+#define OP_MUL 2
+#define OP_MAX 3
+#define OP_MIN 4
+#define OP_PRELU 5
+
+/* Elementwise binary with NumPy broadcasting and a fused Relu/Relu6.
+ * mode bit 0: a is the full output shape (index i), bit 1: b is. */
+__kernel void gg_binary(__global const float *a, ulong ao, __global const float *b, ulong bo,
+                        __global float *y, ulong yo, int n, int nd, int8 shp, int8 sa, int8 sb,
+                        int mode, int op, int act, float alpha) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  float av = a[ao + ((mode & 1) ? (long)i : bcast_off(i, nd, shp, sa))];
+  float bv = b[bo + ((mode & 2) ? (long)i : bcast_off(i, nd, shp, sb))];
+  float r;
+  switch (op) {
+  case OP_ADD: r = GG_ADD(av, bv); break;
+  case OP_SUB: r = av - bv; break;
+  case OP_MUL: r = av * bv; break;
+  case OP_MAX: r = av > bv ? av : bv; break;
+  case OP_MIN: r = av < bv ? av : bv; break;
+  default: r = av > 0.0f ? av : av * bv; break;
+  }
+  y[yo + i] = gg_act(r, act, alpha, b, 0, 1, 0);
+}
+
+#define U_ABS 0
+#define U_SQUARE 1
+#define U_RSQRT 2
+#define U_RELU 3
+#define U_RELU6 4
+#define U_LEAKY 5
+#define U_SIGMOID 6
+
+__kernel void gg_unary(__global const float *x, ulong xo, __global float *y, ulong yo, int n,
+                       int op, float alpha) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  float v = x[xo + i], r;
+  switch (op) {
+  case U_ABS: r = fabs(v); break;
+  case U_SQUARE: r = v * v; break;
+  case U_RSQRT: r = 1.0f / sqrt(v); break;
+  case U_RELU: r = v > 0.0f ? v : 0.0f; break;
+  case U_RELU6: r = v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v); break;
+  case U_LEAKY: r = v > 0.0f ? v : v * alpha; break;
+  default: r = 1.0f / (1.0f + exp(-v)); break;
+  }
+  y[yo + i] = r;
+}
+
+/* Softmax over the last axis, one row per work item. */
+__kernel void gg_softmax(__global const float *x, ulong xo, __global float *y, ulong yo, int rows,
+                         int inner) {
+  int r = get_global_id(0);
+  if (r >= rows) return;
+  __global const float *xr = x + xo + (long)r * inner;
+  __global float *yr = y + yo + (long)r * inner;
+  float mx = -INFINITY, s = 0.0f;
+  for (int i = 0; i < inner; i++) mx = fmax(mx, xr[i]);
+  for (int i = 0; i < inner; i++) s += (yr[i] = exp(xr[i] - mx));
+  float inv = 1.0f / s;
+  for (int i = 0; i < inner; i++) yr[i] *= inv;
+}
+
+/* Sum / mean over the axes marked in red (1 = reduced). Output element o is
+ * addressed in keep-dims form (reduced dims of size 1); cnt = elements per
+ * output. */
+__kernel void gg_reduce(__global const float *x, ulong xo, __global float *y, ulong yo, int nout,
+                        int nd, int8 xshape, int8 red, int cnt, int mean) {
+  int o = get_global_id(0);
+  if (o >= nout) return;
+  int s[8], rd[8], st[8], base = 0;
+  vstore8(xshape, 0, s);
+  vstore8(red, 0, rd);
+  for (int d = nd - 1, acc = 1; d >= 0; d--) st[d] = acc, acc *= s[d];
+  int t = o;
+  for (int d = nd - 1; d >= 0; d--) {
+    if (rd[d]) continue;
+    base += (t % s[d]) * st[d];
+    t /= s[d];
+  }
+  float sum = 0.0f;
+  for (int r = 0; r < cnt; r++) {
+    int off = base, q = r;
+    for (int d = nd - 1; d >= 0; d--) {
+      if (!rd[d]) continue;
+      off += (q % s[d]) * st[d];
+      q /= s[d];
+    }
+    sum += x[xo + off];
+  }
+  y[yo + o] = mean ? sum / (float)cnt : sum;
+}
+
+/* MaxPool (NHWC). global = (C, OW, N*OH). */
+__kernel void gg_maxpool(__global const float *x, ulong xo, __global float *y, ulong yo, int H,
+                         int W, int C, int OH, int OW, int kh, int kw, int sh, int sw, int pt,
+                         int pl) {
+  int c = get_global_id(0), ox = get_global_id(1), row = get_global_id(2);
+  if (c >= C || ox >= OW) return;
+  int b = row / OH, oy = row % OH;
+  float m = -INFINITY;
+  for (int ky = 0; ky < kh; ky++) {
+    int iy = oy * sh - pt + ky;
+    if (iy < 0 || iy >= H) continue;
+    for (int kx = 0; kx < kw; kx++) {
+      int ix = ox * sw - pl + kx;
+      if (ix < 0 || ix >= W) continue;
+      float v = x[xo + ((long)(b * H + iy) * W + ix) * C + c];
+      m = v > m ? v : m;
+    }
+  }
+  y[yo + ((long)(b * OH + oy) * OW + ox) * C + c] = m;
+}
+
+/* Constant pad of any rank: output element i reads the input at its
+ * coordinates minus the leading pads, or the fill value (bits). */
+__kernel void gg_pad(__global const uint *x, ulong xo, __global uint *y, ulong yo, int n, int nd,
+                     int8 yshape, int8 xshape, int8 before, uint fill) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  int ys[8], xs[8], pb[8];
+  vstore8(yshape, 0, ys);
+  vstore8(xshape, 0, xs);
+  vstore8(before, 0, pb);
+  long off = 0, st = 1;
+  int t = i, inside = 1;
+  for (int d = nd - 1; d >= 0; d--) {
+    int c = t % ys[d] - pb[d];
+    t /= ys[d];
+    if (c < 0 || c >= xs[d]) inside = 0;
+    off += (long)c * st;
+    st *= xs[d];
+  }
+  y[yo + i] = inside ? x[xo + off] : fill;
+}
+
+/* Transpose of any rank: st[d] is the input stride of output dim d. */
+__kernel void gg_transpose(__global const uint *x, ulong xo, __global uint *y, ulong yo, int n,
+                           int nd, int8 yshape, int8 st) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  y[yo + i] = x[xo + bcast_off(i, nd, yshape, st)];
+}
+
+/* rows x cols block copy between row strides (concat, split, reshape).
+ * global = (cols, rows). */
+__kernel void gg_copy2d(__global const uint *x, ulong xo, int xrow, __global uint *y, ulong yo,
+                        int yrow, int cols, int rows) {
+  int c = get_global_id(0), r = get_global_id(1);
+  if (c >= cols || r >= rows) return;
+  y[yo + (long)r * yrow + c] = x[xo + (long)r * xrow + c];
+}
+
+/* TF ResizeBilinear (legacy, align_corners, half_pixel_centers), as
+ * bilinear_coord in src/engine/ops.c. */
+inline void bl_coord(int dst, int in, int out, int ac, int hp, int *lo, int *hi, float *frac) {
+  float scale = (ac && out > 1) ? (float)(in - 1) / (float)(out - 1) : (float)in / (float)out;
+  float src = hp ? ((float)dst + 0.5f) * scale - 0.5f : (float)dst * scale;
+  float fl = floor(src);
+  int l = (int)fl, h = (int)ceil(src);
+  l = clamp(l, 0, in - 1);
+  h = clamp(h, 0, in - 1);
+  *lo = l;
+  *hi = h;
+  *frac = src - (fl < 0.0f ? 0.0f : fl);
+}
+
+/* global = (C, OW, N*OH). */
+__kernel void gg_resize_bilinear(__global const float *x, ulong xo, __global float *y, ulong yo,
+                                 int H, int W, int C, int OH, int OW, int ac, int hp) {
+  int c = get_global_id(0), ox = get_global_id(1), row = get_global_id(2);
+  if (c >= C || ox >= OW) return;
+  int b = row / OH, oy = row % OH, y0, y1, x0, x1;
+  float fy, fx;
+  bl_coord(oy, H, OH, ac, hp, &y0, &y1, &fy);
+  bl_coord(ox, W, OW, ac, hp, &x0, &x1, &fx);
+  __global const float *r0 = x + xo + (long)(b * H + y0) * W * C;
+  __global const float *r1 = x + xo + (long)(b * H + y1) * W * C;
+  float tl = r0[x0 * C + c], tr = r0[x1 * C + c], bl = r1[x0 * C + c], br = r1[x1 * C + c];
+  float top = tl + (tr - tl) * fx, bot = bl + (br - bl) * fx;
+  y[yo + ((long)(b * OH + oy) * OW + ox) * C + c] = top + (bot - top) * fy;
+}
+
+/* im2col for a chunk of output pixels: col[r][(ky*KW+kx)*CI+ci] for output
+ * rows r = row0 .. row0+rows-1 (row = (b*OH+oy)*OW+ox), zero where the window
+ * is outside the image. Row-major [rows, KH*KW*CI] is GEMM's A, and the HWIO
+ * filter is already B = [KH*KW*CI, CO]. global = (KH*KW*CI, rows). */
+__kernel void gg_im2col(__global const float *x, ulong xo, __global float *col, ulong co, int H,
+                        int W, int CI, int OH, int OW, int KW, int sh, int sw, int dh, int dw,
+                        int pt, int pl, int row0, int rows, int K) {
+  int k = get_global_id(0), r = get_global_id(1);
+  if (k >= K || r >= rows) return;
+  int row = row0 + r, ox = row % OW, t = row / OW, oy = t % OH, b = t / OH;
+  int ci = k % CI, kk = k / CI, kx = kk % KW, ky = kk / KW;
+  int iy = oy * sh - pt + ky * dh, ix = ox * sw - pl + kx * dw;
+  float v = 0.0f;
+  if (iy >= 0 && iy < H && ix >= 0 && ix < W) v = x[xo + ((long)(b * H + iy) * W + ix) * CI + ci];
+  col[co + (long)r * K + k] = v;
+}
+
+/* Batched 2-D transpose x[B][R][C] -> y[B][C][R] through 16x16 local tiles
+ * (NHWC <-> NCHW), so both the reads and the writes are row-contiguous.
+ * global = (roundup(C,16), roundup(R,16), B), local = (16,16,1). */
+#define TT 16
+__kernel __attribute__((reqd_work_group_size(TT, TT, 1))) void
+gg_transpose2d(__global const uint *x, ulong xo, __global uint *y, ulong yo, int R, int C) {
+  __local uint tile[TT][TT + 1];
+  int tx = get_local_id(0), ty = get_local_id(1), b = get_global_id(2);
+  int c0 = get_group_id(0) * TT, r0 = get_group_id(1) * TT;
+  long base = (long)b * R * C;
+  if (r0 + ty < R && c0 + tx < C) tile[ty][tx] = x[xo + base + (long)(r0 + ty) * C + c0 + tx];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (c0 + ty < C && r0 + tx < R) y[yo + base + (long)(c0 + ty) * R + r0 + tx] = tile[tx][ty];
+}

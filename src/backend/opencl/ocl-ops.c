@@ -1,0 +1,437 @@
+/* The OpenCL backend's op dispatch: maps each node of the engine IR onto the
+ * kernels of kernels.cl (or GEMM), computing the launch geometry and the
+ * scalar arguments on the host. Shape rules and attribute meanings are those
+ * of src/engine/ops.c, whose naive kernels are the oracle in
+ * tests/test-opencl-ops.c. */
+#include "backend/opencl/ocl-impl.h"
+#include "engine/engine-impl.h"
+#include "gpuguard/error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define NELEM(a) ((int)(sizeof(a) / sizeof *(a)))
+
+/* Element offset of an argument (byte offsets are multiples of 4). */
+static uint64_t eo(const gg_ocl_arg *a) { return a->off / 4; }
+
+static const int32_t *ints(const gg_ocl_arg *a) { return (const int32_t *)a->v->data; }
+
+static int norm_axis(int64_t ax, int nd) {
+  int a = 0;
+  gg__norm_axis(ax, nd, &a); /* shape inference already checked the range */
+  return a;
+}
+
+int gg__ocl_param_input(const gg_node *n, int k) {
+  switch (n->op) {
+  case GG_OP_SUM:
+  case GG_OP_MEAN:
+  case GG_OP_RESHAPE:
+  case GG_OP_TRANSPOSE:
+  case GG_OP_RESIZE_BILINEAR: return k == 1;
+  case GG_OP_PAD:
+  case GG_OP_SPLITV: return k >= 1;
+  case GG_OP_CONCAT: return k == n->n_in - 1;
+  default: return 0;
+  }
+}
+
+/* Leading padding of one spatial dim, as TF computes it (SAME puts the odd
+ * pixel after). */
+static int pad_before(const gg_node *n, int dim, int64_t in, int k, int s, int d) {
+  int64_t o;
+  int pb = 0;
+  gg__window(in, k, s, d, n->a.padding, n->a.pads[2 * dim], n->a.pads[2 * dim + 1], &o, &pb);
+  return pb;
+}
+
+int gg__ocl_supports(const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+                     const char **why) {
+  const char *w = NULL;
+  for (int k = 0; k < n->n_in && !w; k++)
+    if (in[k].v->ndim > 8) w = "more than 8 dims";
+  int isf = n->n_out && out[0].v->dtype == GG_DT_F32;
+  switch (n->op) {
+  case GG_OP_IDENTITY:
+  case GG_OP_RESHAPE:
+  case GG_OP_SQUEEZE:
+  case GG_OP_PAD:
+  case GG_OP_TRANSPOSE:
+  case GG_OP_CONCAT:
+  case GG_OP_SPLITV:
+    break; /* data movement: any 4-byte dtype */
+  case GG_OP_CONV2D: {
+    int64_t fci = in[1].v->shape[2], groups = fci > 0 ? in[0].v->shape[3] / fci : 0;
+    if (groups < 1) w = "filter channels do not divide the input channels";
+    else if (groups > 1 && (in[1].v->shape[3] / groups) % 4)
+      w = "grouped convolution with a group width not a multiple of 4";
+    break;
+  }
+  case GG_OP_DEPTHWISE:
+  case GG_OP_MATMUL:
+  case GG_OP_ADD:
+  case GG_OP_SUB:
+  case GG_OP_MUL:
+  case GG_OP_MAXIMUM:
+  case GG_OP_MINIMUM:
+  case GG_OP_PRELU:
+  case GG_OP_ABS:
+  case GG_OP_SQUARE:
+  case GG_OP_RSQRT:
+  case GG_OP_RELU:
+  case GG_OP_RELU6:
+  case GG_OP_LEAKY_RELU:
+  case GG_OP_SIGMOID:
+  case GG_OP_SOFTMAX:
+  case GG_OP_SUM:
+  case GG_OP_MEAN:
+  case GG_OP_MAXPOOL:
+  case GG_OP_RESIZE_BILINEAR:
+    if (!isf) w = "int32 arithmetic runs on the CPU";
+    break;
+  default: w = "no OpenCL kernel for this op"; break;
+  }
+  if (why) *why = w;
+  return w == NULL;
+}
+
+/* Shape and strides of up to 8 dims as OpenCL int8 arguments. */
+typedef struct int8v {
+  int32_t v[8];
+} int8v;
+
+static int8v dims_of(const gg_tval *t, int fill) {
+  int8v r;
+  for (int d = 0; d < 8; d++) r.v[d] = d < t->ndim ? (int32_t)t->shape[d] : fill;
+  return r;
+}
+
+/* Strides of t read as the nd-dim output shape oshape (0 on broadcast dims). */
+static int8v bstrides(const gg_tval *t, int nd, const int64_t *oshape) {
+  int8v r = {{0}};
+  int64_t s = 1;
+  for (int i = nd - 1; i >= 0; i--) {
+    int it = i - (nd - t->ndim);
+    int64_t d = it >= 0 ? t->shape[it] : 1;
+    r.v[i] = (d == 1 && oshape[i] != 1) ? 0 : (int32_t)s;
+    s *= d;
+  }
+  return r;
+}
+
+typedef enum conv_algo { CONV_DIRECT = 0, CONV_GEMM_1X1, CONV_IM2COL } conv_algo;
+
+/* Geometry of a Conv2D / depthwise node, and which algorithm fits it. */
+typedef struct conv_geo {
+  int B, H, W, CI, OH, OW, CO, KH, KW, sh, sw, dh, dw, pt, pl, groups;
+  conv_algo algo;
+} conv_geo;
+
+static conv_geo conv_geometry(const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out) {
+  const gg_tval *x = in[0].v, *wt = in[1].v, *y = out[0].v;
+  conv_geo c;
+  c.B = (int)x->shape[0], c.H = (int)x->shape[1], c.W = (int)x->shape[2], c.CI = (int)x->shape[3];
+  c.OH = (int)y->shape[1], c.OW = (int)y->shape[2], c.CO = (int)y->shape[3];
+  c.KH = (int)wt->shape[0], c.KW = (int)wt->shape[1];
+  c.sh = n->a.strides[0], c.sw = n->a.strides[1], c.dh = n->a.dilations[0], c.dw = n->a.dilations[1];
+  c.pt = pad_before(n, 0, c.H, c.KH, c.sh, c.dh);
+  c.pl = pad_before(n, 1, c.W, c.KW, c.sw, c.dw);
+  c.groups = n->op == GG_OP_CONV2D ? c.CI / (int)wt->shape[2] : 1;
+  c.algo = CONV_DIRECT;
+  if (n->op == GG_OP_CONV2D && c.groups == 1) {
+    /* a 1x1 stride-1 unpadded convolution is a GEMM: [B*H*W, CI] x [CI, CO] */
+    int one = c.KH == 1 && c.KW == 1 && c.sh == 1 && c.sw == 1 && c.OH == c.H && c.OW == c.W &&
+              c.pt == 0 && c.pl == 0;
+    c.algo = one ? CONV_GEMM_1X1 : CONV_IM2COL;
+  }
+  return c;
+}
+
+uint64_t gg__ocl_workspace_bytes(const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out) {
+  if (n->op != GG_OP_CONV2D) return 0;
+  conv_geo c = conv_geometry(n, in, out);
+  if (c.algo != CONV_IM2COL) return 0;
+  uint64_t row = (uint64_t)c.KH * c.KW * c.CI * 4, all = row * (uint64_t)c.B * c.OH * c.OW;
+  if (all <= GG_OCL_IM2COL_MAX) return all;
+  return row > GG_OCL_IM2COL_MAX ? row : GG_OCL_IM2COL_MAX / row * row;
+}
+
+/* im2col + GEMM over chunks of output pixels that fit the scratch buffer. */
+static int run_im2col(gg_ocl *o, const gg_node *n, const conv_geo *c, const gg_ocl_arg *in,
+                      const gg_ocl_arg *out, gg_ocl_gemm_args *g, char *err, size_t errlen) {
+  int K = c->KH * c->KW * c->CI, M = c->B * c->OH * c->OW;
+  int chunk = (int)(o->ws_bytes / ((uint64_t)K * 4) < (uint64_t)M ? o->ws_bytes / ((uint64_t)K * 4) : (uint64_t)M);
+  uint64_t xo = eo(&in[0]), wso = o->ws_off / 4, yo = g->co;
+  o->st.conv_im2col++;
+  for (int row0 = 0; row0 < M; row0 += chunk) {
+    int rows = M - row0 < chunk ? M - row0 : chunk;
+    gg_karg a[] = {KA(in[0].mem), KA(xo),     KA(o->ws),  KA(wso),   KA(c->H),  KA(c->W),
+                   KA(c->CI),     KA(c->OH),  KA(c->OW),  KA(c->KW), KA(c->sh), KA(c->sw),
+                   KA(c->dh),     KA(c->dw),  KA(c->pt),  KA(c->pl), KA(row0),  KA(rows),
+                   KA(K)};
+    size_t gl[2] = {(size_t)K, (size_t)rows};
+    int rc = gg__ocl_launch(o, n, K_IM2COL, 2, gl, NULL, a, NELEM(a), err, errlen);
+    /* the in-order queue runs this chunk's GEMM before the next im2col */
+    g->a = o->ws, g->ao = wso, g->lda = K, g->M = rows, g->K = K;
+    g->co = yo + (uint64_t)row0 * c->CO;
+    if (!rc) rc = gg__ocl_gemm(o, n, g, err, errlen);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static int run_conv(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+                    char *err, size_t errlen) {
+  conv_geo c = conv_geometry(n, in, out);
+  int has_bias = n->a.has_bias, act = n->a.act, pan = 0;
+  float alpha = n->a.alpha;
+  const gg_ocl_arg *bias = has_bias ? &in[2] : &out[0], *pa = &out[0];
+  if (act == GG_ACT_PRELU) pa = &in[2 + has_bias], pan = (int)pa->v->nelem;
+  uint64_t xo = eo(&in[0]), wo = eo(&in[1]), bo = eo(bias), pao = eo(pa), yo = eo(&out[0]);
+  gg_ocl_gemm_args g = {in[0].mem, in[1].mem, out[0].mem, bias->mem, pa->mem,
+                        xo, wo, yo, bo, pao, c.CI, c.CO, 0, 0, c.B * c.H * c.W, c.CO, c.CI,
+                        has_bias, pan, act, alpha};
+  if (c.algo == CONV_GEMM_1X1) return gg__ocl_gemm(o, n, &g, err, errlen);
+  if (c.algo == CONV_IM2COL && o->ws_bytes >= (uint64_t)c.KH * c.KW * c.CI * 4)
+    return run_im2col(o, n, &c, in, out, &g, err, errlen);
+  o->st.conv_direct++;
+  if (n->op == GG_OP_DEPTHWISE) {
+    int mult = (int)in[1].v->shape[3];
+    gg_karg a[] = {KA(in[0].mem), KA(xo), KA(in[1].mem), KA(wo), KA(bias->mem), KA(bo),
+                   KA(has_bias), KA(pa->mem), KA(pao), KA(pan), KA(out[0].mem), KA(yo), KA(c.H),
+                   KA(c.W), KA(c.CI), KA(c.OH), KA(c.OW), KA(c.CO), KA(c.KH), KA(c.KW), KA(mult),
+                   KA(c.sh), KA(c.sw), KA(c.dh), KA(c.dw), KA(c.pt), KA(c.pl), KA(act), KA(alpha)};
+    size_t gl[3] = {(size_t)(c.CO + 3) / 4, (size_t)c.OW, (size_t)c.B * c.OH};
+    return gg__ocl_launch(o, n, K_DEPTHWISE, 3, gl, NULL, a, NELEM(a), err, errlen);
+  }
+  int cig = c.CI / c.groups, cog = c.CO / c.groups;
+  gg_karg a[] = {KA(in[0].mem), KA(xo), KA(in[1].mem), KA(wo), KA(bias->mem), KA(bo),
+                 KA(has_bias), KA(pa->mem), KA(pao), KA(pan), KA(out[0].mem), KA(yo), KA(c.H),
+                 KA(c.W), KA(c.CI), KA(c.OH), KA(c.OW), KA(c.CO), KA(c.KH), KA(c.KW), KA(cig),
+                 KA(cog), KA(c.sh), KA(c.sw), KA(c.dh), KA(c.dw), KA(c.pt), KA(c.pl), KA(act),
+                 KA(alpha)};
+  size_t gl[3] = {(size_t)(c.CO + 3) / 4, (size_t)c.OW, (size_t)c.B * c.OH};
+  return gg__ocl_launch(o, n, K_CONV2D, 3, gl, NULL, a, NELEM(a), err, errlen);
+}
+
+static int run_matmul(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+                      char *err, size_t errlen) {
+  const gg_tval *A = in[0].v, *Bt = in[1].v, *y = out[0].v;
+  int has_bias = n->a.has_bias, pan = 0;
+  const gg_ocl_arg *bias = has_bias ? &in[2] : &out[0], *pa = &out[0];
+  if (n->a.act == GG_ACT_PRELU) pa = &in[2 + has_bias], pan = (int)pa->v->nelem;
+  gg_ocl_gemm_args g = {in[0].mem, in[1].mem, out[0].mem, bias->mem, pa->mem,
+                        eo(&in[0]), eo(&in[1]), eo(&out[0]), eo(bias), eo(pa),
+                        (int)A->shape[1], (int)Bt->shape[1], n->a.transpose_a, n->a.transpose_b,
+                        (int)y->shape[0], (int)y->shape[1],
+                        (int)(n->a.transpose_a ? A->shape[0] : A->shape[1]), has_bias, pan,
+                        n->a.act, n->a.alpha};
+  return gg__ocl_gemm(o, n, &g, err, errlen);
+}
+
+static int run_binary(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+                      char *err, size_t errlen) {
+  const gg_tval *A = in[0].v, *Bv = in[1].v, *y = out[0].v;
+  int nd = y->ndim, cnt = (int)y->nelem;
+  int mode = (A->nelem == y->nelem ? 1 : 0) | (Bv->nelem == y->nelem ? 2 : 0);
+  int8v shp = dims_of(y, 1), sa = bstrides(A, nd, y->shape), sb = bstrides(Bv, nd, y->shape);
+  int op;
+  switch (n->op) {
+  case GG_OP_ADD: op = 0; break;
+  case GG_OP_SUB: op = 1; break;
+  case GG_OP_MUL: op = 2; break;
+  case GG_OP_MAXIMUM: op = 3; break;
+  case GG_OP_MINIMUM: op = 4; break;
+  default: op = 5; break;
+  }
+  int act = n->op == GG_OP_PRELU ? GG_ACT_NONE : n->a.act;
+  float alpha = n->a.alpha;
+  uint64_t ao = eo(&in[0]), bo = eo(&in[1]), yo = eo(&out[0]);
+  gg_karg a[] = {KA(in[0].mem), KA(ao), KA(in[1].mem), KA(bo), KA(out[0].mem), KA(yo), KA(cnt),
+                 KA(nd), KA(shp), KA(sa), KA(sb), KA(mode), KA(op), KA(act), KA(alpha)};
+  size_t g = (size_t)cnt;
+  return gg__ocl_launch(o, n, K_BINARY, 1, &g, NULL, a, NELEM(a), err, errlen);
+}
+
+static int run_unary(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+                     char *err, size_t errlen) {
+  static const struct {
+    gg_op op;
+    int code;
+  } k_map[] = {{GG_OP_ABS, 0},  {GG_OP_SQUARE, 1},     {GG_OP_RSQRT, 2}, {GG_OP_RELU, 3},
+               {GG_OP_RELU6, 4}, {GG_OP_LEAKY_RELU, 5}, {GG_OP_SIGMOID, 6}};
+  int op = 6, cnt = (int)out[0].v->nelem;
+  for (int i = 0; i < NELEM(k_map); i++)
+    if (k_map[i].op == n->op) op = k_map[i].code;
+  float alpha = n->a.alpha;
+  uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
+  gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(cnt), KA(op), KA(alpha)};
+  size_t g = (size_t)cnt;
+  return gg__ocl_launch(o, n, K_UNARY, 1, &g, NULL, a, NELEM(a), err, errlen);
+}
+
+static int run_reduce(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+                      char *err, size_t errlen) {
+  const gg_tval *x = in[0].v;
+  int8v xs = dims_of(x, 1), red = {{0}};
+  for (int64_t i = 0; i < in[1].v->nelem; i++) red.v[norm_axis(ints(&in[1])[i], x->ndim)] = 1;
+  int nout = (int)out[0].v->nelem, nd = x->ndim, mean = n->op == GG_OP_MEAN;
+  int cnt = nout ? (int)(x->nelem / nout) : 0;
+  uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
+  gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(nout), KA(nd),
+                 KA(xs),        KA(red), KA(cnt),     KA(mean)};
+  size_t g = (size_t)nout;
+  return gg__ocl_launch(o, n, K_REDUCE, 1, &g, NULL, a, NELEM(a), err, errlen);
+}
+
+static int run_pad(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+                   char *err, size_t errlen) {
+  const gg_tval *x = in[0].v, *y = out[0].v;
+  int8v ys = dims_of(y, 1), xs = dims_of(x, 1), pb = {{0}};
+  for (int d = 0; d < x->ndim; d++) pb.v[d] = ints(&in[1])[2 * d];
+  uint32_t fill = 0;
+  if (n->n_in > 2) memcpy(&fill, in[2].v->data, 4);
+  int cnt = (int)y->nelem, nd = x->ndim;
+  uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
+  gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(cnt), KA(nd),
+                 KA(ys),        KA(xs), KA(pb),        KA(fill)};
+  size_t g = (size_t)cnt;
+  return gg__ocl_launch(o, n, K_PAD, 1, &g, NULL, a, NELEM(a), err, errlen);
+}
+
+/* perm = (0..k-1, m..nd-1, k..m-1) moves a block of trailing dims in front
+ * of the dims before it: a batched 2-D transpose [B][R][C] -> [B][C][R]
+ * (NHWC <-> NCHW). Returns 1 and the sizes when perm is one. */
+static int as_2d(const gg_tval *x, const int32_t *perm, int *B, int *R, int *C) {
+  int nd = x->ndim, k = 0;
+  while (k < nd && perm[k] == k) k++;
+  if (nd < 2 || k >= nd - 1) return 0;
+  int m = perm[k], ok = m > k;
+  for (int i = k; ok && i < nd; i++)
+    ok = perm[i] == (i < k + (nd - m) ? m + (i - k) : k + (i - k - (nd - m)));
+  if (!ok) return 0;
+  int64_t b = 1, r = 1, c = 1;
+  for (int d = 0; d < nd; d++) *(d < k ? &b : d < m ? &r : &c) *= x->shape[d];
+  *B = (int)b, *R = (int)r, *C = (int)c;
+  return 1;
+}
+
+static int run_transpose(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in,
+                         const gg_ocl_arg *out, char *err, size_t errlen) {
+  const gg_tval *x = in[0].v, *y = out[0].v;
+  int nd = x->ndim, cnt = (int)y->nelem, B, R, C;
+  if (cnt && as_2d(x, ints(&in[1]), &B, &R, &C)) {
+    uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
+    gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(R), KA(C)};
+    size_t g[3] = {(size_t)C, (size_t)R, (size_t)B}, l[3] = {16, 16, 1};
+    return gg__ocl_launch(o, n, K_TRANSPOSE2D, 3, g, l, a, NELEM(a), err, errlen);
+  }
+  int64_t xst[8], s = 1;
+  for (int d = nd - 1; d >= 0; d--) xst[d] = s, s *= x->shape[d];
+  int8v ys = dims_of(y, 1), st = {{0}};
+  for (int d = 0; d < nd; d++) st.v[d] = (int32_t)xst[ints(&in[1])[d]];
+  uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
+  gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(cnt), KA(nd), KA(ys), KA(st)};
+  size_t g = (size_t)cnt;
+  return gg__ocl_launch(o, n, K_TRANSPOSE, 1, &g, NULL, a, NELEM(a), err, errlen);
+}
+
+/* rows x cols elements from (x, xrow stride) to (y, yrow stride). */
+static int copy2d(gg_ocl *o, const gg_node *n, cl_mem x, uint64_t xo, int xrow, cl_mem y,
+                  uint64_t yo, int yrow, int cols, int rows, char *err, size_t errlen) {
+  gg_karg a[] = {KA(x), KA(xo), KA(xrow), KA(y), KA(yo), KA(yrow), KA(cols), KA(rows)};
+  size_t g[2] = {(size_t)cols, (size_t)rows};
+  return gg__ocl_launch(o, n, K_COPY2D, 2, g, NULL, a, NELEM(a), err, errlen);
+}
+
+/* Concat (dir 0: inputs -> one output) and SplitV (dir 1: one input ->
+ * outputs) along axis ax: per part, a rows x (part dim * inner) copy. */
+static int run_parts(gg_ocl *o, const gg_node *n, const gg_ocl_arg *whole, const gg_ocl_arg *parts,
+                     int nparts, int ax, int dir, char *err, size_t errlen) {
+  const gg_tval *t = whole->v;
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < ax; d++) outer *= t->shape[d];
+  for (int d = ax + 1; d < t->ndim; d++) inner *= t->shape[d];
+  int wrow = (int)(t->shape[ax] * inner), off = 0;
+  for (int k = 0; k < nparts; k++) {
+    int prow = (int)(parts[k].v->shape[ax] * inner), rc;
+    if (dir == 0)
+      rc = copy2d(o, n, parts[k].mem, eo(&parts[k]), prow, whole->mem, eo(whole) + off, wrow,
+                  prow, (int)outer, err, errlen);
+    else
+      rc = copy2d(o, n, whole->mem, eo(whole) + off, wrow, parts[k].mem, eo(&parts[k]), prow,
+                  prow, (int)outer, err, errlen);
+    if (rc) return rc;
+    off += prow;
+  }
+  return 0;
+}
+
+static int run_window(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+                      char *err, size_t errlen) {
+  const gg_tval *x = in[0].v, *y = out[0].v;
+  int H = (int)x->shape[1], W = (int)x->shape[2], C = (int)x->shape[3];
+  int OH = (int)y->shape[1], OW = (int)y->shape[2];
+  uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
+  size_t g[3] = {(size_t)C, (size_t)OW, (size_t)(x->shape[0] * OH)};
+  if (n->op == GG_OP_RESIZE_BILINEAR) {
+    int ac = n->a.align_corners, hp = n->a.half_pixel_centers;
+    gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(H), KA(W),
+                   KA(C),         KA(OH), KA(OW),         KA(ac), KA(hp)};
+    return gg__ocl_launch(o, n, K_RESIZE, 3, g, NULL, a, NELEM(a), err, errlen);
+  }
+  int kh = n->a.ksize[0], kw = n->a.ksize[1], sh = n->a.strides[0], sw = n->a.strides[1];
+  int pt = pad_before(n, 0, H, kh, sh, 1), pl = pad_before(n, 1, W, kw, sw, 1);
+  gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(H),  KA(W),  KA(C), KA(OH),
+                 KA(OW),        KA(kh), KA(kw),         KA(sh), KA(sw), KA(pt), KA(pl)};
+  return gg__ocl_launch(o, n, K_MAXPOOL, 3, g, NULL, a, NELEM(a), err, errlen);
+}
+
+int gg__ocl_run(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+                char *err, size_t errlen) {
+  const char *why = NULL;
+  if (!gg__ocl_supports(n, in, out, &why)) {
+    snprintf(err, errlen, "node '%s' (%s): not supported by the OpenCL backend: %s", n->name,
+             n->tf_op, why);
+    return GG_EUNSUPPORTED;
+  }
+  switch (n->op) {
+  case GG_OP_IDENTITY:
+  case GG_OP_RESHAPE:
+  case GG_OP_SQUEEZE: /* views: a copy only when the planner placed them apart */
+    if (in[0].mem == out[0].mem && in[0].off == out[0].off) return 0;
+    return copy2d(o, n, in[0].mem, eo(&in[0]), 0, out[0].mem, eo(&out[0]), 0,
+                  (int)out[0].v->nelem, 1, err, errlen);
+  case GG_OP_CONV2D:
+  case GG_OP_DEPTHWISE: return run_conv(o, n, in, out, err, errlen);
+  case GG_OP_MATMUL: return run_matmul(o, n, in, out, err, errlen);
+  case GG_OP_ADD:
+  case GG_OP_SUB:
+  case GG_OP_MUL:
+  case GG_OP_MAXIMUM:
+  case GG_OP_MINIMUM:
+  case GG_OP_PRELU: return run_binary(o, n, in, out, err, errlen);
+  case GG_OP_SOFTMAX: {
+    int inner = (int)in[0].v->shape[in[0].v->ndim - 1];
+    int rows = inner ? (int)(in[0].v->nelem / inner) : 0;
+    uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
+    gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(rows), KA(inner)};
+    size_t g = (size_t)rows;
+    return gg__ocl_launch(o, n, K_SOFTMAX, 1, &g, NULL, a, NELEM(a), err, errlen);
+  }
+  case GG_OP_SUM:
+  case GG_OP_MEAN: return run_reduce(o, n, in, out, err, errlen);
+  case GG_OP_MAXPOOL:
+  case GG_OP_RESIZE_BILINEAR: return run_window(o, n, in, out, err, errlen);
+  case GG_OP_PAD: return run_pad(o, n, in, out, err, errlen);
+  case GG_OP_TRANSPOSE: return run_transpose(o, n, in, out, err, errlen);
+  case GG_OP_CONCAT:
+    return run_parts(o, n, &out[0], in, n->n_in - 1,
+                     norm_axis(ints(&in[n->n_in - 1])[0], out[0].v->ndim), 0, err, errlen);
+  case GG_OP_SPLITV:
+    return run_parts(o, n, &in[0], out, n->n_out, norm_axis(ints(&in[2])[0], in[0].v->ndim), 1,
+                     err, errlen);
+  default: return run_unary(o, n, in, out, err, errlen);
+  }
+}

@@ -1,0 +1,538 @@
+/* Every op on every engine backend, in the manner of ggml's
+ * test-backend-ops: for each op, random shapes and attributes (seeded, so a
+ * failure reproduces), run through the backend interface itself (its buffer
+ * type, uploads, supports_node, prepare, run_node, synchronize, downloads)
+ * and compared with the naive reference kernels on host memory, within a
+ * per-op tolerance (NaN fails). A backend that is not in this build, or
+ * whose device cannot be opened, is a visible SKIP line, never a pass; an
+ * op a backend does not support is listed as "not supported".
+ *
+ *   build/test-backend-ops [naive|xnnpack|sim|opencl|others]
+ *   GG_TEST_SEED=N  changes the random cases (default 1) */
+#include "engine/backend.h"
+#include "engine/engine-impl.h"
+#include "engine/graph.h"
+#include "gpuguard/device.h"
+#include "gpuguard/error.h"
+#include "gpuguard/log.h"
+#include "gpuguard/memory.h"
+#include "test.h"
+
+#define CONFIGS 12 /* random cases per op */
+#define MAXT 12
+
+static uint64_t g_rng;
+static uint32_t rnd(void) {
+  g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
+  return (uint32_t)(g_rng >> 11);
+}
+static int irand(int lo, int hi) {
+  return lo + (int)(rnd() % (uint32_t)(hi - lo + 1));
+}
+static float frand(float lo, float hi) {
+  return lo + (hi - lo) * (float)(rnd() % 100000) / 100000.0f;
+}
+
+/* One op with its tensors: inputs first, then outputs; host data owned. */
+typedef struct tcase {
+  gg_node n;
+  gg_tval v[MAXT];
+  int nt, in[8], out[4];
+  char desc[160];
+} tcase;
+
+static void tc_free(tcase *c) {
+  for (int i = 0; i < c->nt; i++)
+    free(c->v[i].data);
+  memset(c, 0, sizeof *c);
+}
+
+static int tc_tensor(tcase *c, gg_dtype dt, int ndim, const int64_t *shape, int is_const) {
+  gg_tval *t = &c->v[c->nt];
+  memset(t, 0, sizeof *t);
+  t->dtype = dt, t->ndim = ndim, t->nelem = 1, t->is_const = is_const;
+  for (int i = 0; i < ndim; i++)
+    t->shape[i] = shape[i], t->nelem *= shape[i];
+  t->data = calloc((size_t)t->nelem + 16, 4);
+  for (int64_t i = 0; i < t->nelem; i++) {
+    if (dt == GG_DT_F32)
+      ((float *)t->data)[i] = frand(-2.0f, 2.0f);
+    else
+      ((int32_t *)t->data)[i] = irand(-50, 50);
+  }
+  return c->nt++;
+}
+
+static int tc_ints(tcase *c, int n, const int32_t *vals) {
+  int64_t shp[1] = {n};
+  int t = tc_tensor(c, GG_DT_I32, 1, shp, 1);
+  memcpy(c->v[t].data, vals, (size_t)n * 4);
+  return t;
+}
+
+static void tc_node(tcase *c, gg_op op, int n_in, const int *ins, int n_out) {
+  c->n.name = "t";
+  c->n.op = op;
+  c->n.tf_op = gg__op_name(op);
+  c->n.n_in = n_in, c->n.n_out = n_out;
+  for (int i = 0; i < n_in; i++)
+    c->in[i] = ins[i];
+  for (int k = 0; k < n_out; k++) {
+    c->out[k] = c->nt;
+    memset(&c->v[c->nt++], 0, sizeof(gg_tval));
+  }
+  c->n.in = c->in, c->n.out = c->out;
+}
+
+static void rand_shape(int ndim, int64_t *s, int lo, int hi) {
+  for (int i = 0; i < ndim; i++)
+    s[i] = irand(lo, hi);
+}
+
+static gg_act rand_act(int prelu_ok) {
+  int a = irand(0, prelu_ok ? 4 : 3);
+  return (gg_act)a;
+}
+
+/* Builds one random case of op; returns 0 when shape inference accepts it
+ * (callers draw again otherwise). */
+static int build(tcase *c, gg_op op) {
+  memset(c, 0, sizeof *c);
+  gg_attrs *a = &c->n.a;
+  a->strides[0] = a->strides[1] = a->dilations[0] = a->dilations[1] = 1;
+  int64_t s[GG_MAX_DIMS], s2[GG_MAX_DIMS];
+  int ins[8], ni = 0, nout = 1, nd = irand(1, 4);
+  rand_shape(nd, s, 1, 6);
+  switch (op) {
+  case GG_OP_CONV2D:
+  case GG_OP_DEPTHWISE: {
+    int groups = op == GG_OP_CONV2D ? irand(1, 2) : 1, cig = irand(1, 4);
+    int64_t x[4] = {irand(1, 2), irand(3, 11), irand(3, 11), cig * groups};
+    int64_t w[4] = {irand(1, 3), irand(1, 3), op == GG_OP_CONV2D ? cig : x[3],
+                    op == GG_OP_CONV2D ? groups * irand(1, 4) : irand(1, 2)};
+    int64_t co = op == GG_OP_CONV2D ? w[3] : x[3] * w[3];
+    ins[ni++] = tc_tensor(c, GG_DT_F32, 4, x, 0);
+    ins[ni++] = tc_tensor(c, GG_DT_F32, 4, w, 1);
+    a->padding = (gg_padding)irand(0, 2);
+    for (int i = 0; i < 4; i++)
+      a->pads[i] = a->padding == GG_PAD_EXPLICIT ? irand(0, 2) : 0;
+    a->strides[0] = irand(1, 2), a->strides[1] = irand(1, 2);
+    if (a->strides[0] == 1 && a->strides[1] == 1)
+      a->dilations[0] = irand(1, 2), a->dilations[1] = irand(1, 2);
+    a->has_bias = irand(0, 1);
+    if (a->has_bias) ins[ni++] = tc_tensor(c, GG_DT_F32, 1, &co, 1);
+    a->act = rand_act(1);
+    a->alpha = frand(0.05f, 0.3f);
+    if (a->act == GG_ACT_PRELU) ins[ni++] = tc_tensor(c, GG_DT_F32, 1, &co, 1);
+    break;
+  }
+  case GG_OP_MATMUL: {
+    int64_t m = irand(1, 9), k = irand(1, 17), nn = irand(1, 13);
+    a->transpose_a = irand(0, 3) == 0, a->transpose_b = irand(0, 1);
+    int64_t sa[2] = {a->transpose_a ? k : m, a->transpose_a ? m : k};
+    int64_t sb[2] = {a->transpose_b ? nn : k, a->transpose_b ? k : nn};
+    ins[ni++] = tc_tensor(c, GG_DT_F32, 2, sa, 0);
+    ins[ni++] = tc_tensor(c, GG_DT_F32, 2, sb, 1);
+    a->has_bias = irand(0, 1);
+    if (a->has_bias) ins[ni++] = tc_tensor(c, GG_DT_F32, 1, &nn, 1);
+    a->act = rand_act(0);
+    a->alpha = frand(0.05f, 0.3f);
+    break;
+  }
+  case GG_OP_ADD:
+  case GG_OP_SUB:
+  case GG_OP_MUL:
+  case GG_OP_MAXIMUM:
+  case GG_OP_MINIMUM:
+  case GG_OP_PRELU: {
+    gg_dtype dt = op != GG_OP_PRELU && irand(0, 3) == 0 ? GG_DT_I32 : GG_DT_F32;
+    /* b broadcasts: a suffix of a's dims, some of them 1 */
+    int nb = irand(1, nd);
+    for (int i = 0; i < nb; i++)
+      s2[i] = irand(0, 2) ? s[nd - nb + i] : 1;
+    int swap = op != GG_OP_PRELU && irand(0, 3) == 0;
+    ins[ni++] = tc_tensor(c, dt, swap ? nb : nd, swap ? s2 : s, 0);
+    ins[ni++] = tc_tensor(c, dt, swap ? nd : nb, swap ? s : s2, op == GG_OP_PRELU);
+    if (op == GG_OP_ADD || op == GG_OP_SUB || op == GG_OP_MUL) a->act = (gg_act)irand(0, 2);
+    break;
+  }
+  case GG_OP_RSQRT:
+    ins[ni++] = tc_tensor(c, GG_DT_F32, nd, s, 0);
+    for (int64_t i = 0; i < c->v[0].nelem; i++)
+      ((float *)c->v[0].data)[i] = frand(0.05f, 4.0f);
+    break;
+  case GG_OP_IDENTITY:
+  case GG_OP_ABS:
+  case GG_OP_SQUARE:
+  case GG_OP_RELU:
+  case GG_OP_RELU6:
+  case GG_OP_LEAKY_RELU:
+  case GG_OP_SIGMOID:
+  case GG_OP_SOFTMAX:
+    ins[ni++] = tc_tensor(c, GG_DT_F32, nd, s, 0);
+    for (int64_t i = 0; i < c->v[0].nelem; i++)
+      ((float *)c->v[0].data)[i] *= 4.0f;
+    a->alpha = frand(0.05f, 0.3f);
+    break;
+  case GG_OP_SUM:
+  case GG_OP_MEAN: {
+    int hw = nd == 4 || irand(0, 1);
+    if (hw) nd = 4, rand_shape(4, s, 1, 7);
+    ins[ni++] = tc_tensor(c, GG_DT_F32, nd, s, 0);
+    int32_t ax[GG_MAX_DIMS];
+    int na = 0;
+    if (hw)
+      ax[na++] = 1, ax[na++] = irand(0, 1) ? 2 : -2;
+    else
+      for (int i = 0; i < nd; i++)
+        if (irand(0, 1) || (i == nd - 1 && !na)) ax[na++] = i;
+    ins[ni++] = tc_ints(c, na, ax);
+    a->keep_dims = irand(0, 1);
+    break;
+  }
+  case GG_OP_MAXPOOL: {
+    int64_t x[4] = {irand(1, 2), irand(2, 10), irand(2, 10), irand(1, 6)};
+    ins[ni++] = tc_tensor(c, GG_DT_F32, 4, x, 0);
+    a->ksize[0] = irand(1, 3), a->ksize[1] = irand(1, 3);
+    a->strides[0] = irand(1, 2), a->strides[1] = irand(1, 2);
+    a->padding = (gg_padding)irand(0, 1);
+    break;
+  }
+  case GG_OP_PAD: {
+    ins[ni++] = tc_tensor(c, GG_DT_F32, nd, s, 0);
+    int32_t p[2 * GG_MAX_DIMS];
+    for (int i = 0; i < 2 * nd; i++)
+      p[i] = irand(0, 2);
+    ins[ni++] = tc_ints(c, 2 * nd, p);
+    if (irand(0, 1)) {
+      int64_t one = 1;
+      ins[ni++] = tc_tensor(c, GG_DT_F32, 0, &one, 1);
+    }
+    break;
+  }
+  case GG_OP_RESHAPE: {
+    ins[ni++] = tc_tensor(c, GG_DT_F32, nd, s, 0);
+    int32_t t[2] = {-1, (int32_t)s[nd - 1]};
+    ins[ni++] = tc_ints(c, 2, t);
+    break;
+  }
+  case GG_OP_SQUEEZE: {
+    s[irand(0, nd - 1)] = 1;
+    ins[ni++] = tc_tensor(c, GG_DT_F32, nd, s, 0);
+    a->n_axes = 0;
+    for (int i = 0; i < nd; i++)
+      if (s[i] == 1 && irand(0, 1)) a->axes[a->n_axes++] = i;
+    break;
+  }
+  case GG_OP_TRANSPOSE: {
+    ins[ni++] = tc_tensor(c, GG_DT_F32, nd, s, 0);
+    int32_t p[GG_MAX_DIMS];
+    for (int i = 0; i < nd; i++)
+      p[i] = i;
+    for (int i = nd - 1; i > 0; i--) {
+      int j = irand(0, i);
+      int32_t t = p[i];
+      p[i] = p[j], p[j] = t;
+    }
+    ins[ni++] = tc_ints(c, nd, p);
+    break;
+  }
+  case GG_OP_CONCAT: {
+    int k = irand(2, 3), ax = irand(0, nd - 1);
+    for (int i = 0; i < k; i++) {
+      s[ax] = irand(1, 4);
+      ins[ni++] = tc_tensor(c, GG_DT_F32, nd, s, irand(0, 4) == 0);
+    }
+    int32_t axv = irand(0, 1) ? ax : ax - nd;
+    ins[ni++] = tc_ints(c, 1, &axv);
+    break;
+  }
+  case GG_OP_SPLITV: {
+    int ax = irand(0, nd - 1);
+    s[ax] = irand(2, 8);
+    ins[ni++] = tc_tensor(c, GG_DT_F32, nd, s, 0);
+    nout = irand(2, 3);
+    int32_t sz[3], left = (int32_t)s[ax];
+    for (int i = 0; i < nout - 1; i++)
+      sz[i] = irand(0, left), left -= sz[i];
+    sz[nout - 1] = irand(0, 1) ? -1 : left;
+    ins[ni++] = tc_ints(c, nout, sz);
+    int32_t axv = ax;
+    ins[ni++] = tc_ints(c, 1, &axv);
+    break;
+  }
+  case GG_OP_RESIZE_BILINEAR: {
+    int64_t x[4] = {irand(1, 2), irand(1, 7), irand(1, 7), irand(1, 4)};
+    ins[ni++] = tc_tensor(c, GG_DT_F32, 4, x, 0);
+    int32_t sz[2] = {irand(1, 12), irand(1, 12)};
+    ins[ni++] = tc_ints(c, 2, sz);
+    int mode = irand(0, 2);
+    a->align_corners = mode == 1, a->half_pixel_centers = mode == 2;
+    break;
+  }
+  case GG_OP_SPARSE_TO_DENSE: {
+    int64_t n = irand(1, 4), two[2] = {n, 2}, one = 1;
+    int32_t shape[2] = {irand(2, 6), irand(2, 6)};
+    int ti = tc_tensor(c, GG_DT_I32, 2, two, 1);
+    for (int i = 0; i < n; i++) /* distinct, in range */
+      ((int32_t *)c->v[ti].data)[2 * i] = i % shape[0],
+                                     ((int32_t *)c->v[ti].data)[2 * i + 1] = i / shape[0];
+    ins[ni++] = ti;
+    ins[ni++] = tc_ints(c, 2, shape);
+    ins[ni++] = tc_tensor(c, GG_DT_F32, 1, &n, 1);
+    ins[ni++] = tc_tensor(c, GG_DT_F32, 0, &one, 1);
+    break;
+  }
+  default: return GG_EUNSUPPORTED;
+  }
+  tc_node(c, op, ni, ins, nout);
+  char msg[256];
+  int rc = gg__op_infer(&c->n, c->v, msg, sizeof msg);
+  for (int k = 0; !rc && k < nout; k++) {
+    gg_tval *o = &c->v[c->out[k]];
+    o->data = calloc((size_t)o->nelem + 16, 4);
+    if (!o->data) rc = GG_ENOMEM;
+  }
+  int p = 0;
+  for (int i = 0; i < ni && p < (int)sizeof c->desc - 40; i++) {
+    char b[64];
+    p += snprintf(c->desc + p, sizeof c->desc - (size_t)p, "%s%s", i ? " " : "",
+                  gg__shape_str(c->v[ins[i]].shape, c->v[ins[i]].ndim, b, sizeof b));
+  }
+  return rc;
+}
+
+/* Per-op error bound, relative to max(1, |reference|): summation order
+ * differs (XNNPACK's GEMM, fma), and exp/rsqrt use approximations. */
+static double tolerance(gg_op op) {
+  switch (op) {
+  case GG_OP_CONV2D:
+  case GG_OP_DEPTHWISE:
+  case GG_OP_MATMUL:
+  case GG_OP_SUM:
+  case GG_OP_MEAN: return 1e-4;
+  case GG_OP_SIGMOID:
+  case GG_OP_SOFTMAX:
+  case GG_OP_RSQRT:
+  case GG_OP_RESIZE_BILINEAR: return 1e-5;
+  default: return 1e-6;
+  }
+}
+
+/* Runs c on be; returns 0 with *err = max relative error over all outputs,
+ * 1 when the backend does not take the node, or an error code. */
+static int run_on(gg_backend *be, tcase *c, double *err) {
+  *err = 0;
+  if (!be->iface->supports_node(be, &c->n, c->v)) return 1;
+  /* The naive reference on host memory. */
+  gg_tval ref[MAXT];
+  memcpy(ref, c->v, sizeof ref);
+  for (int k = 0; k < c->n.n_out; k++) {
+    gg_tval *o = &ref[c->out[k]];
+    o->data = calloc((size_t)o->nelem + 16, 4);
+  }
+  gg__kctx kc = {NULL};
+  int rc = gg__op_run(&c->n, ref, &kc);
+  /* The backend: every tensor in one buffer of its buffer type. */
+  uint64_t slack = be->iface->read_slack ? be->iface->read_slack(be) : 0, off[MAXT], total = 0;
+  for (int i = 0; i < c->nt; i++) {
+    off[i] = total;
+    total += ((uint64_t)c->v[i].nelem * 4 + slack + 63) / 64 * 64;
+  }
+  gg_backend_buffer *buf = NULL;
+  void *state = NULL;
+  gg_tval view[MAXT];
+  memcpy(view, c->v, sizeof view);
+  if (!rc) rc = be->iface->buffer_alloc(be, total + slack, "test/backend-ops", &buf);
+  for (int i = 0; !rc && i < c->nt; i++) {
+    gg_tval *t = &view[i];
+    void *hp = gg_backend_buffer_host_ptr(buf, off[i]);
+    int is_out = 0;
+    for (int k = 0; k < c->n.n_out; k++)
+      is_out |= c->out[k] == i;
+    t->buf = buf, t->offs = off[i];
+    t->data = hp ? hp : (t->is_const ? c->v[i].data : NULL);
+    if (!is_out) rc = gg_backend_buffer_set(buf, off[i], c->v[i].data, (size_t)c->v[i].nelem * 4);
+  }
+  uint64_t ws = 0;
+  if (!rc && be->iface->prepare) rc = be->iface->prepare(be, &c->n, view, &state, &ws);
+  if (rc == GG_EUNSUPPORTED || rc == GG_EINVAL) rc = 1; /* taken back at prepare */
+  if (!rc) rc = be->iface->run_node(be, &c->n, view, state);
+  if (!rc && be->iface->synchronize) rc = be->iface->synchronize(be);
+  for (int k = 0; !rc && k < c->n.n_out; k++) {
+    int t = c->out[k];
+    const gg_tval *r = &ref[t];
+    rc = gg_backend_buffer_get(buf, off[t], c->v[t].data, (size_t)r->nelem * 4);
+    for (int64_t i = 0; !rc && i < r->nelem; i++) {
+      double want = r->dtype == GG_DT_F32 ? ((float *)r->data)[i] : ((int32_t *)r->data)[i];
+      double got =
+          r->dtype == GG_DT_F32 ? ((float *)c->v[t].data)[i] : ((int32_t *)c->v[t].data)[i];
+      double d = fabs(got - want) / fmax(1.0, fabs(want));
+      *err = gg_t_max_err(*err, d != d ? INFINITY : d);
+    }
+  }
+  if (state && be->iface->release) be->iface->release(be, state);
+  gg_backend_buffer_free(buf);
+  for (int k = 0; k < c->n.n_out; k++)
+    free(ref[c->out[k]].data);
+  return rc;
+}
+
+static const gg_op k_ops[] = {
+    GG_OP_IDENTITY,
+    GG_OP_CONV2D,
+    GG_OP_DEPTHWISE,
+    GG_OP_MATMUL,
+    GG_OP_ADD,
+    GG_OP_SUB,
+    GG_OP_MUL,
+    GG_OP_MAXIMUM,
+    GG_OP_MINIMUM,
+    GG_OP_ABS,
+    GG_OP_SQUARE,
+    GG_OP_RSQRT,
+    GG_OP_RELU,
+    GG_OP_RELU6,
+    GG_OP_LEAKY_RELU,
+    GG_OP_SIGMOID,
+    GG_OP_SOFTMAX,
+    GG_OP_SUM,
+    GG_OP_MEAN,
+    GG_OP_MAXPOOL,
+    GG_OP_PAD,
+    GG_OP_RESHAPE,
+    GG_OP_SQUEEZE,
+    GG_OP_TRANSPOSE,
+    GG_OP_CONCAT,
+    GG_OP_SPLITV,
+    GG_OP_RESIZE_BILINEAR,
+    GG_OP_SPARSE_TO_DENSE,
+    GG_OP_PRELU,
+};
+#define N_OPS ((int)(sizeof k_ops / sizeof k_ops[0]))
+
+/* Every op executable in a graph is in k_ops (a new op must be added). */
+static void test_ops_listed(void) {
+  int listed[GG_OP_COUNT] = {0};
+  for (int i = 0; i < N_OPS; i++)
+    listed[k_ops[i]] = 1;
+  for (int op = 0; op < GG_OP_COUNT; op++)
+    if (op != GG_OP_CONST && op != GG_OP_PLACEHOLDER && !listed[op])
+      GG_T_FAIL("op %s has no case in test-backend-ops", gg__op_name((gg_op)op));
+}
+
+/* Runs every op's random cases on the backend `name`, opening a device of
+ * its kind when it needs one. */
+static void check_backend(const char *name) {
+  const gg_backend_reg *r = gg_backend_find(name);
+  if (!r) SKIP("backend '%s': not registered in this build", name);
+  gg_device *dev = NULL;
+  gg_pool *pool = NULL;
+  if (r->device_kind >= 0) {
+    char spec[64];
+    snprintf(spec, sizeof spec, "%s",
+             r->device_kind == GG_DEVICE_SIM ? "sim:mem=256M"
+                                             : gg_device_kind_name((gg_device_kind)r->device_kind));
+    int rc = gg_device_open(spec, &dev);
+    if (!rc) rc = gg_pool_new(dev, NULL, &pool);
+    if (rc) {
+      gg_device_free(dev);
+      SKIP("backend '%s': cannot open a %s device (%s)", name, spec, gg_err_name(rc));
+    }
+  }
+  gg_backend_params p = {dev, pool, 1, 0};
+  gg_backend *be = NULL;
+  char why[256] = "";
+  int rc = gg_backend_init_by_name(name, &p, &be, why, sizeof why);
+  if (rc) {
+    gg_pool_free(pool);
+    gg_device_free(dev);
+    SKIP("backend '%s': %s (%s)", name, why, gg_err_name(rc));
+  }
+  const char *seed = getenv("GG_TEST_SEED");
+  uint64_t s0 = seed && *seed ? strtoull(seed, NULL, 10) : 1;
+  int bad = 0, ran = 0;
+  for (int i = 0; i < N_OPS; i++) {
+    gg_op op = k_ops[i];
+    g_rng = 0x9E3779B97F4A7C15ull * (s0 + (uint64_t)op);
+    int ok = 0, unsupported = 0, failed = 0;
+    double worst = 0;
+    char worst_desc[224] = "";
+    for (int k = 0; k < CONFIGS; k++) {
+      tcase c;
+      int tries = 0;
+      while (build(&c, op) && tries++ < 50)
+        tc_free(&c);
+      double e = 0;
+      int rr = run_on(be, &c, &e);
+      if (rr == 1)
+        unsupported++;
+      else if (rr == 0 && e <= tolerance(op))
+        ok++;
+      else {
+        failed++;
+        if (rr) e = INFINITY;
+      }
+      if (rr != 1 && (e > worst || e != e || !worst_desc[0])) {
+        worst = e != e ? INFINITY : (e > worst ? e : worst);
+        snprintf(worst_desc, sizeof worst_desc, "%s%s%s", c.desc, rr > 1 || rr < 0 ? " error " : "",
+                 rr < 0 ? gg_err_name(rr) : "");
+      }
+      tc_free(&c);
+    }
+    if (ok + failed) ran++;
+    fprintf(stderr, "  %-8s %-16s %2d/%d ok%s", name, gg__op_name(op), ok, ok + failed,
+            failed ? "  FAIL" : "");
+    if (ok + failed)
+      fprintf(stderr, "  max err %.2g (tol %.0e) worst: %s", worst, tolerance(op), worst_desc);
+    if (unsupported) fprintf(stderr, "  (%d not supported)", unsupported);
+    fprintf(stderr, "\n");
+    bad += failed;
+  }
+  gg_backend_free(be);
+  gg_pool_free(pool);
+  gg_device_free(dev);
+  ASSERT_EQ(bad, 0);
+  ASSERT_GE(ran, 1);
+}
+
+static void test_naive(void) {
+  check_backend("naive");
+}
+static void test_xnnpack(void) {
+  check_backend("xnnpack");
+}
+static void test_sim(void) {
+  check_backend("sim");
+}
+static void test_opencl(void) {
+  check_backend("opencl");
+}
+
+/* Backends registered beyond the ones named above (plugins). */
+static void test_others(void) {
+  int n = 0;
+  for (int i = 0; i < gg_backend_count(); i++) {
+    const char *nm = gg_backend_get(i)->name;
+    if (!strcmp(nm, "naive") || !strcmp(nm, "xnnpack") || !strcmp(nm, "sim") ||
+        !strcmp(nm, "opencl"))
+      continue;
+    check_backend(nm);
+    n++;
+  }
+  if (!n) SKIP("no other backend registered");
+}
+
+int main(int argc, char **argv) {
+  gg_log_set_level(GG_LOG_WARN);
+  static const gg_test_case cases[] = {
+      {"ops_listed", test_ops_listed},
+      {"naive", test_naive},
+      {"xnnpack", test_xnnpack},
+      {"sim", test_sim},
+      {"opencl", test_opencl},
+      {"others", test_others},
+      {NULL, NULL},
+  };
+  return gg_test_main(argc, argv, cases);
+}
