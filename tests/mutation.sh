@@ -13,7 +13,8 @@
 # if a mutated tree does not build.
 #
 # Usage: tests/mutation.sh [-k] [MUTATION...]   (-k keeps the temp folder)
-# Needs the fetched models (scripts/fetch-models.sh; GPUGUARD_CACHE or
+# Needs an OpenCL platform (PoCL: pocl-opencl-icd, as in CI) for the
+# opencl-conv test, and the fetched models (scripts/fetch-models.sh; GPUGUARD_CACHE or
 # ~/.cache/gpuguard). Uses perl (perl-base, always on Debian) for the edits.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +33,7 @@ tests=(
   "models-xnn-vs-naive|test-engine|xnnpack_vs_naive_models"
   "models-fused-vs-unfused|test-engine|fusion_preserves_results"
   "backend-ops|test-backend-ops|naive xnnpack sim"
+  "opencl-conv|test-opencl-ops|conv2d conv2d_direct"
 )
 
 # -------------------------------------------------------------- mutations
@@ -122,6 +124,12 @@ mutation resize-half-pixel-dropped src/engine/ops.c \
   'float src = hp ? ((float)dst + 0.5f) * scale - 0.5f : (float)dst * scale;' \
   'float src = (float)dst * scale;' \
   "engine-ops engine-xnn"
+# The OpenCL direct convolution kernel (test-opencl-ops runs it on random
+# shapes; needs an OpenCL platform such as PoCL): every output 0.01 too large.
+mutation opencl-conv-nudge src/backend/opencl/kernels.cl \
+  'gg_store4(y + yo + ((long)(b * OH + oy) * OW + ox) * CO + co, acc, nco, co, bias, bo, has_bias,' \
+  'gg_store4(y + yo + ((long)(b * OH + oy) * OW + ox) * CO + co, acc + 1e-2f, nco, co, bias, bo, has_bias,' \
+  "opencl-conv"
 
 # ---------------------------------------------------------------- helpers
 die() { echo "mutation.sh: $*" >&2; exit 2; }

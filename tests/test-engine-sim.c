@@ -9,6 +9,7 @@
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
 #include "gpuguard/memory.h"
+#include "engine-util.h"
 #include "test.h"
 
 #include <jansson.h>
@@ -23,15 +24,6 @@ static uint64_t pool_allocated(gg_pool *p) {
   return st.allocated;
 }
 
-static void fill(gg_session *s) {
-  gg_tensor_info in;
-  float *x = gg_session_input(s, 0, &in);
-  int64_t n = 1;
-  for (int d = 0; d < in.ndim; d++)
-    n *= in.shape[d];
-  for (int64_t i = 0; i < n; i++)
-    x[i] = (float)((i * 7919) % 255) / 255.0f;
-}
 
 typedef struct simdev {
   gg_device *dev;
@@ -69,8 +61,8 @@ static void test_models_on_sim(void) {
     uint64_t before = pool_allocated(d.pool);
     int rc = gg_session_new_on(m, NULL, 0, &o, d.pool, &sim, err, sizeof err);
     if (rc) GG_T_FAIL("%s on sim: %s", k_models[i], err);
-    fill(cpu);
-    fill(sim);
+    gg_t_fill_input(cpu);
+    gg_t_fill_input(sim);
     ASSERT_OK(gg_session_run(cpu, err, sizeof err));
     rc = gg_session_run(sim, err, sizeof err);
     if (rc) GG_T_FAIL("%s run on sim: %s", k_models[i], err);
@@ -126,7 +118,7 @@ static void test_launch_fault_names_the_op(void) {
     gg_session *s;
     gg_session_opts o = {1, GG_ENGINE_AUTO, 0};
     ASSERT_OK(gg_session_new_on(m, NULL, 0, &o, d.pool, &s, err, sizeof err));
-    fill(s);
+    gg_t_fill_input(s);
     int rc = gg_session_run(s, err, sizeof err);
     ASSERT_EQ(rc, GG_ELAUNCH);
     /* the op the fault aimed at: node number targets[t] in execution order */
@@ -298,8 +290,8 @@ static void test_mixed_schedule_copies(void) {
     ASSERT_OK(gg_session_new(m, NULL, 0, &o, &cpu, NULL, 0));
     int rc = gg_session_new_on(m, NULL, 0, &o, d.pool, &mix, err, sizeof err);
     if (rc) GG_T_FAIL("%s: %s", k_models[i], err);
-    fill(cpu);
-    fill(mix);
+    gg_t_fill_input(cpu);
+    gg_t_fill_input(mix);
     ASSERT_OK(gg_session_run(cpu, NULL, 0));
     rc = gg_session_run(mix, err, sizeof err);
     if (rc) GG_T_FAIL("%s: %s", k_models[i], err);

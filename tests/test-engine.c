@@ -760,21 +760,27 @@ static void test_cli_errors(void) {
 
 /* gpuguard bench: a real measurement of each model (no peer here: the
  * tfjs-wasm side is bench/README.md's business), and usage errors. */
+/* Runs `gpuguard bench ARGS --json`; returns its parsed output (NULL if
+ * none) and its exit status in *status. */
+static json_t *bench_json(const char *args, int *status) {
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "%s bench %s --json 2>/dev/null", GG_BIN, args);
+  FILE *f = popen(cmd, "r");
+  json_error_t je;
+  json_t *r = f ? json_loadf(f, 0, &je) : NULL;
+  int st = f ? pclose(f) : -1;
+  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
 static void test_cli_bench(void) {
   char p[1024];
   if (!model_path("blazeface", p, sizeof p)) SKIP("no models fetched");
   char cmd[1200];
-  snprintf(cmd, sizeof cmd,
-           "%s bench --models blazeface,nosuchmodel --runs 2 --warmup 0 --peer none --json "
-           "2>/dev/null",
-           GG_BIN);
-  FILE *f = popen(cmd, "r");
-  ASSERT_TRUE(f != NULL);
-  json_error_t je;
-  json_t *r = json_loadf(f, 0, &je);
-  int st = pclose(f);
+  int st;
+  json_t *r = bench_json("--models blazeface,nosuchmodel --runs 2 --warmup 0 --peer none", &st);
   ASSERT_TRUE(r != NULL);
-  ASSERT_EQ(WEXITSTATUS(st), 1); /* nosuchmodel failed, blazeface measured */
+  ASSERT_EQ(st, 1); /* nosuchmodel failed, blazeface measured */
   json_t *rows = json_object_get(r, "models");
   ASSERT_EQ(json_array_size(rows), 1);
   json_t *b = json_array_get(rows, 0);
@@ -785,6 +791,37 @@ static void test_cli_bench(void) {
   ASSERT_TRUE(json_object_get(b, "ratio") == NULL);
   json_decref(r);
   snprintf(cmd, sizeof cmd, "%s bench --peer bogus >/dev/null 2>&1", GG_BIN);
+  ASSERT_EQ(WEXITSTATUS(system(cmd)), 2);
+}
+
+/* gpuguard bench --device: each first request (cold caches, only gpuguard's
+ * cold, warm) measured in a process of its own, then the steady median, all
+ * on the device. On the sim (every op one launch on sim memory) it shows the
+ * mechanism without an OpenCL runtime's compile times; bench/README.md has
+ * the opencl:0.0 numbers. */
+static void test_cli_bench_device(void) {
+  char p[1024];
+  if (!model_path("blazeface", p, sizeof p)) SKIP("no models fetched");
+  char cmd[1200];
+  int st;
+  json_t *r = bench_json("--device sim:mem=4560M --models blazeface --runs 2 --warmup 0", &st);
+  ASSERT_TRUE(r != NULL);
+  ASSERT_EQ(st, 0);
+  ASSERT_STREQ(json_string_value(json_object_get(r, "device")), "sim:mem=4560M");
+  json_t *b = json_array_get(json_object_get(r, "models"), 0);
+  const char *phases[] = {"cold", "ours_cold", "warm"};
+  for (int i = 0; i < 3; i++) {
+    json_t *ph = json_object_get(b, phases[i]);
+    double setup = json_real_value(json_object_get(ph, "setup_ms"));
+    double run = json_real_value(json_object_get(ph, "first_run_ms"));
+    ASSERT_GT_F(setup, 0);
+    ASSERT_GT_F(run, 0);
+    ASSERT_NEAR(json_real_value(json_object_get(ph, "first_request_ms")), setup + run, 1e-6);
+  }
+  ASSERT_GT_F(json_real_value(json_object_get(b, "median_ms")), 0);
+  ASSERT_STREQ(json_string_value(json_object_get(b, "ops_by_backend")), "sim 113");
+  json_decref(r);
+  snprintf(cmd, sizeof cmd, "%s bench --device sim --peer tfjs-wasm >/dev/null 2>&1", GG_BIN);
   ASSERT_EQ(WEXITSTATUS(system(cmd)), 2);
 }
 
@@ -805,6 +842,7 @@ int main(int argc, char **argv) {
       {"cli_infer_end_to_end", test_cli_infer_end_to_end},
       {"cli_errors", test_cli_errors},
       {"cli_bench", test_cli_bench},
+      {"cli_bench_device", test_cli_bench_device},
       {0},
   };
   int rc = gg_test_main(argc, argv, cases);

@@ -124,6 +124,14 @@ typedef struct gg_engine_mem {
   gg_engine_dev_mem dev[GG_ENGINE_MAX_DEVICES];
   int n_backends;           /* entries in ops[]: every backend of the session, with 0 ops too */
   gg_engine_backend_ops ops[GG_ENGINE_MAX_BACKENDS];
+  /* Memory-aware plan (docs/engine.md): "fast" when every node runs its
+   * fastest algorithm, "lean" when some were downgraded to fit the device
+   * pool's budget. plan_fast / plan_lean: the device's predicted bytes with
+   * the fastest / the leanest algorithms (equal when no node has a choice);
+   * n_lean_ops: nodes running a slower, leaner algorithm. */
+  char plan[8];
+  uint64_t plan_fast, plan_lean;
+  int n_lean_ops;
 } gg_engine_mem;
 
 /* Prepares a model for one input shape: shape inference, memory plan, one

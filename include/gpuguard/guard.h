@@ -121,7 +121,9 @@ typedef struct gg_guard_config {
   int watchdog_ms;        /* a run/warmup/validate reply later than this is a hang
                              (10000); the validation kernel at a worker's start too */
   int load_timeout_ms;    /* same for model loads and for a worker's exec + device
-                             open, which read files and initialise a driver (60000) */
+                             open, which read files and initialise a driver (60000),
+                             and for warm-ups on opencl/cuda, whose first run
+                             compiles kernels (PoCL + CLBlast cold: ~20 s) */
 
   int cleanup_every;   /* trim the pool every N completed requests (default 5) */
   uint64_t mem_budget; /* per non-cpu device budget in bytes; 0 = its total memory */

@@ -55,7 +55,8 @@ static const gg_opt k_infer_opts[] = {
     {"faults", "GPUGUARD_FAULTS", GG_OPT_STR, IO(faults), "",
      "sim fault SPEC for a sim device, e.g. oom@1 or sticky@2,launch%0.1 (see README)", "SPEC"},
     {"mem-limit", "GPUGUARD_MEM_LIMIT", GG_OPT_SIZE, IO(mem_limit), "",
-     "memory budget per GPU device (e.g. 3.5G); default: the device's total", "BYTES"},
+     "memory budget per GPU device (e.g. 3.5G); default: the device's total. A model whose "
+     "fast plan does not fit runs with its lean plan (see docs/engine.md)", "BYTES"},
     {"retries", "GPUGUARD_RETRIES", GG_OPT_INT, IO(retries), "2",
      "extra attempts on a device after OOM or launch failures", "N"},
     {"isolate", "GPUGUARD_ISOLATE", GG_OPT_INT, IO(isolate), "1",
@@ -481,10 +482,12 @@ int gg_cli_infer(int argc, char **argv) {
   json_object_set_new(man, "outputs", mouts);
   json_object_set_new(
       root, "memory",
-      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "weights", (json_int_t)mem.weights, "arena",
-                (json_int_t)mem.arena, "arena_no_reuse", (json_int_t)mem.arena_no_reuse,
+      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s,s:I,s:I}", "weights", (json_int_t)mem.weights,
+                "arena", (json_int_t)mem.arena, "arena_no_reuse", (json_int_t)mem.arena_no_reuse,
                 "workspace", (json_int_t)mem.workspace, "predicted", (json_int_t)mem.predicted,
-                "measured", (json_int_t)mem.measured, "equal", mem.predicted == mem.measured));
+                "measured", (json_int_t)mem.measured, "equal", mem.predicted == mem.measured,
+                "plan", mem.plan, "plan_fast", (json_int_t)mem.plan_fast, "plan_lean",
+                (json_int_t)mem.plan_lean));
   json_object_set_new(root, "ops",
                       json_pack("{s:i,s:i}", "total", mem.n_ops, "xnnpack", mem.n_ops_xnnpack));
   json_t *by_be = json_object();

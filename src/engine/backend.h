@@ -109,6 +109,22 @@ uint64_t gg_backend_pool_bytes(uint64_t size);
 
 /* --------------------------------------------------------------- backends */
 
+/* One algorithm a backend has for a node (memory-aware plans, see
+ * docs/engine.md "Memory-aware plans"). workspace: device bytes, as the
+ * device's allocator counts them, of the scratch the algorithm needs while
+ * the node runs. The backend keeps ONE scratch block for all its nodes (it
+ * grows to the largest need), so a plan's device workspace is the largest
+ * workspace among the algorithms it chose, not their sum. cost: relative
+ * run time, larger is slower (only the order between a node's algorithms
+ * matters to the planner). */
+typedef struct gg_backend_algo {
+  const char *name; /* "im2col", "direct" (static string) */
+  uint64_t workspace;
+  uint32_t cost;
+} gg_backend_algo;
+
+#define GG_BACKEND_MAX_ALGOS 4
+
 typedef struct gg_backend_i {
   /* Required. Short lowercase name: "naive", "xnnpack", "sim", "opencl".
    * It is the key of ops_by_backend. */
@@ -135,15 +151,31 @@ typedef struct gg_backend_i {
    * vals (the domain's view: buf/offs, and data when host-addressable).
    * Packs or uploads what the node needs and creates per-node objects;
    * *state (may stay NULL) is passed to run_node and released by release;
-   * *workspace gets the HOST bytes that state holds outside the arena
-   * (XNNPACK's packed weights and operator state, counted by its
-   * allocator): they go into the host's prediction. Device memory must come
-   * from buffer_alloc (the arena and weights the scheduler plans). Returning GG_EINVAL or
+   * *workspace gets the bytes that state holds outside the arena (XNNPACK's
+   * packed weights and operator state, counted by its allocator; a device
+   * scratch block, as its pool counts it): they go into the prediction of
+   * the host, or of the backend's device when device_workspace is set. Returning GG_EINVAL or
    * GG_EUNSUPPORTED means "not for these parameters after all": the
    * scheduler then gives the node to the next backend of the same domain
    * (XNNPACK -> naive). Default: no state, workspace 0. */
   int (*prepare)(gg_backend *be, const gg_node *n, gg_tval *vals, void **state,
                  uint64_t *workspace);
+  /* 1 when prepare's workspace is memory of the backend's device (the
+   * OpenCL im2col scratch); 0 (default) when it is host memory, also for a
+   * device backend running host kernels (sim with XNNPACK). */
+  int device_workspace;
+  /* Optional. The algorithms this backend has for node n (vals as for
+   * supports_node), fastest first, at most GG_BACKEND_MAX_ALGOS. Returns
+   * how many it wrote to out; 0 or a NULL slot means the default: one
+   * algorithm, whose workspace is what prepare reports. */
+  int (*algos)(gg_backend *be, const gg_node *n, const gg_tval *vals,
+               gg_backend_algo out[GG_BACKEND_MAX_ALGOS]);
+  /* Optional, goes with algos: prepare with algorithm `algo` (an index into
+   * algos' list) instead of the fastest; same contract as prepare. When the
+   * slot is set the scheduler calls it instead of prepare for every node
+   * (algo 0 for nodes with one algorithm). */
+  int (*prepare_algo)(gg_backend *be, const gg_node *n, gg_tval *vals, int algo, void **state,
+                      uint64_t *workspace);
   /* Optional. Frees what prepare made (state may be NULL). Default: none. */
   void (*release)(gg_backend *be, void *state);
 

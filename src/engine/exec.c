@@ -41,6 +41,7 @@ typedef struct domain {
 typedef struct step {
   int node;   /* index into g->nodes; -1 for a copy */
   int be;     /* index into s->be (nodes) */
+  int algo;   /* index into the backend's algos() list (0: the fastest) */
   void *state;
   int tensor, from, to; /* copies: tensor id, source and destination domains */
 } step;
@@ -329,15 +330,15 @@ static int schedule(gg_session *s, const gg_tval *vals) {
       int t = n->in[k];
       if (g->tensors[t].is_const || present[(size_t)t * MAX_DOM + d]) continue;
       int from = present[(size_t)t * MAX_DOM] ? 0 : 1;
-      rc = add_step(s, cap, (step){-1, 0, NULL, t, from, d});
+      rc = add_step(s, cap, (step){-1, 0, 0, NULL, t, from, d});
       present[(size_t)t * MAX_DOM + d] = 1;
     }
-    if (!rc) rc = add_step(s, cap, (step){g->order[i], b, NULL, -1, 0, 0});
+    if (!rc) rc = add_step(s, cap, (step){g->order[i], b, 0, NULL, -1, 0, 0});
     for (int k = 0; !rc && k < n->n_out; k++) {
       int t = n->out[k];
       present[(size_t)t * MAX_DOM + d] = 1;
       if (d != 0 && g->tensors[t].is_output) {
-        rc = add_step(s, cap, (step){-1, 0, NULL, t, d, 0});
+        rc = add_step(s, cap, (step){-1, 0, 0, NULL, t, d, 0});
         present[(size_t)t * MAX_DOM] = 1;
       }
     }
@@ -387,8 +388,9 @@ static int place_memory(gg_session *s, const gg_tval *vals, int reuse, char *err
     dm->arena_bytes = dm->plan.peak + slack;
     dm->arena_counted = mb->iface->alloc_bytes ? mb->iface->alloc_bytes(mb, dm->arena_bytes) : dm->arena_bytes;
     if ((rc = mb->iface->buffer_alloc(mb, dm->arena_bytes, "engine/arena", &dm->arena)))
-      return efail(err, errlen, rc, "%s: cannot allocate the %llu-byte activation arena on %s (%s)",
-                   s->m->path, (unsigned long long)dm->arena_bytes,
+      return efail(err, errlen, rc, "%s: cannot allocate the %llu-byte activation arena on %s "
+                   "(%s); every plan needs it, the lean one too", s->m->path,
+                   (unsigned long long)dm->arena_bytes,
                    mb->dev ? gg_device_name(mb->dev) : "the host", gg_strerror(rc));
     /* Constants a device domain reads: one weights buffer, uploaded now. */
     uint64_t wsize = 0;
@@ -419,8 +421,9 @@ static int place_memory(gg_session *s, const gg_tval *vals, int reuse, char *err
                                        (size_t)vals[t].nelem * gg__dtype_size(vals[t].dtype));
         if (rc) {
           free(woff);
-          return efail(err, errlen, rc, "%s: cannot place the %llu bytes of weights on %s (%s)",
-                       s->m->path, (unsigned long long)wsize, gg_device_name(mb->dev), gg_strerror(rc));
+          return efail(err, errlen, rc, "%s: cannot place the %llu bytes of weights on %s (%s); "
+                       "every plan needs them, the lean one too", s->m->path,
+                       (unsigned long long)wsize, gg_device_name(mb->dev), gg_strerror(rc));
         }
       }
     }
@@ -442,18 +445,93 @@ static int place_memory(gg_session *s, const gg_tval *vals, int reuse, char *err
   return 0;
 }
 
+/* The algorithms of step st (0 when its backend has no choice). */
+static int step_algos(gg_session *s, const step *st, gg_backend_algo a[GG_BACKEND_MAX_ALGOS]) {
+  gg_backend *be = s->be[st->be];
+  if (st->node < 0 || !be->iface->algos) return 0;
+  int na = be->iface->algos(be, &s->m->g->nodes[st->node], s->dom[s->be_dom[st->be]].vals, a);
+  return na < 0 ? 0 : na > GG_BACKEND_MAX_ALGOS ? GG_BACKEND_MAX_ALGOS : na;
+}
+
+/* The device scratch a plan needs: the largest workspace among its
+ * algorithms (the backend holds one block, backend.h). Which plan: 0 the
+ * chosen algorithms, PLAN_FAST every node's fastest, PLAN_LEAN every node's
+ * leanest. */
+enum { PLAN_CHOSEN, PLAN_FAST, PLAN_LEAN };
+static uint64_t plan_workspace(gg_session *s, int which) {
+  uint64_t ws = 0;
+  for (int k = 0; k < s->n_steps; k++) {
+    gg_backend_algo a[GG_BACKEND_MAX_ALGOS];
+    int na = step_algos(s, &s->steps[k], a), pick = which == PLAN_FAST ? 0 : s->steps[k].algo;
+    for (int i = 0; which == PLAN_LEAN && i < na; i++)
+      if (a[i].workspace < a[pick].workspace) pick = i;
+    if (na && a[pick].workspace > ws) ws = a[pick].workspace;
+  }
+  return ws;
+}
+
+/* 1 when `bytes` more fit in the device pool now (its budget and memory),
+ * asked of the pool itself so that segment rounding and the cache count
+ * exactly as they will for the scratch; 0 when not, or an error. */
+static int pool_fits(gg_pool *pool, uint64_t bytes) {
+  gg_block *b = NULL;
+  if (!bytes) return 1;
+  int rc = gg_pool_alloc(pool, (size_t)bytes, "engine/plan-probe", &b);
+  gg_block_free(b);
+  return rc == GG_EDEV_OOM || rc == GG_EBUDGET ? 0 : rc ? rc : 1;
+}
+
+/* Memory-aware plan (docs/engine.md): every node starts on its fastest
+ * algorithm; while the device scratch that needs does not fit the pool,
+ * the nodes holding the largest need (the only ones whose downgrade frees
+ * anything, the scratch being shared) move to their cheapest algorithm
+ * with a smaller workspace. Runs after the arena and the weights are
+ * placed, before prepare takes the scratch. */
+static int choose_algos(gg_session *s) {
+  gg_engine_mem *m = &s->mem;
+  for (;;) {
+    uint64_t ws = plan_workspace(s, PLAN_CHOSEN);
+    int fits = s->pool ? pool_fits(s->pool, ws) : 1;
+    if (fits < 0) return fits;
+    if (fits) break;
+    int moved = 0;
+    for (int k = 0; k < s->n_steps; k++) {
+      step *st = &s->steps[k];
+      gg_backend_algo a[GG_BACKEND_MAX_ALGOS];
+      int na = step_algos(s, st, a), best = -1;
+      if (!na || a[st->algo].workspace != ws) continue;
+      for (int i = 0; i < na; i++)
+        if (a[i].workspace < ws && (best < 0 || a[i].cost < a[best].cost)) best = i;
+      if (best >= 0) st->algo = best, moved = 1;
+    }
+    if (!moved) break; /* nothing leaner: prepare's own allocation reports it */
+  }
+  for (int k = 0; k < s->n_steps; k++) m->n_lean_ops += s->steps[k].algo != 0;
+  snprintf(m->plan, sizeof m->plan, "%s", m->n_lean_ops ? "lean" : "fast");
+  if (m->n_lean_ops)
+    GG_INFO("ENG", "%s: lean plan on %s: the fast plan's %llu-byte scratch does not fit its pool, "
+            "so %d nodes run a leaner algorithm with a %llu-byte scratch (the [MEM] budget "
+            "warnings above are the planner's probes)", s->m->path, gg_device_name(s->be[0]->dev),
+            (unsigned long long)plan_workspace(s, PLAN_FAST), m->n_lean_ops,
+            (unsigned long long)plan_workspace(s, PLAN_CHOSEN));
+  return 0;
+}
+
 /* Prepares every node once. On the host, a node XNNPACK turns down after
- * all (GG_EINVAL/GG_EUNSUPPORTED at creation) goes to the naive kernels. */
-static int prepare_steps(gg_session *s, uint64_t *ws_host, char *err, size_t errlen) {
+ * all (GG_EINVAL/GG_EUNSUPPORTED at creation) goes to the naive kernels.
+ * Each node's workspace is booked where it lives (backend.h: device_workspace). */
+static int prepare_steps(gg_session *s, char *err, size_t errlen) {
   const gg_graph *g = s->m->g;
   for (int k = 0; k < s->n_steps; k++) {
     step *st = &s->steps[k];
     if (st->node < 0) continue;
     const gg_node *n = &g->nodes[st->node];
     gg_backend *be = s->be[st->be];
-    if (!be->iface->prepare) continue;
+    if (!be->iface->prepare && !be->iface->prepare_algo) continue;
     uint64_t ws = 0;
-    int rc = be->iface->prepare(be, n, s->dom[s->be_dom[st->be]].vals, &st->state, &ws);
+    gg_tval *v = s->dom[s->be_dom[st->be]].vals;
+    int rc = be->iface->prepare_algo ? be->iface->prepare_algo(be, n, v, st->algo, &st->state, &ws)
+                                     : be->iface->prepare(be, n, v, &st->state, &ws);
     if (rc && st->be == s->xnn_be && (rc == GG_EINVAL || rc == GG_EUNSUPPORTED)) {
       GG_DEBUG("ENG", "%s: node '%s' (%s) runs on the naive kernel: XNNPACK said %s", s->m->path,
                n->name, n->tf_op, gg_err_name(rc));
@@ -463,7 +541,7 @@ static int prepare_steps(gg_session *s, uint64_t *ws_host, char *err, size_t err
     if (rc)
       return efail(err, errlen, rc, "%s: node '%s' (%s): the %s backend could not prepare it (%s)",
                    s->m->path, n->name, n->tf_op, be->iface->name, gg_strerror(rc));
-    *ws_host += ws;
+    s->dom[be->iface->device_workspace ? s->be_dom[st->be] : 0].workspace += ws;
   }
   return 0;
 }
@@ -496,6 +574,11 @@ static void fill_memory(gg_session *s, uint64_t host_measured, uint64_t dev_meas
   for (int k = 0; k < s->n_steps; k++)
     if (s->steps[k].node >= 0) m->ops[s->steps[k].be].n_ops++;
   m->n_ops_xnnpack = s->xnn_be >= 0 ? m->ops[s->xnn_be].n_ops : 0;
+  /* the computing device's bytes under either plan (choose_algos) */
+  const domain *dd = &s->dom[s->n_dom - 1];
+  uint64_t base = m->dev[s->n_dom - 1].weights + dd->arena_counted;
+  m->plan_fast = base + (s->n_dom > 1 ? plan_workspace(s, PLAN_FAST) : dd->workspace);
+  m->plan_lean = base + (s->n_dom > 1 ? plan_workspace(s, PLAN_LEAN) : dd->workspace);
 }
 
 int gg_session_new(gg_model *m, const int64_t *shape, int ndim, const gg_session_opts *opts,
@@ -539,9 +622,8 @@ int gg_session_new_on(gg_model *m, const int64_t *shape, int ndim, const gg_sess
   uint64_t host0 = host_allocated(), xnn0 = 0, dev0 = pool_allocated(s->pool);
   gg_xnn_mem_stats(&xnn0, NULL);
   if ((rc = place_memory(s, vals, !o.no_reuse, err, errlen))) goto fail;
-  uint64_t ws = 0;
-  if ((rc = prepare_steps(s, &ws, err, errlen))) goto fail;
-  s->dom[0].workspace = ws; /* backend state lives in host memory (backend.h) */
+  if ((rc = choose_algos(s))) goto fail;
+  if ((rc = prepare_steps(s, err, errlen))) goto fail;
   uint64_t xnn1 = 0;
   gg_xnn_mem_stats(&xnn1, NULL);
   fill_memory(s, m->weights_measured + (host_allocated() - host0) + (xnn1 - xnn0),

@@ -564,6 +564,17 @@ int gg__exec_load(gg__exec *e, const char *model, uint64_t *weights, char *err, 
   return simple(e, GG__OP_LOAD, model, e->load_timeout_ms, weights, err, errlen);
 }
 
+/* How long a warm-up may take. On a device whose runtime compiles kernels at
+ * their first use (OpenCL: our program, CLBlast's kernels, PoCL's per-kernel
+ * specialisation; CUDA: PTX JIT) the first run of a model compiles: with
+ * cold caches (a fresh CI machine) PoCL + CLBlast take ~20 s, twice the run
+ * watchdog, so the worker would be killed, start cold again and never warm
+ * up. Such a warm-up gets the load allowance, like the model load. */
+static int warmup_timeout_ms(const gg__exec *e) {
+  int compiles = !strncmp(e->spec, "opencl", 6) || !strncmp(e->spec, "cuda", 4);
+  return compiles && e->load_timeout_ms > e->watchdog_ms ? e->load_timeout_ms : e->watchdog_ms;
+}
+
 int gg__exec_warmup(gg__exec *e, const char *model, char *err, size_t errlen) {
   if (!e->isolated) {
     int rc = gg__host_warmup(e->host, model);
@@ -571,7 +582,7 @@ int gg__exec_warmup(gg__exec *e, const char *model, char *err, size_t errlen) {
     if (rc) snprintf(err, errlen, "%s", gg_strerror(rc));
     return rc;
   }
-  return simple(e, GG__OP_WARMUP, model, e->watchdog_ms, NULL, err, errlen);
+  return simple(e, GG__OP_WARMUP, model, warmup_timeout_ms(e), NULL, err, errlen);
 }
 
 int gg__exec_peak(gg__exec *e, const char *model, const gg_gtensor *shape, uint64_t *peak) {

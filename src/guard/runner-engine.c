@@ -18,7 +18,10 @@
  *     followed by gg_device_synchronize (so launch, sticky and hang faults
  *     hit it).
  * The planned peak is the engine's own prediction for the device: weights +
- * arena + workspace for that input shape. Sessions are kept per input shape.
+ * arena + workspace for that input shape, with the plan chosen to fit the
+ * pool's budget (the lean plan when the fast one does not fit; the session
+ * fails with GG_EBUDGET only when even the lean plan does not). Sessions
+ * are kept per input shape.
  * runner arg: "threads=N" (default 1). */
 #include "engine/backend.h"
 #include "gpuguard/device.h"
@@ -100,6 +103,13 @@ static int get_session(eng_ctx *c, eng_model *em, const int64_t *shape, int ndim
   s->ndim = info.ndim;
   memcpy(s->shape, info.shape, sizeof(int64_t) * (size_t)info.ndim);
   gg_session_memory(s->s, &s->mem);
+  /* The session was planned against the pool's budget (docs/engine.md,
+   * memory-aware plans): the peak admission sees is the chosen plan's. */
+  if (s->mem.n_devices > 1)
+    GG_INFO("ENG", "%s: %s plan on %s: %llu device bytes (fast plan %llu, lean plan %llu, %d "
+            "nodes on a leaner algorithm)", em->name, s->mem.plan, s->mem.dev[1].device,
+            (unsigned long long)s->mem.dev[1].predicted, (unsigned long long)s->mem.plan_fast,
+            (unsigned long long)s->mem.plan_lean, s->mem.n_lean_ops);
   s->used = ++em->clock;
   em->n_sess++;
   *out = s;

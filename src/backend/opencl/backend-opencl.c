@@ -22,6 +22,7 @@ typedef struct ocl_be {
   gg_ocl *o;
   void *context; /* the device's context when prepared: a reset replaces it */
   gg_block *ws;  /* im2col scratch shared by the session's convolutions */
+  uint64_t ws_need;    /* bytes of it the kernels use */
   uint64_t ws_refused; /* smallest scratch size the pool refused (0: none) */
 } ocl_be;
 
@@ -29,6 +30,7 @@ typedef struct ocl_be {
  * small parameter constants the kernels' geometry comes from. */
 typedef struct ocl_node {
   int nt;
+  int direct;         /* the plan chose the direct convolution (no scratch) */
   gg_ocl_arg *args;   /* n_in + n_out */
   gg_tval *params;    /* per input; data != NULL for parameter inputs */
 } ocl_node;
@@ -70,39 +72,63 @@ static uint64_t ocl_alloc_bytes(gg_backend *be, uint64_t size) {
 }
 
 /* Convolutions run as im2col + GEMM through one scratch block that grows to
- * the largest chunk a node asks for (gg__ocl_workspace_bytes). *workspace
- * gets the bytes the pool counts more than before, so the session's
- * prediction sums to the block it ends with. When the pool cannot give a
- * larger block (budget, device memory), the smaller one stays: the kernels
- * then take more chunks, or run the direct convolution that needs none. */
+ * the largest chunk a node asks for (gg__ocl_workspace_bytes). The old
+ * block is given back before the larger one is taken (no kernel runs while
+ * a session is prepared), so the pool never holds both: the scratch the
+ * plan predicted is all it needs. *workspace gets the bytes the pool counts
+ * more than before (modulo 2^64: a cached block's unsplit tail can make the
+ * new capacity the smaller), so the session's prediction sums to the block
+ * it ends with. When the pool cannot give a larger block (budget, device
+ * memory), the smaller one is taken back: the kernels then take more
+ * chunks, or run the direct convolution that needs none. */
 static int grow_workspace(ocl_be *c, const gg_node *n, const gg_tval *vals, uint64_t *workspace) {
   gg_ocl_arg a[3] = {{0}};
   if (n->op != GG_OP_CONV2D) return 0;
   a[0].v = &vals[n->in[0]], a[1].v = &vals[n->in[1]], a[2].v = &vals[n->out[0]];
-  uint64_t need = gg__ocl_workspace_bytes(n, a, a + 2), have = c->ws ? gg_block_size(c->ws) : 0;
+  uint64_t need = gg__ocl_workspace_bytes(n, a, a + 2), have = c->ws ? c->ws_need : 0;
   if (need <= have || (c->ws_refused && need >= c->ws_refused)) return 0;
+  uint64_t before = c->ws ? gg_block_capacity(c->ws) : 0;
   gg_block *b = NULL;
+  gg__ocl_set_workspace(c->o, NULL, 0, 0);
+  gg_block_free(c->ws);
+  c->ws = NULL, c->ws_need = 0;
   int rc = gg_pool_alloc(c->pool, (size_t)need, "engine/opencl-im2col", &b);
   if (rc == GG_EDEV_OOM || rc == GG_EBUDGET) {
     c->ws_refused = need; /* asking again for as much would only fail again */
     GG_INFO("GPU", "node '%s' (%s): no room for a %llu-byte im2col scratch on %s; it runs "
                    "with %llu bytes (more chunks or the direct convolution)", n->name, n->tf_op,
             (unsigned long long)need, gg_device_name(c->dev), (unsigned long long)have);
-    return 0;
+    need = have;
+    rc = have ? gg_pool_alloc(c->pool, (size_t)have, "engine/opencl-im2col", &b) : 0;
   }
   if (rc) return rc;
-  /* the capacity, not the rounded request: a large block taken from the
-   * pool's cache may keep an unsplit tail, and the pool counts it */
-  if (workspace) *workspace = gg_block_capacity(b) - (c->ws ? gg_block_capacity(c->ws) : 0);
-  gg_block_free(c->ws);
-  c->ws = b;
-  gg__ocl_set_workspace(c->o, gg_block_devmem(b)->handle, gg_block_offset(b), need);
+  if (workspace) *workspace = (b ? gg_block_capacity(b) : 0) - before;
+  c->ws = b, c->ws_need = need;
+  if (b) gg__ocl_set_workspace(c->o, gg_block_devmem(b)->handle, gg_block_offset(b), need);
   return 0;
 }
 
-static int ocl_prepare(gg_backend *be, const gg_node *n, gg_tval *vals, void **state,
-                       uint64_t *workspace) {
+/* A convolution that would run as im2col + GEMM has a lean alternative:
+ * the direct kernel, which needs no scratch. Its cost (relative run time)
+ * is an assumption, not a measurement (GEMM-based convolution is the fast
+ * one on GPUs; on PoCL the two were within noise): only its order matters
+ * to the planner. Other nodes have one algorithm. */
+enum { ALGO_FAST, ALGO_DIRECT };
+static int ocl_algos(gg_backend *be, const gg_node *n, const gg_tval *vals,
+                     gg_backend_algo out[GG_BACKEND_MAX_ALGOS]) {
   (void)be;
+  gg_ocl_arg a[3] = {{0}};
+  if (n->op != GG_OP_CONV2D) return 0;
+  a[0].v = &vals[n->in[0]], a[1].v = &vals[n->in[1]], a[2].v = &vals[n->out[0]];
+  uint64_t need = gg__ocl_workspace_bytes(n, a, a + 2);
+  if (!need) return 0;
+  out[ALGO_FAST] = (gg_backend_algo){"im2col", gg_backend_pool_bytes(need), 1};
+  out[ALGO_DIRECT] = (gg_backend_algo){"direct", 0, 3};
+  return 2;
+}
+
+static int ocl_prepare_algo(gg_backend *be, const gg_node *n, gg_tval *vals, int algo,
+                            void **state, uint64_t *workspace) {
   ocl_node *s = calloc(1, sizeof *s);
   if (!s) return GG_ENOMEM;
   s->nt = n->n_in + n->n_out;
@@ -129,7 +155,13 @@ static int ocl_prepare(gg_backend *be, const gg_node *n, gg_tval *vals, void **s
   }
   *state = s;
   if (workspace) *workspace = 0;
-  return grow_workspace(be->ctx, n, vals, workspace);
+  s->direct = algo == ALGO_DIRECT;
+  return s->direct ? 0 : grow_workspace(be->ctx, n, vals, workspace);
+}
+
+static int ocl_prepare(gg_backend *be, const gg_node *n, gg_tval *vals, void **state,
+                       uint64_t *workspace) {
+  return ocl_prepare_algo(be, n, vals, ALGO_FAST, state, workspace);
 }
 
 static void ocl_release(gg_backend *be, void *state) {
@@ -169,7 +201,12 @@ static int ocl_run(gg_backend *be, const gg_node *n, gg_tval *vals, void *state)
       return GG_ESTATE;
     }
   }
-  return gg__ocl_run(c->o, n, s->args, s->args + n->n_in, err, sizeof err);
+  if (!s->direct || !c->ws) return gg__ocl_run(c->o, n, s->args, s->args + n->n_in, err, sizeof err);
+  /* without a scratch the convolution runs the direct kernel (ocl-ops.c) */
+  gg__ocl_set_workspace(c->o, NULL, 0, 0);
+  int rc = gg__ocl_run(c->o, n, s->args, s->args + n->n_in, err, sizeof err);
+  gg__ocl_set_workspace(c->o, gg_block_devmem(c->ws)->handle, gg_block_offset(c->ws), c->ws_need);
+  return rc;
 }
 
 static int ocl_sync(gg_backend *be) {
@@ -191,7 +228,10 @@ static const gg_backend_i k_ocl = {
     .supports_node = ocl_supports,
     .buffer_alloc = ocl_buffer_alloc,
     .alloc_bytes = ocl_alloc_bytes,
+    .device_workspace = 1,
     .prepare = ocl_prepare,
+    .algos = ocl_algos,
+    .prepare_algo = ocl_prepare_algo,
     .release = ocl_release,
     .run_node = ocl_run,
     .synchronize = ocl_sync,
