@@ -241,6 +241,39 @@ static void test_small_large_pools(void) {
 
 /* ---- budget and OOM ----------------------------------------------------- */
 
+/* A probe that does not fit answers GG_EBUDGET without an OOM event: no
+ * count, no remembered report, no warning; a real allocation still gets all
+ * three. The engine's memory-aware plan asks this way. */
+static void test_try_alloc_is_quiet(void) {
+  gg_device *dev = open_cpu();
+  gg_pool *p = new_pool(dev, "8M", 0);
+  ASSERT_TRUE(p != NULL);
+  gg_block *a = NULL, *b = NULL, *c = NULL;
+  ASSERT_OK(gg_pool_alloc(p, 6 * MiB, "model:m/weights", &a));
+  ASSERT_OK(gg_pool_try_alloc(p, 1 * MiB, "engine/plan-probe", &b));
+  ASSERT_TRUE(b != NULL);
+  gg_block_free(b);
+  capture_start();
+  int rc = gg_pool_try_alloc(p, 4 * MiB, "engine/plan-probe", &c);
+  capture_stop();
+  ASSERT_EQ(rc, GG_EBUDGET);
+  ASSERT_TRUE(c == NULL);
+  ASSERT_FALSE(strstr(g_log, "budget exceeded"));
+  ASSERT_U64_EQ(stats_of(p).n_ooms, 0);
+  gg_oom_report r;
+  ASSERT_EQ(gg_pool_last_oom(p, &r), GG_ENOTFOUND);
+  capture_start();
+  rc = gg_pool_alloc(p, 4 * MiB, "request:1/activations", &c);
+  capture_stop();
+  ASSERT_EQ(rc, GG_EBUDGET);
+  ASSERT_CONTAINS(g_log, "budget exceeded");
+  ASSERT_U64_EQ(stats_of(p).n_ooms, 1);
+  ASSERT_OK(gg_pool_last_oom(p, &r));
+  gg_block_free(a);
+  gg_pool_free(p);
+  gg_device_free(dev);
+}
+
 static void test_budget_enforced(void) {
   gg_device *dev = open_cpu();
   gg_pool *p = new_pool(dev, "8M", 0);
@@ -796,6 +829,7 @@ int main(int argc, char **argv) {
       {"best_fit", test_best_fit},
       {"small_large_pools", test_small_large_pools},
       {"budget_enforced", test_budget_enforced},
+      {"try_alloc_is_quiet", test_try_alloc_is_quiet},
       {"budget_free_and_retry", test_budget_free_and_retry},
       {"release_outgrown", test_release_outgrown},
       {"device_oom_report", test_device_oom_report},

@@ -127,6 +127,11 @@ int gg_pool_alloc(gg_pool *pool, size_t size, const char *owner, gg_block **out)
  * report copied to *report (may be NULL) when it fails. */
 int gg_pool_alloc_ex(gg_pool *pool, size_t size, const char *owner, gg_mem_scope *scope,
                      gg_block **out, gg_oom_report *report);
+/* A probe: the same allocation (cache, budget, free-cache-and-retry), but
+ * running out returns GG_EDEV_OOM / GG_EBUDGET without counting an OOM,
+ * remembering a report or logging one. For planners asking "does this fit?"
+ * (the engine's memory-aware plan); free the block at once. */
+int gg_pool_try_alloc(gg_pool *pool, size_t size, const char *owner, gg_block **out);
 /* Copies the most recent OOM report. Returns 0, or GG_ENOTFOUND if none. */
 int gg_pool_last_oom(gg_pool *pool, gg_oom_report *out);
 

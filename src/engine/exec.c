@@ -476,7 +476,7 @@ static uint64_t plan_workspace(gg_session *s, int which) {
 static int pool_fits(gg_pool *pool, uint64_t bytes) {
   gg_block *b = NULL;
   if (!bytes) return 1;
-  int rc = gg_pool_alloc(pool, (size_t)bytes, "engine/plan-probe", &b);
+  int rc = gg_pool_try_alloc(pool, (size_t)bytes, "engine/plan-probe", &b);
   gg_block_free(b);
   return rc == GG_EDEV_OOM || rc == GG_EBUDGET ? 0 : rc ? rc : 1;
 }

@@ -486,12 +486,26 @@ int gg_pool_set_budget(gg_pool *p, uint64_t bytes) {
 
 /* ---- alloc / free --------------------------------------------------------- */
 
+static int pool_alloc(gg_pool *p, size_t size, const char *owner, gg_mem_scope *scope,
+                      gg_block **out, gg_oom_report *report, int quiet);
+
 int gg_pool_alloc(gg_pool *pool, size_t size, const char *owner, gg_block **out) {
-  return gg_pool_alloc_ex(pool, size, owner, NULL, out, NULL);
+  return pool_alloc(pool, size, owner, NULL, out, NULL, 0);
 }
 
 int gg_pool_alloc_ex(gg_pool *p, size_t size, const char *owner, gg_mem_scope *scope,
                      gg_block **out, gg_oom_report *report) {
+  return pool_alloc(p, size, owner, scope, out, report, 0);
+}
+
+int gg_pool_try_alloc(gg_pool *pool, size_t size, const char *owner, gg_block **out) {
+  return pool_alloc(pool, size, owner, NULL, out, NULL, 1);
+}
+
+/* quiet: a probe (gg_pool_try_alloc): running out is an answer, not an
+ * event, so it is neither counted, remembered nor logged. */
+static int pool_alloc(gg_pool *p, size_t size, const char *owner, gg_mem_scope *scope,
+                      gg_block **out, gg_oom_report *report, int quiet) {
   if (!p || !out) return GG_EINVAL;
   *out = NULL;
   if (size == 0) return GG_EINVAL;
@@ -557,6 +571,10 @@ fail:
     pthread_mutex_unlock(&p->lock);
     GG_ERROR("MEM", "%s: raw allocation of %zu bytes on %s failed: %s (%s)", __func__, size,
              gg_device_name(p->dev), gg_strerror(rc), gg_err_name(rc));
+    return rc;
+  }
+  if (quiet) {
+    pthread_mutex_unlock(&p->lock);
     return rc;
   }
   p->n_ooms++;
