@@ -2,6 +2,8 @@
 #ifndef GPUGUARD_ERROR_H
 #define GPUGUARD_ERROR_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -44,6 +46,11 @@ typedef enum gg_err {
 const char *gg_strerror(int err);
 /* Symbolic name ("GG_EDEV_OOM") for a code; never NULL. */
 const char *gg_err_name(int err);
+/* Writes the printf-style message into err (truncated to errlen; nothing when
+ * err is NULL or errlen 0) and returns code, so a failing path reads
+ * `return gg_errf(err, errlen, GG_EPARSE, "node '%s': ...", name)`. */
+int gg_errf(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #ifdef __cplusplus
 }

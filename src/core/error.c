@@ -1,6 +1,9 @@
 /* Error names and messages, generated from GG_ERROR_TABLE. */
 #include "gpuguard/error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *gg_strerror(int err) {
   switch (err) {
   case GG_OK: return "success";
@@ -19,4 +22,14 @@ const char *gg_err_name(int err) {
 #undef GG__ERR_NAME
   default: return "GG_E?";
   }
+}
+
+int gg_errf(char *err, size_t errlen, int code, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return code;
 }

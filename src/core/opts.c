@@ -5,22 +5,9 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
 
 static int parse_bool(const char *v, int *out) {
   if (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") ||
@@ -50,7 +37,7 @@ static int set_value(const gg_opt *o, void *cfg, const char *v, const char *orig
     errno = 0;
     long n = strtol(v, &end, 10);
     if (errno || *end || n < INT_MIN || n > INT_MAX)
-      return fail(err, errlen, GG_EINVAL, "%s: expected an integer, got '%s'", origin, v);
+      return gg_errf(err, errlen, GG_EINVAL, "%s: expected an integer, got '%s'", origin, v);
     *(int *)field = (int)n;
     return 0;
   }
@@ -60,8 +47,8 @@ static int set_value(const gg_opt *o, void *cfg, const char *v, const char *orig
       return 0;
     }
     if (gg_parse_size(v, (uint64_t *)field) != 0)
-      return fail(err, errlen, GG_EINVAL, "%s: expected a size like 4096, 64K, 3.5G, got '%s'",
-                  origin, v);
+      return gg_errf(err, errlen, GG_EINVAL, "%s: expected a size like 4096, 64K, 3.5G, got '%s'",
+                     origin, v);
     return 0;
   }
   case GG_OPT_BOOL:
@@ -70,7 +57,7 @@ static int set_value(const gg_opt *o, void *cfg, const char *v, const char *orig
       return 0;
     }
     if (parse_bool(v, (int *)field) != 0)
-      return fail(err, errlen, GG_EINVAL, "%s: expected true or false, got '%s'", origin, v);
+      return gg_errf(err, errlen, GG_EINVAL, "%s: expected true or false, got '%s'", origin, v);
     return 0;
   case GG_OPT_DOUBLE: {
     if (!v || !*v) {
@@ -80,11 +67,11 @@ static int set_value(const gg_opt *o, void *cfg, const char *v, const char *orig
     errno = 0;
     double d = strtod(v, &end);
     if (errno || *end)
-      return fail(err, errlen, GG_EINVAL, "%s: expected a number, got '%s'", origin, v);
+      return gg_errf(err, errlen, GG_EINVAL, "%s: expected a number, got '%s'", origin, v);
     *(double *)field = d;
     return 0;
   }
-  default: return fail(err, errlen, GG_EINVAL, "%s: bad option table", origin);
+  default: return gg_errf(err, errlen, GG_EINVAL, "%s: bad option table", origin);
   }
 }
 
@@ -125,7 +112,8 @@ int gg_opts_parse(const gg_opt *opts, void *cfg, int argc, char **argv, int *fir
       }
     }
     if (!hit)
-      return fail(err, errlen, GG_EINVAL, "unknown option '%.*s' (see --help)", (int)nlen + 2, a);
+      return gg_errf(err, errlen, GG_EINVAL, "unknown option '%.*s' (see --help)", (int)nlen + 2,
+                     a);
     const char *val;
     if (eq) {
       val = eq + 1;
@@ -133,10 +121,10 @@ int gg_opts_parse(const gg_opt *opts, void *cfg, int argc, char **argv, int *fir
       val = negate ? "false" : "true";
     } else {
       if (i + 1 >= argc)
-        return fail(err, errlen, GG_EINVAL, "option '--%s' needs a value", hit->name);
+        return gg_errf(err, errlen, GG_EINVAL, "option '--%s' needs a value", hit->name);
       val = argv[++i];
     }
-    if (negate && eq) return fail(err, errlen, GG_EINVAL, "'--no-%s' takes no value", hit->name);
+    if (negate && eq) return gg_errf(err, errlen, GG_EINVAL, "'--no-%s' takes no value", hit->name);
     char origin[96];
     snprintf(origin, sizeof origin, "--%s", hit->name);
     if ((rc = set_value(hit, cfg, val, origin, err, errlen)) != 0) return rc;

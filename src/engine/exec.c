@@ -15,7 +15,6 @@
 #include "gpuguard/log.h"
 #include "gpuguard/memory.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,17 +64,6 @@ struct gg_session {
   uint64_t prof_runs;
 };
 
-__attribute__((format(printf, 4, 5))) static int efail(char *err, size_t errlen, int code,
-                                                       const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
-
 static uint64_t host_allocated(void) {
   gg_host_stats st;
   memset(&st, 0, sizeof st);
@@ -111,7 +99,7 @@ int gg_model_resolve(const char *arg, char *out, size_t outlen) {
 int gg_model_load(const char *path, gg_model **out, char *err, size_t errlen) {
   char tmp[8];
   if (!err) err = tmp, errlen = sizeof tmp;
-  if (!path || !out) return efail(err, errlen, GG_EINVAL, "gg_model_load: path and out are required");
+  if (!path || !out) return gg_errf(err, errlen, GG_EINVAL, "gg_model_load: path and out are required");
   *out = NULL;
   gg_model *m = calloc(1, sizeof *m);
   if (!m) return GG_ENOMEM;
@@ -233,12 +221,12 @@ static int set_input_shapes(gg_session *s, gg_tval *vals, const int64_t *shape, 
     const gg_tensor *it = &g->tensors[g->inputs[i]];
     if (i == 0 && shape) {
       if (ndim != it->v.ndim)
-        return efail(err, errlen, GG_EINVAL, "%s: input '%s' has rank %d, got a shape of rank %d",
+        return gg_errf(err, errlen, GG_EINVAL, "%s: input '%s' has rank %d, got a shape of rank %d",
                      s->m->path, it->name, it->v.ndim, ndim);
       for (int d = 0; d < ndim; d++) {
         if (shape[d] < 1 || (it->v.shape[d] >= 0 && it->v.shape[d] != shape[d])) {
           char a[96], b[96];
-          return efail(err, errlen, GG_EINVAL, "%s: input '%s' expects shape %s, got %s", s->m->path,
+          return gg_errf(err, errlen, GG_EINVAL, "%s: input '%s' expects shape %s, got %s", s->m->path,
                        it->name, gg__shape_str(it->v.shape, ndim, a, sizeof a),
                        gg__shape_str(shape, ndim, b, sizeof b));
         }
@@ -249,7 +237,7 @@ static int set_input_shapes(gg_session *s, gg_tval *vals, const int64_t *shape, 
         if (iv->shape[d] < 0) iv->shape[d] = 1;
     iv->dtype = GG_DT_F32;
     if (gg__shape_nelem(iv->shape, iv->ndim, &iv->nelem))
-      return efail(err, errlen, GG_ERANGE, "%s: input shape too large", s->m->path);
+      return gg_errf(err, errlen, GG_ERANGE, "%s: input shape too large", s->m->path);
   }
   return 0;
 }
@@ -270,7 +258,7 @@ static int make_backends(gg_session *s, const gg_session_opts *o, gg_pool *pool,
     if (r) {
       gg_backend_params p = {dev, pool, threads, o->backend == GG_ENGINE_NAIVE};
       if ((rc = gg_backend_init_by_name(r->name, &p, &s->be[0], why, sizeof why)))
-        return efail(err, errlen, rc, "%s: the %s backend for %s is not available: %s", s->m->path,
+        return gg_errf(err, errlen, rc, "%s: the %s backend for %s is not available: %s", s->m->path,
                      r->name, gg_device_name(dev), why);
       s->be_dom[0] = 1;
       s->n_be = 1, s->n_dom = 2;
@@ -283,12 +271,12 @@ static int make_backends(gg_session *s, const gg_session_opts *o, gg_pool *pool,
   gg_backend_params hp = {NULL, NULL, threads, 0};
   if (use_xnn) {
     if ((rc = gg_backend_init_by_name("xnnpack", &hp, &s->be[s->n_be], why, sizeof why)))
-      return efail(err, errlen, rc, "%s: %s", s->m->path, why);
+      return gg_errf(err, errlen, rc, "%s: %s", s->m->path, why);
     s->xnn_be = s->n_be++;
     hp.threads = 1;
   }
   if ((rc = gg_backend_init_by_name("naive", &hp, &s->be[s->n_be], why, sizeof why)))
-    return efail(err, errlen, rc, "%s: %s", s->m->path, why);
+    return gg_errf(err, errlen, rc, "%s: %s", s->m->path, why);
   s->naive_be = s->n_be++;
   for (int d = 0; d < s->n_dom; d++) s->dom[d].mem_be = s->be[d == 0 ? s->naive_be : 0];
   return 0;
@@ -388,7 +376,7 @@ static int place_memory(gg_session *s, const gg_tval *vals, int reuse, char *err
     dm->arena_bytes = dm->plan.peak + slack;
     dm->arena_counted = mb->iface->alloc_bytes ? mb->iface->alloc_bytes(mb, dm->arena_bytes) : dm->arena_bytes;
     if ((rc = mb->iface->buffer_alloc(mb, dm->arena_bytes, "engine/arena", &dm->arena)))
-      return efail(err, errlen, rc, "%s: cannot allocate the %llu-byte activation arena on %s "
+      return gg_errf(err, errlen, rc, "%s: cannot allocate the %llu-byte activation arena on %s "
                    "(%s); every plan needs it, the lean one too", s->m->path,
                    (unsigned long long)dm->arena_bytes,
                    mb->dev ? gg_device_name(mb->dev) : "the host", gg_strerror(rc));
@@ -421,7 +409,7 @@ static int place_memory(gg_session *s, const gg_tval *vals, int reuse, char *err
                                        (size_t)vals[t].nelem * gg__dtype_size(vals[t].dtype));
         if (rc) {
           free(woff);
-          return efail(err, errlen, rc, "%s: cannot place the %llu bytes of weights on %s (%s); "
+          return gg_errf(err, errlen, rc, "%s: cannot place the %llu bytes of weights on %s (%s); "
                        "every plan needs them, the lean one too", s->m->path,
                        (unsigned long long)wsize, gg_device_name(mb->dev), gg_strerror(rc));
         }
@@ -539,7 +527,7 @@ static int prepare_steps(gg_session *s, char *err, size_t errlen) {
       continue;
     }
     if (rc)
-      return efail(err, errlen, rc, "%s: node '%s' (%s): the %s backend could not prepare it (%s)",
+      return gg_errf(err, errlen, rc, "%s: node '%s' (%s): the %s backend could not prepare it (%s)",
                    s->m->path, n->name, n->tf_op, be->iface->name, gg_strerror(rc));
     s->dom[be->iface->device_workspace ? s->be_dom[st->be] : 0].workspace += ws;
   }
@@ -590,13 +578,13 @@ int gg_session_new_on(gg_model *m, const int64_t *shape, int ndim, const gg_sess
                       gg_pool *pool, gg_session **out, char *err, size_t errlen) {
   char tmp[8];
   if (!err) err = tmp, errlen = sizeof tmp;
-  if (!m || !out) return efail(err, errlen, GG_EINVAL, "gg_session_new: model and out are required");
+  if (!m || !out) return gg_errf(err, errlen, GG_EINVAL, "gg_session_new: model and out are required");
   *out = NULL;
   gg_session_opts o;
   memset(&o, 0, sizeof o);
   if (opts) o = *opts;
   if (o.backend == GG_ENGINE_XNNPACK && !gg_xnn_available())
-    return efail(err, errlen, GG_ENOTIMPL, "XNNPACK is not part of this build (install libxnnpack-dev and rebuild, or use the naive backend)");
+    return gg_errf(err, errlen, GG_ENOTIMPL, "XNNPACK is not part of this build (install libxnnpack-dev and rebuild, or use the naive backend)");
   gg_graph *g = m->g;
   gg_session *s = calloc(1, sizeof *s);
   if (!s) return GG_ENOMEM;
@@ -613,7 +601,7 @@ int gg_session_new_on(gg_model *m, const int64_t *shape, int ndim, const gg_sess
   for (int i = 0; i < g->n_order; i++) {
     char msg[400];
     if ((rc = gg__op_infer(&g->nodes[g->order[i]], vals, msg, sizeof msg))) {
-      efail(err, errlen, rc, "%s: %s", m->path, msg);
+      gg_errf(err, errlen, rc, "%s: %s", m->path, msg);
       goto fail;
     }
   }
@@ -651,7 +639,7 @@ static int run_copy(gg_session *s, const step *st, char *err, size_t errlen) {
   size_t n = (size_t)src->nelem * gg__dtype_size(src->dtype);
   int rc = gg_backend_buffer_copy(dst->buf, dst->offs, src->buf, src->offs, n);
   if (rc)
-    efail(err, errlen, rc, "%s: copying tensor '%s' (%zu bytes) from %s to %s failed: %s", s->m->path,
+    gg_errf(err, errlen, rc, "%s: copying tensor '%s' (%zu bytes) from %s to %s failed: %s", s->m->path,
           s->m->g->tensors[st->tensor].name, n, s->dom[st->from].mem_be->iface->name,
           s->dom[st->to].mem_be->iface->name, gg_strerror(rc));
   return rc;
@@ -673,14 +661,14 @@ int gg_session_run(gg_session *s, char *err, size_t errlen) {
     rc = be->iface->run_node(be, n, s->dom[s->be_dom[st->be]].vals, st->state);
     if (s->profile) s->prof_ns[n->op][st->be] += gg_now_ns() - t0;
     if (rc)
-      return efail(err, errlen, rc, "%s: node '%s' (%s) failed on %s: %s", s->m->path, n->name,
+      return gg_errf(err, errlen, rc, "%s: node '%s' (%s) failed on %s: %s", s->m->path, n->name,
                    n->tf_op, be->iface->name, gg_strerror(rc));
     last = st->node;
   }
   for (int b = 0; b < s->n_be; b++) {
     int rc = s->be[b]->iface->synchronize ? s->be[b]->iface->synchronize(s->be[b]) : 0;
     if (rc)
-      return efail(err, errlen, rc, "%s: %s: waiting for the work up to node '%s' failed: %s",
+      return gg_errf(err, errlen, rc, "%s: %s: waiting for the work up to node '%s' failed: %s",
                    s->m->path, s->be[b]->iface->name, last >= 0 ? g->nodes[last].name : "-",
                    gg_strerror(rc));
   }

@@ -6,20 +6,8 @@
 #include "engine/graph.h"
 #include "gpuguard/error.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-__attribute__((format(printf, 4, 5))) static int efail(char *err, size_t errlen, int code,
-                                                       const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
 
 #define IN(k) (&vals[n->in[k]])
 #define OUT(k) (&vals[n->out[k]])
@@ -36,13 +24,13 @@ static int set_shape(gg_tval *o, gg_dtype dt, const int64_t *shape, int ndim) {
 static int const_ints(const gg_node *n, gg_tval *v, const char *what, int64_t maxn, char *err,
                       size_t errlen) {
   if (!v->data)
-    return efail(err, errlen, GG_EUNSUPPORTED, "node '%s' (%s): %s must be a constant", n->name,
+    return gg_errf(err, errlen, GG_EUNSUPPORTED, "node '%s' (%s): %s must be a constant", n->name,
                  n->tf_op, what);
   if (v->dtype != GG_DT_I32)
-    return efail(err, errlen, GG_EPARSE, "node '%s' (%s): %s must be an integer tensor", n->name,
+    return gg_errf(err, errlen, GG_EPARSE, "node '%s' (%s): %s must be an integer tensor", n->name,
                  n->tf_op, what);
   if (v->nelem > maxn)
-    return efail(err, errlen, GG_EPARSE, "node '%s' (%s): %s has %lld values (max %lld)", n->name,
+    return gg_errf(err, errlen, GG_EPARSE, "node '%s' (%s): %s has %lld values (max %lld)", n->name,
                  n->tf_op, what, (long long)v->nelem, (long long)maxn);
   return 0;
 }
@@ -90,9 +78,9 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
   int nd = 0, rc = 0;
   for (int k = 0; k < n->n_in; k++)
     if (IN(k)->ndim < 0 || IN(k)->ndim > GG_MAX_DIMS)
-      return efail(err, errlen, GG_EPARSE, "node '%s': input %d has no shape", n->name, k);
+      return gg_errf(err, errlen, GG_EPARSE, "node '%s': input %d has no shape", n->name, k);
   const gg_tval *x = n->n_in ? IN(0) : NULL;
-#define BAD(...) efail(err, errlen, GG_EPARSE, __VA_ARGS__)
+#define BAD(...) gg_errf(err, errlen, GG_EPARSE, __VA_ARGS__)
   switch (n->op) {
   case GG_OP_CONST:
   case GG_OP_PLACEHOLDER:
@@ -221,7 +209,7 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
     for (int i = 0; i < x->ndim; i++) {
       int32_t a = I32(IN(1))[2 * i], b = I32(IN(1))[2 * i + 1];
       if (a < 0 || b < 0 || a > (1 << 20) || b > (1 << 20))
-        return efail(err, errlen, GG_EUNSUPPORTED, "node '%s' (%s): padding %d,%d not supported", n->name, n->tf_op, a, b);
+        return gg_errf(err, errlen, GG_EUNSUPPORTED, "node '%s' (%s): padding %d,%d not supported", n->name, n->tf_op, a, b);
       shp[i] = x->shape[i] + a + b;
     }
     if (n->n_in > 2 && (!IN(2)->data || IN(2)->nelem != 1 || IN(2)->dtype != x->dtype))
@@ -341,7 +329,7 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
     return set_shape(OUT(0), IN(2)->dtype, shp, nd);
   }
   default:
-    return efail(err, errlen, GG_EUNSUPPORTED, "node '%s': op %s has no shape rule", n->name, n->tf_op);
+    return gg_errf(err, errlen, GG_EUNSUPPORTED, "node '%s': op %s has no shape rule", n->name, n->tf_op);
   }
 #undef BAD
 }

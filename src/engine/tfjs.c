@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,17 +20,6 @@
 #define MAX_WEIGHT_BYTES ((uint64_t)1 << 31) /* stored bytes of all shards together */
 #define MAX_SHARDS 16384                     /* 2 GiB in TF.js's usual 4 MB shards: 512 */
 #define MAX_NODES 100000
-
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int code,
-                                                      const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
 
 /* ------------------------------------------------------------ name map */
 
@@ -240,8 +228,8 @@ static int parse_attrs(json_t *jn, gg_node *n, const char *file, char *err, size
   a->ksize[0] = a->ksize[1] = 1;
   a->alpha = 0.2f; /* TF's LeakyRelu default */
   n->n_out = 1;
-#define BAD(...) fail(err, errlen, GG_EPARSE, __VA_ARGS__)
-#define UNSUP(...) fail(err, errlen, GG_EUNSUPPORTED, __VA_ARGS__)
+#define BAD(...) gg_errf(err, errlen, GG_EPARSE, __VA_ARGS__)
+#define UNSUP(...) gg_errf(err, errlen, GG_EUNSUPPORTED, __VA_ARGS__)
   if (attr_str(jn, "data_format", s, sizeof s)) return BAD("%s: node '%s': bad data_format", file, n->name);
   if (s[0] && strcmp(s, "NHWC"))
     return UNSUP("%s: node '%s' (%s): data_format '%s' is not supported (only NHWC)", file,
@@ -446,30 +434,30 @@ static int parse_weight(import_ctx *c, json_t *w, size_t wi, weight_spec *ws) {
   json_t *jdt = json_object_get(w, "dtype"), *q = json_object_get(w, "quantization");
   const char *wname = json_is_string(jname) ? json_string_value(jname) : "?";
   if (!json_is_string(jname) || !json_is_array(jshape) || !json_is_string(jdt))
-    return fail(c->err, c->errlen, GG_EPARSE, "%s: weight %zu ('%s') needs name, shape and dtype", c->file, wi, wname);
+    return gg_errf(c->err, c->errlen, GG_EPARSE, "%s: weight %zu ('%s') needs name, shape and dtype", c->file, wi, wname);
   int ni = map_get(&c->nodes, wname);
   if (ni < 0 || g->nodes[ni].op != GG_OP_CONST)
-    return fail(c->err, c->errlen, GG_EPARSE, "%s: weight '%s' has no Const node of that name", c->file, wname);
+    return gg_errf(c->err, c->errlen, GG_EPARSE, "%s: weight '%s' has no Const node of that name", c->file, wname);
   gg_tensor *t = &g->tensors[g->nodes[ni].out[0]];
   if (t->v.data || t->is_const)
-    return fail(c->err, c->errlen, GG_EPARSE, "%s: weight '%s' appears twice in the manifest", c->file, wname);
+    return gg_errf(c->err, c->errlen, GG_EPARSE, "%s: weight '%s' appears twice in the manifest", c->file, wname);
   int nd = (int)json_array_size(jshape);
   if (nd > GG_MAX_DIMS)
-    return fail(c->err, c->errlen, GG_EUNSUPPORTED, "%s: weight '%s' has %d dims (max %d)", c->file, wname, nd, GG_MAX_DIMS);
+    return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED, "%s: weight '%s' has %d dims (max %d)", c->file, wname, nd, GG_MAX_DIMS);
   for (int d = 0; d < nd; d++)
     if (json_to_i64(json_array_get(jshape, (size_t)d), &t->v.shape[d]) || t->v.shape[d] < 0)
-      return fail(c->err, c->errlen, GG_EPARSE, "%s: weight '%s': bad shape", c->file, wname);
+      return gg_errf(c->err, c->errlen, GG_EPARSE, "%s: weight '%s': bad shape", c->file, wname);
   t->v.ndim = nd;
   if (gg__shape_nelem(t->v.shape, nd, &t->v.nelem)) {
     char sb[128];
-    return fail(c->err, c->errlen, GG_ERANGE, "%s: weight '%s': shape %s is too large (max %lld elements)",
+    return gg_errf(c->err, c->errlen, GG_ERANGE, "%s: weight '%s': shape %s is too large (max %lld elements)",
                 c->file, wname, gg__shape_str(t->v.shape, nd, sb, sizeof sb), (long long)GG_MAX_ELEMS);
   }
   const char *dt = json_string_value(jdt);
   if (!strcmp(dt, "float32")) t->v.dtype = GG_DT_F32;
   else if (!strcmp(dt, "int32") || !strcmp(dt, "int64")) t->v.dtype = GG_DT_I32;
   else
-    return fail(c->err, c->errlen, GG_EUNSUPPORTED, "%s: weight '%s': dtype '%s' not supported (float32, int32)", c->file, wname, dt);
+    return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED, "%s: weight '%s': dtype '%s' not supported (float32, int32)", c->file, wname, dt);
   int qbytes = 4; /* stored bytes per element */
   ws->qkind = 0;
   ws->scale = 1, ws->mn = 0;
@@ -480,15 +468,15 @@ static int parse_weight(import_ctx *c, json_t *w, size_t wi, weight_spec *ws) {
     else if (!strcmp(qs, "uint16")) ws->qkind = 2, qbytes = 2;
     else if (!strcmp(qs, "float16")) ws->qkind = 3, qbytes = 2;
     else
-      return fail(c->err, c->errlen, GG_EUNSUPPORTED, "%s: weight '%s': quantization dtype '%s' not supported (uint8, uint16, float16)", c->file, wname, qs);
+      return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED, "%s: weight '%s': quantization dtype '%s' not supported (uint8, uint16, float16)", c->file, wname, qs);
     if (ws->qkind != 3) {
       json_t *js = json_object_get(q, "scale"), *jm = json_object_get(q, "min");
       if (!json_is_number(js) || !json_is_number(jm))
-        return fail(c->err, c->errlen, GG_EPARSE, "%s: weight '%s': quantization needs numeric scale and min", c->file, wname);
+        return gg_errf(c->err, c->errlen, GG_EPARSE, "%s: weight '%s': quantization needs numeric scale and min", c->file, wname);
       ws->scale = json_number_value(js), ws->mn = json_number_value(jm);
     }
     if (t->v.dtype != GG_DT_F32 && ws->qkind == 3)
-      return fail(c->err, c->errlen, GG_EUNSUPPORTED, "%s: weight '%s': float16 quantization of an integer tensor", c->file, wname);
+      return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED, "%s: weight '%s': float16 quantization of an integer tensor", c->file, wname);
   }
   ws->name = wname;
   ws->t = t;
@@ -506,12 +494,12 @@ static int parse_manifest(import_ctx *c, json_t *man, manifest *m) {
     json_t *grp = json_array_get(man, gi);
     json_t *paths = json_object_get(grp, "paths"), *ws = json_object_get(grp, "weights");
     if (!json_is_array(paths) || !json_is_array(ws))
-      return fail(c->err, c->errlen, GG_EPARSE, "%s: weightsManifest[%zu] needs 'paths' and 'weights' arrays", c->file, gi);
+      return gg_errf(c->err, c->errlen, GG_EPARSE, "%s: weightsManifest[%zu] needs 'paths' and 'weights' arrays", c->file, gi);
     np += json_array_size(paths);
     nw += json_array_size(ws);
   }
   if (np > MAX_SHARDS)
-    return fail(c->err, c->errlen, GG_ETOO_LARGE, "%s: weightsManifest lists %zu shard files (limit %d)", c->file, np, MAX_SHARDS);
+    return gg_errf(c->err, c->errlen, GG_ETOO_LARGE, "%s: weightsManifest lists %zu shard files (limit %d)", c->file, np, MAX_SHARDS);
   m->ngroups = json_array_size(man);
   m->groups = calloc(m->ngroups + 1, sizeof *m->groups);
   m->specs = calloc(nw + 1, sizeof *m->specs);
@@ -524,9 +512,9 @@ static int parse_manifest(import_ctx *c, json_t *man, manifest *m) {
     for (size_t pi = 0; !rc && pi < json_array_size(wg->paths); pi++) {
       json_t *p = json_array_get(wg->paths, pi);
       if (!json_is_string(p) || !json_string_value(p)[0])
-        rc = fail(c->err, c->errlen, GG_EPARSE, "%s: weightsManifest[%zu].paths[%zu] is not a file name", c->file, gi, pi);
+        rc = gg_errf(c->err, c->errlen, GG_EPARSE, "%s: weightsManifest[%zu].paths[%zu] is not a file name", c->file, gi, pi);
       else if (map_put(&seen, json_string_value(p), 1) >= 0)
-        rc = fail(c->err, c->errlen, GG_EPARSE, "%s: weight shard '%s' is listed more than once in weightsManifest (each shard once, in order)", c->file, json_string_value(p));
+        rc = gg_errf(c->err, c->errlen, GG_EPARSE, "%s: weight shard '%s' is listed more than once in weightsManifest (each shard once, in order)", c->file, json_string_value(p));
     }
     json_t *ws = json_object_get(grp, "weights");
     wg->first = m->nspecs;
@@ -540,7 +528,7 @@ static int parse_manifest(import_ctx *c, json_t *man, manifest *m) {
   }
   map_free(&seen);
   if (!rc && m->bytes > MAX_WEIGHT_BYTES)
-    rc = fail(c->err, c->errlen, GG_ETOO_LARGE, "%s: the weights declare %llu bytes, over the limit of %llu (a model this large is not supported)",
+    rc = gg_errf(c->err, c->errlen, GG_ETOO_LARGE, "%s: the weights declare %llu bytes, over the limit of %llu (a model this large is not supported)",
               c->file, (unsigned long long)m->bytes, (unsigned long long)MAX_WEIGHT_BYTES);
   return rc;
 }
@@ -550,13 +538,13 @@ static int parse_manifest(import_ctx *c, json_t *man, manifest *m) {
 static int group_size_error(import_ctx *c, const manifest *m, size_t gi, uint64_t have) {
   const weight_group *wg = &m->groups[gi];
   if (have > wg->bytes)
-    return fail(c->err, c->errlen, GG_EPARSE,
+    return gg_errf(c->err, c->errlen, GG_EPARSE,
                 "%s: the shards of weight group %zu hold %llu bytes but the manifest describes %llu (mismatched .bin)",
                 c->file, gi, (unsigned long long)have, (unsigned long long)wg->bytes);
   uint64_t off = 0;
   const weight_spec *ws = &m->specs[wg->first];
   for (size_t i = 0; i + 1 < wg->count && off + ws->bytes <= have; i++) off += ws++->bytes;
-  return fail(c->err, c->errlen, GG_EPARSE,
+  return gg_errf(c->err, c->errlen, GG_EPARSE,
               "%s: weight '%s' needs %llu bytes at offset %llu but the shards of group %zu hold only %llu bytes (truncated or mismatched .bin)",
               c->file, ws->name, (unsigned long long)ws->bytes, (unsigned long long)off, gi, (unsigned long long)have);
 }
@@ -596,7 +584,7 @@ static int check_shard_sizes(import_ctx *c, const manifest *m, const shard_src *
   if (!rc) qsort(ids, np, sizeof *ids, cmp_shard_id);
   for (size_t i = 1; !rc && i < np; i++)
     if (!cmp_shard_id(&ids[i - 1], &ids[i]))
-      rc = fail(c->err, c->errlen, GG_EPARSE, "%s: weight shards '%s' and '%s' are the same file (list each shard once, in order)", c->file, ids[i - 1].name, ids[i].name);
+      rc = gg_errf(c->err, c->errlen, GG_EPARSE, "%s: weight shards '%s' and '%s' are the same file (list each shard once, in order)", c->file, ids[i - 1].name, ids[i].name);
   free(ids);
   return rc;
 }
@@ -660,7 +648,7 @@ static int load_group(import_ctx *c, const manifest *m, size_t gi, const shard_s
 static int load_weights(import_ctx *c, const shard_src *src) {
   json_t *man = json_object_get(c->root, "weightsManifest");
   if (!man) return 0;
-  if (!json_is_array(man)) return fail(c->err, c->errlen, GG_EPARSE, "%s: weightsManifest must be an array", c->file);
+  if (!json_is_array(man)) return gg_errf(c->err, c->errlen, GG_EPARSE, "%s: weightsManifest must be an array", c->file);
   manifest m = {0};
   int rc = parse_manifest(c, man, &m);
   if (!rc && src->size) rc = check_shard_sizes(c, &m, src);
@@ -732,7 +720,7 @@ static int check_arity(const gg_node *n, const char *file, char *err, size_t err
   }
   if (n->op == GG_OP_PAD && n->n_in > 3) exact = 1, want = 3;
   if (exact ? n->n_in != want : n->n_in < want)
-    return fail(err, errlen, GG_EPARSE, "%s: node '%s' (%s) has %d inputs, expected %s%d", file,
+    return gg_errf(err, errlen, GG_EPARSE, "%s: node '%s' (%s) has %d inputs, expected %s%d", file,
                 n->name, n->tf_op, n->n_in, exact ? "" : "at least ", want);
   return 0;
 }
@@ -745,7 +733,7 @@ static int import_model(const char *json, size_t json_len, const char *label,
   json_error_t je;
   c.root = json_loadb(json, json_len, JSON_REJECT_DUPLICATES, &je);
   if (!c.root)
-    return fail(err, errlen, GG_EPARSE, "%s: not valid JSON (line %d: %s)", c.file, je.line, je.text);
+    return gg_errf(err, errlen, GG_EPARSE, "%s: not valid JSON (line %d: %s)", c.file, je.line, je.text);
   int rc = 0;
   gg_graph *g = calloc(1, sizeof *g);
   if (!g) {
@@ -757,17 +745,17 @@ static int import_model(const char *json, size_t json_len, const char *label,
   json_t *topo = json_object_get(c.root, "modelTopology");
   json_t *jnodes = json_is_object(topo) ? json_object_get(topo, "node") : NULL;
   if (!json_is_object(c.root) || !json_is_array(jnodes)) {
-    rc = fail(err, errlen, GG_EPARSE, "%s: expected a TF.js graph model (an object with modelTopology.node[])", c.file);
+    rc = gg_errf(err, errlen, GG_EPARSE, "%s: expected a TF.js graph model (an object with modelTopology.node[])", c.file);
     goto out;
   }
   json_t *fmt = json_object_get(c.root, "format");
   if (json_is_string(fmt) && strcmp(json_string_value(fmt), "graph-model")) {
-    rc = fail(err, errlen, GG_EUNSUPPORTED, "%s: format '%s' is not supported (graph-model only)", c.file, json_string_value(fmt));
+    rc = gg_errf(err, errlen, GG_EUNSUPPORTED, "%s: format '%s' is not supported (graph-model only)", c.file, json_string_value(fmt));
     goto out;
   }
   size_t nn = json_array_size(jnodes);
   if (nn > MAX_NODES) {
-    rc = fail(err, errlen, GG_ETOO_LARGE, "%s: %zu nodes (max %d)", c.file, nn, MAX_NODES);
+    rc = gg_errf(err, errlen, GG_ETOO_LARGE, "%s: %zu nodes (max %d)", c.file, nn, MAX_NODES);
     goto out;
   }
   g->nodes = calloc(nn + 1, sizeof *g->nodes);
@@ -781,7 +769,7 @@ static int import_model(const char *json, size_t json_len, const char *label,
     json_t *jn = json_array_get(jnodes, i);
     json_t *jname = json_object_get(jn, "name"), *jop = json_object_get(jn, "op");
     if (!json_is_string(jname) || !json_is_string(jop) || !json_string_length(jname)) {
-      rc = fail(err, errlen, GG_EPARSE, "%s: node %zu needs a 'name' and an 'op' string", c.file, i);
+      rc = gg_errf(err, errlen, GG_EPARSE, "%s: node %zu needs a 'name' and an 'op' string", c.file, i);
       goto out;
     }
     gg_node *n = &g->nodes[g->n_nodes];
@@ -796,11 +784,11 @@ static int import_model(const char *json, size_t json_len, const char *label,
     for (size_t k = 0; k < sizeof k_ops / sizeof k_ops[0]; k++)
       if (!strcmp(op, k_ops[k].tf)) n->op = k_ops[k].op, n->tf_op = k_ops[k].tf;
     if (n->op == GG_OP_COUNT) {
-      rc = fail(err, errlen, GG_EUNSUPPORTED, "%s: node '%s' uses op '%s', which gpuguard does not implement", c.file, n->name, op);
+      rc = gg_errf(err, errlen, GG_EUNSUPPORTED, "%s: node '%s' uses op '%s', which gpuguard does not implement", c.file, n->name, op);
       goto out;
     }
     if (map_put(&c.nodes, n->name, (int)i) >= 0) {
-      rc = fail(err, errlen, GG_EPARSE, "%s: node name '%s' is used twice", c.file, n->name);
+      rc = gg_errf(err, errlen, GG_EPARSE, "%s: node name '%s' is used twice", c.file, n->name);
       goto out;
     }
     if ((rc = parse_attrs(jn, n, c.file, err, errlen))) goto out;
@@ -836,7 +824,7 @@ static int import_model(const char *json, size_t json_len, const char *label,
     gg_node *n = &g->nodes[i];
     json_t *jin = json_object_get(json_array_get(jnodes, (size_t)i), "input");
     if (jin && !json_is_array(jin)) {
-      rc = fail(err, errlen, GG_EPARSE, "%s: node '%s': 'input' must be an array", c.file, n->name);
+      rc = gg_errf(err, errlen, GG_EPARSE, "%s: node '%s': 'input' must be an array", c.file, n->name);
       goto out;
     }
     size_t ni = jin ? json_array_size(jin) : 0;
@@ -848,14 +836,14 @@ static int import_model(const char *json, size_t json_len, const char *label,
     for (size_t k = 0; k < ni; k++) {
       json_t *e = json_array_get(jin, k);
       if (!json_is_string(e)) {
-        rc = fail(err, errlen, GG_EPARSE, "%s: node '%s': input %zu is not a string", c.file, n->name, k);
+        rc = gg_errf(err, errlen, GG_EPARSE, "%s: node '%s': input %zu is not a string", c.file, n->name, k);
         goto out;
       }
       const char *ref = json_string_value(e);
       if (ref[0] == '^') continue; /* control dependency: order only */
       int t = resolve(&c, ref);
       if (t < 0) {
-        rc = fail(err, errlen, GG_EPARSE, "%s: node '%s': input '%s' does not name a node output in the graph", c.file, n->name, ref);
+        rc = gg_errf(err, errlen, GG_EPARSE, "%s: node '%s': input '%s' does not name a node output in the graph", c.file, n->name, ref);
         goto out;
       }
       n->in[n->n_in++] = t;
@@ -869,7 +857,7 @@ static int import_model(const char *json, size_t json_len, const char *label,
       json_t *shp = sh ? json_object_get(sh, "shape") : NULL;
       json_t *dims = shp ? json_object_get(shp, "dim") : NULL;
       if (!json_is_array(dims) || json_array_size(dims) > GG_MAX_DIMS) {
-        rc = fail(err, errlen, GG_EUNSUPPORTED, "%s: placeholder '%s' needs a known rank (at most %d dims)", c.file, n->name, GG_MAX_DIMS);
+        rc = gg_errf(err, errlen, GG_EUNSUPPORTED, "%s: placeholder '%s' needs a known rank (at most %d dims)", c.file, n->name, GG_MAX_DIMS);
         goto out;
       }
       t->v.ndim = (int)json_array_size(dims);
@@ -877,7 +865,7 @@ static int import_model(const char *json, size_t json_len, const char *label,
         json_t *sz = json_object_get(json_array_get(dims, (size_t)d), "size");
         int64_t s = -1;
         if (sz && (json_to_i64(sz, &s) || s < -1 || s > GG_MAX_ELEMS)) {
-          rc = fail(err, errlen, GG_EPARSE, "%s: placeholder '%s': bad dim %d", c.file, n->name, d);
+          rc = gg_errf(err, errlen, GG_EPARSE, "%s: placeholder '%s': bad dim %d", c.file, n->name, d);
           goto out;
         }
         t->v.shape[d] = s;
@@ -888,7 +876,7 @@ static int import_model(const char *json, size_t json_len, const char *label,
   if ((rc = load_weights(&c, src))) goto out;
   for (int i = 0; i < g->n_nodes; i++)
     if (g->nodes[i].op == GG_OP_CONST && !g->tensors[g->nodes[i].out[0]].is_const) {
-      rc = fail(err, errlen, GG_EPARSE, "%s: Const node '%s' has no entry in weightsManifest", c.file, g->nodes[i].name);
+      rc = gg_errf(err, errlen, GG_EPARSE, "%s: Const node '%s' has no entry in weightsManifest", c.file, g->nodes[i].name);
       goto out;
     }
   /* Inputs: placeholders in node order. */
@@ -900,7 +888,7 @@ static int import_model(const char *json, size_t json_len, const char *label,
   for (int i = 0; i < g->n_nodes; i++)
     if (g->nodes[i].op == GG_OP_PLACEHOLDER) g->inputs[g->n_inputs++] = g->nodes[i].out[0];
   if (!g->n_inputs) {
-    rc = fail(err, errlen, GG_EPARSE, "%s: the graph has no Placeholder input", c.file);
+    rc = gg_errf(err, errlen, GG_EPARSE, "%s: the graph has no Placeholder input", c.file);
     goto out;
   }
   /* Outputs: signature.outputs in file order, else terminal nodes by name. */
@@ -920,7 +908,7 @@ static int import_model(const char *json, size_t json_len, const char *label,
       const char *ref = json_is_string(nm) ? json_string_value(nm) : key;
       int t = resolve(&c, ref);
       if (t < 0) {
-        rc = fail(err, errlen, GG_EPARSE, "%s: signature output '%s' does not name a node output", c.file, ref);
+        rc = gg_errf(err, errlen, GG_EPARSE, "%s: signature output '%s' does not name a node output", c.file, ref);
         goto out;
       }
       g->tensors[t].is_output = 1;
@@ -952,7 +940,7 @@ static int import_model(const char *json, size_t json_len, const char *label,
       goto out;
     }
   if (!g->n_outputs) {
-    rc = fail(err, errlen, GG_EPARSE, "%s: the graph has no outputs", c.file);
+    rc = gg_errf(err, errlen, GG_EPARSE, "%s: the graph has no outputs", c.file);
     goto out;
   }
   if ((rc = gg__graph_toposort(g, err, errlen))) goto out;
@@ -1056,16 +1044,16 @@ static int read_whole(const char *path, uint64_t max, int oflags, uint8_t **data
 static int shard_resolve(file_ctx *fc, const char *p, char *full, struct stat *st, char *err,
                          size_t errlen) {
   if (!p[0] || p[0] == '/' || strstr(p, "..") || strlen(p) > 1024)
-    return fail(err, errlen, GG_EPARSE, "%s: weight path '%s' must be relative and stay in the model's folder", fc->model, p);
+    return gg_errf(err, errlen, GG_EPARSE, "%s: weight path '%s' must be relative and stay in the model's folder", fc->model, p);
   char joined[5200];
   snprintf(joined, sizeof joined, "%s/%s", fc->dir, p);
   if (!realpath(joined, full) || stat(full, st))
-    return fail(err, errlen, GG_EIO, "%s: cannot read weight shard '%s': %s (run scripts/fetch-models.sh?)", fc->model, joined, strerror(errno));
+    return gg_errf(err, errlen, GG_EIO, "%s: cannot read weight shard '%s': %s (run scripts/fetch-models.sh?)", fc->model, joined, strerror(errno));
   size_t rl = strcmp(fc->root, "/") ? strlen(fc->root) : 0;
   if (strncmp(full, fc->root, rl) || full[rl] != '/')
-    return fail(err, errlen, GG_EPARSE, "%s: weight shard '%s' resolves to %s, outside the model's folder %s (a symlink?)", fc->model, p, full, fc->root);
+    return gg_errf(err, errlen, GG_EPARSE, "%s: weight shard '%s' resolves to %s, outside the model's folder %s (a symlink?)", fc->model, p, full, fc->root);
   if (!S_ISREG(st->st_mode))
-    return fail(err, errlen, GG_EIO, "%s: weight shard '%s' is not a regular file", fc->model, joined);
+    return gg_errf(err, errlen, GG_EIO, "%s: weight shard '%s' is not a regular file", fc->model, joined);
   return 0;
 }
 
@@ -1080,7 +1068,7 @@ static int file_shard_size(void *user, const char *p, uint64_t *bytes, uint64_t 
   id[0] = (uint64_t)st.st_dev;
   id[1] = (uint64_t)st.st_ino;
   if (*bytes > MAX_WEIGHT_BYTES)
-    return fail(err, errlen, GG_ETOO_LARGE, "%s: weight shard '%s' is larger than the %llu bytes limit", fc->model, full, (unsigned long long)MAX_WEIGHT_BYTES);
+    return gg_errf(err, errlen, GG_ETOO_LARGE, "%s: weight shard '%s' is larger than the %llu bytes limit", fc->model, full, (unsigned long long)MAX_WEIGHT_BYTES);
   fc->budget += *bytes;
   return 0;
 }
@@ -1095,9 +1083,9 @@ static int file_shard(void *user, const char *p, uint8_t **data, size_t *len, ch
   /* O_NOFOLLOW and the budget: a file swapped after the check is refused */
   rc = read_whole(full, fc->budget, O_NOFOLLOW, data, len);
   if (rc == GG_ETOO_LARGE)
-    return fail(err, errlen, GG_EPARSE, "%s: weight shard '%s' grew while the model was loading", fc->model, full);
+    return gg_errf(err, errlen, GG_EPARSE, "%s: weight shard '%s' grew while the model was loading", fc->model, full);
   if (rc)
-    return fail(err, errlen, rc, "%s: cannot read weight shard '%s': %s", fc->model, full, strerror(errno));
+    return gg_errf(err, errlen, rc, "%s: cannot read weight shard '%s': %s", fc->model, full, strerror(errno));
   fc->budget -= *len;
   return 0;
 }
@@ -1110,14 +1098,14 @@ int gg__tfjs_load_file(const char *path, gg_graph **out, char *err, size_t errle
   uint8_t *json = NULL;
   size_t len = 0;
   int rc = read_whole(path, (uint64_t)256 << 20, 0, &json, &len);
-  if (rc == GG_ETOO_LARGE) rc = fail(err, errlen, rc, "%s: model.json is larger than 256 MiB", path);
-  else if (rc) rc = fail(err, errlen, GG_EIO, "%s: cannot read: %s", path, strerror(errno));
+  if (rc == GG_ETOO_LARGE) rc = gg_errf(err, errlen, rc, "%s: model.json is larger than 256 MiB", path);
+  else if (rc) rc = gg_errf(err, errlen, GG_EIO, "%s: cannot read: %s", path, strerror(errno));
   snprintf(fc->dir, sizeof fc->dir, "%s", path);
   char *slash = strrchr(fc->dir, '/');
   if (slash) *slash = 0;
   else snprintf(fc->dir, sizeof fc->dir, ".");
   if (!rc && !realpath(fc->dir, fc->root))
-    rc = fail(err, errlen, GG_EIO, "%s: cannot resolve the model's folder: %s", path, strerror(errno));
+    rc = gg_errf(err, errlen, GG_EIO, "%s: cannot resolve the model's folder: %s", path, strerror(errno));
   shard_src src = {file_shard, file_shard_size, fc};
   if (!rc) rc = import_model((const char *)json, len, path, &src, out, err, errlen);
   free(json);

@@ -18,22 +18,10 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-__attribute__((format(printf, 4, 5))) static int efail(char *err, size_t errlen, int code,
-                                                       const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
 
 void gg_image_free(gg_image *img) {
   if (!img) return;
@@ -45,10 +33,10 @@ void gg_image_free(gg_image *img) {
 static int check_dims(uint64_t w, uint64_t h, uint64_t max, const char *kind, char *err,
                       size_t errlen) {
   if (w == 0 || h == 0)
-    return efail(err, errlen, GG_EPARSE, "%s image has an empty size (%llux%llu)", kind,
+    return gg_errf(err, errlen, GG_EPARSE, "%s image has an empty size (%llux%llu)", kind,
                  (unsigned long long)w, (unsigned long long)h);
   if (w > 65535 || h > 65535 || w * h > max)
-    return efail(err, errlen, GG_ETOO_LARGE,
+    return gg_errf(err, errlen, GG_ETOO_LARGE,
                  "%s image is %llux%llu = %.1f MP, over the limit of %.1f MP; downscale it first",
                  kind, (unsigned long long)w, (unsigned long long)h, (double)(w * h) / 1e6,
                  (double)max / 1e6);
@@ -75,12 +63,12 @@ static void cmyk_to_rgb(uint8_t *px, size_t n, int inverted) {
 static int decode_jpeg(const uint8_t *d, size_t len, uint64_t max, gg_image *out, int *orient,
                        char *err, size_t errlen) {
 #ifdef GG_HAVE_TURBOJPEG
-  if (len > (size_t)0xffffffffu) return efail(err, errlen, GG_ETOO_LARGE, "JPEG data too large");
+  if (len > (size_t)0xffffffffu) return gg_errf(err, errlen, GG_ETOO_LARGE, "JPEG data too large");
   tjhandle h = tjInitDecompress();
-  if (!h) return efail(err, errlen, GG_ENOMEM, "cannot create a JPEG decoder");
+  if (!h) return gg_errf(err, errlen, GG_ENOMEM, "cannot create a JPEG decoder");
   int w = 0, ht = 0, sub = 0, cs = 0;
   if (tjDecompressHeader3(h, d, (unsigned long)len, &w, &ht, &sub, &cs)) {
-    int rc = efail(err, errlen, GG_EPARSE, "malformed JPEG header: %s", tjGetErrorStr2(h));
+    int rc = gg_errf(err, errlen, GG_EPARSE, "malformed JPEG header: %s", tjGetErrorStr2(h));
     tjDestroy(h);
     return rc;
   }
@@ -95,12 +83,12 @@ static int decode_jpeg(const uint8_t *d, size_t len, uint64_t max, gg_image *out
   uint8_t *px = malloc(n * (cmyk ? 4 : 3));
   if (!px) {
     tjDestroy(h);
-    return efail(err, errlen, GG_ENOMEM, "no memory for a %dx%d image", w, ht);
+    return gg_errf(err, errlen, GG_ENOMEM, "no memory for a %dx%d image", w, ht);
   }
   /* Warnings (a truncated file decodes as grey) are errors here. */
   if (tjDecompress2(h, d, (unsigned long)len, px, w, 0, ht, cmyk ? TJPF_CMYK : TJPF_RGB,
                     TJFLAG_STOPONWARNING)) {
-    rc = efail(err, errlen, GG_EPARSE, "JPEG data is corrupt or truncated: %s", tjGetErrorStr2(h));
+    rc = gg_errf(err, errlen, GG_EPARSE, "JPEG data is corrupt or truncated: %s", tjGetErrorStr2(h));
     free(px);
     tjDestroy(h);
     return rc;
@@ -118,7 +106,7 @@ static int decode_jpeg(const uint8_t *d, size_t len, uint64_t max, gg_image *out
   return 0;
 #else
   (void)d, (void)len, (void)max, (void)out, (void)orient;
-  return efail(err, errlen, GG_ENOTIMPL, "JPEG support is not built in (install libturbojpeg0-dev and rebuild)");
+  return gg_errf(err, errlen, GG_ENOTIMPL, "JPEG support is not built in (install libturbojpeg0-dev and rebuild)");
 #endif
 }
 
@@ -172,7 +160,7 @@ static void channels_to_rgb(uint8_t *px, size_t n, int ch) {
 static int png_run(png_structp png, png_infop info, png_job *job, uint64_t max, gg_image *out,
                    int *orient, char *err, size_t errlen) {
   if (setjmp(png_jmpbuf(png)))
-    return efail(err, errlen, GG_EPARSE,
+    return gg_errf(err, errlen, GG_EPARSE,
                  job->in_pixels ? "PNG data is corrupt or truncated: %s" : "malformed PNG: %s",
                  job->msg);
   png_set_read_fn(png, job, png_read_mem);
@@ -199,13 +187,13 @@ static int png_run(png_structp png, png_infop info, png_job *job, uint64_t max, 
   int ch = png_get_channels(png, info);
   if (ch < 1 || ch > 4 || png_get_rowbytes(png, info) != (size_t)w * (size_t)ch ||
       png_get_bit_depth(png, info) != 8)
-    return efail(err, errlen, GG_EPARSE, "PNG layout not handled: %d channels of %d bits", ch,
+    return gg_errf(err, errlen, GG_EPARSE, "PNG layout not handled: %d channels of %d bits", ch,
                  png_get_bit_depth(png, info));
   size_t n = (size_t)w * (size_t)h;
   job->px = malloc(n * (size_t)(ch > 3 ? ch : 3));
   job->rows = malloc((size_t)h * sizeof *job->rows);
   if (!job->px || !job->rows)
-    return efail(err, errlen, GG_ENOMEM, "no memory for a %ux%u image", (unsigned)w, (unsigned)h);
+    return gg_errf(err, errlen, GG_ENOMEM, "no memory for a %ux%u image", (unsigned)w, (unsigned)h);
   for (size_t y = 0; y < h; y++)
     job->rows[y] = job->px + y * (size_t)w * (size_t)ch;
   job->in_pixels = 1;
@@ -235,14 +223,14 @@ static int decode_png(const uint8_t *d, size_t len, uint64_t max, gg_image *out,
       png_create_read_struct(PNG_LIBPNG_VER_STRING, &job, png_on_error, png_on_warning);
   png_infop info = png ? png_create_info_struct(png) : NULL;
   int rc = info ? png_run(png, info, &job, max, out, orient, err, errlen)
-                : efail(err, errlen, GG_ENOMEM, "cannot create a PNG decoder");
+                : gg_errf(err, errlen, GG_ENOMEM, "cannot create a PNG decoder");
   png_destroy_read_struct(png ? &png : NULL, info ? &info : NULL, NULL);
   free(job.rows);
   free(job.px);
   return rc;
 #else
   (void)d, (void)len, (void)max, (void)out, (void)orient;
-  return efail(err, errlen, GG_ENOTIMPL, "PNG support is not built in (install libpng-dev and rebuild)");
+  return gg_errf(err, errlen, GG_ENOTIMPL, "PNG support is not built in (install libpng-dev and rebuild)");
 #endif
 }
 
@@ -250,7 +238,7 @@ int gg_image_decode(const void *data, size_t len, uint64_t max_pixels, gg_image 
                     size_t errlen) {
   if (!out) return GG_EINVAL;
   memset(out, 0, sizeof *out);
-  if (!data) return efail(err, errlen, GG_EINVAL, "no image data");
+  if (!data) return gg_errf(err, errlen, GG_EINVAL, "no image data");
   const uint8_t *d = data;
   if (!max_pixels) max_pixels = GG_IMAGE_MAX_PIXELS;
   static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
@@ -260,13 +248,13 @@ int gg_image_decode(const void *data, size_t len, uint64_t max_pixels, gg_image 
   else if (len >= 8 && !memcmp(d, sig, 8))
     rc = decode_png(d, len, max_pixels, out, &orient, err, errlen);
   else
-    return efail(err, errlen, GG_EPARSE, "not a JPEG or PNG image (%zu bytes, unknown signature)",
+    return gg_errf(err, errlen, GG_EPARSE, "not a JPEG or PNG image (%zu bytes, unknown signature)",
                  len);
   if (rc) return rc;
   /* Phones store the sensor's rows and an orientation tag; a model must see
    * the photo the way a viewer shows it. */
   if (gg__image_orient(out, orient)) {
-    rc = efail(err, errlen, GG_ENOMEM, "no memory to rotate a %dx%d image", out->width,
+    rc = gg_errf(err, errlen, GG_ENOMEM, "no memory to rotate a %dx%d image", out->width,
                out->height);
     gg_image_free(out);
   }
@@ -277,15 +265,15 @@ int gg_image_load(const char *path, gg_image *out, char *err, size_t errlen) {
   if (!path || !out) return GG_EINVAL;
   memset(out, 0, sizeof *out);
   FILE *f = fopen(path, "rb");
-  if (!f) return efail(err, errlen, GG_EIO, "%s: cannot open: %s", path, strerror(errno));
+  if (!f) return gg_errf(err, errlen, GG_EIO, "%s: cannot open: %s", path, strerror(errno));
   struct stat st;
   if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
     fclose(f);
-    return efail(err, errlen, GG_EIO, "%s: not a regular file", path);
+    return gg_errf(err, errlen, GG_EIO, "%s: not a regular file", path);
   }
   if ((uint64_t)st.st_size > GG_IMAGE_MAX_BYTES) {
     fclose(f);
-    return efail(err, errlen, GG_ETOO_LARGE, "%s: %lld bytes, over the %zu-byte limit", path,
+    return gg_errf(err, errlen, GG_ETOO_LARGE, "%s: %lld bytes, over the %zu-byte limit", path,
                  (long long)st.st_size, GG_IMAGE_MAX_BYTES);
   }
   size_t n = (size_t)st.st_size;
@@ -298,12 +286,12 @@ int gg_image_load(const char *path, gg_image *out, char *err, size_t errlen) {
   fclose(f);
   if (got != n) {
     free(b);
-    return efail(err, errlen, GG_EIO, "%s: short read", path);
+    return gg_errf(err, errlen, GG_EIO, "%s: short read", path);
   }
   char msg[256];
   int rc = gg_image_decode(b, n, 0, out, msg, sizeof msg);
   free(b);
-  if (rc) return efail(err, errlen, rc, "%s: %s", path, msg);
+  if (rc) return gg_errf(err, errlen, rc, "%s: %s", path, msg);
   return 0;
 }
 
