@@ -7,6 +7,7 @@
 #include "gpuguard/error.h"
 #include "gpuguard/guard.h"
 #include "gpuguard/log.h"
+#include "gpuguard/render.h"
 #include "guard/guard-impl.h"
 #include "test.h"
 

@@ -5,6 +5,7 @@
 #include "gpuguard/device.h"
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
+#include "gpuguard/render.h"
 #include "gpuguard/memory.h"
 #include "test.h"
 

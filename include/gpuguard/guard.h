@@ -317,6 +317,36 @@ int gg_guard_device_status_get(gg_guard *g, int idx, gg_guard_device_status *st)
 /* 1 when the primary device is not serving (breaker not closed). */
 int gg_guard_gpu_failed(gg_guard *g);
 
+/* The counters of gg_guard_stats with what each counts, in field order,
+ * for whoever lists or exports them: X(field, "help"). */
+#define GG_GUARD_STAT_FIELDS(X)                                                                    \
+  X(requests, "requests received")                                                                 \
+  X(served, "requests answered with a result")                                                     \
+  X(failed, "requests no device could serve")                                                      \
+  X(bad_input, "requests rejected as bad input (never retried)")                                   \
+  X(attempts, "inference runs started")                                                            \
+  X(retries, "retries on the same device")                                                         \
+  X(fallbacks, "requests served by a fallback device")                                             \
+  X(ooms, "device out-of-memory failures")                                                         \
+  X(launch_failures, "kernel launch / out-of-resources failures")                                  \
+  X(device_lost, "sticky device-lost failures and worker crashes")                                 \
+  X(timeouts, "watchdog timeouts (hung kernels)")                                                  \
+  X(other_failures, "other device failures")                                                       \
+  X(breaker_opened, "circuit breaker transitions to open")                                         \
+  X(breaker_half_opened, "circuit breaker transitions to half-open")                               \
+  X(breaker_closed, "circuit breaker transitions to closed (recovered)")                           \
+  X(worker_starts, "device worker starts")                                                         \
+  X(worker_restarts, "device worker restarts")                                                     \
+  X(worker_crashes, "device worker crashes")                                                       \
+  X(cache_trims, "pool cache trims before a retry")                                                \
+  X(cleanups, "periodic pool cleanups")                                                            \
+  X(admission_waits, "requests that waited for a busy device")                                     \
+  X(admission_rejects, "requests a device could not admit (budget, queue)")                        \
+  X(device_switches, "device switches")                                                            \
+  X(switch_rollbacks, "device switches rolled back")                                               \
+  X(loads, "model loads")                                                                          \
+  X(leaked_bytes, "device bytes leaked (reported by leak checks)")
+
 typedef struct gg_guard_stats {
   uint64_t requests, served, failed, bad_input;
   uint64_t attempts, retries, fallbacks;
@@ -329,17 +359,7 @@ typedef struct gg_guard_stats {
 } gg_guard_stats;
 
 int gg_guard_stats_get(gg_guard *g, gg_guard_stats *st);
-/* A jansson json_t* (new reference, cast to void*): {"stats": {...},
- * "devices": [{status...}], "gpu_failed": bool, "switch": the latest
- * switch (gg_guard_switch_json)}. NULL on out of memory. */
-void *gg_guard_json(gg_guard *g);
-/* A jansson json_t* (new reference) for a switch's state: {"id", "to",
- * "from", "state", "elapsed_ms"} plus "error" (the reason) and "error_name"
- * when it failed; JSON null when no switch ran. */
-void *gg_guard_switch_json(const gg_guard_switch_status *sw);
-/* Appends Prometheus text-format metrics (gpuguard_guard_*) to a malloc'd
- * string; the caller frees it. NULL on out of memory. */
-char *gg_guard_prometheus(gg_guard *g);
+/* JSON and Prometheus renderings: gpuguard/render.h (the HTTP service's). */
 
 /* ---- worker process ----------------------------------------------------
  * Entry point of `gpuguard worker` (hidden subcommand): serves one device

@@ -30,7 +30,6 @@ extern "C" {
 
 typedef struct gg_pool gg_pool;
 typedef struct gg_block gg_block;
-struct json_t; /* jansson */
 typedef struct gg_mem_scope gg_mem_scope;
 
 /* ---- budget ----------------------------------------------------------- */
@@ -288,24 +287,8 @@ typedef struct gg_staging_stats {
 } gg_staging_stats;
 void gg_staging_get_stats(gg_staging *st, gg_staging_stats *out);
 
-/* ---- JSON ------------------------------------------------------------ */
-
-/* Writes stats as a new jansson object; the caller owns the reference
- * (json_decref). NULL on allocation failure. Keys: device, budget, allocated, requested, reserved,
- * peak_allocated, peak_reserved, cached, largest_free, fragmentation,
- * segments, blocks, free_blocks, counts{...}, owners{tag: bytes}. */
-struct json_t *gg_pool_stats_to_json(const gg_pool_stats *s);
-struct json_t *gg_host_stats_to_json(const gg_host_stats *s);
-
-/* Appends the pool stats as Prometheus text exposition lines, labelled
- * device="<name>" (gauges gpuguard_mem_{allocated,reserved,peak_allocated,
- * peak_reserved,cached,largest_free,budget}_bytes, gpuguard_mem_fragmentation,
- * gpuguard_mem_{segments,blocks}, counters gpuguard_mem_{allocs,frees,ooms,
- * trims,cache_hits,cache_misses,leaks}_total, and gpuguard_mem_owner_bytes
- * {device,owner} for the listed owners). HELP/TYPE lines are included when
- * `with_help` is 1 (once per scrape). Writes at most len bytes (always NUL-
- * terminated when len > 0); returns the length it needed, like snprintf. */
-size_t gg_pool_stats_to_prometheus(const gg_pool_stats *s, int with_help, char *buf, size_t len);
+/* JSON and Prometheus renderings of these stats: gpuguard/render.h (the
+ * HTTP service's). */
 
 #ifdef __cplusplus
 }

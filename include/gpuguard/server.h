@@ -1,4 +1,5 @@
-/* gpuguard HTTP service: routes, body limits, device and memory state. */
+/* gpuguard HTTP service: the HTTP core (routes, JSON bodies and errors, limits)
+ * and the application on it (device and memory state, inference). */
 #ifndef GPUGUARD_SERVER_H
 #define GPUGUARD_SERVER_H
 
@@ -44,6 +45,16 @@ typedef struct gg_server_config {
   uint64_t max_header;        /* larger request line + headers get 431 (16 KiB) */
 } gg_server_config;
 
+/* Most `:param` segments a route pattern may have. */
+#define GG_HTTP_MAX_PARAMS 8
+
+/* A path parameter a route pattern captured ("/api/identities/:id" matched
+ * against "/api/identities/7" gives {"id", "7"}). Borrowed. */
+typedef struct gg_http_kv {
+  const char *name;
+  const char *value;
+} gg_http_kv;
+
 /* An incoming request, borrowed for the duration of a handler call. */
 typedef struct gg_http_req {
   const char *method;
@@ -51,6 +62,8 @@ typedef struct gg_http_req {
   const char *body;        /* NUL-terminated copy of the body (may contain NULs) */
   size_t body_len;
   void *conn;              /* opaque; use gg_http_query() */
+  int n_params;            /* path parameters the route captured; use gg_http_param() */
+  gg_http_kv params[GG_HTTP_MAX_PARAMS];
 } gg_http_req;
 
 /* A response a handler fills. body is malloc'd and owned by the server after
@@ -69,21 +82,73 @@ typedef void (*gg_http_handler)(gg_server *srv, const gg_http_req *req, gg_http_
 const char *gg_http_query(const gg_http_req *req, const char *key);
 /* Value of a request header (name case-insensitive), or NULL. Borrowed. */
 const char *gg_http_header(const gg_http_req *req, const char *name);
+/* Value of the path parameter `name` the route's pattern captured (":name"),
+ * percent-decoded; NULL when the pattern has none of that name. Borrowed. */
+const char *gg_http_param(const gg_http_req *req, const char *name);
 
-/* Fills resp with a JSON error body {"error": {"code": status, "message": msg}}. */
+/* Every error a handler answers has one shape:
+ *   {"error": {"code": <HTTP status>, "name": "<name>", "message": "..."}}
+ * where name is a gg_err name ("GG_EDEV_OOM") when a library call failed, or
+ * a short snake_case word ("not_found", "invalid_json") otherwise. */
+
+/* Fills resp with the error body for `status`; the name is the status's
+ * own (400 "bad_request", 404 "not_found", ... see gg_http_status_name). */
 void gg_http_error(gg_http_resp *resp, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Same, with an explicit name (a static or borrowed string, copied). */
+void gg_http_error_named(gg_http_resp *resp, int status, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* For a failed library call: status from gg_http_status_for(rc), name
+ * gg_err_name(rc). */
+void gg_http_error_rc(gg_http_resp *resp, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The one map from a gg_err code to an HTTP status: the caller's fault
+ * (GG_EINVAL, GG_EPARSE, GG_ERANGE: 400; GG_ENOTFOUND: 404; GG_ETOO_LARGE:
+ * 413; GG_ESTATE: 409), the server's load (GG_EBUSY: 429), not built in
+ * (GG_ENOTIMPL: 501), everything else (device, memory, driver, timeouts): 503.
+ * 0 gives 200. */
+int gg_http_status_for(int rc);
+/* The snake_case name of an HTTP status used in error bodies ("not_found");
+ * "error" for a status without one. Never NULL. */
+const char *gg_http_status_name(int status);
+/* The error body as a jansson json_t* (new reference), for handlers that add
+ * fields beside "error" before gg_http_json. NULL on out of memory. */
+void *gg_http_error_json(int status, const char *name, const char *message);
 /* Takes a jansson json_t* (steals the reference) and serialises it into resp. */
 void gg_http_json(gg_http_resp *resp, int status, void *json);
+
+/* Limits of gg_http_read_json: larger bodies get 413, deeper nesting 400. */
+#define GG_HTTP_JSON_MAX_BYTES (64u << 10)
+#define GG_HTTP_JSON_MAX_DEPTH 32
+
+/* The one JSON body reader. Parses req's body as a JSON object: it must come
+ * with Content-Type: application/json (else 415 "unsupported_media_type"),
+ * be at most max_bytes (0: GG_HTTP_JSON_MAX_BYTES; else 413
+ * "body_too_large"), nest at most GG_HTTP_JSON_MAX_DEPTH deep (400
+ * "json_too_deep"), parse (400 "invalid_json", duplicate keys included) and
+ * be an object (400 "not_a_json_object"). Returns 0 with *out a jansson
+ * json_t* the caller json_decref's, or -1 with the error body in resp and
+ * *out NULL. */
+int gg_http_read_json(const gg_http_req *req, gg_http_resp *resp, size_t max_bytes, void **out);
 
 /* Creates the server (does not listen yet). Copies what it needs from cfg.
  * Opens the configured device; GG_ENODEV / GG_EINVAL for a bad spec. */
 int gg_server_new(const gg_server_config *cfg, gg_server **out);
-/* Adds a route; exact path match, or a prefix match when path ends in '*'.
- * Must be called before gg_server_start. */
+/* Adds a route. The pattern is matched per '/'-separated segment: a
+ * literal segment matches itself, ":name" ([a-z_][a-z0-9_]*, up to 31
+ * characters, unique in the pattern) matches any one non-empty segment
+ * (read with gg_http_param), and a final "*" segment matches the rest of the
+ * path (a prefix route). An exact route wins over a :param route, which wins
+ * over a prefix route (then more literal segments win); HEAD is served by the
+ * GET route. `user` is passed to fn on every call. Returns 0, GG_EINVAL
+ * (malformed method or pattern: empty segment, bad :param name, '*' not
+ * last, or the same method and pattern twice) or GG_ERANGE (too many routes,
+ * pattern too long), logged; after a failed registration gg_server_start
+ * refuses to start. After gg_server_start: GG_ESTATE, nothing added. */
 int gg_server_add_route(gg_server *srv, const char *method, const char *path,
                         gg_http_handler fn, void *user);
-/* Starts listening. Returns GG_EIO when the address cannot be bound. */
+/* Starts listening. Returns GG_EIO when the address cannot be bound, and
+ * GG_EINVAL when a route registration failed (see gg_server_add_route). */
 int gg_server_start(gg_server *srv);
 /* Actual port after start (useful with port 0). */
 int gg_server_port(const gg_server *srv);

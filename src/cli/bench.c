@@ -11,6 +11,7 @@
  * since a process builds or loads its programs once. */
 #include "cli/cli.h"
 #include "core/opts.h"
+#include "gpuguard/catalog.h"
 #include "gpuguard/core.h"
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
@@ -42,7 +43,7 @@ typedef struct bench_opts {
 
 #define BO(f) offsetof(bench_opts, f)
 static const gg_opt k_bench_opts[] = {
-    {"models", NULL, GG_OPT_STR, BO(models), "blazeface,mobilefacenet,nanodet,faceres",
+    {"models", NULL, GG_OPT_STR, BO(models), GG_CATALOG_MODELS,
      "comma-separated model names or model.json paths", "LIST"},
     {"threads", "GPUGUARD_THREADS", GG_OPT_INT, BO(threads), "1", "CPU threads for gpuguard", "N"},
     {"runs", NULL, GG_OPT_INT, BO(runs), "20", "timed runs per model and implementation", "N"},
@@ -392,7 +393,7 @@ int gg_cli_bench(int argc, char **argv) {
   char *save = NULL;
   for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
     char path[PATH_MAX];
-    if (gg_model_resolve(name, path, sizeof path)) {
+    if (gg_catalog_resolve(name, path, sizeof path)) {
       fprintf(stderr,
               "gpuguard bench: model '%s' not found (looked for %s); run "
               "scripts/fetch-models.sh\n",

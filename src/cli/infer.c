@@ -3,12 +3,14 @@
  * exact input and outputs for the TF.js reference comparison. */
 #include "cli/cli.h"
 #include "core/opts.h"
+#include "gpuguard/catalog.h"
 #include "gpuguard/core.h"
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
 #include "gpuguard/guard.h"
 #include "gpuguard/image.h"
 #include "gpuguard/log.h"
+#include "gpuguard/render.h"
 
 #include <jansson.h>
 
@@ -44,7 +46,7 @@ typedef struct infer_opts {
 #define IO(f) offsetof(infer_opts, f)
 static const gg_opt k_infer_opts[] = {
     {"model", NULL, GG_OPT_STR, IO(model), "",
-     "model name (blazeface, mobilefacenet, nanodet, faceres) or path to model.json", "NAME|PATH"},
+     "model name (" GG_CATALOG_MODELS ") or path to model.json", "NAME|PATH"},
     {"image", NULL, GG_OPT_STR, IO(image), "", "JPEG or PNG input image", "FILE"},
     {"device", "GPUGUARD_DEVICE", GG_OPT_STR, IO(device), "cpu",
      "device to run on: cpu, cuda:N, opencl:P.D, sim:mem=4560M (anything but plain cpu runs "
@@ -212,7 +214,11 @@ static int infer_guarded(const infer_opts *o, const char *model) {
   if (rc) return fail("image", rc, err);
   gg_preprocess pp;
   gg_gtensor in = {.ndim = 4};
-  if ((rc = gg_model_image_input(model, &pp, in.dims, err, sizeof err))) {
+  const gg_model_entry *ce = gg_catalog_find_path(model); /* its input, without loading it */
+  if (ce) {
+    pp = ce->pp;
+    memcpy(in.dims, ce->input_shape, sizeof ce->input_shape);
+  } else if ((rc = gg_model_image_input(model, &pp, in.dims, err, sizeof err))) {
     gg_image_free(&img);
     return fail("model", rc, err);
   }
@@ -369,7 +375,7 @@ int gg_cli_infer(int argc, char **argv) {
     return 2;
   }
   char path[PATH_MAX], abspath[PATH_MAX];
-  rc = gg_model_resolve(o.model, path, sizeof path);
+  rc = gg_catalog_resolve(o.model, path, sizeof path);
   if (rc) {
     fprintf(stderr,
             "gpuguard infer: model '%s' not found (looked for %s); run scripts/fetch-models.sh or "
@@ -393,7 +399,11 @@ int gg_cli_infer(int argc, char **argv) {
   gg_tensor_info in;
   gg_model_input(m, 0, &in);
   gg_preprocess pp;
-  gg_preprocess_for_model(abspath, &pp);
+  const gg_model_entry *ce = gg_catalog_find_path(abspath);
+  if (ce)
+    pp = ce->pp;
+  else
+    gg_preprocess_for_model(abspath, &pp);
   int64_t shape[GG_ENGINE_MAX_DIMS];
   for (int d = 0; d < in.ndim; d++)
     shape[d] = in.shape[d] < 0 ? 1 : in.shape[d];

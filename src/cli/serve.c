@@ -1,6 +1,7 @@
 /* gpuguard serve / version: configuration, signals and the server lifetime. */
 #include "cli/cli.h"
 #include "core/opts.h"
+#include "gpuguard/catalog.h"
 #include "gpuguard/device.h"
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
@@ -40,8 +41,8 @@ static const gg_opt k_serve_opts[] = {
      "seconds an idle connection is kept", "S"},
     {"fallback", "GPUGUARD_FALLBACK", GG_OPT_STR, SO(srv.fallback), "cpu",
      "devices tried after --device, comma-separated (\"\" for none)", "SPECS"},
-    {"models", "GPUGUARD_MODELS", GG_OPT_STR, SO(srv.models),
-     "blazeface,mobilefacenet,nanodet,faceres", "models loaded and warmed up at start", "LIST"},
+    {"models", "GPUGUARD_MODELS", GG_OPT_STR, SO(srv.models), GG_CATALOG_MODELS,
+     "models loaded and warmed up at start", "LIST"},
     {"faults", "GPUGUARD_FAULTS", GG_OPT_STR, SO(srv.faults), "",
      "sim fault SPEC for a sim device, e.g. oom@3,launch%0.1 (see README)", "SPEC"},
     {"mem-limit", "GPUGUARD_MEM_LIMIT", GG_OPT_SIZE, SO(srv.mem_limit), "",

@@ -4,6 +4,7 @@
  * the whole thing at a fake installation. */
 #include "device/device-impl.h"
 #include "doctor/doctor.h"
+#include "gpuguard/catalog.h"
 #include "gpuguard/classify.h"
 #include "gpuguard/core.h"
 #include "gpuguard/engine.h"
@@ -991,37 +992,39 @@ static void check_opencl(dctx *c) {
 
 /* ---- devices, memory, models ------------------------------------------------------ */
 
-static const char *const k_models[4] = {"blazeface", "mobilefacenet", "nanodet", "faceres"};
-
 static void find_models(dctx *c) {
   gg_doctor_report *r = c->r;
-  /* models_dir is the packages root, as for 'gpuguard serve --models-dir' */
+  /* models_dir is the packages root, as for 'gpuguard serve --models-dir';
+   * the catalog says which models and where each file is under it. */
+  char root[420];
   if (c->o->models_dir && *c->o->models_dir) {
-    snprintf(r->models_dir, sizeof r->models_dir, "%.400s/human-models-3.0.4/models",
-             c->o->models_dir);
+    snprintf(root, sizeof root, "%.400s", c->o->models_dir);
   } else {
     const char *cache = getenv("GPUGUARD_CACHE");
     const char *home = env_or("HOME", "/root");
     if (cache && *cache)
-      snprintf(r->models_dir, sizeof r->models_dir, "%.400s/models/human-models-3.0.4/models",
-               cache);
+      snprintf(root, sizeof root, "%.400s/models", cache);
     else
-      snprintf(r->models_dir, sizeof r->models_dir,
-               "%.400s/.cache/gpuguard/models/human-models-3.0.4/models", home);
+      snprintf(root, sizeof root, "%.400s/.cache/gpuguard/models", home);
   }
+  const char *f0 = gg_catalog_at(0)->file, *slash = strrchr(f0, '/');
+  snprintf(r->models_dir, sizeof r->models_dir, "%s/%.*s", root, slash ? (int)(slash - f0) : 0,
+           f0);
   r->models_total = 0;
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < 4 && (size_t)i < gg_catalog_count(); i++) {
+    const gg_model_entry *e = gg_catalog_at((size_t)i);
     char p[PATHN], b[PATHN];
     struct stat st;
-    snprintf(r->models[i].name, sizeof r->models[i].name, "%s", k_models[i]);
-    snprintf(p, sizeof p, "%s/%s.bin", r->models_dir, k_models[i]);
+    snprintf(r->models[i].name, sizeof r->models[i].name, "%s", e->name);
+    /* The weights beside model.json: NAME.bin */
+    snprintf(p, sizeof p, "%s/%.*s.bin", root, (int)(strlen(e->file) - strlen(".json")), e->file);
     r->models[i].bytes = stat(rp(c, p, b, sizeof b), &st) == 0 ? (uint64_t)st.st_size : 0;
     r->models_total += r->models[i].bytes;
     /* What the engine will really hold: load and plan it (no run). */
     r->models[i].planned = 0;
     if (!r->models[i].bytes) continue;
-    snprintf(p, sizeof p, "%s/%s.json", r->models_dir, k_models[i]);
-    set_step("planning", k_models[i]);
+    snprintf(p, sizeof p, "%s/%s", root, e->file);
+    set_step("planning", e->name);
     gg_model *m = NULL;
     gg_session *s = NULL;
     char err[256];

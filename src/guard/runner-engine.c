@@ -24,6 +24,7 @@
  * are kept per input shape.
  * runner arg: "threads=N" (default 1). */
 #include "engine/backend.h"
+#include "gpuguard/catalog.h"
 #include "gpuguard/device.h"
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
@@ -118,7 +119,7 @@ static int get_session(eng_ctx *c, eng_model *em, const int64_t *shape, int ndim
 
 static int eng_load(void *ctx, const char *model, gg_device *dev, gg_pool *pool, void **handle) {
   char path[1024];
-  int rc = gg_model_resolve(model, path, sizeof path);
+  int rc = gg_catalog_resolve(model, path, sizeof path);
   if (rc) {
     GG_ERROR("ENG",
              "model '%s' not found (last tried %s); run scripts/fetch-models.sh or give a "

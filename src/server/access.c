@@ -2,7 +2,7 @@
  * cross-origin browser requests. The rules are in docs/SECURITY.md, "Access". */
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
-#include "server/server-impl.h"
+#include "server/http-impl.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -196,11 +196,7 @@ static int refuse_without_key(gg_server *srv, const gg_http_req *req, gg_http_re
  * foreign page can send without a CORS preflight. */
 static int refuse_non_json(const gg_http_req *req, gg_http_resp *resp) {
   const char *ct = gg_http_header(req, "Content-Type");
-  if (ct) {
-    ct += strspn(ct, " \t");
-    size_t n = strcspn(ct, "; \t");
-    if (n == strlen("application/json") && !strncasecmp(ct, "application/json", n)) return 0;
-  }
+  if (gg__http_is_json_type(ct)) return 0;
   gg_http_error(resp, 415,
                 "%s %s takes a JSON body: send 'Content-Type: application/json' (got %s%.60s%s)",
                 req->method, req->path, ct ? "'" : "no Content-Type", ct ? ct : "", ct ? "'" : "");
@@ -224,7 +220,12 @@ static void guarded(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, 
 
 int gg__server_add_route_access(gg_server *srv, const char *method, const char *path, unsigned need,
                                 gg_http_handler fn, void *user) {
-  if (srv->naccess >= GG_MAX_ROUTES) return GG_ERANGE;
+  if (srv->naccess >= GG_MAX_ROUTES) {
+    srv->router.failed++;
+    GG_ERROR("HTTP", "route %s %s refused: more than %d routes with access rules; the server "
+             "will not start", method, path, GG_MAX_ROUTES);
+    return GG_ERANGE;
+  }
   gg_access_route *a = &srv->access[srv->naccess];
   *a = (gg_access_route){.fn = fn, .user = user, .need = need};
   int rc = gg_server_add_route(srv, method, path, guarded, a);

@@ -1,9 +1,13 @@
-/* Static web pages (dashboard) and the Prometheus metrics endpoint. */
+/* Static web pages (dashboard) and the Prometheus metrics endpoint
+ * (the HTTP core's counters, the limits', and the guard's). */
 #include "gpuguard/core.h"
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
+#include "gpuguard/render.h"
+#include "server/app.h"
+#include "server/http-impl.h"
 #include "server/limits.h"
-#include "server/server-impl.h"
+#include "server/sbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -80,8 +84,8 @@ static char *read_all(int fd, size_t size) {
 
 /* Serves web_dir/<rel>: only regular files beneath web_dir, reached without
  * "..", odd characters or symbolic links. */
-static void serve_file(gg_server *srv, const char *rel, gg_http_resp *resp) {
-  if (!srv->web_dir[0]) {
+static void serve_file(gg_app *app, const char *rel, gg_http_resp *resp) {
+  if (!app->web_dir[0]) {
     gg_http_error(resp, 404, "no web pages configured (set --web-dir)");
     return;
   }
@@ -97,13 +101,13 @@ static void serve_file(gg_server *srv, const char *rel, gg_http_resp *resp) {
     }
   }
   int status;
-  int fd = open_beneath(srv->web_dir, rel, &status);
+  int fd = open_beneath(app->web_dir, rel, &status);
   struct stat st;
   if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     if (fd >= 0) close(fd);
     if (status == 403) {
       GG_WARN("HTTP", "refused /%s: a symbolic link under %s (only regular files are served)", rel,
-              srv->web_dir);
+              app->web_dir);
       gg_http_error(resp, 403,
                     "refused: /%s goes through a symbolic link; only regular files inside the "
                     "web directory are served",
@@ -132,64 +136,29 @@ static void serve_file(gg_server *srv, const char *rel, gg_http_resp *resp) {
 }
 
 static void h_index(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
-  serve_file(srv, "index.html", resp);
+  serve_file(user, "index.html", resp);
 }
 
 static void h_web(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
-  serve_file(srv, req->path + strlen("/web/"), resp);
+  serve_file(user, req->path + strlen("/web/"), resp);
 }
 
 /* ---- Prometheus text exposition ---------------------------------------- */
 
-typedef struct sbuf {
-  char *p;
-  size_t n, cap;
-  int oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-  if (b->oom) return;
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    int need = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-    va_end(ap);
-    if (need < 0) {
-      b->oom = 1;
-      return;
-    }
-    if (b->p && b->n + (size_t)need < b->cap) {
-      b->n += (size_t)need;
-      return;
-    }
-    size_t cap = b->cap ? b->cap * 2 : 4096;
-    while (cap <= b->n + (size_t)need)
-      cap *= 2;
-    char *q = realloc(b->p, cap);
-    if (!q) {
-      b->oom = 1;
-      return;
-    }
-    b->p = q;
-    b->cap = cap;
-  }
-}
-
-static void metric(sbuf *b, const char *name, const char *type, const char *help, double v) {
-  sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
+static void metric(gg_sbuf *b, const char *name, const char *type, const char *help, double v) {
+  gg__sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
 }
 
 /* What the connection limits did (docs/SECURITY.md): a rising
  * closed_total or refused_total is an attack or a client to fix. */
-static void limits_metrics(sbuf *b, struct gg_limits *l) {
+static void limits_metrics(gg_sbuf *b, struct gg_limits *l) {
   gg_limits_stats st;
   gg__limits_stats(l, &st);
   metric(b, "gpuguard_http_connections_open", "gauge", "Connections open now.", st.open);
   metric(b, "gpuguard_http_body_bytes_inflight", "gauge",
          "Request-body bytes held now (bounded by --max-body-inflight).", (double)st.body_inflight);
-  sb_printf(b, "# HELP gpuguard_http_connections_closed_total Connections the server ended, by "
-               "reason.\n# TYPE gpuguard_http_connections_closed_total counter\n");
+  gg__sb_printf(b, "# HELP gpuguard_http_connections_closed_total Connections the server ended, by "
+                   "reason.\n# TYPE gpuguard_http_connections_closed_total counter\n");
   const struct {
     const char *reason;
     uint64_t n;
@@ -198,15 +167,16 @@ static void limits_metrics(sbuf *b, struct gg_limits *l) {
               {"shed", st.shed},
               {"client_gone", st.client_gone}};
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-    sb_printf(b, "gpuguard_http_connections_closed_total{reason=\"%s\"} %llu\n", rows[i].reason,
-              (unsigned long long)rows[i].n);
+    gg__sb_printf(b, "gpuguard_http_connections_closed_total{reason=\"%s\"} %llu\n", rows[i].reason,
+                  (unsigned long long)rows[i].n);
   metric(b, "gpuguard_http_bodies_refused_total", "counter",
          "Request bodies answered 503 because --max-body-inflight was reached.",
          (double)st.refused);
 }
 
 static void h_metrics(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
-  sbuf b = {0};
+  gg_app *app = user;
+  gg_sbuf b = {0};
   gg_proc_mem pm;
   if (gg_proc_mem_read(&pm) == 0) {
     metric(&b, "gpuguard_process_resident_bytes", "gauge", "Resident set size of the server.",
@@ -219,13 +189,13 @@ static void h_metrics(gg_server *srv, const gg_http_req *req, gg_http_resp *resp
   metric(&b, "gpuguard_http_requests_total", "counter", "HTTP requests answered.",
          (double)atomic_load(&srv->requests_total));
   metric(&b, "gpuguard_generations_total", "counter", "Inference requests completed.",
-         (double)atomic_load(&srv->generation_count));
+         (double)atomic_load(&app->generation_count));
   metric(&b, "gpuguard_models_ready", "gauge", "1 once the configured models are loaded.",
-         atomic_load(&srv->models_ready));
+         atomic_load(&app->models_ready));
   limits_metrics(&b, srv->limits);
-  char *g = gg_guard_prometheus(srv->guard);
+  char *g = gg_guard_prometheus(app->guard);
   if (g)
-    sb_printf(&b, "%s", g);
+    gg__sb_printf(&b, "%s", g);
   else
     b.oom = 1;
   free(g);
@@ -237,11 +207,11 @@ static void h_metrics(gg_server *srv, const gg_http_req *req, gg_http_resp *resp
   resp->status = 200;
   resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
   resp->body = b.p;
-  resp->body_len = b.n;
+  resp->body_len = b.len;
 }
 
-void gg__server_register_static(gg_server *srv) {
-  gg_server_add_route(srv, "GET", "/", h_index, NULL);
-  gg_server_add_route(srv, "GET", "/web/*", h_web, NULL);
-  gg_server_add_route(srv, "GET", "/metrics", h_metrics, NULL);
+void gg__app_register_static(gg_app *app) {
+  gg_server_add_route(app->srv, "GET", "/", h_index, app);
+  gg_server_add_route(app->srv, "GET", "/web/*", h_web, app);
+  gg_server_add_route(app->srv, "GET", "/metrics", h_metrics, app);
 }

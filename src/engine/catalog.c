@@ -1,0 +1,127 @@
+/* The model catalog: the bundled models (the human-models 3.0.4 package,
+ * scripts/fetch-models.sh), what each is for, where its file is and how an
+ * image is fed to it. The preprocessing follows the TF.js code the models
+ * were published with (vladmandic/human, src/face/ and src/object/). */
+#include "gpuguard/catalog.h"
+#include "gpuguard/engine.h"
+#include "gpuguard/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PKG "human-models-3.0.4/models/"
+#define BILINEAR "whole frame stretched to the input size, bilinear (TF.js resizeBilinear)"
+
+static const gg_model_entry k_catalog[] = {
+    {
+        .name = "blazeface",
+        .file = PKG "blazeface.json",
+        .kind = GG_MODEL_FACE_DETECTOR,
+        .pp = {256, 256, 1.0f / 127.5f, -1.0f, 0,
+               "human src/face/blazeface.ts: resizeBilinear to 256x256, x/127.5 - 1"},
+        .input_shape = {1, 256, 256, 3},
+        .channels = "RGB",
+        .resize = BILINEAR,
+        .range = "[-1, 1]",
+    },
+    {
+        .name = "mobilefacenet",
+        .file = PKG "mobilefacenet.json",
+        .kind = GG_MODEL_FACE_EMBEDDER,
+        .pp = {112, 112, 1.0f / 255.0f, 0.0f, 0,
+               "human src/face/mobilefacenet.ts: face crop in [0,1] resized to 112x112"},
+        .input_shape = {1, 112, 112, 3},
+        .channels = "RGB",
+        .resize = BILINEAR,
+        .range = "[0, 1]",
+    },
+    {
+        .name = "nanodet",
+        .file = PKG "nanodet.json",
+        .kind = GG_MODEL_OBJECT_DETECTOR,
+        .pp = {416, 416, 1.0f / 255.0f, 0.0f, 1,
+               "human src/object/nanodet.ts: resizeBilinear to 416x416, /255, transpose to NCHW"},
+        .input_shape = {1, 3, 416, 416},
+        .channels = "RGB",
+        .resize = BILINEAR,
+        .range = "[0, 1]",
+    },
+    {
+        .name = "faceres",
+        .file = PKG "faceres.json",
+        .kind = GG_MODEL_FACE_DESCRIBER,
+        .pp = {224, 224, 1.0f, 0.0f, 0,
+               "human src/face/faceres.ts: crop in [0,1] resized to 224x224, then * 255"},
+        .input_shape = {1, 224, 224, 3},
+        .channels = "RGB",
+        .resize = BILINEAR,
+        .range = "[0, 255]",
+    },
+};
+
+#define N_CATALOG (sizeof k_catalog / sizeof k_catalog[0])
+
+size_t gg_catalog_count(void) {
+  return N_CATALOG;
+}
+
+const gg_model_entry *gg_catalog_at(size_t i) {
+  return i < N_CATALOG ? &k_catalog[i] : NULL;
+}
+
+const gg_model_entry *gg_catalog_find(const char *name) {
+  for (size_t i = 0; name && i < N_CATALOG; i++)
+    if (!strcmp(name, k_catalog[i].name)) return &k_catalog[i];
+  return NULL;
+}
+
+static const char *base_name(const char *p) {
+  const char *s = strrchr(p, '/');
+  return s ? s + 1 : p;
+}
+
+const gg_model_entry *gg_catalog_find_path(const char *path) {
+  if (!path) return NULL;
+  const char *b = base_name(path);
+  for (size_t i = 0; i < N_CATALOG; i++)
+    if (!strcmp(b, base_name(k_catalog[i].file))) return &k_catalog[i];
+  return NULL;
+}
+
+const char *gg_catalog_kind_name(gg_model_kind kind) {
+  static const char *const names[GG_MODEL_KIND_COUNT] = {"face_detector", "object_detector",
+                                                         "face_embedder", "face_describer"};
+  return (unsigned)kind < GG_MODEL_KIND_COUNT ? names[kind] : "unknown";
+}
+
+/* Formats dir/rest into out and says whether that file exists. */
+static int try_path(char *out, size_t outlen, const char *dir, const char *rest) {
+  int n = snprintf(out, outlen, "%s/%s", dir, rest);
+  return n > 0 && (size_t)n < outlen && access(out, R_OK) == 0;
+}
+
+int gg_catalog_path(const gg_model_entry *e, const char *models_dir, char *out, size_t outlen) {
+  if (!e || !out || outlen < 2) return GG_EINVAL;
+  out[0] = 0;
+  const char *md = models_dir && *models_dir ? models_dir : getenv("GPUGUARD_MODELS_DIR");
+  if (md && *md) {
+    /* A flat folder of model files, or the package unpacked under it. */
+    if (try_path(out, outlen, md, base_name(e->file))) return 0;
+    if (try_path(out, outlen, md, e->file)) return 0;
+    if (models_dir && *models_dir) return GG_ENOTFOUND;
+  }
+  const char *cache = getenv("GPUGUARD_CACHE"), *home = getenv("HOME");
+  char root[768];
+  if (cache && *cache)
+    snprintf(root, sizeof root, "%s/models", cache);
+  else
+    snprintf(root, sizeof root, "%s/.cache/gpuguard/models", home ? home : "");
+  return try_path(out, outlen, root, e->file) ? 0 : GG_ENOTFOUND;
+}
+
+int gg_catalog_resolve(const char *name_or_path, char *out, size_t outlen) {
+  const gg_model_entry *e = gg_catalog_find(name_or_path);
+  return e ? gg_catalog_path(e, NULL, out, outlen) : gg_model_resolve(name_or_path, out, outlen);
+}
