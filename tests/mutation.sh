@@ -126,7 +126,7 @@ mutation resize-half-pixel-dropped src/engine/ops.c \
   "engine-ops engine-xnn"
 # The OpenCL direct convolution kernel (test-opencl-ops runs it on random
 # shapes; needs an OpenCL platform such as PoCL): every output 0.01 too large.
-mutation opencl-conv-nudge src/backend/opencl/kernels.cl \
+mutation opencl-conv-nudge src/backend/kernels/kernels.cl \
   'gg_store4(y + yo + ((long)(b * OH + oy) * OW + ox) * CO + co, acc, nco, co, bias, bo, has_bias,' \
   'gg_store4(y + yo + ((long)(b * OH + oy) * OW + ox) * CO + co, acc + 1e-2f, nco, co, bias, bo, has_bias,' \
   "opencl-conv"

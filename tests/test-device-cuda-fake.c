@@ -220,6 +220,51 @@ static void test_doctor_with_driver(void) {
   ASSERT_EQ(system(cmd), 0);
 }
 
+#if GG_HAVE_CUDA_BACKEND && defined(GG_FAKE_LIBCUDNN)
+/* doctor and the compute libraries: versions and paths, their CUDA
+ * version against the driver's (the fakes are cuDNN 9.1 and cuBLAS 13.1,
+ * built for CUDA 13.0, on a fake 12.4 driver: a mismatch doctor must
+ * report), and the cuDNN validation convolution on cuda:0; then without
+ * cuDNN: a failure with the fix, since a GPU is present. */
+static void test_doctor_cuda_libs(void) {
+  setenv("GPUGUARD_LIBCUDNN", GG_FAKE_LIBCUDNN, 1);
+  setenv("GPUGUARD_LIBCUBLAS", GG_FAKE_LIBCUBLAS, 1);
+  int st = 0;
+  char *out = run("doctor --json", &st);
+  json_t *j = out ? json_loads(out, 0, NULL) : NULL;
+  free(out);
+  ASSERT_TRUE(j != NULL);
+  ASSERT_STREQ(check_field(j, "cuda.cudnn", "status"), "ok");
+  ASSERT_CONTAINS(check_field(j, "cuda.cudnn", "message"), "cuDNN 9.1.0 loaded from");
+  ASSERT_STREQ(check_field(j, "cuda.cublas", "status"), "ok");
+  ASSERT_CONTAINS(check_field(j, "cuda.cublas", "message"), "cuBLAS 13.1.0");
+  ASSERT_STREQ(check_field(j, "cuda.cudnn.compat", "status"), "fail");
+  ASSERT_CONTAINS(check_field(j, "cuda.cudnn.compat", "message"),
+                  "built for CUDA 13.0 but the driver supports only CUDA 12.4");
+  ASSERT_CONTAINS(check_field(j, "cuda.cudnn.compat", "fix"), "install NVIDIA driver >=");
+  ASSERT_STREQ(check_field(j, "cuda.cublas.compat", "status"), "fail");
+  ASSERT_STREQ(check_field(j, "device.cuda:0.cudnn", "status"), "ok");
+  ASSERT_CONTAINS(check_field(j, "device.cuda:0.cudnn", "message"), "matches the host");
+  json_t *drv = json_object_get(j, "driver");
+  ASSERT_EQ(json_integer_value(json_object_get(drv, "cudnn_version")), 90100);
+  ASSERT_EQ(json_integer_value(json_object_get(drv, "cublas_version")), 130100);
+  json_decref(j);
+  /* no cuDNN on a machine with a GPU: a failure that says what to install */
+  setenv("GPUGUARD_LIBCUDNN", "/nonexistent/libcudnn.so.9", 1);
+  out = run("doctor --json", &st);
+  j = out ? json_loads(out, 0, NULL) : NULL;
+  free(out);
+  ASSERT_TRUE(j != NULL);
+  ASSERT_STREQ(check_field(j, "cuda.cudnn", "status"), "fail");
+  ASSERT_CONTAINS(check_field(j, "cuda.cudnn", "message"), "cannot load /nonexistent/libcudnn.so.9");
+  ASSERT_CONTAINS(check_field(j, "cuda.cudnn", "fix"), "GPUGUARD_CUDNN_PATH");
+  ASSERT_STREQ(check_field(j, "device.cuda:0.cudnn", "status"), "");
+  json_decref(j);
+  unsetenv("GPUGUARD_LIBCUDNN");
+  unsetenv("GPUGUARD_LIBCUBLAS");
+}
+#endif
+
 int main(int argc, char **argv) {
   if (!GG_HAVE_CUDA) {
     printf("SKIP all: built with -DGG_CUDA=OFF\n");
@@ -242,6 +287,9 @@ int main(int argc, char **argv) {
       {"sticky_and_reset", test_sticky_and_reset},
       {"enumerate", test_enumerate},
       {"doctor_with_driver", test_doctor_with_driver},
+#if GG_HAVE_CUDA_BACKEND && defined(GG_FAKE_LIBCUDNN)
+      {"doctor_cuda_libs", test_doctor_cuda_libs},
+#endif
       {0},
   };
   return gg_test_main(argc, argv, cases);

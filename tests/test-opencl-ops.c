@@ -44,6 +44,105 @@ static double now_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* ---- the CUDA build's kernel signatures ------------------------------------
+ * The CUDA backend launches the same kernels with the argument lists
+ * kx-ops.c builds here. cuLaunchKernel takes only addresses, so an argument
+ * of the wrong size would go unnoticed until a GPU computes garbage. When
+ * nvcc built the kernels (GG_CUDA_KERNELS_PTX), every launch these tests
+ * make is checked against the parameter list of the kernel's PTX entry:
+ * same count, same size each (.u64/.f64 8, .u32/.s32/.f32 4, .b8 [N] N). */
+
+#ifndef GG_CUDA_KERNELS_PTX
+#define GG_CUDA_KERNELS_PTX ""
+#endif
+
+#define SIG_MAX 40
+typedef struct ptx_sig {
+  char name[48];
+  int n;
+  int size[SIG_MAX];
+} ptx_sig;
+
+static ptx_sig g_sig[K_COUNT];
+static int g_sig_loaded, g_sig_checked, g_sig_bad;
+static int (*g_real_launch)(gg_kx *, const gg_node *, gg_kx_kernel, int, const size_t *,
+                            const size_t *, const gg_karg *, int, char *, size_t);
+
+/* Parses the .entry blocks of a PTX text into sig (indexed by kernel).
+ * Returns how many of the K_COUNT kernels were found. */
+static int ptx_parse(const char *ptx, ptx_sig *sig) {
+  int found = 0;
+  memset(sig, 0, sizeof *sig * K_COUNT);
+  for (const char *p = strstr(ptx, ".entry "); p; p = strstr(p + 1, ".entry ")) {
+    char name[48] = "";
+    if (sscanf(p, ".entry %47[A-Za-z0-9_]", name) != 1) continue;
+    int k = 0;
+    while (k < K_COUNT && strcmp(gg__kx_kernel_name(k), name)) k++;
+    if (k == K_COUNT) continue;
+    ptx_sig *g = &sig[k];
+    snprintf(g->name, sizeof g->name, "%s", name);
+    const char *end = strchr(p, ')');
+    for (const char *q = strstr(p, ".param"); q && end && q < end; q = strstr(q + 1, ".param")) {
+      const char *nl = strchr(q, '\n'), *br = strchr(q, '[');
+      int sz = 0;
+      if (!strncmp(q, ".param .u64", 11) || !strncmp(q, ".param .f64", 11) ||
+          !strncmp(q, ".param .s64", 11) || !strncmp(q, ".param .b64", 11))
+        sz = 8;
+      else if (!strncmp(q, ".param .u32", 11) || !strncmp(q, ".param .s32", 11) ||
+               !strncmp(q, ".param .f32", 11) || !strncmp(q, ".param .b32", 11))
+        sz = 4;
+      else if (br && (!nl || br < nl))
+        sz = atoi(br + 1);
+      if (g->n < SIG_MAX) g->size[g->n] = sz;
+      g->n++;
+    }
+    found++;
+  }
+  return found;
+}
+
+/* 0 when args match kernel k's PTX signature, else 1 with the difference
+ * in msg. */
+static int sig_check(const ptx_sig *sig, gg_kx_kernel k, const gg_karg *args, int nargs,
+                     char *msg, size_t len) {
+  const ptx_sig *g = &sig[k];
+  if (!g->name[0]) return snprintf(msg, len, "%s: no PTX entry", gg__kx_kernel_name(k)), 1;
+  if (g->n != nargs)
+    return snprintf(msg, len, "%s: %d arguments, the CUDA kernel takes %d", g->name, nargs, g->n), 1;
+  for (int i = 0; i < nargs && i < SIG_MAX; i++)
+    if ((int)args[i].size != g->size[i])
+      return snprintf(msg, len, "%s: argument %d is %zu bytes, the CUDA kernel's is %d", g->name,
+                      i, args[i].size, g->size[i]), 1;
+  return 0;
+}
+
+static int checked_launch(gg_kx *x, const gg_node *n, gg_kx_kernel k, int dims,
+                          const size_t *global, const size_t *local, const gg_karg *args,
+                          int nargs, char *err, size_t errlen) {
+  char msg[256];
+  g_sig_checked++;
+  if (sig_check(g_sig, k, args, nargs, msg, sizeof msg)) {
+    g_sig_bad++;
+    fprintf(stderr, "  CUDA signature mismatch (node '%s'): %s\n", n ? n->name : "?", msg);
+  }
+  return g_real_launch(x, n, k, dims, global, local, args, nargs, err, errlen);
+}
+
+/* Loads the PTX once; 1 when the check is on. */
+static int sig_load(void) {
+  if (g_sig_loaded) return g_sig_loaded > 0;
+  g_sig_loaded = -1;
+  if (!GG_CUDA_KERNELS_PTX[0]) return 0;
+  FILE *f = fopen(GG_CUDA_KERNELS_PTX, "rb");
+  if (!f) return 0;
+  static char buf[1 << 20];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  if (ptx_parse(buf, g_sig) == K_COUNT) g_sig_loaded = 1;
+  return g_sig_loaded > 0;
+}
+
 /* 1 when opencl:0.0 and the kernels are ready, else 0 with g_skip set. */
 static int fixture(void) {
   if (g_tried) return g_ocl != NULL;
@@ -70,6 +169,10 @@ static int fixture(void) {
     return 0;
   }
   gg__ocl_set_workspace(g_ocl, gg_block_devmem(g_ws)->handle, gg_block_offset(g_ws), 64 << 10);
+  if (sig_load()) { /* every kx launch below is checked against the CUDA build */
+    g_real_launch = g_ocl->kx.launch;
+    g_ocl->kx.launch = checked_launch;
+  }
   gg_ocl_stats st;
   gg__ocl_get_stats(g_ocl, &st);
   printf("  kernels %s in %.0f ms; GEMM: %s%s%s\n", st.from_cache ? "loaded from cache" : "built",
@@ -95,6 +198,32 @@ static float rfloat(void) { return (float)(rnd() % 2000001) / 1e6f - 1.0f; }
 static void seed(int salt) {
   const char *s = getenv("GG_TEST_SEED");
   g_rng = 0x9E3779B97F4A7C15ull * (uint64_t)((s ? atoi(s) : 1) * 1000 + salt) + 1;
+}
+
+/* The signature check itself: the PTX has every kernel, a right argument
+ * list passes, a list with one argument of the wrong size or one missing
+ * is caught. Then every launch the other cases made matched. */
+static void test_views(void);
+static void test_cuda_signatures(void) {
+  NEED_OPENCL();
+  if (!GG_CUDA_KERNELS_PTX[0]) SKIP("nvcc did not build the CUDA kernels in this build");
+  if (!sig_load()) GG_T_FAIL("cannot read/parse all %d kernels in %s", K_COUNT, GG_CUDA_KERNELS_PTX);
+  char msg[256];
+  void *m = NULL;
+  uint64_t off = 0;
+  int nn = 4, ni = 1;
+  float alpha = 0.5f;
+  gg_karg ok[] = {KA(m), KA(off), KA(m), KA(off), KA(nn), KA(ni), KA(alpha)}; /* gg_unary */
+  ASSERT_EQ(sig_check(g_sig, K_UNARY, ok, 7, msg, sizeof msg), 0);
+  gg_karg bad[] = {KA(m), KA(nn), KA(m), KA(off), KA(nn), KA(ni), KA(alpha)};
+  ASSERT_EQ(sig_check(g_sig, K_UNARY, bad, 7, msg, sizeof msg), 1);
+  ASSERT_EQ(sig_check(g_sig, K_UNARY, ok, 6, msg, sizeof msg), 1);
+  ASSERT_EQ(g_sig[K_BINARY].size[8], 32); /* an int8 shape: 32 bytes */
+  /* run a few ops through the checked launcher, then require no mismatch */
+  int before = g_sig_checked;
+  test_views();
+  ASSERT_GE(g_sig_checked, before + 1);
+  ASSERT_EQ(g_sig_bad, 0);
 }
 
 /* ---- one node with its tensors -------------------------------------------- */
@@ -1166,6 +1295,7 @@ static const gg_test_case k_cases[] = {
     {"session_nanodet", test_session_nanodet},
     {"session_faceres", test_session_faceres},
     {"session_lean_scratch", test_session_lean_scratch},
+    {"cuda_signatures", test_cuda_signatures},
 #else
     {"opencl_backend", test_opencl_backend},
 #endif
@@ -1173,6 +1303,15 @@ static const gg_test_case k_cases[] = {
 
 int main(int argc, char **argv) {
   int rc = gg_test_main(argc, argv, k_cases);
+#if GG_HAVE_OPENCL_BACKEND
+  if (g_sig_bad) {
+    fprintf(stderr, "FAIL: %d of %d launches did not match the CUDA kernels' signatures\n",
+            g_sig_bad, g_sig_checked);
+    rc = 1;
+  } else if (g_sig_checked) {
+    printf("  %d launches matched the CUDA kernels' signatures\n", g_sig_checked);
+  }
+#endif
   teardown();
   return rc;
 }

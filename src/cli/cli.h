@@ -18,6 +18,8 @@ int gg_cli_stress(int argc, char **argv);
 int gg_cli_doctor(int argc, char **argv);
 /* gpuguard bench: models on the CPU, ours vs tfjs-wasm (src/cli/bench.c). */
 int gg_cli_bench(int argc, char **argv);
+/* gpuguard check-backend: a device's backend vs the CPU backend (src/cli/check.c). */
+int gg_cli_check_backend(int argc, char **argv);
 /* For commands whose layer has not landed: says so and exits 2. */
 int gg_cli_unavailable(const char *name, const char *what, int argc, char **argv);
 

@@ -20,6 +20,7 @@ static const gg_cli_cmd k_cmds[] = {
     {"infer", "run one image through one model", cmd_infer},
     {"stress", "hammer a server and prove memory stays flat", gg_cli_stress},
     {"bench", "benchmark models against TensorFlow.js (wasm)", gg_cli_bench},
+    {"check-backend", "verify a device's backend against the CPU backend", gg_cli_check_backend},
     {"version", "print the version", gg_cli_version},
 };
 

@@ -177,7 +177,10 @@ typedef struct cuda_ctx {
   CUfunction kernel;
   char pci[32];
   void *nvml_dev;
+  unsigned reset_gen; /* gg_device_reset calls (gg__cuda_handles) */
 } cuda_ctx;
+
+static const gg_device_i k_cuda_iface;
 
 static cuda_ctx *ctx_of(gg_device *d) {
   return d->ctx;
@@ -364,6 +367,7 @@ static int cuda_reset(gg_device *d) {
   /* The reset destroys every allocation and module of the primary context. */
   c->module = NULL;
   c->kernel = NULL;
+  c->reset_gen++;
   g_cu.cuDevicePrimaryCtxRelease(c->dev);
   CUresult r = g_cu.cuDevicePrimaryCtxReset(c->dev);
   if (r) GG_WARN("GPU", "cuDevicePrimaryCtxReset on %s: %s", d->name, gg_cuda_error_name(r));
@@ -400,6 +404,17 @@ static void cuda_destroy(gg_device *d) {
   }
   if (c->ctx) g_cu.cuDevicePrimaryCtxRelease(c->dev);
   free(c);
+}
+
+int gg__cuda_handles(gg_device *d, gg__cu_handles *out) {
+  if (!d || !out || d->kind != GG_DEVICE_CUDA || d->iface != &k_cuda_iface) return GG_EINVAL;
+  cuda_ctx *c = ctx_of(d);
+  out->lib = g_cu.lib;
+  out->context = c->ctx;
+  out->device = c->dev;
+  out->ordinal = c->ordinal;
+  out->reset_gen = c->reset_gen;
+  return c->ctx ? 0 : GG_EDEVICE_LOST;
 }
 
 static const gg_device_i k_cuda_iface = {

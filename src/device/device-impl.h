@@ -96,6 +96,20 @@ typedef struct gg__cl_handles {
 } gg__cl_handles;
 int gg__opencl_handles(gg_device *d, gg__cl_handles *out);
 
+/* A cuda device's objects for the compute backend (src/backend/cuda), all
+ * borrowed: the dlopen'ed libcuda.so.1 (look further entry points up in it),
+ * the primary context and its device. reset_gen counts gg_device_reset
+ * calls: a backend prepared at one generation must not touch the device's
+ * memory at another (the reset freed it). GG_EINVAL for other device kinds. */
+typedef struct gg__cu_handles {
+  void *lib;       /* dlopen handle of libcuda */
+  void *context;   /* CUcontext (the primary context) */
+  int device;      /* CUdevice */
+  int ordinal;     /* N of cuda:N */
+  unsigned reset_gen;
+} gg__cu_handles;
+int gg__cuda_handles(gg_device *d, gg__cu_handles *out);
+
 /* Allocates a gg_device with the given iface; ctx owned by the device. */
 gg_device *gg__device_new(const gg_device_i *iface, void *ctx, gg_device_kind kind,
                           const char *name);

@@ -4,6 +4,9 @@
  * the whole thing at a fake installation. */
 #include "device/device-impl.h"
 #include "doctor/doctor.h"
+#if GG_HAVE_CUDA_BACKEND
+#include "backend/cuda/cu-impl.h"
+#endif
 #include "gpuguard/catalog.h"
 #include "gpuguard/classify.h"
 #include "gpuguard/core.h"
@@ -429,6 +432,101 @@ static void check_libcuda(dctx *c) {
     }
   }
 }
+
+/* ---- cuDNN and cuBLAS (the CUDA compute backend) --------------------------- */
+
+#if GG_HAVE_CUDA_BACKEND
+/* "9.13.0" from cuDNN 9's major*10000 + minor*100 + patch (8.x: *1000). */
+static const char *cudnn_ver_str(long v, char *buf, size_t len) {
+  if (v >= 90000) snprintf(buf, len, "%ld.%ld.%ld", v / 10000, v % 10000 / 100, v % 100);
+  else snprintf(buf, len, "%ld.%ld.%ld", v / 1000, v % 1000 / 100, v % 100);
+  return buf;
+}
+
+/* A library built for CUDA `need` (13000) against the driver's highest
+ * CUDA: a newer major cannot run (the driver refuses it), a newer minor of
+ * the same major runs through minor-version compatibility. */
+static void lib_vs_driver(dctx *c, const char *id, const char *lib, int need) {
+  gg_doctor_report *r = c->r;
+  char a[16], b[16], mind[32];
+  if (!need || !r->driver_cuda_version) return;
+  cuda_ver_str(need, a, sizeof a);
+  cuda_ver_str(r->driver_cuda_version, b, sizeof b);
+  if (r->driver_cuda_version / 1000 >= need / 1000) {
+    add(c, "driver", id, GG_CHECK_OK, "%s is built for CUDA %s; the driver supports CUDA %s", lib, a,
+        b);
+    return;
+  }
+  gg_check *k = add(c, "driver", id, GG_CHECK_FAIL,
+                    "%s is built for CUDA %s but the driver supports only CUDA %s", lib, a, b);
+  set_cause(k, "a library for a newer CUDA major version than the driver's fails at its first "
+               "call (CUDNN_STATUS_ARCH_MISMATCH / CUBLAS_STATUS_NOT_INITIALIZED / "
+               "'CUDA driver version is insufficient')");
+  set_fix(k, "install NVIDIA driver >= %s, or point GPUGUARD_CUDNN_PATH / GPUGUARD_LIBCUBLAS at "
+             "a CUDA %d.x build of the library",
+          min_driver_for(need, mind, sizeof mind), r->driver_cuda_version / 1000);
+}
+
+static void check_cuda_libs(dctx *c) {
+  gg_doctor_report *r = c->r;
+  gg__cuda_libs l;
+  gg__cuda_libs_probe(&l);
+  char v[32];
+  /* without a usable GPU the libraries are informational only */
+  gg_check_status miss = r->libcuda_loaded && r->cuda_init_rc == 0 && r->cuda_devices > 0
+                            ? GG_CHECK_FAIL : GG_CHECK_INFO;
+  r->cudnn_loaded = l.cudnn_loaded, r->cublas_loaded = l.cublas_loaded;
+  r->cudnn_version = l.cudnn_version, r->cudnn_cuda_version = l.cudnn_cudart_version;
+  r->cublas_version = l.cublas_version;
+  snprintf(r->cudnn_path, sizeof r->cudnn_path, "%s", l.cudnn_path);
+  snprintf(r->cublas_path, sizeof r->cublas_path, "%s", l.cublas_path);
+  if (!l.cudnn_loaded) {
+    gg_check *k = add(c, "driver", "cuda.cudnn", miss, "cuDNN not loaded: %s", l.cudnn_error);
+    set_cause(k, "cuda:N sessions need cuDNN 9 for convolutions; without it they compute on the "
+                 "host");
+    set_fix(k, "install cuDNN 9 for the driver's CUDA version (NVIDIA's cudnn9-cuda-NN package, "
+               "or pip's nvidia-cudnn-cuNN wheel) and export GPUGUARD_CUDNN_PATH=<its lib dir>");
+  } else {
+    add(c, "driver", "cuda.cudnn", GG_CHECK_OK, "cuDNN %s loaded from %s",
+        cudnn_ver_str(l.cudnn_version, v, sizeof v), l.cudnn_path);
+    lib_vs_driver(c, "cuda.cudnn.compat", "cuDNN", (int)l.cudnn_cudart_version);
+  }
+  if (!l.cublas_loaded) {
+    gg_check *k = add(c, "driver", "cuda.cublas", miss, "cuBLAS not loaded: %s", l.cublas_error);
+    set_cause(k, "cuda:N sessions need cuBLAS 12 or 13 for matrix products");
+    set_fix(k, "install cuBLAS for the driver's CUDA version (libcublas-NN, or pip's "
+               "nvidia-cublas-cuNN wheel) and export GPUGUARD_LIBCUBLAS=<path to libcublas.so.NN>");
+  } else {
+    add(c, "driver", "cuda.cublas", GG_CHECK_OK, "cuBLAS %d.%d.%d loaded from %s",
+        l.cublas_version / 10000, l.cublas_version % 10000 / 100, l.cublas_version % 100,
+        l.cublas_path);
+    lib_vs_driver(c, "cuda.cublas.compat", "cuBLAS", l.cublas_version / 10000 * 1000);
+  }
+}
+
+/* The cuDNN validation: one real convolution on the device against the
+ * host (gg__cuda_validate_conv), after the device's own validation kernel. */
+static void check_cudnn_conv(dctx *c, gg_device *dev, const char *spec) {
+  char id[96], err[512] = "";
+  double max_err = 0;
+  snprintf(id, sizeof id, "device.%.60s.cudnn", spec);
+  set_step("running a cuDNN convolution on", spec);
+  int rc = gg__cuda_validate_conv(dev, err, sizeof err, &max_err);
+  if (!rc) {
+    add(c, "devices", id, GG_CHECK_OK, "%s: cuDNN convolution matches the host (max error %.2g)",
+        spec, max_err);
+    return;
+  }
+  gg_check *k = add(c, "devices", id, GG_CHECK_FAIL, "%s: cuDNN convolution failed: %s", spec, err);
+  gg_fail_class fc = gg_classify_err(rc);
+  set_cause(k, "%s (class %s)", rc == GG_EINVAL ? "the device computed a wrong result"
+                                                 : gg_fail_class_description(fc),
+            gg_fail_class_name(fc));
+  set_fix(k, "%s", rc == GG_EINVAL ? "do not compute on this device; check the driver, cuDNN "
+                                     "version and 'dmesg | grep -i xid'"
+                                   : gg_fail_class_advice(fc));
+}
+#endif
 
 /* ---- toolkit ---------------------------------------------------------------- */
 
@@ -1099,6 +1197,9 @@ static void check_devices(dctx *c) {
       if (dd->validation.passed) {
         add(c, "devices", id, GG_CHECK_OK, "%s (%s): validation passed in %.2f ms", spec,
             dd->info.description, dd->validation.elapsed_ms);
+#if GG_HAVE_CUDA_BACKEND
+        if (gg_device_get_kind(dev) == GG_DEVICE_CUDA && r->cudnn_loaded) check_cudnn_conv(c, dev, spec);
+#endif
       } else {
         gg_check *k = add(c, "devices", id, GG_CHECK_FAIL,
                           "%s (%s): validation failed at step '%s'; marked unusable", spec,
@@ -1209,6 +1310,10 @@ int gg_doctor_run(const gg_doctor_opts *opts, gg_doctor_report **out) {
   check_driver(&c);
   set_step("loading libcuda and calling cuInit", NULL);
   check_libcuda(&c);
+#if GG_HAVE_CUDA_BACKEND
+  set_step("loading cuDNN and cuBLAS", NULL);
+  check_cuda_libs(&c);
+#endif
   set_step("looking for the CUDA toolkit", NULL);
   check_toolkit(&c);
   check_compat(&c);

@@ -77,6 +77,12 @@ typedef struct gg_doctor_report {
   char libcuda_error[256];
   int cuda_init_rc; /* cuInit result, -1 when not called */
   int cuda_devices;
+  /* the CUDA compute backend's libraries (0 / "" when not loaded or not built) */
+  int cudnn_loaded, cublas_loaded;
+  long cudnn_version;       /* 91300 = 9.13.0 */
+  long cudnn_cuda_version;  /* the CUDA runtime cuDNN was built for, 13000 = 13.0 */
+  int cublas_version;       /* 130100 = 13.1.0 */
+  char cudnn_path[256], cublas_path[256];
   char toolkit_root[512];   /* "" when none */
   char toolkit_real[512];   /* symlinks resolved */
   char toolkit_version[32]; /* "13.0" */

@@ -112,6 +112,10 @@ char *gg_doctor_json(const gg_doctor_report *r) {
                       r->cuda_init_rc >= 0 ? json_string(gg_cuda_error_name(r->cuda_init_rc))
                                            : json_null());
   json_object_set_new(drv, "cuda_devices", json_integer(r->cuda_devices));
+  json_object_set_new(drv, "cudnn_version", r->cudnn_loaded ? json_integer(r->cudnn_version) : json_null());
+  json_object_set_new(drv, "cudnn_path", r->cudnn_loaded ? json_string(r->cudnn_path) : json_null());
+  json_object_set_new(drv, "cublas_version", r->cublas_loaded ? json_integer(r->cublas_version) : json_null());
+  json_object_set_new(drv, "cublas_path", r->cublas_loaded ? json_string(r->cublas_path) : json_null());
   const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
   json_object_set_new(drv, "cuda_visible_devices", cvd ? json_string(cvd) : json_null());
   json_object_set_new(o, "driver", drv);

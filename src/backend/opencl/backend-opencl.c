@@ -202,7 +202,7 @@ static int ocl_run(gg_backend *be, const gg_node *n, gg_tval *vals, void *state)
     }
   }
   if (!s->direct || !c->ws) return gg__ocl_run(c->o, n, s->args, s->args + n->n_in, err, sizeof err);
-  /* without a scratch the convolution runs the direct kernel (ocl-ops.c) */
+  /* without a scratch the convolution runs the direct kernel (kx-ops.c) */
   gg__ocl_set_workspace(c->o, NULL, 0, 0);
   int rc = gg__ocl_run(c->o, n, s->args, s->args + n->n_in, err, sizeof err);
   gg__ocl_set_workspace(c->o, gg_block_devmem(c->ws)->handle, gg_block_offset(c->ws), c->ws_need);

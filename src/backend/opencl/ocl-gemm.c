@@ -56,9 +56,6 @@ static int use_clblast(const gg_ocl *o, const gg_ocl_gemm_args *g) {
 
 int gg__ocl_gemm(gg_ocl *o, const gg_node *n, const gg_ocl_gemm_args *g, char *err,
                  size_t errlen) {
-  /* Unused bias/PReLU buffers still need a valid cl_mem argument. */
-  cl_mem bias = g->has_bias ? g->bias : g->c, pa = g->act == 4 ? g->prelu : g->c;
-  uint64_t biaso = g->biaso, pao = g->preluo;
   if (o->p.gemm == GG_OCL_GEMM_CLBLAST && !o->clblast_sgemm) {
     snprintf(err, errlen, "node '%s' (%s): CLBlast was asked for but is not loaded (%s)",
              n ? n->name : "?", n ? n->tf_op : "GEMM", o->st.clblast_error);
@@ -94,25 +91,8 @@ int gg__ocl_gemm(gg_ocl *o, const gg_node *n, const gg_ocl_gemm_args *g, char *e
   }
   if (use_clblast(o, g)) {
     o->st.gemm_clblast++;
-    if (!g->has_bias && g->act == 0) return 0;
-    int has_bias = g->has_bias, M = g->M, N = g->N, pan = g->prelu_n, act = g->act;
-    float alpha = g->alpha;
-    uint64_t co = g->co;
-    gg_karg a[] = {KA(g->c), KA(co), KA(N),   KA(M),   KA(bias), KA(biaso),
-                   KA(has_bias), KA(pa), KA(pao), KA(pan), KA(act),  KA(alpha)};
-    size_t gl[2] = {(size_t)N, (size_t)M};
-    return gg__ocl_launch(o, n, K_BIAS_ACT, 2, gl, NULL, a, (int)(sizeof a / sizeof *a), err,
-                          errlen);
+    return gg__kx_bias_act(&o->kx, n, g, err, errlen);
   }
-  uint64_t ao = g->ao, bo = g->bo, co = g->co;
-  int lda = g->lda, ldb = g->ldb, ta = g->ta, tb = g->tb, ldc = g->N, M = g->M, N = g->N,
-      K = g->K, has_bias = g->has_bias, pan = g->prelu_n, act = g->act;
-  float alpha = g->alpha;
-  gg_karg a[] = {KA(g->a), KA(ao),  KA(lda), KA(ta),       KA(g->b), KA(bo),  KA(ldb),
-                 KA(tb),   KA(g->c), KA(co), KA(ldc),      KA(M),    KA(N),   KA(K),
-                 KA(bias), KA(biaso), KA(has_bias), KA(pa), KA(pao), KA(pan), KA(act),
-                 KA(alpha)};
-  size_t gl[2] = {(size_t)N, (size_t)M}, lo[2] = {16, 16};
   o->st.gemm_own++;
-  return gg__ocl_launch(o, n, K_GEMM, 2, gl, lo, a, (int)(sizeof a / sizeof *a), err, errlen);
+  return gg__kx_gemm_kernel(&o->kx, n, g, err, errlen);
 }

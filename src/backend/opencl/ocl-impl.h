@@ -44,26 +44,6 @@ typedef struct gg_clfn {
   cl_int (*Finish)(cl_command_queue);
 } gg_clfn;
 
-/* Kernels of kernels.cl, in the order of k_kernel_names (ocl-runtime.c). */
-typedef enum gg_ocl_kernel {
-  K_CONV2D = 0,
-  K_DEPTHWISE,
-  K_GEMM,
-  K_BIAS_ACT,
-  K_BINARY,
-  K_UNARY,
-  K_SOFTMAX,
-  K_REDUCE,
-  K_MAXPOOL,
-  K_PAD,
-  K_TRANSPOSE,
-  K_COPY2D,
-  K_RESIZE,
-  K_IM2COL,
-  K_TRANSPOSE2D,
-  K_COUNT
-} gg_ocl_kernel;
-
 /* CLBlast's C entry point we use (clblast_c.h), loaded with dlopen. */
 typedef int (*gg_clblast_sgemm_fn)(int layout, int ta, int tb, size_t m, size_t n, size_t k,
                                    float alpha, cl_mem a, size_t ao, size_t lda, cl_mem b,
@@ -71,6 +51,7 @@ typedef int (*gg_clblast_sgemm_fn)(int layout, int ta, int tb, size_t m, size_t 
                                    size_t ldc, cl_command_queue *queue, cl_event *event);
 
 struct gg_ocl {
+  gg_kx kx; /* first: kx-ops.c's view (launch, gemm, im2col scratch, counters) */
   gg_device *dev;
   gg_clfn fn;
   cl_device_id device;
@@ -83,20 +64,11 @@ struct gg_ocl {
   gg_clblast_sgemm_fn clblast_sgemm; /* NULL: CLBlast absent */
   gg_ocl_stats st;
   const gg_node *last; /* last node enqueued, named by gg__ocl_finish */
-  cl_mem ws;           /* im2col scratch (borrowed), NULL: direct convolutions only */
-  uint64_t ws_off, ws_bytes;
 };
-
-/* One kernel argument. */
-typedef struct gg_karg {
-  size_t size;
-  const void *p;
-} gg_karg;
-#define KA(x) ((gg_karg){sizeof(x), &(x)})
 
 /* Sets args and enqueues kernel k over a grid of dims (1..3) with optional
  * local size; errors are classified and name node n. */
-int gg__ocl_launch(gg_ocl *o, const gg_node *n, gg_ocl_kernel k, int dims, const size_t *global,
+int gg__ocl_launch(gg_ocl *o, const gg_node *n, gg_kx_kernel k, int dims, const size_t *global,
                    const size_t *local, const gg_karg *args, int nargs, char *err,
                    size_t errlen);
 /* Classifies an OpenCL status from `call` while running node n (may be
@@ -104,14 +76,7 @@ int gg__ocl_launch(gg_ocl *o, const gg_node *n, gg_ocl_kernel k, int dims, const
 int gg__ocl_fail(gg_ocl *o, const gg_node *n, int cl_status, const char *call, char *err,
                  size_t errlen);
 
-/* GEMM C[M,N] (ldc = N) = op(A) op(B) + bias, activation; offsets in
- * elements. Chooses CLBlast or the built-in kernel (ocl-gemm.c). */
-typedef struct gg_ocl_gemm_args {
-  cl_mem a, b, c, bias, prelu;
-  uint64_t ao, bo, co, biaso, preluo; /* element offsets */
-  int lda, ldb, ta, tb, M, N, K, has_bias, prelu_n, act;
-  float alpha;
-} gg_ocl_gemm_args;
+/* GEMM through CLBlast or the built-in kernel (ocl-gemm.c): kx.h's gemm. */
 int gg__ocl_gemm(gg_ocl *o, const gg_node *n, const gg_ocl_gemm_args *g, char *err,
                  size_t errlen);
 /* Loads libclblast.so.1 (GPUGUARD_LIBCLBLAST overrides); fills o->clblast_sgemm

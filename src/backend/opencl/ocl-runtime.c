@@ -18,14 +18,16 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const k_kernel_names[K_COUNT] = {
-    "gg_conv2d", "gg_depthwise", "gg_gemm",      "gg_bias_act", "gg_binary",
-    "gg_unary",  "gg_softmax",   "gg_reduce",    "gg_maxpool",  "gg_pad",
-    "gg_transpose", "gg_copy2d", "gg_resize_bilinear", "gg_im2col", "gg_transpose2d"};
 
 /* The options every build uses: no fast-math, so results follow IEEE float
  * like the reference kernels. */
 #define GG_OCL_BASE_OPTIONS "-cl-std=CL1.2"
+
+static int kx_launch(gg_kx *x, const gg_node *n, gg_kx_kernel k, int dims, const size_t *global,
+                     const size_t *local, const gg_karg *args, int nargs, char *err,
+                     size_t errlen);
+static int kx_gemm(gg_kx *x, const gg_node *n, const gg_kx_gemm_args *g, char *err,
+                   size_t errlen);
 
 int gg__ocl_fail(gg_ocl *o, const gg_node *n, int r, const char *call, char *err,
                  size_t errlen) {
@@ -301,6 +303,7 @@ int gg__ocl_new(gg_device *dev, const gg_ocl_params *p, gg_ocl **out, char *err,
   gg_ocl *o = calloc(1, sizeof *o);
   if (!o) return GG_ENOMEM;
   o->dev = dev;
+  o->kx.launch = kx_launch, o->kx.gemm = kx_gemm;
   o->p = p ? *p : defaults;
   o->device = h.device;
   o->context = h.context;
@@ -310,7 +313,7 @@ int gg__ocl_new(gg_device *dev, const gg_ocl_params *p, gg_ocl **out, char *err,
   if (!rc) rc = make_program(o, err, errlen);
   for (int i = 0; !rc && i < K_COUNT; i++) {
     cl_int r = 0;
-    o->k[i] = o->fn.CreateKernel(o->program, k_kernel_names[i], &r);
+    o->k[i] = o->fn.CreateKernel(o->program, gg__kx_kernel_name(i), &r);
     if (!o->k[i] || r) {
       o->k[i] = NULL;
       rc = gg__ocl_fail(o, NULL, r ? r : -46, "clCreateKernel", err, errlen);
@@ -339,23 +342,20 @@ void gg__ocl_free(gg_ocl *o) {
   free(o);
 }
 
-int gg__ocl_launch(gg_ocl *o, const gg_node *n, gg_ocl_kernel k, int dims, const size_t *global,
+int gg__ocl_launch(gg_ocl *o, const gg_node *n, gg_kx_kernel k, int dims, const size_t *global,
                    const size_t *local, const gg_karg *args, int nargs, char *err,
                    size_t errlen) {
   for (int i = 0; i < nargs; i++) {
     cl_int r = o->fn.SetKernelArg(o->k[k], (cl_uint)i, args[i].size, args[i].p);
     if (r) {
       char call[96];
-      snprintf(call, sizeof call, "clSetKernelArg(%s, %d)", k_kernel_names[k], i);
+      snprintf(call, sizeof call, "clSetKernelArg(%s, %d)", gg__kx_kernel_name(k), i);
       return gg__ocl_fail(o, n, r, call, err, errlen);
     }
   }
-  /* One fixed work-group shape per grid rank rather than the driver's pick:
-   * PoCL compiles a kernel again for every new local size, so letting it
-   * choose per shape costs a compile per tensor size. Kernels ignore the
-   * work items past their bounds. */
-  static const size_t k_local[3][3] = {{64, 1, 1}, {16, 4, 1}, {8, 4, 1}};
-  if (!local) local = k_local[dims - 1];
+  /* kx.h: a fixed work-group shape per rank; kernels ignore the work items
+   * past their bounds */
+  if (!local) local = gg__kx_local[dims - 1];
   size_t g[3];
   for (int d = 0; d < dims; d++) {
     g[d] = global[d];
@@ -366,7 +366,7 @@ int gg__ocl_launch(gg_ocl *o, const gg_node *n, gg_ocl_kernel k, int dims, const
                                         NULL, NULL);
   if (r) {
     char call[96];
-    snprintf(call, sizeof call, "clEnqueueNDRangeKernel(%s)", k_kernel_names[k]);
+    snprintf(call, sizeof call, "clEnqueueNDRangeKernel(%s)", gg__kx_kernel_name(k));
     return gg__ocl_fail(o, n, r, call, err, errlen);
   }
   o->st.launches++;
@@ -386,7 +386,27 @@ int gg__ocl_finish(gg_ocl *o, char *err, size_t errlen) {
 }
 
 void gg__ocl_set_workspace(gg_ocl *o, void *mem, uint64_t off, uint64_t bytes) {
-  o->ws = mem, o->ws_off = off, o->ws_bytes = mem ? bytes : 0;
+  o->kx.ws = mem, o->kx.ws_off = off, o->kx.ws_bytes = mem ? bytes : 0;
 }
 
-void gg__ocl_get_stats(const gg_ocl *o, gg_ocl_stats *out) { *out = o->st; }
+void gg__ocl_get_stats(const gg_ocl *o, gg_ocl_stats *out) {
+  *out = o->st;
+  out->conv_im2col = o->kx.conv_im2col, out->conv_direct = o->kx.conv_direct;
+}
+
+/* kx.h's view of this backend (kx is the first member of gg_ocl). */
+static int kx_launch(gg_kx *x, const gg_node *n, gg_kx_kernel k, int dims, const size_t *global,
+                     const size_t *local, const gg_karg *args, int nargs, char *err,
+                     size_t errlen) {
+  return gg__ocl_launch((gg_ocl *)x, n, k, dims, global, local, args, nargs, err, errlen);
+}
+
+static int kx_gemm(gg_kx *x, const gg_node *n, const gg_kx_gemm_args *g, char *err,
+                   size_t errlen) {
+  return gg__ocl_gemm((gg_ocl *)x, n, g, err, errlen);
+}
+
+int gg__ocl_run(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+                char *err, size_t errlen) {
+  return gg__kx_run(&o->kx, "OpenCL", n, in, out, err, errlen);
+}

@@ -12,6 +12,7 @@
 #ifndef GG_BACKEND_OPENCL_OCL_H
 #define GG_BACKEND_OPENCL_OCL_H
 
+#include "backend/kernels/kx.h"
 #include "engine/graph.h"
 #include "gpuguard/device.h"
 
@@ -55,19 +56,15 @@ void gg__ocl_free(gg_ocl *o);
 
 /* One input or output of a node: its value (shape, dtype; host data for the
  * parameter inputs gg__ocl_param_input names) and where it lives. */
-typedef struct gg_ocl_arg {
-  const gg_tval *v;
-  void *mem;    /* cl_mem; unused for parameter inputs */
-  uint64_t off; /* byte offset in mem, a multiple of 4 */
-} gg_ocl_arg;
+typedef gg_kx_arg gg_ocl_arg; /* mem is a cl_mem */
+typedef gg_kx_gemm_args gg_ocl_gemm_args;
 
-/* 1 when input k of n is a small constant read on the host (axes, perm,
- * paddings, shape, sizes, pad value): its v->data must be host memory. */
-int gg__ocl_param_input(const gg_node *n, int k);
-/* 1 when this module runs node n with these shapes, else 0 and the reason
- * (may be NULL) says why. Cheap, no OpenCL calls. */
-int gg__ocl_supports(const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
-                     const char **why);
+/* The node-level questions are kx.h's (one dispatcher for every GPU
+ * backend); these names stay for the OpenCL backend and its tests. */
+#define gg__ocl_param_input gg__kx_param_input
+#define gg__ocl_supports gg__kx_supports
+#define gg__ocl_workspace_bytes gg__kx_workspace_bytes
+#define GG_OCL_IM2COL_MAX GG_KX_IM2COL_MAX
 /* Enqueues node n (in[n->n_in], out[n->n_out]). Returns 0 or a GG_E* code
  * with "node 'NAME' (OP): clCALL: CL_..." in err. */
 int gg__ocl_run(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
@@ -75,15 +72,9 @@ int gg__ocl_run(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_
 /* Waits for everything enqueued; an execution error names the last node. */
 int gg__ocl_finish(gg_ocl *o, char *err, size_t errlen);
 
-/* Convolutions (groups 1, not 1x1) run as im2col + GEMM through a scratch
- * buffer, in chunks of output pixels when it is smaller than the whole
- * im2col matrix; without one (bytes 0) they run the direct kernel, which
- * needs no memory. gg__ocl_workspace_bytes says what node n would use for a
- * single chunk, capped at GG_OCL_IM2COL_MAX (0: n never uses it). The
- * scratch (cl_mem + byte offset, borrowed) must stay valid while nodes run;
- * the engine backend takes it from the device's pool. */
-#define GG_OCL_IM2COL_MAX ((uint64_t)8 << 20)
-uint64_t gg__ocl_workspace_bytes(const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out);
+/* The im2col scratch (kx.h: gg__kx_workspace_bytes says what a node would
+ * use; cl_mem + byte offset, borrowed) must stay valid while nodes run; the
+ * engine backend takes it from the device's pool. */
 void gg__ocl_set_workspace(gg_ocl *o, void *mem, uint64_t off, uint64_t bytes);
 
 typedef struct gg_ocl_stats {

@@ -1,9 +1,9 @@
-/* The OpenCL backend's op dispatch: maps each node of the engine IR onto the
- * kernels of kernels.cl (or GEMM), computing the launch geometry and the
- * scalar arguments on the host. Shape rules and attribute meanings are those
- * of src/engine/ops.c, whose naive kernels are the oracle in
- * tests/test-opencl-ops.c. */
-#include "backend/opencl/ocl-impl.h"
+/* The GPU backends' op dispatch (kx.h): maps each node of the engine IR onto
+ * the kernels of kernels.cl (or GEMM), computing the launch geometry and the
+ * scalar arguments on the host, for OpenCL and CUDA alike. Shape rules and
+ * attribute meanings are those of src/engine/ops.c, whose naive kernels are
+ * the oracle in tests/test-opencl-ops.c. */
+#include "backend/kernels/kx.h"
 #include "engine/engine-impl.h"
 #include "gpuguard/error.h"
 
@@ -12,10 +12,23 @@
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof *(a)))
 
-/* Element offset of an argument (byte offsets are multiples of 4). */
-static uint64_t eo(const gg_ocl_arg *a) { return a->off / 4; }
+static const char *const k_kernel_names[K_COUNT] = {
+    "gg_conv2d", "gg_depthwise", "gg_gemm",      "gg_bias_act", "gg_binary",
+    "gg_unary",  "gg_softmax",   "gg_reduce",    "gg_maxpool",  "gg_pad",
+    "gg_transpose", "gg_copy2d", "gg_resize_bilinear", "gg_im2col", "gg_transpose2d"};
 
-static const int32_t *ints(const gg_ocl_arg *a) { return (const int32_t *)a->v->data; }
+const char *gg__kx_kernel_name(int k) { return k >= 0 && k < K_COUNT ? k_kernel_names[k] : NULL; }
+
+/* One fixed work-group shape per grid rank rather than the driver's pick:
+ * PoCL compiles a kernel again for every new local size, so letting it
+ * choose per shape costs a compile per tensor size. Depth 1, so dim 2 is
+ * never rounded (kx.h). */
+const size_t gg__kx_local[3][3] = {{64, 1, 1}, {16, 4, 1}, {8, 4, 1}};
+
+/* Element offset of an argument (byte offsets are multiples of 4). */
+static uint64_t eo(const gg_kx_arg *a) { return a->off / 4; }
+
+static const int32_t *ints(const gg_kx_arg *a) { return (const int32_t *)a->v->data; }
 
 static int norm_axis(int64_t ax, int nd) {
   int a = 0;
@@ -23,7 +36,7 @@ static int norm_axis(int64_t ax, int nd) {
   return a;
 }
 
-int gg__ocl_param_input(const gg_node *n, int k) {
+int gg__kx_param_input(const gg_node *n, int k) {
   switch (n->op) {
   case GG_OP_SUM:
   case GG_OP_MEAN:
@@ -39,14 +52,14 @@ int gg__ocl_param_input(const gg_node *n, int k) {
 
 /* Leading padding of one spatial dim, as TF computes it (SAME puts the odd
  * pixel after). */
-static int pad_before(const gg_node *n, int dim, int64_t in, int k, int s, int d) {
+int gg__kx_pad_before(const gg_node *n, int dim, int64_t in, int k, int s, int d) {
   int64_t o;
   int pb = 0;
   gg__window(in, k, s, d, n->a.padding, n->a.pads[2 * dim], n->a.pads[2 * dim + 1], &o, &pb);
   return pb;
 }
 
-int gg__ocl_supports(const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+int gg__kx_supports(const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
                      const char **why) {
   const char *w = NULL;
   for (int k = 0; k < n->n_in && !w; k++)
@@ -90,13 +103,14 @@ int gg__ocl_supports(const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *o
   case GG_OP_RESIZE_BILINEAR:
     if (!isf) w = "int32 arithmetic runs on the CPU";
     break;
-  default: w = "no OpenCL kernel for this op"; break;
+  default: w = "no GPU kernel for this op"; break;
   }
   if (why) *why = w;
   return w == NULL;
 }
 
-/* Shape and strides of up to 8 dims as OpenCL int8 arguments. */
+/* Shape and strides of up to 8 dims as int8 kernel arguments (OpenCL int8,
+ * cl-compat.cuh's int8 in CUDA: 32 bytes either way). */
 typedef struct int8v {
   int32_t v[8];
 } int8v;
@@ -128,15 +142,15 @@ typedef struct conv_geo {
   conv_algo algo;
 } conv_geo;
 
-static conv_geo conv_geometry(const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out) {
+static conv_geo conv_geometry(const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out) {
   const gg_tval *x = in[0].v, *wt = in[1].v, *y = out[0].v;
   conv_geo c;
   c.B = (int)x->shape[0], c.H = (int)x->shape[1], c.W = (int)x->shape[2], c.CI = (int)x->shape[3];
   c.OH = (int)y->shape[1], c.OW = (int)y->shape[2], c.CO = (int)y->shape[3];
   c.KH = (int)wt->shape[0], c.KW = (int)wt->shape[1];
   c.sh = n->a.strides[0], c.sw = n->a.strides[1], c.dh = n->a.dilations[0], c.dw = n->a.dilations[1];
-  c.pt = pad_before(n, 0, c.H, c.KH, c.sh, c.dh);
-  c.pl = pad_before(n, 1, c.W, c.KW, c.sw, c.dw);
+  c.pt = gg__kx_pad_before(n, 0, c.H, c.KH, c.sh, c.dh);
+  c.pl = gg__kx_pad_before(n, 1, c.W, c.KW, c.sw, c.dw);
   c.groups = n->op == GG_OP_CONV2D ? c.CI / (int)wt->shape[2] : 1;
   c.algo = CONV_DIRECT;
   if (n->op == GG_OP_CONV2D && c.groups == 1) {
@@ -148,22 +162,53 @@ static conv_geo conv_geometry(const gg_node *n, const gg_ocl_arg *in, const gg_o
   return c;
 }
 
-uint64_t gg__ocl_workspace_bytes(const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out) {
+uint64_t gg__kx_workspace_bytes(const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out) {
   if (n->op != GG_OP_CONV2D) return 0;
   conv_geo c = conv_geometry(n, in, out);
   if (c.algo != CONV_IM2COL) return 0;
   uint64_t row = (uint64_t)c.KH * c.KW * c.CI * 4, all = row * (uint64_t)c.B * c.OH * c.OW;
-  if (all <= GG_OCL_IM2COL_MAX) return all;
-  return row > GG_OCL_IM2COL_MAX ? row : GG_OCL_IM2COL_MAX / row * row;
+  if (all <= GG_KX_IM2COL_MAX) return all;
+  return row > GG_KX_IM2COL_MAX ? row : GG_KX_IM2COL_MAX / row * row;
+}
+
+/* The epilogue over C[M,N] (ldc = N) in place: bias, activation, PReLU.
+ * Unused bias/PReLU arguments still need a valid memory handle: C's. */
+int gg__kx_bias_act(gg_kx *o, const gg_node *n, const gg_kx_gemm_args *g, char *err,
+                    size_t errlen) {
+  if (!g->has_bias && g->act == GG_ACT_NONE) return 0;
+  void *bias = g->has_bias ? g->bias : g->c, *pa = g->act == GG_ACT_PRELU ? g->prelu : g->c;
+  uint64_t co = g->co, biaso = g->has_bias ? g->biaso : 0, pao = g->act == GG_ACT_PRELU ? g->preluo : 0;
+  int has_bias = g->has_bias, M = g->M, N = g->N, pan = g->prelu_n, act = g->act;
+  float alpha = g->alpha;
+  gg_karg a[] = {KA(g->c),     KA(co), KA(N),   KA(M),   KA(bias), KA(biaso),
+                 KA(has_bias), KA(pa), KA(pao), KA(pan), KA(act),  KA(alpha)};
+  size_t gl[2] = {(size_t)N, (size_t)M};
+  return o->launch(o, n, K_BIAS_ACT, 2, gl, NULL, a, NELEM(a), err, errlen);
+}
+
+/* C = op(A) op(B) + bias, activation on the built-in 16x16-tiled kernel. */
+int gg__kx_gemm_kernel(gg_kx *o, const gg_node *n, const gg_kx_gemm_args *g, char *err,
+                       size_t errlen) {
+  void *bias = g->has_bias ? g->bias : g->c, *pa = g->act == GG_ACT_PRELU ? g->prelu : g->c;
+  uint64_t ao = g->ao, bo = g->bo, co = g->co, biaso = g->biaso, pao = g->preluo;
+  int lda = g->lda, ldb = g->ldb, ta = g->ta, tb = g->tb, ldc = g->N, M = g->M, N = g->N,
+      K = g->K, has_bias = g->has_bias, pan = g->prelu_n, act = g->act;
+  float alpha = g->alpha;
+  gg_karg a[] = {KA(g->a), KA(ao),    KA(lda),      KA(ta), KA(g->b), KA(bo),  KA(ldb),
+                 KA(tb),   KA(g->c),  KA(co),       KA(ldc), KA(M),   KA(N),   KA(K),
+                 KA(bias), KA(biaso), KA(has_bias), KA(pa), KA(pao),  KA(pan), KA(act),
+                 KA(alpha)};
+  size_t gl[2] = {(size_t)N, (size_t)M}, lo[2] = {16, 16};
+  return o->launch(o, n, K_GEMM, 2, gl, lo, a, NELEM(a), err, errlen);
 }
 
 /* im2col + GEMM over chunks of output pixels that fit the scratch buffer. */
-static int run_im2col(gg_ocl *o, const gg_node *n, const conv_geo *c, const gg_ocl_arg *in,
-                      const gg_ocl_arg *out, gg_ocl_gemm_args *g, char *err, size_t errlen) {
+static int run_im2col(gg_kx *o, const gg_node *n, const conv_geo *c, const gg_kx_arg *in,
+                      const gg_kx_arg *out, gg_kx_gemm_args *g, char *err, size_t errlen) {
   int K = c->KH * c->KW * c->CI, M = c->B * c->OH * c->OW;
   int chunk = (int)(o->ws_bytes / ((uint64_t)K * 4) < (uint64_t)M ? o->ws_bytes / ((uint64_t)K * 4) : (uint64_t)M);
   uint64_t xo = eo(&in[0]), wso = o->ws_off / 4, yo = g->co;
-  o->st.conv_im2col++;
+  o->conv_im2col++;
   for (int row0 = 0; row0 < M; row0 += chunk) {
     int rows = M - row0 < chunk ? M - row0 : chunk;
     gg_karg a[] = {KA(in[0].mem), KA(xo),     KA(o->ws),  KA(wso),   KA(c->H),  KA(c->W),
@@ -171,31 +216,31 @@ static int run_im2col(gg_ocl *o, const gg_node *n, const conv_geo *c, const gg_o
                    KA(c->dh),     KA(c->dw),  KA(c->pt),  KA(c->pl), KA(row0),  KA(rows),
                    KA(K)};
     size_t gl[2] = {(size_t)K, (size_t)rows};
-    int rc = gg__ocl_launch(o, n, K_IM2COL, 2, gl, NULL, a, NELEM(a), err, errlen);
+    int rc = o->launch(o, n, K_IM2COL, 2, gl, NULL, a, NELEM(a), err, errlen);
     /* the in-order queue runs this chunk's GEMM before the next im2col */
     g->a = o->ws, g->ao = wso, g->lda = K, g->M = rows, g->K = K;
     g->co = yo + (uint64_t)row0 * c->CO;
-    if (!rc) rc = gg__ocl_gemm(o, n, g, err, errlen);
+    if (!rc) rc = o->gemm(o, n, g, err, errlen);
     if (rc) return rc;
   }
   return 0;
 }
 
-static int run_conv(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+static int run_conv(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
                     char *err, size_t errlen) {
   conv_geo c = conv_geometry(n, in, out);
   int has_bias = n->a.has_bias, act = n->a.act, pan = 0;
   float alpha = n->a.alpha;
-  const gg_ocl_arg *bias = has_bias ? &in[2] : &out[0], *pa = &out[0];
+  const gg_kx_arg *bias = has_bias ? &in[2] : &out[0], *pa = &out[0];
   if (act == GG_ACT_PRELU) pa = &in[2 + has_bias], pan = (int)pa->v->nelem;
   uint64_t xo = eo(&in[0]), wo = eo(&in[1]), bo = eo(bias), pao = eo(pa), yo = eo(&out[0]);
-  gg_ocl_gemm_args g = {in[0].mem, in[1].mem, out[0].mem, bias->mem, pa->mem,
+  gg_kx_gemm_args g = {in[0].mem, in[1].mem, out[0].mem, bias->mem, pa->mem,
                         xo, wo, yo, bo, pao, c.CI, c.CO, 0, 0, c.B * c.H * c.W, c.CO, c.CI,
                         has_bias, pan, act, alpha};
-  if (c.algo == CONV_GEMM_1X1) return gg__ocl_gemm(o, n, &g, err, errlen);
+  if (c.algo == CONV_GEMM_1X1) return o->gemm(o, n, &g, err, errlen);
   if (c.algo == CONV_IM2COL && o->ws_bytes >= (uint64_t)c.KH * c.KW * c.CI * 4)
     return run_im2col(o, n, &c, in, out, &g, err, errlen);
-  o->st.conv_direct++;
+  o->conv_direct++;
   if (n->op == GG_OP_DEPTHWISE) {
     int mult = (int)in[1].v->shape[3];
     gg_karg a[] = {KA(in[0].mem), KA(xo), KA(in[1].mem), KA(wo), KA(bias->mem), KA(bo),
@@ -203,7 +248,7 @@ static int run_conv(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_
                    KA(c.W), KA(c.CI), KA(c.OH), KA(c.OW), KA(c.CO), KA(c.KH), KA(c.KW), KA(mult),
                    KA(c.sh), KA(c.sw), KA(c.dh), KA(c.dw), KA(c.pt), KA(c.pl), KA(act), KA(alpha)};
     size_t gl[3] = {(size_t)(c.CO + 3) / 4, (size_t)c.OW, (size_t)c.B * c.OH};
-    return gg__ocl_launch(o, n, K_DEPTHWISE, 3, gl, NULL, a, NELEM(a), err, errlen);
+    return o->launch(o, n, K_DEPTHWISE, 3, gl, NULL, a, NELEM(a), err, errlen);
   }
   int cig = c.CI / c.groups, cog = c.CO / c.groups;
   gg_karg a[] = {KA(in[0].mem), KA(xo), KA(in[1].mem), KA(wo), KA(bias->mem), KA(bo),
@@ -212,25 +257,25 @@ static int run_conv(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_
                  KA(cog), KA(c.sh), KA(c.sw), KA(c.dh), KA(c.dw), KA(c.pt), KA(c.pl), KA(act),
                  KA(alpha)};
   size_t gl[3] = {(size_t)(c.CO + 3) / 4, (size_t)c.OW, (size_t)c.B * c.OH};
-  return gg__ocl_launch(o, n, K_CONV2D, 3, gl, NULL, a, NELEM(a), err, errlen);
+  return o->launch(o, n, K_CONV2D, 3, gl, NULL, a, NELEM(a), err, errlen);
 }
 
-static int run_matmul(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+static int run_matmul(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
                       char *err, size_t errlen) {
   const gg_tval *A = in[0].v, *Bt = in[1].v, *y = out[0].v;
   int has_bias = n->a.has_bias, pan = 0;
-  const gg_ocl_arg *bias = has_bias ? &in[2] : &out[0], *pa = &out[0];
+  const gg_kx_arg *bias = has_bias ? &in[2] : &out[0], *pa = &out[0];
   if (n->a.act == GG_ACT_PRELU) pa = &in[2 + has_bias], pan = (int)pa->v->nelem;
-  gg_ocl_gemm_args g = {in[0].mem, in[1].mem, out[0].mem, bias->mem, pa->mem,
+  gg_kx_gemm_args g = {in[0].mem, in[1].mem, out[0].mem, bias->mem, pa->mem,
                         eo(&in[0]), eo(&in[1]), eo(&out[0]), eo(bias), eo(pa),
                         (int)A->shape[1], (int)Bt->shape[1], n->a.transpose_a, n->a.transpose_b,
                         (int)y->shape[0], (int)y->shape[1],
                         (int)(n->a.transpose_a ? A->shape[0] : A->shape[1]), has_bias, pan,
                         n->a.act, n->a.alpha};
-  return gg__ocl_gemm(o, n, &g, err, errlen);
+  return o->gemm(o, n, &g, err, errlen);
 }
 
-static int run_binary(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+static int run_binary(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
                       char *err, size_t errlen) {
   const gg_tval *A = in[0].v, *Bv = in[1].v, *y = out[0].v;
   int nd = y->ndim, cnt = (int)y->nelem;
@@ -251,10 +296,10 @@ static int run_binary(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const g
   gg_karg a[] = {KA(in[0].mem), KA(ao), KA(in[1].mem), KA(bo), KA(out[0].mem), KA(yo), KA(cnt),
                  KA(nd), KA(shp), KA(sa), KA(sb), KA(mode), KA(op), KA(act), KA(alpha)};
   size_t g = (size_t)cnt;
-  return gg__ocl_launch(o, n, K_BINARY, 1, &g, NULL, a, NELEM(a), err, errlen);
+  return o->launch(o, n, K_BINARY, 1, &g, NULL, a, NELEM(a), err, errlen);
 }
 
-static int run_unary(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+static int run_unary(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
                      char *err, size_t errlen) {
   static const struct {
     gg_op op;
@@ -268,10 +313,10 @@ static int run_unary(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg
   uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
   gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(cnt), KA(op), KA(alpha)};
   size_t g = (size_t)cnt;
-  return gg__ocl_launch(o, n, K_UNARY, 1, &g, NULL, a, NELEM(a), err, errlen);
+  return o->launch(o, n, K_UNARY, 1, &g, NULL, a, NELEM(a), err, errlen);
 }
 
-static int run_reduce(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+static int run_reduce(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
                       char *err, size_t errlen) {
   const gg_tval *x = in[0].v;
   int8v xs = dims_of(x, 1), red = {{0}};
@@ -282,10 +327,10 @@ static int run_reduce(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const g
   gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(nout), KA(nd),
                  KA(xs),        KA(red), KA(cnt),     KA(mean)};
   size_t g = (size_t)nout;
-  return gg__ocl_launch(o, n, K_REDUCE, 1, &g, NULL, a, NELEM(a), err, errlen);
+  return o->launch(o, n, K_REDUCE, 1, &g, NULL, a, NELEM(a), err, errlen);
 }
 
-static int run_pad(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+static int run_pad(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
                    char *err, size_t errlen) {
   const gg_tval *x = in[0].v, *y = out[0].v;
   int8v ys = dims_of(y, 1), xs = dims_of(x, 1), pb = {{0}};
@@ -297,7 +342,7 @@ static int run_pad(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_o
   gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(cnt), KA(nd),
                  KA(ys),        KA(xs), KA(pb),        KA(fill)};
   size_t g = (size_t)cnt;
-  return gg__ocl_launch(o, n, K_PAD, 1, &g, NULL, a, NELEM(a), err, errlen);
+  return o->launch(o, n, K_PAD, 1, &g, NULL, a, NELEM(a), err, errlen);
 }
 
 /* perm = (0..k-1, m..nd-1, k..m-1) moves a block of trailing dims in front
@@ -317,15 +362,15 @@ static int as_2d(const gg_tval *x, const int32_t *perm, int *B, int *R, int *C) 
   return 1;
 }
 
-static int run_transpose(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in,
-                         const gg_ocl_arg *out, char *err, size_t errlen) {
+static int run_transpose(gg_kx *o, const gg_node *n, const gg_kx_arg *in,
+                         const gg_kx_arg *out, char *err, size_t errlen) {
   const gg_tval *x = in[0].v, *y = out[0].v;
   int nd = x->ndim, cnt = (int)y->nelem, B, R, C;
   if (cnt && as_2d(x, ints(&in[1]), &B, &R, &C)) {
     uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
     gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(R), KA(C)};
     size_t g[3] = {(size_t)C, (size_t)R, (size_t)B}, l[3] = {16, 16, 1};
-    return gg__ocl_launch(o, n, K_TRANSPOSE2D, 3, g, l, a, NELEM(a), err, errlen);
+    return o->launch(o, n, K_TRANSPOSE2D, 3, g, l, a, NELEM(a), err, errlen);
   }
   int64_t xst[8], s = 1;
   for (int d = nd - 1; d >= 0; d--) xst[d] = s, s *= x->shape[d];
@@ -334,20 +379,20 @@ static int run_transpose(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in,
   uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
   gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(cnt), KA(nd), KA(ys), KA(st)};
   size_t g = (size_t)cnt;
-  return gg__ocl_launch(o, n, K_TRANSPOSE, 1, &g, NULL, a, NELEM(a), err, errlen);
+  return o->launch(o, n, K_TRANSPOSE, 1, &g, NULL, a, NELEM(a), err, errlen);
 }
 
 /* rows x cols elements from (x, xrow stride) to (y, yrow stride). */
-static int copy2d(gg_ocl *o, const gg_node *n, cl_mem x, uint64_t xo, int xrow, cl_mem y,
+static int copy2d(gg_kx *o, const gg_node *n, void *x, uint64_t xo, int xrow, void *y,
                   uint64_t yo, int yrow, int cols, int rows, char *err, size_t errlen) {
   gg_karg a[] = {KA(x), KA(xo), KA(xrow), KA(y), KA(yo), KA(yrow), KA(cols), KA(rows)};
   size_t g[2] = {(size_t)cols, (size_t)rows};
-  return gg__ocl_launch(o, n, K_COPY2D, 2, g, NULL, a, NELEM(a), err, errlen);
+  return o->launch(o, n, K_COPY2D, 2, g, NULL, a, NELEM(a), err, errlen);
 }
 
 /* Concat (dir 0: inputs -> one output) and SplitV (dir 1: one input ->
  * outputs) along axis ax: per part, a rows x (part dim * inner) copy. */
-static int run_parts(gg_ocl *o, const gg_node *n, const gg_ocl_arg *whole, const gg_ocl_arg *parts,
+static int run_parts(gg_kx *o, const gg_node *n, const gg_kx_arg *whole, const gg_kx_arg *parts,
                      int nparts, int ax, int dir, char *err, size_t errlen) {
   const gg_tval *t = whole->v;
   int64_t outer = 1, inner = 1;
@@ -368,7 +413,7 @@ static int run_parts(gg_ocl *o, const gg_node *n, const gg_ocl_arg *whole, const
   return 0;
 }
 
-static int run_window(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
+static int run_window(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
                       char *err, size_t errlen) {
   const gg_tval *x = in[0].v, *y = out[0].v;
   int H = (int)x->shape[1], W = (int)x->shape[2], C = (int)x->shape[3];
@@ -379,21 +424,21 @@ static int run_window(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const g
     int ac = n->a.align_corners, hp = n->a.half_pixel_centers;
     gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(H), KA(W),
                    KA(C),         KA(OH), KA(OW),         KA(ac), KA(hp)};
-    return gg__ocl_launch(o, n, K_RESIZE, 3, g, NULL, a, NELEM(a), err, errlen);
+    return o->launch(o, n, K_RESIZE, 3, g, NULL, a, NELEM(a), err, errlen);
   }
   int kh = n->a.ksize[0], kw = n->a.ksize[1], sh = n->a.strides[0], sw = n->a.strides[1];
-  int pt = pad_before(n, 0, H, kh, sh, 1), pl = pad_before(n, 1, W, kw, sw, 1);
+  int pt = gg__kx_pad_before(n, 0, H, kh, sh, 1), pl = gg__kx_pad_before(n, 1, W, kw, sw, 1);
   gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(H),  KA(W),  KA(C), KA(OH),
                  KA(OW),        KA(kh), KA(kw),         KA(sh), KA(sw), KA(pt), KA(pl)};
-  return gg__ocl_launch(o, n, K_MAXPOOL, 3, g, NULL, a, NELEM(a), err, errlen);
+  return o->launch(o, n, K_MAXPOOL, 3, g, NULL, a, NELEM(a), err, errlen);
 }
 
-int gg__ocl_run(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_arg *out,
-                char *err, size_t errlen) {
+int gg__kx_run(gg_kx *o, const char *who, const gg_node *n, const gg_kx_arg *in,
+               const gg_kx_arg *out, char *err, size_t errlen) {
   const char *why = NULL;
-  if (!gg__ocl_supports(n, in, out, &why)) {
-    snprintf(err, errlen, "node '%s' (%s): not supported by the OpenCL backend: %s", n->name,
-             n->tf_op, why);
+  if (!gg__kx_supports(n, in, out, &why)) {
+    snprintf(err, errlen, "node '%s' (%s): not supported by the %s backend: %s", n->name,
+             n->tf_op, who ? who : "GPU", why);
     return GG_EUNSUPPORTED;
   }
   switch (n->op) {
@@ -418,7 +463,7 @@ int gg__ocl_run(gg_ocl *o, const gg_node *n, const gg_ocl_arg *in, const gg_ocl_
     uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
     gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(rows), KA(inner)};
     size_t g = (size_t)rows;
-    return gg__ocl_launch(o, n, K_SOFTMAX, 1, &g, NULL, a, NELEM(a), err, errlen);
+    return o->launch(o, n, K_SOFTMAX, 1, &g, NULL, a, NELEM(a), err, errlen);
   }
   case GG_OP_SUM:
   case GG_OP_MEAN: return run_reduce(o, n, in, out, err, errlen);

@@ -1,5 +1,10 @@
-/* OpenCL C kernels of the gpuguard OpenCL backend (embedded in the binary at
- * build time by cmake/opencl-backend.cmake). Every tensor is a (buffer,
+/* The kernels of gpuguard's GPU backends, written in OpenCL C and compiled
+ * twice: by the OpenCL driver at run time (embedded in the binary by
+ * cmake/opencl-backend.cmake) and by nvcc at build time as CUDA C++
+ * (src/backend/cuda/kernels.cu includes this file after cl-compat.cuh,
+ * which maps the OpenCL built-ins used here onto CUDA's). So: only the
+ * built-ins cl-compat.cuh maps, helper functions declared GG_FN, and
+ * work-group size attributes through GG_REQD_WG. Every tensor is a (buffer,
  * element offset) pair so tensors can live anywhere in an arena buffer.
  * Layout as the engine stores it: NHWC activations, HWIO conv filters,
  * [KH,KW,CI,MULT] depthwise filters. The arithmetic follows the reference
@@ -18,13 +23,18 @@
 #define GG_ADD(a, b) ((a) + (b))
 #endif
 
+#ifndef GG_FN /* OpenCL C; cl-compat.cuh defines both for CUDA */
+#define GG_FN inline
+#define GG_REQD_WG(x, y, z) __attribute__((reqd_work_group_size(x, y, z)))
+#endif
+
 #define ACT_NONE 0
 #define ACT_RELU 1
 #define ACT_RELU6 2
 #define ACT_LEAKY 3
 #define ACT_PRELU 4
 
-inline float gg_act(float v, int act, float alpha, __global const float *pa, ulong pao, int pan,
+GG_FN float gg_act(float v, int act, float alpha, __global const float *pa, ulong pao, int pan,
                     int c) {
   switch (act) {
   case ACT_RELU: return v > 0.0f ? v : 0.0f;
@@ -37,7 +47,7 @@ inline float gg_act(float v, int act, float alpha, __global const float *pa, ulo
 
 /* Epilogue of the 4-channel conv kernels: bias, activation and the store of
  * the first n (<= 4) lanes of acc to channels c .. c+n-1 at yp. */
-inline void gg_store4(__global float *yp, float4 acc, int n, int c, __global const float *bias,
+GG_FN void gg_store4(__global float *yp, float4 acc, int n, int c, __global const float *bias,
                       ulong bo, int has_bias, int act, float alpha, __global const float *pa,
                       ulong pao, int pan) {
   float r[4];
@@ -128,7 +138,7 @@ __kernel void gg_depthwise(__global const float *x, ulong xo, __global const flo
  * local memory. A is [M,K] (lda) or [K,M] with ta; B is [K,N] (ldb) or [N,K]
  * with tb. global = (roundup(N,16), roundup(M,16)), local = (16,16). */
 #define GT 16
-__kernel __attribute__((reqd_work_group_size(GT, GT, 1))) void
+__kernel GG_REQD_WG(GT, GT, 1) void
 gg_gemm(__global const float *A, ulong ao, int lda, int ta, __global const float *B, ulong bo,
         int ldb, int tb, __global float *C, ulong co, int ldc, int M, int N, int K,
         __global const float *bias, ulong biaso, int has_bias, __global const float *pa,
@@ -163,7 +173,7 @@ __kernel void gg_bias_act(__global float *C, ulong co, int N, int M, __global co
 }
 
 /* Lane d of an int8 (d < 8). */
-inline int lane(int8 v, int d) {
+GG_FN int lane(int8 v, int d) {
   int t[8];
   vstore8(v, 0, t);
   return t[d];
@@ -171,7 +181,7 @@ inline int lane(int8 v, int d) {
 
 /* Offset in an operand with strides st (0 on broadcast dims) of the output
  * element i of shape shp (nd dims). */
-inline long bcast_off(int i, int nd, int8 shp, int8 st) {
+GG_FN long bcast_off(int i, int nd, int8 shp, int8 st) {
   int s[8], t[8];
   vstore8(shp, 0, s);
   vstore8(st, 0, t);
@@ -342,7 +352,7 @@ __kernel void gg_copy2d(__global const uint *x, ulong xo, int xrow, __global uin
 
 /* TF ResizeBilinear (legacy, align_corners, half_pixel_centers), as
  * bilinear_coord in src/engine/ops.c. */
-inline void bl_coord(int dst, int in, int out, int ac, int hp, int *lo, int *hi, float *frac) {
+GG_FN void bl_coord(int dst, int in, int out, int ac, int hp, int *lo, int *hi, float *frac) {
   float scale = (ac && out > 1) ? (float)(in - 1) / (float)(out - 1) : (float)in / (float)out;
   float src = hp ? ((float)dst + 0.5f) * scale - 0.5f : (float)dst * scale;
   float fl = floor(src);
@@ -391,7 +401,7 @@ __kernel void gg_im2col(__global const float *x, ulong xo, __global float *col, 
  * (NHWC <-> NCHW), so both the reads and the writes are row-contiguous.
  * global = (roundup(C,16), roundup(R,16), B), local = (16,16,1). */
 #define TT 16
-__kernel __attribute__((reqd_work_group_size(TT, TT, 1))) void
+__kernel GG_REQD_WG(TT, TT, 1) void
 gg_transpose2d(__global const uint *x, ulong xo, __global uint *y, ulong yo, int R, int C) {
   __local uint tile[TT][TT + 1];
   int tx = get_local_id(0), ty = get_local_id(1), b = get_global_id(2);
