@@ -189,21 +189,17 @@ int gg__face_detector_size(const gg__face_detector *d) {
   return d->size;
 }
 
-/* Gathers the model's outputs into d->logits / d->regs in anchor order. The
- * TF.js conversion human ships has four ([1,512,1], [1,384,1], [1,512,16],
- * [1,384,16]: the stride size/16 level first); a TF Hub export has one
- * [1,896,17] (logit then the 16 regressors). */
-static int gather_outputs(gg__face_detector *d, char *err, size_t errlen) {
-  int n = gg_model_n_outputs(d->model), nl = 0, nr = 0;
+int gg__blazeface_gather(int n, const float *const *data, const int64_t (*shape)[3],
+                         float *logits, float *regs) {
+  int nl = 0, nr = 0;
   for (int i = 0; i < n; i++) {
-    gg_tensor_info info;
-    const float *v = gg_session_output(d->sess, i, &info);
-    if (!v || info.ndim != 3) continue;
-    int64_t rows = info.shape[1], cols = info.shape[2];
+    const float *v = data[i];
+    if (!v) continue;
+    int64_t rows = shape[i][1], cols = shape[i][2];
     if (cols == 17 && rows == GG_FACE_ANCHORS) {
       for (int64_t a = 0; a < rows; a++) {
-        d->logits[a] = v[a * 17];
-        memcpy(&d->regs[a * GG_FACE_REGS], &v[a * 17 + 1], sizeof(float) * GG_FACE_REGS);
+        logits[a] = v[a * 17];
+        memcpy(&regs[a * GG_FACE_REGS], &v[a * 17 + 1], sizeof(float) * GG_FACE_REGS);
       }
       return 0;
     }
@@ -211,17 +207,34 @@ static int gather_outputs(gg__face_detector *d, char *err, size_t errlen) {
     int64_t at = rows == 512 ? 0 : rows == 384 ? 512 : rows == GG_FACE_ANCHORS ? 0 : -1;
     if (at < 0) continue;
     if (cols == 1) {
-      memcpy(&d->logits[at], v, sizeof(float) * (size_t)rows);
+      memcpy(&logits[at], v, sizeof(float) * (size_t)rows);
       nl += (int)rows;
     } else if (cols == GG_FACE_REGS) {
-      memcpy(&d->regs[at * GG_FACE_REGS], v, sizeof(float) * (size_t)(rows * GG_FACE_REGS));
+      memcpy(&regs[at * GG_FACE_REGS], v, sizeof(float) * (size_t)(rows * GG_FACE_REGS));
       nr += (int)rows;
     }
   }
-  if (nl != GG_FACE_ANCHORS || nr != GG_FACE_ANCHORS)
+  return nl == GG_FACE_ANCHORS && nr == GG_FACE_ANCHORS ? 0 : GG_EUNSUPPORTED;
+}
+
+/* Gathers the session's outputs into d->logits / d->regs in anchor order. */
+static int gather_outputs(gg__face_detector *d, char *err, size_t errlen) {
+  enum { MAXO = 8 };
+  int n = gg_model_n_outputs(d->model), k = 0;
+  const float *data[MAXO];
+  int64_t shape[MAXO][3];
+  for (int i = 0; i < n && k < MAXO; i++) {
+    gg_tensor_info info;
+    const float *v = gg_session_output(d->sess, i, &info);
+    if (!v || info.ndim != 3) continue;
+    data[k] = v;
+    memcpy(shape[k], info.shape, sizeof shape[k]);
+    k++;
+  }
+  if (gg__blazeface_gather(k, data, (const int64_t(*)[3])shape, d->logits, d->regs))
     return gg_errf(err, errlen, GG_EUNSUPPORTED,
-                   "%s: outputs are not BlazeFace's (found %d scores and %d box rows, want 896)",
-                   gg_model_path(d->model), nl, nr);
+                   "%s: outputs are not BlazeFace's (want [1,896,17] or 512+384 score and box rows)",
+                   gg_model_path(d->model));
   return 0;
 }
 
@@ -230,7 +243,7 @@ static int gather_outputs(gg__face_detector *d, char *err, size_t errlen) {
  * (-1). Stretching instead (as human does) squeezes faces in wide photos and
  * moves the keypoints the model regresses for an undistorted face. map gets
  * input pixel -> source pixel (sx, sy, ox, oy). */
-static int letterbox_input(const gg_image *img, int S, float *x, float map[4]) {
+int gg__face_detect_input(const gg_image *img, int S, float *x, float map[4]) {
   if (!img || !img->rgb || img->width < 1 || img->height < 1) return GG_EINVAL;
   int L = img->width > img->height ? img->width : img->height;
   float s = (float)L / (float)S;
@@ -259,7 +272,7 @@ int gg__face_detect(gg__face_detector *d, const gg_image *img, const gg__face_de
                     gg__face_box *out, int max, char *err, size_t errlen) {
   float map[4];
   float *x = gg_session_input(d->sess, 0, NULL);
-  int rc = letterbox_input(img, d->size, x, map);
+  int rc = gg__face_detect_input(img, d->size, x, map);
   if (rc) return gg_errf(err, errlen, rc, "face detect: bad image");
   rc = gg_session_run(d->sess, err, errlen);
   if (rc) return rc;

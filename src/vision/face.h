@@ -78,6 +78,20 @@ int gg__face_detector_size(const gg__face_detector *d);
 int gg__face_detect(gg__face_detector *d, const gg_image *img, const gg__face_detect_opts *o,
                     gg__face_box *out, int max, char *err, size_t errlen);
 
+/* The pieces of gg__face_detect for a caller that runs the model itself
+ * (the pipeline, through its runner):
+ * gg__face_detect_input writes img letterboxed into a size x size x 3 NHWC
+ * input x (values x/127.5 - 1, margins -1) and map for
+ * gg__blazeface_decode; returns 0, GG_EINVAL or GG_ENOMEM.
+ * gg__blazeface_gather puts n model outputs (data[i] with shape[i] =
+ * {1, rows, cols}) into logits (896) and regs (896 x 16) in anchor order:
+ * one [1,896,17] output, or the TF.js conversion's four ([1,512,1],
+ * [1,384,1], [1,512,16], [1,384,16]). Returns 0, or GG_EUNSUPPORTED when
+ * the outputs are not BlazeFace's. */
+int gg__face_detect_input(const gg_image *img, int size, float *x, float map[4]);
+int gg__blazeface_gather(int n, const float *const *data, const int64_t (*shape)[3],
+                         float *logits, float *regs);
+
 /* Where the eyes land in an aligned crop, as fractions of its side:
  * horizontally symmetric about the centre, eye_dist apart, at height eye_y.
  * ArcFace's 112x112 template is about {0.315, 0.46}. */
