@@ -23,7 +23,7 @@ done
 pkgs=(build-essential cmake pkg-config git ca-certificates curl openssl
       libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
       libxnnpack-dev libpthreadpool-dev libcpuinfo-dev libfp16-dev
-      libjpeg62-turbo-dev libturbojpeg0-dev libpng-dev
+      libjpeg62-turbo-dev libturbojpeg0-dev libpng-dev libsqlite3-dev
       ocl-icd-opencl-dev opencl-headers libclblast-dev)
 # Extra packages the test suite uses: PoCL as a real OpenCL device.
 test_pkgs=(pocl-opencl-icd clinfo)
