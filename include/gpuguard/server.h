@@ -19,6 +19,9 @@ typedef struct gg_server_config {
   uint64_t max_body;       /* request bodies above this get 413 */
   const char *device;      /* device spec the service runs on: "cpu", "sim:mem=4560M" */
   const char *models_dir;  /* where the model packages were unpacked */
+  const char *data_dir;    /* face gallery folder; NULL/"" = gg_gallery_data_dir's default
+                            * (GPUGUARD_DATA_DIR, ~/.local/share/gpuguard), created on
+                            * first use */
   const char *web_dir;     /* static pages; NULL/"" serves none */
   int conn_timeout_s;      /* idle connection timeout */
   const char *fallback;    /* comma list of devices tried after `device` ("cpu"); "" none */

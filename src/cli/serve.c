@@ -35,6 +35,9 @@ static const gg_opt k_serve_opts[] = {
      "largest request body accepted; larger ones get 413", "BYTES"},
     {"models-dir", "GPUGUARD_MODELS_DIR", GG_OPT_STR, SO(srv.models_dir), "",
      "where model packages are unpacked (default: $HOME/.cache/gpuguard/models)", "DIR"},
+    {"data-dir", "GPUGUARD_DATA_DIR", GG_OPT_STR, SO(srv.data_dir), "",
+     "face gallery folder (default: $XDG_DATA_HOME/gpuguard or ~/.local/share/gpuguard), "
+     "created on first use", "DIR"},
     {"web-dir", "GPUGUARD_WEB_DIR", GG_OPT_STR, SO(srv.web_dir), "",
      "static web pages to serve (default: the source tree's web/)", "DIR"},
     {"conn-timeout", "GPUGUARD_CONN_TIMEOUT", GG_OPT_INT, SO(srv.conn_timeout_s), "30",

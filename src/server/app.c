@@ -77,6 +77,9 @@ static void preload_models(gg_app *app) {
 static void app_free(void *p) {
   gg_app *app = p;
   if (!app) return;
+  gg_pipeline_free(app->pipeline);
+  gg_gallery_close(app->gallery);
+  pthread_mutex_destroy(&app->gallery_lock);
   gg_guard_free(app->guard);
   free(app->devlist);
   pthread_mutex_destroy(&app->devlist_lock);
@@ -96,7 +99,9 @@ static int app_new(const gg_server_config *cfg, gg_app **out) {
   snprintf(app->models, sizeof app->models, "%s", cfg->models ? cfg->models : "");
   snprintf(app->faults, sizeof app->faults, "%s", cfg->faults ? cfg->faults : "");
   app->max_pixels = cfg->max_pixels;
+  snprintf(app->data_dir_flag, sizeof app->data_dir_flag, "%s", cfg->data_dir ? cfg->data_dir : "");
   pthread_mutex_init(&app->devlist_lock, NULL);
+  pthread_mutex_init(&app->gallery_lock, NULL);
   if (app->models_dir[0]) setenv("GPUGUARD_MODELS_DIR", app->models_dir, 0);
 
   gg_guard_config gc;
@@ -125,8 +130,31 @@ static int app_new(const gg_server_config *cfg, gg_app **out) {
     app_free(app);
     return rc;
   }
+  gg_pipeline_runner runner = gg_pipeline_runner_guard(app->guard);
+  gg_pipeline_opts po;
+  gg_pipeline_opts_default(&po);
+  char perr[256];
+  if ((rc = gg_pipeline_new(&runner, &po, &app->pipeline, perr, sizeof perr))) {
+    GG_ERROR("HTTP", "cannot set up the recognition pipeline: %s", perr);
+    app_free(app);
+    return rc;
+  }
   *out = app;
   return 0;
+}
+
+int gg__app_gallery(gg_app *app, gg_gallery **out, char *err, size_t errlen) {
+  int rc = 0;
+  pthread_mutex_lock(&app->gallery_lock);
+  if (!app->gallery) {
+    char dir[1024];
+    rc = gg_gallery_data_dir(app->data_dir_flag, dir, sizeof dir, err, errlen);
+    if (!rc) rc = gg_gallery_open(dir, NULL, &app->gallery, err, errlen);
+    if (!rc) GG_INFO("HTTP", "face gallery opened in %s", dir);
+  }
+  *out = app->gallery;
+  pthread_mutex_unlock(&app->gallery_lock);
+  return rc;
 }
 
 int gg_server_new(const gg_server_config *cfg, gg_server **out) {
@@ -148,6 +176,7 @@ int gg_server_new(const gg_server_config *cfg, gg_server **out) {
   gg__app_register_device(app);
   gg__app_register_infer(app);
   gg__app_register_static(app);
+
   *out = srv;
   return 0;
 }

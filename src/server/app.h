@@ -4,7 +4,9 @@
 #define GG_SERVER_APP_H
 
 #include "gpuguard/device.h"
+#include "gpuguard/gallery.h"
 #include "gpuguard/guard.h"
+#include "gpuguard/pipeline.h"
 #include "gpuguard/server.h"
 
 #include <pthread.h>
@@ -26,6 +28,13 @@ typedef struct gg_app {
   _Atomic int models_ready;          /* 1 once the configured models are loaded */
   char models_error[256];            /* why preloading failed, "" if it did not */
 
+  /* The face service: the recognition pipeline runs every model through
+   * the guard; the gallery is opened on first use (gg__app_gallery). */
+  gg_pipeline *pipeline;
+  char data_dir_flag[512];      /* --data-dir as given ("" = default) */
+  pthread_mutex_t gallery_lock; /* guards opening the gallery */
+  gg_gallery *gallery;          /* NULL until first use */
+
   pthread_mutex_t devlist_lock; /* guards the cached device list */
   gg_device_info *devlist;
   size_t devlist_n;
@@ -36,6 +45,15 @@ typedef struct gg_app {
 void gg__app_register_device(gg_app *app); /* GET/POST /api/device (app-device.c) */
 void gg__app_register_infer(gg_app *app);  /* POST /api/infer (app-infer.c) */
 void gg__app_register_static(gg_app *app); /* /, /web/..., /metrics (app-static.c) */
+/* The face service's native routes (app-faces.c) and the CompreFace-
+ * compatible ones (app-compreface.c). */
+void gg__app_register_faces(gg_app *app);
+void gg__app_register_compreface(gg_app *app);
+
+/* The gallery, opened (and its folder created) on the first call; later
+ * calls return the same handle. Returns 0, or the error of
+ * gg_gallery_data_dir / gg_gallery_open with its reason in err. */
+int gg__app_gallery(gg_app *app, gg_gallery **out, char *err, size_t errlen);
 
 /* Index of the device that would serve a request now: the first in the
  * chain whose breaker is not open (its status in *st); -1 when none. */
