@@ -168,8 +168,35 @@ static void test_proc_mem(void) {
   free(p);
 }
 
+static void test_base64(void) {
+  unsigned char *o = NULL;
+  size_t n = 0;
+  char err[128];
+  ASSERT_OK(gg_base64_decode("aGVsbG8gd29ybGQ=", 64, &o, &n, err, sizeof err));
+  ASSERT_EQ(n, 11);
+  ASSERT_TRUE(!memcmp(o, "hello world", 11));
+  free(o);
+  /* no padding, whitespace, URL alphabet, a data: prefix */
+  ASSERT_OK(gg_base64_decode("data:image/png;base64,+/-_\n AA", 64, &o, &n, err, sizeof err));
+  ASSERT_EQ(n, 4);
+  ASSERT_EQ(o[0], 0xfb);
+  ASSERT_EQ(o[1], 0xff);
+  ASSERT_EQ(o[2], 0xbf);
+  ASSERT_EQ(o[3], 0x00);
+  free(o);
+  ASSERT_OK(gg_base64_decode("", 64, &o, &n, err, sizeof err));
+  ASSERT_EQ(n, 0);
+  free(o);
+  /* junk, data after padding, too large */
+  ASSERT_EQ(gg_base64_decode("aGVs*G8=", 64, &o, &n, err, sizeof err), GG_EPARSE);
+  ASSERT_CONTAINS(err, "byte 4");
+  ASSERT_TRUE(o == NULL);
+  ASSERT_EQ(gg_base64_decode("aGU=bGxv", 64, &o, &n, err, sizeof err), GG_EPARSE);
+  ASSERT_EQ(gg_base64_decode("aGVsbG8gd29ybGQ=", 4, &o, &n, err, sizeof err), GG_ETOO_LARGE);
+}
+
 int main(int argc, char **argv) {
-  static const gg_test_case cases[] = {
+static const gg_test_case cases[] = {
       {"error_names", test_error_names},
       {"parse_size", test_parse_size},
       {"opts_precedence", test_opts_precedence},
@@ -177,6 +204,7 @@ int main(int argc, char **argv) {
       {"opts_cli", test_opts_cli},
       {"log_levels", test_log_levels},
       {"proc_mem", test_proc_mem},
+      {"base64", test_base64},
       {0},
   };
   return gg_test_main(argc, argv, cases);

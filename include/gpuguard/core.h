@@ -16,6 +16,14 @@ int gg_parse_size(const char *s, uint64_t *out);
 /* Formats bytes as "3.50 GiB" into buf; returns buf. */
 const char *gg_format_size(uint64_t bytes, char *buf, size_t len);
 
+/* Decodes base64 (standard or URL-safe alphabet, padding optional,
+ * whitespace skipped, a "data:<type>;base64," prefix allowed) into a
+ * malloc'd buffer *out (the caller frees) of *out_len bytes. Returns 0,
+ * GG_ETOO_LARGE when the decoded size would exceed max_out, GG_EPARSE with
+ * the offending byte's offset in err for anything else, GG_ENOMEM. */
+int gg_base64_decode(const char *s, size_t max_out, unsigned char **out, size_t *out_len,
+                     char *err, size_t errlen);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t gg_now_ns(void);
 

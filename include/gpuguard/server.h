@@ -19,6 +19,7 @@ typedef struct gg_server_config {
   uint64_t max_body;       /* request bodies above this get 413 */
   const char *device;      /* device spec the service runs on: "cpu", "sim:mem=4560M" */
   const char *models_dir;  /* where the model packages were unpacked */
+  double stream_rate;      /* face recognition passes per second per stream; 0 = unlimited */
   const char *data_dir;    /* face gallery folder; NULL/"" = gg_gallery_data_dir's default
                             * (GPUGUARD_DATA_DIR, ~/.local/share/gpuguard), created on
                             * first use */
@@ -76,6 +77,7 @@ typedef struct gg_http_resp {
   const char *content_type; /* static string */
   char *body;
   size_t body_len;
+  int retry_after_s; /* > 0: a Retry-After header (429, 503) */
 } gg_http_resp;
 
 typedef void (*gg_http_handler)(gg_server *srv, const gg_http_req *req, gg_http_resp *resp,

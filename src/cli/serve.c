@@ -35,6 +35,9 @@ static const gg_opt k_serve_opts[] = {
      "largest request body accepted; larger ones get 413", "BYTES"},
     {"models-dir", "GPUGUARD_MODELS_DIR", GG_OPT_STR, SO(srv.models_dir), "",
      "where model packages are unpacked (default: $HOME/.cache/gpuguard/models)", "DIR"},
+    {"stream-rate", "GPUGUARD_STREAM_RATE", GG_OPT_DOUBLE, SO(srv.stream_rate), "0",
+     "face recognition passes per second per stream (?stream=ID); more get 429 (0: no limit)",
+     "N"},
     {"data-dir", "GPUGUARD_DATA_DIR", GG_OPT_STR, SO(srv.data_dir), "",
      "face gallery folder (default: $XDG_DATA_HOME/gpuguard or ~/.local/share/gpuguard), "
      "created on first use", "DIR"},

@@ -90,3 +90,51 @@ int gg_proc_mem_read(gg_proc_mem *out) {
   out->host_available_bytes = avail > 0 ? (uint64_t)avail * 1024 : 0;
   return 0;
 }
+
+static int b64_value(unsigned char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+' || c == '-') return 62;
+  if (c == '/' || c == '_') return 63;
+  return -1;
+}
+
+int gg_base64_decode(const char *s, size_t max_out, unsigned char **out, size_t *out_len,
+                     char *err, size_t errlen) {
+  *out = NULL, *out_len = 0;
+  if (!strncmp(s, "data:", 5)) {
+    const char *c = strchr(s, ',');
+    if (c) s = c + 1;
+  }
+  size_t n = strlen(s);
+  if (n / 4 * 3 > max_out)
+    return gg_errf(err, errlen, GG_ETOO_LARGE, "the base64 data decodes to more than %zu bytes",
+                   max_out);
+  unsigned char *b = malloc(n / 4 * 3 + 3);
+  if (!b) return gg_errf(err, errlen, GG_ENOMEM, "out of memory decoding base64");
+  size_t o = 0;
+  unsigned acc = 0;
+  int bits = 0, pad = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    int v = c == '=' ? -2 : pad ? -1 : b64_value(c);
+    if (v == -2) { /* padding: only at the end */
+      pad = 1;
+      continue;
+    }
+    if (v < 0) {
+      free(b);
+      return gg_errf(err, errlen, GG_EPARSE, "not valid base64 (byte %zu)", i);
+    }
+    acc = (acc << 6) | (unsigned)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      b[o++] = (unsigned char)(acc >> bits);
+    }
+  }
+  *out = b, *out_len = o;
+  return 0;
+}

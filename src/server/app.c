@@ -133,6 +133,7 @@ static int app_new(const gg_server_config *cfg, gg_app **out) {
   gg_pipeline_runner runner = gg_pipeline_runner_guard(app->guard);
   gg_pipeline_opts po;
   gg_pipeline_opts_default(&po);
+  po.rate_per_s = cfg->stream_rate > 0 ? (float)cfg->stream_rate : 0;
   char perr[256];
   if ((rc = gg_pipeline_new(&runner, &po, &app->pipeline, perr, sizeof perr))) {
     GG_ERROR("HTTP", "cannot set up the recognition pipeline: %s", perr);
@@ -176,6 +177,8 @@ int gg_server_new(const gg_server_config *cfg, gg_server **out) {
   gg__app_register_device(app);
   gg__app_register_infer(app);
   gg__app_register_static(app);
+  gg__app_register_faces(app);
+  gg__app_register_compreface(app);
 
   *out = srv;
   return 0;

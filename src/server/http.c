@@ -636,7 +636,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (!resp.body) gg_http_error(&resp, 500, "handler produced no response");
   }
   GG_DEBUG("HTTP", "%s %s -> %d", method, url, resp.status);
-  enum MHD_Result ret = send_resp(conn, &resp, 0, 0, match.status == 405 ? match.allow : NULL);
+  enum MHD_Result ret =
+      send_resp(conn, &resp, 0, resp.retry_after_s, match.status == 405 ? match.allow : NULL);
   gg__route_match_free(&match);
   return ret;
 }

@@ -1,0 +1,741 @@
+/* Integration test of the face service's native routes: starts the real
+ * `gpuguard serve --device cpu` on an ephemeral port with a fresh data
+ * directory and talks to it with libcurl on the sample photos. */
+#include "gpuguard/error.h"
+#include "gpuguard/image.h"
+#include "test.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define API_KEY "faces-test-key-0123456789abcdef"
+
+static pid_t g_pid = -1;
+static int g_port;
+static char g_dir[64];
+static const char *g_key; /* sent as x-api-key when set */
+
+typedef struct buf {
+  char *p;
+  size_t n;
+} buf;
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
+  buf *b = ud;
+  size_t add = size * nmemb;
+  char *q = realloc(b->p, b->n + add + 1);
+  if (!q) return 0;
+  memcpy(q + b->n, ptr, add);
+  b->p = q;
+  b->n += add;
+  b->p[b->n] = 0;
+  return add;
+}
+
+/* The Retry-After header of the last response ("" when none). */
+static char g_retry_after[32];
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
+  (void)ud;
+  size_t n = size * nmemb;
+  if (n > 12 && !strncasecmp(ptr, "Retry-After:", 12)) {
+    size_t k = 0;
+    for (size_t i = 12; i < n && k + 1 < sizeof g_retry_after; i++)
+      if (ptr[i] >= '0' && ptr[i] <= '9') g_retry_after[k++] = ptr[i];
+    g_retry_after[k] = 0;
+  }
+  return n;
+}
+
+/* Performs a request; returns the HTTP status (or -1) and the parsed JSON
+ * body in *out (NULL when not JSON; may be NULL). */
+static long req(const char *method, const char *path, const char *content_type, const void *body,
+                size_t body_len, json_t **out) {
+  CURL *c = curl_easy_init();
+  if (!c) return -1;
+  char ct[128], key[128];
+  snprintf(ct, sizeof ct, "Content-Type: %s", content_type ? content_type : "");
+  struct curl_slist *hdrs = curl_slist_append(NULL, ct);
+  if (g_key) {
+    snprintf(key, sizeof key, "x-api-key: %s", g_key);
+    hdrs = curl_slist_append(hdrs, key);
+  }
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+  char url[512];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", g_port, path);
+  buf b = {0};
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  g_retry_after[0] = 0;
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+  if (body) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+  }
+  long status = -1;
+  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(c);
+  curl_slist_free_all(hdrs);
+  if (out) *out = b.p ? json_loads(b.p, 0, NULL) : NULL;
+  if (status >= 400 || (out && !*out))
+    fprintf(stderr, "  %s %s -> %ld %.300s\n", method, path, status, b.p ? b.p : "");
+  free(b.p);
+  return status;
+}
+
+static long req_json(const char *method, const char *path, const char *body, json_t **out) {
+  return req(method, path, "application/json", body, strlen(body), out);
+}
+
+/* Starts the server with extra args; waits for its port file. */
+static int start_server(const char *const *extra) {
+  snprintf(g_dir, sizeof g_dir, "/tmp/gg-test-faces-XXXXXX");
+  if (!mkdtemp(g_dir)) return -1;
+  char portfile[128];
+  snprintf(portfile, sizeof portfile, "%s/port", g_dir);
+  g_pid = fork();
+  if (g_pid == 0) {
+    const char *argv[32] = {GG_BIN,     "serve",      "--port",     "0",           "--port-file",
+                            portfile,   "--max-body", "16M",        "--log-level", "warn",
+                            "--device", "cpu",        "--data-dir", g_dir};
+    int n = 14;
+    for (int i = 0; extra && extra[i] && n < 31; i++)
+      argv[n++] = extra[i];
+    argv[n] = NULL;
+    execv(GG_BIN, (char *const *)argv);
+    _exit(127);
+  }
+  for (int i = 0; i < 1200; i++) {
+    FILE *f = fopen(portfile, "r");
+    if (f) {
+      int ok = fscanf(f, "%d", &g_port) == 1;
+      fclose(f);
+      if (ok && g_port > 0) return 0;
+    }
+    int st;
+    if (waitpid(g_pid, &st, WNOHANG) == g_pid) {
+      g_pid = -1;
+      return -1;
+    }
+    usleep(50 * 1000);
+  }
+  return -1;
+}
+
+static void stop_server(void) {
+  if (g_pid <= 0) return;
+  kill(g_pid, SIGTERM);
+  int st = 0;
+  for (int i = 0; i < 200; i++) {
+    if (waitpid(g_pid, &st, WNOHANG) == g_pid) {
+      g_pid = -1;
+      break;
+    }
+    usleep(50 * 1000);
+  }
+  if (g_pid > 0) {
+    kill(g_pid, SIGKILL);
+    waitpid(g_pid, &st, 0);
+    g_pid = -1;
+  }
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+}
+
+static char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *p = n > 0 ? malloc((size_t)n) : NULL;
+  if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+    free(p);
+    p = NULL;
+  }
+  fclose(f);
+  *len = p ? (size_t)n : 0;
+  return p;
+}
+
+static char *sample(int i, size_t *len) {
+  char rel[64], path[512];
+  snprintf(rel, sizeof rel, "models/face-api-1.7.15/demo/sample%d.jpg", i);
+  gg_t_cache_path(path, sizeof path, rel);
+  return read_file(path, len);
+}
+
+/* ---- a minimal PNG writer (stored deflate blocks): camera-like views ---- */
+
+static uint32_t crc32_of(const uint8_t *p, size_t n, uint32_t c) {
+  c = ~c;
+  for (size_t i = 0; i < n; i++) {
+    c ^= p[i];
+    for (int k = 0; k < 8; k++)
+      c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
+  }
+  return ~c;
+}
+
+static void put32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static size_t chunk(uint8_t *out, const char *type, const uint8_t *data, size_t n) {
+  put32(out, (uint32_t)n);
+  memcpy(out + 4, type, 4);
+  if (n) memcpy(out + 8, data, n);
+  put32(out + 8 + n, crc32_of(out + 4, n + 4, 0));
+  return n + 12;
+}
+
+/* Encodes w x h RGB as PNG (malloc'd, *len). */
+static uint8_t *png_encode(const uint8_t *rgb, int w, int h, size_t *len) {
+  size_t raw_n = (size_t)h * (size_t)(w * 3 + 1);
+  uint8_t *raw = malloc(raw_n);
+  for (int y = 0; y < h; y++) {
+    raw[(size_t)y * (size_t)(w * 3 + 1)] = 0;
+    memcpy(raw + (size_t)y * (size_t)(w * 3 + 1) + 1, rgb + (size_t)y * (size_t)w * 3,
+           (size_t)w * 3);
+  }
+  size_t nblocks = raw_n / 65535 + 1;
+  size_t z_n = 2 + raw_n + nblocks * 5 + 4;
+  uint8_t *z = malloc(z_n);
+  size_t o = 0;
+  z[o++] = 0x78;
+  z[o++] = 0x01;
+  uint32_t a = 1, b = 0;
+  for (size_t i = 0; i < raw_n; i++) {
+    a = (a + raw[i]) % 65521;
+    b = (b + a) % 65521;
+  }
+  for (size_t off = 0; off < raw_n || off == 0;) {
+    size_t take = raw_n - off > 65535 ? 65535 : raw_n - off;
+    z[o++] = off + take >= raw_n ? 1 : 0;
+    z[o++] = (uint8_t)take;
+    z[o++] = (uint8_t)(take >> 8);
+    z[o++] = (uint8_t)~take;
+    z[o++] = (uint8_t)(~take >> 8);
+    memcpy(z + o, raw + off, take);
+    o += take;
+    off += take;
+    if (take == 0) break;
+  }
+  put32(z + o, (b << 16) | a);
+  o += 4;
+  uint8_t *png = malloc(o + 64);
+  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  memcpy(png, sig, 8);
+  size_t n = 8;
+  uint8_t ihdr[13] = {0};
+  put32(ihdr, (uint32_t)w);
+  put32(ihdr + 4, (uint32_t)h);
+  ihdr[8] = 8;
+  ihdr[9] = 2;
+  n += chunk(png + n, "IHDR", ihdr, 13);
+  n += chunk(png + n, "IDAT", z, o);
+  n += chunk(png + n, "IEND", NULL, 0);
+  free(raw);
+  free(z);
+  *len = n;
+  return png;
+}
+
+/* sample1 mirrored, then cropped to [x0, x0+w) x [y0, y0+h) of the mirror:
+ * a different view of the same faces. */
+static uint8_t *flipped_crop(int x0, int y0, int w, int h, size_t *len) {
+  size_t jl = 0;
+  char *jpg = sample(1, &jl);
+  if (!jpg) return NULL;
+  gg_image img = {0};
+  char err[128];
+  int rc = gg_image_decode(jpg, jl, 0, &img, err, sizeof err);
+  free(jpg);
+  if (rc) return NULL;
+  uint8_t *out = malloc((size_t)w * (size_t)h * 3);
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      int sx = img.width - 1 - (x0 + x), sy = y0 + y;
+      memcpy(out + ((size_t)y * (size_t)w + (size_t)x) * 3,
+             img.rgb + ((size_t)sy * (size_t)img.width + (size_t)sx) * 3, 3);
+    }
+  gg_image_free(&img);
+  uint8_t *png = png_encode(out, w, h, len);
+  free(out);
+  return png;
+}
+
+/* ---- helpers on responses ------------------------------------------------ */
+
+static int64_t jint(json_t *j, const char *key) {
+  return json_integer_value(json_object_get(j, key));
+}
+
+static const char *err_name(json_t *j) {
+  return json_string_value(json_object_get(json_object_get(j, "error"), "name"));
+}
+
+/* The id of the first face recognised as someone in a /api/recognize
+ * response, 0 when none is. */
+static int64_t first_known(json_t *j) {
+  json_t *faces = json_object_get(j, "faces");
+  for (size_t i = 0; i < json_array_size(faces); i++) {
+    json_t *id = json_object_get(json_array_get(faces, i), "identity");
+    if (json_is_object(id)) return jint(id, "id");
+  }
+  return 0;
+}
+
+/* sample1's face 0 is at x 1482..1648, y 257..423; in the mirror its x is
+ * 271..437. The crop keeps it and drops the other two faces. */
+#define VIEW_X 100
+#define VIEW_Y 100
+#define VIEW_W 560
+#define VIEW_H 560
+
+static int64_t g_alice;
+
+#define GG_T_SEEN_MAX 32
+
+static void test_enroll_and_recognise(void) {
+  size_t n = 0;
+  char *s1 = sample(1, &n);
+  if (!s1) SKIP("sample photos missing: run scripts/install.sh");
+  json_t *j = NULL;
+  ASSERT_EQ(req_json("POST", "/api/identities", "{\"name\":\"alice\"}", &j), 201);
+  g_alice = jint(j, "id");
+  ASSERT_GE(g_alice, 1);
+  json_decref(j);
+  /* Three faces: the route will not guess which one. */
+  ASSERT_EQ(req("POST", "/api/identities/1/examples", "image/jpeg", s1, n, &j), 422);
+  ASSERT_STREQ(err_name(j), "multiple_faces");
+  ASSERT_EQ(json_array_size(json_object_get(j, "faces")), 3);
+  json_decref(j);
+  char path[128];
+  snprintf(path, sizeof path, "/api/identities/%lld/examples?face=0", (long long)g_alice);
+  ASSERT_EQ(req("POST", path, "image/jpeg", s1, n, &j), 201);
+  ASSERT_STREQ(json_string_value(json_object_get(j, "device")), "cpu");
+  ASSERT_TRUE(json_is_object(json_object_get(j, "timings")));
+  ASSERT_GE(jint(j, "example_id"), 1);
+  json_decref(j);
+  free(s1);
+
+  size_t vn = 0;
+  uint8_t *view = flipped_crop(VIEW_X, VIEW_Y, VIEW_W, VIEW_H, &vn);
+  ASSERT_TRUE(view != NULL);
+  ASSERT_EQ(req("POST", "/api/recognize?stream=door", "image/png", view, vn, &j), 200);
+  ASSERT_STREQ(json_string_value(json_object_get(j, "device")), "cpu");
+  ASSERT_EQ(json_array_size(json_object_get(j, "faces")), 1);
+  ASSERT_EQ(first_known(j), g_alice);
+  json_t *f = json_array_get(json_object_get(j, "faces"), 0);
+  ASSERT_GE_F(json_real_value(json_object_get(f, "score")),
+              json_real_value(json_object_get(f, "threshold")));
+  ASSERT_GE(jint(f, "event_id"), 1);
+  json_decref(j);
+  free(view);
+
+  /* Other people: nobody in sample2 or sample3 is alice. */
+  for (int i = 2; i <= 3; i++) {
+    char *s = sample(i, &n);
+    ASSERT_EQ(req("POST", "/api/recognize?stream=hall", "image/jpeg", s, n, &j), 200);
+    ASSERT_GE(json_array_size(json_object_get(j, "faces")), 3);
+    ASSERT_EQ(first_known(j), 0);
+    json_decref(j);
+    free(s);
+  }
+}
+
+static void test_verify(void) {
+  size_t vn = 0;
+  uint8_t *view = flipped_crop(VIEW_X, VIEW_Y, VIEW_W, VIEW_H, &vn);
+  if (!view) SKIP("sample photos missing");
+  size_t n2 = 0;
+  char *s2 = sample(2, &n2);
+  /* base64 both: the view and sample2 (its best face is someone else). */
+  static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const uint8_t *src[2] = {view, (const uint8_t *)s2};
+  size_t len[2] = {vn, n2};
+  char *b64[2];
+  for (int k = 0; k < 2; k++) {
+    b64[k] = malloc(len[k] / 3 * 4 + 8);
+    size_t o = 0;
+    for (size_t i = 0; i < len[k]; i += 3) {
+      uint32_t v = (uint32_t)src[k][i] << 16;
+      if (i + 1 < len[k]) v |= (uint32_t)src[k][i + 1] << 8;
+      if (i + 2 < len[k]) v |= src[k][i + 2];
+      b64[k][o++] = tbl[(v >> 18) & 63];
+      b64[k][o++] = tbl[(v >> 12) & 63];
+      b64[k][o++] = i + 1 < len[k] ? tbl[(v >> 6) & 63] : '=';
+      b64[k][o++] = i + 2 < len[k] ? tbl[v & 63] : '=';
+    }
+    b64[k][o] = 0;
+  }
+  size_t cap = strlen(b64[0]) * 2 + strlen(b64[1]) + 64;
+  char *body = malloc(cap);
+  json_t *j = NULL;
+  snprintf(body, cap, "{\"image1\":\"%s\",\"image2\":\"%s\"}", b64[0], b64[0]);
+  ASSERT_EQ(req_json("POST", "/api/verify", body, &j), 200);
+  ASSERT_TRUE(json_is_true(json_object_get(j, "same")));
+  ASSERT_NEAR(json_real_value(json_object_get(j, "similarity")), 1.0, 1e-3);
+  ASSERT_STREQ(json_string_value(json_object_get(j, "device")), "cpu");
+  json_decref(j);
+  snprintf(body, cap, "{\"image1\":\"%s\",\"image2\":\"%s\"}", b64[0], b64[1]);
+  ASSERT_EQ(req_json("POST", "/api/verify", body, &j), 200);
+  ASSERT_TRUE(json_is_false(json_object_get(j, "same")));
+  json_decref(j);
+  ASSERT_EQ(req_json("POST", "/api/verify", "{\"image1\":\"!!\",\"image2\":\"AAAA\"}", &j), 400);
+  ASSERT_STREQ(err_name(j), "bad_base64");
+  json_decref(j);
+  free(body);
+  free(b64[0]);
+  free(b64[1]);
+  free(view);
+  free(s2);
+}
+
+static void test_identities_crud(void) {
+  json_t *j = NULL;
+  ASSERT_EQ(req_json("POST", "/api/identities", "{\"name\":\"bob\"}", &j), 201);
+  int64_t bob = jint(j, "id");
+  json_decref(j);
+  ASSERT_EQ(req_json("POST", "/api/identities", "{\"name\":\"bob\"}", &j), 409);
+  ASSERT_EQ(jint(j, "id"), bob);
+  json_decref(j);
+  ASSERT_EQ(req_json("POST", "/api/identities", "{\"name\":\"carol\"}", &j), 201);
+  int64_t carol = jint(j, "id");
+  json_decref(j);
+  ASSERT_EQ(req("GET", "/api/identities?limit=2", NULL, NULL, 0, &j), 200);
+  ASSERT_EQ(jint(j, "total"), 3);
+  ASSERT_EQ(json_array_size(json_object_get(j, "identities")), 2);
+  json_decref(j);
+  ASSERT_EQ(req("GET", "/api/identities?limit=2&offset=2", NULL, NULL, 0, &j), 200);
+  ASSERT_EQ(json_array_size(json_object_get(j, "identities")), 1);
+  json_decref(j);
+  char path[128];
+  snprintf(path, sizeof path, "/api/identities/%lld", (long long)bob);
+  ASSERT_EQ(req_json("PATCH", path, "{\"name\":\"robert\"}", &j), 200);
+  ASSERT_STREQ(json_string_value(json_object_get(j, "name")), "robert");
+  ASSERT_TRUE(json_is_false(json_object_get(j, "merged")));
+  json_decref(j);
+  /* Renaming carol onto robert merges her into him. */
+  snprintf(path, sizeof path, "/api/identities/%lld", (long long)carol);
+  ASSERT_EQ(req_json("PATCH", path, "{\"name\":\"robert\"}", &j), 200);
+  ASSERT_TRUE(json_is_true(json_object_get(j, "merged")));
+  ASSERT_EQ(jint(j, "id"), bob);
+  json_decref(j);
+  ASSERT_EQ(req("GET", path, NULL, NULL, 0, &j), 404);
+  json_decref(j);
+  snprintf(path, sizeof path, "/api/identities/%lld", (long long)bob);
+  ASSERT_EQ(req("DELETE", path, NULL, NULL, 0, &j), 200);
+  json_decref(j);
+  ASSERT_EQ(req("GET", path, NULL, NULL, 0, &j), 404);
+  ASSERT_STREQ(err_name(j), "GG_ENOTFOUND");
+  json_decref(j);
+  ASSERT_EQ(req("GET", "/api/identities/abc", NULL, NULL, 0, &j), 400);
+  json_decref(j);
+  ASSERT_EQ(req("GET", "/api/identities", NULL, NULL, 0, &j), 200);
+  ASSERT_EQ(jint(j, "total"), 1);
+  json_decref(j);
+}
+
+static void test_events(void) {
+  json_t *j = NULL;
+  char path[128];
+  snprintf(path, sizeof path, "/api/events?identity=%lld", (long long)g_alice);
+  ASSERT_EQ(req("GET", path, NULL, NULL, 0, &j), 200);
+  ASSERT_GE(jint(j, "total"), 1);
+  json_t *ev = json_array_get(json_object_get(j, "events"), 0);
+  ASSERT_EQ(jint(ev, "identity_id"), g_alice);
+  ASSERT_STREQ(json_string_value(json_object_get(ev, "stream")), "door");
+  ASSERT_STREQ(json_string_value(json_object_get(ev, "device")), "cpu");
+  json_decref(j);
+  ASSERT_EQ(req("GET", "/api/events?stream=hall&identity=unknown&limit=2", NULL, NULL, 0, &j), 200);
+  ASSERT_GE(jint(j, "total"), 5);
+  ASSERT_EQ(json_array_size(json_object_get(j, "events")), 2);
+  json_decref(j);
+  ASSERT_EQ(req("GET", "/api/events?since=99999999999999", NULL, NULL, 0, &j), 200);
+  ASSERT_EQ(jint(j, "total"), 0);
+  json_decref(j);
+}
+
+/* "Not this person": the view stops matching alice once it is her negative. */
+static void test_negatives(void) {
+  size_t vn = 0;
+  uint8_t *view = flipped_crop(VIEW_X, VIEW_Y, VIEW_W, VIEW_H, &vn);
+  if (!view) SKIP("sample photos missing");
+  json_t *j = NULL;
+  ASSERT_EQ(req("POST", "/api/recognize?no_events=1", "image/png", view, vn, &j), 200);
+  ASSERT_EQ(first_known(j), g_alice);
+  json_decref(j);
+  char path[128];
+  snprintf(path, sizeof path, "/api/identities/%lld/negatives", (long long)g_alice);
+  ASSERT_EQ(req("POST", path, "image/png", view, vn, &j), 201);
+  json_decref(j);
+  ASSERT_EQ(req("GET", path, NULL, NULL, 0, &j), 200);
+  ASSERT_EQ(jint(j, "total"), 1);
+  json_decref(j);
+  ASSERT_EQ(req("POST", "/api/recognize?no_events=1", "image/png", view, vn, &j), 200);
+  ASSERT_EQ(first_known(j), 0);
+  json_decref(j);
+  /* Undone: the negative deleted, the view matches again. */
+  ASSERT_EQ(req("GET", path, NULL, NULL, 0, &j), 200);
+  int64_t nid = jint(json_array_get(json_object_get(j, "negatives"), 0), "id");
+  json_decref(j);
+  char del[160];
+  snprintf(del, sizeof del, "%s/%lld", path, (long long)nid);
+  ASSERT_EQ(req("DELETE", del, NULL, NULL, 0, &j), 200);
+  json_decref(j);
+  ASSERT_EQ(req("DELETE", del, NULL, NULL, 0, &j), 404);
+  json_decref(j);
+  ASSERT_EQ(req("POST", "/api/recognize?no_events=1", "image/png", view, vn, &j), 200);
+  ASSERT_EQ(first_known(j), g_alice);
+  json_decref(j);
+  free(view);
+}
+
+static void test_examples_list_delete(void) {
+  json_t *j = NULL;
+  char path[128];
+  snprintf(path, sizeof path, "/api/identities/%lld/examples", (long long)g_alice);
+  ASSERT_EQ(req("GET", path, NULL, NULL, 0, &j), 200);
+  ASSERT_EQ(jint(j, "total"), 1);
+  int64_t eid = jint(json_array_get(json_object_get(j, "examples"), 0), "id");
+  json_decref(j);
+  snprintf(path, sizeof path, "/api/identities/%lld/examples/%lld", (long long)g_alice,
+           (long long)(eid + 1000));
+  ASSERT_EQ(req("DELETE", path, NULL, NULL, 0, &j), 404);
+  json_decref(j);
+  snprintf(path, sizeof path, "/api/identities/%lld/examples/%lld", (long long)g_alice,
+           (long long)eid);
+  ASSERT_EQ(req("DELETE", path, NULL, NULL, 0, &j), 200);
+  json_decref(j);
+  snprintf(path, sizeof path, "/api/identities/%lld", (long long)g_alice);
+  ASSERT_EQ(req("GET", path, NULL, NULL, 0, &j), 200);
+  ASSERT_EQ(jint(j, "examples"), 0);
+  json_decref(j);
+}
+
+static void test_bad_uploads(void) {
+  json_t *j = NULL;
+  char path[128];
+  snprintf(path, sizeof path, "/api/identities/%lld/examples", (long long)g_alice);
+  const char *routes[] = {"/api/recognize", "/api/faces/detect", "/api/detect", path};
+  for (int r = 0; r < 4; r++) {
+    ASSERT_EQ(req("POST", routes[r], "image/jpeg", "\xff\xd8garbage", 9, &j), 400);
+    ASSERT_STREQ(err_name(j), "undecodable_image");
+    ASSERT_EQ(jint(json_object_get(j, "error"), "code"), 400);
+    json_decref(j);
+    ASSERT_EQ(req("POST", routes[r], "image/jpeg", "", 0, &j), 400);
+    ASSERT_STREQ(err_name(j), "empty_body");
+    json_decref(j);
+    ASSERT_EQ(req("POST", routes[r], "text/plain", "hello", 5, &j), 415);
+    ASSERT_STREQ(err_name(j), "unsupported_media_type");
+    json_decref(j);
+  }
+  /* A grey picture: no face to enroll, none recognised. */
+  int w = 320, h = 240;
+  uint8_t *grey = malloc((size_t)w * (size_t)h * 3);
+  memset(grey, 128, (size_t)w * (size_t)h * 3);
+  size_t pn = 0;
+  uint8_t *png = png_encode(grey, w, h, &pn);
+  free(grey);
+  ASSERT_EQ(req("POST", path, "image/png", png, pn, &j), 422);
+  ASSERT_STREQ(err_name(j), "no_face");
+  json_decref(j);
+  ASSERT_EQ(req("POST", "/api/recognize", "image/png", png, pn, &j), 200);
+  ASSERT_EQ(json_array_size(json_object_get(j, "faces")), 0);
+  json_decref(j);
+  ASSERT_EQ(req("POST", "/api/faces/detect?liveness=1", "image/png", png, pn, &j), 501);
+  json_decref(j);
+  free(png);
+  ASSERT_EQ(req("POST", "/api/identities", "text/plain", "{\"name\":\"x\"}", 12, &j), 415);
+  json_decref(j);
+  ASSERT_EQ(req_json("POST", "/api/identities", "{\"nom\":\"x\"}", &j), 400);
+  ASSERT_STREQ(err_name(j), "missing_field");
+  json_decref(j);
+}
+
+static void test_detect_objects(void) {
+  size_t n = 0;
+  char *s = sample(1, &n);
+  if (!s) SKIP("sample photos missing");
+  json_t *j = NULL;
+  ASSERT_EQ(req("POST", "/api/detect", "image/jpeg", s, n, &j), 200);
+  free(s);
+  ASSERT_STREQ(json_string_value(json_object_get(j, "device")), "cpu");
+  json_t *objs = json_object_get(j, "objects");
+  ASSERT_GE(json_array_size(objs), 3);
+  ASSERT_STREQ(json_string_value(json_object_get(json_array_get(objs, 0), "label")), "person");
+  json_decref(j);
+}
+
+/* With an API key configured, a mutating route without it is refused. */
+static void test_key_required(void) {
+  stop_server();
+  const char *extra[] = {"--api-key", API_KEY, NULL};
+  ASSERT_EQ(start_server(extra), 0);
+  json_t *j = NULL;
+  ASSERT_EQ(req_json("POST", "/api/identities", "{\"name\":\"eve\"}", &j), 401);
+  ASSERT_EQ(jint(json_object_get(j, "error"), "code"), 401);
+  json_decref(j);
+  ASSERT_EQ(req("DELETE", "/api/identities/1", NULL, NULL, 0, &j), 401);
+  json_decref(j);
+  ASSERT_EQ(req("GET", "/api/identities", NULL, NULL, 0, &j), 200);
+  json_decref(j);
+  g_key = API_KEY;
+  ASSERT_EQ(req_json("POST", "/api/identities", "{\"name\":\"eve\"}", &j), 201);
+  json_decref(j);
+  g_key = NULL;
+}
+
+/* Strict mode: a primary that fails (every sim allocation) falls back to
+ * the CPU, which the response says; ?strict=1 refuses with 503 instead. */
+static void test_strict_mode(void) {
+  size_t n = 0;
+  char *s = sample(1, &n);
+  if (!s) SKIP("sample photos missing");
+  stop_server();
+  const char *extra[] = {"--device",   "sim:mem=4560M", "--faults",         "oom%1",
+                         "--fallback", "cpu",           "--insecure-local", NULL};
+  ASSERT_EQ(start_server(extra), 0);
+  json_t *j = NULL;
+  ASSERT_EQ(req("POST", "/api/faces/detect", "image/jpeg", s, n, &j), 200);
+  ASSERT_STREQ(json_string_value(json_object_get(j, "device")), "cpu");
+  json_decref(j);
+  ASSERT_EQ(req("POST", "/api/faces/detect?strict=1", "image/jpeg", s, n, &j), 503);
+  ASSERT_STREQ(err_name(j), "fallback_refused");
+  json_decref(j);
+  ASSERT_EQ(req("POST", "/api/detect?strict=1", "image/jpeg", s, n, &j), 503);
+  json_decref(j);
+  free(s);
+}
+
+/* --stream-rate: a stream over its rate gets 429 with Retry-After before
+ * any model runs; another stream, and a request without one, still pass. */
+static void test_stream_rate(void) {
+  size_t n = 0;
+  char *s = sample(1, &n);
+  if (!s) SKIP("sample photos missing");
+  stop_server();
+  const char *extra[] = {"--insecure-local", "--stream-rate", "0.05", NULL};
+  ASSERT_EQ(start_server(extra), 0);
+  json_t *j = NULL;
+  ASSERT_EQ(req("POST", "/api/recognize?stream=cam1&no_events=1", "image/jpeg", s, n, &j), 200);
+  json_decref(j);
+  ASSERT_EQ(req("POST", "/api/recognize?stream=cam1&no_events=1", "image/jpeg", s, n, &j), 429);
+  ASSERT_STREQ(err_name(j), "rate_limited");
+  json_decref(j);
+  if (!g_retry_after[0]) GG_T_FAIL("a 429 without a Retry-After header");
+  ASSERT_EQ(req("POST", "/api/recognize?stream=cam2&no_events=1", "image/jpeg", s, n, &j), 200);
+  json_decref(j);
+  ASSERT_EQ(req("POST", "/api/recognize?no_events=1", "image/jpeg", s, n, &j), 200);
+  json_decref(j);
+  free(s);
+}
+
+/* Every face of the six sample photos enrolled as its own identity: each
+ * photo recognised again finds exactly its own faces, no face takes
+ * another's name (no two distinct faces match at the default threshold). */
+static void test_distinct_faces(void) {
+  size_t n = 0;
+  char *s = sample(1, &n);
+  if (!s) SKIP("sample photos missing");
+  free(s);
+  stop_server();
+  const char *extra[] = {"--insecure-local", NULL};
+  ASSERT_EQ(start_server(extra), 0);
+  int enrolled[7] = {0}, total = 0;
+  for (int i = 1; i <= 6; i++) {
+    s = sample(i, &n);
+    for (int f = 0; f < 8; f++) {
+      char body[64], path[128];
+      json_t *j = NULL;
+      snprintf(body, sizeof body, "{\"name\":\"s%d-f%d\"}", i, f);
+      ASSERT_EQ(req_json("POST", "/api/identities", body, &j), 201);
+      int64_t id = jint(j, "id");
+      json_decref(j);
+      snprintf(path, sizeof path, "/api/identities/%lld/examples?face=%d", (long long)id, f);
+      long st = req("POST", path, "image/jpeg", s, n, &j);
+      const char *name = st == 422 ? err_name(j) : NULL;
+      int last = name && !strcmp(name, "no_such_face");
+      json_decref(j);
+      if (st == 201) {
+        enrolled[i]++;
+        total++;
+      } else {
+        ASSERT_EQ(st, 422); /* refused by the strict gate, or past the last face */
+        snprintf(path, sizeof path, "/api/identities/%lld", (long long)id);
+        ASSERT_EQ(req("DELETE", path, NULL, NULL, 0, NULL), 200);
+      }
+      if (last) break;
+    }
+    free(s);
+  }
+  fprintf(stderr, "  enrolled %d faces of the 6 photos\n", total);
+  ASSERT_GE(total, 18);
+  for (int i = 1; i <= 6; i++) {
+    s = sample(i, &n);
+    json_t *j = NULL;
+    ASSERT_EQ(req("POST", "/api/recognize?no_events=1", "image/jpeg", s, n, &j), 200);
+    free(s);
+    json_t *faces = json_object_get(j, "faces");
+    int known = 0;
+    char seen[GG_T_SEEN_MAX][32];
+    for (size_t k = 0; k < json_array_size(faces); k++) {
+      json_t *id = json_object_get(json_array_get(faces, k), "identity");
+      if (!json_is_object(id)) continue;
+      const char *name = json_string_value(json_object_get(id, "name"));
+      char prefix[16];
+      snprintf(prefix, sizeof prefix, "s%d-", i);
+      ASSERT_TRUE(strncmp(name, prefix, strlen(prefix)) == 0);
+      for (int m = 0; m < known; m++)
+        ASSERT_TRUE(strcmp(seen[m], name) != 0);
+      if (known < GG_T_SEEN_MAX) snprintf(seen[known], sizeof seen[known], "%s", name);
+      known++;
+    }
+    ASSERT_EQ(known, enrolled[i]);
+    json_decref(j);
+  }
+}
+
+int main(int argc, char **argv) {
+  signal(SIGPIPE, SIG_IGN);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  const char *extra[] = {"--insecure-local", NULL};
+  if (start_server(extra) != 0) {
+    fprintf(stderr, "could not start %s serve\n", GG_BIN);
+    printf("0 passed, 1 failed, 0 skipped\n");
+    return 1;
+  }
+  /* In order: later cases use what earlier ones enrolled. */
+  static const gg_test_case cases[] = {
+      {"enroll_and_recognise", test_enroll_and_recognise},
+      {"verify", test_verify},
+      {"identities_crud", test_identities_crud},
+      {"events", test_events},
+      {"negatives", test_negatives},
+      {"examples_list_delete", test_examples_list_delete},
+      {"bad_uploads", test_bad_uploads},
+      {"detect_objects", test_detect_objects},
+      {"key_required", test_key_required},
+      {"strict_mode", test_strict_mode},
+      {"stream_rate", test_stream_rate},
+      {"distinct_faces", test_distinct_faces},
+      {0},
+  };
+  int rc = gg_test_main(argc, argv, cases);
+  stop_server();
+  curl_global_cleanup();
+  return rc;
+}
