@@ -621,6 +621,77 @@ static void test_strict_mode(void) {
   free(s);
 }
 
+/* The server SIGKILLed while it enrolls: after a restart on the same data
+ * dir, what was committed before is intact and the interrupted example is
+ * either stored whole or absent (each request is one transaction). Two
+ * kill points: early (decoding, models) and later (the write). */
+static void test_kill_mid_enrollment(void) {
+  size_t n = 0;
+  char *s = sample(1, &n);
+  if (!s) SKIP("sample photos missing");
+  char data[64] = "/tmp/gg-test-kill-XXXXXX";
+  ASSERT_TRUE(mkdtemp(data) != NULL);
+  const char *extra[] = {"--insecure-local", "--data-dir", data, NULL};
+  stop_server();
+  ASSERT_EQ(start_server(extra), 0);
+  json_t *j = NULL;
+  ASSERT_EQ(req_json("POST", "/api/identities", "{\"name\":\"kept\"}", &j), 201);
+  int64_t kept = jint(j, "id");
+  json_decref(j);
+  char path[160];
+  snprintf(path, sizeof path, "/api/identities/%lld/examples?face=0", (long long)kept);
+  ASSERT_EQ(req("POST", path, "image/jpeg", s, n, &j), 201);
+  json_decref(j);
+  static const int k_delay_ms[] = {30, 1200};
+  for (int round = 0; round < 2; round++) {
+    char body[64];
+    snprintf(body, sizeof body, "{\"name\":\"victim%d\"}", round);
+    ASSERT_EQ(req_json("POST", "/api/identities", body, &j), 201);
+    int64_t victim = jint(j, "id");
+    json_decref(j);
+    snprintf(path, sizeof path, "/api/identities/%lld/examples?face=1", (long long)victim);
+    pid_t child = fork();
+    if (child == 0) {
+      for (int i = 0; i < 5; i++) req("POST", path, "image/jpeg", s, n, NULL);
+      _exit(0);
+    }
+    usleep((useconds_t)k_delay_ms[round] * 1000);
+    kill(g_pid, SIGKILL);
+    int st = 0;
+    waitpid(g_pid, &st, 0);
+    g_pid = -1;
+    kill(child, SIGKILL);
+    waitpid(child, &st, 0);
+    ASSERT_EQ(start_server(extra), 0);
+    snprintf(path, sizeof path, "/api/identities/%lld", (long long)kept);
+    ASSERT_EQ(req("GET", path, NULL, NULL, 0, &j), 200);
+    ASSERT_EQ(jint(j, "examples"), 1);
+    json_decref(j);
+    snprintf(path, sizeof path, "/api/identities/%lld/examples", (long long)victim);
+    ASSERT_EQ(req("GET", path, NULL, NULL, 0, &j), 200);
+    int64_t got = jint(j, "total");
+    json_t *ex = json_object_get(j, "examples");
+    ASSERT_TRUE(got >= 0 && got <= 5);
+    ASSERT_EQ((int64_t)json_array_size(ex), got);
+    json_decref(j);
+    /* the identity's own count agrees with its stored examples */
+    snprintf(path, sizeof path, "/api/identities/%lld", (long long)victim);
+    ASSERT_EQ(req("GET", path, NULL, NULL, 0, &j), 200);
+    ASSERT_EQ(jint(j, "examples"), got);
+    json_decref(j);
+    fprintf(stderr, "  kill after %d ms: the interrupted identity has %lld whole example(s)\n",
+            k_delay_ms[round], (long long)got);
+  }
+  /* the database opens cleanly and recognition still works */
+  ASSERT_EQ(req("POST", "/api/recognize?no_events=1", "image/jpeg", s, n, &j), 200);
+  json_decref(j);
+  stop_server();
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", data);
+  ASSERT_EQ(system(cmd), 0);
+  free(s);
+}
+
 /* --stream-rate: a stream over its rate gets 429 with Retry-After before
  * any model runs; another stream, and a request without one, still pass. */
 static void test_stream_rate(void) {
@@ -731,6 +802,7 @@ int main(int argc, char **argv) {
       {"key_required", test_key_required},
       {"strict_mode", test_strict_mode},
       {"stream_rate", test_stream_rate},
+      {"kill_mid_enrollment", test_kill_mid_enrollment},
       {"distinct_faces", test_distinct_faces},
       {0},
   };
