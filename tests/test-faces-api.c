@@ -504,6 +504,48 @@ static void test_negatives(void) {
   free(view);
 }
 
+/* ?stream=: the same view three times is one track whose voted identity
+ * is the enrolled one; without a stream there is no track. */
+static void test_stream_tracks(void) {
+  size_t n = 0, vn = 0;
+  json_t *j = NULL;
+  if (!g_alice) { /* run alone: enroll alice from sample1's face 0 */
+    char *s1 = sample(1, &n);
+    if (!s1) SKIP("sample photos missing: run scripts/install.sh");
+    ASSERT_EQ(req_json("POST", "/api/identities", "{\"name\":\"alice\"}", &j), 201);
+    g_alice = jint(j, "id");
+    json_decref(j);
+    char path[128];
+    snprintf(path, sizeof path, "/api/identities/%lld/examples?face=0", (long long)g_alice);
+    ASSERT_EQ(req("POST", path, "image/jpeg", s1, n, &j), 201);
+    json_decref(j);
+    free(s1);
+  }
+  uint8_t *view = flipped_crop(VIEW_X, VIEW_Y, VIEW_W, VIEW_H, &vn);
+  if (!view) SKIP("sample photos missing");
+  int64_t track = 0;
+  for (int k = 0; k < 3; k++) {
+    ASSERT_EQ(req("POST", "/api/recognize?stream=s1&no_events=1", "image/png", view, vn, &j), 200);
+    ASSERT_EQ(json_array_size(json_object_get(j, "faces")), 1);
+    json_t *t = json_object_get(json_array_get(json_object_get(j, "faces"), 0), "track");
+    ASSERT_TRUE(json_is_object(t));
+    if (k == 0) track = jint(t, "id");
+    ASSERT_GE(track, 1);
+    ASSERT_EQ(jint(t, "id"), track);
+    ASSERT_EQ(jint(t, "frames"), k + 1);
+    ASSERT_EQ(jint(t, "votes"), k + 1);
+    json_t *id = json_object_get(t, "identity");
+    ASSERT_TRUE(json_is_object(id));
+    ASSERT_EQ(jint(id, "id"), g_alice);
+    ASSERT_STREQ(json_string_value(json_object_get(id, "name")), "alice");
+    json_decref(j);
+  }
+  ASSERT_EQ(req("POST", "/api/recognize?no_events=1", "image/png", view, vn, &j), 200);
+  ASSERT_TRUE(json_object_get(json_array_get(json_object_get(j, "faces"), 0), "track") == NULL);
+  json_decref(j);
+  free(view);
+}
+
 static void test_examples_list_delete(void) {
   json_t *j = NULL;
   char path[128];
@@ -796,6 +838,7 @@ int main(int argc, char **argv) {
       {"identities_crud", test_identities_crud},
       {"events", test_events},
       {"negatives", test_negatives},
+      {"stream_tracks", test_stream_tracks},
       {"examples_list_delete", test_examples_list_delete},
       {"bad_uploads", test_bad_uploads},
       {"detect_objects", test_detect_objects},

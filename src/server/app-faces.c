@@ -5,6 +5,7 @@
 #include "gpuguard/error.h"
 #include "gpuguard/image.h"
 #include "gpuguard/log.h"
+#include "gpuguard/track.h"
 #include "server/app.h"
 #include "server/http-impl.h"
 #include "vision/face.h"
@@ -377,8 +378,42 @@ static void page_fields(json_t *j, int64_t total, int64_t next, const gg_gallery
 
 /* ---- recognition and verification ---------------------------------------- */
 
+/* Feeds the frame's n faces to the stream's tracker and gives each face of
+ * the array a its "track": the track id, the identity voted over its recent
+ * frames (id and name, or "unknown"), the votes for it and the frames the
+ * track has seen. A failed update leaves the faces without tracks. */
+static void add_tracks(gg_app *app, gg_gallery *g, const char *stream, const gg_track_face *tf,
+                       int n, json_t *a) {
+  gg_track_out to[GG_PIPELINE_MAX_FACES];
+  int64_t now_ms = (int64_t)(gg_now_ns() / 1000000u);
+  int rc = gg_tracker_update(app->tracker, stream, now_ms, tf, n, to);
+  if (rc) {
+    GG_WARN("HTTP", "%s: stream '%s' not tracked: %s", __func__, stream, gg_strerror(rc));
+    return;
+  }
+  for (int i = 0; i < n; i++) {
+    if (!to[i].track_id) continue; /* more faces than the tracker keeps */
+    json_t *ident = json_string("unknown");
+    if (to[i].identity_id) {
+      gg_gallery_identity id;
+      char err[256] = "";
+      /* Deleted since it was voted for: unknown. */
+      if (gg_gallery_identity_get(g, to[i].identity_id, &id, err, sizeof err) == 0) {
+        json_decref(ident);
+        ident = json_pack("{s:I,s:s}", "id", (json_int_t)id.id, "name", id.name);
+      }
+    }
+    json_object_set_new(json_array_get(a, (size_t)i), "track",
+                        json_pack("{s:I,s:o,s:i,s:i,s:i,s:f}", "id", (json_int_t)to[i].track_id,
+                                  "identity", ident, "votes", to[i].votes, "window",
+                                  to[i].window, "frames", to[i].frames, "share",
+                                  (double)to[i].share));
+  }
+}
+
 /* POST /api/recognize[?stream=ID]: the whole pipeline and a gallery match
- * per embedded face; each face is logged as an event. */
+ * per embedded face; each face is logged as an event. With a stream each
+ * face also gets its "track" (add_tracks). */
 static void h_recognize(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
   (void)srv;
   gg_app *app = user;
@@ -406,9 +441,13 @@ static void h_recognize(gg_server *srv, const gg_http_req *req, gg_http_resp *re
   json_object_set_new(j, "stream", json_string(stream ? stream : ""));
   json_t *a = json_array();
   int log_events = !query_flag(req, "no_events");
+  /* What the tracker gets of each face: its box and this frame's match
+   * (unknown when not embedded or not matched). */
+  gg_track_face tf[GG_PIPELINE_MAX_FACES];
   for (int i = 0; i < r.n_faces; i++) {
     const gg_face_result *f = &r.faces[i];
     json_t *fj = face_json(f, i, 0);
+    tf[i] = (gg_track_face){f->x0, f->y0, f->x1, f->y1, 0, 0};
     if (f->dim > 0) {
       gg_gallery_match m;
       char err[256] = "";
@@ -416,6 +455,8 @@ static void h_recognize(gg_server *srv, const gg_http_req *req, gg_http_resp *re
       if (rc) {
         json_object_set_new(fj, "match_error", json_string(err));
       } else {
+        tf[i].identity_id = m.known ? m.best.id : 0;
+        tf[i].score = m.known ? m.best.score : 0;
         json_object_set_new(
             fj, "identity",
             m.known ? json_pack("{s:I,s:s}", "id", (json_int_t)m.best.id, "name", m.best.name)
@@ -453,6 +494,7 @@ static void h_recognize(gg_server *srv, const gg_http_req *req, gg_http_resp *re
     }
     json_array_append_new(a, fj);
   }
+  if (rq.stream) add_tracks(app, g, rq.stream, tf, r.n_faces, a);
   json_object_set_new(j, "faces", a);
   gg_pipeline_result_release(&r);
   gg_image_free(&img);

@@ -6,6 +6,7 @@
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
 #include "gpuguard/render.h"
+#include "gpuguard/track.h"
 #include "server/http-impl.h"
 
 #include <jansson.h>
@@ -78,6 +79,7 @@ static void app_free(void *p) {
   gg_app *app = p;
   if (!app) return;
   gg_pipeline_free(app->pipeline);
+  gg_tracker_free(app->tracker);
   gg_gallery_close(app->gallery);
   pthread_mutex_destroy(&app->gallery_lock);
   gg_guard_free(app->guard);
@@ -137,6 +139,10 @@ static int app_new(const gg_server_config *cfg, gg_app **out) {
   char perr[256];
   if ((rc = gg_pipeline_new(&runner, &po, &app->pipeline, perr, sizeof perr))) {
     GG_ERROR("HTTP", "cannot set up the recognition pipeline: %s", perr);
+    app_free(app);
+    return rc;
+  }
+  if ((rc = gg_tracker_new(NULL, &app->tracker))) {
     app_free(app);
     return rc;
   }

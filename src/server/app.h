@@ -34,6 +34,7 @@ typedef struct gg_app {
   char data_dir_flag[512];      /* --data-dir as given ("" = default) */
   pthread_mutex_t gallery_lock; /* guards opening the gallery */
   gg_gallery *gallery;          /* NULL until first use */
+  struct gg_tracker *tracker;   /* face tracks of ?stream= recognitions */
 
   pthread_mutex_t devlist_lock; /* guards the cached device list */
   gg_device_info *devlist;
