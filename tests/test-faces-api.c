@@ -660,6 +660,18 @@ static void test_strict_mode(void) {
   json_decref(j);
   ASSERT_EQ(req("POST", "/api/detect?strict=1", "image/jpeg", s, n, &j), 503);
   json_decref(j);
+  /* the server-wide flag: strict unless a request says ?strict=0 */
+  stop_server();
+  const char *strict_extra[] = {"--device",         "sim:mem=4560M", "--faults", "oom%1",
+                                "--fallback",       "cpu",           "--strict",
+                                "--insecure-local", NULL};
+  ASSERT_EQ(start_server(strict_extra), 0);
+  ASSERT_EQ(req("POST", "/api/faces/detect", "image/jpeg", s, n, &j), 503);
+  ASSERT_STREQ(err_name(j), "fallback_refused");
+  json_decref(j);
+  ASSERT_EQ(req("POST", "/api/faces/detect?strict=0", "image/jpeg", s, n, &j), 200);
+  ASSERT_STREQ(json_string_value(json_object_get(j, "device")), "cpu");
+  json_decref(j);
   free(s);
 }
 

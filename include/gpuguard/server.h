@@ -20,6 +20,8 @@ typedef struct gg_server_config {
   const char *device;      /* device spec the service runs on: "cpu", "sim:mem=4560M" */
   const char *models_dir;  /* where the model packages were unpacked */
   double stream_rate;      /* face recognition passes per second per stream; 0 = unlimited */
+  int strict;              /* 1: face routes answer 503 instead of serving from a fallback
+                            * device (?strict=0 per request overrides) */
   const char *data_dir;    /* face gallery folder; NULL/"" = gg_gallery_data_dir's default
                             * (GPUGUARD_DATA_DIR, ~/.local/share/gpuguard), created on
                             * first use */

@@ -116,10 +116,16 @@ static void primary_spec(gg_app *app, char *out, size_t len) {
     snprintf(out, len, "%s", app->device_spec);
 }
 
-/* Strict mode (?strict=1): refuse with 503 when the primary's breaker is
- * open, before anything runs. */
+/* Strict mode: ?strict=1 / ?strict=0 per request, else the server's
+ * --strict. */
+static int strict_on(const gg_app *app, const gg_http_req *req) {
+  return gg_http_query(req, "strict") ? query_flag(req, "strict") : app->strict;
+}
+
+/* Strict mode: refuse with 503 when the primary's breaker is open, before
+ * anything runs. */
 static int strict_precheck(gg_app *app, const gg_http_req *req, gg_http_resp *resp) {
-  if (!query_flag(req, "strict")) return 0;
+  if (!strict_on(app, req)) return 0;
   gg_guard_device_status st;
   int idx = gg__app_serving_index(app, &st);
   if (idx != 0) {
@@ -138,7 +144,7 @@ static int strict_precheck(gg_app *app, const gg_http_req *req, gg_http_resp *re
  * primary is refused with 503. */
 static int strict_postcheck(gg_app *app, const gg_http_req *req, const char *device,
                             gg_http_resp *resp) {
-  if (!query_flag(req, "strict") || !device || !*device) return 0;
+  if (!strict_on(app, req) || !device || !*device) return 0;
   char prim[128];
   primary_spec(app, prim, sizeof prim);
   if (!strcmp(prim, device)) return 0;

@@ -101,6 +101,7 @@ static int app_new(const gg_server_config *cfg, gg_app **out) {
   snprintf(app->models, sizeof app->models, "%s", cfg->models ? cfg->models : "");
   snprintf(app->faults, sizeof app->faults, "%s", cfg->faults ? cfg->faults : "");
   app->max_pixels = cfg->max_pixels;
+  app->strict = cfg->strict;
   snprintf(app->data_dir_flag, sizeof app->data_dir_flag, "%s", cfg->data_dir ? cfg->data_dir : "");
   pthread_mutex_init(&app->devlist_lock, NULL);
   pthread_mutex_init(&app->gallery_lock, NULL);

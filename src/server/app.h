@@ -22,6 +22,7 @@ typedef struct gg_app {
   char models[512];
   char faults[256];
   uint64_t max_pixels; /* images larger than this get 413 */
+  int strict;          /* --strict: face routes answer 503 rather than use a fallback */
 
   gg_guard *guard;                   /* runs every inference request */
   _Atomic uint64_t generation_count; /* completed inference requests */
