@@ -758,19 +758,7 @@ static int cu_prepare_algo(gg_backend *be, const gg_node *n, gg_tval *vals, int 
   s->args = calloc((size_t)s->nt, sizeof *s->args);
   s->params = calloc((size_t)s->nt, sizeof *s->params);
   int rc = s->args && s->params ? 0 : GG_ENOMEM;
-  for (int k = 0; !rc && path == P_KX && k < n->n_in; k++) {
-    const gg_tval *t = &vals[n->in[k]];
-    if (!gg__kx_param_input(n, k)) continue;
-    size_t bytes = (size_t)t->nelem * gg__dtype_size(t->dtype);
-    s->params[k] = *t;
-    s->params[k].data = malloc(bytes ? bytes : 1);
-    if (!s->params[k].data)
-      rc = GG_ENOMEM;
-    else if (t->data)
-      memcpy(s->params[k].data, t->data, bytes);
-    else
-      rc = GG_ESTATE;
-  }
+  if (!rc && path == P_KX) rc = gg__kx_copy_params(n, vals, s->params);
   if (!rc && path == P_CONV) rc = prepare_conv(c, n, vals, algo, s, &ws);
   if (!rc && path == P_POOL) rc = prepare_pool(c, n, vals, s);
   if (!rc && path == P_SOFTMAX) rc = prepare_softmax(c, n, vals, s);

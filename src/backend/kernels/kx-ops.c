@@ -4,10 +4,12 @@
  * attribute meanings are those of src/engine/ops.c, whose naive kernels are
  * the oracle in tests/test-opencl-ops.c. */
 #include "backend/kernels/kx.h"
+#include "engine/backend.h"
 #include "engine/engine-impl.h"
 #include "gpuguard/error.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof *(a)))
@@ -16,6 +18,22 @@ static const char *const k_kernel_names[K_COUNT] = {
     "gg_conv2d", "gg_depthwise", "gg_gemm",      "gg_bias_act", "gg_binary",
     "gg_unary",  "gg_softmax",   "gg_reduce",    "gg_maxpool",  "gg_pad",
     "gg_transpose", "gg_copy2d", "gg_resize_bilinear", "gg_im2col", "gg_transpose2d"};
+
+int gg__kx_copy_params(const gg_node *n, const gg_tval *vals, gg_tval *params) {
+  for (int k = 0; k < n->n_in; k++) {
+    const gg_tval *t = &vals[n->in[k]];
+    if (!gg__kx_param_input(n, k)) continue;
+    size_t bytes = (size_t)t->nelem * gg__dtype_size(t->dtype);
+    params[k] = *t;
+    params[k].data = malloc(bytes ? bytes : 1);
+    int rc = params[k].data ? 0 : GG_ENOMEM;
+    if (!rc && t->data) memcpy(params[k].data, t->data, bytes);
+    else if (!rc && t->buf) rc = gg_backend_buffer_get(t->buf, t->offs, params[k].data, bytes);
+    else if (!rc) rc = GG_ESTATE;
+    if (rc) return rc;
+  }
+  return 0;
+}
 
 const char *gg__kx_kernel_name(int k) { return k >= 0 && k < K_COUNT ? k_kernel_names[k] : NULL; }
 

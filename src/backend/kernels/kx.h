@@ -98,6 +98,14 @@ struct gg_kx {
 /* 1 when input k of n is a small constant read on the host (axes, perm,
  * paddings, shape, sizes, pad value): its v->data must be host memory. */
 int gg__kx_param_input(const gg_node *n, int k);
+/* Host copies of node n's parameter inputs (gg__kx_param_input) into
+ * params[0..n_in): params[k] = vals[n->in[k]] with .data a malloc'd copy of
+ * its bytes (from .data, else downloaded from .buf), for the k that are
+ * parameters; the others stay zeroed. Returns 0, GG_ENOMEM, GG_ESTATE (a
+ * parameter with neither host data nor a buffer) or the download's error;
+ * on error the copies made so far stay in params for the caller to free. */
+int gg__kx_copy_params(const gg_node *n, const gg_tval *vals, gg_tval *params);
+
 /* 1 when these kernels run node n with these shapes, else 0 and the reason
  * (may be NULL) says why. Cheap, no device calls. */
 int gg__kx_supports(const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out, const char **why);

@@ -138,20 +138,10 @@ static int ocl_prepare_algo(gg_backend *be, const gg_node *n, gg_tval *vals, int
     node_free(s);
     return GG_ENOMEM;
   }
-  for (int k = 0; k < n->n_in; k++) {
-    const gg_tval *t = &vals[n->in[k]];
-    if (!gg__ocl_param_input(n, k)) continue;
-    size_t bytes = (size_t)t->nelem * gg__dtype_size(t->dtype);
-    s->params[k] = *t;
-    s->params[k].data = malloc(bytes ? bytes : 1);
-    int rc = s->params[k].data ? 0 : GG_ENOMEM;
-    if (!rc && t->data) memcpy(s->params[k].data, t->data, bytes);
-    else if (!rc && t->buf) rc = gg_backend_buffer_get(t->buf, t->offs, s->params[k].data, bytes);
-    else if (!rc) rc = GG_ESTATE;
-    if (rc) {
-      node_free(s);
-      return rc;
-    }
+  int rc = gg__kx_copy_params(n, vals, s->params);
+  if (rc) {
+    node_free(s);
+    return rc;
   }
   *state = s;
   if (workspace) *workspace = 0;
