@@ -803,11 +803,10 @@ static int pick_face(gg_app *app, const gg_http_req *req, gg_http_resp *resp,
   return 0;
 }
 
-/* POST /api/identities/:id/examples (image body[, ?face=N]): stores one
- * face that passes the strict gate. */
-static void h_examples_add(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
-  (void)srv;
-  gg_app *app = user;
+/* Stores one face of the uploaded image (?face=N, else the only one) for
+ * identity :id: an example, through the strict gate, or a negative ("this
+ * face is not that person"), through the loose one. 201 with the face. */
+static void store_face(gg_app *app, const gg_http_req *req, gg_http_resp *resp, int negative) {
   int64_t id;
   gg_gallery *g;
   if (path_id(req, resp, "id", &id) || strict_precheck(app, req, resp) ||
@@ -823,31 +822,43 @@ static void h_examples_add(gg_server *srv, const gg_http_req *req, gg_http_resp 
   gg_image img = {0};
   gg_pipeline_result r;
   int fi = -1;
-  if (pick_face(app, req, resp, GG_FACE_QUALITY_STRICT, &img, &r, &fi)) {
+  if (pick_face(app, req, resp, negative ? GG_FACE_QUALITY_LOOSE : GG_FACE_QUALITY_STRICT, &img,
+                &r, &fi)) {
     gg_image_free(&img);
     return;
   }
   const gg_face_result *f = &r.faces[fi];
-  gg_gallery_embedding_in in = {.vec = f->embedding,
-                                .dim = f->dim,
-                                .model = GG_FACE_EMBED_MODEL,
-                                .source = GG_GALLERY_SOURCE_UPLOAD,
-                                .quality = {.det_score = f->score,
-                                            .sharpness = f->quality.sharpness,
-                                            .face_px = f->x1 - f->x0}};
-  int64_t eid = 0;
-  rc = gg_gallery_enroll(g, id, NULL, &in, 1, NULL, &eid, err, sizeof err);
+  int64_t sid = 0;
+  if (negative) {
+    rc = gg_gallery_negative_add(g, id, f->embedding, f->dim, GG_FACE_EMBED_MODEL, &sid, err,
+                                 sizeof err);
+  } else {
+    gg_gallery_embedding_in in = {.vec = f->embedding,
+                                  .dim = f->dim,
+                                  .model = GG_FACE_EMBED_MODEL,
+                                  .source = GG_GALLERY_SOURCE_UPLOAD,
+                                  .quality = {.det_score = f->score,
+                                              .sharpness = f->quality.sharpness,
+                                              .face_px = f->x1 - f->x0}};
+    rc = gg_gallery_enroll(g, id, NULL, &in, 1, NULL, &sid, err, sizeof err);
+  }
   if (rc) {
-    gg_http_error_rc(resp, rc, "cannot store the example: %s", err);
+    gg_http_error_rc(resp, rc, "cannot store the %s: %s", negative ? "negative" : "example", err);
   } else {
     json_t *j = result_base(&r, &img);
     json_object_set_new(j, "identity_id", json_integer(id));
-    json_object_set_new(j, "example_id", json_integer(eid));
+    json_object_set_new(j, negative ? "negative_id" : "example_id", json_integer(sid));
     json_object_set_new(j, "face", face_json(f, fi, 0));
     gg_http_json(resp, 201, j);
   }
   gg_pipeline_result_release(&r);
   gg_image_free(&img);
+}
+
+/* POST /api/identities/:id/examples (image body[, ?face=N]). */
+static void h_examples_add(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
+  (void)srv;
+  store_face(user, req, resp, 0);
 }
 
 static void list_vectors(gg_app *app, const gg_http_req *req, gg_http_resp *resp, int negatives) {
@@ -964,46 +975,11 @@ static void h_negatives_delete(gg_server *srv, const gg_http_req *req, gg_http_r
   delete_vector(user, req, resp, 1);
 }
 
-/* POST /api/identities/:id/negatives (image body[, ?face=N]): "this face
- * is not that person", with the loose gate. */
+/* POST /api/identities/:id/negatives (image body[, ?face=N]). */
 static void h_negatives_add(gg_server *srv, const gg_http_req *req, gg_http_resp *resp,
                             void *user) {
   (void)srv;
-  gg_app *app = user;
-  int64_t id;
-  gg_gallery *g;
-  if (path_id(req, resp, "id", &id) || strict_precheck(app, req, resp) ||
-      open_gallery(app, resp, &g))
-    return;
-  char err[256] = "";
-  gg_gallery_identity ident;
-  int rc = gg_gallery_identity_get(g, id, &ident, err, sizeof err);
-  if (rc) {
-    gg_http_error_rc(resp, rc, "identity %lld: %s", (long long)id, err);
-    return;
-  }
-  gg_image img = {0};
-  gg_pipeline_result r;
-  int fi = -1;
-  if (pick_face(app, req, resp, GG_FACE_QUALITY_LOOSE, &img, &r, &fi)) {
-    gg_image_free(&img);
-    return;
-  }
-  const gg_face_result *f = &r.faces[fi];
-  int64_t nid = 0;
-  rc = gg_gallery_negative_add(g, id, f->embedding, f->dim, GG_FACE_EMBED_MODEL, &nid, err,
-                               sizeof err);
-  if (rc) {
-    gg_http_error_rc(resp, rc, "cannot store the negative: %s", err);
-  } else {
-    json_t *j = result_base(&r, &img);
-    json_object_set_new(j, "identity_id", json_integer(id));
-    json_object_set_new(j, "negative_id", json_integer(nid));
-    json_object_set_new(j, "face", face_json(f, fi, 0));
-    gg_http_json(resp, 201, j);
-  }
-  gg_pipeline_result_release(&r);
-  gg_image_free(&img);
+  store_face(user, req, resp, 1);
 }
 
 /* GET /api/events[?identity=ID|unknown&stream=S&since=MS&limit&offset]. */
