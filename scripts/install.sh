@@ -23,10 +23,12 @@ done
 pkgs=(build-essential cmake pkg-config git ca-certificates curl openssl
       libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
       libxnnpack-dev libpthreadpool-dev libcpuinfo-dev libfp16-dev
-      libjpeg62-turbo-dev libturbojpeg0-dev libpng-dev libsqlite3-dev
+      libjpeg62-turbo-dev libturbojpeg0-dev libpng-dev libsqlite3-dev libmosquitto-dev
       ocl-icd-opencl-dev opencl-headers libclblast-dev)
-# Extra packages the test suite uses: PoCL as a real OpenCL device.
-test_pkgs=(pocl-opencl-icd clinfo)
+# Extra packages the test suite uses: PoCL as a real OpenCL device, Chromium
+# for the web pages' tests (driven by playwright-core from npm,
+# scripts/fetch-browser.sh), a real MQTT broker for the events test.
+test_pkgs=(pocl-opencl-icd clinfo chromium mosquitto fonts-dejavu-core)
 [ "$with_test" = 1 ] && pkgs+=("${test_pkgs[@]}")
 # Node.js and npm fetch the model packages; a machine may already have them
 # from another source (nodesource's nodejs bundles npm), so ask for Debian's
@@ -58,4 +60,5 @@ fi
 
 [ "$with_models" = 1 ] && "$here/fetch-models.sh"
 [ "$with_test" = 1 ] && [ -x "$here/fetch-reference.sh" ] && "$here/fetch-reference.sh"
+[ "$with_test" = 1 ] && [ -x "$here/fetch-browser.sh" ] && "$here/fetch-browser.sh"
 echo "install: done"

@@ -26,6 +26,12 @@ typedef struct gg_server_config {
                             * (GPUGUARD_DATA_DIR, ~/.local/share/gpuguard), created on
                             * first use */
   const char *web_dir;     /* static pages; NULL/"" serves none */
+  int cluster_unknowns;    /* 1: unknown faces of streams are grouped into anonymous
+                            * identities ("unknown-7"); off by default: it stores
+                            * biometric data of people who did not agree to it */
+  const char *mqtt_url;    /* publish events to this broker: mqtt://[user[:pass]@]host[:port];
+                            * NULL/"" publishes nothing (see docs/mqtt.md) */
+  const char *mqtt_prefix; /* topic prefix; NULL/"" = "gpuguard" */
   int conn_timeout_s;      /* idle connection timeout */
   const char *fallback;    /* comma list of devices tried after `device` ("cpu"); "" none */
   const char *models;      /* comma list of models loaded at start ("" loads lazily) */

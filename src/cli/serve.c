@@ -44,6 +44,17 @@ static const gg_opt k_serve_opts[] = {
     {"data-dir", "GPUGUARD_DATA_DIR", GG_OPT_STR, SO(srv.data_dir), "",
      "face gallery folder (default: $XDG_DATA_HOME/gpuguard or ~/.local/share/gpuguard), "
      "created on first use", "DIR"},
+    {"cluster-unknowns", "GPUGUARD_CLUSTER_UNKNOWNS", GG_OPT_BOOL, SO(srv.cluster_unknowns),
+     "false",
+     "group unknown faces of streams into anonymous identities (unknown-N) that can be named "
+     "or merged later; stores faces of people who did not enroll",
+     NULL},
+    {"mqtt", "GPUGUARD_MQTT", GG_OPT_STR, SO(srv.mqtt_url), "",
+     "publish recognition events to this MQTT broker: mqtt://[user[:pass]@]host[:port] "
+     "(see docs/mqtt.md)",
+     "URL"},
+    {"mqtt-prefix", "GPUGUARD_MQTT_PREFIX", GG_OPT_STR, SO(srv.mqtt_prefix), "gpuguard",
+     "MQTT topic prefix", "PREFIX"},
     {"web-dir", "GPUGUARD_WEB_DIR", GG_OPT_STR, SO(srv.web_dir), "",
      "static web pages to serve (default: the source tree's web/)", "DIR"},
     {"conn-timeout", "GPUGUARD_CONN_TIMEOUT", GG_OPT_INT, SO(srv.conn_timeout_s), "30",

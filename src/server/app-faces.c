@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Largest JSON body of /api/verify: two base64 images. */
 #define FACES_VERIFY_MAX_BYTES (24u << 20)
@@ -417,6 +418,12 @@ static void add_tracks(gg_app *app, gg_gallery *g, const char *stream, const gg_
   }
 }
 
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* POST /api/recognize[?stream=ID]: the whole pipeline and a gallery match
  * per embedded face; each face is logged as an event. With a stream each
  * face also gets its "track" (add_tracks). */
@@ -450,6 +457,13 @@ static void h_recognize(gg_server *srv, const gg_http_req *req, gg_http_resp *re
   /* What the tracker gets of each face: its box and this frame's match
    * (unknown when not embedded or not matched). */
   gg_track_face tf[GG_PIPELINE_MAX_FACES];
+  /* What is published once the tracks are known (gg__app_event). */
+  struct {
+    gg_app_event ev;
+    char name[GG_GALLERY_NAME_MAX + 1];
+    int face;
+  } pub[GG_PIPELINE_MAX_FACES];
+  int n_pub = 0;
   for (int i = 0; i < r.n_faces; i++) {
     const gg_face_result *f = &r.faces[i];
     json_t *fj = face_json(f, i, 0);
@@ -473,6 +487,7 @@ static void h_recognize(gg_server *srv, const gg_http_req *req, gg_http_resp *re
         json_object_set_new(fj, "runner_up", candidate_json(&m.runner_up));
         json_object_set_new(fj, "threshold", json_real(m.threshold));
         json_object_set_new(fj, "blocked_by_negatives", json_integer(m.n_blocked));
+        int64_t eid = 0;
         if (log_events) {
           gg_gallery_event ev;
           memset(&ev, 0, sizeof ev);
@@ -484,12 +499,20 @@ static void h_recognize(gg_server *srv, const gg_http_req *req, gg_http_resp *re
           ev.box[1] = f->y0;
           ev.box[2] = f->x1 - f->x0;
           ev.box[3] = f->y1 - f->y0;
-          int64_t eid = 0;
           if (gg_gallery_event_add(g, &ev, &eid, err, sizeof err) == 0)
             json_object_set_new(fj, "event_id", json_integer(eid));
           else
             GG_WARN("HTTP", "%s: event not logged: %s", __func__, err);
         }
+        pub[n_pub].ev = (gg_app_event){.event_id = eid,
+                                       .time_ms = wall_ms(),
+                                       .stream = stream ? stream : "",
+                                       .identity_id = m.known ? m.best.id : 0,
+                                       .score = m.best.id ? m.best.score : 0,
+                                       .device = r.device,
+                                       .box = {f->x0, f->y0, f->x1 - f->x0, f->y1 - f->y0}};
+        snprintf(pub[n_pub].name, sizeof pub[n_pub].name, "%s", m.known ? m.best.name : "unknown");
+        pub[n_pub++].face = i;
       }
     } else {
       json_object_set_new(fj, "identity", json_null());
@@ -501,6 +524,12 @@ static void h_recognize(gg_server *srv, const gg_http_req *req, gg_http_resp *re
     json_array_append_new(a, fj);
   }
   if (rq.stream) add_tracks(app, g, rq.stream, tf, r.n_faces, a);
+  for (int k = 0; k < n_pub; k++) {
+    pub[k].ev.name = pub[k].name;
+    json_t *track = json_object_get(json_array_get(a, (size_t)pub[k].face), "track");
+    pub[k].ev.track_id = (int64_t)json_integer_value(json_object_get(track, "id"));
+    gg__app_event(app, &pub[k].ev);
+  }
   json_object_set_new(j, "faces", a);
   gg_pipeline_result_release(&r);
   gg_image_free(&img);

@@ -78,6 +78,8 @@ static void preload_models(gg_app *app) {
 static void app_free(void *p) {
   gg_app *app = p;
   if (!app) return;
+  gg__app_events_stop(app);
+  gg__app_pages_stop(app);
   gg_pipeline_free(app->pipeline);
   gg_tracker_free(app->tracker);
   gg_gallery_close(app->gallery);
@@ -102,6 +104,7 @@ static int app_new(const gg_server_config *cfg, gg_app **out) {
   snprintf(app->faults, sizeof app->faults, "%s", cfg->faults ? cfg->faults : "");
   app->max_pixels = cfg->max_pixels;
   app->strict = cfg->strict;
+  app->cluster_unknowns = cfg->cluster_unknowns;
   snprintf(app->data_dir_flag, sizeof app->data_dir_flag, "%s", cfg->data_dir ? cfg->data_dir : "");
   pthread_mutex_init(&app->devlist_lock, NULL);
   pthread_mutex_init(&app->gallery_lock, NULL);
@@ -186,6 +189,11 @@ int gg_server_new(const gg_server_config *cfg, gg_server **out) {
   gg__app_register_static(app);
   gg__app_register_faces(app);
   gg__app_register_compreface(app);
+  gg__app_register_pages(app);
+  if ((rc = gg__app_events_start(app, cfg))) {
+    gg_server_free(srv);
+    return rc;
+  }
 
   *out = srv;
   return 0;

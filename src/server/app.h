@@ -36,6 +36,12 @@ typedef struct gg_app {
   pthread_mutex_t gallery_lock; /* guards opening the gallery */
   gg_gallery *gallery;          /* NULL until first use */
   struct gg_tracker *tracker;   /* face tracks of ?stream= recognitions */
+  int cluster_unknowns;         /* --cluster-unknowns */
+
+  /* Events out of the service: MQTT and the like (app-events.c); the
+   * memory history the dashboard plots (app-pages.c). NULL when off. */
+  struct gg_app_events *events;
+  struct gg_app_history *history;
 
   pthread_mutex_t devlist_lock; /* guards the cached device list */
   gg_device_info *devlist;
@@ -51,6 +57,33 @@ void gg__app_register_static(gg_app *app); /* /, /web/..., /metrics (app-static.
  * compatible ones (app-compreface.c). */
 void gg__app_register_faces(gg_app *app);
 void gg__app_register_compreface(gg_app *app);
+
+/* The web pages (/webcam, /identities, /dashboard) and the memory history
+ * they plot (app-pages.c). stop ends what start began; both idempotent. */
+void gg__app_register_pages(gg_app *app);
+void gg__app_pages_stop(gg_app *app);
+
+/* A recognition as the outside world sees it: one face of one frame. */
+typedef struct gg_app_event {
+  int64_t event_id;    /* the gallery event's id; 0 when not logged */
+  int64_t time_ms;     /* Unix time in milliseconds */
+  const char *stream;  /* "" when the frame carried no stream id */
+  int64_t identity_id; /* 0 = unknown face */
+  const char *name;    /* the identity's name, "unknown" when unknown */
+  float score;         /* match score, 0 when nothing matched */
+  const char *device;  /* the device that served it */
+  float box[4];        /* face box x, y, w, h in frame pixels */
+  int64_t track_id;    /* the stream track it belongs to; 0 = none */
+} gg_app_event;
+
+/* Starts the event publishers cfg asks for (MQTT when cfg->mqtt_url is
+ * set). An unreachable broker is not an error: the publisher reconnects in
+ * the background. Returns 0, or GG_EINVAL for a malformed setting (the
+ * reason logged). stop flushes and disconnects; idempotent. */
+int gg__app_events_start(gg_app *app, const gg_server_config *cfg);
+void gg__app_events_stop(gg_app *app);
+/* Publishes one recognition; never blocks on the network. */
+void gg__app_event(gg_app *app, const gg_app_event *ev);
 
 /* The gallery, opened (and its folder created) on the first call; later
  * calls return the same handle. Returns 0, or the error of
