@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 static void test_entries(void) {
-  ASSERT_EQ(gg_catalog_count(), 4);
+  ASSERT_EQ(gg_catalog_count(), 6);
   ASSERT_TRUE(gg_catalog_at(gg_catalog_count()) == NULL);
   char names[256] = "";
   for (size_t i = 0; i < gg_catalog_count(); i++) {
@@ -46,8 +46,11 @@ static void test_entries(void) {
     size_t used = strlen(names);
     snprintf(names + used, sizeof names - used, "%s%s", i ? "," : "", e->name);
   }
-  /* The default model lists of serve and bench are the catalog. */
-  ASSERT_STREQ(names, GG_CATALOG_MODELS);
+  /* The default model lists of serve and bench are the catalog's first
+   * entries; the anti-spoofing pair after them loads on first use. */
+  ASSERT_STREQ(names, GG_CATALOG_MODELS ",antispoof,liveness");
+  ASSERT_EQ(gg_catalog_find("antispoof")->kind, GG_MODEL_FACE_ANTISPOOF);
+  ASSERT_STREQ(gg_catalog_kind_name(GG_MODEL_FACE_LIVENESS), "face_liveness");
   ASSERT_TRUE(gg_catalog_find("nosuchmodel") == NULL);
   ASSERT_TRUE(gg_catalog_find(NULL) == NULL);
   ASSERT_TRUE(gg_catalog_find("blazeface-front") == NULL); /* no prefix matching */

@@ -220,6 +220,10 @@ static int server_up(void) {
   return 0;
 }
 
+/* Size and first bytes of the last response body. */
+static size_t g_last_len;
+static unsigned char g_last_head[4];
+
 /* One request. file_field/file_path: a multipart upload as curl -F
  * field=@path sends it (two fields when field2 is set). key NULL: no
  * x-api-key header. Returns the status; the body parsed into *out (NULL when
@@ -265,6 +269,9 @@ static long call(const char *method, const char *path, const char *key, const ch
   curl_mime_free(mime);
   curl_slist_free_all(h);
   curl_easy_cleanup(c);
+  g_last_len = b.n;
+  memset(g_last_head, 0, sizeof g_last_head);
+  if (b.p) memcpy(g_last_head, b.p, b.n < 4 ? b.n : 4);
   if (out) *out = b.p ? json_loads(b.p, 0, NULL) : NULL;
   if (status >= 400 && getenv("GG_T_VERBOSE"))
     fprintf(stderr, "  %s %s -> %ld %s\n", method, path, status, b.p ? b.p : "");
@@ -325,7 +332,17 @@ static void test_e2e_enroll_recognize(void) {
             201);
   ASSERT_STREQ(json_string_value(json_object_get(j, "subject")), "alice");
   ASSERT_TRUE(json_is_string(json_object_get(j, "image_id")));
+  /* The example's image (the stored face crop, a JPEG). */
+  char img_path[128];
+  snprintf(img_path, sizeof img_path, "/api/v1/recognition/faces/%s/img",
+           json_string_value(json_object_get(j, "image_id")));
   json_decref(j);
+  ASSERT_EQ(call("GET", img_path, KEY, NULL, NULL, NULL, NULL, NULL, NULL), 200);
+  ASSERT_GE(g_last_len, 1000);
+  ASSERT_TRUE(g_last_head[0] == 0xFF && g_last_head[1] == 0xD8 && g_last_head[2] == 0xFF);
+  ASSERT_EQ(
+      call("GET", "/api/v1/recognition/faces/999999/img", KEY, NULL, NULL, NULL, NULL, NULL, NULL),
+      404);
 
   char flipped[128];
   snprintf(flipped, sizeof flipped, "%s/flipped.jpg", g_dir);

@@ -51,6 +51,10 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
+/* The raw body of the last response. */
+static unsigned char *g_raw;
+static size_t g_raw_len;
+
 /* Performs a request; returns the HTTP status (or -1) and the parsed JSON
  * body in *out (NULL when not JSON; may be NULL). */
 static long req(const char *method, const char *path, const char *content_type, const void *body,
@@ -86,7 +90,9 @@ static long req(const char *method, const char *path, const char *content_type, 
   if (out) *out = b.p ? json_loads(b.p, 0, NULL) : NULL;
   if (status >= 400 || (out && !*out))
     fprintf(stderr, "  %s %s -> %ld %.300s\n", method, path, status, b.p ? b.p : "");
-  free(b.p);
+  free(g_raw);
+  g_raw = (unsigned char *)b.p;
+  g_raw_len = b.n;
   return status;
 }
 
@@ -543,6 +549,20 @@ static void test_stream_tracks(void) {
   ASSERT_EQ(req("POST", "/api/recognize?no_events=1", "image/png", view, vn, &j), 200);
   ASSERT_TRUE(json_object_get(json_array_get(json_object_get(j, "faces"), 0), "track") == NULL);
   json_decref(j);
+  /* GET /api/streams lists s1 with its one live track. */
+  ASSERT_EQ(req("GET", "/api/streams", NULL, NULL, 0, &j), 200);
+  json_t *st = json_object_get(j, "streams");
+  int seen = 0;
+  for (size_t i = 0; i < json_array_size(st); i++) {
+    json_t *o = json_array_get(st, i);
+    if (strcmp(json_string_value(json_object_get(o, "stream")), "s1")) continue;
+    seen++;
+    ASSERT_EQ(jint(o, "live_tracks"), 1);
+    ASSERT_EQ(jint(o, "frames"), 3);
+    ASSERT_GE(jint(o, "idle_ms"), 0);
+  }
+  ASSERT_EQ(seen, 1);
+  json_decref(j);
   free(view);
 }
 
@@ -552,7 +572,26 @@ static void test_examples_list_delete(void) {
   snprintf(path, sizeof path, "/api/identities/%lld/examples", (long long)g_alice);
   ASSERT_EQ(req("GET", path, NULL, NULL, 0, &j), 200);
   ASSERT_EQ(jint(j, "total"), 1);
-  int64_t eid = jint(json_array_get(json_object_get(j, "examples"), 0), "id");
+  json_t *ex = json_array_get(json_object_get(j, "examples"), 0);
+  int64_t eid = jint(ex, "id");
+  ASSERT_TRUE(json_is_true(json_object_get(ex, "has_crop")));
+  json_decref(j);
+  /* The stored crop: a JPEG of the face, served only under its identity. */
+  snprintf(path, sizeof path, "/api/identities/%lld/examples/%lld/crop", (long long)g_alice,
+           (long long)eid);
+  g_raw_len = 0;
+  ASSERT_EQ(req("GET", path, NULL, NULL, 0, NULL), 200);
+  ASSERT_GE(g_raw_len, 1000);
+  ASSERT_TRUE(g_raw[0] == 0xFF && g_raw[1] == 0xD8 && g_raw[2] == 0xFF);
+  gg_image crop;
+  char derr[128];
+  ASSERT_OK(gg_image_decode(g_raw, g_raw_len, 0, &crop, derr, sizeof derr));
+  ASSERT_EQ(crop.width, 160);
+  ASSERT_EQ(crop.height, 160);
+  gg_image_free(&crop);
+  snprintf(path, sizeof path, "/api/identities/%lld/examples/%lld/crop", (long long)g_alice + 99,
+           (long long)eid);
+  ASSERT_EQ(req("GET", path, NULL, NULL, 0, &j), 404);
   json_decref(j);
   snprintf(path, sizeof path, "/api/identities/%lld/examples/%lld", (long long)g_alice,
            (long long)(eid + 1000));
@@ -598,7 +637,8 @@ static void test_bad_uploads(void) {
   ASSERT_EQ(req("POST", "/api/recognize", "image/png", png, pn, &j), 200);
   ASSERT_EQ(json_array_size(json_object_get(j, "faces")), 0);
   json_decref(j);
-  ASSERT_EQ(req("POST", "/api/faces/detect?liveness=1", "image/png", png, pn, &j), 501);
+  ASSERT_EQ(req("POST", "/api/faces/detect?liveness=1", "image/png", png, pn, &j), 200);
+  ASSERT_EQ(json_array_size(json_object_get(j, "faces")), 0);
   json_decref(j);
   free(png);
   ASSERT_EQ(req("POST", "/api/identities", "text/plain", "{\"name\":\"x\"}", 12, &j), 415);
@@ -834,6 +874,115 @@ static void test_distinct_faces(void) {
   }
 }
 
+/* ?liveness=1: the anti-spoofing pair runs through the guard on every face
+ * that passes the gate, and only then. */
+static void test_liveness(void) {
+  size_t n = 0;
+  char *s = sample(2, &n);
+  if (!s) SKIP("sample photos missing");
+  json_t *j = NULL;
+  ASSERT_EQ(req("POST", "/api/faces/detect?liveness=1", "image/jpeg", s, n, &j), 200);
+  json_t *faces = json_object_get(j, "faces");
+  int with = 0;
+  for (size_t i = 0; i < json_array_size(faces); i++) {
+    json_t *f = json_array_get(faces, i);
+    json_t *lv = json_object_get(f, "liveness");
+    int passed = json_is_true(json_object_get(json_object_get(f, "quality"), "passed"));
+    ASSERT_EQ(lv != NULL, passed);
+    if (!lv) continue;
+    with++;
+    for (int k = 0; k < 2; k++) {
+      double v = json_real_value(json_object_get(lv, k ? "liveness" : "antispoof"));
+      ASSERT_GE_F(v, 0.0);
+      ASSERT_LE_F(v, 1.0);
+    }
+  }
+  ASSERT_GE(with, 1);
+  ASSERT_GE(json_integer_value(json_object_get(json_object_get(j, "timings"), "model_runs")),
+            2 + 2 * with);
+  json_decref(j);
+  /* Without the option nothing of it runs. */
+  ASSERT_EQ(req("POST", "/api/faces/detect", "image/jpeg", s, n, &j), 200);
+  ASSERT_TRUE(json_object_get(json_array_get(json_object_get(j, "faces"), 0), "liveness") == NULL);
+  json_decref(j);
+  free(s);
+}
+
+/* Counts the anonymous identities of a recognize response; writes their
+ * ids (up to cap) into ids. Fails on a face reported as known. */
+static int anon_faces(json_t *j, int64_t *ids, int cap) {
+  int n = 0;
+  json_t *faces = json_object_get(j, "faces");
+  for (size_t i = 0; i < json_array_size(faces); i++) {
+    json_t *f = json_array_get(faces, i);
+    json_t *id = json_object_get(f, "identity");
+    if (!json_is_object(id)) continue;
+    if (!json_is_true(json_object_get(id, "anonymous"))) continue;
+    if (json_is_true(json_object_get(f, "known"))) return -1;
+    if (strncmp(json_string_value(json_object_get(id, "name")), "unknown-", 8)) return -1;
+    if (n < cap) ids[n] = jint(id, "id");
+    n++;
+  }
+  return n;
+}
+
+/* --cluster-unknowns: strangers become persistent anonymous identities
+ * (the same ones when seen again), never "known"; naming one makes it a
+ * person. Off by default: the earlier cases created none. */
+static void test_cluster_unknowns(void) {
+  size_t n = 0;
+  char *s = sample(2, &n);
+  if (!s) SKIP("sample photos missing");
+  json_t *j = NULL;
+  ASSERT_EQ(req("GET", "/api/identities?limit=1000", NULL, NULL, 0, &j), 200);
+  json_t *list = json_object_get(j, "identities");
+  for (size_t i = 0; i < json_array_size(list); i++)
+    ASSERT_TRUE(strncmp(json_string_value(json_object_get(json_array_get(list, i), "name")),
+                        "unknown-", 8) != 0);
+  json_decref(j);
+  stop_server();
+  const char *extra[] = {"--insecure-local", "--cluster-unknowns", NULL};
+  ASSERT_EQ(start_server(extra), 0);
+  int64_t first[8], again[8];
+  ASSERT_EQ(req("POST", "/api/recognize?stream=lobby", "image/jpeg", s, n, &j), 200);
+  int na = anon_faces(j, first, 8);
+  json_decref(j);
+  ASSERT_GE(na, 2);
+  ASSERT_EQ(req("GET", "/api/identities", NULL, NULL, 0, &j), 200);
+  ASSERT_EQ(jint(j, "total"), na);
+  json_decref(j);
+  /* Seen again: the same anonymous identities, no new ones. */
+  ASSERT_EQ(req("POST", "/api/recognize?stream=lobby", "image/jpeg", s, n, &j), 200);
+  ASSERT_EQ(anon_faces(j, again, 8), na);
+  json_decref(j);
+  for (int i = 0; i < na && i < 8; i++)
+    ASSERT_EQ(again[i], first[i]);
+  ASSERT_EQ(req("GET", "/api/identities", NULL, NULL, 0, &j), 200);
+  ASSERT_EQ(jint(j, "total"), na);
+  json_decref(j);
+  /* Named, the stranger is a person from then on. */
+  char path[128];
+  snprintf(path, sizeof path, "/api/identities/%lld", (long long)first[0]);
+  ASSERT_EQ(req_json("PATCH", path, "{\"name\":\"carol\"}", &j), 200);
+  json_decref(j);
+  ASSERT_EQ(req("POST", "/api/recognize", "image/jpeg", s, n, &j), 200);
+  ASSERT_EQ(anon_faces(j, again, 8), na - 1);
+  int carol = 0;
+  json_t *faces = json_object_get(j, "faces");
+  for (size_t i = 0; i < json_array_size(faces); i++) {
+    json_t *f = json_array_get(faces, i);
+    json_t *id = json_object_get(f, "identity");
+    if (json_is_object(id) && jint(id, "id") == first[0]) {
+      ASSERT_STREQ(json_string_value(json_object_get(id, "name")), "carol");
+      ASSERT_TRUE(json_is_true(json_object_get(f, "known")));
+      carol++;
+    }
+  }
+  ASSERT_EQ(carol, 1);
+  json_decref(j);
+  free(s);
+}
+
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -859,10 +1008,13 @@ int main(int argc, char **argv) {
       {"stream_rate", test_stream_rate},
       {"kill_mid_enrollment", test_kill_mid_enrollment},
       {"distinct_faces", test_distinct_faces},
+      {"liveness", test_liveness},
+      {"cluster_unknowns", test_cluster_unknowns},
       {0},
   };
   int rc = gg_test_main(argc, argv, cases);
   stop_server();
+  free(g_raw);
   curl_global_cleanup();
   return rc;
 }

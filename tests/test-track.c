@@ -200,6 +200,22 @@ static void test_streams_independent(void) {
   ASSERT_EQ(ra.identity_id, 5);
   ASSERT_EQ(rb.identity_id, 6);
   ASSERT_EQ(gg_tracker_stream_count(t), 2);
+  /* Listed most recent first, with their live tracks only. */
+  gg_track_face two[2] = {face_at(0, 0, 5, 0.8f), face_at(500, 0, 0, 0)};
+  gg_track_out r2[2];
+  ASSERT_OK(gg_tracker_update(t, "s1", 3000, two, 2, r2));
+  gg_track_stream_info info[4];
+  ASSERT_EQ(gg_tracker_streams(t, 3000, info, 4), 2);
+  ASSERT_STREQ(info[0].name, "s1");
+  ASSERT_EQ(info[0].last_ms, 3000);
+  ASSERT_EQ(info[0].live_tracks, 2);
+  ASSERT_EQ(info[0].frames, 2); /* the old track expired: two new ones of one frame */
+  ASSERT_STREQ(info[1].name, "s2");
+  ASSERT_EQ(info[1].live_tracks, 0); /* last seen 2960 ms before */
+  ASSERT_EQ(gg_tracker_streams(t, 3000, info, 1), 1);
+  ASSERT_STREQ(info[0].name, "s1");
+  ASSERT_EQ(gg_tracker_streams(NULL, 0, info, 4), 0);
+  ASSERT_EQ(gg_tracker_streams(t, 0, info, 0), 0);
   gg_tracker_free(t);
 }
 

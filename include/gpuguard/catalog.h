@@ -19,6 +19,8 @@ typedef enum gg_model_kind {
   GG_MODEL_OBJECT_DETECTOR, /* boxes and classes of objects, people among them (nanodet) */
   GG_MODEL_FACE_EMBEDDER,   /* an embedding of an aligned face crop (mobilefacenet) */
   GG_MODEL_FACE_DESCRIBER,  /* an embedding plus age and gender of a face crop (faceres) */
+  GG_MODEL_FACE_ANTISPOOF,  /* one score of a face crop, higher = a real face (antispoof) */
+  GG_MODEL_FACE_LIVENESS,   /* one score of a face crop, higher = a live face (liveness) */
   GG_MODEL_KIND_COUNT
 } gg_model_kind;
 
@@ -34,8 +36,9 @@ typedef struct gg_model_entry {
   const char *range;      /* the input's value range, e.g. "[-1, 1]" */
 } gg_model_entry;
 
-/* The bundled models as a comma list, in catalog order: the default of
- * `serve --models` and `bench --models`. */
+/* The models every face request needs, as a comma list in catalog order
+ * (the catalog's first entries): the default of `serve --models` and
+ * `bench --models`. The entries after them are loaded on first use. */
 #define GG_CATALOG_MODELS "blazeface,mobilefacenet,nanodet,faceres"
 
 /* Number of entries, and entry i (NULL past the end). */

@@ -191,6 +191,10 @@ int gg_gallery_embedding_list(gg_gallery *g, int64_t identity_id, const gg_galle
                               int64_t *total, char *err, size_t errlen);
 /* Deletes one embedding. 0, GG_ENOTFOUND, GG_EIO. */
 int gg_gallery_embedding_delete(gg_gallery *g, int64_t emb_id, char *err, size_t errlen);
+/* The identity embedding emb_id belongs to, from the index (no SQL).
+ * 0 or GG_ENOTFOUND. */
+int gg_gallery_embedding_owner(gg_gallery *g, int64_t emb_id, int64_t *identity_id, char *err,
+                               size_t errlen);
 /* Copies the stored JPEG crop: *jpeg (malloc'd, caller frees with free())
  * and *len. GG_ENOTFOUND when the embedding does not exist or has no crop. */
 int gg_gallery_embedding_crop(gg_gallery *g, int64_t emb_id, void **jpeg, size_t *len, char *err,

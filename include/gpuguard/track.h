@@ -71,6 +71,18 @@ int gg_tracker_update(gg_tracker *t, const char *stream, int64_t now_ms, const g
 /* Streams currently kept (for tests and metrics). */
 int gg_tracker_stream_count(gg_tracker *t);
 
+/* One kept stream as GET /api/streams shows it. */
+typedef struct gg_track_stream_info {
+  char name[GG_TRACK_STREAM_MAX + 1];
+  int64_t last_ms;  /* now_ms of its last frame (the caller's clock) */
+  int live_tracks;  /* tracks seen within max_age_ms of now_ms */
+  int64_t frames;   /* frames of its live tracks, summed */
+} gg_track_stream_info;
+
+/* Fills out[0..) with at most cap kept streams, the most recently active
+ * first; returns how many (0 for a NULL tracker or cap < 1). */
+int gg_tracker_streams(gg_tracker *t, int64_t now_ms, gg_track_stream_info *out, int cap);
+
 #ifdef __cplusplus
 }
 #endif

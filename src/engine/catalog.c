@@ -59,6 +59,29 @@ static const gg_model_entry k_catalog[] = {
         .resize = BILINEAR,
         .range = "[0, 255]",
     },
+    /* Anti-spoofing, run only when a request asks (?liveness=1). */
+    {
+        .name = "antispoof",
+        .file = PKG "antispoof.json",
+        .kind = GG_MODEL_FACE_ANTISPOOF,
+        .pp = {128, 128, 1.0f / 255.0f, 0.0f, 0,
+               "human src/face/antispoof.ts: face crop in [0,1] resized to 128x128"},
+        .input_shape = {1, 128, 128, 3},
+        .channels = "RGB",
+        .resize = "the face box crop, eyes levelled, bilinear",
+        .range = "[0, 1]",
+    },
+    {
+        .name = "liveness",
+        .file = PKG "liveness.json",
+        .kind = GG_MODEL_FACE_LIVENESS,
+        .pp = {32, 32, 1.0f / 255.0f, 0.0f, 0,
+               "human src/face/liveness.ts: face crop in [0,1] resized to 32x32"},
+        .input_shape = {1, 32, 32, 3},
+        .channels = "RGB",
+        .resize = "the face box crop, eyes levelled, bilinear",
+        .range = "[0, 1]",
+    },
 };
 
 #define N_CATALOG (sizeof k_catalog / sizeof k_catalog[0])
@@ -91,8 +114,9 @@ const gg_model_entry *gg_catalog_find_path(const char *path) {
 }
 
 const char *gg_catalog_kind_name(gg_model_kind kind) {
-  static const char *const names[GG_MODEL_KIND_COUNT] = {"face_detector", "object_detector",
-                                                         "face_embedder", "face_describer"};
+  static const char *const names[GG_MODEL_KIND_COUNT] = {"face_detector",  "object_detector",
+                                                         "face_embedder",  "face_describer",
+                                                         "face_antispoof", "face_liveness"};
   return (unsigned)kind < GG_MODEL_KIND_COUNT ? names[kind] : "unknown";
 }
 

@@ -736,6 +736,23 @@ int gg_gallery_embedding_crop(gg_gallery *g, int64_t emb_id, void **jpeg, size_t
   return rc;
 }
 
+int gg_gallery_embedding_owner(gg_gallery *g, int64_t emb_id, int64_t *identity_id, char *err,
+                               size_t errlen) {
+  if (!identity_id) return gg_errf(err, errlen, GG_EINVAL, "gallery: no output for the owner");
+  *identity_id = 0;
+  pthread_rwlock_rdlock(&g->lock);
+  for (int i = 0; i < g->n_ids && !*identity_id; i++)
+    for (int k = 0; k < g->ids[i].n_pos; k++)
+      if (g->ids[i].pos_ids[k] == emb_id) {
+        *identity_id = g->ids[i].id;
+        break;
+      }
+  pthread_rwlock_unlock(&g->lock);
+  return *identity_id ? 0
+                      : gg_errf(err, errlen, GG_ENOTFOUND, "gallery: no embedding with id %lld",
+                                (long long)emb_id);
+}
+
 int gg_gallery_negative_add(gg_gallery *g, int64_t identity_id, const float *vec, int dim,
                             const char *model, int64_t *neg_id, char *err, size_t errlen) {
   int rc = text_check(model, GG_GALLERY_TAG_MAX, 0, "the model name", err, errlen);

@@ -178,9 +178,11 @@ static int read_opts(const gg_http_req *req, gg_http_resp *resp, cf_opts *o) {
  * the faces (free with gg_pipeline_result_release and free) and
  * order[0..*n) the faces that passed det_prob (and, for embed, were
  * embedded), largest first. -1 with the response written otherwise,
- * including "no face". */
+ * including "no face". keep (may be NULL) receives the decoded image on
+ * success (the caller frees it). */
 static int run_faces(gg_app *app, const gg_http_req *req, gg_http_resp *resp, const char *field,
-                     const cf_opts *o, int embed, gg_pipeline_result **res, int *order, int *n) {
+                     const cf_opts *o, int embed, gg_pipeline_result **res, int *order, int *n,
+                     gg_image *keep) {
   gg_image img = {0};
   if (read_image(app, req, resp, field, &img)) return -1;
   gg_pipeline_request rq;
@@ -196,7 +198,10 @@ static int run_faces(gg_app *app, const gg_http_req *req, gg_http_resp *resp, co
   }
   char err[256] = "";
   int rc = gg_pipeline_run(app->pipeline, &img, &rq, r, err, sizeof err);
-  gg_image_free(&img);
+  if (keep && !rc)
+    *keep = img;
+  else
+    gg_image_free(&img);
   if (rc) {
     cf_error_rc(resp, rc, "the recognition pipeline failed", err);
     gg_pipeline_result_release(r);
@@ -224,6 +229,7 @@ static int run_faces(gg_app *app, const gg_http_req *req, gg_http_resp *resp, co
     cf_error(resp, 400, CF_CODE_NO_FACE, "No face is found in the given image");
     gg_pipeline_result_release(r);
     free(r);
+    if (keep) gg_image_free(keep);
     return -1;
   }
   *res = r;
@@ -496,13 +502,20 @@ static void h_face_add(gg_server *srv, const gg_http_req *req, gg_http_resp *res
   if (!g) return;
   gg_pipeline_result *r = NULL;
   int order[GG_PIPELINE_MAX_FACES], n = 0;
-  if (run_faces(app, req, resp, "file", &o, 1, &r, order, &n)) return;
+  gg_image img = {0};
+  if (run_faces(app, req, resp, "file", &o, 1, &r, order, &n, &img)) return;
   const gg_face_result *f = &r->faces[order[0]];
+  void *crop;
+  size_t crop_len;
+  gg__app_face_crop_jpeg(&img, f, &crop, &crop_len);
+  gg_image_free(&img);
   gg_gallery_embedding_in e = {
       .vec = f->embedding,
       .dim = f->dim,
       .model = "faceres",
       .source = GG_GALLERY_SOURCE_UPLOAD,
+      .crop = crop,
+      .crop_len = crop_len,
       .quality = {.det_score = f->score,
                   .sharpness = f->quality.sharpness,
                   .face_px = f->x1 - f->x0},
@@ -510,6 +523,7 @@ static void h_face_add(gg_server *srv, const gg_http_req *req, gg_http_resp *res
   char err[256] = "";
   int64_t emb = 0;
   int rc = gg_gallery_enroll(g, 0, name, &e, 1, NULL, &emb, err, sizeof err);
+  free(crop);
   if (rc) {
     cf_error_rc(resp, rc, "cannot add the example", err);
   } else {
@@ -624,6 +638,31 @@ static void h_face_delete(gg_server *srv, const gg_http_req *req, gg_http_resp *
   gg_http_json(resp, 200, json_pack("{s:s,s:s}", "image_id", ids, "subject", c.name));
 }
 
+/* GET /api/v1/recognition/faces/:image_id/img: the example's image. We keep
+ * the face crop (160x160 JPEG), not the whole upload. */
+static void h_face_img(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
+  const char *ids = gg_http_param(req, "image_id");
+  char *end = NULL;
+  long long id = strtoll(ids ? ids : "", &end, 10);
+  if (!ids || !*ids || *end || id <= 0) {
+    cf_error(resp, 404, 404, "Example '%.40s' not found", ids ? ids : "");
+    return;
+  }
+  gg_gallery *g = gallery(user, resp);
+  if (!g) return;
+  void *jpeg = NULL;
+  size_t len = 0;
+  char err[256] = "";
+  if (gg_gallery_embedding_crop(g, id, &jpeg, &len, err, sizeof err)) {
+    cf_error(resp, 404, 404, "Example '%lld' not found or stored without an image", id);
+    return;
+  }
+  resp->status = 200;
+  resp->content_type = "image/jpeg";
+  resp->body = jpeg;
+  resp->body_len = len;
+}
+
 typedef struct del_ctx {
   int64_t ids[CF_PAGE];
   int n;
@@ -686,7 +725,7 @@ static void h_recognize(gg_server *srv, const gg_http_req *req, gg_http_resp *re
   if (!g) return;
   gg_pipeline_result *r = NULL;
   int order[GG_PIPELINE_MAX_FACES], n = 0;
-  if (run_faces(app, req, resp, "file", &o, 1, &r, order, &n)) return;
+  if (run_faces(app, req, resp, "file", &o, 1, &r, order, &n, NULL)) return;
   json_t *result = json_array();
   for (int i = 0; i < n; i++) {
     const gg_face_result *f = &r->faces[order[i]];
@@ -719,7 +758,7 @@ static void h_detect(gg_server *srv, const gg_http_req *req, gg_http_resp *resp,
   if (read_opts(req, resp, &o)) return;
   gg_pipeline_result *r = NULL;
   int order[GG_PIPELINE_MAX_FACES], n = 0;
-  if (run_faces(app, req, resp, "file", &o, 0, &r, order, &n)) return;
+  if (run_faces(app, req, resp, "file", &o, 0, &r, order, &n, NULL)) return;
   json_t *result = json_array();
   for (int i = 0; i < n; i++)
     json_array_append_new(result, face_json(&r->faces[order[i]], &o));
@@ -745,8 +784,8 @@ static void h_verify(gg_server *srv, const gg_http_req *req, gg_http_resp *resp,
   if (read_opts(req, resp, &o)) return;
   gg_pipeline_result *rs = NULL, *rt = NULL;
   int os[GG_PIPELINE_MAX_FACES], ot[GG_PIPELINE_MAX_FACES], ns = 0, nt = 0;
-  if (run_faces(app, req, resp, "source_image", &o, 1, &rs, os, &ns)) return;
-  if (run_faces(app, req, resp, "target_image", &o, 1, &rt, ot, &nt)) {
+  if (run_faces(app, req, resp, "source_image", &o, 1, &rs, os, &ns, NULL)) return;
+  if (run_faces(app, req, resp, "target_image", &o, 1, &rt, ot, &nt, NULL)) {
     gg_pipeline_result_release(rs);
     free(rs);
     return;
@@ -780,6 +819,8 @@ void gg__app_register_compreface(gg_app *app) {
   gg__server_add_route_access(s, "POST", "/api/v1/recognition/faces", need, h_face_add, app);
   gg__server_add_route_access(s, "GET", "/api/v1/recognition/faces", need, h_face_list, app);
   gg__server_add_route_access(s, "DELETE", "/api/v1/recognition/faces", need, h_face_delete_all,
+                              app);
+  gg__server_add_route_access(s, "GET", "/api/v1/recognition/faces/:image_id/img", need, h_face_img,
                               app);
   gg__server_add_route_access(s, "DELETE", "/api/v1/recognition/faces/:image_id", need,
                               h_face_delete, app);

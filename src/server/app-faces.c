@@ -156,16 +156,10 @@ static int strict_postcheck(gg_app *app, const gg_http_req *req, const char *dev
   return -1;
 }
 
-/* Options the catalog cannot serve through the guard yet. */
-static int refuse_unbuilt(const gg_http_req *req, gg_http_resp *resp) {
-  if (query_flag(req, "liveness") || query_flag(req, "antispoof")) {
-    gg_http_error_named(resp, 501, "not_implemented",
-                        "liveness / anti-spoofing needs the antispoof and liveness models, which "
-                        "the model catalog does not provide through the guard yet; drop the "
-                        "option");
-    return -1;
-  }
-  return 0;
+/* ?liveness=1 (or ?antispoof=1): the anti-spoofing pair runs on every
+ * face that passes the gate (docs/API.md, "Anti-spoofing"). */
+static int want_liveness(const gg_http_req *req) {
+  return query_flag(req, "liveness") || query_flag(req, "antispoof");
 }
 
 static json_t *timings_json(const gg_pipeline_result *r) {
@@ -243,6 +237,10 @@ static json_t *face_json(const gg_face_result *f, int index, int with_embedding)
       json_array_append_new(e, json_real(f->embedding[i]));
     json_object_set_new(o, "embedding", e);
   }
+  if (f->has_liveness)
+    json_object_set_new(
+        o, "liveness",
+        json_pack("{s:f,s:f}", "antispoof", (double)f->antispoof, "liveness", (double)f->liveness));
   return o;
 }
 
@@ -296,7 +294,7 @@ static void h_detect(gg_server *srv, const gg_http_req *req, gg_http_resp *resp,
  * and the loose gate's verdict (?quality=strict for the enrollment gate);
  * embed adds the embeddings of the faces that pass. */
 static void faces_common(gg_app *app, const gg_http_req *req, gg_http_resp *resp, int embed) {
-  if (refuse_unbuilt(req, resp) || strict_precheck(app, req, resp)) return;
+  if (strict_precheck(app, req, resp)) return;
   gg_image img = {0};
   if (read_image(app, req, resp, &img)) return;
   gg_pipeline_request rq;
@@ -307,6 +305,7 @@ static void faces_common(gg_app *app, const gg_http_req *req, gg_http_resp *resp
                            &rq.quality);
   rq.embed = embed;
   rq.attributes = query_flag(req, "attributes");
+  rq.liveness = want_liveness(req);
   gg_pipeline_result r;
   if (run_pipeline(app, req, resp, &img, &rq, &r)) {
     gg_image_free(&img);
@@ -385,6 +384,108 @@ static void page_fields(json_t *j, int64_t total, int64_t next, const gg_gallery
 
 /* ---- recognition and verification ---------------------------------------- */
 
+/* The face as a person would want to see it: the detector box enlarged
+ * 1.5 times, eyes level, 160x160, JPEG quality 85 (about 6-10 KB). On
+ * failure *jpeg stays NULL: an example without a crop is still an example. */
+#define CROP_SIDE 160
+void gg__app_face_crop_jpeg(const gg_image *img, const gg_face_result *f, void **jpeg,
+                            size_t *len) {
+  *jpeg = NULL;
+  *len = 0;
+  gg__face_box b = {f->x0, f->y0, f->x1, f->y1, f->score, {{0}}};
+  memcpy(b.kp, f->kp, sizeof b.kp);
+  gg_image crop;
+  if (gg__face_align_framed(img, &b, CROP_SIDE, CROP_SIDE, 1.5f, &crop)) return;
+  int rc = gg__image_jpeg_encode(&crop, 85, jpeg, len);
+  gg_image_free(&crop);
+  if (rc) GG_WARN("HTTP", "face crop not stored: %s", gg_strerror(rc));
+}
+
+/* ?source=camera marks an example enrolled from a stream's frame. */
+static gg_gallery_source source_of(const gg_http_req *req) {
+  const char *s = gg_http_query(req, "source");
+  return s && !strcmp(s, "camera") ? GG_GALLERY_SOURCE_CAMERA : GG_GALLERY_SOURCE_UPLOAD;
+}
+
+/* ---- anonymous identities (--cluster-unknowns) ---------------------------- */
+
+/* Anonymous identities are named "unknown-N"; naming one (PATCH) makes it
+ * a person, renaming it onto a known name merges it into that person. */
+#define ANON_PREFIX "unknown-"
+/* Views kept per anonymous identity: enough angles to follow a face, few
+ * enough that a wrong merge stays small. */
+#define ANON_MAX_EXAMPLES 5
+
+static int is_anonymous(const char *name) {
+  return !strncmp(name, ANON_PREFIX, strlen(ANON_PREFIX));
+}
+
+/* Only faces that would pass enrollment are clustered. */
+static int passes_strict(const gg_face_result *f) {
+  gg_face_quality_opts o;
+  gg_face_quality_defaults(GG_FACE_QUALITY_STRICT, &o);
+  gg_face_quality q = f->quality;
+  gg_face_quality_judge(&o, &q);
+  return q.rejected == 0;
+}
+
+static int64_t add_anon_view(gg_gallery *g, int64_t id, const char *name, const gg_image *img,
+                             const gg_face_result *f, char *err, size_t errlen) {
+  void *crop;
+  size_t crop_len;
+  gg__app_face_crop_jpeg(img, f, &crop, &crop_len);
+  gg_gallery_embedding_in in = {.vec = f->embedding,
+                                .dim = f->dim,
+                                .model = GG_FACE_EMBED_MODEL,
+                                .source = GG_GALLERY_SOURCE_CAMERA,
+                                .crop = crop,
+                                .crop_len = crop_len,
+                                .quality = {.det_score = f->score,
+                                            .sharpness = f->quality.sharpness,
+                                            .face_px = f->x1 - f->x0}};
+  int64_t out = 0;
+  int rc = gg_gallery_enroll(g, id, name, &in, 1, &out, NULL, err, errlen);
+  free(crop);
+  return rc ? 0 : out;
+}
+
+/* An unknown face under --cluster-unknowns: when it matched an anonymous
+ * identity (m->best, at the threshold) another view of it is kept while it
+ * has fewer than ANON_MAX_EXAMPLES; otherwise a face that passes the
+ * strict gate starts a new anonymous identity. Returns the anonymous
+ * identity's id and name, or 0 when the face stays plain unknown. */
+static int64_t cluster_face(gg_app *app, gg_gallery *g, const gg_image *img,
+                            const gg_face_result *f, const gg_gallery_match *m, char *name,
+                            size_t cap) {
+  static _Atomic int64_t next_n = 1;
+  char err[256] = "";
+  if (m->known) {
+    gg_gallery_identity ident;
+    if (app->cluster_unknowns &&
+        gg_gallery_identity_get(g, m->best.id, &ident, err, sizeof err) == 0 &&
+        ident.n_embeddings < ANON_MAX_EXAMPLES && passes_strict(f))
+      add_anon_view(g, m->best.id, NULL, img, f, err, sizeof err);
+    snprintf(name, cap, "%s", m->best.name);
+    return m->best.id;
+  }
+  if (!passes_strict(f)) return 0;
+  /* The first free "unknown-N" (a name taken, by a person or a racing
+   * request, moves N on). */
+  for (int tries = 0; tries < 100000; tries++) {
+    int64_t n = atomic_fetch_add(&next_n, 1);
+    snprintf(name, cap, ANON_PREFIX "%lld", (long long)n);
+    gg_gallery_identity exists;
+    if (gg_gallery_identity_find(g, name, &exists, err, sizeof err) == 0) continue;
+    int64_t id = add_anon_view(g, 0, name, img, f, err, sizeof err);
+    if (!id)
+      GG_WARN("HTTP", "unknown face not clustered: %s", err);
+    else
+      GG_INFO("HTTP", "new anonymous identity %s (id %lld)", name, (long long)id);
+    return id;
+  }
+  return 0;
+}
+
 /* Feeds the frame's n faces to the stream's tracker and gives each face of
  * the array a its "track": the track id, the identity voted over its recent
  * frames (id and name, or "unknown"), the votes for it and the frames the
@@ -407,14 +508,16 @@ static void add_tracks(gg_app *app, gg_gallery *g, const char *stream, const gg_
       /* Deleted since it was voted for: unknown. */
       if (gg_gallery_identity_get(g, to[i].identity_id, &id, err, sizeof err) == 0) {
         json_decref(ident);
-        ident = json_pack("{s:I,s:s}", "id", (json_int_t)id.id, "name", id.name);
+        ident = is_anonymous(id.name)
+                    ? json_pack("{s:I,s:s,s:b}", "id", (json_int_t)id.id, "name", id.name,
+                                "anonymous", 1)
+                    : json_pack("{s:I,s:s}", "id", (json_int_t)id.id, "name", id.name);
       }
     }
     json_object_set_new(json_array_get(a, (size_t)i), "track",
                         json_pack("{s:I,s:o,s:i,s:i,s:i,s:f}", "id", (json_int_t)to[i].track_id,
-                                  "identity", ident, "votes", to[i].votes, "window",
-                                  to[i].window, "frames", to[i].frames, "share",
-                                  (double)to[i].share));
+                                  "identity", ident, "votes", to[i].votes, "window", to[i].window,
+                                  "frames", to[i].frames, "share", (double)to[i].share));
   }
 }
 
@@ -424,13 +527,35 @@ static int64_t wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* GET /api/streams: the streams the tracker keeps, most recent first. */
+static void h_streams(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
+  (void)srv;
+  (void)req;
+  gg_app *app = user;
+  enum { CAP = 256 };
+  gg_track_stream_info *info = calloc(CAP, sizeof *info);
+  if (!info) {
+    gg_http_error(resp, 500, "out of memory");
+    return;
+  }
+  int64_t now_ms = (int64_t)(gg_now_ns() / 1000000u);
+  int n = gg_tracker_streams(app->tracker, now_ms, info, CAP);
+  json_t *a = json_array();
+  for (int i = 0; i < n; i++)
+    json_array_append_new(a, json_pack("{s:s,s:I,s:i,s:I}", "stream", info[i].name, "idle_ms",
+                                       (json_int_t)(now_ms - info[i].last_ms), "live_tracks",
+                                       info[i].live_tracks, "frames", (json_int_t)info[i].frames));
+  free(info);
+  gg_http_json(resp, 200, json_pack("{s:o,s:i}", "streams", a, "total", n));
+}
+
 /* POST /api/recognize[?stream=ID]: the whole pipeline and a gallery match
  * per embedded face; each face is logged as an event. With a stream each
  * face also gets its "track" (add_tracks). */
 static void h_recognize(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
   (void)srv;
   gg_app *app = user;
-  if (refuse_unbuilt(req, resp) || strict_precheck(app, req, resp)) return;
+  if (strict_precheck(app, req, resp)) return;
   const char *stream = gg_http_query(req, "stream");
   if (stream && strlen(stream) > GG_GALLERY_TAG_MAX) {
     gg_http_error_named(resp, 400, "bad_parameter", "stream id is longer than %d bytes",
@@ -445,6 +570,7 @@ static void h_recognize(gg_server *srv, const gg_http_req *req, gg_http_resp *re
   gg_pipeline_request_default(&rq);
   rq.stream = stream && *stream ? stream : NULL;
   rq.attributes = query_flag(req, "attributes");
+  rq.liveness = want_liveness(req);
   gg_pipeline_result r;
   if (run_pipeline(app, req, resp, &img, &rq, &r)) {
     gg_image_free(&img);
@@ -475,13 +601,23 @@ static void h_recognize(gg_server *srv, const gg_http_req *req, gg_http_resp *re
       if (rc) {
         json_object_set_new(fj, "match_error", json_string(err));
       } else {
-        tf[i].identity_id = m.known ? m.best.id : 0;
+        /* Anonymous identities are reported as who they are, but never as
+         * known people. */
+        char anon_name[GG_GALLERY_NAME_MAX + 1] = "";
+        int64_t anon = 0;
+        if (m.known ? is_anonymous(m.best.name) : app->cluster_unknowns)
+          anon = cluster_face(app, g, &img, f, &m, anon_name, sizeof anon_name);
+        int known = m.known && !anon;
+        int64_t who = known ? m.best.id : anon;
+        tf[i].identity_id = who;
         tf[i].score = m.known ? m.best.score : 0;
-        json_object_set_new(
-            fj, "identity",
-            m.known ? json_pack("{s:I,s:s}", "id", (json_int_t)m.best.id, "name", m.best.name)
-                    : json_string("unknown"));
-        json_object_set_new(fj, "known", json_boolean(m.known));
+        json_t *ident =
+            known  ? json_pack("{s:I,s:s}", "id", (json_int_t)m.best.id, "name", m.best.name)
+            : anon ? json_pack("{s:I,s:s,s:b}", "id", (json_int_t)anon, "name", anon_name,
+                               "anonymous", 1)
+                   : json_string("unknown");
+        json_object_set_new(fj, "identity", ident);
+        json_object_set_new(fj, "known", json_boolean(known));
         json_object_set_new(fj, "score", json_real(m.best.id ? m.best.score : 0));
         json_object_set_new(fj, "best", candidate_json(&m.best));
         json_object_set_new(fj, "runner_up", candidate_json(&m.runner_up));
@@ -492,7 +628,7 @@ static void h_recognize(gg_server *srv, const gg_http_req *req, gg_http_resp *re
           gg_gallery_event ev;
           memset(&ev, 0, sizeof ev);
           snprintf(ev.stream, sizeof ev.stream, "%s", stream ? stream : "");
-          ev.identity_id = m.known ? m.best.id : 0;
+          ev.identity_id = who;
           ev.score = m.best.id ? m.best.score : 0;
           snprintf(ev.device, sizeof ev.device, "%.63s", r.device);
           ev.box[0] = f->x0;
@@ -507,11 +643,15 @@ static void h_recognize(gg_server *srv, const gg_http_req *req, gg_http_resp *re
         pub[n_pub].ev = (gg_app_event){.event_id = eid,
                                        .time_ms = wall_ms(),
                                        .stream = stream ? stream : "",
-                                       .identity_id = m.known ? m.best.id : 0,
+                                       .identity_id = who,
+                                       .anonymous = anon != 0,
                                        .score = m.best.id ? m.best.score : 0,
                                        .device = r.device,
                                        .box = {f->x0, f->y0, f->x1 - f->x0, f->y1 - f->y0}};
-        snprintf(pub[n_pub].name, sizeof pub[n_pub].name, "%s", m.known ? m.best.name : "unknown");
+        snprintf(pub[n_pub].name, sizeof pub[n_pub].name, "%s",
+                 known  ? m.best.name
+                 : anon ? anon_name
+                        : "unknown");
         pub[n_pub++].face = i;
       }
     } else {
@@ -851,8 +991,8 @@ static void store_face(gg_app *app, const gg_http_req *req, gg_http_resp *resp, 
   gg_image img = {0};
   gg_pipeline_result r;
   int fi = -1;
-  if (pick_face(app, req, resp, negative ? GG_FACE_QUALITY_LOOSE : GG_FACE_QUALITY_STRICT, &img,
-                &r, &fi)) {
+  if (pick_face(app, req, resp, negative ? GG_FACE_QUALITY_LOOSE : GG_FACE_QUALITY_STRICT, &img, &r,
+                &fi)) {
     gg_image_free(&img);
     return;
   }
@@ -862,14 +1002,20 @@ static void store_face(gg_app *app, const gg_http_req *req, gg_http_resp *resp, 
     rc = gg_gallery_negative_add(g, id, f->embedding, f->dim, GG_FACE_EMBED_MODEL, &sid, err,
                                  sizeof err);
   } else {
+    void *crop;
+    size_t crop_len;
+    gg__app_face_crop_jpeg(&img, f, &crop, &crop_len);
     gg_gallery_embedding_in in = {.vec = f->embedding,
                                   .dim = f->dim,
                                   .model = GG_FACE_EMBED_MODEL,
-                                  .source = GG_GALLERY_SOURCE_UPLOAD,
+                                  .source = source_of(req),
+                                  .crop = crop,
+                                  .crop_len = crop_len,
                                   .quality = {.det_score = f->score,
                                               .sharpness = f->quality.sharpness,
                                               .face_px = f->x1 - f->x0}};
     rc = gg_gallery_enroll(g, id, NULL, &in, 1, NULL, &sid, err, sizeof err);
+    free(crop);
   }
   if (rc) {
     gg_http_error_rc(resp, rc, "cannot store the %s: %s", negative ? "negative" : "example", err);
@@ -884,7 +1030,36 @@ static void store_face(gg_app *app, const gg_http_req *req, gg_http_resp *resp, 
   gg_image_free(&img);
 }
 
-/* POST /api/identities/:id/examples (image body[, ?face=N]). */
+/* GET /api/identities/:id/examples/:eid/crop: the stored face crop (JPEG). */
+static void h_example_crop(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
+  (void)srv;
+  int64_t id, eid;
+  gg_gallery *g;
+  if (path_id(req, resp, "id", &id) || path_id(req, resp, "eid", &eid) ||
+      open_gallery(user, resp, &g))
+    return;
+  char err[256] = "";
+  int64_t owner = 0;
+  int rc = gg_gallery_embedding_owner(g, eid, &owner, err, sizeof err);
+  if (!rc && owner != id) {
+    rc = GG_ENOTFOUND;
+    snprintf(err, sizeof err, "example %lld does not belong to identity %lld", (long long)eid,
+             (long long)id);
+  }
+  void *jpeg = NULL;
+  size_t len = 0;
+  if (!rc) rc = gg_gallery_embedding_crop(g, eid, &jpeg, &len, err, sizeof err);
+  if (rc) {
+    gg_http_error_rc(resp, rc, "%s", err);
+    return;
+  }
+  resp->status = 200;
+  resp->content_type = "image/jpeg";
+  resp->body = jpeg;
+  resp->body_len = len;
+}
+
+/* POST /api/identities/:id/examples (image body[, ?face=N][, ?source=camera]). */
 static void h_examples_add(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
   (void)srv;
   store_face(user, req, resp, 0);
@@ -922,6 +1097,7 @@ static void list_vectors(gg_app *app, const gg_http_req *req, gg_http_resp *resp
       json_object_set_new(o, "det_score", json_real(es[i].quality.det_score));
       json_object_set_new(o, "sharpness", json_real(es[i].quality.sharpness));
       json_object_set_new(o, "face_px", json_real(es[i].quality.face_px));
+      json_object_set_new(o, "has_crop", json_boolean(es[i].crop_len > 0));
     }
     json_array_append_new(a, o);
   }
@@ -1083,10 +1259,12 @@ void gg__app_register_faces(gg_app *app) {
                               h_examples_add, app);
   gg__server_add_route_access(s, "DELETE", "/api/identities/:id/examples/:eid", GG_ACCESS_MUTATING,
                               h_examples_delete, app);
+  gg_server_add_route(s, "GET", "/api/identities/:id/examples/:eid/crop", h_example_crop, app);
   gg_server_add_route(s, "GET", "/api/identities/:id/negatives", h_negatives_list, app);
   gg__server_add_route_access(s, "POST", "/api/identities/:id/negatives", GG_ACCESS_MUTATING,
                               h_negatives_add, app);
   gg__server_add_route_access(s, "DELETE", "/api/identities/:id/negatives/:eid", GG_ACCESS_MUTATING,
                               h_negatives_delete, app);
   gg_server_add_route(s, "GET", "/api/events", h_events, app);
+  gg_server_add_route(s, "GET", "/api/streams", h_streams, app);
 }

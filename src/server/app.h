@@ -74,6 +74,8 @@ typedef struct gg_app_event {
   const char *device;  /* the device that served it */
   float box[4];        /* face box x, y, w, h in frame pixels */
   int64_t track_id;    /* the stream track it belongs to; 0 = none */
+  int anonymous;       /* 1: identity_id is an anonymous identity ("unknown-7",
+                        * --cluster-unknowns): not a known person */
 } gg_app_event;
 
 /* Starts the event publishers cfg asks for (MQTT when cfg->mqtt_url is
@@ -89,6 +91,12 @@ void gg__app_event(gg_app *app, const gg_app_event *ev);
  * calls return the same handle. Returns 0, or the error of
  * gg_gallery_data_dir / gg_gallery_open with its reason in err. */
 int gg__app_gallery(gg_app *app, gg_gallery **out, char *err, size_t errlen);
+
+/* The face as the gallery stores it (app-faces.c): the detector box
+ * enlarged 1.5 times, eyes level, 160x160, JPEG; *jpeg malloc'd, NULL when
+ * it could not be made (an example without a crop is still an example). */
+void gg__app_face_crop_jpeg(const gg_image *img, const gg_face_result *f, void **jpeg,
+                            size_t *len);
 
 /* Index of the device that would serve a request now: the first in the
  * chain whose breaker is not open (its status in *st); -1 when none. */

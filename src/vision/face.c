@@ -642,25 +642,39 @@ int gg__image_blur(const gg_image *img, float sigma, gg_image *out) {
   return 0;
 }
 
-int gg__image_jpeg_roundtrip(const gg_image *img, int quality, gg_image *out) {
-  memset(out, 0, sizeof *out);
-  if (!img || !img->rgb || quality < 1 || quality > 100) return GG_EINVAL;
+int gg__image_jpeg_encode(const gg_image *img, int quality, void **jpeg, size_t *len) {
+  *jpeg = NULL;
+  *len = 0;
+  if (!img || !img->rgb || img->width < 1 || img->height < 1 || quality < 1 || quality > 100)
+    return GG_EINVAL;
 #ifdef GG_HAVE_TURBOJPEG
   tjhandle h = tjInitCompress();
   if (!h) return GG_ENOMEM;
   unsigned char *buf = NULL;
-  unsigned long len = 0;
-  int bad = tjCompress2(h, img->rgb, img->width, 0, img->height, TJPF_RGB, &buf, &len, TJSAMP_420,
+  unsigned long n = 0;
+  int bad = tjCompress2(h, img->rgb, img->width, 0, img->height, TJPF_RGB, &buf, &n, TJSAMP_420,
                         quality, 0);
   tjDestroy(h);
-  if (bad) {
-    tjFree(buf);
-    return GG_EINVAL;
-  }
-  int rc = gg_image_decode(buf, len, 0, out, NULL, 0);
+  void *copy = bad ? NULL : malloc(n);
+  if (copy) memcpy(copy, buf, n);
   tjFree(buf);
-  return rc;
+  if (bad) return GG_EINVAL;
+  if (!copy) return GG_ENOMEM;
+  *jpeg = copy;
+  *len = n;
+  return 0;
 #else
   return GG_ENOTIMPL;
 #endif
+}
+
+int gg__image_jpeg_roundtrip(const gg_image *img, int quality, gg_image *out) {
+  memset(out, 0, sizeof *out);
+  void *buf;
+  size_t len;
+  int rc = gg__image_jpeg_encode(img, quality, &buf, &len);
+  if (rc) return rc;
+  rc = gg_image_decode(buf, len, 0, out, NULL, 0);
+  free(buf);
+  return rc;
 }

@@ -199,6 +199,10 @@ int gg__image_resize(const gg_image *img, int w, int h, gg_image *out);
 int gg__image_brightness(const gg_image *img, float gain, gg_image *out);
 /* Gaussian blur with standard deviation sigma pixels (separable). */
 int gg__image_blur(const gg_image *img, float sigma, gg_image *out);
+/* Encodes img as a baseline JPEG (4:2:0) at quality 1..100 into *jpeg
+ * (malloc'd, the caller frees) of *len bytes. GG_EINVAL, GG_ENOMEM, or
+ * GG_ENOTIMPL when built without libturbojpeg. */
+int gg__image_jpeg_encode(const gg_image *img, int quality, void **jpeg, size_t *len);
 /* JPEG encode at quality 1..100 and decode again; GG_ENOTIMPL without
  * libturbojpeg. */
 int gg__image_jpeg_roundtrip(const gg_image *img, int quality, gg_image *out);

@@ -311,6 +311,10 @@ static const known k_known[] = {
                  "human src/face/faceres.ts: crop in [0,1] resized to 224x224, then * 255"}},
     {"nanodet", {416, 416, 1.0f / 255.0f, 0.0f, 1,
                  "human src/object/nanodet.ts: resizeBilinear to 416x416, /255, transpose to NCHW"}},
+    {"antispoof", {128, 128, 1.0f / 255.0f, 0.0f, 0,
+                   "human src/face/antispoof.ts: face crop in [0,1] resized to 128x128"}},
+    {"liveness", {32, 32, 1.0f / 255.0f, 0.0f, 0,
+                  "human src/face/liveness.ts: face crop in [0,1] resized to 32x32"}},
 };
 
 int gg_preprocess_for_model(const char *model_path, gg_preprocess *out) {

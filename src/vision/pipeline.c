@@ -22,10 +22,8 @@
 /* ------------------------------------------------------------ model specs */
 
 /* How an image is fed to a model the pipeline runs. Catalog models come
- * from the catalog; the anti-spoofing models of the same package are not in
- * it yet, so their entries live here (human src/face/antispoof.ts and
- * liveness.ts: the face crop in [0,1] resized to the model's input). The
- * catalog should take them. */
+ * from the catalog; the variants below (other embedders and detectors of the
+ * same package, for `embedder=` experiments) live here. */
 typedef struct model_spec {
   int size; /* square input side */
   int nchw; /* 1: [1,3,S,S] */
@@ -36,8 +34,6 @@ static const struct {
   const char *name;
   model_spec spec;
 } k_local_models[] = {
-    {"antispoof", {128, 0, 1.0f / 255.0f, 0.0f}},
-    {"liveness", {32, 0, 1.0f / 255.0f, 0.0f}},
     {"faceres-deep", {224, 0, 1.0f, 0.0f}},
     {"mobileface", {112, 0, 1.0f, 0.0f}},
     {"blazeface-front", {128, 0, 1.0f / 127.5f, -1.0f}},

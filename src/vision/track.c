@@ -262,3 +262,38 @@ int gg_tracker_stream_count(gg_tracker *t) {
   pthread_mutex_unlock(&t->lock);
   return c;
 }
+
+static int by_recent(const void *a, const void *b) {
+  int64_t x = ((const gg_track_stream_info *)a)->last_ms,
+          y = ((const gg_track_stream_info *)b)->last_ms;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int gg_tracker_streams(gg_tracker *t, int64_t now_ms, gg_track_stream_info *out, int cap) {
+  if (!t || !out || cap < 1) return 0;
+  pthread_mutex_lock(&t->lock);
+  int n = 0, kept = 0;
+  for (int s = 0; s < t->opts.max_streams; s++)
+    kept += t->streams[s].name[0] != 0;
+  gg_track_stream_info *all = calloc((size_t)(kept ? kept : 1), sizeof *all);
+  for (int s = 0; all && s < t->opts.max_streams; s++) {
+    const track_stream *st = &t->streams[s];
+    if (!st->name[0]) continue;
+    gg_track_stream_info *o = &all[n++];
+    snprintf(o->name, sizeof o->name, "%s", st->name);
+    o->last_ms = st->last_ms;
+    for (int k = 0; k < t->opts.max_tracks; k++) {
+      const track *tr = &st->tracks[k];
+      if (!tr->id || now_ms - tr->last_ms > t->opts.max_age_ms) continue;
+      o->live_tracks++;
+      o->frames += tr->frames;
+    }
+  }
+  pthread_mutex_unlock(&t->lock);
+  if (!all) return 0;
+  qsort(all, (size_t)n, sizeof *all, by_recent);
+  if (n > cap) n = cap;
+  memcpy(out, all, (size_t)n * sizeof *all);
+  free(all);
+  return n;
+}
