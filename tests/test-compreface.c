@@ -2,6 +2,7 @@
  * the real `gpuguard serve` driven the way CompreFace's documentation and
  * SDKs do (curl -F file=@photo.jpg, the x-api-key header). */
 #include "gpuguard/error.h"
+#include "server-util.h"
 #include "server/multipart.h"
 #include "test.h"
 
@@ -154,27 +155,8 @@ static void test_multipart_garbage(void) {
 
 #define KEY "cf-test-key-0123456789abcdef"
 
-static pid_t g_pid = -1;
-static int g_port;
-static char g_dir[64];
+static gg_ts_server g_srv = GG_TS_NONE;
 static int g_failed_start;
-
-typedef struct buf {
-  char *p;
-  size_t n;
-} buf;
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
-  buf *b = ud;
-  size_t add = size * nmemb;
-  char *q = realloc(b->p, b->n + add + 1);
-  if (!q) return 0;
-  memcpy(q + b->n, ptr, add);
-  b->p = q;
-  b->n += add;
-  b->p[b->n] = 0;
-  return add;
-}
 
 static char g_sample[1024];
 
@@ -186,38 +168,12 @@ static int sample(int i) {
 }
 
 static int server_up(void) {
-  if (g_pid > 0) return 1;
+  if (g_srv.pid > 0) return 1;
   if (g_failed_start) return 0;
-  g_failed_start = 1;
-  snprintf(g_dir, sizeof g_dir, "/tmp/gg-test-cf-XXXXXX");
-  if (!mkdtemp(g_dir)) return 0;
-  char portfile[128];
-  snprintf(portfile, sizeof portfile, "%s/port", g_dir);
-  g_pid = fork();
-  if (g_pid == 0) {
-    execl(GG_BIN, GG_BIN, "serve", "--port", "0", "--port-file", portfile, "--device", "cpu",
-          "--insecure-local", "--data-dir", g_dir, "--api-key", KEY, "--log-level", "warn",
-          (char *)NULL);
-    _exit(127);
-  }
-  for (int i = 0; i < 1200; i++) {
-    FILE *f = fopen(portfile, "r");
-    if (f) {
-      int ok = fscanf(f, "%d", &g_port) == 1;
-      fclose(f);
-      if (ok && g_port > 0) {
-        g_failed_start = 0;
-        return 1;
-      }
-    }
-    int st;
-    if (waitpid(g_pid, &st, WNOHANG) == g_pid) {
-      g_pid = -1;
-      return 0;
-    }
-    usleep(50 * 1000);
-  }
-  return 0;
+  gg_ts_stop(&g_srv, 1); /* the folder of a start that failed */
+  static const char *const args[] = {"--device", "cpu", "--insecure-local", "--api-key", KEY, NULL};
+  g_failed_start = gg_ts_start(&g_srv, "test-cf", 1, args, 60) != 0;
+  return !g_failed_start;
 }
 
 /* Size and first bytes of the last response body. */
@@ -256,12 +212,12 @@ static long call(const char *method, const char *path, const char *key, const ch
     curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
   }
   char url[512];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", g_port, path);
-  buf b = {0};
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", g_srv.port, path);
+  gg_ts_buf b = {0};
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, gg_ts_on_data);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
   curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
   long status = -1;
@@ -345,7 +301,7 @@ static void test_e2e_enroll_recognize(void) {
       404);
 
   char flipped[128];
-  snprintf(flipped, sizeof flipped, "%s/flipped.jpg", g_dir);
+  snprintf(flipped, sizeof flipped, "%s/flipped.jpg", g_srv.dir);
   ASSERT_EQ(write_flipped(s1, flipped), 0);
   ASSERT_EQ(call("POST", "/api/v1/recognition/recognize?limit=0&prediction_count=1", KEY, NULL,
                  "file", flipped, NULL, NULL, &j),
@@ -519,7 +475,7 @@ static void test_e2e_bad_uploads(void) {
   json_t *j = NULL;
   /* A JPEG that is not one, base64 JSON that is not base64, no file part. */
   char junk[128];
-  snprintf(junk, sizeof junk, "%s/junk.jpg", g_dir);
+  snprintf(junk, sizeof junk, "%s/junk.jpg", g_srv.dir);
   FILE *f = fopen(junk, "wb");
   fputs("\xff\xd8\xff not really", f);
   fclose(f);
@@ -588,16 +544,7 @@ int main(int argc, char **argv) {
       {0},
   };
   int rc = gg_test_main(argc, argv, cases);
-  if (g_pid > 0) {
-    kill(g_pid, SIGTERM);
-    int st;
-    waitpid(g_pid, &st, 0);
-  }
-  if (g_dir[0]) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd) != 0) rc = rc ? rc : 1;
-  }
+  gg_ts_stop(&g_srv, 1);
   curl_global_cleanup();
   return rc;
 }

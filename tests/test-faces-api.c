@@ -3,6 +3,7 @@
  * directory and talks to it with libcurl on the sample photos. */
 #include "gpuguard/error.h"
 #include "gpuguard/image.h"
+#include "server-util.h"
 #include "test.h"
 
 #include <curl/curl.h>
@@ -14,27 +15,8 @@
 
 #define API_KEY "faces-test-key-0123456789abcdef"
 
-static pid_t g_pid = -1;
-static int g_port;
-static char g_dir[64];
+static gg_ts_server g_srv = GG_TS_NONE;
 static const char *g_key; /* sent as x-api-key when set */
-
-typedef struct buf {
-  char *p;
-  size_t n;
-} buf;
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
-  buf *b = ud;
-  size_t add = size * nmemb;
-  char *q = realloc(b->p, b->n + add + 1);
-  if (!q) return 0;
-  memcpy(q + b->n, ptr, add);
-  b->p = q;
-  b->n += add;
-  b->p[b->n] = 0;
-  return add;
-}
 
 /* The Retry-After header of the last response ("" when none). */
 static char g_retry_after[32];
@@ -70,11 +52,11 @@ static long req(const char *method, const char *path, const char *content_type, 
   }
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
   char url[512];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", g_port, path);
-  buf b = {0};
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", g_srv.port, path);
+  gg_ts_buf b = {0};
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, gg_ts_on_data);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   g_retry_after[0] = 0;
@@ -100,83 +82,25 @@ static long req_json(const char *method, const char *path, const char *body, jso
   return req(method, path, "application/json", body, strlen(body), out);
 }
 
-/* Starts the server with extra args; waits for its port file. */
+/* Starts the server on the CPU with a fresh gallery, plus extra args. */
 static int start_server(const char *const *extra) {
-  snprintf(g_dir, sizeof g_dir, "/tmp/gg-test-faces-XXXXXX");
-  if (!mkdtemp(g_dir)) return -1;
-  char portfile[128];
-  snprintf(portfile, sizeof portfile, "%s/port", g_dir);
-  g_pid = fork();
-  if (g_pid == 0) {
-    const char *argv[32] = {GG_BIN,     "serve",      "--port",     "0",           "--port-file",
-                            portfile,   "--max-body", "16M",        "--log-level", "warn",
-                            "--device", "cpu",        "--data-dir", g_dir};
-    int n = 14;
-    for (int i = 0; extra && extra[i] && n < 31; i++)
-      argv[n++] = extra[i];
-    argv[n] = NULL;
-    execv(GG_BIN, (char *const *)argv);
-    _exit(127);
-  }
-  for (int i = 0; i < 1200; i++) {
-    FILE *f = fopen(portfile, "r");
-    if (f) {
-      int ok = fscanf(f, "%d", &g_port) == 1;
-      fclose(f);
-      if (ok && g_port > 0) return 0;
-    }
-    int st;
-    if (waitpid(g_pid, &st, WNOHANG) == g_pid) {
-      g_pid = -1;
-      return -1;
-    }
-    usleep(50 * 1000);
-  }
-  return -1;
+  const char *args[32] = {"--max-body", "16M", "--device", "cpu"};
+  int n = 4;
+  for (int i = 0; extra && extra[i] && n < 31; i++)
+    args[n++] = extra[i];
+  args[n] = NULL;
+  return gg_ts_start(&g_srv, "test-faces", 1, args, 60);
 }
 
 static void stop_server(void) {
-  if (g_pid <= 0) return;
-  kill(g_pid, SIGTERM);
-  int st = 0;
-  for (int i = 0; i < 200; i++) {
-    if (waitpid(g_pid, &st, WNOHANG) == g_pid) {
-      g_pid = -1;
-      break;
-    }
-    usleep(50 * 1000);
-  }
-  if (g_pid > 0) {
-    kill(g_pid, SIGKILL);
-    waitpid(g_pid, &st, 0);
-    g_pid = -1;
-  }
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
-}
-
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *p = n > 0 ? malloc((size_t)n) : NULL;
-  if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-    free(p);
-    p = NULL;
-  }
-  fclose(f);
-  *len = p ? (size_t)n : 0;
-  return p;
+  gg_ts_stop(&g_srv, 1);
 }
 
 static char *sample(int i, size_t *len) {
   char rel[64], path[512];
   snprintf(rel, sizeof rel, "models/face-api-1.7.15/demo/sample%d.jpg", i);
   gg_t_cache_path(path, sizeof path, rel);
-  return read_file(path, len);
+  return gg_ts_read_file(path, len);
 }
 
 /* ---- a minimal PNG writer (stored deflate blocks): camera-like views ---- */
@@ -750,10 +674,11 @@ static void test_kill_mid_enrollment(void) {
       _exit(0);
     }
     usleep((useconds_t)k_delay_ms[round] * 1000);
-    kill(g_pid, SIGKILL);
+    kill(g_srv.pid, SIGKILL);
     int st = 0;
-    waitpid(g_pid, &st, 0);
-    g_pid = -1;
+    waitpid(g_srv.pid, &st, 0);
+    g_srv.pid = -1;
+    gg_ts_stop(&g_srv, 1); /* its port-file folder */
     kill(child, SIGKILL);
     waitpid(child, &st, 0);
     ASSERT_EQ(start_server(extra), 0);

@@ -1,6 +1,7 @@
 /* Integration test: starts the real `gpuguard serve` on an ephemeral port and
  * talks HTTP to it with libcurl. */
 #include "gpuguard/error.h"
+#include "server-util.h"
 #include "test.h"
 
 #include <curl/curl.h>
@@ -13,54 +14,17 @@
 #include <time.h>
 #include <unistd.h>
 
-static pid_t g_pid = -1;
-static int g_port;
-static char g_dir[64];
-
-typedef struct buf {
-  char *p;
-  size_t n;
-} buf;
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
-  buf *b = ud;
-  size_t add = size * nmemb;
-  char *q = realloc(b->p, b->n + add + 1);
-  if (!q) return 0;
-  memcpy(q + b->n, ptr, add);
-  b->p = q;
-  b->n += add;
-  b->p[b->n] = 0;
-  return add;
-}
+static gg_ts_server g_srv = GG_TS_NONE;
 
 /* Performs a request with a body of content_type (NULL: curl's default);
  * returns the HTTP status (or -1) and the body in *out. */
 static long http_ct(const char *method, const char *path, const char *content_type,
                     const char *body, size_t body_len, char **out) {
-  CURL *c = curl_easy_init();
-  if (!c) return -1;
   char ct[128];
   snprintf(ct, sizeof ct, "Content-Type: %s", content_type ? content_type : "");
-  struct curl_slist *hdrs = content_type ? curl_slist_append(NULL, ct) : NULL;
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-  char url[256];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", g_port, path);
-  buf b = {0};
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-  curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-  if (body) {
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-  }
-  long status = -1;
-  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(c);
-  curl_slist_free_all(hdrs);
+  const char *hdrs[] = {content_type ? ct : NULL, NULL};
+  gg_ts_buf b = {0};
+  long status = gg_ts_http(&g_srv, method, path, hdrs, body, body_len, 20, &b);
   if (out)
     *out = b.p ? b.p : strdup("");
   else
@@ -73,62 +37,25 @@ static long http(const char *method, const char *path, const char *body, size_t 
   return http_ct(method, path, NULL, body, body_len, out);
 }
 
-/* Starts the server with extra args; waits for its port file. */
+/* Starts the server (sim with a CPU fallback, blazeface only) with extra
+ * args. The port file appears once every model is warmed up: on
+ * opencl:0.0 with cold PoCL and program caches that takes ~20 s (CLBlast
+ * and our kernels compile), so wait up to 90 s. */
 static int start_server(const char *const *extra) {
-  snprintf(g_dir, sizeof g_dir, "/tmp/gg-test-server-XXXXXX");
-  if (!mkdtemp(g_dir)) return -1;
-  char portfile[128];
-  snprintf(portfile, sizeof portfile, "%s/port", g_dir);
-  g_pid = fork();
-  if (g_pid == 0) {
-    const char *argv[32] = {GG_BIN,        "serve",         "--port",     "0",
-                            "--port-file", portfile,        "--max-body", "4M",
-                            "--log-level", "warn",          "--models",   "blazeface",
-                            "--device",    "sim:mem=4560M", "--fallback", "cpu"};
-    int n = 16;
-    argv[n++] = "--insecure-local"; /* device_switch posts without an API key */
-    for (int i = 0; extra && extra[i] && n < 31; i++)
-      argv[n++] = extra[i];
-    argv[n] = NULL;
-    execv(GG_BIN, (char *const *)argv);
-    _exit(127);
-  }
-  /* The port file appears once every model is warmed up: on opencl:0.0 with
-   * cold PoCL and program caches that takes ~20 s (CLBlast and our kernels
-   * compile), so wait up to 90 s; a server that dies ends the wait at once. */
-  for (int i = 0; i < 1800; i++) {
-    FILE *f = fopen(portfile, "r");
-    if (f) {
-      int ok = fscanf(f, "%d", &g_port) == 1;
-      fclose(f);
-      if (ok && g_port > 0) return 0;
-    }
-    int st;
-    if (waitpid(g_pid, &st, WNOHANG) == g_pid) {
-      g_pid = -1;
-      return -1;
-    }
-    usleep(50 * 1000);
-  }
-  return -1;
+  const char *args[32] = {
+      "--max-body",    "4M",         "--models", "blazeface",       "--device",
+      "sim:mem=4560M", "--fallback", "cpu",      "--insecure-local"}; /* device_switch posts without
+                                                                         an API key */
+  int n = 9;
+  for (int i = 0; extra && extra[i] && n < 31; i++)
+    args[n++] = extra[i];
+  args[n] = NULL;
+  return gg_ts_start(&g_srv, "test-server", 0, args, 90);
 }
 
 /* Sends SIGTERM and returns the exit status (or -1 if it did not exit). */
 static int stop_server(void) {
-  if (g_pid <= 0) return -1;
-  kill(g_pid, SIGTERM);
-  int st = 0;
-  for (int i = 0; i < 200; i++) {
-    if (waitpid(g_pid, &st, WNOHANG) == g_pid) {
-      g_pid = -1;
-      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    }
-    usleep(50 * 1000);
-  }
-  kill(g_pid, SIGKILL);
-  waitpid(g_pid, &st, 0);
-  g_pid = -1;
-  return -1;
+  return gg_ts_stop(&g_srv, 0);
 }
 
 static void test_device_endpoint(void) {
@@ -159,7 +86,7 @@ static void test_device_endpoint(void) {
   ASSERT_LT_F(pct, 100);
   /* Cross-check against the kernel's own view of that process. */
   char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)g_pid);
+  snprintf(path, sizeof path, "/proc/%d/status", (int)g_srv.pid);
   FILE *f = fopen(path, "r");
   ASSERT_TRUE(f != NULL);
   double kernel_rss = -1;
@@ -274,7 +201,7 @@ static int run_stress(const char *extra, char *out, size_t outlen) {
   snprintf(cmd, sizeof cmd,
            "%s stress --url http://127.0.0.1:%d --requests 300 --warmup 20 "
            "--concurrency 4 " STRESS_LIMIT " %s 2>&1",
-           GG_BIN, g_port, extra);
+           GG_BIN, g_srv.port, extra);
   FILE *p = popen(cmd, "r");
   if (!p) return -1;
   size_t got = fread(out, 1, outlen - 1, p);
@@ -297,22 +224,6 @@ static void test_stress_flat(void) {
   ASSERT_CONTAINS(out, "FAIL");
 }
 
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *p = n > 0 ? malloc((size_t)n) : NULL;
-  if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-    free(p);
-    p = NULL;
-  }
-  fclose(f);
-  *len = p ? (size_t)n : 0;
-  return p;
-}
-
 static void sample_path(char *out, size_t len, int i) {
   char rel[64];
   snprintf(rel, sizeof rel, "models/face-api-1.7.15/demo/sample%d.jpg", i);
@@ -323,7 +234,7 @@ static void test_infer(void) {
   char path[512];
   sample_path(path, sizeof path, 1);
   size_t len = 0;
-  char *img = read_file(path, &len);
+  char *img = gg_ts_read_file(path, &len);
   if (!img) SKIP("sample image %s missing: run scripts/install.sh", path);
   char *body = NULL;
   long st = http("POST", "/api/infer?model=blazeface", img, len, &body);
@@ -370,7 +281,7 @@ static void test_infer_bad_input(void) {
   char path[512];
   sample_path(path, sizeof path, 2);
   size_t len = 0;
-  char *img = read_file(path, &len);
+  char *img = gg_ts_read_file(path, &len);
   if (img) {
     ASSERT_EQ(http("POST", "/api/infer?model=blazeface", img, 2000, &body), 400);
     free(body);
@@ -399,7 +310,7 @@ static void test_device_switch(void) {
   char path[512];
   sample_path(path, sizeof path, 3);
   size_t len = 0;
-  char *img = read_file(path, &len);
+  char *img = gg_ts_read_file(path, &len);
   if (!img) SKIP("sample image missing");
   ASSERT_EQ(http("POST", "/api/infer?model=blazeface", img, len, &body), 200);
   free(img);
@@ -433,7 +344,7 @@ static void test_infer_truncated(void) {
   char path[512];
   sample_path(path, sizeof path, 1);
   size_t len = 0;
-  char *img = read_file(path, &len);
+  char *img = gg_ts_read_file(path, &len);
   if (!img) SKIP("sample image %s missing: run scripts/install.sh", path);
   for (int full = 0; full < 2; full++) {
     char *body = NULL;
@@ -451,7 +362,7 @@ static void test_infer_truncated(void) {
  * its maps), 0 when not, -1 when its maps cannot be read. */
 static int gpu_runtime_mapped(void) {
   char path[64];
-  snprintf(path, sizeof path, "/proc/%d/maps", (int)g_pid);
+  snprintf(path, sizeof path, "/proc/%d/maps", (int)g_srv.pid);
   FILE *f = fopen(path, "r"); /* /proc files report size 0: read to EOF */
   if (!f) return -1;
   size_t cap = 1 << 20, len = 0;
@@ -499,29 +410,15 @@ static void test_graceful_shutdown(void) {
 
 /* The shared server is set aside while a case runs its own (its flags
  * differ) and put back afterwards. */
-typedef struct saved_server {
-  pid_t pid;
-  int port;
-  char dir[64];
-} saved_server;
-
-static int own_server_begin(saved_server *s, const char *const *extra) {
-  s->pid = g_pid;
-  s->port = g_port;
-  memcpy(s->dir, g_dir, sizeof s->dir);
-  g_pid = -1;
+static int own_server_begin(gg_ts_server *saved, const char *const *extra) {
+  *saved = g_srv;
   return start_server(extra);
 }
 
 /* Returns the own server's exit status (0: a clean shutdown, no leak). */
-static int own_server_end(const saved_server *s) {
-  int status = g_pid > 0 ? stop_server() : -1;
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-  if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", g_dir);
-  g_pid = s->pid;
-  g_port = s->port;
-  memcpy(g_dir, s->dir, sizeof g_dir);
+static int own_server_end(const gg_ts_server *saved) {
+  int status = gg_ts_stop(&g_srv, 1);
+  g_srv = *saved;
   return status;
 }
 
@@ -541,12 +438,12 @@ static void with_own_server(const char *const *extra, int img_index,
   if (img_index > 0) {
     char path[512];
     sample_path(path, sizeof path, img_index);
-    img = read_file(path, &len);
+    img = gg_ts_read_file(path, &len);
     if (!img) SKIP("sample image %s missing: run scripts/install.sh", path);
   }
-  saved_server saved;
+  gg_ts_server saved;
   if (own_server_begin(&saved, extra) == 0) body(img, len);
-  int started = g_pid > 0;
+  int started = g_srv.pid > 0;
   int exit_status = own_server_end(&saved);
   free(img);
   ASSERT_TRUE(started);
@@ -733,11 +630,11 @@ static void switch_rss_body(const char *img, size_t len) {
   int bad = 0;
   double rss0 = 0;
   for (int i = 0; i < SWITCH_WARMUP + SWITCH_CYCLES; i++) {
-    if (i == SWITCH_WARMUP) rss0 = proc_rss_mb(g_pid);
+    if (i == SWITCH_WARMUP) rss0 = proc_rss_mb(g_srv.pid);
     bad += post_device("sim:mem=4560M", NULL) != 200;
     bad += post_device("cpu", NULL) != 200;
   }
-  double rss1 = proc_rss_mb(g_pid);
+  double rss1 = proc_rss_mb(g_srv.pid);
   json_t *j = device_state();
   json_t *devs = json_object_get(json_object_get(j, "guard"), "devices");
   size_t n = json_array_size(devs);
@@ -933,10 +830,7 @@ int main(int argc, char **argv) {
       {0},
   };
   int rc = gg_test_main(argc, argv, cases);
-  if (g_pid > 0) stop_server();
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-  if (system(cmd) != 0) rc = rc ? rc : 0;
+  gg_ts_stop(&g_srv, 1);
   curl_global_cleanup();
   return rc;
 }
