@@ -3,6 +3,7 @@
  * before use, and each failure names the file and the node. */
 #include "engine/engine-impl.h"
 #include "engine/graph.h"
+#include "gpuguard/core.h"
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
 
@@ -68,31 +69,18 @@ static int map_get(const strmap *m, const char *k) {
 
 /* ------------------------------------------------------------ attrs */
 
-static int b64val(int c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+' || c == '-') return 62;
-  if (c == '/' || c == '_') return 63;
-  return -1;
-}
-
-/* Decodes base64 into out (NUL-terminated, truncated to outlen-1). */
+/* Decodes a base64 string attribute (gg_base64_decode) into out,
+ * NUL-terminated and truncated to outlen-1; "" when it is not base64, which
+ * the attribute's own check then refuses. */
 static void b64dec(const char *s, char *out, size_t outlen) {
-  size_t o = 0;
-  unsigned acc = 0;
-  int bits = 0;
-  for (; *s && *s != '='; s++) {
-    int v = b64val((unsigned char)*s);
-    if (v < 0) break;
-    acc = (acc << 6) | (unsigned)v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      if (o + 1 < outlen) out[o++] = (char)((acc >> bits) & 0xff);
-    }
-  }
-  out[o] = 0;
+  unsigned char *d = NULL;
+  size_t n = 0;
+  out[0] = 0;
+  if (gg_base64_decode(s, 1u << 20, &d, &n, NULL, 0)) return;
+  if (n > outlen - 1) n = outlen - 1;
+  memcpy(out, d, n);
+  out[n] = 0;
+  free(d);
 }
 
 static json_t *attr(json_t *node, const char *name) {
