@@ -5,8 +5,12 @@
 #ifndef GG_TEST_SERVER_UTIL_H
 #define GG_TEST_SERVER_UTIL_H
 
+#include "gpuguard/image.h"
+#include "test.h"
+
 #include <curl/curl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,15 +19,26 @@
 #include <unistd.h>
 
 /* A running server: its pid (-1 when none), port and temp folder (the port
- * file lives there; it is also the --data-dir when asked). */
+ * file lives there; it is also the --data-dir when asked). Set log_to_file
+ * before starting to send its stderr to log (DIR/server.log) instead of the
+ * test's; wait_status is the wait status of a server that exited while
+ * starting. */
 typedef struct gg_ts_server {
   pid_t pid;
   int port;
   char dir[64];
+  int log_to_file;
+  char log[96];
+  int wait_status;
 } gg_ts_server;
 
 #define GG_TS_NONE                                                                                 \
-  { -1, 0, "" }
+  { -1, 0, "", 0, "", 0 }
+
+/* A wait status as one number: the exit code, or 128 + the signal. */
+static inline int gg_ts_status(int wait_status) {
+  return WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
+}
 
 /* A growing response body, NUL-terminated. */
 typedef struct gg_ts_buf {
@@ -52,10 +67,12 @@ static inline int gg_ts_start(gg_ts_server *s, const char *tag, int data_dir,
                               const char *const *args, int wait_s) {
   s->pid = -1;
   s->port = 0;
+  s->wait_status = 0;
   snprintf(s->dir, sizeof s->dir, "/tmp/gg-%.20s-XXXXXX", tag);
   if (!mkdtemp(s->dir)) return -1;
   char portfile[128];
   snprintf(portfile, sizeof portfile, "%s/port", s->dir);
+  snprintf(s->log, sizeof s->log, "%s/server.log", s->dir);
   const char *argv[48] = {GG_BIN,        "serve",  "--port",      "0",
                           "--port-file", portfile, "--log-level", "warn"};
   int n = 8;
@@ -69,6 +86,10 @@ static inline int gg_ts_start(gg_ts_server *s, const char *tag, int data_dir,
   s->pid = fork();
   if (s->pid < 0) return -1;
   if (s->pid == 0) {
+    if (s->log_to_file) {
+      FILE *lf = fopen(s->log, "w");
+      if (lf) dup2(fileno(lf), 2);
+    }
     execv(GG_BIN, (char *const *)argv);
     _exit(127);
   }
@@ -79,8 +100,7 @@ static inline int gg_ts_start(gg_ts_server *s, const char *tag, int data_dir,
       fclose(f);
       if (ok && s->port > 0) return 0;
     }
-    int st;
-    if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+    if (waitpid(s->pid, &s->wait_status, WNOHANG) == s->pid) {
       s->pid = -1;
       return -1;
     }
@@ -89,13 +109,13 @@ static inline int gg_ts_start(gg_ts_server *s, const char *tag, int data_dir,
   return -1;
 }
 
-/* Stops the server: SIGTERM, then SIGKILL after 10 s. Returns its exit
- * status (128 + signal when killed by one), -1 when none was running.
+/* Stops the server with sig (SIGTERM: a clean shutdown), then SIGKILL
+ * after 10 s. Returns its gg_ts_status, -1 when none was running.
  * remove_dir: delete its folder too. */
-static inline int gg_ts_stop(gg_ts_server *s, int remove_dir) {
+static inline int gg_ts_signal(gg_ts_server *s, int sig, int remove_dir) {
   int status = -1;
   if (s->pid > 0) {
-    kill(s->pid, SIGTERM);
+    kill(s->pid, sig);
     int st = 0, done = 0;
     for (int i = 0; i < 200 && !done; i++) {
       if (waitpid(s->pid, &st, WNOHANG) == s->pid)
@@ -107,7 +127,7 @@ static inline int gg_ts_stop(gg_ts_server *s, int remove_dir) {
       kill(s->pid, SIGKILL);
       waitpid(s->pid, &st, 0);
     }
-    status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    status = gg_ts_status(st);
     s->pid = -1;
   }
   if (remove_dir && s->dir[0]) {
@@ -117,6 +137,10 @@ static inline int gg_ts_stop(gg_ts_server *s, int remove_dir) {
     s->dir[0] = 0;
   }
   return status;
+}
+
+static inline int gg_ts_stop(gg_ts_server *s, int remove_dir) {
+  return gg_ts_signal(s, SIGTERM, remove_dir);
 }
 
 /* One request to the server: headers (NULL-terminated "Name: value"
@@ -156,7 +180,8 @@ static inline long gg_ts_http(const gg_ts_server *s, const char *method, const c
   return status;
 }
 
-/* The whole file in a malloc'd buffer (NUL-terminated), or NULL. */
+/* The whole file in a malloc'd buffer (NUL-terminated), or NULL; its size
+ * in *len when len is not NULL. */
 static inline char *gg_ts_read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
@@ -171,9 +196,122 @@ static inline char *gg_ts_read_file(const char *path, size_t *len) {
   fclose(f);
   if (p) {
     p[n] = 0;
-    *len = (size_t)n;
+    if (len) *len = (size_t)n;
   }
   return p;
+}
+
+/* ---- a minimal PNG writer (stored deflate blocks): camera-like views ---- */
+
+static inline uint32_t gg_ts_crc32(const uint8_t *p, size_t n, uint32_t c) {
+  c = ~c;
+  for (size_t i = 0; i < n; i++) {
+    c ^= p[i];
+    for (int k = 0; k < 8; k++)
+      c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
+  }
+  return ~c;
+}
+
+static inline void gg_ts_put32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static inline size_t gg_ts_png_chunk(uint8_t *out, const char *type, const uint8_t *data,
+                                     size_t n) {
+  gg_ts_put32(out, (uint32_t)n);
+  memcpy(out + 4, type, 4);
+  if (n) memcpy(out + 8, data, n);
+  gg_ts_put32(out + 8 + n, gg_ts_crc32(out + 4, n + 4, 0));
+  return n + 12;
+}
+
+/* Encodes w x h RGB as PNG (malloc'd, *len). */
+static inline uint8_t *gg_ts_png_encode(const uint8_t *rgb, int w, int h, size_t *len) {
+  size_t raw_n = (size_t)h * (size_t)(w * 3 + 1);
+  uint8_t *raw = malloc(raw_n);
+  for (int y = 0; y < h; y++) {
+    raw[(size_t)y * (size_t)(w * 3 + 1)] = 0;
+    memcpy(raw + (size_t)y * (size_t)(w * 3 + 1) + 1, rgb + (size_t)y * (size_t)w * 3,
+           (size_t)w * 3);
+  }
+  size_t nblocks = raw_n / 65535 + 1;
+  size_t z_n = 2 + raw_n + nblocks * 5 + 4;
+  uint8_t *z = malloc(z_n);
+  size_t o = 0;
+  z[o++] = 0x78;
+  z[o++] = 0x01;
+  uint32_t a = 1, b = 0;
+  for (size_t i = 0; i < raw_n; i++) {
+    a = (a + raw[i]) % 65521;
+    b = (b + a) % 65521;
+  }
+  for (size_t off = 0; off < raw_n || off == 0;) {
+    size_t take = raw_n - off > 65535 ? 65535 : raw_n - off;
+    z[o++] = off + take >= raw_n ? 1 : 0;
+    z[o++] = (uint8_t)take;
+    z[o++] = (uint8_t)(take >> 8);
+    z[o++] = (uint8_t)~take;
+    z[o++] = (uint8_t)(~take >> 8);
+    memcpy(z + o, raw + off, take);
+    o += take;
+    off += take;
+    if (take == 0) break;
+  }
+  gg_ts_put32(z + o, (b << 16) | a);
+  o += 4;
+  uint8_t *png = malloc(o + 64);
+  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  memcpy(png, sig, 8);
+  size_t n = 8;
+  uint8_t ihdr[13] = {0};
+  gg_ts_put32(ihdr, (uint32_t)w);
+  gg_ts_put32(ihdr + 4, (uint32_t)h);
+  ihdr[8] = 8;
+  ihdr[9] = 2;
+  n += gg_ts_png_chunk(png + n, "IHDR", ihdr, 13);
+  n += gg_ts_png_chunk(png + n, "IDAT", z, o);
+  n += gg_ts_png_chunk(png + n, "IEND", NULL, 0);
+  free(raw);
+  free(z);
+  *len = n;
+  return png;
+}
+
+/* Sample photo i (face-api's demo sampleI.jpg, fetched by
+ * scripts/fetch-models.sh) read whole; NULL when missing. */
+static inline char *gg_ts_sample(int i, size_t *len) {
+  char rel[64], path[512];
+  snprintf(rel, sizeof rel, "models/face-api-1.7.15/demo/sample%d.jpg", i);
+  gg_t_cache_path(path, sizeof path, rel);
+  return gg_ts_read_file(path, len);
+}
+
+/* sample1 mirrored, then cropped to [x0, x0+w) x [y0, y0+h) of the mirror,
+ * as a PNG (lossless): a different view of the same faces. */
+static inline uint8_t *gg_ts_flipped_crop(int x0, int y0, int w, int h, size_t *len) {
+  size_t jl = 0;
+  char *jpg = gg_ts_sample(1, &jl);
+  if (!jpg) return NULL;
+  gg_image img = {0};
+  char err[128];
+  int rc = gg_image_decode(jpg, jl, 0, &img, err, sizeof err);
+  free(jpg);
+  if (rc) return NULL;
+  uint8_t *out = malloc((size_t)w * (size_t)h * 3);
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      int sx = img.width - 1 - (x0 + x), sy = y0 + y;
+      memcpy(out + ((size_t)y * (size_t)w + (size_t)x) * 3,
+             img.rgb + ((size_t)sy * (size_t)img.width + (size_t)sx) * 3, 3);
+    }
+  gg_image_free(&img);
+  uint8_t *png = gg_ts_png_encode(out, w, h, len);
+  free(out);
+  return png;
 }
 
 #endif

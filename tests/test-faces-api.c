@@ -97,113 +97,7 @@ static void stop_server(void) {
 }
 
 static char *sample(int i, size_t *len) {
-  char rel[64], path[512];
-  snprintf(rel, sizeof rel, "models/face-api-1.7.15/demo/sample%d.jpg", i);
-  gg_t_cache_path(path, sizeof path, rel);
-  return gg_ts_read_file(path, len);
-}
-
-/* ---- a minimal PNG writer (stored deflate blocks): camera-like views ---- */
-
-static uint32_t crc32_of(const uint8_t *p, size_t n, uint32_t c) {
-  c = ~c;
-  for (size_t i = 0; i < n; i++) {
-    c ^= p[i];
-    for (int k = 0; k < 8; k++)
-      c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
-  }
-  return ~c;
-}
-
-static void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
-static size_t chunk(uint8_t *out, const char *type, const uint8_t *data, size_t n) {
-  put32(out, (uint32_t)n);
-  memcpy(out + 4, type, 4);
-  if (n) memcpy(out + 8, data, n);
-  put32(out + 8 + n, crc32_of(out + 4, n + 4, 0));
-  return n + 12;
-}
-
-/* Encodes w x h RGB as PNG (malloc'd, *len). */
-static uint8_t *png_encode(const uint8_t *rgb, int w, int h, size_t *len) {
-  size_t raw_n = (size_t)h * (size_t)(w * 3 + 1);
-  uint8_t *raw = malloc(raw_n);
-  for (int y = 0; y < h; y++) {
-    raw[(size_t)y * (size_t)(w * 3 + 1)] = 0;
-    memcpy(raw + (size_t)y * (size_t)(w * 3 + 1) + 1, rgb + (size_t)y * (size_t)w * 3,
-           (size_t)w * 3);
-  }
-  size_t nblocks = raw_n / 65535 + 1;
-  size_t z_n = 2 + raw_n + nblocks * 5 + 4;
-  uint8_t *z = malloc(z_n);
-  size_t o = 0;
-  z[o++] = 0x78;
-  z[o++] = 0x01;
-  uint32_t a = 1, b = 0;
-  for (size_t i = 0; i < raw_n; i++) {
-    a = (a + raw[i]) % 65521;
-    b = (b + a) % 65521;
-  }
-  for (size_t off = 0; off < raw_n || off == 0;) {
-    size_t take = raw_n - off > 65535 ? 65535 : raw_n - off;
-    z[o++] = off + take >= raw_n ? 1 : 0;
-    z[o++] = (uint8_t)take;
-    z[o++] = (uint8_t)(take >> 8);
-    z[o++] = (uint8_t)~take;
-    z[o++] = (uint8_t)(~take >> 8);
-    memcpy(z + o, raw + off, take);
-    o += take;
-    off += take;
-    if (take == 0) break;
-  }
-  put32(z + o, (b << 16) | a);
-  o += 4;
-  uint8_t *png = malloc(o + 64);
-  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  memcpy(png, sig, 8);
-  size_t n = 8;
-  uint8_t ihdr[13] = {0};
-  put32(ihdr, (uint32_t)w);
-  put32(ihdr + 4, (uint32_t)h);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
-  n += chunk(png + n, "IHDR", ihdr, 13);
-  n += chunk(png + n, "IDAT", z, o);
-  n += chunk(png + n, "IEND", NULL, 0);
-  free(raw);
-  free(z);
-  *len = n;
-  return png;
-}
-
-/* sample1 mirrored, then cropped to [x0, x0+w) x [y0, y0+h) of the mirror:
- * a different view of the same faces. */
-static uint8_t *flipped_crop(int x0, int y0, int w, int h, size_t *len) {
-  size_t jl = 0;
-  char *jpg = sample(1, &jl);
-  if (!jpg) return NULL;
-  gg_image img = {0};
-  char err[128];
-  int rc = gg_image_decode(jpg, jl, 0, &img, err, sizeof err);
-  free(jpg);
-  if (rc) return NULL;
-  uint8_t *out = malloc((size_t)w * (size_t)h * 3);
-  for (int y = 0; y < h; y++)
-    for (int x = 0; x < w; x++) {
-      int sx = img.width - 1 - (x0 + x), sy = y0 + y;
-      memcpy(out + ((size_t)y * (size_t)w + (size_t)x) * 3,
-             img.rgb + ((size_t)sy * (size_t)img.width + (size_t)sx) * 3, 3);
-    }
-  gg_image_free(&img);
-  uint8_t *png = png_encode(out, w, h, len);
-  free(out);
-  return png;
+  return gg_ts_sample(i, len);
 }
 
 /* ---- helpers on responses ------------------------------------------------ */
@@ -262,7 +156,7 @@ static void test_enroll_and_recognise(void) {
   free(s1);
 
   size_t vn = 0;
-  uint8_t *view = flipped_crop(VIEW_X, VIEW_Y, VIEW_W, VIEW_H, &vn);
+  uint8_t *view = gg_ts_flipped_crop(VIEW_X, VIEW_Y, VIEW_W, VIEW_H, &vn);
   ASSERT_TRUE(view != NULL);
   ASSERT_EQ(req("POST", "/api/recognize?stream=door", "image/png", view, vn, &j), 200);
   ASSERT_STREQ(json_string_value(json_object_get(j, "device")), "cpu");
@@ -288,7 +182,7 @@ static void test_enroll_and_recognise(void) {
 
 static void test_verify(void) {
   size_t vn = 0;
-  uint8_t *view = flipped_crop(VIEW_X, VIEW_Y, VIEW_W, VIEW_H, &vn);
+  uint8_t *view = gg_ts_flipped_crop(VIEW_X, VIEW_Y, VIEW_W, VIEW_H, &vn);
   if (!view) SKIP("sample photos missing");
   size_t n2 = 0;
   char *s2 = sample(2, &n2);
@@ -402,7 +296,7 @@ static void test_events(void) {
 /* "Not this person": the view stops matching alice once it is her negative. */
 static void test_negatives(void) {
   size_t vn = 0;
-  uint8_t *view = flipped_crop(VIEW_X, VIEW_Y, VIEW_W, VIEW_H, &vn);
+  uint8_t *view = gg_ts_flipped_crop(VIEW_X, VIEW_Y, VIEW_W, VIEW_H, &vn);
   if (!view) SKIP("sample photos missing");
   json_t *j = NULL;
   ASSERT_EQ(req("POST", "/api/recognize?no_events=1", "image/png", view, vn, &j), 200);
@@ -451,7 +345,7 @@ static void test_stream_tracks(void) {
     json_decref(j);
     free(s1);
   }
-  uint8_t *view = flipped_crop(VIEW_X, VIEW_Y, VIEW_W, VIEW_H, &vn);
+  uint8_t *view = gg_ts_flipped_crop(VIEW_X, VIEW_Y, VIEW_W, VIEW_H, &vn);
   if (!view) SKIP("sample photos missing");
   int64_t track = 0;
   for (int k = 0; k < 3; k++) {
@@ -553,7 +447,7 @@ static void test_bad_uploads(void) {
   uint8_t *grey = malloc((size_t)w * (size_t)h * 3);
   memset(grey, 128, (size_t)w * (size_t)h * 3);
   size_t pn = 0;
-  uint8_t *png = png_encode(grey, w, h, &pn);
+  uint8_t *png = gg_ts_png_encode(grey, w, h, &pn);
   free(grey);
   ASSERT_EQ(req("POST", path, "image/png", png, pn, &j), 422);
   ASSERT_STREQ(err_name(j), "no_face");

@@ -5,6 +5,7 @@
 #include "gpuguard/log.h"
 #include "gpuguard/render.h"
 #include "server/app.h"
+#include "server/app-events.h"
 #include "server/http-impl.h"
 #include "server/limits.h"
 #include "server/sbuf.h"
@@ -84,7 +85,7 @@ static char *read_all(int fd, size_t size) {
 
 /* Serves web_dir/<rel>: only regular files beneath web_dir, reached without
  * "..", odd characters or symbolic links. */
-static void serve_file(gg_app *app, const char *rel, gg_http_resp *resp) {
+void gg__app_serve_file(gg_app *app, const char *rel, gg_http_resp *resp) {
   if (!app->web_dir[0]) {
     gg_http_error(resp, 404, "no web pages configured (set --web-dir)");
     return;
@@ -136,11 +137,11 @@ static void serve_file(gg_app *app, const char *rel, gg_http_resp *resp) {
 }
 
 static void h_index(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
-  serve_file(user, "index.html", resp);
+  gg__app_serve_file(user, "index.html", resp);
 }
 
 static void h_web(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
-  serve_file(user, req->path + strlen("/web/"), resp);
+  gg__app_serve_file(user, req->path + strlen("/web/"), resp);
 }
 
 /* ---- Prometheus text exposition ---------------------------------------- */
@@ -174,6 +175,22 @@ static void limits_metrics(gg_sbuf *b, struct gg_limits *l) {
          (double)st.refused);
 }
 
+/* The MQTT event publisher (docs/mqtt.md); nothing when --mqtt is off. */
+static void events_metrics(gg_sbuf *b, gg_app *app) {
+  gg_app_events_stats st;
+  gg__app_events_stats(app, &st);
+  if (!st.enabled) return;
+  metric(b, "gpuguard_mqtt_connected", "gauge", "1 while the MQTT broker connection is up.",
+         st.connected);
+  metric(b, "gpuguard_mqtt_events_published_total", "counter",
+         "Recognition events handed to the MQTT broker connection.", (double)st.published);
+  metric(b, "gpuguard_mqtt_events_dropped_total", "counter",
+         "Recognition events dropped: broker not connected, or not keeping up.",
+         (double)st.dropped);
+  metric(b, "gpuguard_mqtt_connects_total", "counter",
+         "Successful MQTT connections since start, reconnections included.", (double)st.connects);
+}
+
 static void h_metrics(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
   gg_app *app = user;
   gg_sbuf b = {0};
@@ -193,6 +210,7 @@ static void h_metrics(gg_server *srv, const gg_http_req *req, gg_http_resp *resp
   metric(&b, "gpuguard_models_ready", "gauge", "1 once the configured models are loaded.",
          atomic_load(&app->models_ready));
   limits_metrics(&b, srv->limits);
+  events_metrics(&b, app);
   char *g = gg_guard_prometheus(app->guard);
   if (g)
     gg__sb_printf(&b, "%s", g);

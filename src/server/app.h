@@ -58,6 +58,10 @@ void gg__app_register_static(gg_app *app); /* /, /web/..., /metrics (app-static.
 void gg__app_register_faces(gg_app *app);
 void gg__app_register_compreface(gg_app *app);
 
+/* Serves web_dir/<rel> (app-static.c): only regular files beneath
+ * web_dir, reached without "..", odd characters or symbolic links. */
+void gg__app_serve_file(gg_app *app, const char *rel, gg_http_resp *resp);
+
 /* The web pages (/webcam, /identities, /dashboard) and the memory history
  * they plot (app-pages.c). stop ends what start began; both idempotent. */
 void gg__app_register_pages(gg_app *app);
