@@ -272,6 +272,10 @@ async function main() {
   check(await ids2.locator("#examples li").count() === 2 && await ids2.locator("#negatives li").count() === 1 &&
         (await ids2.textContent("#detail-name")) === "alice",
         "alice's 2 examples and 1 negative are listed, each with a remove button");
+  // Each example shows its stored face crop (a 160x160 JPEG from the server).
+  await ids2.waitForFunction(() => [...document.querySelectorAll("#examples img.crop")]
+    .filter((i) => i.complete && i.naturalWidth === 160).length === 2, null, { timeout: T });
+  check(true, "both examples show their face crop (160x160 JPEG)");
   await ids2.locator("#negatives li button", { hasText: "Remove" }).click();
   await ids2.locator("#detail-msg", { hasText: /^removed negative #\d+$/ }).waitFor({ timeout: T });
   await ids2.locator("#negatives li", { hasText: "none" }).waitFor({ timeout: T });
