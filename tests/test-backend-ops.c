@@ -270,6 +270,26 @@ static int build(tcase *c, gg_op op) {
     a->align_corners = mode == 1, a->half_pixel_centers = mode == 2;
     break;
   }
+  case GG_OP_DEPTH_TO_SPACE: {
+    int bs = irand(2, 3);
+    int64_t x[4] = {irand(1, 2), irand(1, 5), irand(1, 5), (int64_t)bs * bs * irand(1, 3)};
+    ins[ni++] = tc_tensor(c, GG_DT_F32, 4, x, 0);
+    a->block_size = bs;
+    break;
+  }
+  case GG_OP_RESIZE_NEAREST: {
+    int64_t x[4] = {irand(1, 2), irand(1, 7), irand(1, 7), irand(1, 4)};
+    ins[ni++] = tc_tensor(c, GG_DT_F32, 4, x, 0);
+    if (irand(0, 1)) { /* Keras UpSampling2D: integer scale, no size input */
+      a->scale[0] = irand(1, 4), a->scale[1] = irand(1, 4);
+    } else {
+      int32_t sz[2] = {irand(1, 12), irand(1, 12)};
+      ins[ni++] = tc_ints(c, 2, sz);
+      int mode = irand(0, 2);
+      a->align_corners = mode == 1, a->half_pixel_centers = mode == 2;
+    }
+    break;
+  }
   case GG_OP_SPARSE_TO_DENSE: {
     int64_t n = irand(1, 4), two[2] = {n, 2}, one = 1;
     int32_t shape[2] = {irand(2, 6), irand(2, 6)};
@@ -408,6 +428,8 @@ static const gg_op k_ops[] = {
     GG_OP_RESIZE_BILINEAR,
     GG_OP_SPARSE_TO_DENSE,
     GG_OP_PRELU,
+    GG_OP_DEPTH_TO_SPACE,
+    GG_OP_RESIZE_NEAREST,
 };
 #define N_OPS ((int)(sizeof k_ops / sizeof k_ops[0]))
 

@@ -40,6 +40,8 @@ static const char *const k_op_names[GG_OP_COUNT] = {
     [GG_OP_RESIZE_BILINEAR] = "ResizeBilinear",
     [GG_OP_SPARSE_TO_DENSE] = "SparseToDense",
     [GG_OP_PRELU] = "Prelu",
+    [GG_OP_DEPTH_TO_SPACE] = "DepthToSpace",
+    [GG_OP_RESIZE_NEAREST] = "ResizeNearestNeighbor",
 };
 
 const char *gg__op_name(gg_op op) {

@@ -57,6 +57,9 @@ typedef enum gg_op {
   GG_OP_RESIZE_BILINEAR, /* in x, size [2] (const); align_corners, half_pixel */
   GG_OP_SPARSE_TO_DENSE, /* in indices, output_shape, values, default (all const) */
   GG_OP_PRELU,       /* in x, alpha (broadcast); produced by fusion */
+  GG_OP_DEPTH_TO_SPACE, /* NHWC, attrs.block_size; TF's DCR channel order (tf.depthToSpace) */
+  GG_OP_RESIZE_NEAREST, /* in x [, size [2] (const)]; align_corners, half_pixel (TF.js
+                           rules); without size: attrs.scale (Keras UpSampling2D) */
   GG_OP_COUNT
 } gg_op;
 
@@ -92,6 +95,8 @@ typedef struct gg_attrs {
   int n_axes;         /* Squeeze dims */
   int axes[GG_MAX_DIMS];
   int num_split;
+  int block_size;     /* DepthToSpace */
+  int scale[2];       /* ResizeNearest with one input: output H, W = input * scale */
 } gg_attrs;
 
 /* A tensor's value: what kernels read and write. */
@@ -175,6 +180,23 @@ int gg__tfjs_import(const char *json, size_t json_len, const char *label,
                     size_t errlen);
 /* Loads model.json at path, shards resolved relative to its directory. */
 int gg__tfjs_load_file(const char *path, gg_graph **out, char *err, size_t errlen);
+
+/* The layers-model half of the importer (src/engine/tfjs-layers.c): builds
+ * the nodes and tensors of a TF.js layers model (Keras topology, root is the
+ * parsed model.json) into the empty graph g: one Const node per weight it
+ * expects, named as the weightsManifest names it ("conv/kernel"), with no
+ * data yet (tfjs.c then loads the weights by name), constants of its own
+ * (concat axes, scales) already filled, inputs and outputs set. Errors:
+ * GG_EUNSUPPORTED naming the layer class and name, GG_EPARSE for malformed
+ * topology, GG_ENOMEM. On error g holds what was built (the caller frees). */
+struct json_t;
+int gg__layers_build(struct json_t *root, const char *file, gg_graph *g, char *err,
+                     size_t errlen);
+/* After the weights are loaded: each Conv2D's kernel and bias have the shape
+ * its config declares (kernel_size, filters), as TF.js checks. GG_EPARSE
+ * naming the layer and the weight otherwise. */
+int gg__layers_check_weights(struct json_t *root, const char *file, const gg_graph *g, char *err,
+                             size_t errlen);
 
 /* Name of an op for messages. */
 const char *gg__op_name(gg_op op);

@@ -548,6 +548,61 @@ static int run_resize(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
   return 0;
 }
 
+/* TF.js ResizeNearestNeighbor (tfjs-backend-cpu): the source index is
+ * floor(ratio * dst) (round with align_corners, dst + 0.5 with half-pixel
+ * centers), ratio = in/out computed in double precision as JavaScript does,
+ * so that integer factors (Keras UpSampling2D) pick exactly TF.js's pixels. */
+static int64_t nearest_src(int64_t dst, int64_t in, int64_t out, int ac, int hp) {
+  double ei = (ac && out > 1) ? (double)(in - 1) : (double)in;
+  double eo = (ac && out > 1) ? (double)(out - 1) : (double)out;
+  double f = (ei / eo) * (hp ? (double)dst + 0.5 : (double)dst);
+  int64_t s = ac ? (int64_t)round(f) : (int64_t)floor(f);
+  if (s > in - 1) s = in - 1;
+  if (s < 0) s = 0;
+  return s;
+}
+
+static int run_resize_nearest(const gg_node *n, gg_tval *vals) {
+  const gg_tval *x = IN(0);
+  gg_tval *y = OUT(0);
+  int64_t B = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
+  int64_t OH = y->shape[1], OW = y->shape[2];
+  const uint32_t *X = x->data;
+  uint32_t *Y = y->data;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t oy = 0; oy < OH; oy++) {
+      int64_t sy = nearest_src(oy, H, OH, n->a.align_corners, n->a.half_pixel_centers);
+      const uint32_t *xr = X + (b * H + sy) * W * C;
+      uint32_t *yr = Y + (b * OH + oy) * OW * C;
+      for (int64_t ox = 0; ox < OW; ox++) {
+        int64_t sx = nearest_src(ox, W, OW, n->a.align_corners, n->a.half_pixel_centers);
+        memcpy(yr + ox * C, xr + sx * C, (size_t)C * 4);
+      }
+    }
+  return 0;
+}
+
+/* TF DepthToSpace, NHWC, DCR order (tf.depthToSpace, the ESRGAN packages'
+ * PixelShuffle layers): y[b, h*bs+i, w*bs+j, c] = x[b, h, w, (i*bs+j)*OC + c]. */
+static int run_depth_to_space(const gg_node *n, gg_tval *vals) {
+  const gg_tval *x = IN(0);
+  gg_tval *y = OUT(0);
+  int64_t bs = n->a.block_size, B = x->shape[0], H = x->shape[1], W = x->shape[2];
+  int64_t IC = x->shape[3], OC = y->shape[3], OH = H * bs, OW = W * bs;
+  const uint32_t *X = x->data;
+  uint32_t *Y = y->data;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t oy = 0; oy < OH; oy++) {
+      int64_t h = oy / bs, i = oy % bs;
+      for (int64_t ox = 0; ox < OW; ox++) {
+        int64_t w = ox / bs, j = ox % bs;
+        memcpy(Y + ((b * OH + oy) * OW + ox) * OC, X + ((b * H + h) * W + w) * IC + (i * bs + j) * OC,
+               (size_t)OC * 4);
+      }
+    }
+  return 0;
+}
+
 static int run_sparse_to_dense(const gg_node *n, gg_tval *vals) {
   const gg_tval *ix = IN(0), *vv = IN(2);
   gg_tval *y = OUT(0);
@@ -606,6 +661,8 @@ int gg__op_run(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
   case GG_OP_SPLITV: return run_split(n, vals);
   case GG_OP_RESIZE_BILINEAR: return run_resize(n, vals, ctx);
   case GG_OP_SPARSE_TO_DENSE: return run_sparse_to_dense(n, vals);
+  case GG_OP_RESIZE_NEAREST: return run_resize_nearest(n, vals);
+  case GG_OP_DEPTH_TO_SPACE: return run_depth_to_space(n, vals);
   default: return GG_EUNSUPPORTED;
   }
 }

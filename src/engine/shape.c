@@ -316,6 +316,38 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
     shp[0] = x->shape[0], shp[1] = h, shp[2] = w, shp[3] = x->shape[3];
     return set_shape(OUT(0), GG_DT_F32, shp, 4);
   }
+  case GG_OP_RESIZE_NEAREST: {
+    if (n->n_in > 1 && (rc = const_ints(n, IN(1), "size", 2, err, errlen))) return rc;
+    if (x->ndim != 4 || (n->n_in > 1 && IN(1)->nelem != 2))
+      return BAD("node '%s' (%s): needs a 4-D input and a size of 2, got %s", n->name, n->tf_op,
+                 gg__shape_str(x->shape, x->ndim, sa, sizeof sa));
+    int64_t h, w;
+    if (n->n_in > 1) {
+      h = I32(IN(1))[0], w = I32(IN(1))[1];
+    } else {
+      if (n->a.scale[0] < 1 || n->a.scale[1] < 1 || n->a.scale[0] > 64 || n->a.scale[1] > 64)
+        return BAD("node '%s' (%s): bad scale %dx%d", n->name, n->tf_op, n->a.scale[0], n->a.scale[1]);
+      h = x->shape[1] * n->a.scale[0], w = x->shape[2] * n->a.scale[1];
+    }
+    if (h < 1 || w < 1 || h > 65536 || w > 65536)
+      return BAD("node '%s' (%s): bad size %lldx%lld", n->name, n->tf_op, (long long)h, (long long)w);
+    if (x->shape[1] < 1 || x->shape[2] < 1) return BAD("node '%s' (%s): empty input", n->name, n->tf_op);
+    shp[0] = x->shape[0], shp[1] = h, shp[2] = w, shp[3] = x->shape[3];
+    return set_shape(OUT(0), x->dtype, shp, 4);
+  }
+  case GG_OP_DEPTH_TO_SPACE: {
+    int64_t bs = n->a.block_size;
+    if (x->ndim != 4 || bs < 1 || bs > 64 || x->shape[3] % (bs * bs))
+      return BAD("node '%s' (%s): needs a 4-D NHWC input whose %lld channels divide by block "
+                 "size %lld squared, got %s",
+                 n->name, n->tf_op, (long long)(x->ndim == 4 ? x->shape[3] : 0), (long long)bs,
+                 gg__shape_str(x->shape, x->ndim, sa, sizeof sa));
+    if (x->shape[1] > GG_MAX_ELEMS / bs || x->shape[2] > GG_MAX_ELEMS / bs)
+      return gg_errf(err, errlen, GG_ERANGE, "node '%s' (%s): output too large", n->name, n->tf_op);
+    shp[0] = x->shape[0], shp[1] = x->shape[1] * bs, shp[2] = x->shape[2] * bs;
+    shp[3] = x->shape[3] / (bs * bs);
+    return set_shape(OUT(0), x->dtype, shp, 4);
+  }
   case GG_OP_SPARSE_TO_DENSE: {
     if ((rc = const_ints(n, IN(0), "sparse_indices", GG_MAX_ELEMS, err, errlen))) return rc;
     if ((rc = const_ints(n, IN(1), "output_shape", GG_MAX_DIMS, err, errlen))) return rc;

@@ -730,15 +730,32 @@ static int import_model(const char *json, size_t json_len, const char *label,
   }
   c.g = g;
   g->path = xstrdup(c.file);
+  json_t *fmt = json_object_get(c.root, "format");
+  json_t *mtopo = json_object_get(c.root, "modelTopology");
+  if ((json_is_string(fmt) && !strcmp(json_string_value(fmt), "layers-model")) ||
+      (!fmt && json_is_object(mtopo) && json_object_get(mtopo, "model_config"))) {
+    /* Keras topology (tfjs-layers.c builds the nodes; older converters
+     * wrote no "format"), weights read here as for graph models. */
+    if ((rc = gg__layers_build(c.root, c.file, g, err, errlen))) goto out;
+    if ((rc = map_init(&c.nodes, (size_t)g->n_nodes))) goto out;
+    for (int i = 0; i < g->n_nodes; i++) map_put(&c.nodes, g->nodes[i].name, i);
+    if ((rc = load_weights(&c, src))) goto out;
+    for (int i = 0; i < g->n_nodes; i++)
+      if (g->nodes[i].op == GG_OP_CONST && !g->tensors[g->nodes[i].out[0]].is_const) {
+        rc = gg_errf(err, errlen, GG_EPARSE, "%s: weight '%s' is missing from weightsManifest", c.file, g->nodes[i].name);
+        goto out;
+      }
+    if ((rc = gg__layers_check_weights(c.root, c.file, g, err, errlen))) goto out;
+    goto graph_done;
+  }
   json_t *topo = json_object_get(c.root, "modelTopology");
   json_t *jnodes = json_is_object(topo) ? json_object_get(topo, "node") : NULL;
   if (!json_is_object(c.root) || !json_is_array(jnodes)) {
     rc = gg_errf(err, errlen, GG_EPARSE, "%s: expected a TF.js graph model (an object with modelTopology.node[])", c.file);
     goto out;
   }
-  json_t *fmt = json_object_get(c.root, "format");
   if (json_is_string(fmt) && strcmp(json_string_value(fmt), "graph-model")) {
-    rc = gg_errf(err, errlen, GG_EUNSUPPORTED, "%s: format '%s' is not supported (graph-model only)", c.file, json_string_value(fmt));
+    rc = gg_errf(err, errlen, GG_EUNSUPPORTED, "%s: format '%s' is not supported (graph-model, layers-model)", c.file, json_string_value(fmt));
     goto out;
   }
   size_t nn = json_array_size(jnodes);
@@ -931,6 +948,7 @@ static int import_model(const char *json, size_t json_len, const char *label,
     rc = gg_errf(err, errlen, GG_EPARSE, "%s: the graph has no outputs", c.file);
     goto out;
   }
+graph_done:
   if ((rc = gg__graph_toposort(g, err, errlen))) goto out;
   if ((rc = gg__graph_fold_constants(g, err, errlen))) goto out;
   gg__graph_fuse(g);
