@@ -20,7 +20,11 @@ int gg_model_image_input(const char *path, gg_preprocess *pp, int64_t dims[4], c
     }
     gg_model_free(m);
     if (pp->width <= 0 || pp->height <= 0) {
-      snprintf(err, errlen, "%s has no fixed 4-D image input", path);
+      snprintf(err, errlen,
+               "%s has no fixed 4-D image input (a model whose height and width are free, such "
+               "as the ESRGAN upscalers, runs through the tiled upscaler: "
+               "include/gpuguard/upscale.h, docs/upscale.md)",
+               path);
       return GG_EUNSUPPORTED;
     }
   }

@@ -586,7 +586,11 @@ int gg__exec_warmup(gg__exec *e, const char *model, char *err, size_t errlen) {
 }
 
 int gg__exec_peak(gg__exec *e, const char *model, const gg_gtensor *shape, uint64_t *peak) {
-  if (!e->isolated) return gg__host_peak(e->host, model, shape, peak);
+  if (!e->isolated) {
+    int rc = gg__host_peak(e->host, model, shape, peak);
+    gg__host_stats(e->host, &e->stats); /* planning may prepare a session on the device */
+    return rc;
+  }
   gg__wreq req;
   gg__wrep rep;
   char err[256];

@@ -22,6 +22,7 @@ typedef struct gdev_model {
   int peak_ndim;
   int64_t peak_dims[GG_GUARD_MAX_DIMS];
   uint64_t peak;
+  uint64_t peak_held; /* pool bytes that planning it took (a session prepared on the device) */
 } gdev_model;
 
 typedef struct gdev {
@@ -501,18 +502,29 @@ static int admit(gg_guard *g, gdev *d, const char *model, const gg_gtensor *in, 
                  char *err, size_t errlen, int *device_failed) {
   *device_failed = 0;
   gdev_model *pm = dev_model(d, model);
+  uint64_t held = 0;
   if (pm && pm->peak && pm->peak_ndim == in->ndim &&
       !memcmp(pm->peak_dims, in->dims, sizeof(int64_t) * (size_t)in->ndim)) {
     *peak = pm->peak;
+    held = pm->peak_held;
   } else {
+    /* An engine that computes on the device prepares the session for a new
+     * input shape (weights copy and arena) while planning it, so those bytes
+     * are already taken when planning returns; the run then allocates
+     * nothing. Count them as held, not as still needed. */
+    uint64_t before = d->ex.stats.pool_allocated;
     int rc = gg__exec_peak(&d->ex, model, in, peak);
     if (rc) {
       snprintf(err, errlen, "planning %s on %s failed: %s", model, d->spec, gg_strerror(rc));
       *device_failed = 1; /* on_failure() tells a bad input from a device failure */
       return rc;
     }
+    uint64_t after = d->ex.stats.pool_allocated;
+    held = after > before ? after - before : 0;
+    if (held > *peak) held = *peak;
     if (pm) {
       pthread_mutex_lock(&g->mu);
+      pm->peak_held = held;
       pm->peak = *peak;
       pm->peak_ndim = in->ndim;
       memcpy(pm->peak_dims, in->dims, sizeof pm->peak_dims);
@@ -530,7 +542,7 @@ static int admit(gg_guard *g, gdev *d, const char *model, const gg_gtensor *in, 
   for (;;) {
     gdev_model *m = dev_model(d, model);
     uint64_t weights = m ? m->weights : 0;
-    uint64_t need = *peak > weights ? *peak - weights : 0;
+    uint64_t need = *peak > weights + held ? *peak - weights - held : 0;
     /* The run allocates `need` bytes as one block: from a cached free block
      * that fits, or from a new segment under the budget. What the pool holds
      * from the driver counts, not only what it handed out: its segments are

@@ -94,6 +94,27 @@ static int get_session(eng_ctx *c, eng_model *em, const int64_t *shape, int ndim
   char err[256] = "";
   int rc = gg_session_new_on(em->m, shape, ndim, &so, em->on_device ? em->pool : NULL, &s->s, err,
                              sizeof err);
+  if ((rc == GG_EDEV_OOM || rc == GG_EBUDGET) && em->on_device) {
+    /* Sessions of other shapes hold their arenas on the device: a caller
+     * that shrinks its input after an OOM (tiled upscaling) needs that room.
+     * Drop them (the default one stays: warm-up and probes use it) and try
+     * once more. */
+    int dropped = 0;
+    for (int i = em->n_sess - 1; i >= 0; i--)
+      if (!em->sess[i].is_default) {
+        sess_free(&em->sess[i]);
+        em->sess[i] = em->sess[--em->n_sess];
+        dropped++;
+      }
+    s = &em->sess[em->n_sess];
+    memset(s, 0, sizeof *s);
+    if (dropped) {
+      GG_INFO("ENG", "%s: freed %d cached session%s of other input shapes to make room", em->name,
+              dropped, dropped == 1 ? "" : "s");
+      err[0] = 0;
+      rc = gg_session_new_on(em->m, shape, ndim, &so, em->pool, &s->s, err, sizeof err);
+    }
+  }
   if (rc) {
     GG_WARN("ENG", "%s: cannot prepare a session for this input: %s", em->name, err);
     return rc;
