@@ -155,8 +155,14 @@ static inline long gg_ts_http(const gg_ts_server *s, const char *method, const c
   struct curl_slist *h = NULL;
   for (int i = 0; headers && headers[i]; i++)
     h = curl_slist_append(h, headers[i]);
-  char url[1024];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
+  size_t ulen = strlen(path) + 32;
+  char *url = malloc(ulen);
+  if (!url) {
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return -1;
+  }
+  snprintf(url, ulen, "http://127.0.0.1:%d%s", s->port, path);
   gg_ts_buf b = {0};
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -173,6 +179,7 @@ static inline long gg_ts_http(const gg_ts_server *s, const char *method, const c
   if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(c);
   curl_slist_free_all(h);
+  free(url);
   if (out)
     *out = b;
   else
