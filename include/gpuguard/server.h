@@ -86,6 +86,7 @@ typedef struct gg_http_resp {
   char *body;
   size_t body_len;
   int retry_after_s; /* > 0: a Retry-After header (429, 503) */
+  struct gg_http_stream *stream; /* set by gg_http_stream_begin: a streamed body */
 } gg_http_resp;
 
 typedef void (*gg_http_handler)(gg_server *srv, const gg_http_req *req, gg_http_resp *resp,
@@ -129,6 +130,37 @@ const char *gg_http_status_name(int status);
 void *gg_http_error_json(int status, const char *name, const char *message);
 /* Takes a jansson json_t* (steals the reference) and serialises it into resp. */
 void gg_http_json(gg_http_resp *resp, int status, void *json);
+
+/* ---- streamed responses ------------------------------------------------
+ * A handler whose body is produced over time (Server-Sent Events) answers
+ * with gg_http_stream_begin instead of a body. The core then asks `read`
+ * for bytes on an HTTP worker thread; read must never block: when it has
+ * nothing yet it returns 0 and the connection is suspended (it holds no
+ * thread) until the producer calls gg_http_stream_wake. The body is sent
+ * chunked (HTTP/1.1) or until close (HTTP/1.0). */
+typedef struct gg_http_stream gg_http_stream;
+
+/* Copies up to max bytes of the body into buf. Returns the bytes copied
+ * (> 0), 0 when nothing is ready yet (the connection sleeps until the next
+ * gg_http_stream_wake), or -1 when the body is complete. */
+typedef long (*gg_http_stream_read_fn)(void *user, char *buf, size_t max);
+/* Called exactly once when the response is over (body complete, client
+ * gone, server stopping, or the response could not be sent); user is not
+ * used after it. gg_http_stream_wake must not be called once it has begun:
+ * serialise the two with a lock of the producer's. */
+typedef void (*gg_http_stream_close_fn)(void *user);
+
+/* Makes resp a streamed response (status 200, content_type a static
+ * string, Cache-Control: no-store). *out (may be NULL) is the handle for
+ * gg_http_stream_wake, valid until close is called. Returns 0, or
+ * GG_ENOMEM with a 500 in resp (close is then called before returning). */
+int gg_http_stream_begin(gg_http_resp *resp, const char *content_type, gg_http_stream_read_fn read,
+                         gg_http_stream_close_fn close, void *user, gg_http_stream **out);
+/* Tells the core that read has more to give: resumes the suspended
+ * connection, or makes the next read try again. Thread-safe; cheap when
+ * nothing sleeps. When the server stops, every stream is ended (read is no
+ * longer called; close is). */
+void gg_http_stream_wake(gg_http_stream *s);
 
 /* Limits of gg_http_read_json: larger bodies get 413, deeper nesting 400. */
 #define GG_HTTP_JSON_MAX_BYTES (64u << 10)

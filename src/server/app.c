@@ -79,6 +79,7 @@ static void app_free(void *p) {
   gg_app *app = p;
   if (!app) return;
   gg__app_events_stop(app);
+  gg__app_generate_stop(app);
   gg__app_pages_stop(app);
   gg_pipeline_free(app->pipeline);
   gg_tracker_free(app->tracker);
@@ -190,6 +191,7 @@ int gg_server_new(const gg_server_config *cfg, gg_server **out) {
   gg__app_register_faces(app);
   gg__app_register_compreface(app);
   gg__app_register_pages(app);
+  gg__app_register_generate(app);
   if ((rc = gg__app_events_start(app, cfg))) {
     gg_server_free(srv);
     return rc;

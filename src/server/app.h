@@ -42,6 +42,7 @@ typedef struct gg_app {
    * memory history the dashboard plots (app-pages.c). NULL when off. */
   struct gg_app_events *events;
   struct gg_app_history *history;
+  struct gg_app_generate *generate; /* the generation queue (app-generate.c) */
 
   pthread_mutex_t devlist_lock; /* guards the cached device list */
   gg_device_info *devlist;
@@ -66,6 +67,12 @@ void gg__app_serve_file(gg_app *app, const char *rel, gg_http_resp *resp);
  * they plot (app-pages.c). stop ends what start began; both idempotent. */
 void gg__app_register_pages(gg_app *app);
 void gg__app_pages_stop(gg_app *app);
+
+/* The generation API (/api/generate, /api/progress/:id, ...) and its
+ * worker thread (app-generate.c). stop cancels and joins the worker and
+ * frees every generation; idempotent. */
+void gg__app_register_generate(gg_app *app);
+void gg__app_generate_stop(gg_app *app);
 
 /* A recognition as the outside world sees it: one face of one frame. */
 typedef struct gg_app_event {

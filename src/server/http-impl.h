@@ -5,6 +5,7 @@
 
 #include "gpuguard/server.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -113,6 +114,12 @@ struct gg_server {
   char label[160]; /* what the "listening on" line says is served, e.g. "device cpu" */
   _Atomic uint64_t requests_total;
   uint64_t started_ns;
+
+  /* Streamed responses in flight (gg_http_stream_begin): all are ended
+   * before the daemon stops, which must not find a connection suspended. */
+  pthread_mutex_t streams_lock;
+  struct gg_http_stream *streams; /* doubly linked through next/prev */
+  int streams_stopping;
 
   /* The application built on this server (app.c): freed by app_free after
    * the daemon has stopped. The core never looks inside. */

@@ -448,6 +448,141 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, gg_http_resp *resp
   return ret;
 }
 
+/* ---- streamed responses ------------------------------------------------------ */
+
+struct gg_http_stream {
+  pthread_mutex_t lock;
+  gg_http_stream_read_fn read;
+  gg_http_stream_close_fn close;
+  void *user;
+  gg_server *srv;              /* set when the response is queued */
+  struct MHD_Connection *conn; /* idem */
+  int suspended;               /* the connection sleeps until a wake */
+  int pending;                 /* a wake came while read ran: read again */
+  int ending;                  /* the server stops: end the body now */
+  struct gg_http_stream *next, *prev;
+};
+
+int gg_http_stream_begin(gg_http_resp *resp, const char *content_type, gg_http_stream_read_fn read,
+                         gg_http_stream_close_fn close, void *user, gg_http_stream **out) {
+  gg_http_stream *s = calloc(1, sizeof *s);
+  if (out) *out = s;
+  if (!s) {
+    if (close) close(user);
+    gg_http_error(resp, 500, "out of memory starting a streamed response");
+    return GG_ENOMEM;
+  }
+  pthread_mutex_init(&s->lock, NULL);
+  s->read = read;
+  s->close = close;
+  s->user = user;
+  free(resp->body);
+  resp->body = NULL;
+  resp->body_len = 0;
+  resp->status = 200;
+  resp->content_type = content_type;
+  resp->stream = s;
+  return 0;
+}
+
+void gg_http_stream_wake(gg_http_stream *s) {
+  if (!s) return;
+  pthread_mutex_lock(&s->lock);
+  if (s->suspended) {
+    s->suspended = 0;
+    MHD_resume_connection(s->conn);
+  } else {
+    s->pending = 1;
+  }
+  pthread_mutex_unlock(&s->lock);
+}
+
+/* MHD's content reader: never blocks. With nothing to send it suspends the
+ * connection (allowed from a content reader) and returns 0; a wake resumes
+ * it and libmicrohttpd calls again. */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+  (void)pos;
+  gg_http_stream *s = cls;
+  for (;;) {
+    pthread_mutex_lock(&s->lock);
+    int ending = s->ending;
+    s->pending = 0;
+    pthread_mutex_unlock(&s->lock);
+    if (ending) return MHD_CONTENT_READER_END_OF_STREAM;
+    long n = s->read(s->user, buf, max);
+    if (n > 0) return (ssize_t)n;
+    if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
+    pthread_mutex_lock(&s->lock);
+    if (s->pending || s->ending) {
+      pthread_mutex_unlock(&s->lock);
+      continue;
+    }
+    s->suspended = 1;
+    MHD_suspend_connection(s->conn);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+  }
+}
+
+/* The response is destroyed: unlink, tell the producer, free. */
+static void stream_free(void *cls) {
+  gg_http_stream *s = cls;
+  if (s->srv) {
+    pthread_mutex_lock(&s->srv->streams_lock);
+    if (s->prev) s->prev->next = s->next;
+    else if (s->srv->streams == s) s->srv->streams = s->next;
+    if (s->next) s->next->prev = s->prev;
+    pthread_mutex_unlock(&s->srv->streams_lock);
+  }
+  if (s->close) s->close(s->user);
+  pthread_mutex_destroy(&s->lock);
+  free(s);
+}
+
+/* Queues the streamed response of a handler. */
+static enum MHD_Result send_stream(gg_server *srv, struct MHD_Connection *conn, gg_http_resp *resp) {
+  gg_http_stream *s = resp->stream;
+  resp->stream = NULL;
+  s->srv = srv;
+  s->conn = conn;
+  pthread_mutex_lock(&srv->streams_lock);
+  s->ending = srv->streams_stopping;
+  s->next = srv->streams;
+  if (s->next) s->next->prev = s;
+  srv->streams = s;
+  pthread_mutex_unlock(&srv->streams_lock);
+  struct MHD_Response *r =
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, s, stream_free);
+  if (!r) {
+    stream_free(s);
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, "Content-Type",
+                          resp->content_type ? resp->content_type : "application/octet-stream");
+  MHD_add_response_header(r, "Cache-Control", "no-store");
+  MHD_add_response_header(r, "X-Accel-Buffering", "no");
+  enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+/* Ends every stream before the daemon stops: no new suspension, and the
+ * suspended connections resumed so libmicrohttpd can close them. */
+static void streams_end_all(gg_server *srv) {
+  pthread_mutex_lock(&srv->streams_lock);
+  srv->streams_stopping = 1;
+  for (gg_http_stream *s = srv->streams; s; s = s->next) {
+    pthread_mutex_lock(&s->lock);
+    s->ending = 1;
+    if (s->suspended) {
+      s->suspended = 0;
+      MHD_resume_connection(s->conn);
+    }
+    pthread_mutex_unlock(&s->lock);
+  }
+  pthread_mutex_unlock(&srv->streams_lock);
+}
+
 /* Seconds a client refused for the body budget is told to wait: bodies held
  * now finish, or meet their deadline, in about that time when the server is
  * merely busy. */
@@ -633,6 +768,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                        .n_params = match.n_params};
     memcpy(req.params, match.params, sizeof req.params);
     match.route->fn(srv, &req, &resp, match.route->user);
+    if (resp.stream) {
+      GG_DEBUG("HTTP", "%s %s -> %d streamed", method, url, resp.status);
+      gg__route_match_free(&match);
+      return send_stream(srv, conn, &resp);
+    }
     if (!resp.body) gg_http_error(&resp, 500, "handler produced no response");
   }
   GG_DEBUG("HTTP", "%s %s -> %d", method, url, resp.status);
@@ -703,6 +843,7 @@ int gg__http_new(const gg_server_config *cfg, gg_server **out) {
   gg_server *s = calloc(1, sizeof *s);
   if (!s) return GG_ENOMEM;
   s->cfg = *cfg;
+  pthread_mutex_init(&s->streams_lock, NULL);
   snprintf(s->host, sizeof s->host, "%s", cfg->host && *cfg->host ? cfg->host : "127.0.0.1");
   s->cfg.host = s->host;
   /* The application's settings stay with the application (app.c), which
@@ -710,6 +851,7 @@ int gg__http_new(const gg_server_config *cfg, gg_server **out) {
   s->cfg.device = s->cfg.models_dir = s->cfg.web_dir = NULL;
   s->cfg.fallback = s->cfg.models = s->cfg.faults = NULL;
   if (gg__access_init(s, cfg)) {
+    pthread_mutex_destroy(&s->streams_lock);
     free(s);
     return GG_EINVAL;
   }
@@ -746,7 +888,9 @@ int gg_server_start(gg_server *srv) {
    * read buffer keeps that out of reach of anything up to our own limits,
    * which answer in JSON. Pages of the pool are touched only as used. */
   size_t pool = (size_t)srv->cfg.max_header * 2 + (32u << 10);
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+  /* Suspend/resume: a streamed response sleeps without holding a thread. */
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                   MHD_ALLOW_SUSPEND_RESUME;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
   /* The logger goes first: libmicrohttpd uses it from the next option on. */
   srv->daemon = MHD_start_daemon(
@@ -785,6 +929,7 @@ int gg_server_port(const gg_server *srv) {
 
 void gg_server_stop(gg_server *srv) {
   if (srv && srv->daemon) {
+    streams_end_all(srv);
     MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
     gg__limits_stop(srv->limits);
@@ -798,5 +943,6 @@ void gg_server_free(gg_server *srv) {
   /* The daemon has stopped: no handler runs, the application can go. */
   if (srv->app_free) srv->app_free(srv->app);
   gg__limits_free(srv->limits);
+  pthread_mutex_destroy(&srv->streams_lock);
   free(srv);
 }
