@@ -98,7 +98,7 @@ const GG = (() => {
   // current one marked) and the API key field every page shares.
   function header(current) {
     const h = $("top");
-    const pages = [["/", "Home"], ["/webcam", "Webcam"], ["/identities", "Identities"], ["/dashboard", "Dashboard"]];
+    const pages = [["/", "Home"], ["/webcam", "Webcam"], ["/identities", "Identities"], ["/dashboard", "Dashboard"], ["/generate", "Generate"]];
     const nav = el("nav", {}, pages.map(([href, label]) =>
       el("a", { href, "aria-current": href === current ? "page" : null }, label)));
     const key = el("input", { id: "apikey", type: "password", autocomplete: "off",

@@ -227,7 +227,7 @@ static void h_page(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, v
 }
 
 void gg__app_register_pages(gg_app *app) {
-  static const char *const pages[] = {"/webcam", "/identities", "/dashboard"};
+  static const char *const pages[] = {"/webcam", "/identities", "/dashboard", "/generate"};
   for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++)
     gg_server_add_route(app->srv, "GET", pages[i], h_page, app);
   gg_server_add_route(app->srv, "GET", "/api/history", h_history, app);

@@ -6,7 +6,10 @@
 //   /webcam: the fake camera shows a mirrored, rescaled view of sample1's
 //     face 0 (a .y4m made by make-y4m); waits until the page names alice;
 //   /dashboard: the memory chart has at least 2 samples; switches the device
-//     to sim:mem=512M through the form and sees the serving device change.
+//     to sim:mem=512M through the form and sees the serving device change;
+//   /generate: a 64x48 canvas PNG, esrgan-slim x2, progress to 100% and a
+//     128x96 result; a non-image shows 400 bad_image; a 256x192 tile-16 run
+//     stopped at its first progress shows "stopped"; a switch back to cpu.
 // No page may throw or log a console error. Screenshots go to
 // $GG_BROWSER_OUT/screenshots. The server is killed on every exit path.
 //
@@ -114,7 +117,7 @@ async function startServer() {
 const problems = [];
 // The refusals the test provokes: no key, several faces, a name that exists.
 const expected = [{ url: "/api/identities", status: "401" }, { url: "/examples", status: "422" },
-  { url: "/api/identities", status: "409" }];
+  { url: "/api/identities", status: "409" }, { url: "/api/generate", status: "400" }];
 
 function watch(page) {
   const name = () => new URL(page.url()).pathname;
@@ -284,6 +287,75 @@ async function main() {
   await ids2.locator("#page-info", { hasText: "nobody enrolled yet" }).waitFor({ timeout: T });
   check(dialogs.some((m) => /^Delete "alice"/.test(m)), "delete asks for confirmation and removes the person");
   await ids2.screenshot({ path: path.join(shots, "identities-after.png"), fullPage: true });
+
+  // ---- /generate: upscale a canvas-made PNG, then stop a long one ---------
+  const gen = ids2;
+  await gen.click('header nav a[href="/generate"]');
+  await gen.waitForURL(base + "/generate");
+  await gen.locator("#model option", { hasText: "esrgan-slim" }).waitFor({ state: "attached", timeout: T });
+  check(await gen.locator("#scale option").count() >= 2, "the model and scale menus are filled from /api/config");
+  await gen.locator("#serving", { hasText: /^sim:mem=512M$/ }).waitFor({ timeout: T });
+  check(await gen.locator("#switch-spec option").count() >= 1, "/generate shows the serving device and a switch menu");
+  // A PNG drawn in the page (a gradient with a few shapes), w x h.
+  const png = async (w, h) => Buffer.from(await gen.evaluate(([w, h]) => {
+    const c = document.createElement("canvas");
+    c.width = w; c.height = h;
+    const g = c.getContext("2d");
+    const gr = g.createLinearGradient(0, 0, w, h);
+    gr.addColorStop(0, "#204080"); gr.addColorStop(1, "#e0c040");
+    g.fillStyle = gr; g.fillRect(0, 0, w, h);
+    g.fillStyle = "#fff"; g.fillRect(w / 4, h / 4, w / 3, h / 3);
+    g.strokeStyle = "#000"; g.lineWidth = 2; g.beginPath(); g.arc(w * 0.7, h * 0.6, h / 5, 0, 7); g.stroke();
+    return c.toDataURL("image/png").split(",")[1];
+  }, [w, h]), "base64");
+  await gen.setInputFiles("#file", { name: "small.png", mimeType: "image/png", buffer: await png(64, 48) });
+  await gen.locator("#before-cap", { hasText: "input 64x48" }).waitFor({ timeout: T });
+  await gen.selectOption("#model", "esrgan-slim");
+  await gen.selectOption("#scale", "2");
+  await gen.fill("#tile", "32");
+  await gen.click("#generate");
+  await gen.locator("#status", { hasText: /^done$/ }).waitFor({ timeout: T * 3 });
+  const bar = await gen.evaluate(() => ({ v: document.getElementById("progress").value,
+    steps: document.getElementById("steps").textContent, pct: document.getElementById("percent").textContent }));
+  check(bar.v === 100 && bar.pct === "100%" && /^(\d+) \/ \1 tiles$/.test(bar.steps),
+        "the progress bar reached 100% (" + bar.steps + ", " + bar.pct + ")");
+  await gen.waitForFunction(() => { const i = document.getElementById("after");
+    return i.complete && i.naturalWidth === 128 && i.naturalHeight === 96; }, null, { timeout: T });
+  check(true, "the result image is 128x96, twice the 64x48 input");
+  const dl = await gen.getAttribute("#download", "href");
+  check(!(await gen.locator("#download").isHidden()) && /^\/api\/generate\/[^/]+\/image/.test(dl),
+        "a download link points at the PNG (" + dl + ")");
+  const dlr = await fetch(base + dl);
+  check(dlr.ok && dlr.headers.get("content-type") === "image/png", "the download link serves image/png");
+  check((await gen.textContent("#error")) === "", "no error shown after a finished generation");
+  await gen.screenshot({ path: path.join(shots, "generate.png"), fullPage: true });
+  // Errors are shown: a file that is not an image gets the server's 400 message.
+  await gen.setInputFiles("#file", { name: "notes.png", mimeType: "image/png", buffer: Buffer.from("not an image") });
+  await gen.click("#generate");
+  await gen.locator("#error", { hasText: /^400 bad_image: / }).waitFor({ timeout: T });
+  check(/^error$/.test(await gen.textContent("#status")) && await gen.isEnabled("#generate"),
+        "an undecodable image shows the server's error (" + await gen.textContent("#error") + ")");
+  // A long one (256x192, tile 16: hundreds of steps), stopped at its first progress.
+  await gen.setInputFiles("#file", { name: "large.png", mimeType: "image/png", buffer: await png(256, 192) });
+  await gen.locator("#before-cap", { hasText: "input 256x192" }).waitFor({ timeout: T });
+  await gen.fill("#tile", "16");
+  await gen.click("#generate");
+  await gen.waitForFunction(() => document.getElementById("progress").value > 0, null, { timeout: T * 2 });
+  await gen.click("#stop");
+  await gen.locator("#status", { hasText: /^stopped$/ }).waitFor({ timeout: T * 2 });
+  const stopMsg = await gen.textContent("#error");
+  check(/409 stopped: the generation was canceled after \d+ of \d+ steps/.test(stopMsg),
+        "Stop ends the generation: the page says stopped (" + stopMsg + ")");
+  check(await gen.locator("#download").isHidden() && !(await gen.getAttribute("#after", "src")),
+        "a stopped generation shows no result and no download link");
+  check(await gen.isEnabled("#generate") && !(await gen.isEnabled("#stop")), "Generate is enabled again, Stop disabled");
+  await gen.screenshot({ path: path.join(shots, "generate-stopped.png"), fullPage: true });
+  // The device switch on this page: back to cpu.
+  await gen.selectOption("#switch-spec", "cpu");
+  await gen.click("#switch");
+  await gen.locator("#switch-msg", { hasText: "now on cpu" }).waitFor({ timeout: T * 2 });
+  await gen.locator("#serving", { hasText: /^cpu$/ }).waitFor({ timeout: T });
+  check(true, "/generate switched the serving device back to cpu");
 
   check(problems.length === 0, "no page error or console error" + (problems.length ? ":\n  " + problems.join("\n  ") : ""));
   await browser.close();
