@@ -7,8 +7,11 @@
  *
  * Usage: bench-upscale [--device SPEC] [--model esrgan-slim] [--scale 4]
  *                      [--size 2048] [--tile N] [--exe GPUGUARD_BIN]
+ *                      [--threads N] [--max-tile N]
  * Defaults: sim:mem=512M, esrgan-slim, x4, 2048x2048, tile chosen by the plan,
- * the worker binary ./gpuguard next to this one. */
+ * the worker binary ./gpuguard next to this one, the engine's 1 thread, the
+ * plan's largest candidate 512 (--max-tile 1024 lets a 1024 image run whole).
+ * bench/bench-upscale.sh runs it on the cpu device against TF.js. */
 #include "gpuguard/core.h"
 #include "gpuguard/error.h"
 #include "gpuguard/guard.h"
@@ -30,7 +33,7 @@ static void on_progress(void *user, int step, int total) {
 
 int main(int argc, char **argv) {
   const char *device = "sim:mem=512M", *model = "esrgan-slim", *exe = NULL;
-  int scale = 4, size = 2048, tile = 0;
+  int scale = 4, size = 2048, tile = 0, threads = 1, max_tile = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--device"))
       device = argv[i + 1];
@@ -42,6 +45,10 @@ int main(int argc, char **argv) {
       size = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--tile"))
       tile = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--threads"))
+      threads = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--max-tile"))
+      max_tile = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--exe"))
       exe = argv[i + 1];
     else {
@@ -66,6 +73,9 @@ int main(int argc, char **argv) {
   cfg.n_devices = 1;
   cfg.worker_exe = exe;
   cfg.retries = 0;
+  char runner_arg[32];
+  snprintf(runner_arg, sizeof runner_arg, "threads=%d", threads);
+  cfg.runner_arg = runner_arg;
   gg_guard *g = NULL;
   int rc = gg_guard_new(&cfg, &g);
   if (rc) {
@@ -91,7 +101,7 @@ int main(int argc, char **argv) {
   }
   gg_guard_device_status st0, st1;
   gg_guard_device_status_get(g, 0, &st0);
-  gg_upscale_opts o = {.model = model, .scale = scale, .tile = tile};
+  gg_upscale_opts o = {.model = model, .scale = scale, .tile = tile, .max_tile = max_tile};
   gg_generator *gen = NULL;
   uint64_t t0 = gg_now_ns();
   rc = gg_upscale_new(g, &o, img, size, size, &gen, err, sizeof err);
@@ -105,6 +115,7 @@ int main(int argc, char **argv) {
   gg_host_get_stats(&hs);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
+  printf("threads           %d\n", threads);
   printf("device            %s (budget %llu, free when planned %llu)\n", device,
          (unsigned long long)in.device_budget, (unsigned long long)in.device_free);
   printf("upscale           %s x%d: %dx%d -> %dx%d: %s\n", model, scale, size, size, in.out_w,
@@ -117,7 +128,7 @@ int main(int argc, char **argv) {
   printf("\n");
   printf("tile              %d (overlap %d), %d x %d = %d tiles, %d halvings, %d runs\n", in.tile,
          in.overlap, in.tiles_x, in.tiles_y, in.tiles, in.halvings, in.runs);
-  printf("time              %.1f s wall (plan %.0f ms; steps %.1f s: min %.0f, mean %.0f, max %.0f "
+  printf("time              %.3f s wall (plan %.0f ms; steps %.3f s: min %.0f, mean %.0f, max %.0f "
          "ms)\n",
          wall, in.plan_ms, in.total_ms / 1e3, in.step_ms_min, in.step_ms_mean, in.step_ms_max);
   printf("device peak       planned %llu, engine measured %llu, guard planned %llu\n",
