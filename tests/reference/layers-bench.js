@@ -13,9 +13,8 @@
 // to the model's range (255: slim, medium; 1: thick).
 'use strict';
 
-const fs = require('fs');
-const path = require('path');
 const io = require('./model-io');
+const { registerCustomLayers, loadLayersModel } = require('./esrgan-layers');
 
 function usage(msg) {
   if (msg) console.error(`layers-bench.js: ${msg}`);
@@ -26,57 +25,6 @@ function usage(msg) {
   process.exit(2);
 }
 
-// The same registrations as layers-run.js (the @upscalerjs ESRGAN layers).
-function registerCustomLayers(tf) {
-  const getInput = (inputs) => (Array.isArray(inputs) ? inputs[0] : inputs);
-  class MultiplyBeta extends tf.layers.Layer {
-    constructor() {
-      super({});
-      this.beta = 0.2;
-    }
-    call(inputs) {
-      return tf.mul(getInput(inputs), this.beta);
-    }
-    static get className() {
-      return 'MultiplyBeta';
-    }
-  }
-  tf.serialization.registerClass(MultiplyBeta);
-  for (const scale of [2, 3, 4, 8]) {
-    class PixelShuffle extends tf.layers.Layer {
-      constructor() {
-        super({});
-        this.scale = scale;
-      }
-      computeOutputShape(inputShape) {
-        return [inputShape[0], inputShape[1], inputShape[2], 3];
-      }
-      call(inputs) {
-        return tf.depthToSpace(getInput(inputs), this.scale, 'NHWC');
-      }
-      static get className() {
-        return `PixelShuffle${scale}x`;
-      }
-    }
-    tf.serialization.registerClass(PixelShuffle);
-  }
-}
-
-async function loadLayersModel(tf, modelJson) {
-  const dir = path.dirname(modelJson);
-  const j = JSON.parse(fs.readFileSync(modelJson, 'utf8'));
-  if (j.format !== 'layers-model') throw new Error(`${modelJson}: not a layers-model`);
-  const specs = [];
-  const bufs = [];
-  for (const group of j.weightsManifest) {
-    for (const p of group.paths) bufs.push(fs.readFileSync(path.join(dir, p)));
-    specs.push(...group.weights);
-  }
-  const all = Buffer.concat(bufs);
-  const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength);
-  const artifacts = { modelTopology: j.modelTopology, weightSpecs: specs, weightData, format: j.format };
-  return tf.loadLayersModel({ load: async () => artifacts });
-}
 
 // bench-upscale.c's picture: waves and noise, 8-bit RGB, then to the range.
 function picture(size, range) {
