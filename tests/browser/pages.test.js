@@ -130,8 +130,11 @@ function watch(page) {
     problems.push(name() + ": console error: " + m.text() + " (" + where + ")");
   });
   page.on("requestfailed", (r) => {
-    // Leaving /webcam may abort the frame in flight.
-    if (r.url().includes("/api/recognize") && /ERR_ABORTED/.test((r.failure() || {}).errorText)) return;
+    // Leaving a page aborts what it had in flight: /webcam's frame, the
+    // dashboard's and /generate's polls (GETs). A failure the server causes
+    // reads otherwise (ERR_EMPTY_RESPONSE, ERR_CONNECTION_RESET, ...).
+    const aborted = /ERR_ABORTED/.test((r.failure() || {}).errorText);
+    if (aborted && (r.method() === "GET" || r.url().includes("/api/recognize"))) return;
     problems.push(name() + ": request failed: " + r.url() + " " + (r.failure() || {}).errorText);
   });
   return page;
