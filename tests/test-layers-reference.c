@@ -11,6 +11,7 @@
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
 #include "gpuguard/image.h"
+#include "reference-util.h"
 #include "test.h"
 
 #include <errno.h>
@@ -27,41 +28,6 @@ typedef struct pkg_case {
   int patch;         /* patch edge in pixels */
   float input_scale; /* pixel * input_scale */
 } pkg_case;
-
-static int file_exists(const char *p) {
-  struct stat st;
-  return stat(p, &st) == 0;
-}
-
-static int run_cmd(const char *cmd, const char *log) {
-  char full[4096];
-  if (snprintf(full, sizeof full, "%s >'%s' 2>&1", cmd, log) >= (int)sizeof full) return -1;
-  int st = system(full);
-  if (st == -1 || !WIFEXITED(st)) return -1;
-  return WEXITSTATUS(st);
-}
-
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  if (fseek(f, 0, SEEK_END)) {
-    fclose(f);
-    return NULL;
-  }
-  long n = ftell(f);
-  rewind(f);
-  char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  if (b) {
-    b[n] = 0;
-    if (len) *len = (size_t)n;
-  }
-  return b;
-}
 
 static void print_tail(const char *log) {
   char *s = slurp(log, NULL);

@@ -6,6 +6,7 @@
  * many of sample1..6.jpg per model; default 6, 2 for nanodet whose tfjs-cpu
  * run takes ~6 s per image), GG_REF_KEEP=1 keeps the dump
  * dirs, GG_REF_THREADS (infer --threads, default 2). */
+#include "reference-util.h"
 #include "test.h"
 
 #include <errno.h>
@@ -25,43 +26,6 @@ typedef struct model_case {
 } model_case;
 
 static char g_models_dir[1024], g_images_dir[1024];
-
-static int file_exists(const char *p) {
-  struct stat st;
-  return stat(p, &st) == 0;
-}
-
-/* Runs a shell command with stdout+stderr to `log`; returns the exit status
- * (or -1 if it did not exit normally). */
-static int run_cmd(const char *cmd, const char *log) {
-  char full[9000];
-  if (snprintf(full, sizeof full, "%s >'%s' 2>&1", cmd, log) >= (int)sizeof full) return -1;
-  int st = system(full);
-  if (st == -1 || !WIFEXITED(st)) return -1;
-  return WEXITSTATUS(st);
-}
-
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  if (fseek(f, 0, SEEK_END)) {
-    fclose(f);
-    return NULL;
-  }
-  long n = ftell(f);
-  rewind(f);
-  char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  if (b) {
-    b[n] = 0;
-    if (len) *len = (size_t)n;
-  }
-  return b;
-}
 
 /* Loads a raw little-endian float32 file (x86: host order). */
 static float *load_f32(const char *dir, const char *file, size_t *count) {
