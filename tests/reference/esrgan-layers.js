@@ -7,8 +7,7 @@
 // tf.depthToSpace(x, N, 'NHWC'); and a layers model read from disk.
 'use strict';
 
-const fs = require('fs');
-const path = require('path');
+const { readArtifacts } = require('./model-io');
 
 function registerCustomLayers(tf) {
   const BETA = 0.2;
@@ -48,25 +47,9 @@ function registerCustomLayers(tf) {
 
 // Reads model.json and its shards from disk (no fetch under Node).
 async function loadLayersModel(tf, modelJson) {
-  const dir = path.dirname(modelJson);
-  const j = JSON.parse(fs.readFileSync(modelJson, 'utf8'));
-  if (j.format !== 'layers-model') throw new Error(`${modelJson}: not a layers-model`);
-  const specs = [];
-  const bufs = [];
-  for (const group of j.weightsManifest) {
-    for (const p of group.paths) bufs.push(fs.readFileSync(path.join(dir, p)));
-    specs.push(...group.weights);
-  }
-  const all = Buffer.concat(bufs);
-  const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength);
-  const artifacts = {
-    modelTopology: j.modelTopology,
-    weightSpecs: specs,
-    weightData,
-    format: j.format,
-    generatedBy: j.generatedBy,
-    convertedBy: j.convertedBy,
-  };
+  const artifacts = readArtifacts(modelJson, (j) => {
+    if (j.format !== 'layers-model') throw new Error(`${modelJson}: not a layers-model`);
+  });
   return tf.loadLayersModel({ load: async () => artifacts });
 }
 

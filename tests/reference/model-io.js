@@ -34,14 +34,13 @@ async function initTf(backend, threads) {
   return { tf, info };
 }
 
-// Reads model.json and its weight shards (concatenated in manifest order)
-// and returns a tfjs GraphModel. Fails with the file that was wrong.
-async function loadModel(modelJson) {
+// Reads model.json (check(j) throws when it is not the kind wanted) and its
+// weight shards (concatenated in manifest order) into the artifacts tfjs's
+// loaders take. Fails with the file that was wrong.
+function readArtifacts(modelJson, check) {
   const dir = path.dirname(modelJson);
   const j = JSON.parse(fs.readFileSync(modelJson, 'utf8'));
-  if (!j.modelTopology || !Array.isArray(j.weightsManifest)) {
-    throw new Error(`${modelJson}: not a TF.js graph model (no modelTopology/weightsManifest)`);
-  }
+  check(j);
   const specs = [];
   const bufs = [];
   for (const group of j.weightsManifest) {
@@ -49,11 +48,10 @@ async function loadModel(modelJson) {
     specs.push(...group.weights);
   }
   const all = Buffer.concat(bufs);
-  const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength);
-  const artifacts = {
+  return {
     modelTopology: j.modelTopology,
     weightSpecs: specs,
-    weightData,
+    weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
     format: j.format,
     generatedBy: j.generatedBy,
     convertedBy: j.convertedBy,
@@ -61,8 +59,16 @@ async function loadModel(modelJson) {
     userDefinedMetadata: j.userDefinedMetadata,
     modelInitializer: j.modelInitializer,
   };
-  const handler = { load: async () => artifacts };
-  return tf.loadGraphModel(handler);
+}
+
+// A tfjs GraphModel from model.json and its shards.
+async function loadModel(modelJson) {
+  const artifacts = readArtifacts(modelJson, (j) => {
+    if (!j.modelTopology || !Array.isArray(j.weightsManifest)) {
+      throw new Error(`${modelJson}: not a TF.js graph model (no modelTopology/weightsManifest)`);
+    }
+  });
+  return tf.loadGraphModel({ load: async () => artifacts });
 }
 
 function readF32(file, count) {
@@ -103,4 +109,4 @@ function modelIo(model, modelJson) {
   return { input: { name: ph[0].name, shape }, outputs };
 }
 
-module.exports = { initTf, loadModel, readF32, writeF32, numel, modelIo };
+module.exports = { initTf, loadModel, readArtifacts, readF32, writeF32, numel, modelIo };
