@@ -118,6 +118,20 @@ static gen *gen_find(gg_app_generate *m, const char *id) {
   return NULL;
 }
 
+/* The generation the route's :id names, with m->lock held; NULL (lock
+ * released, 404 written) when there is none. */
+static gen *gen_lock_find(gg_app_generate *m, const gg_http_req *req, gg_http_resp *resp) {
+  const char *id = gg_http_param(req, "id");
+  pthread_mutex_lock(&m->lock);
+  gen *g = gen_find(m, id);
+  if (!g) {
+    pthread_mutex_unlock(&m->lock);
+    gg_http_error(resp, 404, "no generation '%.40s' (finished ones are kept %d at most)",
+                  id ? id : "", GEN_KEEP);
+  }
+  return g;
+}
+
 /* Keeps the last GEN_KEEP finished generations; older ones leave the list
  * (freed when no SSE reader holds them). Lock held. */
 static void gen_evict(gg_app_generate *m) {
@@ -669,19 +683,12 @@ static void h_generate(gg_server *srv, const gg_http_req *req, gg_http_resp *res
 static void h_progress(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
   (void)srv;
   gg_app_generate *m = user;
-  const char *id = gg_http_param(req, "id");
+  gen *g = gen_lock_find(m, req, resp);
+  if (!g) return;
   gen_sub *s = calloc(1, sizeof *s);
   if (!s) {
-    gg_http_error(resp, 503, "out of memory");
-    return;
-  }
-  pthread_mutex_lock(&m->lock);
-  gen *g = gen_find(m, id);
-  if (!g) {
     pthread_mutex_unlock(&m->lock);
-    free(s);
-    gg_http_error(resp, 404, "no generation '%.40s' (finished ones are kept %d at most)", id,
-                  GEN_KEEP);
+    gg_http_error(resp, 503, "out of memory");
     return;
   }
   s->m = m;
@@ -702,19 +709,13 @@ static void h_progress(gg_server *srv, const gg_http_req *req, gg_http_resp *res
 static void h_stop(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
   (void)srv;
   gg_app_generate *m = user;
-  const char *id = gg_http_param(req, "id");
-  pthread_mutex_lock(&m->lock);
-  gen *g = gen_find(m, id);
-  if (!g) {
-    pthread_mutex_unlock(&m->lock);
-    gg_http_error(resp, 404, "no generation '%.40s'", id);
-    return;
-  }
+  gen *g = gen_lock_find(m, req, resp);
+  if (!g) return;
   if (g->status >= GEN_DONE) {
     const char *st = k_status[g->status];
     pthread_mutex_unlock(&m->lock);
     gg_http_error_named(resp, 409, "already_finished", "generation %.40s has already ended (%s)",
-                        id, st);
+                        gg_http_param(req, "id"), st);
     return;
   }
   g->stop_requested = 1;
@@ -742,35 +743,24 @@ static void h_stop(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, v
 static void h_status(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
   (void)srv;
   gg_app_generate *m = user;
-  const char *id = gg_http_param(req, "id");
-  pthread_mutex_lock(&m->lock);
-  gen *g = gen_find(m, id);
-  json_t *j = g ? gen_json(g) : NULL;
+  gen *g = gen_lock_find(m, req, resp);
+  if (!g) return;
+  json_t *j = gen_json(g);
   pthread_mutex_unlock(&m->lock);
-  if (!g) {
-    gg_http_error(resp, 404, "no generation '%.40s' (finished ones are kept %d at most)", id,
-                  GEN_KEEP);
-    return;
-  }
   gg_http_json(resp, 200, j);
 }
 
 static void h_image(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
   (void)srv;
   gg_app_generate *m = user;
-  const char *id = gg_http_param(req, "id");
-  pthread_mutex_lock(&m->lock);
-  gen *g = gen_find(m, id);
-  if (!g) {
-    pthread_mutex_unlock(&m->lock);
-    gg_http_error(resp, 404, "no generation '%.40s'", id);
-    return;
-  }
+  gen *g = gen_lock_find(m, req, resp);
+  if (!g) return;
   if (g->status != GEN_DONE || !g->png) {
     const char *st = k_status[g->status];
     pthread_mutex_unlock(&m->lock);
     gg_http_error_named(resp, 409, "not_done",
-                        "generation %.40s is %s: the image exists once it is done", id, st);
+                        "generation %.40s is %s: the image exists once it is done",
+                        gg_http_param(req, "id"), st);
     return;
   }
   char *copy = malloc(g->png_len);
