@@ -73,7 +73,7 @@ static int tc_ints(tcase *c, int n, const int32_t *vals) {
 static void tc_node(tcase *c, gg_op op, int n_in, const int *ins, int n_out) {
   c->n.name = "t";
   c->n.op = op;
-  c->n.tf_op = gg__op_name(op);
+  c->n.src_op = gg__op_name(op);
   c->n.n_in = n_in, c->n.n_out = n_out;
   for (int i = 0; i < n_in; i++)
     c->in[i] = ins[i];

@@ -26,7 +26,7 @@ static void tv_set(gg_tval *t, gg_dtype dt, void *data, int ndim, const int64_t 
 static void op_init(opt *o, gg_op op, int n_in, int n_out) {
   memset(o, 0, sizeof *o);
   o->n.name = "t";
-  o->n.tf_op = gg__op_name(op);
+  o->n.src_op = gg__op_name(op);
   o->n.op = op;
   o->n.n_in = n_in, o->n.n_out = n_out;
   for (int i = 0; i < n_in; i++) o->in[i] = i;
@@ -61,7 +61,7 @@ static void expect(const opt *o, int k, const int64_t *shape, int ndim, const fl
   for (int d = 0; d < ndim; d++) ASSERT_EQ(y->shape[d], shape[d]);
   for (int64_t i = 0; i < y->nelem; i++) {
     float got = y->dtype == GG_DT_I32 ? (float)((int32_t *)y->data)[i] : ((float *)y->data)[i];
-    if (!gg_t_near(got, want[i], 1e-5)) GG_T_FAIL("%s output %d[%lld] = %g, want %g", o->n.tf_op, k, (long long)i, got, want[i]);
+    if (!gg_t_near(got, want[i], 1e-5)) GG_T_FAIL("%s output %d[%lld] = %g, want %g", o->n.src_op, k, (long long)i, got, want[i]);
   }
 }
 

@@ -38,7 +38,7 @@ typedef struct opt {
 static void op_init(opt *o, gg_op op, int n_in) {
   memset(o, 0, sizeof *o);
   o->n.name = "t";
-  o->n.tf_op = gg__op_name(op);
+  o->n.src_op = gg__op_name(op);
   o->n.op = op;
   o->n.n_in = n_in, o->n.n_out = 1;
   for (int i = 0; i < n_in; i++)

@@ -242,7 +242,7 @@ static void tc_init(tcase *t, gg_op op, int n_in, int n_out) {
   memset(t, 0, sizeof *t);
   t->n.name = "t";
   t->n.op = op;
-  t->n.tf_op = gg__op_name(op);
+  t->n.src_op = gg__op_name(op);
   t->n.n_in = n_in, t->n.n_out = n_out;
   t->nt = n_in + n_out;
   for (int i = 0; i < t->nt; i++) t->ids[i] = i, t->v[i].ndim = 0;
@@ -969,7 +969,7 @@ static void test_program_cache(void) {
 
 static void test_errors_classified(void) {
   NEED_OPENCL();
-  gg_node n = {.name = "conv_57", .tf_op = "Conv2D", .op = GG_OP_CONV2D};
+  gg_node n = {.name = "conv_57", .src_op = "Conv2D", .op = GG_OP_CONV2D};
   char err[512];
   const struct {
     int cl, gg;
@@ -992,7 +992,7 @@ static void test_errors_classified(void) {
   ASSERT_CONTAINS(err, "CL_BUILD_PROGRAM_FAILURE");
   ASSERT_CONTAINS(err, "GG_BREAK_BUILD");
   /* an op the backend has no kernel for is refused by name */
-  gg_node s = {.name = "s2d", .tf_op = "SparseToDense", .op = GG_OP_SPARSE_TO_DENSE};
+  gg_node s = {.name = "s2d", .src_op = "SparseToDense", .op = GG_OP_SPARSE_TO_DENSE};
   ASSERT_EQ(gg__ocl_run(g_ocl, &s, NULL, NULL, err, sizeof err), GG_EUNSUPPORTED);
   ASSERT_CONTAINS(err, "s2d");
 }
@@ -1051,7 +1051,7 @@ static void run_model(const char *name) {
     const char *why = NULL;
     for (int k = 0; k < n->n_in + n->n_out; k++) sa[k].v = &loc[k];
     if (!gg__ocl_supports(&ln, sa, sa + n->n_in, &why)) {
-      fprintf(stderr, "  %s node '%s' (%s): not on OpenCL: %s\n", name, n->name, n->tf_op, why);
+      fprintf(stderr, "  %s node '%s' (%s): not on OpenCL: %s\n", name, n->name, n->src_op, why);
       unsupported++;
       continue;
     }
@@ -1065,7 +1065,7 @@ static void run_model(const char *name) {
     worst = gg_t_max_err(worst, rel_err);
     if (!(vd.err <= vd.tol))
       fprintf(stderr, "  %s node %d '%s' (%s) output %d: max |diff| %.3g > tolerance %.3g\n",
-              name, s, n->name, n->tf_op, vd.out, vd.err, vd.tol);
+              name, s, n->name, n->src_op, vd.out, vd.err, vd.tol);
   }
   if (rc) fprintf(stderr, "  %s: %s (%s)\n", name, err, gg_err_name(rc));
   printf("  %s: %d ops on OpenCL, worst error %.3f of the tolerance (node %s); naive %.0f ms, "

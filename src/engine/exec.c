@@ -522,13 +522,13 @@ static int prepare_steps(gg_session *s, char *err, size_t errlen) {
                                      : be->iface->prepare(be, n, v, &st->state, &ws);
     if (rc && st->be == s->xnn_be && (rc == GG_EINVAL || rc == GG_EUNSUPPORTED)) {
       GG_DEBUG("ENG", "%s: node '%s' (%s) runs on the naive kernel: XNNPACK said %s", s->m->path,
-               n->name, n->tf_op, gg_err_name(rc));
+               n->name, n->src_op, gg_err_name(rc));
       st->be = s->naive_be, st->state = NULL;
       continue;
     }
     if (rc)
       return gg_errf(err, errlen, rc, "%s: node '%s' (%s): the %s backend could not prepare it (%s)",
-                   s->m->path, n->name, n->tf_op, be->iface->name, gg_strerror(rc));
+                   s->m->path, n->name, n->src_op, be->iface->name, gg_strerror(rc));
     s->dom[be->iface->device_workspace ? s->be_dom[st->be] : 0].workspace += ws;
   }
   return 0;
@@ -662,7 +662,7 @@ int gg_session_run(gg_session *s, char *err, size_t errlen) {
     if (s->profile) s->prof_ns[n->op][st->be] += gg_now_ns() - t0;
     if (rc)
       return gg_errf(err, errlen, rc, "%s: node '%s' (%s) failed on %s: %s", s->m->path, n->name,
-                   n->tf_op, be->iface->name, gg_strerror(rc));
+                   n->src_op, be->iface->name, gg_strerror(rc));
     last = st->node;
   }
   for (int b = 0; b < s->n_be; b++) {

@@ -42,7 +42,7 @@ int gg__graph_fold_constants(gg_graph *g, char *err, size_t errlen) {
     }
     if (!rc && (rc = gg__op_run(n, vals, NULL)))
       snprintf(err, errlen, "%s: node '%s' (%s): constant evaluation failed (%s)", g->path, n->name,
-               n->tf_op, gg_strerror(rc));
+               n->src_op, gg_strerror(rc));
     for (int k = 0; k < n->n_out; k++) {
       gg_tensor *t = &g->tensors[n->out[k]];
       if (rc) {
@@ -174,7 +174,7 @@ static int fuse_prelu_pattern(gg_graph *g, int addi) {
     if (with_relu) g->nodes[pr].dead = 1;
     mul->dead = sub->dead = g->nodes[pa].dead = 1;
     add->op = GG_OP_PRELU;
-    add->tf_op = "Prelu";
+    add->src_op = "Prelu";
     add->in[0] = x;
     add->in[1] = ci;
     return 1;
@@ -254,7 +254,7 @@ static int cancel_transposes(gg_graph *g, int t1) {
   if (nc == 0) {
     /* Transpose then its inverse: an identity. */
     b->op = GG_OP_IDENTITY;
-    b->tf_op = "Identity";
+    b->src_op = "Identity";
     b->in[0] = x;
     b->n_in = 1;
     a->dead = 1;
@@ -337,7 +337,7 @@ static int bypass_transpose(gg_graph *g, int t1) {
     gg_node *b = &g->nodes[t2];
     if (nc == 0) {
       b->op = GG_OP_IDENTITY;
-      b->tf_op = "Identity";
+      b->src_op = "Identity";
       b->in[0] = x;
       b->n_in = 1;
     } else {

@@ -60,8 +60,98 @@ typedef enum gg_op {
   GG_OP_DEPTH_TO_SPACE, /* NHWC, attrs.block_size; TF's DCR channel order (tf.depthToSpace) */
   GG_OP_RESIZE_NEAREST, /* in x [, size [2] (const)]; align_corners, half_pixel (TF.js
                            rules); without size: attrs.scale (Keras UpSampling2D) */
+
+  /* ---- ONNX-era ops, group E (src/engine/ops-elem.c: shape rules and reference
+   * kernels). Any rank, row-major, no layout meaning. Binary ops broadcast with
+   * numpy rules (as GG_OP_ADD does). F32 unless stated; "int" = GG_DT_I32. */
+  GG_OP_DIV,         /* a / b; F32, and I32 (C truncation; x/0 gives 0, never traps) */
+  GG_OP_POW,         /* powf(a, b); F32 (an I32 exponent input is accepted) */
+  GG_OP_EQUAL,       /* a == b -> I32 0/1; inputs F32 or I32 (same dtype) */
+  GG_OP_GREATER,     /* a > b  -> I32 0/1 */
+  GG_OP_LESS,        /* a < b  -> I32 0/1 */
+  GG_OP_NOT,         /* I32: x == 0 -> 1, else 0 */
+  GG_OP_WHERE,       /* in cond (I32), a, b: 3-way broadcast; dtype of a (a, b same dtype) */
+  GG_OP_SQRT,
+  GG_OP_EXP,
+  GG_OP_LOG,
+  GG_OP_NEG,         /* F32 and I32 */
+  GG_OP_RECIPROCAL,
+  GG_OP_ERF,
+  GG_OP_TANH,
+  GG_OP_SOFTPLUS,    /* log(1 + exp(x)), overflow-safe */
+  GG_OP_HARD_SIGMOID,/* max(0, min(1, alpha*x + beta)): attrs.alpha, attrs.beta */
+  GG_OP_HARD_SWISH,  /* x * max(0, min(1, x/6 + 0.5)) */
+  GG_OP_GELU,        /* attrs.approximate: 0 = erf form, 1 = tanh form */
+  GG_OP_CLIP,        /* min(max(x, attrs.clip_min), attrs.clip_max); F32 and I32 (rounded
+                        bounds); the importer puts -FLT_MAX/FLT_MAX for a missing bound */
+  GG_OP_CAST,        /* to attrs.to (F32 <-> I32: F32 -> I32 truncates toward 0, saturating;
+                        NaN -> 0); same dtype: a copy */
+  GG_OP_LOG_SOFTMAX, /* over the last axis, like GG_OP_SOFTMAX */
+  GG_OP_REDUCE_MAX,  /* in x, axes (const I32, may be empty = all axes); attrs.keep_dims.
+                        F32 and I32. Like GG_OP_SUM / GG_OP_MEAN */
+  GG_OP_REDUCE_MIN,
+  GG_OP_REDUCE_L2,   /* sqrt(sum(x^2)) */
+  GG_OP_LAYER_NORM,  /* in x, scale, bias (bias optional: n_in 2): normalize over dims
+                        [attrs.axis, rank) (axis normalized at import, >= 0); scale and bias
+                        broadcast against those trailing dims; attrs.epsilon */
+  GG_OP_INSTANCE_NORM, /* in x [N, C, ...], scale [C], bias [C]: per (n, c) over the rest;
+                          attrs.epsilon. Channels-first (ONNX) */
+  GG_OP_GROUP_NORM,  /* in x [N, C, ...], scale [C], bias [C]: C split into attrs.groups
+                        groups, each normalized over (its channels x the rest); attrs.epsilon */
+
+  /* ---- ONNX-era ops, group S (src/engine/ops-shape.c: shape rules and reference
+   * kernels). Index/shape inputs are I32 (the importer stores int64 as I32). */
+  GG_OP_BATCH_MATMUL, /* a [..., M, K], b [..., K, N] -> [..., M, N]; batch dims broadcast;
+                         a 1-D a is [1, K] with that dim dropped after, a 1-D b is [K, 1]
+                         likewise (numpy matmul rules); F32 */
+  GG_OP_SLICE,       /* in x; attrs.n_slice entries of slice_axes/starts/ends/steps (int64,
+                        ONNX rules: negative indices count from the end, clamped; steps may be
+                        negative, never 0). Any dtype */
+  GG_OP_GATHER,      /* in data, indices (I32; negative counts from the end; out of range is
+                        an error at run, GG_ERANGE): attrs.axis; out rank = r + q - 1 */
+  GG_OP_EXPAND,      /* in x, shape (const I32 1-D): broadcast x to max(shape, x.shape) per
+                        numpy rules (ONNX Expand) */
+  GG_OP_TILE,        /* in x, repeats (const I32 1-D, rank entries) */
+  GG_OP_SHAPE,       /* in x -> I32 [rank]: x's shape; attrs.slice_starts[0], slice_ends[0]
+                        give ONNX's start/end (n_slice 0: the whole shape) */
+  GG_OP_RANGE,       /* in start, limit, delta (scalars, const, F32 or I32) -> 1-D */
+  GG_OP_CONSTANT_OF_SHAPE, /* in shape (const I32 1-D) -> that shape filled with attrs.fill
+                              (dtype attrs.to) */
+  GG_OP_AVGPOOL,     /* NHWC like GG_OP_MAXPOOL: ksize, strides, padding, pads; attrs.
+                        count_include_pad (ONNX: 0 = divide by the in-image window part);
+                        attrs.ceil_mode (ONNX ceil_mode; also for GG_OP_MAXPOOL when set) */
+  GG_OP_CONV_TRANSPOSE, /* NHWC: in x [N,H,W,CI], filter [KH, KW, CO/groups, CI] (HWOI:
+                           out channel within group, then in channel) [, bias [CO]];
+                           attrs.strides, dilations, pads (top, bottom, left, right: what is
+                           cut off the full output), output_padding[2] (added at bottom /
+                           right), groups. Output H = (H-1)*s + (KH-1)*d + 1 - pt - pb + op */
+  GG_OP_RESIZE,      /* NHWC spatial resize (ONNX Resize on H, W): in x; output H, W in
+                        attrs.out_hw; attrs.resize_mode (GG_RESIZE_*), coord_mode
+                        (GG_COORD_*), nearest_mode (GG_NEAREST_*), cubic_a, exclude_outside,
+                        extrapolation (tf_crop_and_resize: roi in attrs.roi[4] = y1, x1, y2,
+                        x2 normalized) and attrs.scale_hw (the scales ONNX gives, float;
+                        0 = out/in) used by the coordinate transform as ONNX specifies */
   GG_OP_COUNT
 } gg_op;
+
+typedef enum gg_resize_mode { GG_RESIZE_NEAREST = 0, GG_RESIZE_LINEAR, GG_RESIZE_CUBIC } gg_resize_mode;
+typedef enum gg_coord_mode {
+  GG_COORD_HALF_PIXEL = 0,
+  GG_COORD_ASYMMETRIC,
+  GG_COORD_PYTORCH_HALF_PIXEL,
+  GG_COORD_ALIGN_CORNERS,
+  GG_COORD_TF_HALF_PIXEL_FOR_NN,
+  GG_COORD_TF_CROP_AND_RESIZE,
+  GG_COORD_HALF_PIXEL_SYMMETRIC
+} gg_coord_mode;
+typedef enum gg_nearest_mode {
+  GG_NEAREST_ROUND_PREFER_FLOOR = 0,
+  GG_NEAREST_ROUND_PREFER_CEIL,
+  GG_NEAREST_FLOOR,
+  GG_NEAREST_CEIL
+} gg_nearest_mode;
+/* GG_OP_PAD modes (attrs.pad_mode); ONNX Pad's constant, reflect, edge. */
+typedef enum gg_pad_mode { GG_PADMODE_CONSTANT = 0, GG_PADMODE_REFLECT, GG_PADMODE_EDGE } gg_pad_mode;
 
 typedef enum gg_padding {
   GG_PAD_VALID = 0,
@@ -97,6 +187,29 @@ typedef struct gg_attrs {
   int num_split;
   int block_size;     /* DepthToSpace */
   int scale[2];       /* ResizeNearest with one input: output H, W = input * scale */
+  /* ONNX-era attributes (see each op above). */
+  int axis;
+  float beta;
+  float clip_min, clip_max;
+  int approximate;
+  gg_dtype to;
+  float fill;
+  int groups;
+  int count_include_pad, ceil_mode;
+  int output_padding[2];
+  gg_pad_mode pad_mode;
+  int n_slice;
+  int64_t slice_axes[GG_MAX_DIMS], slice_starts[GG_MAX_DIMS], slice_ends[GG_MAX_DIMS],
+      slice_steps[GG_MAX_DIMS];
+  int64_t out_hw[2];
+  float scale_hw[2];
+  gg_resize_mode resize_mode;
+  gg_coord_mode coord_mode;
+  gg_nearest_mode nearest_mode;
+  float cubic_a;
+  int exclude_outside;
+  float extrapolation;
+  float roi[4];
 } gg_attrs;
 
 /* A tensor's value: what kernels read and write. */
@@ -125,7 +238,7 @@ typedef struct gg_tensor {
 typedef struct gg_node {
   char *name;
   gg_op op;
-  const char *tf_op; /* the op name as in model.json (static string) */
+  const char *src_op; /* the op name in the source model, TF.js op or ONNX op_type (static string) */
   int n_in, n_out;
   int *in;   /* tensor indices */
   int *out;  /* tensor indices */
@@ -200,5 +313,17 @@ int gg__layers_check_weights(struct json_t *root, const char *file, const gg_gra
 
 /* Name of an op for messages. */
 const char *gg__op_name(gg_op op);
+
+/* The two ONNX-era op groups (see the enum): shape rule and reference kernel
+ * for every op from GG_OP_DIV to GG_OP_GROUP_NORM (group E, ops-elem.c) and
+ * from GG_OP_BATCH_MATMUL to GG_OP_RESIZE (group S, ops-shape.c). Same
+ * contract as gg__op_infer / gg__op_run (src/engine/engine-impl.h). */
+#define GG_OP_IS_GROUP_E(op) ((op) >= GG_OP_DIV && (op) <= GG_OP_GROUP_NORM)
+#define GG_OP_IS_GROUP_S(op) ((op) >= GG_OP_BATCH_MATMUL && (op) <= GG_OP_RESIZE)
+struct gg__kctx;
+int gg__elem_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen);
+int gg__elem_run(const gg_node *n, gg_tval *vals, const struct gg__kctx *ctx);
+int gg__shape_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen);
+int gg__shape_run(const gg_node *n, gg_tval *vals, const struct gg__kctx *ctx);
 
 #endif

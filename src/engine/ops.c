@@ -663,6 +663,9 @@ int gg__op_run(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
   case GG_OP_SPARSE_TO_DENSE: return run_sparse_to_dense(n, vals);
   case GG_OP_RESIZE_NEAREST: return run_resize_nearest(n, vals);
   case GG_OP_DEPTH_TO_SPACE: return run_depth_to_space(n, vals);
-  default: return GG_EUNSUPPORTED;
+  default:
+    if (GG_OP_IS_GROUP_E(n->op)) return gg__elem_run(n, vals, ctx);
+    if (GG_OP_IS_GROUP_S(n->op)) return gg__shape_run(n, vals, ctx);
+    return GG_EUNSUPPORTED;
   }
 }

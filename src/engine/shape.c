@@ -25,13 +25,13 @@ static int const_ints(const gg_node *n, gg_tval *v, const char *what, int64_t ma
                       size_t errlen) {
   if (!v->data)
     return gg_errf(err, errlen, GG_EUNSUPPORTED, "node '%s' (%s): %s must be a constant", n->name,
-                 n->tf_op, what);
+                 n->src_op, what);
   if (v->dtype != GG_DT_I32)
     return gg_errf(err, errlen, GG_EPARSE, "node '%s' (%s): %s must be an integer tensor", n->name,
-                 n->tf_op, what);
+                 n->src_op, what);
   if (v->nelem > maxn)
     return gg_errf(err, errlen, GG_EPARSE, "node '%s' (%s): %s has %lld values (max %lld)", n->name,
-                 n->tf_op, what, (long long)v->nelem, (long long)maxn);
+                 n->src_op, what, (long long)v->nelem, (long long)maxn);
   return 0;
 }
 
@@ -92,20 +92,20 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
     const gg_tval *w = IN(1);
     if (x->ndim != 4 || w->ndim != 4 || x->dtype != GG_DT_F32 || w->dtype != GG_DT_F32)
       return BAD("node '%s' (%s): needs a 4-D float input and filter, got %s and %s", n->name,
-                 n->tf_op, gg__shape_str(x->shape, x->ndim, sa, sizeof sa),
+                 n->src_op, gg__shape_str(x->shape, x->ndim, sa, sizeof sa),
                  gg__shape_str(w->shape, w->ndim, sb, sizeof sb));
     int64_t ci = x->shape[3], co;
     if (n->op == GG_OP_CONV2D) {
       /* groups = ci / filter_ci must be >= 1 and divide the outputs. */
       if (w->shape[2] <= 0 || ci < w->shape[2] || ci % w->shape[2] ||
           w->shape[3] % (ci / w->shape[2]))
-        return BAD("node '%s' (%s): input channels %lld do not fit filter %s", n->name, n->tf_op,
+        return BAD("node '%s' (%s): input channels %lld do not fit filter %s", n->name, n->src_op,
                    (long long)ci, gg__shape_str(w->shape, 4, sb, sizeof sb));
       co = w->shape[3];
     } else {
       if (w->shape[2] != ci)
         return BAD("node '%s' (%s): input channels %lld != filter channels %lld", n->name,
-                   n->tf_op, (long long)ci, (long long)w->shape[2]);
+                   n->src_op, (long long)ci, (long long)w->shape[2]);
       co = ci * w->shape[3];
     }
     if (w->shape[0] < 1 || w->shape[1] < 1 || w->shape[0] > 4096 || w->shape[1] > 4096)
@@ -115,10 +115,10 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
                n->a.pads[0], n->a.pads[1], &shp[1], &pb) ||
         gg__window(x->shape[2], (int)w->shape[1], n->a.strides[1], n->a.dilations[1], n->a.padding,
                n->a.pads[2], n->a.pads[3], &shp[2], &pb))
-      return BAD("node '%s' (%s): input %s is smaller than the filter window", n->name, n->tf_op,
+      return BAD("node '%s' (%s): input %s is smaller than the filter window", n->name, n->src_op,
                  gg__shape_str(x->shape, 4, sa, sizeof sa));
     if (n->a.has_bias && IN(2)->nelem != co)
-      return BAD("node '%s' (%s): bias has %lld values, expected %lld", n->name, n->tf_op,
+      return BAD("node '%s' (%s): bias has %lld values, expected %lld", n->name, n->src_op,
                  (long long)IN(2)->nelem, (long long)co);
     if (n->a.act == GG_ACT_PRELU) {
       int64_t na = IN(2 + n->a.has_bias)->nelem;
@@ -142,17 +142,17 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
     const gg_tval *b = IN(1);
     if (x->ndim != 2 || b->ndim != 2)
       return BAD("node '%s' (%s): only 2-D operands are supported, got %s x %s", n->name,
-                 n->tf_op, gg__shape_str(x->shape, x->ndim, sa, sizeof sa),
+                 n->src_op, gg__shape_str(x->shape, x->ndim, sa, sizeof sa),
                  gg__shape_str(b->shape, b->ndim, sb, sizeof sb));
     int64_t m = n->a.transpose_a ? x->shape[1] : x->shape[0];
     int64_t ka = n->a.transpose_a ? x->shape[0] : x->shape[1];
     int64_t kb = n->a.transpose_b ? b->shape[1] : b->shape[0];
     int64_t nn = n->a.transpose_b ? b->shape[0] : b->shape[1];
     if (ka != kb)
-      return BAD("node '%s' (%s): inner dims differ (%lld vs %lld)", n->name, n->tf_op,
+      return BAD("node '%s' (%s): inner dims differ (%lld vs %lld)", n->name, n->src_op,
                  (long long)ka, (long long)kb);
     if (n->a.has_bias && IN(2)->nelem != nn)
-      return BAD("node '%s' (%s): bias has %lld values, expected %lld", n->name, n->tf_op,
+      return BAD("node '%s' (%s): bias has %lld values, expected %lld", n->name, n->src_op,
                  (long long)IN(2)->nelem, (long long)nn);
     if (n->a.act == GG_ACT_PRELU) {
       int64_t na = IN(2 + n->a.has_bias)->nelem;
@@ -168,11 +168,11 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
   case GG_OP_MINIMUM:
   case GG_OP_PRELU:
     if (x->dtype != IN(1)->dtype)
-      return BAD("node '%s' (%s): operand types differ", n->name, n->tf_op);
+      return BAD("node '%s' (%s): operand types differ", n->name, n->src_op);
     if (n->op == GG_OP_PRELU && x->dtype != GG_DT_F32)
       return BAD("node '%s': Prelu needs float input", n->name);
     if (bcast(x, IN(1), shp, &nd))
-      return BAD("node '%s' (%s): shapes %s and %s do not broadcast", n->name, n->tf_op,
+      return BAD("node '%s' (%s): shapes %s and %s do not broadcast", n->name, n->src_op,
                  gg__shape_str(x->shape, x->ndim, sa, sizeof sa),
                  gg__shape_str(IN(1)->shape, IN(1)->ndim, sb, sizeof sb));
     return set_shape(OUT(0), x->dtype, shp, nd);
@@ -184,7 +184,7 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
   case GG_OP_LEAKY_RELU:
   case GG_OP_SIGMOID:
   case GG_OP_SOFTMAX:
-    if (x->dtype != GG_DT_F32) return BAD("node '%s' (%s): needs float input", n->name, n->tf_op);
+    if (x->dtype != GG_DT_F32) return BAD("node '%s' (%s): needs float input", n->name, n->src_op);
     if (n->op == GG_OP_SOFTMAX && x->ndim < 1) return BAD("node '%s': Softmax of a scalar", n->name);
     return set_shape(OUT(0), x->dtype, x->shape, x->ndim);
   case GG_OP_SUM:
@@ -205,15 +205,15 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
   case GG_OP_PAD: {
     if ((rc = const_ints(n, IN(1), "paddings", 2 * GG_MAX_DIMS, err, errlen))) return rc;
     if (IN(1)->nelem != 2 * x->ndim)
-      return BAD("node '%s' (%s): paddings must be [%d,2]", n->name, n->tf_op, x->ndim);
+      return BAD("node '%s' (%s): paddings must be [%d,2]", n->name, n->src_op, x->ndim);
     for (int i = 0; i < x->ndim; i++) {
       int32_t a = I32(IN(1))[2 * i], b = I32(IN(1))[2 * i + 1];
       if (a < 0 || b < 0 || a > (1 << 20) || b > (1 << 20))
-        return gg_errf(err, errlen, GG_EUNSUPPORTED, "node '%s' (%s): padding %d,%d not supported", n->name, n->tf_op, a, b);
+        return gg_errf(err, errlen, GG_EUNSUPPORTED, "node '%s' (%s): padding %d,%d not supported", n->name, n->src_op, a, b);
       shp[i] = x->shape[i] + a + b;
     }
     if (n->n_in > 2 && (!IN(2)->data || IN(2)->nelem != 1 || IN(2)->dtype != x->dtype))
-      return BAD("node '%s' (%s): constant_values must be a constant scalar", n->name, n->tf_op);
+      return BAD("node '%s' (%s): constant_values must be a constant scalar", n->name, n->src_op);
     return set_shape(OUT(0), x->dtype, shp, x->ndim);
   }
   case GG_OP_RESHAPE: {
@@ -319,19 +319,19 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
   case GG_OP_RESIZE_NEAREST: {
     if (n->n_in > 1 && (rc = const_ints(n, IN(1), "size", 2, err, errlen))) return rc;
     if (x->ndim != 4 || (n->n_in > 1 && IN(1)->nelem != 2))
-      return BAD("node '%s' (%s): needs a 4-D input and a size of 2, got %s", n->name, n->tf_op,
+      return BAD("node '%s' (%s): needs a 4-D input and a size of 2, got %s", n->name, n->src_op,
                  gg__shape_str(x->shape, x->ndim, sa, sizeof sa));
     int64_t h, w;
     if (n->n_in > 1) {
       h = I32(IN(1))[0], w = I32(IN(1))[1];
     } else {
       if (n->a.scale[0] < 1 || n->a.scale[1] < 1 || n->a.scale[0] > 64 || n->a.scale[1] > 64)
-        return BAD("node '%s' (%s): bad scale %dx%d", n->name, n->tf_op, n->a.scale[0], n->a.scale[1]);
+        return BAD("node '%s' (%s): bad scale %dx%d", n->name, n->src_op, n->a.scale[0], n->a.scale[1]);
       h = x->shape[1] * n->a.scale[0], w = x->shape[2] * n->a.scale[1];
     }
     if (h < 1 || w < 1 || h > 65536 || w > 65536)
-      return BAD("node '%s' (%s): bad size %lldx%lld", n->name, n->tf_op, (long long)h, (long long)w);
-    if (x->shape[1] < 1 || x->shape[2] < 1) return BAD("node '%s' (%s): empty input", n->name, n->tf_op);
+      return BAD("node '%s' (%s): bad size %lldx%lld", n->name, n->src_op, (long long)h, (long long)w);
+    if (x->shape[1] < 1 || x->shape[2] < 1) return BAD("node '%s' (%s): empty input", n->name, n->src_op);
     shp[0] = x->shape[0], shp[1] = h, shp[2] = w, shp[3] = x->shape[3];
     return set_shape(OUT(0), x->dtype, shp, 4);
   }
@@ -340,10 +340,10 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
     if (x->ndim != 4 || bs < 1 || bs > 64 || x->shape[3] % (bs * bs))
       return BAD("node '%s' (%s): needs a 4-D NHWC input whose %lld channels divide by block "
                  "size %lld squared, got %s",
-                 n->name, n->tf_op, (long long)(x->ndim == 4 ? x->shape[3] : 0), (long long)bs,
+                 n->name, n->src_op, (long long)(x->ndim == 4 ? x->shape[3] : 0), (long long)bs,
                  gg__shape_str(x->shape, x->ndim, sa, sizeof sa));
     if (x->shape[1] > GG_MAX_ELEMS / bs || x->shape[2] > GG_MAX_ELEMS / bs)
-      return gg_errf(err, errlen, GG_ERANGE, "node '%s' (%s): output too large", n->name, n->tf_op);
+      return gg_errf(err, errlen, GG_ERANGE, "node '%s' (%s): output too large", n->name, n->src_op);
     shp[0] = x->shape[0], shp[1] = x->shape[1] * bs, shp[2] = x->shape[2] * bs;
     shp[3] = x->shape[3] / (bs * bs);
     return set_shape(OUT(0), x->dtype, shp, 4);
@@ -361,7 +361,9 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
     return set_shape(OUT(0), IN(2)->dtype, shp, nd);
   }
   default:
-    return gg_errf(err, errlen, GG_EUNSUPPORTED, "node '%s': op %s has no shape rule", n->name, n->tf_op);
+    if (GG_OP_IS_GROUP_E(n->op)) return gg__elem_infer(n, vals, err, errlen);
+    if (GG_OP_IS_GROUP_S(n->op)) return gg__shape_infer(n, vals, err, errlen);
+    return gg_errf(err, errlen, GG_EUNSUPPORTED, "node '%s': op %s has no shape rule", n->name, n->src_op);
   }
 #undef BAD
 }

@@ -97,7 +97,7 @@ static int node_exists(const builder *b, const char *name) {
 
 /* Appends a node with one output tensor of the same name; returns the
  * output tensor's index or a negative error. ins: n_in tensor indices. */
-static int add_node(builder *b, const char *name, gg_op op, const char *tf_op, const int *ins,
+static int add_node(builder *b, const char *name, gg_op op, const char *src_op, const int *ins,
                     int n_in) {
   gg_graph *g = b->g;
   if (node_exists(b, name))
@@ -130,7 +130,7 @@ static int add_node(builder *b, const char *name, gg_op op, const char *tf_op, c
     return GG_ENOMEM;
   }
   n->op = op;
-  n->tf_op = tf_op;
+  n->src_op = src_op;
   n->n_in = n_in;
   n->n_out = 1;
   for (int k = 0; k < n_in; k++)

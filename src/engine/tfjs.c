@@ -221,7 +221,7 @@ static int parse_attrs(json_t *jn, gg_node *n, const char *file, char *err, size
   if (attr_str(jn, "data_format", s, sizeof s)) return BAD("%s: node '%s': bad data_format", file, n->name);
   if (s[0] && strcmp(s, "NHWC"))
     return UNSUP("%s: node '%s' (%s): data_format '%s' is not supported (only NHWC)", file,
-                 n->name, n->tf_op, s);
+                 n->name, n->src_op, s);
   switch (n->op) {
   case GG_OP_CONV2D:
   case GG_OP_DEPTHWISE:
@@ -261,7 +261,7 @@ static int parse_attrs(json_t *jn, gg_node *n, const char *file, char *err, size
         return UNSUP("%s: node '%s': padding on batch/channels", file, n->name);
       a->pads[0] = (int)v[2], a->pads[1] = (int)v[3], a->pads[2] = (int)v[4], a->pads[3] = (int)v[5];
     } else
-      return UNSUP("%s: node '%s' (%s): padding '%s' not supported", file, n->name, n->tf_op, s);
+      return UNSUP("%s: node '%s' (%s): padding '%s' not supported", file, n->name, n->src_op, s);
     break;
   }
   default:
@@ -289,7 +289,7 @@ static int parse_attrs(json_t *jn, gg_node *n, const char *file, char *err, size
         else if (i == 1 && !strcmp(s, "LeakyRelu")) a->act = GG_ACT_LEAKY;
         else
           return UNSUP("%s: node '%s' (%s): fused op '%s' is not supported", file, n->name,
-                       n->tf_op, s);
+                       n->src_op, s);
       }
       int want = a->has_bias + (a->act == GG_ACT_PRELU);
       if (na && num_args != want)
@@ -709,7 +709,7 @@ static int check_arity(const gg_node *n, const char *file, char *err, size_t err
   if (n->op == GG_OP_PAD && n->n_in > 3) exact = 1, want = 3;
   if (exact ? n->n_in != want : n->n_in < want)
     return gg_errf(err, errlen, GG_EPARSE, "%s: node '%s' (%s) has %d inputs, expected %s%d", file,
-                n->name, n->tf_op, n->n_in, exact ? "" : "at least ", want);
+                n->name, n->src_op, n->n_in, exact ? "" : "at least ", want);
   return 0;
 }
 
@@ -787,7 +787,7 @@ static int import_model(const char *json, size_t json_len, const char *label,
     const char *op = json_string_value(jop);
     n->op = GG_OP_COUNT;
     for (size_t k = 0; k < sizeof k_ops / sizeof k_ops[0]; k++)
-      if (!strcmp(op, k_ops[k].tf)) n->op = k_ops[k].op, n->tf_op = k_ops[k].tf;
+      if (!strcmp(op, k_ops[k].tf)) n->op = k_ops[k].op, n->src_op = k_ops[k].tf;
     if (n->op == GG_OP_COUNT) {
       rc = gg_errf(err, errlen, GG_EUNSUPPORTED, "%s: node '%s' uses op '%s', which gpuguard does not implement", c.file, n->name, op);
       goto out;

@@ -177,7 +177,7 @@ static const char *nname(const gg_node *n) {
   return n ? n->name : "-";
 }
 static const char *nop(const gg_node *n) {
-  return n ? n->tf_op : "-";
+  return n ? n->src_op : "-";
 }
 
 static int cu_fail(const gg_node *n, CUresult r, const char *call, char *err, size_t errlen) {
@@ -695,13 +695,13 @@ static int prepare_conv(cu_be *c, const gg_node *n, gg_tval *vals, int algo, cu_
       GG_ERROR("GPU",
                "node '%s' (%s): cuDNN's algorithm %s needs a %zu-byte workspace the pool "
                "cannot give, and cuDNN lists none without one",
-               n->name, n->tf_op, algo_name(s->algo_id), s->algo_mem);
+               n->name, n->src_op, algo_name(s->algo_id), s->algo_mem);
       return rc;
     }
     GG_INFO("GPU",
             "node '%s' (%s): no room for the %zu-byte workspace of %s; it runs %s, which "
             "needs none",
-            n->name, n->tf_op, s->algo_mem, algo_name(s->algo_id), algo_name(s->lean_id));
+            n->name, n->src_op, s->algo_mem, algo_name(s->algo_id), algo_name(s->lean_id));
     g_st[S_PFALLBACK]++;
     s->algo_id = s->lean_id, s->algo_mem = 0;
     rc = 0;
@@ -896,7 +896,7 @@ static int run_conv(cu_be *c, const gg_node *n, gg_tval *vals, cu_node *s, char 
       GG_WARN("GPU",
               "node '%s' (%s): cudnnConvolutionForward (%s): %s; it runs %s (no "
               "workspace) from now on",
-              n->name, n->tf_op, algo_name(s->algo_id), gg_cudnn_status_name(st),
+              n->name, n->src_op, algo_name(s->algo_id), gg_cudnn_status_name(st),
               algo_name(s->lean_id));
       s->algo_id = s->lean_id, s->algo_mem = 0, s->fell_back = 1;
       g_st[S_FALLBACK]++;
@@ -931,7 +931,7 @@ static int run_kx(cu_be *c, const gg_node *n, gg_tval *vals, cu_node *s, char *e
     }
     if (t->nelem && locate(t, &s->args[k].mem, &s->args[k].off)) {
       GG_ERROR("GPU", "node '%s' (%s): tensor %d is not in %s memory (scheduler bug)", n->name,
-               n->tf_op, k, gg_device_name(c->dev));
+               n->src_op, k, gg_device_name(c->dev));
       return GG_ESTATE;
     }
   }
@@ -1097,7 +1097,7 @@ static int graph_before(cu_be *c, const gg_node *n, gg_tval *vals, cu_node *s, i
     if (!opens) return 0;
     CUresult r = c->a->cuStreamBeginCapture(c->stream, GGCU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
     if (r) {
-      GG_WARN("GPU", "node '%s' (%s): cuStreamBeginCapture_v2: %s", n->name, n->tf_op,
+      GG_WARN("GPU", "node '%s' (%s): cuStreamBeginCapture_v2: %s", n->name, n->src_op,
               gg__cu_error_name(r));
       return capture_abort(c, n, "the driver refused to capture", 0);
     }
@@ -1135,7 +1135,7 @@ static int graph_after(cu_be *c, const gg_node *n, char *err, size_t errlen) {
     GG_WARN("GPU",
             "node '%s' (%s): capturing a CUDA graph failed: %s; eager launches from now "
             "on",
-            n->name, n->tf_op, gg__cu_error_name(r));
+            n->name, n->src_op, gg__cu_error_name(r));
     int rc = rerun_segment(c, c->pos);
     capture_abort(c, n, "the capture failed", 0);
     return rc;

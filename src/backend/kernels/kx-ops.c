@@ -456,7 +456,7 @@ int gg__kx_run(gg_kx *o, const char *who, const gg_node *n, const gg_kx_arg *in,
   const char *why = NULL;
   if (!gg__kx_supports(n, in, out, &why)) {
     snprintf(err, errlen, "node '%s' (%s): not supported by the %s backend: %s", n->name,
-             n->tf_op, who ? who : "GPU", why);
+             n->src_op, who ? who : "GPU", why);
     return GG_EUNSUPPORTED;
   }
   switch (n->op) {

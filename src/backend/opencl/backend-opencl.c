@@ -96,7 +96,7 @@ static int grow_workspace(ocl_be *c, const gg_node *n, const gg_tval *vals, uint
   if (rc == GG_EDEV_OOM || rc == GG_EBUDGET) {
     c->ws_refused = need; /* asking again for as much would only fail again */
     GG_INFO("GPU", "node '%s' (%s): no room for a %llu-byte im2col scratch on %s; it runs "
-                   "with %llu bytes (more chunks or the direct convolution)", n->name, n->tf_op,
+                   "with %llu bytes (more chunks or the direct convolution)", n->name, n->src_op,
             (unsigned long long)need, gg_device_name(c->dev), (unsigned long long)have);
     need = have;
     rc = have ? gg_pool_alloc(c->pool, (size_t)have, "engine/opencl-im2col", &b) : 0;
@@ -174,7 +174,7 @@ static int ocl_run(gg_backend *be, const gg_node *n, gg_tval *vals, void *state)
   gg__cl_handles h;
   if (gg__opencl_handles(c->dev, &h) || h.context != c->context) {
     GG_ERROR("GPU", "node '%s' (%s): %s was reset after this session was prepared; prepare "
-                    "the session again", n->name, n->tf_op, gg_device_name(c->dev));
+                    "the session again", n->name, n->src_op, gg_device_name(c->dev));
     return GG_EDEVICE_LOST;
   }
   for (int k = 0; k < s->nt; k++) {
@@ -187,7 +187,7 @@ static int ocl_run(gg_backend *be, const gg_node *n, gg_tval *vals, void *state)
     }
     if (t->nelem && locate(t, &s->args[k])) {
       GG_ERROR("GPU", "node '%s' (%s): tensor %d is not in %s memory (scheduler bug)", n->name,
-               n->tf_op, k, gg_device_name(c->dev));
+               n->src_op, k, gg_device_name(c->dev));
       return GG_ESTATE;
     }
   }

@@ -58,7 +58,7 @@ int gg__ocl_gemm(gg_ocl *o, const gg_node *n, const gg_ocl_gemm_args *g, char *e
                  size_t errlen) {
   if (o->p.gemm == GG_OCL_GEMM_CLBLAST && !o->clblast_sgemm) {
     snprintf(err, errlen, "node '%s' (%s): CLBlast was asked for but is not loaded (%s)",
-             n ? n->name : "?", n ? n->tf_op : "GEMM", o->st.clblast_error);
+             n ? n->name : "?", n ? n->src_op : "GEMM", o->st.clblast_error);
     return GG_ENOTIMPL;
   }
   if (use_clblast(o, g)) {
@@ -75,14 +75,14 @@ int gg__ocl_gemm(gg_ocl *o, const gg_node *n, const gg_ocl_gemm_args *g, char *e
        * built-in kernel for the rest of this session. */
       GG_WARN("GPU", "node '%s' (%s): CLBlastSgemm failed (status %d%s%s); GEMM uses the "
                      "built-in OpenCL kernel from now on", n ? n->name : "?",
-              n ? n->tf_op : "GEMM", r, own_status ? ", CLBlast's own" : ", ",
+              n ? n->src_op : "GEMM", r, own_status ? ", CLBlast's own" : ", ",
               own_status ? "" : gg_cl_error_name(r));
       snprintf(o->st.clblast_error, sizeof o->st.clblast_error, "CLBlastSgemm failed with %d", r);
       o->clblast_sgemm = NULL;
       o->st.gemm = "own";
     } else if (r && own_status) {
       snprintf(err, errlen, "node '%s' (%s): CLBlastSgemm failed with CLBlast status %d "
-                            "(see clblast_c.h)", n ? n->name : "?", n ? n->tf_op : "GEMM", r);
+                            "(see clblast_c.h)", n ? n->name : "?", n ? n->src_op : "GEMM", r);
       GG_ERROR("GPU", "%s", err);
       return GG_ELAUNCH;
     } else if (r) {

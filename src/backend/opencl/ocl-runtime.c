@@ -33,7 +33,7 @@ int gg__ocl_fail(gg_ocl *o, const gg_node *n, int r, const char *call, char *err
                  size_t errlen) {
   gg_fail_class c = gg_classify_cl(r);
   char where[256] = "";
-  if (n) snprintf(where, sizeof where, "node '%.160s' (%s): ", n->name, n->tf_op);
+  if (n) snprintf(where, sizeof where, "node '%.160s' (%s): ", n->name, n->src_op);
   if (err && errlen)
     snprintf(err, errlen, "%s%s failed on %s: %s (%d), class %s: %s", where, call,
              gg_device_name(o->dev), gg_cl_error_name(r), r, gg_fail_class_name(c),
