@@ -303,6 +303,10 @@ static int build(tcase *c, gg_op op) {
     ins[ni++] = tc_tensor(c, GG_DT_F32, 0, &one, 1);
     break;
   }
+    /* -- group E cases (src/engine/ops-elem.c) -- */
+    /* -- end of group E cases -- */
+    /* -- group S cases (src/engine/ops-shape.c) -- */
+    /* -- end of group S cases -- */
   default: return GG_EUNSUPPORTED;
   }
   tc_node(c, op, ni, ins, nout);
@@ -430,6 +434,10 @@ static const gg_op k_ops[] = {
     GG_OP_PRELU,
     GG_OP_DEPTH_TO_SPACE,
     GG_OP_RESIZE_NEAREST,
+    /* -- group E ops -- */
+    /* -- end of group E ops -- */
+    /* -- group S ops -- */
+    /* -- end of group S ops -- */
 };
 #define N_OPS ((int)(sizeof k_ops / sizeof k_ops[0]))
 
