@@ -55,6 +55,13 @@ typedef struct gg_server_config {
   uint64_t max_body_inflight; /* request-body bytes held at once, all requests (64 MiB) */
   uint64_t max_url;           /* longer request targets get 414 (8 KiB) */
   uint64_t max_header;        /* larger request line + headers get 431 (16 KiB) */
+  /* Generations (docs/generate.md, "Limits"); 0 = default. */
+  int gen_max_output;            /* output width and height at most (8192) */
+  uint64_t gen_max_input_pixels; /* input pixels at most (4096 x 4096), or max_pixels when
+                                  * lower */
+  int gen_queue;                 /* queued generations at most, the running one not counted (8) */
+  int gen_keep;                  /* finished generations kept, memory and <data_dir>/generations
+                                  * (16) */
 } gg_server_config;
 
 /* Most `:param` segments a route pattern may have. */

@@ -100,6 +100,16 @@ static const gg_opt k_serve_opts[] = {
      "longest request target (path and query); longer ones get 414", "BYTES"},
     {"max-header-bytes", "GPUGUARD_MAX_HEADER_BYTES", GG_OPT_SIZE, SO(srv.max_header), "16K",
      "largest request line + headers; larger ones get 431", "BYTES"},
+    /* Generations: docs/generate.md, "Limits". */
+    {"gen-max-output", "GPUGUARD_GEN_MAX_OUTPUT", GG_OPT_INT, SO(srv.gen_max_output), "8192",
+     "generations: output width and height at most (16..65536); larger get 413", "N"},
+    {"gen-max-input-pixels", "GPUGUARD_GEN_MAX_INPUT_PIXELS", GG_OPT_SIZE,
+     SO(srv.gen_max_input_pixels), "16777216",
+     "generations: input pixels at most (or --max-pixels when lower); more get 413", "N"},
+    {"gen-queue", "GPUGUARD_GEN_QUEUE", GG_OPT_INT, SO(srv.gen_queue), "8",
+     "generations waiting behind the running one (1..4096); more get 429", "N"},
+    {"gen-keep", "GPUGUARD_GEN_KEEP", GG_OPT_INT, SO(srv.gen_keep), "16",
+     "finished generations kept in --data-dir/generations (1..10000); older are deleted", "N"},
     {"log-level", "GPUGUARD_LOG_LEVEL", GG_OPT_STR, SO(log_level), "info",
      "debug, info, warn, error or off", "LEVEL"},
     {"port-file", "GPUGUARD_PORT_FILE", GG_OPT_STR, SO(port_file), "",
@@ -147,6 +157,21 @@ int gg_cli_serve(int argc, char **argv) {
     fprintf(stderr, "gpuguard serve: --port: %d is not a TCP port (0..65535)\n", o.srv.port);
     return 2;
   }
+  const struct {
+    const char *flag;
+    long long v, lo, hi;
+  } gen_limits[] = {
+      {"--gen-max-output", o.srv.gen_max_output, 16, 65536},
+      {"--gen-max-input-pixels", (long long)o.srv.gen_max_input_pixels, 1, 1ll << 28},
+      {"--gen-queue", o.srv.gen_queue, 1, 4096},
+      {"--gen-keep", o.srv.gen_keep, 1, 10000},
+  };
+  for (size_t i = 0; i < sizeof gen_limits / sizeof gen_limits[0]; i++)
+    if (gen_limits[i].v < gen_limits[i].lo || gen_limits[i].v > gen_limits[i].hi) {
+      fprintf(stderr, "gpuguard serve: %s: %lld is out of range (%lld..%lld)\n", gen_limits[i].flag,
+              gen_limits[i].v, gen_limits[i].lo, gen_limits[i].hi);
+      return 2;
+    }
   if (o.srv.faults && *o.srv.faults) {
     gg_fault_plan *plan = NULL;
     if (gg_fault_plan_parse(o.srv.faults, 1, &plan, err, sizeof err)) {

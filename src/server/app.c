@@ -191,7 +191,7 @@ int gg_server_new(const gg_server_config *cfg, gg_server **out) {
   gg__app_register_faces(app);
   gg__app_register_compreface(app);
   gg__app_register_pages(app);
-  gg__app_register_generate(app);
+  gg__app_register_generate(app, cfg);
   if ((rc = gg__app_events_start(app, cfg))) {
     gg_server_free(srv);
     return rc;

@@ -69,9 +69,10 @@ void gg__app_register_pages(gg_app *app);
 void gg__app_pages_stop(gg_app *app);
 
 /* The generation API (/api/generate, /api/progress/:id, ...) and its
- * worker thread (app-generate.c). stop cancels and joins the worker and
- * frees every generation; idempotent. */
-void gg__app_register_generate(gg_app *app);
+ * worker thread (app-generate.c); register reads the --gen-* limits from
+ * cfg and loads the history from <data-dir>/generations. stop cancels and
+ * joins the worker and frees every generation; idempotent. */
+void gg__app_register_generate(gg_app *app, const gg_server_config *cfg);
 void gg__app_generate_stop(gg_app *app);
 
 /* A recognition as the outside world sees it: one face of one frame. */

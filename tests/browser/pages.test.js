@@ -9,7 +9,9 @@
 //     to sim:mem=512M through the form and sees the serving device change;
 //   /generate: a 64x48 canvas PNG, esrgan-slim x2, progress to 100% and a
 //     128x96 result; a non-image shows 400 bad_image; a 256x192 tile-16 run
-//     stopped at its first progress shows "stopped"; a switch back to cpu.
+//     stopped at its first progress shows "stopped"; the history lists both
+//     (newest first, a thumbnail for the finished one), and deleting the
+//     finished one removes it; a switch back to cpu.
 // No page may throw or log a console error. Screenshots go to
 // $GG_BROWSER_OUT/screenshots. The server is killed on every exit path.
 //
@@ -331,6 +333,13 @@ async function main() {
   const dlr = await fetch(base + dl);
   check(dlr.ok && dlr.headers.get("content-type") === "image/png", "the download link serves image/png");
   check((await gen.textContent("#error")) === "", "no error shown after a finished generation");
+  // The history lists it, newest first, with its thumbnail.
+  const firstId = dl.split("/")[3];
+  await gen.locator('#history li[data-id="' + firstId + '"] img').waitFor({ timeout: T });
+  await gen.waitForFunction((id) => { const i = document.querySelector('#history li[data-id="' + id + '"] img');
+    return i && i.complete && i.naturalWidth === 128; }, firstId, { timeout: T });
+  check(await gen.locator("#history li").first().getAttribute("data-id") === firstId,
+        "the history lists the finished generation first, with its 128x96 thumbnail (" + firstId + ")");
   await gen.screenshot({ path: path.join(shots, "generate.png"), fullPage: true });
   // Errors are shown: a file that is not an image gets the server's 400 message.
   await gen.setInputFiles("#file", { name: "notes.png", mimeType: "image/png", buffer: Buffer.from("not an image") });
@@ -352,7 +361,17 @@ async function main() {
   check(await gen.locator("#download").isHidden() && !(await gen.getAttribute("#after", "src")),
         "a stopped generation shows no result and no download link");
   check(await gen.isEnabled("#generate") && !(await gen.isEnabled("#stop")), "Generate is enabled again, Stop disabled");
+  await gen.locator("#history li").first().locator(".pill", { hasText: /^stopped$/ }).waitFor({ timeout: T });
+  check(await gen.locator('#history li[data-id="' + firstId + '"]').count() === 1,
+        "the stopped generation heads the history, the finished one is still listed");
   await gen.screenshot({ path: path.join(shots, "generate-stopped.png"), fullPage: true });
+  // Delete the finished one: asked first, gone from the list and the server.
+  await gen.locator('#history li[data-id="' + firstId + '"] button', { hasText: "Delete" }).click();
+  await gen.locator('#history li[data-id="' + firstId + '"]').waitFor({ state: "detached", timeout: T });
+  check(dialogs.some((m) => m.startsWith("Delete generation " + firstId)), "delete asks for confirmation");
+  const gone = await fetch(base + "/api/generate/" + firstId);
+  check(gone.status === 404 && /^deleted /.test(await gen.textContent("#history-msg")),
+        "a deleted generation leaves the history and the server answers 404 for it");
   // The device switch on this page: back to cpu.
   await gen.selectOption("#switch-spec", "cpu");
   await gen.click("#switch");
