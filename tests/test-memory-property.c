@@ -209,6 +209,7 @@ static int run_seed(uint64_t seed, int steps, const char *budget_spec, uint64_t 
       int owner = (int)(rng_next(&s) % NOWNERS);
       gg_block *b = NULL;
       gg_oom_report rep;
+      uint64_t footprint = gg_pool_footprint(p, size);
       int rc = gg_pool_alloc_ex(p, size, k_owners[owner], NULL, &b, &rep);
       if (rc) {
         gg_pool_stats st;
@@ -235,6 +236,12 @@ static int run_seed(uint64_t seed, int steps, const char *budget_spec, uint64_t 
         l->owner = owner;
         l->tag = (unsigned char)(rng_next(&s) | 1);
         if (l->req != size || strcmp(gg_block_owner(b), k_owners[owner])) goto out;
+        /* The pool said beforehand what it would count, tail included. */
+        if (l->cap != footprint) {
+          fprintf(stderr, "  step %d: alloc %zu took %zu bytes, gg_pool_footprint said %llu\n",
+                  step, size, l->cap, (unsigned long long)footprint);
+          goto out;
+        }
         fill(l);
         m.allocated += l->cap;
         m.requested += l->req;

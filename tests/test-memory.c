@@ -219,13 +219,19 @@ static void test_small_large_pools(void) {
   ASSERT_TRUE(gg_block_devmem(huge) == gg_block_devmem(large));
   ASSERT_U64_EQ(stats_of(p).n_cache_hits, 1);
   gg_block_free(huge);
-  /* Over 10 MiB and no fit: own segment rounded to 2 MiB. */
+  /* Over 10 MiB and no fit: own segment rounded to 2 MiB. The pool says so
+   * beforehand (gg_pool_footprint): the whole 26 MiB, not the 25 MiB + 512
+   * asked, and for a cached block with a short tail, the whole block. */
+  ASSERT_U64_EQ(gg_pool_footprint(p, 25 * MiB + 5), 26 * MiB);
+  ASSERT_U64_EQ(gg_pool_footprint(p, 3 * MiB + 5), 3 * MiB + 512); /* tail split off */
+  ASSERT_U64_EQ(gg_pool_footprint(p, 100), 512);
   ASSERT_OK(gg_pool_alloc(p, 25 * MiB + 5, "h", &huge));
   s = stats_of(p);
   ASSERT_U64_EQ(s.reserved_large, 20 * MiB + 26 * MiB);
   /* Large-pool tails of <= 1 MiB are not split off: they stay in the block. */
   ASSERT_EQ(gg_block_capacity(huge), 26 * MiB);
   gg_block_free(large); /* the 20 MiB segment is whole again */
+  ASSERT_U64_EQ(gg_pool_footprint(p, 19 * MiB + 512 * KiB), 20 * MiB);
   ASSERT_OK(gg_pool_alloc(p, 19 * MiB + 512 * KiB, "l2", &big2));
   ASSERT_EQ(gg_block_capacity(big2), 20 * MiB); /* 512 KiB tail kept inside */
   ASSERT_EQ(stats_of(p).segments, 3);
@@ -236,6 +242,17 @@ static void test_small_large_pools(void) {
   ASSERT_OK(gg_pool_trim(p, &released));
   ASSERT_U64_EQ(released, 2 * MiB + 20 * MiB + 26 * MiB);
   ASSERT_U64_EQ(gg_device_mem_in_use(dev), 0);
+  /* 23.25 MiB takes a 24 MiB segment, its 0.75 MiB tail kept inside; under
+   * a 23.5 MiB budget the segment is cut to the request, and the footprint
+   * says which. */
+  const size_t odd = 23 * MiB + 256 * KiB + 5, odd_rounded = 23 * MiB + 256 * KiB + 512;
+  ASSERT_U64_EQ(gg_pool_footprint(p, odd), 24 * MiB);
+  gg_pool_free(p);
+  p = new_pool(dev, "24641536", 0); /* 23.5 MiB */
+  ASSERT_U64_EQ(gg_pool_footprint(p, odd), odd_rounded);
+  ASSERT_OK(gg_pool_alloc(p, odd, "odd", &big2));
+  ASSERT_EQ(gg_block_capacity(big2), odd_rounded);
+  gg_block_free(big2);
   gg_pool_free(p);
   gg_device_free(dev);
 }

@@ -131,6 +131,17 @@ int gg_pool_alloc_ex(gg_pool *pool, size_t size, const char *owner, gg_mem_scope
  * remembering a report or logging one. For planners asking "does this fit?"
  * (the engine's memory-aware plan); free the block at once. */
 int gg_pool_try_alloc(gg_pool *pool, size_t size, const char *owner, gg_block **out);
+/* The bytes gg_pool_alloc(pool, size) would take from the device now, as
+ * the pool counts them (stats.allocated, owner bytes, a session's measured
+ * peak): the request rounded to GG_POOL_ROUND, or the whole block it is cut
+ * from when the pool keeps the tail inside it (a cached block, or a new
+ * segment rounded to 2 MiB, whose remainder is GG_POOL_SMALL_MAX or less).
+ * Allocates nothing. Exact when nothing else allocates or frees in between
+ * and the device grants what it reports free; planners add it up for a
+ * sequence of allocations made one after the other on a fresh pool. 0 for a
+ * NULL pool or size 0; when the allocation would fail, the bytes it would
+ * have taken. Thread-safe. docs/memory.md. */
+uint64_t gg_pool_footprint(gg_pool *pool, size_t size);
 /* Copies the most recent OOM report. Returns 0, or GG_ENOTFOUND if none. */
 int gg_pool_last_oom(gg_pool *pool, gg_oom_report *out);
 

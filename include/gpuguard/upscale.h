@@ -152,6 +152,16 @@ typedef struct gg_upscale_info {
 int gg_upscale_model_path(const char *model, int scale, char *out, size_t len, float *range,
                           char *err, size_t errlen);
 
+struct gg_preprocess; /* gpuguard/image.h */
+/* When `model_path` is one of the upscaler models (a path containing
+ * esrgan-{slim,medium,thick}-1.0.0/models/xN/), sets pp's scale and offset
+ * to the pixel range that model takes, from the same table the upscaler
+ * feeds its tiles from (pixel for slim and medium, pixel / 255 for thick),
+ * and pp->why; returns 1. Otherwise leaves pp as it is and returns 0.
+ * `gpuguard infer` and gg_model_image_input use it, so a model run on its
+ * own gets the values the upscaler would give it. */
+int gg_upscale_preprocess(const char *model_path, struct gg_preprocess *pp);
+
 /* Prepares an upscale of `rgb` (width*height*3 bytes, copied) through guard
  * g (borrowed; must outlive the generator): checks the arguments, loads the
  * model on the guard, chooses the tile size (docs/upscale.md: the engine's

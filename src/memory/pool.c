@@ -588,6 +588,61 @@ fail:
   return rc;
 }
 
+/* Bytes of fully free segments in `sp` (all of them, or only those smaller
+ * than `below` when it is not 0): what release_outgrown / release_cached
+ * would give back. Caller holds the lock. */
+static uint64_t releasable(const gg_pool *p, const subpool *sp, size_t below) {
+  uint64_t n = 0;
+  for (const gg__segment *s = p->segments; s; s = s->next)
+    if ((!sp || s->small == sp->small) && (!below || s->mem.size < below) && seg_fully_free(s))
+      n += s->mem.size;
+  return n;
+}
+
+/* The segment size segment_new would get for (want, min) with `reserved`
+ * bytes held and `dev_free` free on the device; 0 when neither fits. */
+static size_t segment_fit(const gg_pool *p, size_t want, size_t min, uint64_t reserved,
+                          uint64_t dev_free) {
+  size_t sizes[2] = {want, min};
+  for (int i = 0; i < 2; i++) {
+    size_t sz = sizes[i];
+    if (p->budget && (sz > p->budget || reserved > p->budget - sz)) continue;
+    if (sz > dev_free) continue;
+    return sz;
+  }
+  return 0;
+}
+
+/* pool_alloc's decisions (best fit, else a new segment within the budget
+ * and the device's free memory, after the same releases; then the split)
+ * without allocating: the bytes `allocated` would grow by. */
+uint64_t gg_pool_footprint(gg_pool *p, size_t size) {
+  if (!p || !size) return 0;
+  size_t rounded = (size + GG_POOL_ROUND - 1) / GG_POOL_ROUND * GG_POOL_ROUND;
+  if (rounded < size) return UINT64_MAX;
+  uint64_t dev_free = UINT64_MAX, dev_total = 0, f = 0;
+  if (!gg_device_get_memory(p->dev, &f, &dev_total) && dev_total) dev_free = f;
+  pthread_mutex_lock(&p->lock);
+  subpool *sp = rounded <= GG_POOL_SMALL_MAX ? &p->small : &p->large;
+  const gg_block *b = find_fit(sp, rounded);
+  size_t have = b ? b->size : 0;
+  if (!b) {
+    size_t want = segment_size_for(p, sp, rounded);
+    /* release_outgrown first (large requests), then, when that was not
+     * enough, every fully free segment (the free-the-cache-and-retry path) */
+    for (int pass = 0; pass < 2 && !have; pass++) {
+      uint64_t gone = pass ? releasable(p, NULL, 0) : sp->small ? 0 : releasable(p, sp, rounded);
+      have = segment_fit(p, want, rounded, p->reserved - gone,
+                         dev_free == UINT64_MAX ? dev_free : dev_free + gone);
+    }
+    if (!have) have = rounded; /* it fails: nothing is taken, but say what was asked */
+  }
+  pthread_mutex_unlock(&p->lock);
+  size_t rest = have - rounded;
+  int keeps_tail = sp->small ? rest < GG_POOL_ROUND : rest <= GG_POOL_SMALL_MAX;
+  return keeps_tail ? have : rounded;
+}
+
 int gg_pool_last_oom(gg_pool *p, gg_oom_report *out) {
   if (!p || !out) return GG_EINVAL;
   pthread_mutex_lock(&p->lock);

@@ -20,6 +20,7 @@
 #include "gpuguard/device.h"
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
+#include "gpuguard/image.h"
 #include "gpuguard/log.h"
 #include "gpuguard/memory.h"
 
@@ -148,13 +149,19 @@ int gg_generator_image(gg_generator *g, gg_gen_image *out) {
 
 /* ---- models ------------------------------------------------------------- */
 
+/* range: what a pixel of 255 is fed as (the packages' own preprocessing);
+ * the upscaler, `gpuguard infer` and gg_model_image_input all read it here. */
 static const struct {
   const char *name, *dir;
   float range;
+  const char *why; /* gg_preprocess.why */
 } k_models[] = {
-    {"esrgan-slim", "esrgan-slim-1.0.0", 255.0f},
-    {"esrgan-medium", "esrgan-medium-1.0.0", 255.0f},
-    {"esrgan-thick", "esrgan-thick-1.0.0", 1.0f},
+    {"esrgan-slim", "esrgan-slim-1.0.0", 255.0f,
+     "upscaler esrgan-slim: pixels in [0,255] (src/vision/upscale.c)"},
+    {"esrgan-medium", "esrgan-medium-1.0.0", 255.0f,
+     "upscaler esrgan-medium: pixels in [0,255] (src/vision/upscale.c)"},
+    {"esrgan-thick", "esrgan-thick-1.0.0", 1.0f,
+     "upscaler esrgan-thick: pixels in [0,1] (src/vision/upscale.c)"},
 };
 #define N_MODELS (sizeof k_models / sizeof k_models[0])
 
@@ -192,6 +199,20 @@ int gg_upscale_model_path(const char *model, int scale, char *out, size_t len, f
     snprintf(err, errlen, "%s x%d is not fetched (%s missing); run scripts/fetch-models.sh", model,
              scale, out);
     return GG_ENOTFOUND;
+  }
+  return 0;
+}
+
+int gg_upscale_preprocess(const char *model_path, gg_preprocess *pp) {
+  if (!model_path || !pp) return 0;
+  for (size_t i = 0; i < N_MODELS; i++) {
+    char key[64];
+    snprintf(key, sizeof key, "%s/models/x", k_models[i].dir);
+    if (!strstr(model_path, key)) continue;
+    pp->scale = k_models[i].range / 255.0f;
+    pp->offset = 0.0f;
+    pp->why = k_models[i].why;
+    return 1;
   }
   return 0;
 }
@@ -571,8 +592,9 @@ static int choose_tile(upscaler *u, char *err, size_t errlen) {
       cd->rc =
           plan_peak(m, pool, tw, th, &cd->device_peak, &cd->device_measured, perr, sizeof perr);
       if (pool) gg_pool_trim(pool, NULL);
-      uint64_t need = cd->device_measured > cd->device_peak ? cd->device_measured : cd->device_peak;
-      cd->fits = !cd->rc && (!st.budget || need <= in->device_free);
+      /* The engine predicts what the pool will count, block tails included
+       * (gg_pool_footprint): measured == planned, asserted by the tests. */
+      cd->fits = !cd->rc && (!st.budget || cd->device_peak <= in->device_free);
     }
     if (cd->fits || u->o.tile) {
       chosen = t;
