@@ -34,6 +34,7 @@ tests=(
   "models-fused-vs-unfused|test-engine|fusion_preserves_results"
   "backend-ops|test-backend-ops|naive xnnpack sim"
   "opencl-conv|test-opencl-ops|conv2d conv2d_direct"
+  "ops-elem|test-ops-elem|"
 )
 
 # -------------------------------------------------------------- mutations
@@ -130,6 +131,29 @@ mutation opencl-conv-nudge src/backend/kernels/kernels.cl \
   'gg_store4(y + yo + ((long)(b * OH + oy) * OW + ox) * CO + co, acc, nco, co, bias, bo, has_bias,' \
   'gg_store4(y + yo + ((long)(b * OH + oy) * OW + ox) * CO + co, acc + 1e-2f, nco, co, bias, bo, has_bias,' \
   "opencl-conv"
+
+# The group E kernels (ops-elem.c), checked by test-ops-elem against values
+# computed independently. Div with its operands swapped:
+mutation div-operands-swapped src/engine/ops-elem.c \
+  'if (isf) BIN_LOOP(float, float, fa, fb, fy, a / b);' \
+  'if (isf) BIN_LOOP(float, float, fa, fb, fy, b / a);' \
+  "ops-elem"
+# The normalizations (layer, instance, group) without their epsilon.
+mutation norm-epsilon-dropped src/engine/ops-elem.c \
+  '*inv = 1.0 / sqrt((m ? q / (double)m : 0.0) + eps);' \
+  '*inv = 1.0 / sqrt((m ? q / (double)m : 0.0));' \
+  "ops-elem"
+# Softplus as the naive log(1 + exp(x)), which overflows to inf for large x.
+mutation softplus-overflows src/engine/ops-elem.c \
+  'return x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x));' \
+  'return log1pf(expf(x));' \
+  "ops-elem"
+# The broadcast iterator forgets to rewind an operand's offset at the end of
+# a row (every broadcast binary op and Where read the wrong elements).
+mutation broadcast-carry src/engine/ops-elem.c \
+  'for (int k = 0; k < it->nop; k++) off[k] += it->st[k][d - 1] - it->shape[d] * it->st[k][d];' \
+  'for (int k = 0; k < it->nop; k++) off[k] += it->st[k][d - 1];' \
+  "ops-elem"
 
 # ---------------------------------------------------------------- helpers
 die() { echo "mutation.sh: $*" >&2; exit 2; }

@@ -196,6 +196,7 @@ static int build(tcase *c, gg_op op) {
     a->ksize[0] = irand(1, 3), a->ksize[1] = irand(1, 3);
     a->strides[0] = irand(1, 2), a->strides[1] = irand(1, 2);
     a->padding = (gg_padding)irand(0, 1);
+    a->ceil_mode = irand(0, 1); /* ONNX ceil_mode (group S) */
     break;
   }
   case GG_OP_PAD: {
@@ -204,6 +205,7 @@ static int build(tcase *c, gg_op op) {
     for (int i = 0; i < 2 * nd; i++)
       p[i] = irand(0, 2);
     ins[ni++] = tc_ints(c, 2 * nd, p);
+    a->pad_mode = (gg_pad_mode)irand(0, 2); /* ONNX reflect / edge (group S) */
     if (irand(0, 1)) {
       int64_t one = 1;
       ins[ni++] = tc_tensor(c, GG_DT_F32, 0, &one, 1);
@@ -304,8 +306,271 @@ static int build(tcase *c, gg_op op) {
     break;
   }
     /* -- group E cases (src/engine/ops-elem.c) -- */
+  case GG_OP_DIV:
+  case GG_OP_POW:
+  case GG_OP_EQUAL:
+  case GG_OP_GREATER:
+  case GG_OP_LESS: {
+    gg_dtype dt = op != GG_OP_POW && irand(0, 2) == 0 ? GG_DT_I32 : GG_DT_F32;
+    gg_dtype dtb = op == GG_OP_POW && irand(0, 2) == 0 ? GG_DT_I32 : dt;
+    int nb = irand(0, nd), swap = irand(0, 3) == 0; /* nb 0: a rank-0 operand */
+    for (int i = 0; i < nb; i++)
+      s2[i] = irand(0, 2) ? s[nd - nb + i] : 1;
+    ins[ni++] = tc_tensor(c, dt, swap ? nb : nd, swap ? s2 : s, 0);
+    ins[ni++] = tc_tensor(c, dtb, swap ? nd : nb, swap ? s : s2, irand(0, 1));
+    for (int k = 0; k < 2; k++) {
+      gg_tval *t = &c->v[ins[k]];
+      for (int64_t i = 0; i < t->nelem; i++) {
+        float *f = (float *)t->data + i;
+        int32_t *q = (int32_t *)t->data + i;
+        if (op == GG_OP_POW && k == 0)
+          *f = frand(0.1f, 2.5f); /* no NaN from a < 0 */
+        else if (op == GG_OP_POW && t->dtype == GG_DT_I32)
+          *q = irand(-3, 3);
+        else if (op == GG_OP_DIV && k == 1 && t->dtype == GG_DT_F32 && fabsf(*f) < 0.1f)
+          *f = 0.5f; /* float x/0 is inf; int x/0 = 0 stays in */
+        else if (t->dtype == GG_DT_I32)
+          *q %= 8; /* ties for the comparisons */
+        else if (op != GG_OP_DIV && op != GG_OP_POW)
+          *f = (float)irand(-4, 4) * 0.5f;
+      }
+    }
+    break;
+  }
+  case GG_OP_WHERE: {
+    gg_dtype dt = irand(0, 2) == 0 ? GG_DT_I32 : GG_DT_F32;
+    int64_t s3[GG_MAX_DIMS];
+    int nb = irand(0, nd), nc = irand(0, nd);
+    for (int i = 0; i < nb; i++)
+      s2[i] = irand(0, 2) ? s[nd - nb + i] : 1;
+    for (int i = 0; i < nc; i++)
+      s3[i] = irand(0, 2) ? s[nd - nc + i] : 1;
+    int which = irand(0, 2); /* which operand carries the full shape */
+    ins[ni++] = tc_tensor(c, GG_DT_I32, which == 0 ? nd : nb, which == 0 ? s : s2, 0);
+    ins[ni++] = tc_tensor(c, dt, which == 1 ? nd : nc, which == 1 ? s : s3, 0);
+    ins[ni++] = tc_tensor(c, dt, which == 2 ? nd : nb, which == 2 ? s : s2, 1);
+    for (int64_t i = 0; i < c->v[ins[0]].nelem; i++)
+      ((int32_t *)c->v[ins[0]].data)[i] &= 1;
+    break;
+  }
+  case GG_OP_NOT:
+  case GG_OP_NEG:
+  case GG_OP_CLIP:
+  case GG_OP_CAST: {
+    gg_dtype dt = op == GG_OP_NOT || irand(0, 1) ? GG_DT_I32 : GG_DT_F32;
+    ins[ni++] = tc_tensor(c, dt, nd, s, 0);
+    for (int64_t i = 0; dt == GG_DT_I32 && op == GG_OP_NOT && i < c->v[0].nelem; i++)
+      ((int32_t *)c->v[0].data)[i] %= 2;
+    for (int64_t i = 0; dt == GG_DT_F32 && i < c->v[0].nelem; i++)
+      ((float *)c->v[0].data)[i] *= 40.0f;
+    a->clip_min = frand(-30.0f, 10.0f), a->clip_max = a->clip_min + frand(0.0f, 40.0f);
+    if (irand(0, 3) == 0) a->clip_min = -3.4028235e38f; /* FLT_MAX: no bound */
+    if (irand(0, 3) == 0) a->clip_max = 3.4028235e38f;
+    a->to = irand(0, 1) ? GG_DT_I32 : GG_DT_F32;
+    break;
+  }
+  case GG_OP_SQRT:
+  case GG_OP_LOG:
+  case GG_OP_RECIPROCAL:
+    ins[ni++] = tc_tensor(c, GG_DT_F32, nd, s, 0);
+    for (int64_t i = 0; i < c->v[0].nelem; i++)
+      ((float *)c->v[0].data)[i] =
+          frand(0.05f, 8.0f) * (op == GG_OP_RECIPROCAL && irand(0, 1) ? -1.0f : 1.0f);
+    break;
+  case GG_OP_EXP:
+  case GG_OP_ERF:
+  case GG_OP_TANH:
+  case GG_OP_SOFTPLUS:
+  case GG_OP_HARD_SIGMOID:
+  case GG_OP_HARD_SWISH:
+  case GG_OP_GELU:
+  case GG_OP_LOG_SOFTMAX:
+    ins[ni++] = tc_tensor(c, GG_DT_F32, nd, s, 0);
+    for (int64_t i = 0; i < c->v[0].nelem; i++)
+      ((float *)c->v[0].data)[i] *= op == GG_OP_SOFTPLUS || op == GG_OP_LOG_SOFTMAX ? 30.0f : 4.0f;
+    a->alpha = frand(0.05f, 0.5f), a->beta = frand(0.2f, 0.8f), a->approximate = irand(0, 1);
+    break;
+  case GG_OP_REDUCE_MAX:
+  case GG_OP_REDUCE_MIN:
+  case GG_OP_REDUCE_L2: {
+    gg_dtype dt = op != GG_OP_REDUCE_L2 && irand(0, 3) == 0 ? GG_DT_I32 : GG_DT_F32;
+    ins[ni++] = tc_tensor(c, dt, nd, s, 0);
+    int32_t ax[GG_MAX_DIMS];
+    int na = 0, form = irand(0, 3); /* 0: no axes input, 1: empty axes, else some */
+    for (int i = 0; form > 1 && i < nd; i++)
+      if (irand(0, 1)) ax[na++] = irand(0, 1) ? i : i - nd;
+    if (form) ins[ni++] = tc_ints(c, na, ax);
+    a->keep_dims = irand(0, 1);
+    break;
+  }
+  case GG_OP_LAYER_NORM: {
+    int ax = irand(0, nd - 1);
+    ins[ni++] = tc_tensor(c, GG_DT_F32, nd, s, 0);
+    int ns = nd - ax;
+    for (int i = 0; i < ns; i++)
+      s2[i] = irand(0, 3) ? s[ax + i] : 1;
+    ins[ni++] = tc_tensor(c, GG_DT_F32, ns, s2, 1);
+    if (irand(0, 1)) ins[ni++] = tc_tensor(c, GG_DT_F32, ns, s2, 1);
+    a->axis = ax, a->epsilon = frand(1e-6f, 1e-2f);
+    nout = irand(1, 3);
+    break;
+  }
+  case GG_OP_INSTANCE_NORM:
+  case GG_OP_GROUP_NORM: {
+    int g = irand(1, 3);
+    int64_t x[4] = {irand(1, 2), g * irand(1, 3), irand(1, 6), irand(1, 6)};
+    ins[ni++] = tc_tensor(c, GG_DT_F32, irand(3, 4), x, 0);
+    ins[ni++] = tc_tensor(c, GG_DT_F32, 1, &x[1], 1);
+    ins[ni++] = tc_tensor(c, GG_DT_F32, 1, &x[1], 1);
+    a->groups = g, a->epsilon = frand(1e-6f, 1e-2f);
+    break;
+  }
     /* -- end of group E cases -- */
     /* -- group S cases (src/engine/ops-shape.c) -- */
+  case GG_OP_BATCH_MATMUL: {
+    int64_t m = irand(1, 9), k = irand(1, 17), nn = irand(1, 13), sa[GG_MAX_DIMS], sb[GG_MAX_DIMS];
+    int na = irand(1, 4), nb = irand(0, 2) ? irand(1, 2) : irand(3, 4); /* XNNPACK: 2-D b */
+    int nbat = (na > nb ? na : nb) - 2;
+    int64_t bat[GG_MAX_DIMS];
+    rand_shape(nbat > 0 ? nbat : 0, bat, 1, 3);
+    for (int i = 0; i < na - 2; i++) /* batch dims: suffix of bat, some broadcast (1) */
+      sa[i] = irand(0, 2) ? bat[nbat - (na - 2) + i] : 1;
+    for (int i = 0; i < nb - 2; i++)
+      sb[i] = irand(0, 2) ? bat[nbat - (nb - 2) + i] : 1;
+    if (na == 1) sa[0] = k;
+    else sa[na - 2] = m, sa[na - 1] = k;
+    if (nb == 1) sb[0] = k;
+    else sb[nb - 2] = k, sb[nb - 1] = nn;
+    ins[ni++] = tc_tensor(c, GG_DT_F32, na, sa, 0);
+    ins[ni++] = tc_tensor(c, GG_DT_F32, nb, sb, irand(0, 1));
+    break;
+  }
+  case GG_OP_SLICE: {
+    ins[ni++] = tc_tensor(c, irand(0, 3) ? GG_DT_F32 : GG_DT_I32, nd, s, 0);
+    a->n_slice = irand(1, nd);
+    int perm[GG_MAX_DIMS];
+    for (int i = 0; i < nd; i++)
+      perm[i] = i;
+    for (int i = nd - 1; i > 0; i--) {
+      int j = irand(0, i), t = perm[i];
+      perm[i] = perm[j], perm[j] = t;
+    }
+    for (int i = 0; i < a->n_slice; i++) {
+      a->slice_axes[i] = irand(0, 1) ? perm[i] : perm[i] - nd;
+      a->slice_starts[i] = irand(-8, 8), a->slice_ends[i] = irand(-8, 8);
+      a->slice_steps[i] = irand(0, 1) ? irand(1, 3) : -irand(1, 3);
+      if (irand(0, 5) == 0) a->slice_ends[i] = a->slice_steps[i] > 0 ? INT64_MAX : INT64_MIN;
+    }
+    break;
+  }
+  case GG_OP_GATHER: {
+    ins[ni++] = tc_tensor(c, irand(0, 3) ? GG_DT_F32 : GG_DT_I32, nd, s, 0);
+    a->axis = irand(-nd, nd - 1);
+    int ax = a->axis < 0 ? a->axis + nd : a->axis, qd = irand(0, 2);
+    if (nd + qd - 1 > GG_MAX_DIMS) qd = 1;
+    rand_shape(qd, s2, 1, 4);
+    int ti = tc_tensor(c, GG_DT_I32, qd, s2, irand(0, 1));
+    for (int64_t i = 0; i < c->v[ti].nelem; i++) /* in range, negative ones too */
+      ((int32_t *)c->v[ti].data)[i] = irand((int)-s[ax], (int)s[ax] - 1);
+    ins[ni++] = ti;
+    break;
+  }
+  case GG_OP_EXPAND: {
+    int xd = irand(1, nd);
+    for (int i = 0; i < xd; i++)
+      s2[i] = irand(0, 1) ? s[nd - xd + i] : 1;
+    ins[ni++] = tc_tensor(c, GG_DT_F32, xd, s2, 0);
+    int32_t t[GG_MAX_DIMS];
+    for (int i = 0; i < nd; i++) /* 1 in the shape keeps x's dim */
+      t[i] = i >= nd - xd && irand(0, 3) == 0 ? 1 : (int32_t)s[i];
+    ins[ni++] = tc_ints(c, nd, t);
+    break;
+  }
+  case GG_OP_TILE: {
+    rand_shape(nd, s, 1, 4);
+    ins[ni++] = tc_tensor(c, irand(0, 3) ? GG_DT_F32 : GG_DT_I32, nd, s, 0);
+    int32_t r[GG_MAX_DIMS];
+    for (int i = 0; i < nd; i++)
+      r[i] = irand(0, 8) ? irand(1, 3) : 0;
+    ins[ni++] = tc_ints(c, nd, r);
+    break;
+  }
+  case GG_OP_SHAPE:
+    ins[ni++] = tc_tensor(c, GG_DT_F32, nd, s, 0);
+    a->n_slice = irand(0, 1);
+    a->slice_starts[0] = irand(-5, 5), a->slice_ends[0] = irand(-5, 5);
+    break;
+  case GG_OP_RANGE: {
+    int64_t one = 1;
+    gg_dtype dt = irand(0, 1) ? GG_DT_F32 : GG_DT_I32;
+    for (int i = 0; i < 3; i++) {
+      int t = tc_tensor(c, dt, 0, &one, 1);
+      int v = i == 2 ? (irand(0, 1) ? irand(1, 4) : -irand(1, 4)) : irand(-20, 20);
+      if (dt == GG_DT_F32) ((float *)c->v[t].data)[0] = (float)v * 0.75f;
+      else ((int32_t *)c->v[t].data)[0] = v;
+      ins[ni++] = t;
+    }
+    break;
+  }
+  case GG_OP_CONSTANT_OF_SHAPE: {
+    int32_t t[GG_MAX_DIMS];
+    for (int i = 0; i < nd; i++)
+      t[i] = (int32_t)s[i];
+    ins[ni++] = tc_ints(c, irand(0, nd), t);
+    a->to = irand(0, 1) ? GG_DT_F32 : GG_DT_I32;
+    a->fill = (float)irand(-3, 3) * 1.5f;
+    break;
+  }
+  case GG_OP_AVGPOOL: {
+    int64_t x[4] = {irand(1, 2), irand(2, 10), irand(2, 10), irand(1, 6)};
+    ins[ni++] = tc_tensor(c, GG_DT_F32, 4, x, 0);
+    a->ksize[0] = irand(1, 3), a->ksize[1] = irand(1, 3);
+    a->strides[0] = irand(1, 2), a->strides[1] = irand(1, 2);
+    a->padding = (gg_padding)irand(0, 2);
+    for (int i = 0; i < 4; i++)
+      a->pads[i] = a->padding == GG_PAD_EXPLICIT ? irand(0, a->ksize[i / 2] - 1) : 0;
+    a->count_include_pad = irand(0, 1), a->ceil_mode = irand(0, 1);
+    break;
+  }
+  case GG_OP_CONV_TRANSPOSE: {
+    int groups = irand(1, 2), cig = irand(1, 3), cog = irand(1, 3);
+    int64_t x[4] = {irand(1, 2), irand(1, 6), irand(1, 6), cig * groups};
+    int64_t w[4] = {irand(1, 3), irand(1, 3), cog, x[3]};
+    ins[ni++] = tc_tensor(c, GG_DT_F32, 4, x, 0);
+    ins[ni++] = tc_tensor(c, GG_DT_F32, 4, w, 1);
+    a->groups = groups;
+    for (int d = 0; d < 2; d++) {
+      a->strides[d] = irand(1, 3), a->dilations[d] = irand(1, 2);
+      a->pads[2 * d] = irand(0, 1), a->pads[2 * d + 1] = irand(0, 1);
+      a->output_padding[d] = irand(0, a->strides[d] - 1);
+    }
+    if (irand(0, 1)) {
+      int64_t co = cog * groups;
+      ins[ni++] = tc_tensor(c, GG_DT_F32, 1, &co, 1);
+    }
+    break;
+  }
+  case GG_OP_RESIZE: {
+    int64_t x[4] = {irand(1, 2), irand(1, 7), irand(1, 7), irand(1, 4)};
+    a->resize_mode = (gg_resize_mode)irand(0, 2);
+    ins[ni++] = tc_tensor(c, a->resize_mode == GG_RESIZE_NEAREST && irand(0, 2) == 0 ? GG_DT_I32 : GG_DT_F32, 4, x, 0);
+    a->coord_mode = (gg_coord_mode)irand(0, 6);
+    a->nearest_mode = (gg_nearest_mode)irand(0, 3);
+    a->cubic_a = irand(0, 1) ? -0.75f : -0.5f;
+    a->exclude_outside = irand(0, 1);
+    a->extrapolation = 10.0f;
+    a->roi[0] = 0.1f, a->roi[1] = 0.2f, a->roi[2] = 0.9f, a->roi[3] = 1.1f;
+    for (int d = 0; d < 2; d++) {
+      a->out_hw[d] = irand(1, 12);
+      a->scale_hw[d] = irand(0, 1) ? (float)a->out_hw[d] / (float)x[1 + d] + 0.1f : 0.0f;
+    }
+    if (a->resize_mode == GG_RESIZE_LINEAR && irand(0, 1)) {
+      /* TF-compatible linear: XNNPACK's resize-bilinear takes it */
+      a->coord_mode = (gg_coord_mode)irand(0, 3);
+      a->exclude_outside = 0, a->scale_hw[0] = a->scale_hw[1] = 0.0f;
+    }
+    break;
+  }
     /* -- end of group S cases -- */
   default: return GG_EUNSUPPORTED;
   }
@@ -333,12 +598,27 @@ static double tolerance(gg_op op) {
   case GG_OP_CONV2D:
   case GG_OP_DEPTHWISE:
   case GG_OP_MATMUL:
+  case GG_OP_BATCH_MATMUL:
+  case GG_OP_CONV_TRANSPOSE:
   case GG_OP_SUM:
   case GG_OP_MEAN: return 1e-4;
   case GG_OP_SIGMOID:
   case GG_OP_SOFTMAX:
   case GG_OP_RSQRT:
-  case GG_OP_RESIZE_BILINEAR: return 1e-5;
+  case GG_OP_RESIZE_BILINEAR:
+  case GG_OP_RESIZE: return 1e-5;
+  case GG_OP_LAYER_NORM: /* group E: libm / reductions a device may do otherwise */
+  case GG_OP_INSTANCE_NORM:
+  case GG_OP_GROUP_NORM:
+  case GG_OP_REDUCE_L2:
+  case GG_OP_LOG_SOFTMAX: return 1e-4;
+  case GG_OP_POW:
+  case GG_OP_EXP:
+  case GG_OP_LOG:
+  case GG_OP_ERF:
+  case GG_OP_TANH:
+  case GG_OP_SOFTPLUS:
+  case GG_OP_GELU: return 1e-5;
   default: return 1e-6;
   }
 }
@@ -435,8 +715,46 @@ static const gg_op k_ops[] = {
     GG_OP_DEPTH_TO_SPACE,
     GG_OP_RESIZE_NEAREST,
     /* -- group E ops -- */
+    GG_OP_DIV,
+    GG_OP_POW,
+    GG_OP_EQUAL,
+    GG_OP_GREATER,
+    GG_OP_LESS,
+    GG_OP_NOT,
+    GG_OP_WHERE,
+    GG_OP_SQRT,
+    GG_OP_EXP,
+    GG_OP_LOG,
+    GG_OP_NEG,
+    GG_OP_RECIPROCAL,
+    GG_OP_ERF,
+    GG_OP_TANH,
+    GG_OP_SOFTPLUS,
+    GG_OP_HARD_SIGMOID,
+    GG_OP_HARD_SWISH,
+    GG_OP_GELU,
+    GG_OP_CLIP,
+    GG_OP_CAST,
+    GG_OP_LOG_SOFTMAX,
+    GG_OP_REDUCE_MAX,
+    GG_OP_REDUCE_MIN,
+    GG_OP_REDUCE_L2,
+    GG_OP_LAYER_NORM,
+    GG_OP_INSTANCE_NORM,
+    GG_OP_GROUP_NORM,
     /* -- end of group E ops -- */
     /* -- group S ops -- */
+    GG_OP_BATCH_MATMUL,
+    GG_OP_SLICE,
+    GG_OP_GATHER,
+    GG_OP_EXPAND,
+    GG_OP_TILE,
+    GG_OP_SHAPE,
+    GG_OP_RANGE,
+    GG_OP_CONSTANT_OF_SHAPE,
+    GG_OP_AVGPOOL,
+    GG_OP_CONV_TRANSPOSE,
+    GG_OP_RESIZE,
     /* -- end of group S ops -- */
 };
 #define N_OPS ((int)(sizeof k_ops / sizeof k_ops[0]))

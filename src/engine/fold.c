@@ -367,7 +367,8 @@ static int fuse_pad_into_conv(gg_graph *g, int ci) {
   int t = c->in[0], pi = g->tensors[t].producer, only;
   if (pi < 0 || g->tensors[t].is_output || consumers(g, t, &only) != 1) return 0;
   gg_node *p = &g->nodes[pi];
-  if (p->dead || p->op != GG_OP_PAD || (p->n_in > 2 && !scalar_is(&g->tensors[p->in[2]], 0.0f)))
+  if (p->dead || p->op != GG_OP_PAD || p->a.pad_mode != GG_PADMODE_CONSTANT ||
+      (p->n_in > 2 && !scalar_is(&g->tensors[p->in[2]], 0.0f)))
     return 0;
   const int32_t *pd = const_i32(g, p->in[1], 8);
   if (!pd || pd[0] || pd[1] || pd[6] || pd[7]) return 0; /* batch and channels untouched */

@@ -356,7 +356,48 @@ static int run_reduce(const gg_node *n, gg_tval *vals) {
   return 0;
 }
 
+/* ONNX Pad's reflect and edge modes: each output row reads the input row its
+ * outer coordinates map to (reflected without repeating the border, or
+ * clamped), the inner dim mapped the same way around one memcpy. */
+static int64_t pad_map(int64_t o, int64_t pb, int64_t d, gg_pad_mode m) {
+  int64_t c = o - pb;
+  if (c < 0) return m == GG_PADMODE_REFLECT ? -c : 0;
+  if (c >= d) return m == GG_PADMODE_REFLECT ? 2 * (d - 1) - c : d - 1;
+  return c;
+}
+
+static int run_pad_mapped(const gg_node *n, gg_tval *vals) {
+  const gg_tval *x = IN(0);
+  gg_tval *y = OUT(0);
+  const int32_t *p = I32(IN(1));
+  const uint32_t *X = x->data;
+  uint32_t *Y = y->data;
+  int nd = x->ndim;
+  if (y->nelem == 0) return 0;
+  if (nd == 0) {
+    Y[0] = X[0];
+    return 0;
+  }
+  int64_t xst[GG_MAX_DIMS], s = 1, idx[GG_MAX_DIMS] = {0};
+  for (int d = nd - 1; d >= 0; d--) xst[d] = s, s *= x->shape[d];
+  int64_t oin = y->shape[nd - 1], xin = x->shape[nd - 1], pl = p[2 * (nd - 1)];
+  for (int64_t o = 0; o < y->nelem / oin; o++) {
+    int64_t off = 0;
+    for (int d = 0; d < nd - 1; d++) off += pad_map(idx[d], p[2 * d], x->shape[d], n->a.pad_mode) * xst[d];
+    uint32_t *yr = Y + o * oin;
+    for (int64_t i = 0; i < pl; i++) yr[i] = X[off + pad_map(i, pl, xin, n->a.pad_mode)];
+    memcpy(yr + pl, X + off, (size_t)xin * 4);
+    for (int64_t i = pl + xin; i < oin; i++) yr[i] = X[off + pad_map(i, pl, xin, n->a.pad_mode)];
+    for (int d = nd - 2; d >= 0; d--) {
+      if (++idx[d] < y->shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return 0;
+}
+
 static int run_pad(const gg_node *n, gg_tval *vals) {
+  if (n->a.pad_mode != GG_PADMODE_CONSTANT) return run_pad_mapped(n, vals);
   const gg_tval *x = IN(0);
   gg_tval *y = OUT(0);
   const int32_t *p = I32(IN(1));

@@ -129,6 +129,7 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
   }
   case GG_OP_MAXPOOL: {
     if (x->ndim != 4) return BAD("node '%s' (MaxPool): needs a 4-D input", n->name);
+    if (n->a.ceil_mode) return gg__shape_infer(n, vals, err, errlen); /* ONNX ceil_mode rule */
     int pb;
     if (gg__window(x->shape[1], n->a.ksize[0], n->a.strides[0], 1, n->a.padding, n->a.pads[0],
                n->a.pads[1], &shp[1], &pb) ||
@@ -210,6 +211,11 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
       int32_t a = I32(IN(1))[2 * i], b = I32(IN(1))[2 * i + 1];
       if (a < 0 || b < 0 || a > (1 << 20) || b > (1 << 20))
         return gg_errf(err, errlen, GG_EUNSUPPORTED, "node '%s' (%s): padding %d,%d not supported", n->name, n->src_op, a, b);
+      /* reflect mirrors without the border pixel; edge repeats it (ONNX Pad) */
+      if ((a || b) && ((n->a.pad_mode == GG_PADMODE_REFLECT && (a >= x->shape[i] || b >= x->shape[i])) ||
+                       (n->a.pad_mode == GG_PADMODE_EDGE && x->shape[i] == 0)))
+        return gg_errf(err, errlen, GG_EUNSUPPORTED, "node '%s' (%s): %s padding %d,%d of dim %d needs a larger dim than %lld",
+                       n->name, n->src_op, n->a.pad_mode == GG_PADMODE_REFLECT ? "reflect" : "edge", a, b, i, (long long)x->shape[i]);
       shp[i] = x->shape[i] + a + b;
     }
     if (n->n_in > 2 && (!IN(2)->data || IN(2)->nelem != 1 || IN(2)->dtype != x->dtype))

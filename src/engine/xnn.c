@@ -222,6 +222,7 @@ typedef enum op_kind {
   K_PRELU,
   K_RESIZE,
   K_PAD,
+  K_DECONV,
 } op_kind;
 
 struct gg_xnn_op {
@@ -231,6 +232,7 @@ struct gg_xnn_op {
   gg_xnn_threadpool *pool;
   size_t n, h, w;       /* batch / input spatial size (conv, pools, resize, gap) */
   size_t oh, ow;        /* resize output */
+  uint32_t adj_h, adj_w; /* deconvolution output_padding */
   size_t ndim_a, shape_a[GG_XNN_MAX_DIMS];
   size_t ndim_b, shape_b[GG_XNN_MAX_DIMS];
   size_t pre[GG_XNN_MAX_DIMS], post[GG_XNN_MAX_DIMS];
@@ -392,6 +394,61 @@ int gg_xnn_fc_new(const gg_xnn_fc_params *p, const float *weights, const float *
   enum xnn_status st = xnn_create_fully_connected_nc_f32(
       p->in_ch, p->out_ch, p->in_ch, p->out_ch, weights, bias, lo, hi,
       p->transpose_b ? 0 : XNN_FLAG_TRANSPOSE_WEIGHTS, &op->xop);
+  return op_finish(op, st, mem0, out);
+}
+
+int gg_xnn_deconv2d_new(const gg_xnn_deconv2d_params *p, const float *filter, const float *bias,
+                        gg_xnn_threadpool *pool, gg_xnn_op **out) {
+  CHECK_NEW(p, pool, out);
+  uint32_t groups = p->groups ? p->groups : 1;
+  uint32_t sh = p->stride_h ? p->stride_h : 1, sw = p->stride_w ? p->stride_w : 1;
+  uint32_t dh = p->dilation_h ? p->dilation_h : 1, dw = p->dilation_w ? p->dilation_w : 1;
+  if (!filter || !p->batch || !p->in_h || !p->in_w || !p->in_c || !p->out_c || !p->kernel_h ||
+      !p->kernel_w || p->in_c % groups || p->out_c % groups || p->adj_h >= sh || p->adj_w >= sw) {
+    GG_ERROR(TAG, "deconv2d: bad params: input [%zu,%zu,%zu,%zu], kernel %ux%u, out_c %zu, "
+                  "groups %u, output_padding %u,%u for strides %u,%u (all sizes > 0, groups "
+                  "divide the channels, output_padding < stride, filter set)",
+             p->batch, p->in_h, p->in_w, p->in_c, p->kernel_h, p->kernel_w, p->out_c, groups,
+             p->adj_h, p->adj_w, sh, sw);
+    return GG_EINVAL;
+  }
+  /* Full output size minus the crop; must stay positive. */
+  int64_t oh = (int64_t)(p->in_h - 1) * sh + (int64_t)(p->kernel_h - 1) * dh + 1 + p->adj_h -
+               p->pad_top - p->pad_bottom;
+  int64_t ow = (int64_t)(p->in_w - 1) * sw + (int64_t)(p->kernel_w - 1) * dw + 1 + p->adj_w -
+               p->pad_left - p->pad_right;
+  size_t out_elems = p->batch;
+  if (oh < 1 || ow < 1 || mul_sizes(&out_elems, (size_t)oh) ||
+      mul_sizes(&out_elems, (size_t)ow) || mul_sizes(&out_elems, p->out_c)) {
+    GG_ERROR(TAG, "deconv2d: pads %u,%u,%u,%u leave no output of input %zux%zu, or it is too large",
+             p->pad_top, p->pad_bottom, p->pad_left, p->pad_right, p->in_h, p->in_w);
+    return GG_EINVAL;
+  }
+  float lo, hi;
+  int rc = act_range(p->act, p->clamp_min, p->clamp_max, &lo, &hi, "deconv2d");
+  if (rc) return rc;
+  size_t gin = p->in_c / groups, gout = p->out_c / groups, khw = (size_t)p->kernel_h * p->kernel_w;
+  /* HWOI [kh][kw][gout][in_c] -> XNNPACK GOKI [g][gout][kh][kw][gin]. */
+  float *packed = malloc(khw * gout * p->in_c * sizeof *packed);
+  if (!packed) return GG_ENOMEM;
+  for (size_t g = 0; g < groups; g++)
+    for (size_t o = 0; o < gout; o++)
+      for (size_t k = 0; k < khw; k++)
+        for (size_t i = 0; i < gin; i++)
+          packed[((g * gout + o) * khw + k) * gin + i] = filter[(k * gout + o) * p->in_c + g * gin + i];
+  gg_xnn_op *op = op_alloc(K_DECONV, "deconv2d", pool);
+  if (!op) {
+    free(packed);
+    return GG_ENOMEM;
+  }
+  op->n = p->batch, op->h = p->in_h, op->w = p->in_w;
+  op->adj_h = p->adj_h, op->adj_w = p->adj_w;
+  op->out_elems = out_elems;
+  uint64_t mem0 = mem_now();
+  enum xnn_status st = xnn_create_deconvolution2d_nhwc_f32(
+      p->pad_top, p->pad_right, p->pad_bottom, p->pad_left, p->kernel_h, p->kernel_w, sh, sw, dh,
+      dw, groups, gin, gout, p->in_c, p->out_c, packed, bias, lo, hi, 0, &op->xop);
+  free(packed);
   return op_finish(op, st, mem0, out);
 }
 
@@ -711,6 +768,10 @@ int gg_xnn_op_bind(gg_xnn_op *op, const float *a, const float *b, float *out) {
     st = xnn_setup_convolution2d_nhwc_f32(op->xop, op->n, op->h, op->w, a, out, tp);
     break;
   case K_FC: st = xnn_setup_fully_connected_nc_f32(op->xop, op->n, a, out, tp); break;
+  case K_DECONV:
+    st = xnn_setup_deconvolution2d_nhwc_f32(op->xop, op->n, op->h, op->w, op->adj_h, op->adj_w, a,
+                                            out, tp);
+    break;
   case K_MAXPOOL:
     st = xnn_setup_max_pooling2d_nhwc_f32(op->xop, op->n, op->h, op->w, a, out, tp);
     break;
@@ -877,6 +938,10 @@ int gg_xnn_resize_bilinear_new(const gg_xnn_resize_params *p, gg_xnn_threadpool 
 }
 int gg_xnn_pad_new(size_t ndim, const size_t *shape, const size_t *pre, const size_t *post,
                    float value, gg_xnn_threadpool *pool, gg_xnn_op **out) {
+  STUB_NEW(out);
+}
+int gg_xnn_deconv2d_new(const gg_xnn_deconv2d_params *p, const float *filter, const float *bias,
+                        gg_xnn_threadpool *pool, gg_xnn_op **out) {
   STUB_NEW(out);
 }
 int gg_xnn_op_bind(gg_xnn_op *op, const float *a, const float *b, float *out) {

@@ -261,6 +261,28 @@ typedef struct gg_xnn_resize_params {
 int gg_xnn_resize_bilinear_new(const gg_xnn_resize_params *p, gg_xnn_threadpool *pool,
                                gg_xnn_op **out);
 
+/* Transposed convolution (ONNX ConvTranspose), NHWC. filter is HWOI
+ * [kernel_h][kernel_w][out_c/groups][in_c] (output channel within its group,
+ * then every input channel; group g reads input channels g*in_c/groups..),
+ * bias [out_c] or NULL; both are packed (copied). pad_* crop the full output
+ * (ONNX pads), adj_h/adj_w are ONNX's output_padding (rows/columns added at
+ * the bottom/right; each must be < its stride, as XNNPACK requires). Output
+ * [batch][out_h][out_w][out_c], out_h = (in_h-1)*stride_h + (kernel_h-1)*
+ * dilation_h + 1 - pad_top - pad_bottom + adj_h. Bind: a = input, b = NULL. */
+typedef struct gg_xnn_deconv2d_params {
+  size_t batch, in_h, in_w, in_c, out_c;
+  uint32_t kernel_h, kernel_w;
+  uint32_t stride_h, stride_w;     /* 0 = 1 */
+  uint32_t dilation_h, dilation_w; /* 0 = 1 */
+  uint32_t groups;                 /* 0 = 1 */
+  uint32_t pad_top, pad_bottom, pad_left, pad_right;
+  uint32_t adj_h, adj_w;
+  gg_xnn_act act;
+  float clamp_min, clamp_max;
+} gg_xnn_deconv2d_params;
+int gg_xnn_deconv2d_new(const gg_xnn_deconv2d_params *p, const float *filter, const float *bias,
+                        gg_xnn_threadpool *pool, gg_xnn_op **out);
+
 /* Constant pad (TF Pad / PadV2 with mode CONSTANT) of an ndim (1..6) tensor:
  * out dim i = shape[i] + pre[i] + post[i], filled with `value` outside.
  * Bind: a = input, b = NULL. */

@@ -82,6 +82,7 @@ int gg__kx_supports(const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
   const char *w = NULL;
   for (int k = 0; k < n->n_in && !w; k++)
     if (in[k].v->ndim > 8) w = "more than 8 dims";
+  if (n->op == GG_OP_PAD && n->a.pad_mode != GG_PADMODE_CONSTANT) w = "reflect/edge padding runs on the CPU";
   int isf = n->n_out && out[0].v->dtype == GG_DT_F32;
   switch (n->op) {
   case GG_OP_IDENTITY:
