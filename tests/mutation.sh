@@ -117,8 +117,8 @@ mutation fuse-conv-relu6-as-relu src/engine/fold.c \
   "fusion-small"
 # Fusion: a Pad with a non-zero fill value folded into the conv's zero padding.
 mutation fuse-nonzero-pad src/engine/fold.c \
-  'if (p->dead || p->op != GG_OP_PAD || (p->n_in > 2 && !scalar_is(&g->tensors[p->in[2]], 0.0f)))' \
-  'if (p->dead || p->op != GG_OP_PAD)' \
+  '(p->n_in > 2 && !scalar_is(&g->tensors[p->in[2]], 0.0f)))' \
+  '0)' \
   "fusion-small"
 # The naive bilinear resize ignores half_pixel_centers (a half-pixel shift).
 mutation resize-half-pixel-dropped src/engine/ops.c \

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* ------------------------------------------------------------ host buffers */
 
@@ -32,7 +33,24 @@ static void *host_buf_ptr(gg_backend_buffer *b, uint64_t off) {
 
 static const gg_backend_buffer_i k_host_buf = {host_buf_free, host_buf_ptr, NULL, NULL};
 
-/* The host buffer type: zeroed accounted host memory. */
+/* The host buffer type: accounted host memory. */
+/* A large arena is first touched by the kernels that write it, one page
+ * fault per 4 KiB: 0.9 million faults, about 1.7 s, in the 3.4 GiB arena of
+ * an esrgan-slim x8 session. Transparent huge pages (where the kernel
+ * offers them on request, THP "madvise") make that 2 MiB per fault. Only
+ * the 2 MiB-aligned interior is advised; a refusal changes nothing. */
+#define HUGE_ARENA_MIN ((uint64_t)64 << 20)
+static void advise_huge_pages(void *p, uint64_t size) {
+#ifdef MADV_HUGEPAGE
+  if (size < HUGE_ARENA_MIN) return;
+  const uintptr_t huge = (uintptr_t)2 << 20;
+  uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + size) & ~(huge - 1);
+  if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+  (void)p, (void)size;
+#endif
+}
+
 static int host_buffer_alloc(gg_backend *be, uint64_t size, const char *owner,
                              gg_backend_buffer **out) {
   *out = NULL;
@@ -42,7 +60,11 @@ static int host_buffer_alloc(gg_backend *be, uint64_t size, const char *owner,
     free(b);
     return GG_ENOMEM;
   }
-  memset(p, 0, (size_t)(size ? size : 1));
+  /* Not zeroed: every tensor is written before it is read (the arena is
+   * reused between tensors anyway, as the sim's pool buffers are), and
+   * zeroing a multi-GiB arena faulted in every page up front: 1.3 s of a
+   * 3.4 GiB esrgan-slim x8 session (docs/upscale.md). */
+  advise_huge_pages(p, size);
   b->iface = &k_host_buf, b->ctx = p, b->backend = be, b->size = size;
   *out = b;
   return 0;
@@ -137,6 +159,64 @@ static gg_xnn_act xact(gg_act a) {
                              : GG_XNN_ACT_NONE;
 }
 
+/* BatchMatMul runs as one XNNPACK fully-connected op when b is a constant
+ * matrix (its batch dims, if any, all 1) and nothing is empty. */
+static int xnn_bmm_ok(const gg_node *n, const gg_tval *v) {
+  const gg_tval *a = &v[n->in[0]], *b = &v[n->in[1]];
+  if (!b->is_const || !b->data || a->dtype != GG_DT_F32 || a->nelem <= 0 || b->nelem <= 0)
+    return 0;
+  for (int d = 0; d + 2 < b->ndim; d++)
+    if (b->shape[d] != 1) return 0;
+  return a->shape[a->ndim - 1] > 0;
+}
+
+/* ConvTranspose: constant filter (and bias), output_padding < stride. */
+static int xnn_deconv_ok(const gg_node *n, const gg_tval *v) {
+  if (!v[n->in[1]].is_const || !v[n->in[1]].data || v[n->out[0]].nelem <= 0) return 0;
+  if (n->n_in > 2 && (!v[n->in[2]].is_const || !v[n->in[2]].data)) return 0;
+  for (int d = 0; d < 2; d++)
+    if (n->a.output_padding[d] >= n->a.strides[d]) return 0;
+  return 1;
+}
+
+/* AvgPool: XNNPACK divides by the window's in-image part (ONNX
+ * count_include_pad=0, or no padding at all) and has no ceil_mode. */
+static int xnn_avgpool_ok(const gg_node *n, const gg_tval *v) {
+  const gg_attrs *a = &n->a;
+  int padded = a->padding == GG_PAD_SAME ||
+               (a->padding == GG_PAD_EXPLICIT && (a->pads[0] || a->pads[1] || a->pads[2] || a->pads[3]));
+  return v[n->out[0]].nelem > 0 && !a->ceil_mode && !(padded && a->count_include_pad);
+}
+
+/* ONNX Resize that is TF's ResizeBilinear (XNNPACK's): linear, float, the
+ * scale exactly out/in, and half_pixel (pytorch_half_pixel with outputs > 1),
+ * align_corners or asymmetric coordinates. Sets TF's two flags. */
+static int xnn_resize_ok(const gg_node *n, const gg_tval *v, int *ac, int *hp) {
+  const gg_attrs *a = &n->a;
+  const gg_tval *x = &v[n->in[0]], *y = &v[n->out[0]];
+  if (a->resize_mode != GG_RESIZE_LINEAR || x->dtype != GG_DT_F32 || y->nelem <= 0 ||
+      a->exclude_outside)
+    return 0;
+  for (int d = 0; d < 2; d++) {
+    double sc = a->scale_hw[d];
+    if (a->out_hw[d] == -2) {
+      if (n->n_in < 2 || !v[n->in[1]].data || v[n->in[1]].nelem != 4) return 0;
+      sc = ((const float *)v[n->in[1]].data)[2 + d];
+    } else if (a->out_hw[d] == -3) {
+      sc = 0;
+    }
+    if (sc > 0 && sc * (double)x->shape[1 + d] != (double)y->shape[1 + d]) return 0;
+    if (a->coord_mode == GG_COORD_PYTORCH_HALF_PIXEL && y->shape[1 + d] == 1) return 0;
+  }
+  switch (a->coord_mode) {
+  case GG_COORD_HALF_PIXEL:
+  case GG_COORD_PYTORCH_HALF_PIXEL: *ac = 0, *hp = 1; return 1;
+  case GG_COORD_ALIGN_CORNERS: *ac = 1, *hp = 0; return 1;
+  case GG_COORD_ASYMMETRIC: *ac = 0, *hp = 0; return 1;
+  default: return 0;
+  }
+}
+
 /* Creates the XNNPACK op for node n, or leaves ex->xnn NULL when the op is
  * not covered (the naive kernel runs it). Returns 0 or a creation error. */
 static int xnn_make(xnn_ctx *c, const gg_node *n, gg_tval *v, xnn_node *ex) {
@@ -178,7 +258,39 @@ static int xnn_make(xnn_ctx *c, const gg_node *n, gg_tval *v, xnn_node *ex) {
     rc = gg_xnn_fc_new(&p, v[n->in[1]].data, n->a.has_bias ? v[n->in[2]].data : NULL, tp, &ex->xnn);
     break;
   }
-  case GG_OP_MAXPOOL: {
+  case GG_OP_BATCH_MATMUL: {
+    /* A constant 2-D right operand (a projection): one fully-connected op
+     * over all rows of a, whatever a's batch dims; same bytes out. */
+    const gg_tval *b = &v[n->in[1]];
+    if (!xnn_bmm_ok(n, v)) return 0;
+    gg_xnn_fc_params p;
+    memset(&p, 0, sizeof p);
+    p.in_ch = (size_t)x->shape[x->ndim - 1];
+    p.out_ch = b->ndim == 1 ? 1 : (size_t)b->shape[b->ndim - 1];
+    p.rows = (size_t)(x->nelem / x->shape[x->ndim - 1]);
+    rc = gg_xnn_fc_new(&p, b->data, NULL, tp, &ex->xnn);
+    break;
+  }
+  case GG_OP_CONV_TRANSPOSE: {
+    if (!xnn_deconv_ok(n, v)) return 0;
+    const gg_tval *w = &v[n->in[1]];
+    gg_xnn_deconv2d_params p;
+    memset(&p, 0, sizeof p);
+    p.batch = (size_t)x->shape[0], p.in_h = (size_t)x->shape[1], p.in_w = (size_t)x->shape[2];
+    p.in_c = (size_t)x->shape[3], p.out_c = (size_t)y->shape[3];
+    p.kernel_h = (uint32_t)w->shape[0], p.kernel_w = (uint32_t)w->shape[1];
+    p.stride_h = (uint32_t)n->a.strides[0], p.stride_w = (uint32_t)n->a.strides[1];
+    p.dilation_h = (uint32_t)n->a.dilations[0], p.dilation_w = (uint32_t)n->a.dilations[1];
+    p.groups = (uint32_t)(n->a.groups < 1 ? 1 : n->a.groups);
+    p.pad_top = (uint32_t)n->a.pads[0], p.pad_bottom = (uint32_t)n->a.pads[1];
+    p.pad_left = (uint32_t)n->a.pads[2], p.pad_right = (uint32_t)n->a.pads[3];
+    p.adj_h = (uint32_t)n->a.output_padding[0], p.adj_w = (uint32_t)n->a.output_padding[1];
+    rc = gg_xnn_deconv2d_new(&p, w->data, n->n_in > 2 ? v[n->in[2]].data : NULL, tp, &ex->xnn);
+    break;
+  }
+  case GG_OP_MAXPOOL:
+  case GG_OP_AVGPOOL: {
+    if (n->op == GG_OP_MAXPOOL ? n->a.ceil_mode : !xnn_avgpool_ok(n, v)) return 0;
     gg_xnn_pool2d_params p;
     memset(&p, 0, sizeof p);
     p.batch = (size_t)x->shape[0], p.in_h = (size_t)x->shape[1], p.in_w = (size_t)x->shape[2];
@@ -192,7 +304,8 @@ static int xnn_make(xnn_ctx *c, const gg_node *n, gg_tval *v, xnn_node *ex) {
       p.pad_top = (uint32_t)n->a.pads[0], p.pad_bottom = (uint32_t)n->a.pads[1];
       p.pad_left = (uint32_t)n->a.pads[2], p.pad_right = (uint32_t)n->a.pads[3];
     }
-    rc = gg_xnn_max_pool2d_new(&p, tp, &ex->xnn);
+    rc = n->op == GG_OP_MAXPOOL ? gg_xnn_max_pool2d_new(&p, tp, &ex->xnn)
+                                : gg_xnn_avg_pool2d_new(&p, tp, &ex->xnn);
     break;
   }
   case GG_OP_ADD:
@@ -251,8 +364,17 @@ static int xnn_make(xnn_ctx *c, const gg_node *n, gg_tval *v, xnn_node *ex) {
     rc = gg_xnn_resize_bilinear_new(&p, tp, &ex->xnn);
     break;
   }
+  case GG_OP_RESIZE: {
+    int ac = 0, hp = 0;
+    if (!xnn_resize_ok(n, v, &ac, &hp)) return 0;
+    gg_xnn_resize_params p = {(size_t)x->shape[0], (size_t)x->shape[1], (size_t)x->shape[2],
+                              (size_t)x->shape[3], (size_t)y->shape[1], (size_t)y->shape[2], ac, hp};
+    rc = gg_xnn_resize_bilinear_new(&p, tp, &ex->xnn);
+    break;
+  }
   case GG_OP_PAD: {
-    if (x->dtype != GG_DT_F32 || !x->nelem || x->ndim < 1) return 0;
+    if (x->dtype != GG_DT_F32 || !x->nelem || x->ndim < 1 || n->a.pad_mode != GG_PADMODE_CONSTANT)
+      return 0;
     size_t shp[GG_MAX_DIMS], pre[GG_MAX_DIMS], post[GG_MAX_DIMS];
     const int32_t *pd = v[n->in[1]].data;
     for (int d = 0; d < x->ndim; d++)
@@ -325,9 +447,18 @@ static int xnnpack_supports(gg_backend *be, const gg_node *n, const gg_tval *v) 
   case GG_OP_MUL:
   case GG_OP_MAXIMUM:
   case GG_OP_MINIMUM: return v[n->out[0]].dtype == GG_DT_F32;
-  case GG_OP_PAD: return v[n->in[0]].dtype == GG_DT_F32 && v[n->in[0]].nelem > 0;
+  case GG_OP_PAD:
+    return v[n->in[0]].dtype == GG_DT_F32 && v[n->in[0]].nelem > 0 &&
+           n->a.pad_mode == GG_PADMODE_CONSTANT;
   case GG_OP_MEAN: return v[n->in[0]].ndim == 4 && v[n->in[1]].nelem == 2;
-  case GG_OP_MAXPOOL:
+  case GG_OP_BATCH_MATMUL: return xnn_bmm_ok(n, v);
+  case GG_OP_CONV_TRANSPOSE: return xnn_deconv_ok(n, v);
+  case GG_OP_AVGPOOL: return xnn_avgpool_ok(n, v);
+  case GG_OP_RESIZE: {
+    int ac, hp;
+    return xnn_resize_ok(n, v, &ac, &hp);
+  }
+  case GG_OP_MAXPOOL: return v[n->out[0]].nelem > 0 && !n->a.ceil_mode; /* naive: ONNX ceil_mode */
   case GG_OP_RELU:
   case GG_OP_RELU6:
   case GG_OP_LEAKY_RELU:

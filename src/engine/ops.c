@@ -603,23 +603,45 @@ static int64_t nearest_src(int64_t dst, int64_t in, int64_t out, int ac, int hp)
   return s;
 }
 
-static int run_resize_nearest(const gg_node *n, gg_tval *vals) {
+/* Output rows in blocks of RN_BLOCK per task: inside a block, a row with the
+ * same source row as the one before it (every row but one per source row
+ * when upscaling) is one copy of that row instead of a copy per pixel. */
+#define RN_BLOCK 8
+typedef struct rn_job {
+  const uint32_t *x;
+  uint32_t *y;
+  int64_t H, W, C, OH, OW, blocks_per_image;
+  int ac, hp;
+} rn_job;
+
+static void resize_nearest_rows(void *arg, size_t task) {
+  const rn_job *j = arg;
+  int64_t b = (int64_t)task / j->blocks_per_image;
+  int64_t oy0 = ((int64_t)task % j->blocks_per_image) * RN_BLOCK;
+  int64_t oy1 = oy0 + RN_BLOCK < j->OH ? oy0 + RN_BLOCK : j->OH, prev = -1;
+  size_t row_bytes = (size_t)(j->OW * j->C) * 4;
+  for (int64_t oy = oy0; oy < oy1; oy++) {
+    int64_t sy = nearest_src(oy, j->H, j->OH, j->ac, j->hp);
+    uint32_t *yr = j->y + (b * j->OH + oy) * j->OW * j->C;
+    if (sy == prev) {
+      memcpy(yr, yr - j->OW * j->C, row_bytes);
+      continue;
+    }
+    prev = sy;
+    const uint32_t *xr = j->x + (b * j->H + sy) * j->W * j->C;
+    for (int64_t ox = 0; ox < j->OW; ox++) {
+      int64_t sx = nearest_src(ox, j->W, j->OW, j->ac, j->hp);
+      memcpy(yr + ox * j->C, xr + sx * j->C, (size_t)j->C * 4);
+    }
+  }
+}
+
+static int run_resize_nearest(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
   const gg_tval *x = IN(0);
   gg_tval *y = OUT(0);
-  int64_t B = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
-  int64_t OH = y->shape[1], OW = y->shape[2];
-  const uint32_t *X = x->data;
-  uint32_t *Y = y->data;
-  for (int64_t b = 0; b < B; b++)
-    for (int64_t oy = 0; oy < OH; oy++) {
-      int64_t sy = nearest_src(oy, H, OH, n->a.align_corners, n->a.half_pixel_centers);
-      const uint32_t *xr = X + (b * H + sy) * W * C;
-      uint32_t *yr = Y + (b * OH + oy) * OW * C;
-      for (int64_t ox = 0; ox < OW; ox++) {
-        int64_t sx = nearest_src(ox, W, OW, n->a.align_corners, n->a.half_pixel_centers);
-        memcpy(yr + ox * C, xr + sx * C, (size_t)C * 4);
-      }
-    }
+  rn_job j = {x->data, y->data, x->shape[1], x->shape[2], x->shape[3], y->shape[1], y->shape[2],
+              (y->shape[1] + RN_BLOCK - 1) / RN_BLOCK, n->a.align_corners, n->a.half_pixel_centers};
+  par1d(ctx, resize_nearest_rows, &j, (size_t)(x->shape[0] * j.blocks_per_image));
   return 0;
 }
 
@@ -702,7 +724,7 @@ int gg__op_run(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
   case GG_OP_SPLITV: return run_split(n, vals);
   case GG_OP_RESIZE_BILINEAR: return run_resize(n, vals, ctx);
   case GG_OP_SPARSE_TO_DENSE: return run_sparse_to_dense(n, vals);
-  case GG_OP_RESIZE_NEAREST: return run_resize_nearest(n, vals);
+  case GG_OP_RESIZE_NEAREST: return run_resize_nearest(n, vals, ctx);
   case GG_OP_DEPTH_TO_SPACE: return run_depth_to_space(n, vals);
   default:
     if (GG_OP_IS_GROUP_E(n->op)) return gg__elem_run(n, vals, ctx);
