@@ -11,8 +11,10 @@
 # Usage: bench/bench-upscale.sh [--build DIR] [--runs R] [--threads T]
 #                               [--models "esrgan-slim esrgan-medium esrgan-thick"]
 #                               [--scales "2 3 4 8"] [--sizes "256 512 1024"]
-#                               [--cells "model:scale:size ..."] [--json FILE]
-# --cells replaces the grid by a list of cells. Needs: the build (targets
+#                               [--cells "model:scale:size[:tile] ..."] [--json FILE]
+# --cells replaces the grid by a list of cells; a cell's tile (pixels, or
+# "auto": the budget's choice) makes our side tiled instead of one tile the
+# size of the image (for outputs whose untiled arena does not fit in RAM). Needs: the build (targets
 # bench-upscale gpuguard), scripts/fetch-models.sh (esrgan models),
 # scripts/fetch-reference.sh (tfjs in tests/reference/node_modules).
 #
@@ -43,7 +45,7 @@ while [ $# -gt 0 ]; do
     --sizes) sizes=$2; shift ;;
     --cells) cells=$2; shift ;;
     --json) json=$2; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "bench-upscale.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -66,15 +68,19 @@ mib() { node -e 'console.log((+process.argv[1]/1048576).toFixed(0))' "$1"; }
 rows=()
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for cell in $cells; do
-  IFS=: read -r m s z <<< "$cell"
+  IFS=: read -r m s z tile <<< "$cell"
+  tile=${tile:-$z}
+  [ "$tile" = auto ] && tile=0
   mj="$cache/models/$m-1.0.0/models/x$s/model.json"
   [ -f "$mj" ] || { echo "bench-upscale.sh: $mj missing: run scripts/fetch-models.sh" >&2; exit 1; }
   range=255; [ "$m" = esrgan-thick ] && range=1
   echo "bench: $m x$s ${z}x$z ($(date -u +%H:%M:%S)) ..." >&2
   walls=(); rss=0; peak=""; steps=()
   for r in $(seq "$runs"); do
-    out=$("$bin" --device cpu --model "$m" --scale "$s" --size "$z" --tile "$z" --max-tile "$z" \
+    if [ "$tile" = 0 ]; then tileargs=(); else tileargs=(--tile "$tile" --max-tile "$tile"); fi
+    out=$("$bin" --device cpu --model "$m" --scale "$s" --size "$z" "${tileargs[@]}" \
       --threads "$threads" 2>/dev/null) || { echo "bench-upscale.sh: bench-upscale failed: $out" >&2; exit 1; }
+    tl=$(sed -n 's/^tile *\([0-9]*\) (overlap.*= \([0-9]*\) tiles.*/\1 px, \2 tiles/p' <<< "$out")
     w=$(sed -n 's/^time *\([0-9.]*\) s wall.*/\1/p' <<< "$out")
     st=$(sed -n 's/^time .*steps \([0-9.]*\) s.*/\1/p' <<< "$out")
     walls+=("$(node -e "console.log($w*1000)")"); steps+=("$(node -e "console.log($st*1000)")")
@@ -83,11 +89,20 @@ for cell in $cells; do
     echo "{\"impl\":\"gpuguard\",\"model\":\"$m\",\"scale\":$s,\"size\":$z,\"threads\":$threads,\"wall_ms\":${walls[-1]},\"steps_ms\":${steps[-1]},\"planned_peak\":$peak,\"max_rss_kib\":$k}" >> "$json"
   done
   g=$(medf "${walls[@]}"); gs=$(medf "${steps[@]}")
-  tw=$(node "$root/tests/reference/layers-bench.js" "$mj" "$z" --backend wasm --threads "$threads" --runs "$runs" --range "$range" | tail -1)
-  echo "$tw" >> "$json"
-  t=$(field "$tw" median_ms); tu=$(field "$tw" warmup_ms); trss=$(field "$tw" max_rss_kib)
-  ratio=$(node -e "console.log(($t/$g).toFixed(2))")
-  rows+=("| $m | x$s | ${z}x$z | $g ($gs) | $t ($tu) | ${ratio}x | $(mib "$peak") | $((rss / 1024)) | $((trss / 1024)) |")
+  tiles=""; [ "$tile" != "$z" ] && tiles=", tile $tl"
+  # TF.js cannot run every cell: its wasm heap stops at 4 GiB. A failure is
+  # reported in the row (with its message), not as a failed bench.
+  if tw=$(node "$root/tests/reference/layers-bench.js" "$mj" "$z" --backend wasm --threads "$threads" \
+            --runs "$runs" --range "$range" 2>/tmp/gg-bench-upscale-tfjs.err | tail -1) && [ -n "$tw" ]; then
+    echo "$tw" >> "$json"
+    t=$(field "$tw" median_ms); tu=$(field "$tw" warmup_ms); trss=$(field "$tw" max_rss_kib)
+    ratio=$(node -e "console.log(($t/$g).toFixed(2))")
+    rows+=("| $m | x$s | ${z}x$z | $g ($gs$tiles) | $t ($tu) | ${ratio}x | $(mib "$peak") | $((rss / 1024)) | $((trss / 1024)) |")
+  else
+    msg=$(tail -1 /tmp/gg-bench-upscale-tfjs.err | tr '|' '/' | cut -c1-80)
+    echo "{\"impl\":\"tfjs-wasm\",\"model\":\"$m\",\"scale\":$s,\"size\":$z,\"failed\":\"$msg\"}" >> "$json"
+    rows+=("| $m | x$s | ${z}x$z | $g ($gs$tiles) | fails: $msg | - | $(mib "$peak") | $((rss / 1024)) | - |")
+  fi
 done
 
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
