@@ -75,11 +75,17 @@ for cell in $cells; do
   [ -f "$mj" ] || { echo "bench-upscale.sh: $mj missing: run scripts/fetch-models.sh" >&2; exit 1; }
   range=255; [ "$m" = esrgan-thick ] && range=1
   echo "bench: $m x$s ${z}x$z ($(date -u +%H:%M:%S)) ..." >&2
-  walls=(); rss=0; peak=""; steps=()
+  walls=(); rss=0; peak=""; steps=(); ours_failed=""
   for r in $(seq "$runs"); do
     if [ "$tile" = 0 ]; then tileargs=(); else tileargs=(--tile "$tile" --max-tile "$tile"); fi
-    out=$("$bin" --device cpu --model "$m" --scale "$s" --size "$z" "${tileargs[@]}" \
-      --threads "$threads" 2>/dev/null) || { echo "bench-upscale.sh: bench-upscale failed: $out" >&2; exit 1; }
+    # Our failure (a tile too large for the engine's limits) is a row, not
+    # the end of the bench; the cell's TF.js side is then not run.
+    if ! out=$("$bin" --device cpu --model "$m" --scale "$s" --size "$z" "${tileargs[@]}" \
+      --threads "$threads" 2>/dev/null); then
+      ours_failed=$(sed -n 's/^error *//p' <<< "$out" | head -1 | tr '|' '/' | cut -c1-90)
+      echo "bench-upscale.sh: bench-upscale failed: ${ours_failed:-$out}" >&2
+      break
+    fi
     tl=$(sed -n 's/^tile *\([0-9]*\) (overlap.*= \([0-9]*\) tiles.*/\1 px, \2 tiles/p' <<< "$out")
     w=$(sed -n 's/^time *\([0-9.]*\) s wall.*/\1/p' <<< "$out")
     st=$(sed -n 's/^time .*steps \([0-9.]*\) s.*/\1/p' <<< "$out")
@@ -88,6 +94,11 @@ for cell in $cells; do
     k=$(sed -n 's/.*max RSS \([0-9]*\) KiB.*/\1/p' <<< "$out"); [ "$k" -gt "$rss" ] && rss=$k
     echo "{\"impl\":\"gpuguard\",\"model\":\"$m\",\"scale\":$s,\"size\":$z,\"threads\":$threads,\"wall_ms\":${walls[-1]},\"steps_ms\":${steps[-1]},\"planned_peak\":$peak,\"max_rss_kib\":$k}" >> "$json"
   done
+  if [ -n "$ours_failed" ]; then
+    echo "{\"impl\":\"gpuguard\",\"model\":\"$m\",\"scale\":$s,\"size\":$z,\"failed\":\"$ours_failed\"}" >> "$json"
+    rows+=("| $m | x$s | ${z}x$z | fails: $ours_failed | not run | - | - | - | - |")
+    continue
+  fi
   g=$(medf "${walls[@]}"); gs=$(medf "${steps[@]}")
   tiles=""; [ "$tile" != "$z" ] && tiles=", tile $tl"
   # TF.js cannot run every cell: its wasm heap stops at 4 GiB. A failure is
