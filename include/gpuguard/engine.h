@@ -1,4 +1,4 @@
-/* gpuguard engine: load a TensorFlow.js graph model, plan its memory
+/* gpuguard engine: load a TensorFlow.js or ONNX model, plan its memory
  * exactly, and run it on the CPU (XNNPACK where available, naive C kernels
  * otherwise) or, node by node, on a device that has an engine backend. */
 #ifndef GPUGUARD_ENGINE_H
@@ -18,15 +18,25 @@ typedef struct gg_session gg_session;
 
 /* Name and shape of a model input or output. name is borrowed from the
  * model (valid until gg_model_free). Unknown dims are -1. */
+/* Element type of a model input or output: float32, or int32 (ONNX int64,
+ * int32 and bool tensors are held as int32). */
+typedef enum gg_tensor_dtype {
+  GG_TENSOR_F32 = 0,
+  GG_TENSOR_I32,
+  GG_TENSOR_DTYPE_COUNT
+} gg_tensor_dtype;
+
 typedef struct gg_tensor_info {
   const char *name;
   int ndim;
   int64_t shape[GG_ENGINE_MAX_DIMS];
+  gg_tensor_dtype dtype;
 } gg_tensor_info;
 
 /* Resolves a model argument to a model.json path in out: an existing file
  * path is used as given; a bare NAME is looked up as
  *   $GPUGUARD_MODELS_DIR/NAME.json,
+ *   $GPUGUARD_MODELS_DIR/NAME.onnx,
  *   $GPUGUARD_MODELS_DIR/human-models-3.0.4/models/NAME.json,
  *   ${GPUGUARD_CACHE:-$HOME/.cache/gpuguard}/models/human-models-3.0.4/models/NAME.json
  * (first that exists). Returns 0, GG_ENOTFOUND (out then holds the last
@@ -43,8 +53,11 @@ struct gg_preprocess;
 int gg_model_image_input(const char *path, struct gg_preprocess *pp, int64_t dims[4], char *err,
                          size_t errlen);
 
-/* Loads model.json at `path` and its weight shards (same folder), converts
- * and validates everything, folds constants and fuses ops. Weights are held
+/* Loads the model at `path`, picking the importer by content: a TF.js
+ * model.json (first non-blank byte '{') with its weight shards, or an ONNX
+ * ModelProto (docs/ONNX.md) with its external data files, both read from
+ * the model's folder. Converts and validates everything, folds constants,
+ * fuses ops (and, for ONNX, removes layout transposes). Weights are held
  * in accounted host memory (owner "engine/weights"). A model file is
  * untrusted: failures return GG_EPARSE (malformed), GG_EUNSUPPORTED (an op or
  * attribute gpuguard does not run), GG_EIO (missing file), GG_ERANGE (shape
@@ -155,17 +168,34 @@ int gg_session_new(gg_model *m, const int64_t *shape, int ndim, const gg_session
  * GG_EBUDGET (naming the arena or the weights), or the backend's init error. */
 int gg_session_new_on(gg_model *m, const int64_t *shape, int ndim, const gg_session_opts *opts,
                       struct gg_pool *pool, gg_session **out, char *err, size_t errlen);
+/* Same, for models with several inputs: shapes[i] (ndims[i] dims) is input
+ * i's shape, for i < n_inputs; a NULL shapes[i], or an input past n_inputs,
+ * takes the placeholder's shape with unknown dims as 1. pool as in
+ * gg_session_new_on (NULL: the host). Once the shapes are known, the nodes
+ * whose values follow from them alone (ONNX shape subgraphs: Shape, Gather,
+ * Concat, ... feeding Reshape/Expand/Resize) are evaluated here; their
+ * values are held by the session and counted in its weights. */
+int gg_session_new_shapes(gg_model *m, int n_inputs, const int64_t *const *shapes, const int *ndims,
+                          const gg_session_opts *opts, struct gg_pool *pool, gg_session **out,
+                          char *err, size_t errlen);
 /* Frees a session; NULL is a no-op. */
 void gg_session_free(gg_session *s);
 
 /* Input i's buffer (float32, the session's shape; borrowed, in the arena):
  * write the preprocessed input here before gg_session_run. info may be NULL. */
 float *gg_session_input(gg_session *s, int i, gg_tensor_info *info);
+/* Input i's buffer whatever its type (info->dtype says which: float or
+ * int32 elements); borrowed, in the arena. gg_session_input returns NULL
+ * for an int32 input. */
+void *gg_session_input_data(gg_session *s, int i, gg_tensor_info *info);
 /* Runs the graph once. Allocates nothing. Returns 0 or a kernel error. */
 int gg_session_run(gg_session *s, char *err, size_t errlen);
 /* Output i after a run (borrowed, valid until the next run or free);
  * info gets name and shape. NULL when i is out of range. */
 const float *gg_session_output(gg_session *s, int i, gg_tensor_info *info);
+/* Output i whatever its type (info->dtype); NULL when out of range.
+ * gg_session_output returns NULL for an int32 output. */
+const void *gg_session_output_data(gg_session *s, int i, gg_tensor_info *info);
 /* Element count of output i (0 when out of range). */
 int64_t gg_session_output_elems(gg_session *s, int i);
 void gg_session_memory(const gg_session *s, gg_engine_mem *out);

@@ -11,6 +11,7 @@
 #include "gpuguard/image.h"
 #include "gpuguard/log.h"
 #include "gpuguard/render.h"
+#include "gpuguard/upscale.h"
 
 #include <jansson.h>
 
@@ -204,6 +205,19 @@ static void print_breakers(gg_guard *g) {
   }
 }
 
+/* An upscaler model (free height and width) takes the image at its own
+ * size, in the pixel range the upscaler feeds it (gg_upscale_preprocess).
+ * Returns 1 and fills pp and dims (may be NULL) for one; else 0, with pp
+ * from gg_preprocess_for_model. */
+static int upscaler_input(const char *model, const gg_image *img, gg_preprocess *pp,
+                          int64_t dims[4]) {
+  gg_preprocess_for_model(model, pp);
+  if (!gg_upscale_preprocess(model, pp)) return 0;
+  pp->width = img->width, pp->height = img->height, pp->nchw = 0;
+  if (dims) dims[0] = 1, dims[1] = img->height, dims[2] = img->width, dims[3] = 3;
+  return 1;
+}
+
 /* The resilience path: the device chain --device, then --fallback, through
  * gg_guard, --repeat requests in a row. Exit 0 when every request was
  * served (by any device), 1 otherwise. */
@@ -218,6 +232,7 @@ static int infer_guarded(const infer_opts *o, const char *model) {
   if (ce) {
     pp = ce->pp;
     memcpy(in.dims, ce->input_shape, sizeof ce->input_shape);
+  } else if (upscaler_input(model, &img, &pp, in.dims)) {
   } else if ((rc = gg_model_image_input(model, &pp, in.dims, err, sizeof err))) {
     gg_image_free(&img);
     return fail("model", rc, err);
@@ -403,7 +418,8 @@ int gg_cli_infer(int argc, char **argv) {
   if (ce)
     pp = ce->pp;
   else
-    gg_preprocess_for_model(abspath, &pp);
+    upscaler_input(abspath, &img, &pp, NULL); /* else gg_preprocess_for_model's */
+  if (!ce && in.ndim == 4 && in.shape[1] == 3 && in.shape[3] != 3) pp.nchw = 1; /* ONNX: [N,3,H,W] */
   int64_t shape[GG_ENGINE_MAX_DIMS];
   for (int d = 0; d < in.ndim; d++)
     shape[d] = in.shape[d] < 0 ? 1 : in.shape[d];

@@ -6,6 +6,7 @@
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,10 +95,70 @@ const gg_model_entry *gg_catalog_at(size_t i) {
   return i < N_CATALOG ? &k_catalog[i] : NULL;
 }
 
+/* ONNX models dropped into $GPUGUARD_MODELS_DIR as NAME.onnx: an entry is
+ * made the first time NAME is asked for, from the model's first input
+ * ([N,3,H,W] is fed NCHW, [N,H,W,3] NHWC; pixel / 255; a free H or W is
+ * 224), and kept (stable
+ * pointers, at most MAX_DYN of them). */
+#define MAX_DYN 32
+typedef struct dyn_entry {
+  gg_model_entry e;
+  char name[72], file[80];
+} dyn_entry;
+static dyn_entry g_dyn[MAX_DYN];
+static int g_n_dyn;
+static pthread_mutex_t g_dyn_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const gg_model_entry *find_onnx(const char *name) {
+  const char *md = getenv("GPUGUARD_MODELS_DIR");
+  size_t nl = strlen(name);
+  if (!md || !*md || !nl || nl > 64 || strchr(name, '/') || name[0] == '.') return NULL;
+  const gg_model_entry *found = NULL;
+  pthread_mutex_lock(&g_dyn_lock);
+  for (int i = 0; i < g_n_dyn && !found; i++)
+    if (!strcmp(g_dyn[i].name, name)) found = &g_dyn[i].e;
+  if (found || g_n_dyn >= MAX_DYN) {
+    pthread_mutex_unlock(&g_dyn_lock);
+    return found;
+  }
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s.onnx", md, name);
+  gg_model *m = NULL;
+  gg_tensor_info ti;
+  if (access(path, R_OK) == 0 && gg_model_load(path, &m, NULL, 0) == 0 &&
+      gg_model_input(m, 0, &ti) == 0 && ti.ndim == 4 && ti.dtype == GG_TENSOR_F32) {
+    int nchw = ti.shape[1] == 3 && ti.shape[3] != 3;
+    int64_t h = ti.shape[nchw ? 2 : 1], w = ti.shape[nchw ? 3 : 2];
+    if (h < 0) h = 224; /* free dims: 224, as gpuguard infer does */
+    if (w < 0) w = 224;
+    if ((nchw || ti.shape[3] == 3) && h > 0 && w > 0 && h <= 16384 && w <= 16384) {
+      dyn_entry *d = &g_dyn[g_n_dyn];
+      snprintf(d->name, sizeof d->name, "%s", name);
+      snprintf(d->file, sizeof d->file, "%s.onnx", name);
+      d->e.name = d->name;
+      d->e.file = d->file;
+      d->e.kind = GG_MODEL_KIND_COUNT; /* not one of the bundled kinds */
+      gg_preprocess pp = {(int)w, (int)h, 1.0f / 255.0f,
+                          0.0f,   nchw,   "an ONNX model in the models directory: pixel / 255"};
+      d->e.pp = pp;
+      int64_t shp[4] = {1, nchw ? 3 : h, nchw ? h : w, nchw ? w : 3};
+      memcpy(d->e.input_shape, shp, sizeof shp);
+      d->e.channels = "RGB";
+      d->e.resize = BILINEAR;
+      d->e.range = "[0, 1]";
+      found = &d->e;
+      g_n_dyn++;
+    }
+  }
+  gg_model_free(m);
+  pthread_mutex_unlock(&g_dyn_lock);
+  return found;
+}
+
 const gg_model_entry *gg_catalog_find(const char *name) {
   for (size_t i = 0; name && i < N_CATALOG; i++)
     if (!strcmp(name, k_catalog[i].name)) return &k_catalog[i];
-  return NULL;
+  return name ? find_onnx(name) : NULL;
 }
 
 static const char *base_name(const char *p) {

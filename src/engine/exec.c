@@ -15,9 +15,15 @@
 #include "gpuguard/log.h"
 #include "gpuguard/memory.h"
 
+#include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+uint64_t gg__arena_limit = 0;
 
 struct gg_model {
   gg_graph *g;
@@ -50,6 +56,17 @@ typedef struct step {
 
 struct gg_session {
   gg_model *m;
+  /* The session's view of the graph: the model's, with the nodes that
+   * session-time folding evaluated turned into constants (shape subgraphs)
+   * and parameters resolved from the input shapes. Shallow: names, node
+   * inputs and model constants are the model's (borrowed). */
+  gg_graph sg;
+  const gg_graph *g;
+  int **own_in; /* node input arrays the session replaced */
+  int n_own_in;
+  void **fold_data; /* constants the session computed (gg__const_alloc) */
+  int n_fold;
+  uint64_t fold_bytes;
   int n_be, n_dom;
   gg_backend *be[MAX_BE];
   int be_dom[MAX_BE];
@@ -81,11 +98,14 @@ static int file_exists(const char *p) {
 int gg_model_resolve(const char *arg, char *out, size_t outlen) {
   if (!arg || !*arg || !out || outlen < 2) return GG_EINVAL;
   snprintf(out, outlen, "%s", arg);
-  if (strchr(arg, '/') || strstr(arg, ".json")) return file_exists(arg) ? 0 : GG_ENOTFOUND;
+  if (strchr(arg, '/') || strstr(arg, ".json") || strstr(arg, ".onnx"))
+    return file_exists(arg) ? 0 : GG_ENOTFOUND;
   if (strlen(arg) > 200) return GG_EINVAL;
   const char *md = getenv("GPUGUARD_MODELS_DIR");
   if (md && *md) {
     snprintf(out, outlen, "%s/%s.json", md, arg);
+    if (file_exists(out)) return 0;
+    snprintf(out, outlen, "%s/%s.onnx", md, arg);
     if (file_exists(out)) return 0;
     snprintf(out, outlen, "%s/human-models-3.0.4/models/%s.json", md, arg);
     if (file_exists(out)) return 0;
@@ -105,7 +125,24 @@ int gg_model_load(const char *path, gg_model **out, char *err, size_t errlen) {
   if (!m) return GG_ENOMEM;
   m->path = strdup(path);
   uint64_t before = host_allocated();
-  int rc = m->path ? gg__tfjs_load_file(path, &m->g, err, errlen) : GG_ENOMEM;
+  int rc = m->path ? 0 : GG_ENOMEM;
+  /* The importer by content: TF.js model.json is a JSON object; anything
+   * else is read as an ONNX ModelProto (protobuf has no magic number). */
+  int first = -1,
+      fd = rc ? -1 : open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
+  struct stat st;
+  if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode)) {
+    unsigned char head[256];
+    ssize_t n = read(fd, head, sizeof head);
+    for (ssize_t i = 0; i < n && first < 0; i++)
+      if (head[i] != ' ' && head[i] != '\t' && head[i] != '\n' && head[i] != '\r') first = head[i];
+  }
+  if (fd >= 0) close(fd);
+  /* not a regular file, or unreadable: the TF.js loader says why */
+  if (!rc)
+    rc = first == '{' || fd < 0 || !S_ISREG(st.st_mode)
+             ? gg__tfjs_load_file(path, &m->g, err, errlen)
+             : gg__onnx_load_file(path, &m->g, err, errlen);
   if (rc) {
     free(m->path);
     free(m);
@@ -152,6 +189,7 @@ static void fill_info(const gg_tensor *t, const char *name, const gg_tval *v, gg
   o->name = name ? name : t->name;
   o->ndim = v->ndim;
   for (int d = 0; d < v->ndim && d < GG_ENGINE_MAX_DIMS; d++) o->shape[d] = v->shape[d];
+  o->dtype = v->dtype == GG_DT_I32 ? GG_TENSOR_I32 : GG_TENSOR_F32;
 }
 
 int gg_model_input(const gg_model *m, int i, gg_tensor_info *out) {
@@ -194,6 +232,15 @@ void gg_session_free(gg_session *s) {
       s->be[st->be]->iface->release(s->be[st->be], st->state);
   }
   free(s->steps);
+  for (int i = 0; i < s->n_fold; i++)
+    gg__const_free(s->fold_data[i]);
+  free(s->fold_data);
+  for (int i = 0; i < s->n_own_in; i++)
+    free(s->own_in[i]);
+  free(s->own_in);
+  free(s->sg.tensors);
+  free(s->sg.nodes);
+  free(s->sg.order);
   for (int d = 0; d < s->n_dom; d++) {
     gg_backend_buffer_free(s->dom[d].arena);
     gg_backend_buffer_free(s->dom[d].weights);
@@ -212,14 +259,20 @@ static uint64_t pool_allocated(gg_pool *pool) {
   return st.allocated;
 }
 
-/* Input shapes from the caller (input 0) or the placeholders. */
-static int set_input_shapes(gg_session *s, gg_tval *vals, const int64_t *shape, int ndim,
-                            char *err, size_t errlen) {
-  const gg_graph *g = s->m->g;
+/* Input shapes from the caller (shapes[i] for input i; NULL entries, or
+ * inputs past n, take the placeholder's with unknown dims as 1). */
+static int set_input_shapes(gg_session *s, gg_tval *vals, int n, const int64_t *const *shapes,
+                            const int *ndims, char *err, size_t errlen) {
+  const gg_graph *g = s->g;
+  if (n > g->n_inputs)
+    return gg_errf(err, errlen, GG_EINVAL, "%s: %d input shapes given, the model has %d inputs",
+                   s->m->path, n, g->n_inputs);
   for (int i = 0; i < g->n_inputs; i++) {
     gg_tval *iv = &vals[g->inputs[i]];
     const gg_tensor *it = &g->tensors[g->inputs[i]];
-    if (i == 0 && shape) {
+    const int64_t *shape = i < n && shapes ? shapes[i] : NULL;
+    if (shape) {
+      int ndim = ndims[i];
       if (ndim != it->v.ndim)
         return gg_errf(err, errlen, GG_EINVAL, "%s: input '%s' has rank %d, got a shape of rank %d",
                      s->m->path, it->name, it->v.ndim, ndim);
@@ -235,7 +288,7 @@ static int set_input_shapes(gg_session *s, gg_tval *vals, const int64_t *shape, 
     } else
       for (int d = 0; d < iv->ndim; d++)
         if (iv->shape[d] < 0) iv->shape[d] = 1;
-    iv->dtype = GG_DT_F32;
+    iv->dtype = it->v.dtype;
     if (gg__shape_nelem(iv->shape, iv->ndim, &iv->nelem))
       return gg_errf(err, errlen, GG_ERANGE, "%s: input shape too large", s->m->path);
   }
@@ -298,7 +351,7 @@ static void live(gg__plan *p, int t, int k) {
  * gets a copy step before it, and an output produced on a device is
  * downloaded right after its producer. */
 static int schedule(gg_session *s, const gg_tval *vals) {
-  const gg_graph *g = s->m->g;
+  const gg_graph *g = s->g;
   /* nodes, plus each tensor copied at most once into each domain */
   int nt = g->n_tensors, cap = g->n_order + 2 * nt + 1;
   s->steps = calloc((size_t)cap, sizeof *s->steps);
@@ -354,10 +407,18 @@ out:
   return rc;
 }
 
+/* Bytes the accounting will count for a `size`-byte buffer of domain d: a
+ * device domain's buffers come from s->pool, which is asked (block tails
+ * included, gg_pool_footprint), so predicted == measured to the byte. */
+static uint64_t counted_bytes(gg_session *s, int d, gg_backend *mb, uint64_t size) {
+  if (d > 0 && s->pool) return gg_pool_footprint(s->pool, (size_t)(size ? size : 1));
+  return mb->iface->alloc_bytes ? mb->iface->alloc_bytes(mb, size) : size;
+}
+
 /* Plans and allocates each domain's arena, and a device domain's weights
  * (the constants its nodes read, uploaded once). Sets every view. */
 static int place_memory(gg_session *s, const gg_tval *vals, int reuse, char *err, size_t errlen) {
-  const gg_graph *g = s->m->g;
+  const gg_graph *g = s->g;
   int rc = 0;
   for (int d = 0; d < s->n_dom; d++) {
     domain *dm = &s->dom[d];
@@ -374,7 +435,12 @@ static int place_memory(gg_session *s, const gg_tval *vals, int reuse, char *err
     if (rc) return rc;
     uint64_t slack = mb->iface->read_slack ? mb->iface->read_slack(mb) : 0;
     dm->arena_bytes = dm->plan.peak + slack;
-    dm->arena_counted = mb->iface->alloc_bytes ? mb->iface->alloc_bytes(mb, dm->arena_bytes) : dm->arena_bytes;
+    dm->arena_counted = counted_bytes(s, d, mb, dm->arena_bytes);
+    if (gg__arena_limit && dm->arena_bytes > gg__arena_limit)
+      return gg_errf(err, errlen, GG_ETOO_LARGE,
+                     "%s: the %llu-byte activation arena exceeds this process's %llu-byte limit",
+                     s->m->path, (unsigned long long)dm->arena_bytes,
+                     (unsigned long long)gg__arena_limit);
     if ((rc = mb->iface->buffer_alloc(mb, dm->arena_bytes, "engine/arena", &dm->arena)))
       return gg_errf(err, errlen, rc, "%s: cannot allocate the %llu-byte activation arena on %s "
                    "(%s); every plan needs it, the lean one too", s->m->path,
@@ -401,7 +467,7 @@ static int place_memory(gg_session *s, const gg_tval *vals, int reuse, char *err
       }
       if (wsize) {
         dm->weights_bytes = wsize;
-        dm->weights_counted = mb->iface->alloc_bytes ? mb->iface->alloc_bytes(mb, wsize) : wsize;
+        dm->weights_counted = counted_bytes(s, d, mb, wsize);
         rc = mb->iface->buffer_alloc(mb, wsize, "engine/weights", &dm->weights);
         for (int t = 0; !rc && t < g->n_tensors; t++)
           if (woff[t] >= 0)
@@ -437,7 +503,7 @@ static int place_memory(gg_session *s, const gg_tval *vals, int reuse, char *err
 static int step_algos(gg_session *s, const step *st, gg_backend_algo a[GG_BACKEND_MAX_ALGOS]) {
   gg_backend *be = s->be[st->be];
   if (st->node < 0 || !be->iface->algos) return 0;
-  int na = be->iface->algos(be, &s->m->g->nodes[st->node], s->dom[s->be_dom[st->be]].vals, a);
+  int na = be->iface->algos(be, &s->g->nodes[st->node], s->dom[s->be_dom[st->be]].vals, a);
   return na < 0 ? 0 : na > GG_BACKEND_MAX_ALGOS ? GG_BACKEND_MAX_ALGOS : na;
 }
 
@@ -509,7 +575,7 @@ static int choose_algos(gg_session *s) {
  * all (GG_EINVAL/GG_EUNSUPPORTED at creation) goes to the naive kernels.
  * Each node's workspace is booked where it lives (backend.h: device_workspace). */
 static int prepare_steps(gg_session *s, char *err, size_t errlen) {
-  const gg_graph *g = s->m->g;
+  const gg_graph *g = s->g;
   for (int k = 0; k < s->n_steps; k++) {
     step *st = &s->steps[k];
     if (st->node < 0) continue;
@@ -536,7 +602,7 @@ static int prepare_steps(gg_session *s, char *err, size_t errlen) {
 
 static void fill_memory(gg_session *s, uint64_t host_measured, uint64_t dev_measured) {
   gg_engine_mem *m = &s->mem;
-  const gg_graph *g = s->m->g;
+  const gg_graph *g = s->g;
   for (int d = 0; d < s->n_dom; d++) {
     domain *dm = &s->dom[d];
     gg_engine_dev_mem *dv = &m->dev[d];
@@ -569,6 +635,273 @@ static void fill_memory(gg_session *s, uint64_t host_measured, uint64_t dev_meas
   m->plan_lean = base + (s->n_dom > 1 ? plan_workspace(s, PLAN_LEAN) : dd->workspace);
 }
 
+/* ------------------------------------------------------------ session-time folding */
+
+/* Largest output (elements) session-time folding evaluates: shape
+ * arithmetic, not activations. */
+#define SESSION_FOLD_MAX 65536
+
+static int keep_fold(gg_session *s, void *p) {
+  void **f = realloc(s->fold_data, ((size_t)s->n_fold + 1) * sizeof *f);
+  if (!f) return GG_ENOMEM;
+  s->fold_data = f;
+  f[s->n_fold++] = p;
+  return 0;
+}
+
+/* A node input the session replaces: the node gets its own input array. */
+static int own_inputs(gg_session *s, gg_node *n) {
+  int *in = malloc(((size_t)n->n_in + 1) * sizeof *in);
+  int **o = realloc(s->own_in, ((size_t)s->n_own_in + 1) * sizeof *o);
+  if (o) s->own_in = o;
+  if (!in || !o) {
+    free(in);
+    return GG_ENOMEM;
+  }
+  memcpy(in, n->in, (size_t)n->n_in * sizeof *in);
+  n->in = in;
+  s->own_in[s->n_own_in++] = in;
+  return 0;
+}
+
+/* A session constant (data from gg__const_alloc, taken) as a new tensor. */
+static int new_session_const(gg_session *s, gg_tval *vals, const gg_tval *v, int *out) {
+  gg_graph *g = &s->sg;
+  int t = g->n_tensors++;
+  gg_tensor *tt = &g->tensors[t];
+  memset(tt, 0, sizeof *tt);
+  tt->name = g->tensors[0].name; /* borrowed; only messages read it */
+  tt->v = *v;
+  tt->is_const = 1;
+  tt->producer = -1;
+  vals[t] = *v;
+  vals[t].is_const = 1;
+  s->fold_bytes += GG_CONST_BYTES((uint64_t)v->nelem * gg__dtype_size(v->dtype));
+  *out = t;
+  return keep_fold(s, v->data);
+}
+
+/* Parameters the importer left to the session (ONNX): Resize's output size
+ * from scales and the input shape or from a computed sizes/scales input;
+ * Reshape's copy-zero dims (attrs.axis = 1). Runs before the node's shape
+ * rule, once its inputs' shapes (and folded values) are known. */
+static int resolve_params(gg_session *s, gg_node *n, gg_tval *vals, char *err, size_t errlen) {
+  const char *path = s->m->path;
+  if (n->op == GG_OP_RESIZE && n->a.out_hw[0] < 0) {
+    const gg_tval *x = &vals[n->in[0]];
+    if (x->ndim != 4)
+      return gg_errf(err, errlen, GG_EPARSE, "%s: node '%s' (%s): needs a 4-D input", path, n->name,
+                     n->src_op);
+    if (n->a.out_hw[0] == -2 || n->a.out_hw[0] == -3) {
+      const gg_tval *p = n->n_in > 1 ? &vals[n->in[1]] : NULL;
+      if (!p || !p->data || p->nelem != 4)
+        return gg_errf(
+            err, errlen, GG_EUNSUPPORTED,
+            "%s: node '%s' (%s): its %s must be computable from the input shapes (4 values)", path,
+            n->name, n->src_op, n->a.out_hw[0] == -2 ? "scales" : "sizes");
+      if (n->a.out_hw[0] == -3) {
+        const int32_t *z = p->dtype == GG_DT_I32 ? p->data : NULL;
+        if (!z || z[0] != x->shape[0] || z[1] != x->shape[3] || z[2] < 1 || z[3] < 1)
+          return gg_errf(err, errlen, GG_EUNSUPPORTED,
+                         "%s: node '%s' (%s): sizes must keep N and C", path, n->name, n->src_op);
+        n->a.out_hw[0] = z[2], n->a.out_hw[1] = z[3];
+        n->a.scale_hw[0] = n->a.scale_hw[1] = 0;
+      } else {
+        const float *f = p->dtype == GG_DT_F32 ? p->data : NULL;
+        if (!f || f[0] != 1.0f || f[1] != 1.0f || !(f[2] > 0) || !(f[3] > 0))
+          return gg_errf(err, errlen, GG_EUNSUPPORTED,
+                         "%s: node '%s' (%s): scales must be 1 for N and C and positive", path,
+                         n->name, n->src_op);
+        n->a.scale_hw[0] = f[2], n->a.scale_hw[1] = f[3];
+        n->a.out_hw[0] = -1;
+      }
+      n->n_in = 1;
+    }
+    if (n->a.out_hw[0] == -1) {
+      double h = floor((double)x->shape[1] * n->a.scale_hw[0]),
+             w = floor((double)x->shape[2] * n->a.scale_hw[1]);
+      if (!(h >= 1 && w >= 1 && h <= 65536 && w <= 65536))
+        return gg_errf(err, errlen, GG_ERANGE, "%s: node '%s' (%s): output size %gx%g out of range",
+                       path, n->name, n->src_op, h, w);
+      n->a.out_hw[0] = (int64_t)h, n->a.out_hw[1] = (int64_t)w;
+    }
+  }
+  /* ONNX auto_pad SAME_LOWER (pads -1): SAME's total padding, the odd
+   * pixel first, from the input size (NHWC) */
+  if ((n->op == GG_OP_CONV2D || n->op == GG_OP_DEPTHWISE || n->op == GG_OP_MAXPOOL ||
+       n->op == GG_OP_AVGPOOL) &&
+      n->a.padding == GG_PAD_EXPLICIT && n->a.pads[0] == -1) {
+    const gg_tval *x = &vals[n->in[0]];
+    int pool = n->op == GG_OP_MAXPOOL || n->op == GG_OP_AVGPOOL;
+    const gg_tval *w = pool ? NULL : &vals[n->in[1]];
+    if (x->ndim != 4 || (w && w->ndim != 4))
+      return gg_errf(err, errlen, GG_EPARSE, "%s: node '%s' (%s): needs a 4-D input", path, n->name,
+                     n->src_op);
+    for (int d = 0; d < 2; d++) {
+      int64_t in = x->shape[1 + d], k = pool ? n->a.ksize[d] : w->shape[d];
+      int st = n->a.strides[d] > 0 ? n->a.strides[d] : 1, dl = pool ? 1 : n->a.dilations[d];
+      int64_t out = (in + st - 1) / st, tot = (out - 1) * st + (k - 1) * dl + 1 - in;
+      if (tot < 0) tot = 0;
+      if (tot > (1 << 20))
+        return gg_errf(err, errlen, GG_ERANGE, "%s: node '%s' (%s): padding out of range", path,
+                       n->name, n->src_op);
+      n->a.pads[2 * d] = (int)(tot - tot / 2), n->a.pads[2 * d + 1] = (int)(tot / 2);
+    }
+  }
+  /* ONNX ConvTranspose with output_shape or auto_pad SAME_* (pads[0] -2,
+   * pads[1] 1 for SAME_UPPER): the pads that give that output size */
+  if (n->op == GG_OP_CONV_TRANSPOSE && n->a.padding == GG_PAD_EXPLICIT && n->a.pads[0] == -2) {
+    const gg_tval *x = &vals[n->in[0]], *w = &vals[n->in[1]];
+    if (x->ndim != 4 || w->ndim != 4)
+      return gg_errf(err, errlen, GG_EPARSE, "%s: node '%s' (%s): needs a 4-D input", path, n->name,
+                     n->src_op);
+    int upper = n->a.pads[1] == 1;
+    for (int d = 0; d < 2; d++) {
+      int64_t in = x->shape[1 + d], k = w->shape[d], st = n->a.strides[d], dl = n->a.dilations[d];
+      int64_t out = n->a.out_hw[d] > 0 ? n->a.out_hw[d] : in * st;
+      int64_t tot = st * (in - 1) + n->a.output_padding[d] + (k - 1) * dl + 1 - out;
+      if (tot < 0 || tot > (1 << 20))
+        return gg_errf(err, errlen, GG_EUNSUPPORTED,
+                       "%s: node '%s' (%s): an output size of %lld cannot be reached from %lld "
+                       "(total padding %lld)",
+                       path, n->name, n->src_op, (long long)out, (long long)in, (long long)tot);
+      int64_t head = upper ? tot / 2 : tot - tot / 2;
+      n->a.pads[2 * d] = (int)head, n->a.pads[2 * d + 1] = (int)(tot - head);
+    }
+    n->a.out_hw[0] = n->a.out_hw[1] = 0;
+  }
+  if (n->op == GG_OP_RESHAPE && n->a.axis == 1 && n->n_in == 2) {
+    const gg_tval *x = &vals[n->in[0]], *sv = &vals[n->in[1]];
+    if (!sv->data || sv->dtype != GG_DT_I32) return 0; /* the shape rule says why */
+    const int32_t *d = sv->data;
+    int zeros = 0;
+    for (int64_t i = 0; i < sv->nelem; i++)
+      zeros += d[i] == 0;
+    if (!zeros) return 0;
+    int32_t *nd = gg__const_alloc((size_t)sv->nelem * 4);
+    if (!nd) return GG_ENOMEM;
+    for (int64_t i = 0; i < sv->nelem; i++) {
+      nd[i] = d[i];
+      if (d[i]) continue;
+      if (i >= x->ndim) {
+        gg__const_free(nd);
+        return gg_errf(
+            err, errlen, GG_EPARSE,
+            "%s: node '%s' (%s): shape value 0 at index %lld copies a dim the %d-D input lacks",
+            path, n->name, n->src_op, (long long)i, x->ndim);
+      }
+      nd[i] = (int32_t)x->shape[i];
+    }
+    gg_tval v = *sv;
+    v.data = nd;
+    v.buf = NULL, v.offs = 0;
+    int t, rc = own_inputs(s, n);
+    if (rc || (rc = new_session_const(s, vals, &v, &t))) {
+      if (rc) gg__const_free(nd);
+      return rc;
+    }
+    n->in[1] = t;
+  }
+  return 0;
+}
+
+/* Shape inference over the session's graph, evaluating on the way every
+ * small node whose value follows from the input shapes alone (Shape, and
+ * the shape arithmetic fed by it: Gather/Concat/Slice/Cast/...): Reshape,
+ * Expand, Resize and Slice then see their parameters. What is evaluated is
+ * held by the session (fold_bytes, counted as weights) and leaves the run. */
+static int infer_and_fold(gg_session *s, gg_tval *vals, char *err, size_t errlen) {
+  gg_graph *g = &s->sg;
+  int kept = 0, rc = 0;
+  for (int i = 0; i < g->n_order; i++) {
+    gg_node *n = &g->nodes[g->order[i]];
+    char msg[400];
+    if ((rc = resolve_params(s, n, vals, err, errlen))) return rc;
+    if ((rc = gg__op_infer(n, vals, msg, sizeof msg)))
+      return gg_errf(err, errlen, rc, "%s: %s", s->m->path, msg);
+    int fold = n->n_out > 0 && n->op != GG_OP_PLACEHOLDER && n->op != GG_OP_CONST;
+    for (int k = 0; fold && k < n->n_out; k++)
+      fold = vals[n->out[k]].nelem <= SESSION_FOLD_MAX && !g->tensors[n->out[k]].is_output;
+    if (fold && n->op != GG_OP_SHAPE)
+      for (int k = 0; fold && k < n->n_in; k++)
+        fold = vals[n->in[k]].data != NULL;
+    if (fold && n->op == GG_OP_SHAPE)
+      fold = 1;
+    else if (fold && !n->n_in)
+      fold = 0;
+    if (!fold) {
+      g->order[kept++] = g->order[i];
+      continue;
+    }
+    for (int k = 0; k < n->n_out; k++) {
+      gg_tval *o = &vals[n->out[k]];
+      o->data = gg__const_alloc((size_t)o->nelem * gg__dtype_size(o->dtype));
+      if (!o->data || (rc = keep_fold(s, o->data))) {
+        gg__const_free(o->data);
+        o->data = NULL;
+        return GG_ENOMEM;
+      }
+      s->fold_bytes += GG_CONST_BYTES((uint64_t)o->nelem * gg__dtype_size(o->dtype));
+    }
+    if ((rc = gg__op_run(n, vals, NULL)))
+      return gg_errf(err, errlen, rc,
+                     "%s: node '%s' (%s): evaluating it from the input shapes failed: %s",
+                     s->m->path, n->name, n->src_op, gg_strerror(rc));
+    for (int k = 0; k < n->n_out; k++) {
+      gg_tensor *t = &g->tensors[n->out[k]];
+      vals[n->out[k]].is_const = 1;
+      t->v = vals[n->out[k]];
+      t->is_const = 1;
+    }
+    n->op = GG_OP_CONST;
+    n->n_in = 0;
+  }
+  int folded = g->n_order - kept;
+  g->n_order = kept;
+  g->weights_bytes += s->fold_bytes;
+  /* Nodes only the folded ones read (a Transpose feeding a Shape) need not
+   * run any more: drop every node whose outputs nothing live reads. */
+  char *used = calloc((size_t)g->n_tensors + 1, 1);
+  if (!used) return GG_ENOMEM;
+  for (int i = 0; i < g->n_outputs; i++) used[g->outputs[i]] = 1;
+  int dropped = 0;
+  for (int i = g->n_order - 1; i >= 0; i--) {
+    const gg_node *n = &g->nodes[g->order[i]];
+    int live = 0;
+    for (int k = 0; k < n->n_out; k++) live |= used[n->out[k]];
+    if (!live) {
+      g->order[i] = -1, dropped++;
+      continue;
+    }
+    for (int k = 0; k < n->n_in; k++) used[n->in[k]] = 1;
+  }
+  free(used);
+  kept = 0;
+  for (int i = 0; i < g->n_order; i++)
+    if (g->order[i] >= 0) g->order[kept++] = g->order[i];
+  g->n_order = kept;
+  if (folded || dropped)
+    GG_DEBUG("ENG", "%s: %d nodes evaluated from the input shapes, %d left unread", s->m->path,
+             folded, dropped);
+  return 0;
+}
+
+/* The session's shallow copy of the model graph (room for one new tensor
+ * per node: resolved Reshape shapes). */
+static int copy_graph(gg_session *s) {
+  const gg_graph *mg = s->m->g;
+  s->sg = *mg;
+  s->sg.tensors = malloc(((size_t)mg->n_tensors + (size_t)mg->n_nodes + 1) * sizeof *s->sg.tensors);
+  s->sg.nodes = malloc(((size_t)mg->n_nodes + 1) * sizeof *s->sg.nodes);
+  s->sg.order = malloc(((size_t)mg->n_order + 1) * sizeof *s->sg.order);
+  if (!s->sg.tensors || !s->sg.nodes || !s->sg.order) return GG_ENOMEM;
+  memcpy(s->sg.tensors, mg->tensors, (size_t)mg->n_tensors * sizeof *mg->tensors);
+  memcpy(s->sg.nodes, mg->nodes, (size_t)mg->n_nodes * sizeof *mg->nodes);
+  memcpy(s->sg.order, mg->order, (size_t)mg->n_order * sizeof *mg->order);
+  s->g = &s->sg;
+  return 0;
+}
+
 int gg_session_new(gg_model *m, const int64_t *shape, int ndim, const gg_session_opts *opts,
                    gg_session **out, char *err, size_t errlen) {
   return gg_session_new_on(m, shape, ndim, opts, NULL, out, err, errlen);
@@ -576,35 +909,43 @@ int gg_session_new(gg_model *m, const int64_t *shape, int ndim, const gg_session
 
 int gg_session_new_on(gg_model *m, const int64_t *shape, int ndim, const gg_session_opts *opts,
                       gg_pool *pool, gg_session **out, char *err, size_t errlen) {
+  const int64_t *shapes[1] = {shape};
+  int ndims[1] = {ndim};
+  return gg_session_new_shapes(m, shape ? 1 : 0, shapes, ndims, opts, pool, out, err, errlen);
+}
+
+int gg_session_new_shapes(gg_model *m, int n_inputs, const int64_t *const *shapes, const int *ndims,
+                          const gg_session_opts *opts, gg_pool *pool, gg_session **out, char *err,
+                          size_t errlen) {
   char tmp[8];
   if (!err) err = tmp, errlen = sizeof tmp;
-  if (!m || !out) return gg_errf(err, errlen, GG_EINVAL, "gg_session_new: model and out are required");
+  if (!m || !out || n_inputs < 0 || (n_inputs && (!shapes || !ndims)))
+    return gg_errf(
+        err, errlen, GG_EINVAL,
+        "gg_session_new: model and out are required (and shapes, ndims for n_inputs > 0)");
   *out = NULL;
   gg_session_opts o;
   memset(&o, 0, sizeof o);
   if (opts) o = *opts;
   if (o.backend == GG_ENGINE_XNNPACK && !gg_xnn_available())
     return gg_errf(err, errlen, GG_ENOTIMPL, "XNNPACK is not part of this build (install libxnnpack-dev and rebuild, or use the naive backend)");
-  gg_graph *g = m->g;
   gg_session *s = calloc(1, sizeof *s);
   if (!s) return GG_ENOMEM;
   s->m = m;
-  gg_tval *vals = calloc((size_t)g->n_tensors + 1, sizeof *vals);
-  int rc = vals ? 0 : GG_ENOMEM;
+  int rc = copy_graph(s);
+  const gg_graph *mg = m->g;
+  gg_tval *vals = rc ? NULL : calloc((size_t)mg->n_tensors + (size_t)mg->n_nodes + 1, sizeof *vals);
+  if (!vals) rc = GG_ENOMEM;
   if (rc) goto fail;
-  for (int t = 0; t < g->n_tensors; t++) {
-    vals[t] = g->tensors[t].v;
-    vals[t].is_const = g->tensors[t].is_const;
-    if (!g->tensors[t].is_const) vals[t].data = NULL;
+  for (int t = 0; t < mg->n_tensors; t++) {
+    vals[t] = mg->tensors[t].v;
+    vals[t].is_const = mg->tensors[t].is_const;
+    if (!mg->tensors[t].is_const) vals[t].data = NULL;
   }
-  if ((rc = set_input_shapes(s, vals, shape, ndim, err, errlen))) goto fail;
-  for (int i = 0; i < g->n_order; i++) {
-    char msg[400];
-    if ((rc = gg__op_infer(&g->nodes[g->order[i]], vals, msg, sizeof msg))) {
-      gg_errf(err, errlen, rc, "%s: %s", m->path, msg);
-      goto fail;
-    }
-  }
+  if ((rc = set_input_shapes(s, vals, n_inputs, shapes, ndims, err, errlen))) goto fail;
+  uint64_t fold0 = host_allocated();
+  if ((rc = infer_and_fold(s, vals, err, errlen))) goto fail;
+  uint64_t folded = host_allocated() - fold0;
   if ((rc = make_backends(s, &o, pool, err, errlen))) goto fail;
   if ((rc = schedule(s, vals))) goto fail;
   uint64_t host0 = host_allocated(), xnn0 = 0, dev0 = pool_allocated(s->pool);
@@ -614,7 +955,7 @@ int gg_session_new_on(gg_model *m, const int64_t *shape, int ndim, const gg_sess
   if ((rc = prepare_steps(s, err, errlen))) goto fail;
   uint64_t xnn1 = 0;
   gg_xnn_mem_stats(&xnn1, NULL);
-  fill_memory(s, m->weights_measured + (host_allocated() - host0) + (xnn1 - xnn0),
+  fill_memory(s, m->weights_measured + folded + (host_allocated() - host0) + (xnn1 - xnn0),
               pool_allocated(s->pool) - dev0);
   const char *prof = getenv("GG_ENGINE_PROFILE");
   s->profile = prof && *prof && strcmp(prof, "0");
@@ -627,11 +968,17 @@ fail:
   return rc;
 }
 
-float *gg_session_input(gg_session *s, int i, gg_tensor_info *info) {
-  if (!s || i < 0 || i >= s->m->g->n_inputs) return NULL;
-  int t = s->m->g->inputs[i];
-  if (info) fill_info(&s->m->g->tensors[t], NULL, &s->dom[0].vals[t], info);
+void *gg_session_input_data(gg_session *s, int i, gg_tensor_info *info) {
+  if (!s || i < 0 || i >= s->g->n_inputs) return NULL;
+  int t = s->g->inputs[i];
+  if (info) fill_info(&s->g->tensors[t], NULL, &s->dom[0].vals[t], info);
   return s->dom[0].vals[t].data;
+}
+
+float *gg_session_input(gg_session *s, int i, gg_tensor_info *info) {
+  if (!s || i < 0 || i >= s->g->n_inputs || s->dom[0].vals[s->g->inputs[i]].dtype != GG_DT_F32)
+    return NULL;
+  return gg_session_input_data(s, i, info);
 }
 
 static int run_copy(gg_session *s, const step *st, char *err, size_t errlen) {
@@ -639,14 +986,14 @@ static int run_copy(gg_session *s, const step *st, char *err, size_t errlen) {
   size_t n = (size_t)src->nelem * gg__dtype_size(src->dtype);
   int rc = gg_backend_buffer_copy(dst->buf, dst->offs, src->buf, src->offs, n);
   if (rc)
-    gg_errf(err, errlen, rc, "%s: copying tensor '%s' (%zu bytes) from %s to %s failed: %s", s->m->path,
-          s->m->g->tensors[st->tensor].name, n, s->dom[st->from].mem_be->iface->name,
-          s->dom[st->to].mem_be->iface->name, gg_strerror(rc));
+    gg_errf(err, errlen, rc, "%s: copying tensor '%s' (%zu bytes) from %s to %s failed: %s",
+            s->m->path, s->g->tensors[st->tensor].name, n, s->dom[st->from].mem_be->iface->name,
+            s->dom[st->to].mem_be->iface->name, gg_strerror(rc));
   return rc;
 }
 
 int gg_session_run(gg_session *s, char *err, size_t errlen) {
-  const gg_graph *g = s->m->g;
+  const gg_graph *g = s->g;
   int last = -1;
   for (int k = 0; k < s->n_steps; k++) {
     const step *st = &s->steps[k];
@@ -677,15 +1024,21 @@ int gg_session_run(gg_session *s, char *err, size_t errlen) {
 }
 
 const float *gg_session_output(gg_session *s, int i, gg_tensor_info *info) {
-  if (!s || i < 0 || i >= s->m->g->n_outputs) return NULL;
-  int t = s->m->g->outputs[i];
-  if (info) fill_info(&s->m->g->tensors[t], s->m->g->output_names[i], &s->dom[0].vals[t], info);
+  if (!s || i < 0 || i >= s->g->n_outputs || s->dom[0].vals[s->g->outputs[i]].dtype != GG_DT_F32)
+    return NULL;
+  return gg_session_output_data(s, i, info);
+}
+
+const void *gg_session_output_data(gg_session *s, int i, gg_tensor_info *info) {
+  if (!s || i < 0 || i >= s->g->n_outputs) return NULL;
+  int t = s->g->outputs[i];
+  if (info) fill_info(&s->g->tensors[t], s->g->output_names[i], &s->dom[0].vals[t], info);
   return s->dom[0].vals[t].data;
 }
 
 int64_t gg_session_output_elems(gg_session *s, int i) {
-  if (!s || i < 0 || i >= s->m->g->n_outputs) return 0;
-  return s->dom[0].vals[s->m->g->outputs[i]].nelem;
+  if (!s || i < 0 || i >= s->g->n_outputs) return 0;
+  return s->dom[0].vals[s->g->outputs[i]].nelem;
 }
 
 void gg_session_memory(const gg_session *s, gg_engine_mem *out) {

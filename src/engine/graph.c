@@ -234,3 +234,38 @@ int gg__graph_toposort(gg_graph *g, char *err, size_t errlen) {
   free(indeg), free(queue), free(cnt), free(start), free(adj);
   return rc;
 }
+
+/* Constants nothing live reads any more (folded-away inputs) are freed and
+ * their Const nodes marked dead; weights_bytes counts the rest. */
+static int drop_unused_consts(gg_graph *g) {
+  char *used = calloc((size_t)g->n_tensors + 1, 1);
+  if (!used) return GG_ENOMEM;
+  for (int i = 0; i < g->n_nodes; i++)
+    if (!g->nodes[i].dead)
+      for (int k = 0; k < g->nodes[i].n_in; k++) used[g->nodes[i].in[k]] = 1;
+  for (int i = 0; i < g->n_outputs; i++) used[g->outputs[i]] = 1;
+  g->weights_bytes = 0;
+  for (int t = 0; t < g->n_tensors; t++) {
+    gg_tensor *tt = &g->tensors[t];
+    if (!tt->is_const) continue;
+    if (!used[t]) {
+      gg__const_free(tt->v.data);
+      tt->v.data = NULL;
+      tt->is_const = 0;
+      if (tt->producer >= 0) g->nodes[tt->producer].dead = 1;
+      continue;
+    }
+    g->weights_bytes += GG_CONST_BYTES((uint64_t)tt->v.nelem * gg__dtype_size(tt->v.dtype));
+  }
+  free(used);
+  return 0;
+}
+
+int gg__graph_finish(gg_graph *g, char *err, size_t errlen) {
+  int rc;
+  if ((rc = gg__graph_toposort(g, err, errlen))) return rc;
+  if ((rc = gg__graph_fold_constants(g, err, errlen))) return rc;
+  gg__graph_fuse(g);
+  if ((rc = gg__graph_toposort(g, err, errlen))) return rc;
+  return drop_unused_consts(g);
+}

@@ -65,7 +65,8 @@ typedef enum gg_op {
    * kernels). Any rank, row-major, no layout meaning. Binary ops broadcast with
    * numpy rules (as GG_OP_ADD does). F32 unless stated; "int" = GG_DT_I32. */
   GG_OP_DIV,         /* a / b; F32, and I32 (C truncation; x/0 gives 0, never traps) */
-  GG_OP_POW,         /* powf(a, b); F32 (an I32 exponent input is accepted) */
+  GG_OP_POW,         /* powf(a, b); F32 (an I32 exponent input is accepted); an I32 base
+                        gives I32 (pow in double, then Cast's rule), as ONNX Pow on ints */
   GG_OP_EQUAL,       /* a == b -> I32 0/1; inputs F32 or I32 (same dtype) */
   GG_OP_GREATER,     /* a > b  -> I32 0/1 */
   GG_OP_LESS,        /* a < b  -> I32 0/1 */
@@ -93,7 +94,8 @@ typedef enum gg_op {
   GG_OP_REDUCE_L2,   /* sqrt(sum(x^2)) */
   GG_OP_LAYER_NORM,  /* in x, scale, bias (bias optional: n_in 2): normalize over dims
                         [attrs.axis, rank) (axis normalized at import, >= 0); scale and bias
-                        broadcast against those trailing dims; attrs.epsilon */
+                        broadcast against those trailing dims; attrs.epsilon. Optional
+                        outputs 1, 2: ONNX's Mean and InvStdDev, x's dims before axis then 1s */
   GG_OP_INSTANCE_NORM, /* in x [N, C, ...], scale [C], bias [C]: per (n, c) over the rest;
                           attrs.epsilon. Channels-first (ONNX) */
   GG_OP_GROUP_NORM,  /* in x [N, C, ...], scale [C], bias [C]: C split into attrs.groups
@@ -124,13 +126,17 @@ typedef enum gg_op {
                            out channel within group, then in channel) [, bias [CO]];
                            attrs.strides, dilations, pads (top, bottom, left, right: what is
                            cut off the full output), output_padding[2] (added at bottom /
-                           right), groups. Output H = (H-1)*s + (KH-1)*d + 1 - pt - pb + op */
+                           right), groups; attrs.act NONE, RELU or RELU6 (fused by fold.c).
+                           Output H = (H-1)*s + (KH-1)*d + 1 - pt - pb + op */
   GG_OP_RESIZE,      /* NHWC spatial resize (ONNX Resize on H, W): in x; output H, W in
                         attrs.out_hw; attrs.resize_mode (GG_RESIZE_*), coord_mode
                         (GG_COORD_*), nearest_mode (GG_NEAREST_*), cubic_a, exclude_outside,
                         extrapolation (tf_crop_and_resize: roi in attrs.roi[4] = y1, x1, y2,
                         x2 normalized) and attrs.scale_hw (the scales ONNX gives, float;
-                        0 = out/in) used by the coordinate transform as ONNX specifies */
+                        0 = out/in) used by the coordinate transform as ONNX specifies.
+                        out_hw -1: floor(in * scale_hw); -2: input 1 is ONNX's scales
+                        [N,C,H,W] (F32, constant at session time); -3: input 1 is ONNX's
+                        sizes [N,C,H,W] (I32, likewise) */
   GG_OP_COUNT
 } gg_op;
 
@@ -280,6 +286,25 @@ int gg__graph_fold_constants(gg_graph *g, char *err, size_t errlen);
 /* Fuses patterns worth fusing (conv/matmul + Relu/Relu6/LeakyRelu, the
  * Relu/Abs/Sub/Mul/Add PReLU decomposition into one PReLU node). */
 void gg__graph_fuse(gg_graph *g);
+/* The post-import pipeline every importer ends with (graph.c): toposort,
+ * constant folding, fusion, toposort, dropping constants nothing reads, and
+ * weights_bytes. GG_EPARSE on a cycle; the folding's errors. */
+int gg__graph_finish(gg_graph *g, char *err, size_t errlen);
+/* Layout pass (layout.c): removes Transpose nodes where provably equivalent
+ * (inverse pairs, through elementwise ops, Concat, Pad, reductions). Returns
+ * how many Transpose nodes it removed, or a negative GG_E* code. */
+int gg__layout_pass(gg_graph *g);
+/* Reads an ONNX ModelProto (onnx.c). bytes/len: the file; dir: the model's
+ * folder for external data (NULL: external data refused). GG_ENOTIMPL when
+ * built without protobuf-c. Same errors and ownership as gg__tfjs_import. */
+int gg__onnx_import(const uint8_t *bytes, size_t len, const char *label, const char *dir,
+                    gg_graph **out, char *err, size_t errlen);
+/* Loads an .onnx file (external data resolved in its folder). */
+int gg__onnx_load_file(const char *path, gg_graph **out, char *err, size_t errlen);
+/* Largest activation arena a session may allocate, in bytes (0: no limit;
+ * fuzz targets set it so that hostile shapes fail cleanly, GG_ETOO_LARGE,
+ * instead of allocating gigabytes). exec.c. */
+extern uint64_t gg__arena_limit;
 
 /* Reads a TF.js graph model (model.json text + shards). The shard reader
  * gets a path from weightsManifest and returns malloc'd bytes (caller frees)

@@ -3,12 +3,28 @@
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
 #include "gpuguard/image.h"
+#include "gpuguard/upscale.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int gg_model_image_input(const char *path, gg_preprocess *pp, int64_t dims[4], char *err,
                          size_t errlen) {
-  gg_preprocess_for_model(path, pp);
+  int known = gg_preprocess_for_model(path, pp);
+  gg_upscale_preprocess(path, pp); /* the upscalers' pixel range, when it is one */
+  size_t pl = strlen(path);
+  if (!known && pl > 5 && !strcmp(path + pl - 5, ".onnx")) {
+    /* ONNX image models take [N,3,H,W] (NHWC when the last dim is 3) */
+    gg_model *m = NULL;
+    gg_tensor_info ti;
+    int rc = gg_model_load(path, &m, err, errlen);
+    if (rc) return rc;
+    if (gg_model_input(m, 0, &ti) == 0 && ti.ndim == 4 && ti.shape[1] == 3 && ti.shape[3] != 3) {
+      pp->nchw = 1;
+      pp->why = "ONNX model with an NCHW [N,3,H,W] input: pixel / 255";
+    }
+    gg_model_free(m);
+  }
   if (pp->width <= 0 || pp->height <= 0) {
     gg_model *m = NULL;
     gg_tensor_info ti;

@@ -949,36 +949,7 @@ static int import_model(const char *json, size_t json_len, const char *label,
     goto out;
   }
 graph_done:
-  if ((rc = gg__graph_toposort(g, err, errlen))) goto out;
-  if ((rc = gg__graph_fold_constants(g, err, errlen))) goto out;
-  gg__graph_fuse(g);
-  if ((rc = gg__graph_toposort(g, err, errlen))) goto out;
-  /* Drop constants nothing live reads any more (folded-away inputs). */
-  {
-    char *used = calloc((size_t)g->n_tensors + 1, 1);
-    if (!used) {
-      rc = GG_ENOMEM;
-      goto out;
-    }
-    for (int i = 0; i < g->n_nodes; i++)
-      if (!g->nodes[i].dead)
-        for (int k = 0; k < g->nodes[i].n_in; k++) used[g->nodes[i].in[k]] = 1;
-    for (int i = 0; i < g->n_outputs; i++) used[g->outputs[i]] = 1;
-    g->weights_bytes = 0;
-    for (int t = 0; t < g->n_tensors; t++) {
-      gg_tensor *tt = &g->tensors[t];
-      if (!tt->is_const) continue;
-      if (!used[t]) {
-        gg__const_free(tt->v.data);
-        tt->v.data = NULL;
-        tt->is_const = 0;
-        if (tt->producer >= 0) g->nodes[tt->producer].dead = 1;
-        continue;
-      }
-      g->weights_bytes += GG_CONST_BYTES((uint64_t)tt->v.nelem * gg__dtype_size(tt->v.dtype));
-    }
-    free(used);
-  }
+  rc = gg__graph_finish(g, err, errlen);
 out:
   map_free(&c.nodes);
   json_decref(c.root);

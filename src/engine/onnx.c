@@ -1,0 +1,2629 @@
+/* ONNX importer: reads a ModelProto (protobuf-c, code generated at build
+ * time from onnx.proto) into the engine IR. Tensors keep ONNX's own layout
+ * (NCHW); the NHWC-only IR ops (Conv, ConvTranspose, pools, Resize,
+ * DepthToSpace) are wrapped in explicit Transpose nodes that the layout
+ * pass (layout.c) then removes where it can. Weights are converted once
+ * (OIHW -> HWIO). Every op, attribute value or input form not mapped here
+ * is refused at load, naming the node: nothing is computed wrongly. */
+#include "engine/engine-impl.h"
+#include "engine/graph.h"
+#include "gpuguard/error.h"
+#include "gpuguard/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ONNX_MAX_FILE ((uint64_t)2 << 30) /* protobuf's own 2 GiB message limit */
+
+#ifndef GG_HAVE_ONNX
+
+int gg__onnx_import(const uint8_t *bytes, size_t len, const char *label, const char *dir,
+                    gg_graph **out, char *err, size_t errlen) {
+  (void)bytes, (void)len, (void)dir;
+  *out = NULL;
+  return gg_errf(err, errlen, GG_ENOTIMPL,
+                 "%s: ONNX import is not part of this build (install libprotobuf-c-dev "
+                 "protobuf-c-compiler libonnx-dev and rebuild)",
+                 label ? label : "model");
+}
+
+int gg__onnx_load_file(const char *path, gg_graph **out, char *err, size_t errlen) {
+  return gg__onnx_import(NULL, 0, path, NULL, out, err, errlen);
+}
+
+#else
+
+#include "onnx.pb-c.h"
+
+typedef Onnx__NodeProto onode;
+typedef Onnx__TensorProto otensor;
+typedef Onnx__AttributeProto oattr;
+
+#define MAX_NODES 200000
+#define MAX_TENSORS 1000000
+
+/* ------------------------------------------------------------ context */
+
+typedef struct octx {
+  gg_graph *g;
+  int cap_t, cap_n;
+  const char *file;
+  char *err;
+  size_t errlen;
+  int64_t opset;
+  const char *dir;     /* model's folder (external data), NULL: refused */
+  char root[PATH_MAX]; /* the same, resolved */
+  /* name -> tensor (open addressing) */
+  char **hk;
+  int *hv;
+  size_t hcap;
+  int *rank;     /* per tensor: known rank or -1 */
+  int *conv_of;  /* per tensor: the IR conv whose output (via a transpose) it is */
+  char *clamped; /* per tensor: an int64 constant clamped into int32 */
+  int *dt;       /* per tensor: GG_DT_* when known, -1 */
+  const Onnx__GraphProto *gp;
+  const char *op_name; /* the node being mapped: its op's static name (src_op) */
+} octx;
+
+static char *xstrdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d) memcpy(d, s, n);
+  return d;
+}
+
+static uint64_t fnv(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++)
+    h = (h ^ (uint8_t)*s) * 1099511628211ull;
+  return h;
+}
+
+static int map_get(const octx *c, const char *k) {
+  if (!c->hcap) return -1;
+  for (size_t i = fnv(k) & (c->hcap - 1);; i = (i + 1) & (c->hcap - 1)) {
+    if (!c->hk[i]) return -1;
+    if (!strcmp(c->hk[i], k)) return c->hv[i];
+  }
+}
+
+static int map_put(octx *c, const char *k, int v) {
+  size_t i = fnv(k) & (c->hcap - 1);
+  for (; c->hk[i]; i = (i + 1) & (c->hcap - 1))
+    if (!strcmp(c->hk[i], k)) {
+      c->hv[i] = v;
+      return 0;
+    }
+  c->hk[i] = xstrdup(k);
+  if (!c->hk[i]) return GG_ENOMEM;
+  c->hv[i] = v;
+  return 0;
+}
+
+static int grow_tensors(octx *c) {
+  if (c->g->n_tensors < c->cap_t) return 0;
+  if (c->cap_t >= MAX_TENSORS)
+    return gg_errf(c->err, c->errlen, GG_ETOO_LARGE, "%s: more than %d tensors", c->file,
+                   MAX_TENSORS);
+  int nc = c->cap_t ? c->cap_t * 2 : 256;
+  gg_tensor *t = realloc(c->g->tensors, (size_t)nc * sizeof *t);
+  if (t) c->g->tensors = t;
+  int *r = realloc(c->rank, (size_t)nc * sizeof *r);
+  if (r) c->rank = r;
+  int *co = realloc(c->conv_of, (size_t)nc * sizeof *co);
+  if (co) c->conv_of = co;
+  char *cl = realloc(c->clamped, (size_t)nc);
+  if (cl) c->clamped = cl;
+  int *dt = realloc(c->dt, (size_t)nc * sizeof *dt);
+  if (dt) c->dt = dt;
+  if (!t || !r || !co || !cl || !dt) return GG_ENOMEM;
+  c->cap_t = nc;
+  return 0;
+}
+
+/* A new tensor named name (copied); -1 on failure (rc in *rc). */
+static int new_tensor(octx *c, const char *name, int *rcp) {
+  int rc = grow_tensors(c);
+  if (rc) {
+    *rcp = rc;
+    return -1;
+  }
+  int t = c->g->n_tensors;
+  gg_tensor *tt = &c->g->tensors[t];
+  memset(tt, 0, sizeof *tt);
+  tt->producer = -1;
+  tt->name = xstrdup(name);
+  if (!tt->name) {
+    *rcp = GG_ENOMEM;
+    return -1;
+  }
+  c->rank[t] = -1, c->conv_of[t] = -1, c->clamped[t] = 0, c->dt[t] = -1;
+  c->g->n_tensors++;
+  return t;
+}
+
+/* A new IR node with room for n_in inputs and n_out outputs (filled by the caller). */
+static gg_node *new_node(octx *c, gg_op op, const char *src, const char *name, int n_in, int n_out,
+                         int *idx) {
+  if (c->g->n_nodes >= c->cap_n) {
+    if (c->cap_n >= MAX_NODES * 8) return NULL;
+    int nc = c->cap_n ? c->cap_n * 2 : 256;
+    gg_node *nn = realloc(c->g->nodes, (size_t)nc * sizeof *nn);
+    if (!nn) return NULL;
+    c->g->nodes = nn;
+    c->cap_n = nc;
+  }
+  int i = c->g->n_nodes;
+  gg_node *n = &c->g->nodes[i];
+  memset(n, 0, sizeof *n);
+  n->name = xstrdup(name);
+  n->in = calloc((size_t)n_in + 1, sizeof *n->in);
+  n->out = calloc((size_t)n_out + 1, sizeof *n->out);
+  c->g->n_nodes++;
+  if (!n->name || !n->in || !n->out) return NULL;
+  n->op = op;
+  n->src_op = src;
+  n->n_in = n_in;
+  n->n_out = n_out;
+  n->a.strides[0] = n->a.strides[1] = 1;
+  n->a.dilations[0] = n->a.dilations[1] = 1;
+  if (idx) *idx = i;
+  return n;
+}
+
+/* A constant tensor (takes data, from gg__const_alloc) and its Const node. */
+static int add_const(octx *c, const char *name, gg_dtype dt, const int64_t *shape, int ndim,
+                     void *data, int *out) {
+  int rc = 0;
+  int64_t ne;
+  if (gg__shape_nelem(shape, ndim, &ne)) {
+    gg__const_free(data);
+    return gg_errf(c->err, c->errlen, GG_ERANGE, "%s: constant '%s' is too large", c->file, name);
+  }
+  int t = new_tensor(c, name, &rc);
+  if (t < 0) {
+    gg__const_free(data);
+    return rc;
+  }
+  gg_tensor *tt = &c->g->tensors[t];
+  tt->is_const = 1;
+  tt->v.dtype = dt;
+  tt->v.ndim = ndim;
+  for (int d = 0; d < ndim; d++)
+    tt->v.shape[d] = shape[d];
+  tt->v.nelem = ne;
+  tt->v.data = data;
+  c->rank[t] = ndim;
+  c->dt[t] = (int)dt;
+  int ni;
+  gg_node *n = new_node(c, GG_OP_CONST, "Const", name, 0, 1, &ni);
+  if (!n) return GG_ENOMEM;
+  n->out[0] = t;
+  c->g->tensors[t].producer = ni;
+  *out = t;
+  return 0;
+}
+
+static int const_i32v(octx *c, const char *name, const int32_t *v, int n, int *out) {
+  int32_t *d = gg__const_alloc((size_t)(n ? n : 1) * 4);
+  if (!d) return GG_ENOMEM;
+  if (n) memcpy(d, v, (size_t)n * 4);
+  int64_t sh[1] = {n};
+  return add_const(c, name, GG_DT_I32, sh, 1, d, out);
+}
+
+static int const_f32s(octx *c, const char *name, float v, int *out) {
+  float *d = gg__const_alloc(4);
+  if (!d) return GG_ENOMEM;
+  d[0] = v;
+  return add_const(c, name, GG_DT_F32, NULL, 0, d, out);
+}
+
+/* ------------------------------------------------------------ attributes */
+
+static const oattr *attr(const onode *np, const char *name) {
+  for (size_t i = 0; i < np->n_attribute; i++)
+    if (np->attribute[i]->name && !strcmp(np->attribute[i]->name, name)) return np->attribute[i];
+  return NULL;
+}
+
+static int64_t attr_i(const onode *np, const char *name, int64_t def) {
+  const oattr *a = attr(np, name);
+  return a && a->has_i ? a->i : def;
+}
+
+static float attr_f(const onode *np, const char *name, float def) {
+  const oattr *a = attr(np, name);
+  return a && a->has_f ? a->f : def;
+}
+
+/* String attribute into out (def when absent). */
+static void attr_s(const onode *np, const char *name, const char *def, char *out, size_t len) {
+  const oattr *a = attr(np, name);
+  if (a && a->has_s) {
+    size_t n = a->s.len < len - 1 ? a->s.len : len - 1;
+    if (n) memcpy(out, a->s.data, n);
+    out[n] = 0;
+  } else
+    snprintf(out, len, "%s", def);
+}
+
+/* INTS attribute: count (-1 when absent); more than max is an error (-2). */
+static int attr_ints(const onode *np, const char *name, int64_t *out, int max) {
+  const oattr *a = attr(np, name);
+  if (!a) return -1;
+  if (a->n_ints > (size_t)max) return -2;
+  for (size_t i = 0; i < a->n_ints; i++)
+    out[i] = a->ints[i];
+  return (int)a->n_ints;
+}
+
+static const char *node_label(const onode *np) {
+  if (np->name && *np->name) return np->name;
+  if (np->n_output && np->output[0] && *np->output[0]) return np->output[0];
+  return "?";
+}
+
+#define NODE_ERR(code, ...) node_err(c, np, code, __VA_ARGS__)
+__attribute__((format(printf, 4, 5))) static int node_err(octx *c, const onode *np, int code,
+                                                          const char *fmt, ...);
+static int node_err(octx *c, const onode *np, int code, const char *fmt, ...) {
+  char msg[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return gg_errf(c->err, c->errlen, code, "%s: node '%s' (%s): %s", c->file, node_label(np),
+                 np->op_type ? np->op_type : "?", msg);
+}
+
+/* ------------------------------------------------------------ tensors */
+
+static size_t onnx_elem_size(int dt) {
+  switch (dt) {
+  case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+  case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: return 4;
+  case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: return 8;
+  case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+  case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
+  case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16: return 2;
+  case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+  case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
+  case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL: return 1;
+  default: return 0;
+  }
+}
+
+static const char *onnx_dtype_name(int dt) {
+  static const char *const k[] = {"UNDEFINED",  "FLOAT",   "UINT8",  "INT8",   "UINT16",
+                                  "INT16",      "INT32",   "INT64",  "STRING", "BOOL",
+                                  "FLOAT16",    "DOUBLE",  "UINT32", "UINT64", "COMPLEX64",
+                                  "COMPLEX128", "BFLOAT16"};
+  return dt >= 0 && dt < (int)(sizeof k / sizeof k[0]) ? k[dt] : "an unknown type";
+}
+
+/* Reads external data [offset, offset+len) of the file named by location,
+ * which must stay inside the model's folder. */
+static int read_external(octx *c, const otensor *tp, const char *name, uint64_t want,
+                         uint8_t **data) {
+  const char *loc = NULL;
+  int64_t off = 0, len = -1;
+  for (size_t i = 0; i < tp->n_external_data; i++) {
+    const Onnx__StringStringEntryProto *e = tp->external_data[i];
+    if (!e->key || !e->value) continue;
+    char *end = NULL;
+    if (!strcmp(e->key, "location"))
+      loc = e->value;
+    else if (!strcmp(e->key, "offset"))
+      off = strtoll(e->value, &end, 10);
+    else if (!strcmp(e->key, "length"))
+      len = strtoll(e->value, &end, 10);
+    if (end && (*end || off < 0 || (len < -1)))
+      return gg_errf(c->err, c->errlen, GG_EPARSE,
+                     "%s: tensor '%s': external data %s '%s' is not a valid number", c->file, name,
+                     e->key, e->value);
+  }
+  if (!loc || !*loc)
+    return gg_errf(c->err, c->errlen, GG_EPARSE,
+                   "%s: tensor '%s': external data without a location", c->file, name);
+  if (!c->dir)
+    return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED,
+                   "%s: tensor '%s': external data ('%s') needs the model to be loaded from a file",
+                   c->file, name, loc);
+  if (loc[0] == '/' || strstr(loc, "..") || strlen(loc) > 1024)
+    return gg_errf(
+        c->err, c->errlen, GG_EPARSE,
+        "%s: tensor '%s': external data path '%s' must be relative and stay in the model's folder",
+        c->file, name, loc);
+  if (len >= 0 && (uint64_t)len != want)
+    return gg_errf(c->err, c->errlen, GG_EPARSE,
+                   "%s: tensor '%s': external data length %lld, its shape needs %llu bytes",
+                   c->file, name, (long long)len, (unsigned long long)want);
+  char joined[PATH_MAX + 1100], full[PATH_MAX];
+  snprintf(joined, sizeof joined, "%s/%s", c->dir, loc);
+  if (!realpath(joined, full))
+    return gg_errf(c->err, c->errlen, GG_EIO, "%s: tensor '%s': cannot read external data '%s': %s",
+                   c->file, name, joined, strerror(errno));
+  size_t rl = strcmp(c->root, "/") ? strlen(c->root) : 0;
+  if (strncmp(full, c->root, rl) || full[rl] != '/')
+    return gg_errf(c->err, c->errlen, GG_EPARSE,
+                   "%s: tensor '%s': external data '%s' resolves to %s, outside the model's folder "
+                   "%s (a symlink?)",
+                   c->file, name, loc, full, c->root);
+  int fd = open(full, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+    if (fd >= 0) close(fd);
+    return gg_errf(c->err, c->errlen, GG_EIO,
+                   "%s: tensor '%s': external data '%s' is not a readable regular file", c->file,
+                   name, full);
+  }
+  if ((uint64_t)off > (uint64_t)st.st_size || want > (uint64_t)st.st_size - (uint64_t)off) {
+    close(fd);
+    return gg_errf(
+        c->err, c->errlen, GG_EPARSE,
+        "%s: tensor '%s': external data '%s' holds %lld bytes, %llu needed at offset %lld", c->file,
+        name, loc, (long long)st.st_size, (unsigned long long)want, (long long)off);
+  }
+  uint8_t *b = malloc(want + 1);
+  if (!b) {
+    close(fd);
+    return GG_ENOMEM;
+  }
+  size_t got = 0;
+  while (got < want) {
+    ssize_t r = pread(fd, b + got, want - got, off + (off_t)got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
+  if (got != want) {
+    free(b);
+    return gg_errf(c->err, c->errlen, GG_EIO, "%s: tensor '%s': short read of external data '%s'",
+                   c->file, name, full);
+  }
+  *data = b;
+  return 0;
+}
+
+/* Converts a TensorProto into a constant tensor named name. int64 values
+ * outside int32 are clamped and flagged (an error unless a Slice reads them). */
+static int tensor_const(octx *c, const otensor *tp, const char *name, int *out) {
+  char sb[128];
+  if (tp->n_dims > GG_MAX_DIMS)
+    return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED, "%s: tensor '%s' has %zu dims (at most %d)",
+                   c->file, name, tp->n_dims, GG_MAX_DIMS);
+  int64_t shape[GG_MAX_DIMS], ne = 1;
+  int nd = (int)tp->n_dims;
+  for (int d = 0; d < nd; d++) {
+    shape[d] = tp->dims[d];
+    if (shape[d] < 0)
+      return gg_errf(c->err, c->errlen, GG_EPARSE, "%s: tensor '%s' has a negative dim", c->file,
+                     name);
+  }
+  for (int d = 0; d < nd; d++) {
+    if (shape[d] && ne > GG_MAX_ELEMS / shape[d]) {
+      long double tot = 1;
+      for (int k = 0; k < nd; k++)
+        tot *= (long double)shape[k];
+      return gg_errf(c->err, c->errlen, GG_ERANGE,
+                     "%s: tensor '%s' has dims %s = %.4Lg elements (at most 2^31-1)", c->file, name,
+                     gg__shape_str(shape, nd, sb, sizeof sb), tot);
+    }
+    ne *= shape[d];
+  }
+  int dt = tp->has_data_type ? tp->data_type : 0;
+  size_t es = onnx_elem_size(dt);
+  if (!es)
+    return gg_errf(
+        c->err, c->errlen, GG_EUNSUPPORTED,
+        "%s: tensor '%s' is %s (supported: FLOAT, FLOAT16, INT64, INT32, INT16, INT8, UINT8, BOOL)",
+        c->file, name, onnx_dtype_name(dt));
+  gg_dtype gdt =
+      dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16
+          ? GG_DT_F32
+          : GG_DT_I32;
+  if (tp->segment)
+    return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED, "%s: tensor '%s' is segmented", c->file,
+                   name);
+  const uint8_t *raw = NULL;
+  uint8_t *ext = NULL;
+  size_t have = 0; /* values available */
+  int rc = 0;
+  if (tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+    if ((rc = read_external(c, tp, name, (uint64_t)ne * es, &ext))) return rc;
+    raw = ext, have = (size_t)ne;
+  } else if (tp->has_raw_data) {
+    raw = tp->raw_data.data, have = tp->raw_data.len / es;
+    if (tp->raw_data.len % es)
+      return gg_errf(c->err, c->errlen, GG_EPARSE,
+                     "%s: tensor '%s': raw_data has %zu bytes, not a multiple of %zu", c->file,
+                     name, tp->raw_data.len, es);
+  } else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+    have = tp->n_float_data;
+  else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64)
+    have = tp->n_int64_data;
+  else
+    have = tp->n_int32_data;
+  if ((int64_t)have != ne) {
+    free(ext);
+    return gg_errf(c->err, c->errlen, GG_EPARSE,
+                   "%s: tensor '%s' holds %zu values, its shape %s needs %lld", c->file, name, have,
+                   gg__shape_str(shape, nd, sb, sizeof sb), (long long)ne);
+  }
+  void *data = gg__const_alloc((size_t)(ne ? ne : 1) * 4);
+  if (!data) {
+    free(ext);
+    return GG_ENOMEM;
+  }
+  float *f = data;
+  int32_t *q = data;
+  int clamped = 0;
+  for (int64_t i = 0; i < ne; i++) {
+    int64_t v = 0;
+    switch (dt) {
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+      if (raw)
+        memcpy(&f[i], raw + 4 * i, 4);
+      else
+        f[i] = tp->float_data[i];
+      continue;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: {
+      uint16_t h =
+          raw ? (uint16_t)(raw[2 * i] | (raw[2 * i + 1] << 8)) : (uint16_t)tp->int32_data[i];
+      f[i] = gg__half_to_float(h);
+      continue;
+    }
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+      if (raw)
+        memcpy(&v, raw + 8 * i, 8);
+      else
+        v = tp->int64_data[i];
+      break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+      if (raw) {
+        int32_t w;
+        memcpy(&w, raw + 4 * i, 4);
+        v = w;
+      } else
+        v = tp->int32_data[i];
+      break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
+      v = raw ? (int16_t)(raw[2 * i] | (raw[2 * i + 1] << 8)) : (int16_t)tp->int32_data[i];
+      break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16:
+      v = raw ? (uint16_t)(raw[2 * i] | (raw[2 * i + 1] << 8)) : (uint16_t)tp->int32_data[i];
+      break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+      v = raw ? (int8_t)raw[i] : (int8_t)tp->int32_data[i];
+      break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8: v = raw ? raw[i] : (uint8_t)tp->int32_data[i]; break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL: v = (raw ? raw[i] : tp->int32_data[i]) != 0; break;
+    default: break;
+    }
+    if (v > INT32_MAX) v = INT32_MAX, clamped = 1;
+    if (v < INT32_MIN) v = INT32_MIN, clamped = 1;
+    q[i] = (int32_t)v;
+  }
+  free(ext);
+  if ((rc = add_const(c, name, gdt, shape, nd, data, out))) return rc;
+  c->clamped[*out] = (char)clamped;
+  return 0;
+}
+
+/* ------------------------------------------------------------ node helpers */
+
+/* Input k of an ONNX node: its tensor, -1 when absent or empty (optional). */
+static int in_t(octx *c, const onode *np, size_t k) {
+  if (k >= np->n_input || !np->input[k] || !*np->input[k]) return -1;
+  return map_get(c, np->input[k]);
+}
+
+static const gg_tensor *cst(octx *c, int t) {
+  return t >= 0 && c->g->tensors[t].is_const ? &c->g->tensors[t] : NULL;
+}
+
+/* A constant int vector input (values in out, count returned; -1 absent). */
+static int const_ints_in(octx *c, const onode *np, size_t k, int64_t *out, int max, int *rcp) {
+  int t = in_t(c, np, k);
+  *rcp = 0;
+  if (t < 0) return -1;
+  const gg_tensor *tt = cst(c, t);
+  if (!tt || tt->v.dtype != GG_DT_I32 || tt->v.nelem > max) {
+    *rcp = NODE_ERR(GG_EUNSUPPORTED,
+                    "input %zu ('%s') must be a constant integer vector of at most %d values", k,
+                    np->input[k], max);
+    return -2;
+  }
+  for (int64_t i = 0; i < tt->v.nelem; i++)
+    out[i] = ((int32_t *)tt->v.data)[i];
+  return (int)tt->v.nelem;
+}
+
+/* Emits a node: ins (n_in tensors) -> outs (n_out tensors, already created). */
+static int emit(octx *c, gg_op op, const char *src, const char *name, const int *ins, int n_in,
+                const int *outs, int n_out, const gg_attrs *a, int *idx) {
+  int ni;
+  gg_node *n = new_node(c, op, src, name, n_in, n_out, &ni);
+  if (!n) return GG_ENOMEM;
+  if (a) n->a = *a;
+  for (int k = 0; k < n_in; k++)
+    n->in[k] = ins[k];
+  for (int k = 0; k < n_out; k++) {
+    n->out[k] = outs[k];
+    c->g->tensors[outs[k]].producer = ni;
+  }
+  if (idx) *idx = ni;
+  return 0;
+}
+
+/* A new intermediate tensor named base + suffix. */
+static int tmp_tensor(octx *c, const char *base, const char *suffix, int *rcp) {
+  char nb[1200];
+  snprintf(nb, sizeof nb, "%.1000s%s", base, suffix);
+  return new_tensor(c, nb, rcp);
+}
+
+/* y = Transpose(x, perm) as a new tensor; *out gets it. */
+static int transpose(octx *c, const char *base, const char *suffix, int x, const int32_t *perm,
+                     int r, int *out) {
+  int rc = 0, p, y = tmp_tensor(c, base, suffix, &rc);
+  if (y < 0) return rc;
+  char pn[1200];
+  snprintf(pn, sizeof pn, "%.1000s%s/perm", base, suffix);
+  if ((rc = const_i32v(c, pn, perm, r, &p))) return rc;
+  int ins[2] = {x, p};
+  if ((rc =
+           emit(c, GG_OP_TRANSPOSE, "Transpose", c->g->tensors[y].name, ins, 2, &y, 1, NULL, NULL)))
+    return rc;
+  c->rank[y] = r;
+  *out = y;
+  return 0;
+}
+
+static const int32_t k_to_nhwc[4] = {0, 2, 3, 1}, k_to_nchw[4] = {0, 3, 1, 2};
+
+/* Runs op in NHWC on an NCHW tensor: x -> T -> op(ins...) -> T -> out. ins[0]
+ * is replaced by the transposed x. Returns the op node's index in *idx. */
+static int nhwc_wrap(octx *c, const onode *np, gg_op op, int *ins, int n_in, int out,
+                     const gg_attrs *a, int *idx) {
+  const char *nm = node_label(np);
+  int rc, xt = -1, yt;
+  /* Parameters left to the session (exec.c resolve_params) must not meet
+   * the import-time constant folding, which does not resolve them. */
+  int deferred = a && ((a->padding == GG_PAD_EXPLICIT && a->pads[0] < 0) ||
+                       (op == GG_OP_RESIZE && a->out_hw[0] < 0));
+  if (deferred && cst(c, ins[0]))
+    return NODE_ERR(GG_EUNSUPPORTED, "a constant input with a size known only at session time "
+                                     "(auto_pad SAME_*, output_shape or scales) is not supported");
+  if ((rc = transpose(c, nm, "/to_nhwc", ins[0], k_to_nhwc, 4, &xt))) return rc;
+  ins[0] = xt;
+  yt = tmp_tensor(c, nm, "/nhwc", &rc);
+  if (yt < 0) return rc;
+  if ((rc = emit(c, op, c->op_name, nm, ins, n_in, &yt, 1, a, idx))) return rc;
+  c->rank[yt] = 4;
+  /* the final transpose produces the ONNX output tensor */
+  int p;
+  char pn[1200];
+  snprintf(pn, sizeof pn, "%.1000s/to_nchw/perm", nm);
+  if ((rc = const_i32v(c, pn, k_to_nchw, 4, &p))) return rc;
+  int ti[2] = {yt, p};
+  snprintf(pn, sizeof pn, "%.1000s/to_nchw", nm);
+  if ((rc = emit(c, GG_OP_TRANSPOSE, "Transpose", pn, ti, 2, &out, 1, NULL, NULL))) return rc;
+  c->rank[out] = 4;
+  return 0;
+}
+
+/* ------------------------------------------------------------ op handlers */
+
+typedef struct opdef opdef;
+typedef int (*handler)(octx *c, const onode *np, const opdef *d, int *outs);
+struct opdef {
+  const char *name;
+  handler fn;
+  gg_op op;
+  const char *attrs; /* accepted attribute names, comma-separated */
+};
+
+static int X(octx *c, const onode *np, size_t k, int *t) {
+  *t = in_t(c, np, k);
+  if (*t < 0) return NODE_ERR(GG_EPARSE, "input %zu is missing", k);
+  if (c->clamped[*t])
+    return NODE_ERR(GG_ERANGE, "constant '%s' holds int64 values outside the int32 range",
+                    np->input[k]);
+  return 0;
+}
+
+static int same_rank(octx *c, int x) {
+  return x >= 0 ? c->rank[x] : -1;
+}
+
+/* An axis value that can name a dim of a tensor of at most GG_MAX_DIMS dims
+ * (negative: from the end); the kernels check it against the real rank. */
+static int axis_ok(int64_t v) {
+  return v >= -GG_MAX_DIMS && v < GG_MAX_DIMS;
+}
+#define AXIS_CHECK(v)                                                                              \
+  do {                                                                                             \
+    if (!axis_ok(v)) return NODE_ERR(GG_ERANGE, "axis %lld out of range", (long long)(v));         \
+  } while (0)
+
+static int h_unary(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  gg_op op = d->op;
+  if (!strcmp(d->name, "LeakyRelu")) a.alpha = attr_f(np, "alpha", 0.01f);
+  if (!strcmp(d->name, "HardSigmoid"))
+    a.alpha = attr_f(np, "alpha", 0.2f), a.beta = attr_f(np, "beta", 0.5f);
+  if (!strcmp(d->name, "Gelu")) {
+    char s[32];
+    attr_s(np, "approximate", "none", s, sizeof s);
+    if (!strcmp(s, "tanh"))
+      a.approximate = 1;
+    else if (strcmp(s, "none"))
+      return NODE_ERR(GG_EUNSUPPORTED, "attribute approximate=%s not supported", s);
+  }
+  if (!strcmp(d->name, "Dropout")) {
+    if (np->n_output > 1 && np->output[1] && *np->output[1])
+      return NODE_ERR(GG_EUNSUPPORTED, "the mask output is not supported (inference only)");
+    int tm = in_t(c, np, 2);
+    if (tm >= 0 && (!cst(c, tm) || ((int32_t *)cst(c, tm)->v.data)[0]))
+      return NODE_ERR(GG_EUNSUPPORTED, "training_mode must be a constant false");
+    if (attr_i(np, "is_test", 1) == 0 && c->opset < 7)
+      return NODE_ERR(GG_EUNSUPPORTED, "is_test=0");
+  }
+  int rc2 = emit(c, op, d->name, node_label(np), &x, 1, outs, 1, &a, NULL);
+  c->rank[outs[0]] = same_rank(c, x);
+  return rc2;
+}
+
+static int h_binary(octx *c, const onode *np, const opdef *d, int *outs) {
+  int n = (int)np->n_input, rc, ins[3];
+  if (d->op == GG_OP_WHERE) {
+    for (int k = 0; k < 3; k++)
+      if ((rc = X(c, np, (size_t)k, &ins[k]))) return rc;
+    int r = 0;
+    for (int k = 0; k < 3; k++)
+      r = c->rank[ins[k]] < 0 || r < 0 ? -1 : c->rank[ins[k]] > r ? c->rank[ins[k]] : r;
+    c->rank[outs[0]] = r;
+    return emit(c, GG_OP_WHERE, d->name, node_label(np), ins, 3, outs, 1, NULL, NULL);
+  }
+  if (n < 1 || (n != 2 && d->op != GG_OP_MAXIMUM && d->op != GG_OP_MINIMUM && d->op != GG_OP_ADD))
+    return NODE_ERR(GG_EPARSE, "expects 2 inputs, has %d", n);
+  int acc;
+  if ((rc = X(c, np, 0, &acc))) return rc;
+  if (n == 1) {
+    c->rank[outs[0]] = c->rank[acc];
+    return emit(c, GG_OP_IDENTITY, d->name, node_label(np), &acc, 1, outs, 1, NULL, NULL);
+  }
+  for (int k = 1; k < n; k++) {
+    int b;
+    if ((rc = X(c, np, (size_t)k, &b))) return rc;
+    int y = outs[0];
+    if (k < n - 1 && (y = tmp_tensor(c, node_label(np), "/acc", &rc)) < 0) return rc;
+    ins[0] = acc, ins[1] = b;
+    int ra = c->rank[acc], rb = c->rank[b];
+    if ((rc = emit(c, d->op, d->name, node_label(np), ins, 2, &y, 1, NULL, NULL))) return rc;
+    c->rank[y] = ra < 0 || rb < 0 ? -1 : ra > rb ? ra : rb;
+    acc = y;
+  }
+  return 0;
+}
+
+static int h_clip(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.clip_min = -FLT_MAX, a.clip_max = FLT_MAX;
+  if (c->opset < 11) {
+    a.clip_min = attr_f(np, "min", -FLT_MAX);
+    a.clip_max = attr_f(np, "max", FLT_MAX);
+  } else
+    for (int k = 1; k <= 2; k++) {
+      int t = in_t(c, np, (size_t)k);
+      if (t < 0) continue;
+      const gg_tensor *tt = cst(c, t);
+      if (!tt || tt->v.nelem != 1)
+        return NODE_ERR(GG_EUNSUPPORTED, "input %d ('%s') must be a constant scalar", k,
+                        np->input[k]);
+      float v =
+          tt->v.dtype == GG_DT_F32 ? ((float *)tt->v.data)[0] : (float)((int32_t *)tt->v.data)[0];
+      if (k == 1)
+        a.clip_min = v;
+      else
+        a.clip_max = v;
+    }
+  c->rank[outs[0]] = c->rank[x];
+  /* Clip(0, 6) is Relu6 and Clip(0, inf) is Relu: fusable into a conv. */
+  if (a.clip_min == 0.0f && a.clip_max == 6.0f)
+    return emit(c, GG_OP_RELU6, d->name, node_label(np), &x, 1, outs, 1, NULL, NULL);
+  if (a.clip_min == 0.0f && a.clip_max == FLT_MAX)
+    return emit(c, GG_OP_RELU, d->name, node_label(np), &x, 1, outs, 1, NULL, NULL);
+  return emit(c, GG_OP_CLIP, d->name, node_label(np), &x, 1, outs, 1, &a, NULL);
+}
+
+static int h_cast(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  int64_t to = attr_i(np, "to", -1);
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  if (to == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+    a.to = GG_DT_F32;
+  else if (to == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || to == ONNX__TENSOR_PROTO__DATA_TYPE__INT32)
+    a.to = GG_DT_I32;
+  else
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute to=%s not supported (FLOAT, INT32, INT64)",
+                    onnx_dtype_name((int)to));
+  if (attr_i(np, "saturate", 1) != 1)
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute saturate=0 not supported");
+  c->rank[outs[0]] = c->rank[x];
+  return emit(c, GG_OP_CAST, d->name, node_label(np), &x, 1, outs, 1, &a, NULL);
+}
+
+/* Softmax / LogSoftmax over one axis (opset >= 13), or the coerced-2-D
+ * form of older opsets (equal to the last-axis op when axis is the last). */
+static int h_softmax(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  int r = c->rank[x];
+  int64_t ax = attr_i(np, "axis", c->opset >= 13 ? -1 : 1);
+  c->rank[outs[0]] = r;
+  if (ax == -1 || (r >= 0 && ax == r - 1))
+    return emit(c, d->op, d->name, node_label(np), &x, 1, outs, 1, NULL, NULL);
+  if (r < 0 && (ax < 0 || c->opset >= 13))
+    return NODE_ERR(GG_EUNSUPPORTED,
+                    "attribute axis=%lld needs the input's rank, which is not known at import",
+                    (long long)ax);
+  if (r >= 0 && (ax < -r || ax >= r))
+    return NODE_ERR(GG_EPARSE, "axis %lld out of range for rank %d", (long long)ax, r);
+  if (ax < 0) ax += r;
+  if (ax >= GG_MAX_DIMS) return NODE_ERR(GG_EUNSUPPORTED, "axis %lld", (long long)ax);
+  if (c->opset < 13) {
+    /* coerced 2-D: [d0..d(ax-1), prod(rest)] with ONNX's copy-zero Reshape. */
+    int32_t sh[GG_MAX_DIMS];
+    for (int i = 0; i < ax; i++)
+      sh[i] = 0;
+    sh[ax] = -1;
+    int s1, t1, t2, shp;
+    if ((rc = const_i32v(c, "softmax/shape2d", sh, (int)ax + 1, &s1))) return rc;
+    if ((t1 = tmp_tensor(c, node_label(np), "/2d", &rc)) < 0) return rc;
+    gg_attrs ra;
+    memset(&ra, 0, sizeof ra);
+    ra.axis = 1; /* ONNX Reshape: 0 copies the input dim */
+    int ins[2] = {x, s1};
+    if ((rc = emit(c, GG_OP_RESHAPE, "Reshape", node_label(np), ins, 2, &t1, 1, &ra, NULL)))
+      return rc;
+    if ((t2 = tmp_tensor(c, node_label(np), "/2d_out", &rc)) < 0) return rc;
+    if ((rc = emit(c, d->op, d->name, node_label(np), &t1, 1, &t2, 1, NULL, NULL))) return rc;
+    if ((shp = tmp_tensor(c, node_label(np), "/shape", &rc)) < 0) return rc;
+    if ((rc = emit(c, GG_OP_SHAPE, "Shape", node_label(np), &x, 1, &shp, 1, NULL, NULL))) return rc;
+    c->rank[shp] = 1;
+    int ins2[2] = {t2, shp};
+    return emit(c, GG_OP_RESHAPE, "Reshape", node_label(np), ins2, 2, outs, 1, NULL, NULL);
+  }
+  int32_t perm[GG_MAX_DIMS];
+  for (int i = 0; i < r; i++)
+    perm[i] = i;
+  perm[ax] = r - 1, perm[r - 1] = (int32_t)ax;
+  int t1, t2;
+  if ((rc = transpose(c, node_label(np), "/axis_last", x, perm, r, &t1))) return rc;
+  if ((t2 = tmp_tensor(c, node_label(np), "/last", &rc)) < 0) return rc;
+  if ((rc = emit(c, d->op, d->name, node_label(np), &t1, 1, &t2, 1, NULL, NULL))) return rc;
+  int p, ti[2];
+  char pn[1200];
+  snprintf(pn, sizeof pn, "%.1000s/axis_back/perm", node_label(np));
+  if ((rc = const_i32v(c, pn, perm, r, &p))) return rc;
+  ti[0] = t2, ti[1] = p;
+  return emit(c, GG_OP_TRANSPOSE, "Transpose", node_label(np), ti, 2, outs, 1, NULL, NULL);
+}
+
+/* kernel_shape/strides/dilations/pads/auto_pad of a 2-D window op into a. */
+/* kernel_shape/strides/dilations/pads/auto_pad of a window op into a. nd:
+ * the op's spatial dims; a 1-D op (nd 1) runs as 2-D over [1, L], its
+ * attributes mapped to the W dim. */
+static int window_attrs(octx *c, const onode *np, gg_attrs *a, int64_t kh, int64_t kw, int nd) {
+  int64_t v[8];
+  int n;
+  if ((n = attr_ints(np, "kernel_shape", v, 8)) >= 0) {
+    if (n != nd)
+      return NODE_ERR(GG_EUNSUPPORTED,
+                      "only 1-D and 2-D windows are supported (kernel_shape has %d dims)", n);
+    if (nd == 1) v[1] = v[0], v[0] = 1;
+    if ((kh >= 0 && v[0] != kh) || (kw >= 0 && v[1] != kw))
+      return NODE_ERR(GG_EPARSE, "kernel_shape does not match the weights");
+    kh = v[0], kw = v[1];
+  }
+  if (kh < 1 || kw < 1 || kh > 4096 || kw > 4096)
+    return NODE_ERR(GG_EPARSE, "bad or missing kernel_shape");
+  a->ksize[0] = (int)kh, a->ksize[1] = (int)kw;
+  if ((n = attr_ints(np, "strides", v, 8)) >= 0) {
+    if (nd == 1 && n == 1) v[1] = v[0], v[0] = 1, n = 2;
+    if (n != 2 || v[0] < 1 || v[1] < 1 || v[0] > 4096 || v[1] > 4096)
+      return NODE_ERR(GG_EUNSUPPORTED, "attribute strides not supported");
+    a->strides[0] = (int)v[0], a->strides[1] = (int)v[1];
+  }
+  if ((n = attr_ints(np, "dilations", v, 8)) >= 0) {
+    if (nd == 1 && n == 1) v[1] = v[0], v[0] = 1, n = 2;
+    if (n != 2 || v[0] < 1 || v[1] < 1 || v[0] > 4096 || v[1] > 4096)
+      return NODE_ERR(GG_EUNSUPPORTED, "attribute dilations not supported");
+    a->dilations[0] = (int)v[0], a->dilations[1] = (int)v[1];
+  }
+  char ap[32];
+  attr_s(np, "auto_pad", "NOTSET", ap, sizeof ap);
+  a->padding = GG_PAD_EXPLICIT;
+  if ((n = attr_ints(np, "pads", v, 8)) >= 0) {
+    if (nd == 1 && n == 2) v[3] = v[1], v[1] = v[0], v[0] = v[2] = 0, n = 4;
+    if (n != 4) return NODE_ERR(GG_EUNSUPPORTED, "attribute pads has %d values (2-D: 4)", n);
+    for (int i = 0; i < 4; i++)
+      if (v[i] < 0 || v[i] > 65536)
+        return NODE_ERR(GG_EUNSUPPORTED, "attribute pads=%lld not supported", (long long)v[i]);
+    /* ONNX: h_begin, w_begin, h_end, w_end; IR: top, bottom, left, right */
+    a->pads[0] = (int)v[0], a->pads[1] = (int)v[2], a->pads[2] = (int)v[1], a->pads[3] = (int)v[3];
+  }
+  if (!strcmp(ap, "VALID"))
+    a->padding = GG_PAD_VALID;
+  else if (!strcmp(ap, "SAME_UPPER"))
+    a->padding = GG_PAD_SAME;
+  else if (!strcmp(ap, "SAME_LOWER") && kh == 1 && kw == 1)
+    a->padding = GG_PAD_VALID;
+  else if (!strcmp(ap, "SAME_LOWER")) /* the odd pixel first: resolved at session time (exec.c) */
+    a->pads[0] = a->pads[1] = a->pads[2] = a->pads[3] = -1;
+  else if (strcmp(ap, "NOTSET"))
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute auto_pad=%s not supported", ap);
+  return 0;
+}
+
+/* x [N, C, L] as [N, C, 1, L] (a Reshape on Shape(x), resolved at session
+ * time): 1-D window ops run as 2-D ones. */
+static int to_4d(octx *c, const onode *np, int x, int *out) {
+  int rc, pieces[4], axc, one;
+  const char *nm = node_label(np);
+  for (int k = 0; k < 2; k++) {
+    int t = tmp_tensor(c, nm, k ? "/len" : "/nc", &rc);
+    if (t < 0) return rc;
+    gg_attrs sa;
+    memset(&sa, 0, sizeof sa);
+    sa.n_slice = 1, sa.slice_starts[0] = k ? 2 : 0, sa.slice_ends[0] = k ? 3 : 2;
+    if ((rc = emit(c, GG_OP_SHAPE, "Shape", nm, &x, 1, &t, 1, &sa, NULL))) return rc;
+    c->rank[t] = 1;
+    pieces[k ? 2 : 0] = t;
+  }
+  int32_t v1 = 1, v0 = 0;
+  char b[1200];
+  snprintf(b, sizeof b, "%.1000s/one", nm);
+  if ((rc = const_i32v(c, b, &v1, 1, &one))) return rc;
+  snprintf(b, sizeof b, "%.1000s/concat_axis", nm);
+  if ((rc = const_i32v(c, b, &v0, 1, &axc))) return rc;
+  pieces[1] = one, pieces[3] = axc;
+  int sh = tmp_tensor(c, nm, "/shape4d", &rc), y;
+  if (sh < 0) return rc;
+  if ((rc = emit(c, GG_OP_CONCAT, "Concat", nm, pieces, 4, &sh, 1, NULL, NULL))) return rc;
+  if ((y = tmp_tensor(c, nm, "/4d", &rc)) < 0) return rc;
+  int ins[2] = {x, sh};
+  if ((rc = emit(c, GG_OP_RESHAPE, c->op_name, nm, ins, 2, &y, 1, NULL, NULL))) return rc;
+  c->rank[y] = 4;
+  *out = y;
+  return 0;
+}
+
+/* y [N, C, 1, L] -> out [N, C, L]. */
+static int from_4d(octx *c, const onode *np, int y, int out) {
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.n_axes = 1, a.axes[0] = 2;
+  c->rank[out] = 3;
+  return emit(c, GG_OP_SQUEEZE, c->op_name, node_label(np), &y, 1, &out, 1, &a, NULL);
+}
+
+static int h_conv(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, w, rc;
+  (void)d;
+  if ((rc = X(c, np, 0, &x)) || (rc = X(c, np, 1, &w))) return rc;
+  const gg_tensor *wt = cst(c, w);
+  if (!wt || wt->v.dtype != GG_DT_F32 || (wt->v.ndim != 4 && wt->v.ndim != 3))
+    return NODE_ERR(
+        GG_EUNSUPPORTED,
+        "the weights must be a constant 3-D or 4-D float tensor (1-D or 2-D convolution)");
+  int nd = wt->v.ndim - 2;
+  if (c->rank[x] >= 0 && c->rank[x] != nd + 2)
+    return NODE_ERR(GG_EUNSUPPORTED, "a %d-D input for %d-D weights", c->rank[x], nd + 2);
+  int64_t CO = wt->v.shape[0], CIG = wt->v.shape[1], KH = nd == 2 ? wt->v.shape[2] : 1,
+          KW = wt->v.shape[nd + 1];
+  int64_t grp = attr_i(np, "group", 1);
+  if (grp < 1 || CO % grp || CO < 1 || CIG < 1)
+    return NODE_ERR(GG_EPARSE, "group=%lld does not divide %lld output channels", (long long)grp,
+                    (long long)CO);
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.strides[0] = a.strides[1] = a.dilations[0] = a.dilations[1] = 1;
+  if ((rc = window_attrs(c, np, &a, KH, KW, nd))) return rc;
+  int dw = grp > 1 && CIG == 1; /* depthwise: CI = group, MULT = CO / group */
+  int64_t sh[4];
+  float *src = wt->v.data, *dst = gg__const_alloc((size_t)wt->v.nelem * 4);
+  if (!dst) return GG_ENOMEM;
+  if (dw) {
+    int64_t mult = CO / grp;
+    sh[0] = KH, sh[1] = KW, sh[2] = grp, sh[3] = mult;
+    for (int64_t o = 0; o < CO; o++)
+      for (int64_t kh = 0; kh < KH; kh++)
+        for (int64_t kw = 0; kw < KW; kw++)
+          dst[(kh * KW + kw) * CO + o] = src[(o * KH + kh) * KW + kw];
+  } else {
+    sh[0] = KH, sh[1] = KW, sh[2] = CIG, sh[3] = CO;
+    for (int64_t o = 0; o < CO; o++)
+      for (int64_t i = 0; i < CIG; i++)
+        for (int64_t kh = 0; kh < KH; kh++)
+          for (int64_t kw = 0; kw < KW; kw++)
+            dst[((kh * KW + kw) * CIG + i) * CO + o] = src[((o * CIG + i) * KH + kh) * KW + kw];
+  }
+  char wn[1200];
+  snprintf(wn, sizeof wn, "%.1000s/hwio", np->input[1]);
+  int wh = -1;
+  if ((rc = add_const(c, wn, GG_DT_F32, sh, 4, dst, &wh))) return rc;
+  int ins[3] = {x, wh, -1}, nin = 2;
+  int b = in_t(c, np, 2);
+  if (b >= 0) {
+    const gg_tensor *bt = cst(c, b);
+    if (!bt || bt->v.dtype != GG_DT_F32 || bt->v.nelem != CO)
+      return NODE_ERR(GG_EUNSUPPORTED, "the bias must be a constant float vector of %lld values",
+                      (long long)CO);
+    ins[nin++] = b;
+    a.has_bias = 1;
+  }
+  a.groups = (int)grp;
+  int ci, y = outs[0];
+  if (nd == 1 &&
+      ((rc = to_4d(c, np, x, &ins[0])) || (y = tmp_tensor(c, node_label(np), "/out4d", &rc)) < 0))
+    return rc;
+  if ((rc = nhwc_wrap(c, np, dw ? GG_OP_DEPTHWISE : GG_OP_CONV2D, ins, nin, y, &a, &ci))) return rc;
+  if (nd == 1) return from_4d(c, np, y, outs[0]);
+  c->conv_of[outs[0]] = ci;
+  return 0;
+}
+
+static int h_conv_transpose(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, w, rc;
+  (void)d;
+  if ((rc = X(c, np, 0, &x)) || (rc = X(c, np, 1, &w))) return rc;
+  const gg_tensor *wt = cst(c, w);
+  if (!wt || wt->v.dtype != GG_DT_F32 || (wt->v.ndim != 4 && wt->v.ndim != 3))
+    return NODE_ERR(GG_EUNSUPPORTED, "the weights must be a constant 4-D float tensor (2-D)");
+  int nd = wt->v.ndim - 2;
+  if (c->rank[x] >= 0 && c->rank[x] != nd + 2)
+    return NODE_ERR(GG_EUNSUPPORTED, "a %d-D input for %d-D weights", c->rank[x], nd + 2);
+  int64_t CI = wt->v.shape[0], COG = wt->v.shape[1], KH = nd == 2 ? wt->v.shape[2] : 1,
+          KW = wt->v.shape[nd + 1];
+  int64_t grp = attr_i(np, "group", 1);
+  if (grp < 1 || CI % grp)
+    return NODE_ERR(GG_EPARSE, "group=%lld does not divide %lld input channels", (long long)grp,
+                    (long long)CI);
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.strides[0] = a.strides[1] = a.dilations[0] = a.dilations[1] = 1;
+  char ap[32];
+  attr_s(np, "auto_pad", "NOTSET", ap, sizeof ap);
+  int64_t os[4];
+  int nos = attr_ints(np, "output_shape", os, 4);
+  if (nd == 1 && nos == 1) os[1] = os[0], os[0] = 1, nos = 2;
+  if (nd == 1 && nos == 3) os[1] = os[2], os[0] = 1, nos = 2;
+  if ((rc = window_attrs(c, np, &a, KH, KW, nd))) return rc;
+  if (nos >= 0 || a.padding == GG_PAD_SAME || a.pads[0] == -1) {
+    /* the pads follow from the output size (output_shape, or input *
+     * stride for SAME_*): resolved at session time (exec.c), marked -2 */
+    if (nos >= 0 && nos != 2 && nos != 4)
+      return NODE_ERR(GG_EUNSUPPORTED, "attribute output_shape has %d values", nos);
+    if (nos == 4) os[0] = os[2], os[1] = os[3];
+    if (nos >= 0 && (os[0] < 1 || os[1] < 1 || os[0] > 65536 || os[1] > 65536))
+      return NODE_ERR(GG_EUNSUPPORTED, "attribute output_shape out of range");
+    a.out_hw[0] = nos >= 0 ? os[0] : -1, a.out_hw[1] = nos >= 0 ? os[1] : -1;
+    a.padding = GG_PAD_EXPLICIT;
+    a.pads[0] = -2, a.pads[1] = !strcmp(ap, "SAME_UPPER"), a.pads[2] = a.pads[3] = 0;
+  } else if (a.padding != GG_PAD_EXPLICIT)
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute auto_pad=%s not supported", ap);
+  int64_t v[4];
+  int n = attr_ints(np, "output_padding", v, 4);
+  if (nd == 1 && n == 1) v[1] = v[0], v[0] = 0, n = 2;
+  if (n >= 0) {
+    if (n != 2 || v[0] < 0 || v[1] < 0 || v[0] > 4096 || v[1] > 4096)
+      return NODE_ERR(GG_EUNSUPPORTED, "attribute output_padding not supported");
+    a.output_padding[0] = (int)v[0], a.output_padding[1] = (int)v[1];
+  }
+  a.groups = (int)grp;
+  /* [CI, CO/g, KH, KW] -> HWOI [KH, KW, CO/g, CI] */
+  int64_t sh[4] = {KH, KW, COG, CI};
+  float *src = wt->v.data, *dst = gg__const_alloc((size_t)wt->v.nelem * 4);
+  if (!dst) return GG_ENOMEM;
+  for (int64_t i = 0; i < CI; i++)
+    for (int64_t o = 0; o < COG; o++)
+      for (int64_t kh = 0; kh < KH; kh++)
+        for (int64_t kw = 0; kw < KW; kw++)
+          dst[((kh * KW + kw) * COG + o) * CI + i] = src[((i * COG + o) * KH + kh) * KW + kw];
+  char wn[1200];
+  snprintf(wn, sizeof wn, "%.1000s/hwoi", np->input[1]);
+  int wh = -1;
+  if ((rc = add_const(c, wn, GG_DT_F32, sh, 4, dst, &wh))) return rc;
+  int ins[3] = {x, wh, -1}, nin = 2;
+  int b = in_t(c, np, 2);
+  if (b >= 0) {
+    const gg_tensor *bt = cst(c, b);
+    if (!bt || bt->v.dtype != GG_DT_F32 || bt->v.nelem != COG * grp)
+      return NODE_ERR(GG_EUNSUPPORTED, "the bias must be a constant float vector of %lld values",
+                      (long long)(COG * grp));
+    ins[nin++] = b;
+    a.has_bias = 1;
+  }
+  int y = outs[0];
+  if (nd == 1 &&
+      ((rc = to_4d(c, np, x, &ins[0])) || (y = tmp_tensor(c, node_label(np), "/out4d", &rc)) < 0))
+    return rc;
+  if ((rc = nhwc_wrap(c, np, GG_OP_CONV_TRANSPOSE, ins, nin, y, &a, NULL))) return rc;
+  return nd == 1 ? from_4d(c, np, y, outs[0]) : 0;
+}
+
+static int h_pool(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  if (np->n_output > 1 && np->output[1] && *np->output[1])
+    return NODE_ERR(GG_EUNSUPPORTED, "the Indices output is not supported");
+  if (c->rank[x] >= 0 && c->rank[x] != 4 && c->rank[x] != 3)
+    return NODE_ERR(GG_EUNSUPPORTED, "only 1-D and 2-D pooling (a 3-D or 4-D input) is supported");
+  int nd = c->rank[x] == 3 ? 1 : 2; /* unknown: 2-D (the shape rule checks at session time) */
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.strides[0] = a.strides[1] = a.dilations[0] = a.dilations[1] = 1;
+  if ((rc = window_attrs(c, np, &a, -1, -1, nd))) return rc;
+  if (a.dilations[0] != 1 || a.dilations[1] != 1)
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute dilations not supported");
+  if (attr_i(np, "storage_order", 0))
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute storage_order=1 not supported");
+  a.ceil_mode = attr_i(np, "ceil_mode", 0) == 1 ? 1 : attr_i(np, "ceil_mode", 0) == 0 ? 0 : 2;
+  if (a.ceil_mode != 0 && a.ceil_mode != 1)
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute ceil_mode=%d not supported", a.ceil_mode);
+  a.count_include_pad = attr_i(np, "count_include_pad", 0) != 0;
+  if (d->op == GG_OP_AVGPOOL && a.padding == GG_PAD_SAME && !a.count_include_pad) {
+    /* IR AVGPOOL SAME: the window's in-image part, as ONNX counts it */
+  }
+  int ins[1] = {x}, y = outs[0];
+  if (nd == 1 &&
+      ((rc = to_4d(c, np, x, &ins[0])) || (y = tmp_tensor(c, node_label(np), "/out4d", &rc)) < 0))
+    return rc;
+  if ((rc = nhwc_wrap(c, np, d->op, ins, 1, y, &a, NULL))) return rc;
+  return nd == 1 ? from_4d(c, np, y, outs[0]) : 0;
+}
+
+/* GlobalAveragePool / GlobalMaxPool: a reduction over the spatial axes. */
+static int h_global_pool(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc, ax;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  int r = c->rank[x] < 0 ? 4 : c->rank[x];
+  if (r < 3) return NODE_ERR(GG_EPARSE, "needs an input of rank >= 3");
+  int32_t axes[GG_MAX_DIMS];
+  for (int i = 2; i < r; i++)
+    axes[i - 2] = i;
+  char an[1200];
+  snprintf(an, sizeof an, "%.1000s/axes", node_label(np));
+  if ((rc = const_i32v(c, an, axes, r - 2, &ax))) return rc;
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.keep_dims = 1;
+  int ins[2] = {x, ax};
+  c->rank[outs[0]] = c->rank[x];
+  return emit(c, d->op, d->name, node_label(np), ins, 2, outs, 1, &a, NULL);
+}
+
+static int h_batchnorm(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc, p[4];
+  (void)d;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  if (np->n_output > 1)
+    for (size_t k = 1; k < np->n_output; k++)
+      if (np->output[k] && *np->output[k])
+        return NODE_ERR(GG_EUNSUPPORTED, "training outputs are not supported");
+  if (attr_i(np, "training_mode", 0))
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute training_mode=1 not supported");
+  if (attr_i(np, "spatial", 1) != 1)
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute spatial=0 not supported");
+  if (attr_i(np, "is_test", 1) != 1)
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute is_test=0 not supported");
+  float eps = attr_f(np, "epsilon", 1e-5f);
+  int64_t C = -1;
+  for (int k = 0; k < 4; k++) {
+    if ((rc = X(c, np, (size_t)k + 1, &p[k]))) return rc;
+    const gg_tensor *t = cst(c, p[k]);
+    if (!t || t->v.dtype != GG_DT_F32 || (C >= 0 && t->v.nelem != C))
+      return NODE_ERR(GG_EUNSUPPORTED,
+                      "scale, B, mean and var must be constant float vectors of one length");
+    C = t->v.nelem;
+  }
+  const float *sc = cst(c, p[0])->v.data, *bb = cst(c, p[1])->v.data, *mu = cst(c, p[2])->v.data,
+              *var = cst(c, p[3])->v.data;
+  float *s = gg__const_alloc((size_t)C * 4), *o = gg__const_alloc((size_t)C * 4);
+  if (!s || !o) {
+    gg__const_free(s), gg__const_free(o);
+    return GG_ENOMEM;
+  }
+  for (int64_t i = 0; i < C; i++) {
+    s[i] = sc[i] / sqrtf(var[i] + eps);
+    o[i] = bb[i] - mu[i] * s[i];
+  }
+  /* Right after a conv nothing else reads: scale its weights, shift its bias. */
+  int ci = c->conv_of[x], uses = 0;
+  for (size_t i = 0; ci >= 0 && i < c->gp->n_node; i++)
+    for (size_t k = 0; k < c->gp->node[i]->n_input; k++)
+      uses += c->gp->node[i]->input[k] && !strcmp(c->gp->node[i]->input[k], np->input[0]);
+  for (size_t i = 0; ci >= 0 && i < c->gp->n_output; i++)
+    uses += c->gp->output[i]->name && !strcmp(c->gp->output[i]->name, np->input[0]);
+  if (ci >= 0 && uses == 1) {
+    gg_node *cv = &c->g->nodes[ci];
+    gg_tensor *wt = &c->g->tensors[cv->in[1]];
+    int64_t co = cv->op == GG_OP_CONV2D ? wt->v.shape[3] : wt->v.shape[2] * wt->v.shape[3];
+    if (co == C) {
+      float *w = wt->v.data;
+      for (int64_t k = 0; k < wt->v.nelem; k++)
+        w[k] *= s[k % C];
+      float *nb = o; /* new bias = old bias * s + o */
+      if (cv->a.has_bias) {
+        const float *ob = c->g->tensors[cv->in[2]].v.data;
+        for (int64_t i = 0; i < C; i++)
+          nb[i] += ob[i] * s[i];
+      }
+      gg__const_free(s);
+      char bn[1200];
+      snprintf(bn, sizeof bn, "%.1000s/folded_bias", node_label(np));
+      int bt;
+      int64_t sh[1] = {C};
+      if ((rc = add_const(c, bn, GG_DT_F32, sh, 1, nb, &bt))) return rc;
+      cv = &c->g->nodes[ci]; /* nodes may have moved */
+      if (cv->a.has_bias)
+        cv->in[2] = bt;
+      else {
+        int *in = realloc(cv->in, 4 * sizeof *in);
+        if (!in) return GG_ENOMEM;
+        cv->in = in;
+        cv->in[cv->n_in++] = bt;
+        cv->a.has_bias = 1;
+      }
+      /* the BN's output is the conv's (transposed) output */
+      int tr = c->g->tensors[x].producer;
+      c->g->nodes[tr].out[0] = outs[0];
+      c->g->tensors[outs[0]].producer = tr;
+      c->g->tensors[x].producer = -1;
+      c->conv_of[outs[0]] = ci;
+      c->rank[outs[0]] = 4;
+      return 0;
+    }
+  }
+  /* elsewhere: y = x * s + o with [C, 1, ...] constants */
+  int r = c->rank[x];
+  if (r < 2) {
+    gg__const_free(s), gg__const_free(o);
+    return NODE_ERR(GG_EUNSUPPORTED, "the input's rank must be known at import (got %d)", r);
+  }
+  int64_t sh[GG_MAX_DIMS];
+  sh[0] = C;
+  for (int i = 1; i < r - 1; i++)
+    sh[i] = 1;
+  char nm[1200];
+  int st, ot, t1;
+  snprintf(nm, sizeof nm, "%.1000s/scale", node_label(np));
+  if ((rc = add_const(c, nm, GG_DT_F32, sh, r - 1, s, &st))) {
+    gg__const_free(o);
+    return rc;
+  }
+  snprintf(nm, sizeof nm, "%.1000s/shift", node_label(np));
+  if ((rc = add_const(c, nm, GG_DT_F32, sh, r - 1, o, &ot))) return rc;
+  if ((t1 = tmp_tensor(c, node_label(np), "/scaled", &rc)) < 0) return rc;
+  int i1[2] = {x, st}, i2[2] = {t1, ot};
+  if ((rc = emit(c, GG_OP_MUL, "BatchNormalization", node_label(np), i1, 2, &t1, 1, NULL, NULL)))
+    return rc;
+  c->rank[t1] = r, c->rank[outs[0]] = r;
+  return emit(c, GG_OP_ADD, "BatchNormalization", node_label(np), i2, 2, outs, 1, NULL, NULL);
+}
+
+static int h_gemm(octx *c, const onode *np, const opdef *d, int *outs) {
+  int A, B, rc;
+  if ((rc = X(c, np, 0, &A)) || (rc = X(c, np, 1, &B))) return rc;
+  float alpha = attr_f(np, "alpha", 1.0f), beta = attr_f(np, "beta", 1.0f);
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.transpose_a = attr_i(np, "transA", 0) != 0;
+  a.transpose_b = attr_i(np, "transB", 0) != 0;
+  if (c->opset < 7 && attr(np, "broadcast"))
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute broadcast");
+  const gg_tensor *bt = cst(c, B);
+  if (alpha != 1.0f) {
+    if (!bt || bt->v.dtype != GG_DT_F32)
+      return NODE_ERR(GG_EUNSUPPORTED, "alpha=%g needs a constant B", (double)alpha);
+    float *nb = gg__const_alloc((size_t)bt->v.nelem * 4);
+    if (!nb) return GG_ENOMEM;
+    for (int64_t i = 0; i < bt->v.nelem; i++)
+      nb[i] = alpha * ((float *)bt->v.data)[i];
+    char nm[1200];
+    snprintf(nm, sizeof nm, "%.1000s/alpha_B", node_label(np));
+    if ((rc = add_const(c, nm, GG_DT_F32, bt->v.shape, bt->v.ndim, nb, &B))) return rc;
+    bt = cst(c, B);
+  }
+  int64_t N = -1;
+  if (bt && bt->v.ndim == 2) N = a.transpose_b ? bt->v.shape[0] : bt->v.shape[1];
+  int ins[3] = {A, B, -1}, nin = 2;
+  int C = in_t(c, np, 2), extra = -1;
+  c->rank[outs[0]] = 2;
+  if (C >= 0 && beta != 0.0f) {
+    const gg_tensor *ct = cst(c, C);
+    if (!ct || ct->v.dtype != GG_DT_F32)
+      return NODE_ERR(GG_EUNSUPPORTED, "input C must be a constant float tensor");
+    int vec =
+        N > 0 && ct->v.nelem == N && (ct->v.ndim == 1 || (ct->v.ndim == 2 && ct->v.shape[0] == 1));
+    float *nc = gg__const_alloc((size_t)ct->v.nelem * 4);
+    if (!nc) return GG_ENOMEM;
+    for (int64_t i = 0; i < ct->v.nelem; i++)
+      nc[i] = beta * ((float *)ct->v.data)[i];
+    char nm[1200];
+    snprintf(nm, sizeof nm, "%.1000s/beta_C", node_label(np));
+    int64_t sh1[1] = {ct->v.nelem};
+    if ((rc = add_const(c, nm, GG_DT_F32, vec ? sh1 : ct->v.shape, vec ? 1 : ct->v.ndim, nc, &C)))
+      return rc;
+    if (vec)
+      ins[nin++] = C, a.has_bias = 1;
+    else
+      extra = C;
+  }
+  int y = outs[0];
+  if (extra >= 0 && (y = tmp_tensor(c, node_label(np), "/ab", &rc)) < 0) return rc;
+  if ((rc = emit(c, GG_OP_MATMUL, d->name, node_label(np), ins, nin, &y, 1, &a, NULL))) return rc;
+  c->rank[y] = 2;
+  if (extra < 0) return 0;
+  int i2[2] = {y, extra};
+  return emit(c, GG_OP_ADD, d->name, node_label(np), i2, 2, outs, 1, NULL, NULL);
+}
+
+static int h_matmul(octx *c, const onode *np, const opdef *d, int *outs) {
+  int A, B, rc;
+  if ((rc = X(c, np, 0, &A)) || (rc = X(c, np, 1, &B))) return rc;
+  int ra = c->rank[A], rb = c->rank[B];
+  int ins[2] = {A, B};
+  c->rank[outs[0]] = ra < 0 || rb < 0     ? -1
+                     : ra == 1 && rb == 1 ? 0
+                     : ra == 1            ? rb - 1
+                     : rb == 1            ? ra - 1
+                     : ra > rb            ? ra
+                                          : rb;
+  gg_op op = ra == 2 && rb == 2 ? GG_OP_MATMUL : GG_OP_BATCH_MATMUL;
+  return emit(c, op, d->name, node_label(np), ins, 2, outs, 1, NULL, NULL);
+}
+
+static int h_concat(octx *c, const onode *np, const opdef *d, int *outs) {
+  int n = (int)np->n_input, rc, ax;
+  if (n < 1) return NODE_ERR(GG_EPARSE, "needs inputs");
+  const oattr *at = attr(np, "axis");
+  if (!at || !at->has_i) return NODE_ERR(GG_EPARSE, "attribute axis is required");
+  int *ins = calloc((size_t)n + 1, sizeof *ins);
+  if (!ins) return GG_ENOMEM;
+  for (int k = 0; k < n; k++)
+    if ((rc = X(c, np, (size_t)k, &ins[k]))) {
+      free(ins);
+      return rc;
+    }
+  if (!axis_ok(at->i)) {
+    free(ins);
+    return NODE_ERR(GG_ERANGE, "axis %lld out of range", (long long)at->i);
+  }
+  int32_t axv = (int32_t)at->i;
+  char an[1200];
+  snprintf(an, sizeof an, "%.1000s/axis", node_label(np));
+  if ((rc = const_i32v(c, an, &axv, 1, &ax))) {
+    free(ins);
+    return rc;
+  }
+  ins[n] = ax;
+  c->rank[outs[0]] = c->rank[ins[0]];
+  rc = emit(c, GG_OP_CONCAT, d->name, node_label(np), ins, n + 1, outs, 1, NULL, NULL);
+  free(ins);
+  return rc;
+}
+
+static int h_split(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc, sz, ax;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  int no = (int)np->n_output;
+  int64_t sp[64];
+  int ns = attr_ints(np, "split", sp, 64);
+  if (ns == -2) return NODE_ERR(GG_EUNSUPPORTED, "more than 64 outputs");
+  if (ns < 0 && c->opset >= 13) {
+    ns = const_ints_in(c, np, 1, sp, 64, &rc);
+    if (rc) return rc;
+  }
+  int64_t nout_attr = attr_i(np, "num_outputs", -1);
+  if (ns < 0 && no > 1) {
+    /* equal parts: sizes ceil(d / n) for all but the last, which takes the
+     * rest; d = Shape(x)[axis], known at session time */
+    if (nout_attr >= 0 && nout_attr != no)
+      return NODE_ERR(GG_EPARSE, "num_outputs=%lld for %d outputs", (long long)nout_attr, no);
+    if (no > 64) return NODE_ERR(GG_EUNSUPPORTED, "more than 64 outputs");
+    int64_t axis = attr_i(np, "axis", 0);
+    int dim, q, t2, cst_n, cst_n1, m1, axc;
+    if ((dim = tmp_tensor(c, node_label(np), "/dim", &rc)) < 0) return rc;
+    gg_attrs sa;
+    memset(&sa, 0, sizeof sa);
+    sa.n_slice = 1, sa.slice_starts[0] = axis, sa.slice_ends[0] = axis == -1 ? INT64_MAX : axis + 1;
+    if ((rc = emit(c, GG_OP_SHAPE, "Shape", node_label(np), &x, 1, &dim, 1, &sa, NULL))) return rc;
+    int32_t vn = no, vn1 = no - 1, vm1 = -1, zero = 0;
+    char nm[1200];
+    snprintf(nm, sizeof nm, "%.1000s/n", node_label(np));
+    if ((rc = const_i32v(c, nm, &vn, 1, &cst_n))) return rc;
+    snprintf(nm, sizeof nm, "%.1000s/n_minus_1", node_label(np));
+    if ((rc = const_i32v(c, nm, &vn1, 1, &cst_n1))) return rc;
+    snprintf(nm, sizeof nm, "%.1000s/minus1", node_label(np));
+    if ((rc = const_i32v(c, nm, &vm1, 1, &m1))) return rc;
+    snprintf(nm, sizeof nm, "%.1000s/concat_axis", node_label(np));
+    if ((rc = const_i32v(c, nm, &zero, 1, &axc))) return rc;
+    if ((t2 = tmp_tensor(c, node_label(np), "/dim_up", &rc)) < 0) return rc;
+    int i2[2] = {dim, cst_n1};
+    if ((rc = emit(c, GG_OP_ADD, "Split", node_label(np), i2, 2, &t2, 1, NULL, NULL))) return rc;
+    if ((q = tmp_tensor(c, node_label(np), "/part", &rc)) < 0) return rc;
+    i2[0] = t2, i2[1] = cst_n;
+    if ((rc = emit(c, GG_OP_DIV, "Split", node_label(np), i2, 2, &q, 1, NULL, NULL))) return rc;
+    int cin[66];
+    for (int k = 0; k < no - 1; k++)
+      cin[k] = q;
+    cin[no - 1] = m1, cin[no] = axc;
+    if ((sz = tmp_tensor(c, node_label(np), "/sizes", &rc)) < 0) return rc;
+    if ((rc = emit(c, GG_OP_CONCAT, "Split", node_label(np), cin, no + 1, &sz, 1, NULL, NULL)))
+      return rc;
+    AXIS_CHECK(axis);
+    int32_t axv = (int32_t)axis;
+    snprintf(nm, sizeof nm, "%.1000s/axis", node_label(np));
+    if ((rc = const_i32v(c, nm, &axv, 1, &ax))) return rc;
+    int ins[3] = {x, sz, ax};
+    for (int k = 0; k < no; k++) {
+      if (outs[k] < 0 && (outs[k] = tmp_tensor(c, node_label(np), "/unused", &rc)) < 0) return rc;
+      c->rank[outs[k]] = c->rank[x];
+    }
+    return emit(c, GG_OP_SPLITV, d->name, node_label(np), ins, 3, outs, no, NULL, NULL);
+  }
+  if (ns < 0) sp[0] = -1, ns = 1;
+  if (ns != no) return NODE_ERR(GG_EPARSE, "split has %d sizes for %d outputs", ns, no);
+  int32_t s32[64];
+  for (int i = 0; i < ns; i++) {
+    if (sp[i] < 0 || sp[i] > INT32_MAX) {
+      if (!(ns == 1 && sp[i] == -1))
+        return NODE_ERR(GG_EPARSE, "bad split size %lld", (long long)sp[i]);
+    }
+    s32[i] = (int32_t)sp[i];
+  }
+  AXIS_CHECK(attr_i(np, "axis", 0));
+  int32_t axv = (int32_t)attr_i(np, "axis", 0);
+  char an[1200];
+  snprintf(an, sizeof an, "%.1000s/sizes", node_label(np));
+  if ((rc = const_i32v(c, an, s32, ns, &sz))) return rc;
+  snprintf(an, sizeof an, "%.1000s/axis", node_label(np));
+  if ((rc = const_i32v(c, an, &axv, 1, &ax))) return rc;
+  int ins[3] = {x, sz, ax};
+  for (int k = 0; k < no; k++) {
+    if (outs[k] < 0 && (outs[k] = tmp_tensor(c, node_label(np), "/unused", &rc)) < 0) return rc;
+    c->rank[outs[k]] = c->rank[x];
+  }
+  return emit(c, GG_OP_SPLITV, d->name, node_label(np), ins, 3, outs, no, NULL, NULL);
+}
+
+static int h_reshape(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, s, rc;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  if (c->opset < 5 || attr(np, "shape"))
+    return NODE_ERR(GG_EUNSUPPORTED, "the shape attribute (opset < 5) is not supported");
+  if ((rc = X(c, np, 1, &s))) return rc;
+  a.axis = attr_i(np, "allowzero", 0) ? 0 : 1; /* 1: a 0 copies the input dim (see exec.c) */
+  const gg_tensor *st = cst(c, s), *xc = cst(c, x);
+  if (a.axis && st && xc && st->v.dtype == GG_DT_I32 && st->v.nelem <= GG_MAX_DIMS) {
+    /* a constant input: its dims are known now (import-time folding
+     * does not apply the copy-zero rule) */
+    int32_t sh[GG_MAX_DIMS];
+    int zeros = 0;
+    for (int64_t i = 0; i < st->v.nelem; i++) {
+      sh[i] = ((int32_t *)st->v.data)[i];
+      if (sh[i]) continue;
+      if (i >= xc->v.ndim)
+        return NODE_ERR(GG_EPARSE, "shape value 0 at index %lld copies a dim the input lacks",
+                        (long long)i);
+      sh[i] = (int32_t)xc->v.shape[i], zeros++;
+    }
+    if (zeros) {
+      char nm[1200];
+      snprintf(nm, sizeof nm, "%.1000s/resolved_shape", node_label(np));
+      if ((rc = const_i32v(c, nm, sh, (int)st->v.nelem, &s))) return rc;
+      a.axis = 0;
+      st = cst(c, s);
+    }
+  }
+  c->rank[outs[0]] = st ? (int)st->v.nelem : -1;
+  int ins[2] = {x, s};
+  return emit(c, GG_OP_RESHAPE, d->name, node_label(np), ins, 2, outs, 1, &a, NULL);
+}
+
+/* Reshape(x, shape) with a new const shape (ONNX copy-zero semantics). */
+static int reshape_const(octx *c, const onode *np, int x, const int32_t *sh, int n, int out) {
+  int s, rc;
+  char nm[1200];
+  snprintf(nm, sizeof nm, "%.1000s/shape", node_label(np));
+  if ((rc = const_i32v(c, nm, sh, n, &s))) return rc;
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.axis = 1;
+  if (cst(c, x)) {
+    const gg_tensor *xc = cst(c, x);
+    int32_t *d = cst(c, s)->v.data;
+    for (int i = 0; i < n; i++)
+      if (!d[i]) {
+        if (i >= xc->v.ndim) return NODE_ERR(GG_EPARSE, "input of rank %d too small", xc->v.ndim);
+        d[i] = (int32_t)xc->v.shape[i];
+      }
+    a.axis = 0;
+  }
+  int ins[2] = {x, s};
+  c->rank[out] = n;
+  return emit(c, GG_OP_RESHAPE, c->op_name, node_label(np), ins, 2, &out, 1, &a, NULL);
+}
+
+static int h_flatten(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc;
+  (void)d;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  int64_t ax = attr_i(np, "axis", 1);
+  int r = c->rank[x];
+  if (ax < 0) {
+    if (r < 0)
+      return NODE_ERR(GG_EUNSUPPORTED, "attribute axis=%lld needs the input's rank", (long long)ax);
+    ax += r;
+  }
+  if (ax == 0) {
+    int32_t sh[2] = {1, -1};
+    return reshape_const(c, np, x, sh, 2, outs[0]);
+  }
+  if (ax == 1) {
+    int32_t sh[2] = {0, -1};
+    return reshape_const(c, np, x, sh, 2, outs[0]);
+  }
+  if (r >= 0 && ax == r) { /* [prod(all), 1] */
+    int32_t sh[2] = {-1, 1};
+    return reshape_const(c, np, x, sh, 2, outs[0]);
+  }
+  if (ax >= GG_MAX_DIMS)
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute axis=%lld not supported", (long long)ax);
+  /* [d0..d(ax-1), prod(rest)], then [-1, prod(rest)] from its own shape
+   * (both Reshapes resolved at session time) */
+  int32_t sh[GG_MAX_DIMS];
+  for (int i = 0; i < ax; i++)
+    sh[i] = 0;
+  sh[ax] = -1;
+  int t1 = tmp_tensor(c, node_label(np), "/tail", &rc), last, m1, axc, target, ins[3];
+  if (t1 < 0) return rc;
+  if ((rc = reshape_const(c, np, x, sh, (int)ax + 1, t1))) return rc;
+  if ((last = tmp_tensor(c, node_label(np), "/tail_dim", &rc)) < 0) return rc;
+  gg_attrs sa;
+  memset(&sa, 0, sizeof sa);
+  sa.n_slice = 1, sa.slice_starts[0] = ax, sa.slice_ends[0] = ax + 1;
+  if ((rc = emit(c, GG_OP_SHAPE, "Shape", node_label(np), &t1, 1, &last, 1, &sa, NULL))) return rc;
+  int32_t minus1 = -1, zero = 0;
+  char nm[1200];
+  snprintf(nm, sizeof nm, "%.1000s/minus1", node_label(np));
+  if ((rc = const_i32v(c, nm, &minus1, 1, &m1))) return rc;
+  snprintf(nm, sizeof nm, "%.1000s/concat_axis", node_label(np));
+  if ((rc = const_i32v(c, nm, &zero, 1, &axc))) return rc;
+  if ((target = tmp_tensor(c, node_label(np), "/shape2d", &rc)) < 0) return rc;
+  ins[0] = m1, ins[1] = last, ins[2] = axc;
+  if ((rc = emit(c, GG_OP_CONCAT, "Concat", node_label(np), ins, 3, &target, 1, NULL, NULL)))
+    return rc;
+  ins[0] = t1, ins[1] = target;
+  c->rank[outs[0]] = 2;
+  return emit(c, GG_OP_RESHAPE, "Flatten", node_label(np), ins, 2, outs, 1, NULL, NULL);
+}
+
+static int h_squeeze(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  int64_t ax[GG_MAX_DIMS];
+  int n = c->opset >= 13 ? const_ints_in(c, np, 1, ax, GG_MAX_DIMS, &rc)
+                         : attr_ints(np, "axes", ax, GG_MAX_DIMS);
+  if (rc) return rc;
+  if (n == -2) return NODE_ERR(GG_EUNSUPPORTED, "too many axes");
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.n_axes = n < 0 ? 0 : n;
+  for (int i = 0; i < a.n_axes; i++) {
+    AXIS_CHECK(ax[i]);
+    a.axes[i] = (int)ax[i];
+  }
+  c->rank[outs[0]] = c->rank[x] >= 0 && n > 0 ? c->rank[x] - n : -1;
+  return emit(c, GG_OP_SQUEEZE, d->name, node_label(np), &x, 1, outs, 1, &a, NULL);
+}
+
+/* Unsqueeze: Reshape to Shape(x) with 1s inserted (folded at session time). */
+static int h_unsqueeze(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc;
+  (void)d;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  int64_t ax[GG_MAX_DIMS];
+  int n = c->opset >= 13 ? const_ints_in(c, np, 1, ax, GG_MAX_DIMS, &rc)
+                         : attr_ints(np, "axes", ax, GG_MAX_DIMS);
+  if (rc) return rc;
+  if (n <= 0)
+    return NODE_ERR(GG_EUNSUPPORTED, "axes must be given (a constant of 1 to %d values)",
+                    GG_MAX_DIMS);
+  int r = c->rank[x];
+  int R = r >= 0 ? r + n : -1;
+  int ins_at[GG_MAX_DIMS + 1] = {0};
+  for (int i = 0; i < n; i++) {
+    if (ax[i] < 0) {
+      if (R < 0)
+        return NODE_ERR(GG_EUNSUPPORTED,
+                        "negative axes need the input's rank, not known at import");
+      ax[i] += R;
+    }
+    if (ax[i] < 0 || ax[i] > GG_MAX_DIMS - 1 || ins_at[ax[i]])
+      return NODE_ERR(GG_EPARSE, "bad axes");
+    ins_at[ax[i]] = 1;
+  }
+  int maxax = 0;
+  for (int i = 0; i < n; i++)
+    maxax = ax[i] > maxax ? (int)ax[i] : maxax;
+  /* Scalar input with rank known: a const shape of 1s. */
+  if (r == 0) {
+    int32_t sh[GG_MAX_DIMS];
+    for (int i = 0; i < n; i++)
+      sh[i] = 1;
+    return reshape_const(c, np, x, sh, n, outs[0]);
+  }
+  /* Pieces: Shape(x)[a:b] between inserted 1s. */
+  int pieces[2 * GG_MAX_DIMS + 2], np_ = 0, src = 0, one = -1;
+  int outpos = 0;
+  while (outpos <= maxax) {
+    if (ins_at[outpos]) {
+      if (one < 0) {
+        int32_t v = 1;
+        char nm[1200];
+        snprintf(nm, sizeof nm, "%.1000s/one", node_label(np));
+        if ((rc = const_i32v(c, nm, &v, 1, &one))) return rc;
+      }
+      pieces[np_++] = one;
+      outpos++;
+      continue;
+    }
+    int start = src;
+    while (outpos <= maxax && !ins_at[outpos])
+      outpos++, src++;
+    int t = tmp_tensor(c, node_label(np), "/dims", &rc);
+    if (t < 0) return rc;
+    gg_attrs sa;
+    memset(&sa, 0, sizeof sa);
+    sa.n_slice = 1, sa.slice_starts[0] = start, sa.slice_ends[0] = src;
+    if ((rc = emit(c, GG_OP_SHAPE, "Shape", node_label(np), &x, 1, &t, 1, &sa, NULL))) return rc;
+    c->rank[t] = 1;
+    pieces[np_++] = t;
+  }
+  /* the rest of x's dims */
+  {
+    int t = tmp_tensor(c, node_label(np), "/rest", &rc);
+    if (t < 0) return rc;
+    gg_attrs sa;
+    memset(&sa, 0, sizeof sa);
+    sa.n_slice = 1, sa.slice_starts[0] = src, sa.slice_ends[0] = INT32_MAX;
+    if ((rc = emit(c, GG_OP_SHAPE, "Shape", node_label(np), &x, 1, &t, 1, &sa, NULL))) return rc;
+    c->rank[t] = 1;
+    pieces[np_++] = t;
+  }
+  int axc, sh;
+  int32_t zero = 0;
+  char nm[1200];
+  snprintf(nm, sizeof nm, "%.1000s/concat_axis", node_label(np));
+  if ((rc = const_i32v(c, nm, &zero, 1, &axc))) return rc;
+  pieces[np_++] = axc;
+  if ((sh = tmp_tensor(c, node_label(np), "/shape", &rc)) < 0) return rc;
+  if ((rc = emit(c, GG_OP_CONCAT, "Concat", node_label(np), pieces, np_, &sh, 1, NULL, NULL)))
+    return rc;
+  c->rank[sh] = 1;
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  int ins[2] = {x, sh};
+  c->rank[outs[0]] = R;
+  return emit(c, GG_OP_RESHAPE, "Unsqueeze", node_label(np), ins, 2, outs, 1, &a, NULL);
+}
+
+static int h_transpose(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc, p;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  int64_t pv[GG_MAX_DIMS];
+  int n = attr_ints(np, "perm", pv, GG_MAX_DIMS);
+  int32_t perm[GG_MAX_DIMS];
+  if (n == -2) return NODE_ERR(GG_EUNSUPPORTED, "perm has more than %d entries", GG_MAX_DIMS);
+  if (n < 0) {
+    int r = c->rank[x];
+    if (r < 0) return NODE_ERR(GG_EUNSUPPORTED, "a Transpose without perm needs the input's rank");
+    for (int i = 0; i < r; i++)
+      perm[i] = r - 1 - i;
+    n = r;
+  } else
+    for (int i = 0; i < n; i++) {
+      if (pv[i] < 0 || pv[i] >= n) return NODE_ERR(GG_EPARSE, "perm is not a permutation");
+      perm[i] = (int32_t)pv[i];
+    }
+  char nm[1200];
+  snprintf(nm, sizeof nm, "%.1000s/perm", node_label(np));
+  if ((rc = const_i32v(c, nm, perm, n, &p))) return rc;
+  int ins[2] = {x, p};
+  c->rank[outs[0]] = n;
+  return emit(c, GG_OP_TRANSPOSE, d->name, node_label(np), ins, 2, outs, 1, NULL, NULL);
+}
+
+static int h_reduce(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc, at;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  int64_t ax[GG_MAX_DIMS];
+  int by_input = (d->op == GG_OP_SUM && c->opset >= 13) || c->opset >= 18;
+  int n = by_input ? const_ints_in(c, np, 1, ax, GG_MAX_DIMS, &rc)
+                   : attr_ints(np, "axes", ax, GG_MAX_DIMS);
+  if (rc) return rc;
+  if (n == -2) return NODE_ERR(GG_EUNSUPPORTED, "too many axes");
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.keep_dims = attr_i(np, "keepdims", 1) != 0;
+  int r = c->rank[x];
+  if (n <= 0) {
+    if (attr_i(np, "noop_with_empty_axes", 0)) {
+      c->rank[outs[0]] = r;
+      return emit(c, GG_OP_IDENTITY, d->name, node_label(np), &x, 1, outs, 1, NULL, NULL);
+    }
+    if (r < 0) {
+      if (d->op == GG_OP_SUM || d->op == GG_OP_MEAN)
+        return NODE_ERR(GG_EUNSUPPORTED,
+                        "reducing all axes needs the input's rank, not known at import");
+      n = 0; /* REDUCE_MAX/MIN/L2: empty axes = all */
+    } else {
+      for (int i = 0; i < r; i++)
+        ax[i] = i;
+      n = r;
+    }
+  }
+  int32_t a32[GG_MAX_DIMS];
+  for (int i = 0; i < n; i++) {
+    AXIS_CHECK(ax[i]);
+    a32[i] = (int32_t)ax[i];
+  }
+  char nm[1200];
+  snprintf(nm, sizeof nm, "%.1000s/axes", node_label(np));
+  if ((rc = const_i32v(c, nm, a32, n, &at))) return rc;
+  int ins[2] = {x, at};
+  c->rank[outs[0]] = r < 0 ? -1 : a.keep_dims ? r : n ? r - n : (a.keep_dims ? r : 0);
+  return emit(c, d->op, d->name, node_label(np), ins, 2, outs, 1, &a, NULL);
+}
+
+static int h_pad(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc, pt, vt = -1;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  char mode[32];
+  attr_s(np, "mode", "constant", mode, sizeof mode);
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  if (!strcmp(mode, "constant"))
+    a.pad_mode = GG_PADMODE_CONSTANT;
+  else if (!strcmp(mode, "reflect"))
+    a.pad_mode = GG_PADMODE_REFLECT;
+  else if (!strcmp(mode, "edge"))
+    a.pad_mode = GG_PADMODE_EDGE;
+  else
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute mode=%s not supported", mode);
+  int64_t pads[2 * GG_MAX_DIMS];
+  int n;
+  float value = 0.0f;
+  if (c->opset < 11) {
+    n = attr_ints(np, "pads", pads, 2 * GG_MAX_DIMS);
+    value = attr_f(np, "value", 0.0f);
+  } else {
+    n = const_ints_in(c, np, 1, pads, 2 * GG_MAX_DIMS, &rc);
+    if (rc) return rc;
+    if (in_t(c, np, 3) >= 0) return NODE_ERR(GG_EUNSUPPORTED, "the axes input is not supported");
+    int v = in_t(c, np, 2);
+    if (v >= 0) {
+      const gg_tensor *t = cst(c, v);
+      if (!t || t->v.nelem != 1)
+        return NODE_ERR(GG_EUNSUPPORTED, "constant_value must be a constant scalar");
+      vt = v;
+    }
+  }
+  if (n < 0 || n % 2)
+    return NODE_ERR(GG_EUNSUPPORTED, "pads must be a constant of 2 x rank values");
+  int r = n / 2;
+  int32_t p32[2 * GG_MAX_DIMS];
+  for (int i = 0; i < r; i++) {
+    if (pads[i] < 0 || pads[r + i] < 0)
+      return NODE_ERR(GG_EUNSUPPORTED, "negative pads not supported");
+    if (pads[i] > (1 << 20) || pads[r + i] > (1 << 20))
+      return NODE_ERR(GG_EUNSUPPORTED, "pads too large");
+    p32[2 * i] = (int32_t)pads[i], p32[2 * i + 1] = (int32_t)pads[r + i];
+  }
+  char nm[1200];
+  snprintf(nm, sizeof nm, "%.1000s/paddings", node_label(np));
+  if ((rc = const_i32v(c, nm, p32, 2 * r, &pt))) return rc;
+  if (c->opset < 11 && value != 0.0f) {
+    snprintf(nm, sizeof nm, "%.1000s/value", node_label(np));
+    if ((rc = const_f32s(c, nm, value, &vt))) return rc;
+  }
+  int ins[3] = {x, pt, vt};
+  c->rank[outs[0]] = r;
+  return emit(c, GG_OP_PAD, d->name, node_label(np), ins, vt >= 0 ? 3 : 2, outs, 1, &a, NULL);
+}
+
+static int h_constant(octx *c, const onode *np, const opdef *d, int *outs) {
+  (void)d;
+  int rc, t = -1;
+  if (np->n_attribute != 1) return NODE_ERR(GG_EPARSE, "needs exactly one attribute");
+  const oattr *a = np->attribute[0];
+  const char *out = np->output[0];
+  if (!strcmp(a->name, "value") && a->t) {
+    if ((rc = tensor_const(c, a->t, out, &t))) return rc;
+  } else if (!strcmp(a->name, "value_float") && a->has_f) {
+    if ((rc = const_f32s(c, out, a->f, &t))) return rc;
+  } else if (!strcmp(a->name, "value_int") && a->has_i) {
+    int32_t v = (int32_t)a->i;
+    if (a->i > INT32_MAX || a->i < INT32_MIN) return NODE_ERR(GG_ERANGE, "value_int outside int32");
+    int32_t *dd = gg__const_alloc(4);
+    if (!dd) return GG_ENOMEM;
+    dd[0] = v;
+    if ((rc = add_const(c, out, GG_DT_I32, NULL, 0, dd, &t))) return rc;
+  } else if (!strcmp(a->name, "value_ints")) {
+    int32_t *dd = gg__const_alloc((a->n_ints + 1) * 4);
+    if (!dd) return GG_ENOMEM;
+    for (size_t i = 0; i < a->n_ints; i++) {
+      if (a->ints[i] > INT32_MAX || a->ints[i] < INT32_MIN) {
+        gg__const_free(dd);
+        return NODE_ERR(GG_ERANGE, "value_ints outside int32");
+      }
+      dd[i] = (int32_t)a->ints[i];
+    }
+    int64_t sh[1] = {(int64_t)a->n_ints};
+    if ((rc = add_const(c, out, GG_DT_I32, sh, 1, dd, &t))) return rc;
+  } else if (!strcmp(a->name, "value_floats")) {
+    float *dd = gg__const_alloc((a->n_floats + 1) * 4);
+    if (!dd) return GG_ENOMEM;
+    if (a->n_floats) memcpy(dd, a->floats, a->n_floats * 4);
+    int64_t sh[1] = {(int64_t)a->n_floats};
+    if ((rc = add_const(c, out, GG_DT_F32, sh, 1, dd, &t))) return rc;
+  } else
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute %s not supported", a->name);
+  /* Later readers get the constant itself; a reader mapped before this
+   * node (out of order) reads the pre-created tensor, which an Identity of
+   * the constant produces (folded away at import). */
+  c->rank[outs[0]] = c->rank[t];
+  if ((rc = emit(c, GG_OP_IDENTITY, "Constant", node_label(np), &t, 1, outs, 1, NULL, NULL)))
+    return rc;
+  return map_put(c, out, t);
+}
+
+static int h_shape(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  const oattr *s = attr(np, "start"), *e = attr(np, "end");
+  if (s || e) {
+    a.n_slice = 1;
+    a.slice_starts[0] = s && s->has_i ? s->i : 0;
+    a.slice_ends[0] = e && e->has_i ? e->i : INT64_MAX;
+  }
+  c->rank[outs[0]] = 1;
+  return emit(c, GG_OP_SHAPE, d->name, node_label(np), &x, 1, outs, 1, &a, NULL);
+}
+
+static int h_slice(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  int64_t st[GG_MAX_DIMS], en[GG_MAX_DIMS], ax[GG_MAX_DIMS], sp[GG_MAX_DIMS];
+  int ns, ne, na, nsp;
+  if (c->opset < 10) {
+    ns = attr_ints(np, "starts", st, GG_MAX_DIMS);
+    ne = attr_ints(np, "ends", en, GG_MAX_DIMS);
+    na = attr_ints(np, "axes", ax, GG_MAX_DIMS);
+    nsp = -1;
+  } else {
+    int rc1, rc2, rc3, rc4;
+    ns = const_ints_in(c, np, 1, st, GG_MAX_DIMS, &rc1);
+    ne = const_ints_in(c, np, 2, en, GG_MAX_DIMS, &rc2);
+    na = const_ints_in(c, np, 3, ax, GG_MAX_DIMS, &rc3);
+    nsp = const_ints_in(c, np, 4, sp, GG_MAX_DIMS, &rc4);
+    if (rc1 || rc2 || rc3 || rc4) return rc1 ? rc1 : rc2 ? rc2 : rc3 ? rc3 : rc4;
+  }
+  if (ns < 0 || ne != ns || (na >= 0 && na != ns) || (nsp >= 0 && nsp != ns))
+    return NODE_ERR(GG_EUNSUPPORTED,
+                    "starts, ends, axes and steps must be constants of one length (at most %d)",
+                    GG_MAX_DIMS);
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.n_slice = ns;
+  for (int i = 0; i < ns; i++) {
+    a.slice_starts[i] = st[i] == INT32_MAX ? INT64_MAX : st[i] == INT32_MIN ? INT64_MIN : st[i];
+    a.slice_ends[i] = en[i] == INT32_MAX ? INT64_MAX : en[i] == INT32_MIN ? INT64_MIN : en[i];
+    a.slice_axes[i] = na >= 0 ? ax[i] : i;
+    a.slice_steps[i] = nsp >= 0 ? sp[i] : 1;
+    if (!a.slice_steps[i]) return NODE_ERR(GG_EPARSE, "a step of 0");
+  }
+  c->rank[outs[0]] = c->rank[x];
+  return emit(c, GG_OP_SLICE, d->name, node_label(np), &x, 1, outs, 1, &a, NULL);
+}
+
+static int h_gather(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, i, rc;
+  if ((rc = X(c, np, 0, &x)) || (rc = X(c, np, 1, &i))) return rc;
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  AXIS_CHECK(attr_i(np, "axis", 0));
+  a.axis = (int)attr_i(np, "axis", 0);
+  int ins[2] = {x, i};
+  c->rank[outs[0]] = c->rank[x] < 0 || c->rank[i] < 0 ? -1 : c->rank[x] + c->rank[i] - 1;
+  return emit(c, GG_OP_GATHER, d->name, node_label(np), ins, 2, outs, 1, &a, NULL);
+}
+
+/* Ops whose inputs map one to one (Expand, Tile, Range, ConstantOfShape). */
+static int h_direct(octx *c, const onode *np, const opdef *d, int *outs) {
+  int ins[4], rc, n = (int)np->n_input;
+  int want = d->op == GG_OP_RANGE ? 3 : d->op == GG_OP_CONSTANT_OF_SHAPE ? 1 : 2;
+  if (n != want) return NODE_ERR(GG_EPARSE, "expects %d inputs, has %d", want, n);
+  for (int k = 0; k < n; k++)
+    if ((rc = X(c, np, (size_t)k, &ins[k]))) return rc;
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  if (d->op == GG_OP_CONSTANT_OF_SHAPE) {
+    a.to = GG_DT_F32, a.fill = 0.0f;
+    const oattr *v = attr(np, "value");
+    if (v) {
+      int t;
+      if (!v->t) return NODE_ERR(GG_EPARSE, "attribute value must be a tensor");
+      char nm[1200];
+      snprintf(nm, sizeof nm, "%.1000s/value", node_label(np));
+      if ((rc = tensor_const(c, v->t, nm, &t))) return rc;
+      const gg_tensor *tt = cst(c, t);
+      if (tt->v.nelem != 1) return NODE_ERR(GG_EPARSE, "attribute value must hold one value");
+      a.to = tt->v.dtype;
+      a.fill =
+          tt->v.dtype == GG_DT_F32 ? ((float *)tt->v.data)[0] : (float)((int32_t *)tt->v.data)[0];
+    }
+  }
+  c->rank[outs[0]] = d->op == GG_OP_RANGE ? 1 : d->op == GG_OP_TILE ? c->rank[ins[0]] : -1;
+  if (d->op == GG_OP_CONSTANT_OF_SHAPE && cst(c, ins[0]))
+    c->rank[outs[0]] = (int)cst(c, ins[0])->v.nelem;
+  return emit(c, d->op, d->name, node_label(np), ins, n, outs, 1, &a, NULL);
+}
+
+static int h_norm(octx *c, const onode *np, const opdef *d, int *outs) {
+  int ins[3], rc, n = (int)np->n_input;
+  if (n < 1 || n > 3) return NODE_ERR(GG_EPARSE, "expects 1 to 3 inputs, has %d", n);
+  for (int k = 0; k < n && k < 3; k++)
+    if ((rc = X(c, np, (size_t)k, &ins[k]))) return rc;
+  int stats = 0;
+  for (size_t k = 1; k < np->n_output; k++)
+    if (np->output[k] && *np->output[k]) {
+      if (d->op != GG_OP_LAYER_NORM)
+        return NODE_ERR(GG_EUNSUPPORTED, "the Mean / InvStdDev outputs are not supported");
+      stats = 1;
+    }
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.epsilon = attr_f(np, "epsilon", 1e-5f);
+  int r = c->rank[ins[0]];
+  if (d->op == GG_OP_LAYER_NORM) {
+    if (n < 2) return NODE_ERR(GG_EPARSE, "needs a scale input");
+    int64_t ax = attr_i(np, "axis", -1);
+    if (ax < 0) {
+      if (r < 0)
+        return NODE_ERR(GG_EUNSUPPORTED,
+                        "attribute axis=%lld needs the input's rank, not known at import",
+                        (long long)ax);
+      ax += r;
+    }
+    if (ax < 0 || ax >= GG_MAX_DIMS || (r >= 0 && ax >= r))
+      return NODE_ERR(GG_ERANGE, "axis %lld out of range for rank %d", (long long)ax, r);
+    a.axis = (int)ax;
+    if (attr_i(np, "stash_type", 1) != 1)
+      return NODE_ERR(GG_EUNSUPPORTED, "attribute stash_type not supported");
+  } else {
+    if (n != 3) return NODE_ERR(GG_EPARSE, "needs scale and bias inputs");
+    if (d->op == GG_OP_GROUP_NORM) {
+      if (c->opset < 21)
+        return NODE_ERR(GG_EUNSUPPORTED,
+                        "GroupNormalization before opset 21 (per-group scale) is not supported");
+      int64_t ng = attr_i(np, "num_groups", 0);
+      a.groups = ng < 1 || ng > (1 << 20) ? 0 : (int)ng;
+      if (a.groups < 1) return NODE_ERR(GG_EPARSE, "attribute num_groups is required");
+      if (attr_i(np, "stash_type", 1) != 1)
+        return NODE_ERR(GG_EUNSUPPORTED, "attribute stash_type not supported");
+    }
+  }
+  c->rank[outs[0]] = r;
+  if ((rc = emit(c, d->op, d->name, node_label(np), ins, n, outs, 1, &a, NULL)) || !stats)
+    return rc;
+  /* LayerNormalization's Mean and InvStdDev outputs (float, keep-dims over
+   * [axis, rank)): mean(x), 1 / sqrt(mean((x - mean)^2) + epsilon) */
+  if (r < 0)
+    return NODE_ERR(GG_EUNSUPPORTED,
+                    "the Mean / InvStdDev outputs need the input's rank, not known at import");
+  int32_t axes[GG_MAX_DIMS];
+  for (int i = a.axis; i < r; i++)
+    axes[i - a.axis] = i;
+  int at, mean = np->n_output > 1 && outs[1] >= 0 ? outs[1] : -1, dv, sq, var, ve, sd, ep;
+  char nm[1200];
+  snprintf(nm, sizeof nm, "%.1000s/stat_axes", node_label(np));
+  if ((rc = const_i32v(c, nm, axes, r - a.axis, &at))) return rc;
+  if (mean < 0 && (mean = tmp_tensor(c, node_label(np), "/mean", &rc)) < 0) return rc;
+  gg_attrs ka;
+  memset(&ka, 0, sizeof ka);
+  ka.keep_dims = 1;
+  int i2[2] = {ins[0], at};
+  if ((rc = emit(c, GG_OP_MEAN, d->name, node_label(np), i2, 2, &mean, 1, &ka, NULL))) return rc;
+  int inv = np->n_output > 2 && outs[2] >= 0 ? outs[2] : -1;
+  if (inv < 0) return 0;
+  if ((dv = tmp_tensor(c, node_label(np), "/centered", &rc)) < 0) return rc;
+  i2[0] = ins[0], i2[1] = mean;
+  if ((rc = emit(c, GG_OP_SUB, d->name, node_label(np), i2, 2, &dv, 1, NULL, NULL))) return rc;
+  if ((sq = tmp_tensor(c, node_label(np), "/squared", &rc)) < 0) return rc;
+  i2[0] = dv, i2[1] = dv;
+  if ((rc = emit(c, GG_OP_MUL, d->name, node_label(np), i2, 2, &sq, 1, NULL, NULL))) return rc;
+  if ((var = tmp_tensor(c, node_label(np), "/var", &rc)) < 0) return rc;
+  i2[0] = sq, i2[1] = at;
+  if ((rc = emit(c, GG_OP_MEAN, d->name, node_label(np), i2, 2, &var, 1, &ka, NULL))) return rc;
+  snprintf(nm, sizeof nm, "%.1000s/epsilon", node_label(np));
+  if ((rc = const_f32s(c, nm, a.epsilon, &ep))) return rc;
+  if ((ve = tmp_tensor(c, node_label(np), "/var_eps", &rc)) < 0) return rc;
+  i2[0] = var, i2[1] = ep;
+  if ((rc = emit(c, GG_OP_ADD, d->name, node_label(np), i2, 2, &ve, 1, NULL, NULL))) return rc;
+  if ((sd = tmp_tensor(c, node_label(np), "/std", &rc)) < 0) return rc;
+  if ((rc = emit(c, GG_OP_SQRT, d->name, node_label(np), &ve, 1, &sd, 1, NULL, NULL))) return rc;
+  return emit(c, GG_OP_RECIPROCAL, d->name, node_label(np), &sd, 1, &inv, 1, NULL, NULL);
+}
+
+static int h_resize(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  char s[48];
+  int upsample = !strcmp(d->name, "Upsample");
+  attr_s(np, "mode", "nearest", s, sizeof s);
+  if (!strcmp(s, "nearest"))
+    a.resize_mode = GG_RESIZE_NEAREST;
+  else if (!strcmp(s, "linear") || !strcmp(s, "bilinear"))
+    a.resize_mode = GG_RESIZE_LINEAR;
+  else if (!strcmp(s, "cubic") && !upsample)
+    a.resize_mode = GG_RESIZE_CUBIC;
+  else
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute mode=%s not supported", s);
+  int legacy = upsample || c->opset < 11;
+  attr_s(np, "coordinate_transformation_mode", legacy ? "asymmetric" : "half_pixel", s, sizeof s);
+  static const char *const k_coord[] = {
+      "half_pixel",           "asymmetric",         "pytorch_half_pixel",  "align_corners",
+      "tf_half_pixel_for_nn", "tf_crop_and_resize", "half_pixel_symmetric"};
+  int cm = -1;
+  for (int i = 0; i < 7; i++)
+    if (!strcmp(s, k_coord[i])) cm = i;
+  if (cm < 0)
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute coordinate_transformation_mode=%s not supported",
+                    s);
+  a.coord_mode = (gg_coord_mode)cm;
+  attr_s(np, "nearest_mode", legacy ? "floor" : "round_prefer_floor", s, sizeof s);
+  static const char *const k_near[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
+  int nm_ = -1;
+  for (int i = 0; i < 4; i++)
+    if (!strcmp(s, k_near[i])) nm_ = i;
+  if (nm_ < 0) return NODE_ERR(GG_EUNSUPPORTED, "attribute nearest_mode=%s not supported", s);
+  a.nearest_mode = (gg_nearest_mode)nm_;
+  a.cubic_a = attr_f(np, "cubic_coeff_a", -0.75f);
+  a.exclude_outside = attr_i(np, "exclude_outside", 0) != 0;
+  a.extrapolation = attr_f(np, "extrapolation_value", 0.0f);
+  if (attr_i(np, "antialias", 0))
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute antialias=1 not supported");
+  if (attr(np, "axes")) return NODE_ERR(GG_EUNSUPPORTED, "attribute axes not supported");
+  attr_s(np, "keep_aspect_ratio_policy", "stretch", s, sizeof s);
+  if (strcmp(s, "stretch"))
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute keep_aspect_ratio_policy=%s not supported", s);
+  /* scales / sizes: constants now, or resolved when the session knows them */
+  int ts = -1, tz = -1;
+  if (upsample) {
+    if (c->opset < 9) {
+      const oattr *sa = attr(np, "scales");
+      if (!sa || sa->n_floats != 4 || sa->floats[0] != 1.0f || sa->floats[1] != 1.0f)
+        return NODE_ERR(GG_EUNSUPPORTED, "attribute scales must be 4 values scaling H and W only");
+      a.scale_hw[0] = sa->floats[2], a.scale_hw[1] = sa->floats[3];
+      a.out_hw[0] = a.out_hw[1] = -1;
+    } else
+      ts = in_t(c, np, 1);
+  } else if (c->opset < 11)
+    ts = in_t(c, np, 1);
+  else {
+    ts = in_t(c, np, 2), tz = in_t(c, np, 3);
+    int roi = in_t(c, np, 1);
+    if (a.coord_mode == GG_COORD_TF_CROP_AND_RESIZE) {
+      const gg_tensor *rt = cst(c, roi);
+      if (!rt || rt->v.dtype != GG_DT_F32 || rt->v.nelem != 8)
+        return NODE_ERR(GG_EUNSUPPORTED, "tf_crop_and_resize needs a constant roi of 8 values");
+      const float *r = rt->v.data;
+      if (r[0] != 0 || r[1] != 0 || r[4] != 1 || r[5] != 1)
+        return NODE_ERR(GG_EUNSUPPORTED, "roi must cover N and C fully");
+      a.roi[0] = r[2], a.roi[1] = r[3], a.roi[2] = r[6], a.roi[3] = r[7];
+    }
+  }
+  if (ts >= 0 && cst(c, ts) && cst(c, ts)->v.nelem == 0) ts = -1;
+  int dyn = -1;
+  if (tz >= 0) {
+    const gg_tensor *t = cst(c, tz);
+    if (t) {
+      if (t->v.dtype != GG_DT_I32 || t->v.nelem != 4)
+        return NODE_ERR(GG_EUNSUPPORTED, "sizes must have 4 values");
+      const int32_t *z = t->v.data;
+      a.out_hw[0] = z[2], a.out_hw[1] = z[3];
+      if (z[2] < 1 || z[3] < 1) return NODE_ERR(GG_EPARSE, "bad sizes");
+      a.scale_hw[0] = a.scale_hw[1] = 0;
+      /* N and C must stay: checked at session time by the shape rule on out_hw */
+    } else
+      dyn = tz, a.out_hw[0] = a.out_hw[1] = -3;
+  } else if (ts >= 0) {
+    const gg_tensor *t = cst(c, ts);
+    if (t) {
+      if (t->v.dtype != GG_DT_F32 || t->v.nelem != 4)
+        return NODE_ERR(GG_EUNSUPPORTED, "scales must be 4 floats");
+      const float *f = t->v.data;
+      if (f[0] != 1.0f || f[1] != 1.0f)
+        return NODE_ERR(GG_EUNSUPPORTED, "scaling N or C is not supported");
+      if (!(f[2] > 0) || !(f[3] > 0)) return NODE_ERR(GG_EPARSE, "scales must be positive");
+      a.scale_hw[0] = f[2], a.scale_hw[1] = f[3];
+      a.out_hw[0] = a.out_hw[1] = -1;
+    } else
+      dyn = ts, a.out_hw[0] = a.out_hw[1] = -2;
+  } else if (!upsample || c->opset >= 9)
+    return NODE_ERR(GG_EPARSE, "needs scales or sizes");
+  int ins[2] = {x, dyn};
+  return nhwc_wrap(c, np, GG_OP_RESIZE, ins, dyn >= 0 ? 2 : 1, outs[0], &a, NULL);
+}
+
+static int h_depth_to_space(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc;
+  (void)d;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  char m[16];
+  attr_s(np, "mode", "DCR", m, sizeof m);
+  if (strcmp(m, "DCR"))
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute mode=%s not supported (DCR)", m);
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  int64_t bs = attr_i(np, "blocksize", 0);
+  a.block_size = bs < 1 || bs > 64 ? 0 : (int)bs;
+  if (a.block_size < 1 || a.block_size > 64) return NODE_ERR(GG_EPARSE, "bad blocksize");
+  int ins[1] = {x};
+  return nhwc_wrap(c, np, GG_OP_DEPTH_TO_SPACE, ins, 1, outs[0], &a, NULL);
+}
+
+/* Einsum, the batched-matmul forms of attention blocks ("bhid,bhjd->bhij"):
+ * transposes to [batch..., m, k] x [batch..., k, n], BatchMatMul, transpose
+ * to the output order. */
+static int h_einsum(octx *c, const onode *np, const opdef *d, int *outs) {
+  int A, B, rc;
+  (void)d;
+  char eq[64];
+  attr_s(np, "equation", "", eq, sizeof eq);
+  char in1[16] = "", in2[16] = "", ot[16] = "";
+  char *p = eq, *q = eq;
+  int k = 0;
+  for (; *p; p++)
+    if (*p != ' ') *q++ = *p;
+  *q = 0;
+  if (np->n_input != 2 || sscanf(eq, "%15[a-z],%15[a-z]->%15[a-z]%n", in1, in2, ot, &k) != 3 ||
+      eq[k])
+    return NODE_ERR(
+        GG_EUNSUPPORTED,
+        "attribute equation=%s not supported (two inputs, explicit output, no ellipsis)", eq);
+  if ((rc = X(c, np, 0, &A)) || (rc = X(c, np, 1, &B))) return rc;
+  int la = (int)strlen(in1), lb = (int)strlen(in2), lo = (int)strlen(ot);
+  char batch[8], m = 0, n = 0, kk = 0;
+  int nb = 0;
+  for (int i = 0; i < lo; i++) {
+    int ia = strchr(in1, ot[i]) != NULL, ib = strchr(in2, ot[i]) != NULL;
+    if (ia && ib)
+      batch[nb++] = ot[i];
+    else if (ia && !m)
+      m = ot[i];
+    else if (ib && !n)
+      n = ot[i];
+    else
+      return NODE_ERR(GG_EUNSUPPORTED, "attribute equation=%s not supported", eq);
+  }
+  for (int i = 0; i < la; i++)
+    if (!strchr(ot, in1[i])) {
+      if (kk || !strchr(in2, in1[i]))
+        return NODE_ERR(GG_EUNSUPPORTED,
+                        "attribute equation=%s not supported (one contracted label)", eq);
+      kk = in1[i];
+    }
+  if (!kk || !m || !n || la != nb + 2 || lb != nb + 2 || lo != nb + 2)
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute equation=%s not supported", eq);
+  for (int i = 0; i < la; i++)
+    for (int j = i + 1; j < la; j++)
+      if (in1[i] == in1[j]) return NODE_ERR(GG_EUNSUPPORTED, "repeated label in %s", eq);
+  for (int i = 0; i < lb; i++)
+    for (int j = i + 1; j < lb; j++)
+      if (in2[i] == in2[j]) return NODE_ERR(GG_EUNSUPPORTED, "repeated label in %s", eq);
+  char wa[16], wb[16], wo[16];
+  memcpy(wa, batch, (size_t)nb), wa[nb] = m, wa[nb + 1] = kk;
+  memcpy(wb, batch, (size_t)nb), wb[nb] = kk, wb[nb + 1] = n;
+  memcpy(wo, batch, (size_t)nb), wo[nb] = m, wo[nb + 1] = n;
+  int32_t pa[8], pb[8], po[8];
+  int ida = 1, idb = 1, ido = 1;
+  for (int i = 0; i < nb + 2; i++) {
+    pa[i] = (int32_t)(strchr(in1, wa[i]) - in1), ida &= pa[i] == i;
+    pb[i] = (int32_t)(strchr(in2, wb[i]) - in2), idb &= pb[i] == i;
+    po[i] = (int32_t)(memchr(wo, ot[i], (size_t)nb + 2) - (void *)wo), ido &= po[i] == i;
+  }
+  if (!ida && (rc = transpose(c, node_label(np), "/a", A, pa, nb + 2, &A))) return rc;
+  if (!idb && (rc = transpose(c, node_label(np), "/b", B, pb, nb + 2, &B))) return rc;
+  int y = outs[0];
+  if (!ido && (y = tmp_tensor(c, node_label(np), "/mm", &rc)) < 0) return rc;
+  int ins[2] = {A, B};
+  if ((rc = emit(c, GG_OP_BATCH_MATMUL, "Einsum", node_label(np), ins, 2, &y, 1, NULL, NULL)))
+    return rc;
+  c->rank[y] = nb + 2, c->rank[outs[0]] = nb + 2;
+  if (ido) return 0;
+  int pt;
+  char nm[1200];
+  snprintf(nm, sizeof nm, "%.1000s/out_perm", node_label(np));
+  if ((rc = const_i32v(c, nm, po, nb + 2, &pt))) return rc;
+  int ti[2] = {y, pt};
+  return emit(c, GG_OP_TRANSPOSE, "Einsum", node_label(np), ti, 2, outs, 1, NULL, NULL);
+}
+
+static const opdef k_ops[] = {
+    {"Relu", h_unary, GG_OP_RELU, ""},
+    {"LeakyRelu", h_unary, GG_OP_LEAKY_RELU, "alpha"},
+    {"Sigmoid", h_unary, GG_OP_SIGMOID, ""},
+    {"Abs", h_unary, GG_OP_ABS, ""},
+    {"Sqrt", h_unary, GG_OP_SQRT, ""},
+    {"Exp", h_unary, GG_OP_EXP, ""},
+    {"Log", h_unary, GG_OP_LOG, ""},
+    {"Neg", h_unary, GG_OP_NEG, ""},
+    {"Reciprocal", h_unary, GG_OP_RECIPROCAL, ""},
+    {"Erf", h_unary, GG_OP_ERF, ""},
+    {"Tanh", h_unary, GG_OP_TANH, ""},
+    {"Softplus", h_unary, GG_OP_SOFTPLUS, ""},
+    {"HardSigmoid", h_unary, GG_OP_HARD_SIGMOID, "alpha,beta"},
+    {"HardSwish", h_unary, GG_OP_HARD_SWISH, ""},
+    {"Gelu", h_unary, GG_OP_GELU, "approximate"},
+    {"Not", h_unary, GG_OP_NOT, ""},
+    {"Identity", h_unary, GG_OP_IDENTITY, ""},
+    {"Dropout", h_unary, GG_OP_IDENTITY, "ratio,seed,is_test"},
+    {"Add", h_binary, GG_OP_ADD, ""},
+    {"Sum", h_binary, GG_OP_ADD, ""},
+    {"Sub", h_binary, GG_OP_SUB, ""},
+    {"Mul", h_binary, GG_OP_MUL, ""},
+    {"Div", h_binary, GG_OP_DIV, ""},
+    {"Pow", h_binary, GG_OP_POW, ""},
+    {"Max", h_binary, GG_OP_MAXIMUM, ""},
+    {"Min", h_binary, GG_OP_MINIMUM, ""},
+    {"PRelu", h_binary, GG_OP_PRELU, ""},
+    {"Equal", h_binary, GG_OP_EQUAL, ""},
+    {"Greater", h_binary, GG_OP_GREATER, ""},
+    {"Less", h_binary, GG_OP_LESS, ""},
+    {"Where", h_binary, GG_OP_WHERE, ""},
+    {"Clip", h_clip, GG_OP_CLIP, "min,max"},
+    {"Cast", h_cast, GG_OP_CAST, "to,saturate"},
+    {"Softmax", h_softmax, GG_OP_SOFTMAX, "axis"},
+    {"LogSoftmax", h_softmax, GG_OP_LOG_SOFTMAX, "axis"},
+    {"Conv", h_conv, GG_OP_CONV2D, "auto_pad,dilations,group,kernel_shape,pads,strides"},
+    {"ConvTranspose", h_conv_transpose, GG_OP_CONV_TRANSPOSE,
+     "auto_pad,dilations,group,kernel_shape,output_padding,output_shape,pads,strides"},
+    {"MaxPool", h_pool, GG_OP_MAXPOOL,
+     "auto_pad,ceil_mode,dilations,kernel_shape,pads,storage_order,strides"},
+    {"AveragePool", h_pool, GG_OP_AVGPOOL,
+     "auto_pad,ceil_mode,count_include_pad,dilations,kernel_shape,pads,strides"},
+    {"GlobalAveragePool", h_global_pool, GG_OP_MEAN, ""},
+    {"GlobalMaxPool", h_global_pool, GG_OP_REDUCE_MAX, ""},
+    {"BatchNormalization", h_batchnorm, GG_OP_MUL,
+     "epsilon,momentum,spatial,is_test,training_mode"},
+    {"Gemm", h_gemm, GG_OP_MATMUL, "alpha,beta,transA,transB"},
+    {"MatMul", h_matmul, GG_OP_BATCH_MATMUL, ""},
+    {"Concat", h_concat, GG_OP_CONCAT, "axis"},
+    {"Split", h_split, GG_OP_SPLITV, "axis,num_outputs,split"},
+    {"Reshape", h_reshape, GG_OP_RESHAPE, "allowzero"},
+    {"Flatten", h_flatten, GG_OP_RESHAPE, "axis"},
+    {"Squeeze", h_squeeze, GG_OP_SQUEEZE, "axes"},
+    {"Unsqueeze", h_unsqueeze, GG_OP_RESHAPE, "axes"},
+    {"Transpose", h_transpose, GG_OP_TRANSPOSE, "perm"},
+    {"ReduceMean", h_reduce, GG_OP_MEAN, "axes,keepdims,noop_with_empty_axes"},
+    {"ReduceSum", h_reduce, GG_OP_SUM, "axes,keepdims,noop_with_empty_axes"},
+    {"ReduceMax", h_reduce, GG_OP_REDUCE_MAX, "axes,keepdims,noop_with_empty_axes"},
+    {"ReduceMin", h_reduce, GG_OP_REDUCE_MIN, "axes,keepdims,noop_with_empty_axes"},
+    {"ReduceL2", h_reduce, GG_OP_REDUCE_L2, "axes,keepdims,noop_with_empty_axes"},
+    {"Pad", h_pad, GG_OP_PAD, "mode,pads,value"},
+    {"Constant", h_constant, GG_OP_CONST, "value,value_float,value_floats,value_int,value_ints"},
+    {"Shape", h_shape, GG_OP_SHAPE, "start,end"},
+    {"Slice", h_slice, GG_OP_SLICE, "starts,ends,axes"},
+    {"Gather", h_gather, GG_OP_GATHER, "axis"},
+    {"Expand", h_direct, GG_OP_EXPAND, ""},
+    {"Tile", h_direct, GG_OP_TILE, ""},
+    {"Range", h_direct, GG_OP_RANGE, ""},
+    {"ConstantOfShape", h_direct, GG_OP_CONSTANT_OF_SHAPE, "value"},
+    {"LayerNormalization", h_norm, GG_OP_LAYER_NORM, "axis,epsilon,stash_type"},
+    {"InstanceNormalization", h_norm, GG_OP_INSTANCE_NORM, "epsilon"},
+    {"GroupNormalization", h_norm, GG_OP_GROUP_NORM, "epsilon,num_groups,stash_type"},
+    {"Resize", h_resize, GG_OP_RESIZE,
+     "antialias,axes,coordinate_transformation_mode,cubic_coeff_a,exclude_outside,extrapolation_"
+     "value,keep_aspect_ratio_policy,mode,nearest_mode"},
+    {"Upsample", h_resize, GG_OP_RESIZE, "mode,scales"},
+    {"DepthToSpace", h_depth_to_space, GG_OP_DEPTH_TO_SPACE, "blocksize,mode"},
+    {"Einsum", h_einsum, GG_OP_BATCH_MATMUL, "equation"},
+};
+
+/* Parameters that moved from an attribute to an input at some opset: the
+ * form that does not match the model's opset is refused, never ignored. */
+static const struct moved {
+  const char *op, *attr;
+  int input, since;
+} k_moved[] = {
+    {"Clip", "min", 1, 11},       {"Clip", "max", 2, 11},        {"Pad", "pads", 1, 11},
+    {"Pad", "value", 2, 11},      {"Slice", "starts", 1, 10},    {"Slice", "ends", 2, 10},
+    {"Slice", "axes", 3, 10},     {"Squeeze", "axes", 1, 13},    {"Unsqueeze", "axes", 1, 13},
+    {"ReduceSum", "axes", 1, 13}, {"ReduceMean", "axes", 1, 18}, {"ReduceMax", "axes", 1, 18},
+    {"ReduceMin", "axes", 1, 18}, {"ReduceL2", "axes", 1, 18},   {"Split", "split", 1, 13},
+    {"Upsample", "scales", 1, 9},
+};
+
+static int check_moved(octx *c, const onode *np) {
+  for (size_t i = 0; i < sizeof k_moved / sizeof k_moved[0]; i++) {
+    const struct moved *m = &k_moved[i];
+    if (strcmp(np->op_type, m->op)) continue;
+    if (c->opset >= m->since && attr(np, m->attr))
+      return NODE_ERR(GG_EUNSUPPORTED,
+                      "attribute %s is an input since opset %d (model: opset %lld)", m->attr,
+                      m->since, (long long)c->opset);
+    if (c->opset < m->since && in_t(c, np, (size_t)m->input) >= 0)
+      return NODE_ERR(GG_EUNSUPPORTED, "input %d (%s) needs opset %d (model: opset %lld)", m->input,
+                      m->attr, m->since, (long long)c->opset);
+  }
+  return 0;
+}
+
+static int attr_allowed(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = list; *p;) {
+    const char *e = strchr(p, ',');
+    size_t l = e ? (size_t)(e - p) : strlen(p);
+    if (l == n && !strncmp(p, name, n)) return 1;
+    if (!e) break;
+    p = e + 1;
+  }
+  return 0;
+}
+
+static void attr_value_str(const oattr *a, char *out, size_t len) {
+  if (a->has_i)
+    snprintf(out, len, "%lld", (long long)a->i);
+  else if (a->has_f)
+    snprintf(out, len, "%g", (double)a->f);
+  else if (a->has_s)
+    snprintf(out, len, "%.*s", (int)(a->s.len < 64 ? a->s.len : 64), (const char *)a->s.data);
+  else if (a->n_ints)
+    snprintf(out, len, "[%lld%s]", (long long)a->ints[0], a->n_ints > 1 ? ",..." : "");
+  else
+    snprintf(out, len, "(set)");
+}
+
+static int map_node(octx *c, const onode *np) {
+  const char *op = np->op_type ? np->op_type : "";
+  if (np->domain && *np->domain && strcmp(np->domain, "ai.onnx"))
+    return NODE_ERR(GG_EUNSUPPORTED, "domain '%s' is not supported (only the default ONNX domain)",
+                    np->domain);
+  const opdef *d = NULL;
+  for (size_t i = 0; i < sizeof k_ops / sizeof k_ops[0]; i++)
+    if (!strcmp(op, k_ops[i].name)) d = &k_ops[i];
+  if (!d)
+    return NODE_ERR(GG_EUNSUPPORTED,
+                    "op %s is not supported by gpuguard (docs/ONNX.md lists the ops it runs)", op);
+  for (size_t i = 0; i < np->n_attribute; i++) {
+    const oattr *a = np->attribute[i];
+    if (!a->name || !attr_allowed(d->attrs, a->name)) {
+      char v[96];
+      attr_value_str(a, v, sizeof v);
+      return NODE_ERR(GG_EUNSUPPORTED, "attribute %s=%s not supported", a->name ? a->name : "?", v);
+    }
+    if (a->ref_attr_name && *a->ref_attr_name)
+      return NODE_ERR(GG_EUNSUPPORTED, "attribute references are not supported");
+  }
+  if (!np->n_output) return NODE_ERR(GG_EPARSE, "has no outputs");
+  int outs[64];
+  if (np->n_output > 64) return NODE_ERR(GG_EUNSUPPORTED, "more than 64 outputs");
+  for (size_t k = 0; k < np->n_output; k++)
+    outs[k] = np->output[k] && *np->output[k] ? map_get(c, np->output[k]) : -1;
+  if (outs[0] < 0) return NODE_ERR(GG_EPARSE, "output 0 has no name");
+  c->op_name = d->name;
+  int rc = check_moved(c, np);
+  return rc ? rc : d->fn(c, np, d, outs);
+}
+
+/* ------------------------------------------------------------ graph */
+
+static int value_info_input(octx *c, const Onnx__ValueInfoProto *vi) {
+  int rc = 0;
+  const char *nm = vi->name;
+  if (!vi->type || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ||
+      !vi->type->tensor_type)
+    return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED, "%s: input '%s' is not a tensor", c->file,
+                   nm);
+  const Onnx__TypeProto__Tensor *tt = vi->type->tensor_type;
+  int et = tt->has_elem_type ? tt->elem_type : 0;
+  gg_dtype dt;
+  if (et == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+    dt = GG_DT_F32;
+  else if (et == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ||
+           et == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 || et == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL)
+    dt = GG_DT_I32;
+  else
+    return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED,
+                   "%s: input '%s' is %s (supported: FLOAT, INT64, INT32, BOOL)", c->file, nm,
+                   onnx_dtype_name(et));
+  if (!tt->shape)
+    return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED, "%s: input '%s' needs a known rank", c->file,
+                   nm);
+  if (tt->shape->n_dim > GG_MAX_DIMS)
+    return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED, "%s: input '%s' has %zu dims (at most %d)",
+                   c->file, nm, tt->shape->n_dim, GG_MAX_DIMS);
+  int t = map_get(c, nm);
+  if (t < 0 && (t = new_tensor(c, nm, &rc)) < 0) return rc;
+  if ((rc = map_put(c, nm, t))) return rc;
+  gg_tensor *tn = &c->g->tensors[t];
+  tn->is_input = 1;
+  tn->v.dtype = dt;
+  tn->v.ndim = (int)tt->shape->n_dim;
+  for (int d = 0; d < tn->v.ndim; d++) {
+    const Onnx__TensorShapeProto__Dimension *dm = tt->shape->dim[d];
+    int64_t s =
+        dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE ? dm->dim_value : -1;
+    if (s > GG_MAX_ELEMS || s < -1)
+      return gg_errf(c->err, c->errlen, GG_ERANGE, "%s: input '%s': dim %d = %lld is out of range",
+                     c->file, nm, d, (long long)s);
+    if (s == 0) s = -1; /* 0 as unknown (some exporters write it) */
+    tn->v.shape[d] = s;
+  }
+  c->rank[t] = tn->v.ndim;
+  c->dt[t] = (int)dt;
+  int ni;
+  gg_node *n = new_node(c, GG_OP_PLACEHOLDER, "Input", nm, 0, 1, &ni);
+  if (!n) return GG_ENOMEM;
+  n->out[0] = t;
+  c->g->tensors[t].producer = ni;
+  int *ins = realloc(c->g->inputs, ((size_t)c->g->n_inputs + 1) * sizeof *ins);
+  if (!ins) return GG_ENOMEM;
+  c->g->inputs = ins;
+  ins[c->g->n_inputs++] = t;
+  return 0;
+}
+
+static int build(octx *c, const Onnx__ModelProto *mp) {
+  int rc = 0;
+  gg_graph *g = c->g;
+  const Onnx__GraphProto *gp = mp->graph;
+  if (!gp) return gg_errf(c->err, c->errlen, GG_EPARSE, "%s: the model has no graph", c->file);
+  c->gp = gp;
+  /* opsets */
+  int have = 0;
+  for (size_t i = 0; i < mp->n_opset_import; i++) {
+    const Onnx__OperatorSetIdProto *o = mp->opset_import[i];
+    const char *dom = o->domain ? o->domain : "";
+    if (!*dom || !strcmp(dom, "ai.onnx")) {
+      c->opset = o->has_version ? o->version : 0;
+      have = 1;
+    } else {
+      /* other domains are fine while no node uses them (map_node refuses) */
+    }
+  }
+  if (!have) c->opset = mp->n_opset_import ? 0 : 1;
+  if (c->opset < 7 || c->opset > 21)
+    return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED,
+                   "%s: opset %lld of the default domain is not supported (gpuguard reads opsets 7 "
+                   "to 21; convert the model with onnx.version_converter)",
+                   c->file, (long long)c->opset);
+  if (gp->n_node > MAX_NODES)
+    return gg_errf(c->err, c->errlen, GG_ETOO_LARGE, "%s: %zu nodes (max %d)", c->file, gp->n_node,
+                   MAX_NODES);
+  size_t nnames = gp->n_initializer + gp->n_input + 16;
+  for (size_t i = 0; i < gp->n_node; i++)
+    nnames += gp->node[i]->n_output;
+  c->hcap = 64;
+  while (c->hcap < nnames * 2)
+    c->hcap *= 2;
+  c->hk = calloc(c->hcap, sizeof *c->hk);
+  c->hv = calloc(c->hcap, sizeof *c->hv);
+  if (!c->hk || !c->hv) return GG_ENOMEM;
+  /* initializers */
+  for (size_t i = 0; i < gp->n_initializer; i++) {
+    const otensor *tp = gp->initializer[i];
+    if (!tp->name || !*tp->name)
+      return gg_errf(c->err, c->errlen, GG_EPARSE, "%s: initializer %zu has no name", c->file, i);
+    if (map_get(c, tp->name) >= 0)
+      return gg_errf(c->err, c->errlen, GG_EPARSE, "%s: initializer '%s' is defined twice", c->file,
+                     tp->name);
+    int t;
+    if ((rc = tensor_const(c, tp, tp->name, &t))) return rc;
+    if ((rc = map_put(c, tp->name, t))) return rc;
+  }
+  if (gp->n_sparse_initializer)
+    return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED, "%s: sparse initializers are not supported",
+                   c->file);
+  /* inputs that are not initializers */
+  for (size_t i = 0; i < gp->n_input; i++) {
+    const Onnx__ValueInfoProto *vi = gp->input[i];
+    if (!vi->name || !*vi->name)
+      return gg_errf(c->err, c->errlen, GG_EPARSE, "%s: graph input %zu has no name", c->file, i);
+    if (map_get(c, vi->name) >= 0) continue; /* an initializer: a constant */
+    if ((rc = value_info_input(c, vi))) return rc;
+  }
+  /* every node output, so that forward references resolve (toposort then
+   * orders them, or finds the cycle) */
+  for (size_t i = 0; i < gp->n_node; i++) {
+    const onode *np = gp->node[i];
+    for (size_t k = 0; k < np->n_output; k++) {
+      const char *o = np->output[k];
+      if (!o || !*o) continue;
+      if (map_get(c, o) >= 0)
+        return gg_errf(c->err, c->errlen, GG_EPARSE,
+                       "%s: node '%s' (%s): output '%s' is already defined (ONNX graphs are "
+                       "single-assignment)",
+                       c->file, node_label(np), np->op_type ? np->op_type : "?", o);
+      int t = new_tensor(c, o, &rc);
+      if (t < 0) return rc;
+      if ((rc = map_put(c, o, t))) return rc;
+    }
+  }
+  for (size_t i = 0; i < gp->n_node; i++) {
+    const onode *np = gp->node[i];
+    for (size_t k = 0; k < np->n_input; k++)
+      if (np->input[k] && *np->input[k] && map_get(c, np->input[k]) < 0)
+        return gg_errf(
+            c->err, c->errlen, GG_EPARSE,
+            "%s: node '%s' (%s): input '%s' is not a graph input, an initializer or a node output",
+            c->file, node_label(np), np->op_type ? np->op_type : "?", np->input[k]);
+    if ((rc = map_node(c, np))) return rc;
+  }
+  for (int t = 0; t < g->n_tensors; t++)
+    if (g->tensors[t].producer < 0 && !g->tensors[t].is_const && !g->tensors[t].is_input) {
+      /* a node output the mapping did not produce: only legal when unused */
+      for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++)
+          if (g->nodes[i].in[k] == t)
+            return gg_errf(c->err, c->errlen, GG_EPARSE,
+                           "%s: tensor '%s' is read but never produced", c->file,
+                           g->tensors[t].name);
+    }
+  if (!gp->n_output)
+    return gg_errf(c->err, c->errlen, GG_EPARSE, "%s: the graph has no outputs", c->file);
+  g->outputs = calloc(gp->n_output + 1, sizeof *g->outputs);
+  g->output_names = calloc(gp->n_output + 1, sizeof *g->output_names);
+  if (!g->outputs || !g->output_names) return GG_ENOMEM;
+  for (size_t i = 0; i < gp->n_output; i++) {
+    const char *nm = gp->output[i]->name;
+    int t = nm ? map_get(c, nm) : -1;
+    if (t < 0 || (g->tensors[t].producer < 0 && !g->tensors[t].is_input && !g->tensors[t].is_const))
+      return gg_errf(c->err, c->errlen, GG_EPARSE,
+                     "%s: graph output '%s' is not produced by any node", c->file, nm ? nm : "?");
+    g->tensors[t].is_output = 1;
+    g->outputs[g->n_outputs] = t;
+    g->output_names[g->n_outputs++] = xstrdup(nm);
+    if (!g->output_names[g->n_outputs - 1]) return GG_ENOMEM;
+  }
+  return 0;
+}
+
+int gg__onnx_import(const uint8_t *bytes, size_t len, const char *label, const char *dir,
+                    gg_graph **out, char *err, size_t errlen) {
+  char tmp[8];
+  if (!err) err = tmp, errlen = sizeof tmp;
+  *out = NULL;
+  label = label ? label : "model.onnx";
+  if (!bytes || !len)
+    return gg_errf(err, errlen, GG_EPARSE, "%s: empty file (expected an ONNX ModelProto)", label);
+  Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, bytes);
+  if (!mp)
+    return gg_errf(err, errlen, GG_EPARSE,
+                   "%s: not a valid ONNX protobuf (%zu bytes; truncated or not an .onnx file?)",
+                   label, len);
+  octx c;
+  memset(&c, 0, sizeof c);
+  c.file = label, c.err = err, c.errlen = errlen, c.dir = dir;
+  int rc = 0;
+  c.g = calloc(1, sizeof *c.g);
+  if (!c.g) {
+    onnx__model_proto__free_unpacked(mp, NULL);
+    return GG_ENOMEM;
+  }
+  c.g->path = xstrdup(label);
+  if (!c.g->path) rc = GG_ENOMEM;
+  if (!rc && dir && !realpath(dir, c.root))
+    rc = gg_errf(err, errlen, GG_EIO, "%s: cannot resolve the model's folder: %s", label,
+                 strerror(errno));
+  if (!rc) rc = build(&c, mp);
+  onnx__model_proto__free_unpacked(mp, NULL);
+  const char *nl = getenv("GG_ONNX_NO_LAYOUT"); /* tests: the pass's oracle */
+  /* cycles are refused before any rewrite (the layout pass assumes a DAG) */
+  if (!rc) rc = gg__graph_toposort(c.g, err, errlen);
+  if (!rc && !(nl && *nl && strcmp(nl, "0"))) {
+    int removed = gg__layout_pass(c.g);
+    if (removed < 0)
+      rc = removed;
+    else
+      GG_DEBUG("ENG", "%s: layout pass removed %d transposes", label, removed);
+  }
+  if (!rc) rc = gg__graph_finish(c.g, err, errlen);
+  for (size_t i = 0; i < c.hcap; i++)
+    free(c.hk[i]);
+  free(c.hk), free(c.hv), free(c.rank), free(c.conv_of), free(c.clamped), free(c.dt);
+  if (rc) {
+    gg__graph_free(c.g);
+    return rc;
+  }
+  *out = c.g;
+  return 0;
+}
+
+int gg__onnx_load_file(const char *path, gg_graph **out, char *err, size_t errlen) {
+  *out = NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    return gg_errf(err, errlen, GG_EIO, "%s: cannot read: %s", path,
+                   fd >= 0 ? "not a regular file" : strerror(e));
+  }
+  if ((uint64_t)st.st_size > ONNX_MAX_FILE) {
+    close(fd);
+    return gg_errf(err, errlen, GG_ETOO_LARGE,
+                   "%s: larger than 2 GiB (put the weights in external data files)", path);
+  }
+  size_t n = (size_t)st.st_size, got = 0;
+  uint8_t *b = malloc(n + 1);
+  if (!b) {
+    close(fd);
+    return GG_ENOMEM;
+  }
+  while (got < n) {
+    ssize_t r = read(fd, b + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
+  if (got != n) {
+    free(b);
+    return gg_errf(err, errlen, GG_EIO, "%s: short read", path);
+  }
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash)
+    *slash = 0;
+  else
+    snprintf(dir, sizeof dir, ".");
+  int rc = gg__onnx_import(b, n, path, dir, out, err, errlen);
+  free(b);
+  return rc;
+}
+
+#endif

@@ -1,0 +1,337 @@
+/* Hostile ONNX files: each must be refused with a clear error (a GG_E*
+ * code and a message naming the thing), never a crash (this suite also runs
+ * under ASan/UBSan). Truncated protobuf, dims past 2^40 elements, a cycle,
+ * a short initializer, external data escaping the model's folder. */
+#include "engine/engine-impl.h"
+#include "engine/graph.h"
+#include "gpuguard/engine.h"
+#include "gpuguard/error.h"
+#include "gpuguard/log.h"
+#include "test.h"
+
+#ifdef GG_HAVE_ONNX
+#include "onnx-build.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char g_dir[64];
+
+static const char *tmp_path(const char *name) {
+  static char p[256];
+  if (!g_dir[0]) {
+    snprintf(g_dir, sizeof g_dir, "/tmp/gg-test-onnx-hostile-XXXXXX");
+    if (!mkdtemp(g_dir)) abort();
+  }
+  snprintf(p, sizeof p, "%s/%s", g_dir, name);
+  return p;
+}
+
+/* x [1,4] -> Add(x, w) -> y, with w the initializer the caller shapes. */
+static void small_model(ob_model *b) {
+  ob_init(b, 13);
+  int64_t xd[2] = {1, 4};
+  ob_input(b, "x", 2, xd);
+  ob_node(b, "Add", "add", "x,w", "y");
+  ob_output(b, "y");
+}
+
+static int load_model(ob_model *b, const char *name, size_t keep, char *err, size_t errlen) {
+  const char *p = tmp_path(name);
+  if (ob_write(b, p, keep)) return GG_EIO;
+  gg_model *m = NULL;
+  int rc = gg_model_load(p, &m, err, errlen);
+  gg_model_free(m);
+  return rc;
+}
+
+static void test_valid_baseline(void) {
+  ob_model b;
+  small_model(&b);
+  int64_t wd[2] = {1, 4};
+  float w[4] = {1, 2, 3, 4};
+  ob_init_f(&b, "w", 2, wd, w, 4);
+  char err[512] = "";
+  int rc = load_model(&b, "ok.onnx", 0, err, sizeof err);
+  ob_free(&b);
+  if (rc) GG_T_FAIL("a valid model failed: %s", err);
+}
+
+static void test_truncated(void) {
+  ob_model b;
+  small_model(&b);
+  int64_t wd[2] = {1, 4};
+  float w[4] = {1, 2, 3, 4};
+  ob_init_f(&b, "w", 2, wd, w, 4);
+  size_t n;
+  uint8_t *full = ob_pack(&b, &n);
+  free(full);
+  int refused = 0;
+  /* every prefix: a clear error each time (some prefixes happen to be
+   * valid protobufs of a smaller model: they must still fail cleanly) */
+  for (size_t keep = 1; keep < n; keep++) {
+    char err[512] = "";
+    int rc = load_model(&b, "trunc.onnx", keep, err, sizeof err);
+    if (rc == 0) {
+      ob_free(&b);
+      GG_T_FAIL("a %zu-byte prefix of a %zu-byte model loaded", keep, n);
+    }
+    if (!err[0] || !strstr(err, "trunc.onnx")) {
+      ob_free(&b);
+      GG_T_FAIL("prefix %zu: error %s without a message naming the file: '%s'", keep,
+                gg_err_name(rc), err);
+    }
+    refused += rc == GG_EPARSE;
+  }
+  ob_free(&b);
+  ASSERT_GE(refused, 1);
+  /* an empty file */
+  FILE *f = fopen(tmp_path("empty.onnx"), "wb");
+  if (f) fclose(f);
+  gg_model *m = NULL;
+  char err[256] = "";
+  ASSERT_EQ(gg_model_load(tmp_path("empty.onnx"), &m, err, sizeof err), GG_EPARSE);
+  ASSERT_TRUE(strstr(err, "empty") != NULL);
+}
+
+static void test_dims_past_2_40(void) {
+  ob_model b;
+  small_model(&b);
+  int64_t wd[2] = {(int64_t)1 << 20, (int64_t)1 << 20};
+  float w[4] = {0};
+  ob_init_f(&b, "w", 2, wd, w, 4);
+  char err[512] = "";
+  int rc = load_model(&b, "huge.onnx", 0, err, sizeof err);
+  ob_free(&b);
+  ASSERT_EQ(rc, GG_ERANGE);
+  ASSERT_TRUE(strstr(err, "'w'") && strstr(err, "1.1e+12"));
+  /* dims whose product overflows int64 */
+  small_model(&b);
+  int64_t wd2[4] = {(int64_t)1 << 40, (int64_t)1 << 40, (int64_t)1 << 40, 2};
+  ob_init_f(&b, "w", 4, wd2, w, 4);
+  rc = load_model(&b, "huge2.onnx", 0, err, sizeof err);
+  ob_free(&b);
+  ASSERT_EQ(rc, GG_ERANGE);
+  ASSERT_TRUE(strstr(err, "'w'") != NULL);
+  /* an input declared past 2^31 elements: refused at session time */
+  ob_init(&b, 13);
+  int64_t xd[2] = {(int64_t)1 << 20, (int64_t)1 << 20};
+  ob_input(&b, "x", 2, xd);
+  ob_node(&b, "Relu", "r", "x", "y");
+  ob_output(&b, "y");
+  const char *p = tmp_path("bigin.onnx");
+  ASSERT_EQ(ob_write(&b, p, 0), 0);
+  ob_free(&b);
+  gg_model *m = NULL;
+  ASSERT_EQ(gg_model_load(p, &m, err, sizeof err), 0);
+  gg_session *s = NULL;
+  rc = gg_session_new(m, NULL, 0, NULL, &s, err, sizeof err);
+  gg_session_free(s);
+  gg_model_free(m);
+  ASSERT_EQ(rc, GG_ERANGE);
+}
+
+static void test_cycle(void) {
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t xd[2] = {1, 4};
+  ob_input(&b, "x", 2, xd);
+  ob_node(&b, "Add", "first", "x,b", "a");
+  ob_node(&b, "Relu", "second", "a", "b");
+  ob_node(&b, "Relu", "out", "a", "y");
+  ob_output(&b, "y");
+  char err[512] = "";
+  int rc = load_model(&b, "cycle.onnx", 0, err, sizeof err);
+  ob_free(&b);
+  ASSERT_EQ(rc, GG_EPARSE);
+  ASSERT_TRUE(strstr(err, "cycle") != NULL);
+  /* a node reading its own output */
+  ob_init(&b, 13);
+  ob_input(&b, "x", 2, xd);
+  ob_node(&b, "Add", "self", "x,z", "z");
+  ob_output(&b, "z");
+  rc = load_model(&b, "self.onnx", 0, err, sizeof err);
+  ob_free(&b);
+  ASSERT_EQ(rc, GG_EPARSE);
+  ASSERT_TRUE(strstr(err, "self") != NULL);
+}
+
+/* An Identity reading its own output (the layout pass must not see it). */
+static void test_identity_self_loop(void) {
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t xd[2] = {1, 4};
+  ob_input(&b, "x", 2, xd);
+  ob_node(&b, "Identity", "loop", "s", "s");
+  ob_node(&b, "Mul", "mul", "s,x", "y");
+  ob_output(&b, "y");
+  char err[512] = "";
+  int rc = load_model(&b, "selfid.onnx", 0, err, sizeof err);
+  ob_free(&b);
+  ASSERT_EQ(rc, GG_EPARSE);
+  ASSERT_TRUE(strstr(err, "cycle") != NULL);
+}
+
+static void test_short_initializer(void) {
+  ob_model b;
+  small_model(&b);
+  int64_t wd[2] = {1, 4};
+  float w[3] = {1, 2, 3};
+  ob_init_f(&b, "w", 2, wd, w, 3);
+  char err[512] = "";
+  int rc = load_model(&b, "short.onnx", 0, err, sizeof err);
+  ob_free(&b);
+  ASSERT_EQ(rc, GG_EPARSE);
+  ASSERT_TRUE(strstr(err, "'w'") && strstr(err, "holds 3 values"));
+  /* raw_data shorter than the shape */
+  small_model(&b);
+  int64_t v[2] = {1, 2}, d1[1] = {4};
+  ob_init_i64(&b, "w", 1, d1, v, 2);
+  rc = load_model(&b, "short_raw.onnx", 0, err, sizeof err);
+  ob_free(&b);
+  ASSERT_EQ(rc, GG_EPARSE);
+  ASSERT_TRUE(strstr(err, "'w'") != NULL);
+  /* an int64 outside int32 where it is not clamped (an Add operand) */
+  small_model(&b);
+  int64_t big[4] = {1, (int64_t)1 << 40, 3, 4};
+  ob_init_i64(&b, "w", 1, d1, big, 4);
+  rc = load_model(&b, "big64.onnx", 0, err, sizeof err);
+  ob_free(&b);
+  ASSERT_EQ(rc, GG_ERANGE);
+  ASSERT_TRUE(strstr(err, "'w'") && strstr(err, "int32"));
+}
+
+/* An initializer w whose data lives in an external file at `location`. */
+static int external_model(const char *location, const char *name, char *err, size_t errlen) {
+  ob_model b;
+  small_model(&b);
+  int64_t wd[2] = {1, 4};
+  Onnx__TensorProto *t = ob_tensor(&b, "w", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 2, wd);
+  t->has_data_location = 1;
+  t->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+  t->n_external_data = 2;
+  t->external_data = ob_alloc(&b, 2 * sizeof *t->external_data);
+  const char *kv[2][2] = {{"location", location}, {"offset", "4"}};
+  for (int i = 0; i < 2; i++) {
+    Onnx__StringStringEntryProto *e = ob_alloc(&b, sizeof *e);
+    onnx__string_string_entry_proto__init(e);
+    e->key = ob_str(&b, kv[i][0]);
+    e->value = ob_str(&b, kv[i][1]);
+    t->external_data[i] = e;
+  }
+  b.inits[b.g.n_initializer++] = t;
+  int rc = load_model(&b, name, 0, err, errlen);
+  ob_free(&b);
+  return rc;
+}
+
+static void test_external_data(void) {
+  /* the data file: 4 bytes of offset, then 1, 2, 3, 4 */
+  float data[5] = {0, 1, 2, 3, 4};
+  tmp_path("x");
+  char p[300], outside[300];
+  snprintf(p, sizeof p, "%s/weights.bin", g_dir);
+  FILE *f = fopen(p, "wb");
+  ASSERT_TRUE(f != NULL);
+  ASSERT_EQ(fwrite(data, 1, sizeof data, f), sizeof data);
+  fclose(f);
+  char err[512] = "";
+  int rc = external_model("weights.bin", "ext.onnx", err, sizeof err);
+  if (rc) GG_T_FAIL("valid external data: %s", err);
+  /* ../ */
+  rc = external_model("../weights.bin", "ext_dotdot.onnx", err, sizeof err);
+  ASSERT_EQ(rc, GG_EPARSE);
+  ASSERT_TRUE(strstr(err, "../weights.bin") && strstr(err, "model's folder"));
+  /* absolute */
+  rc = external_model(p, "ext_abs.onnx", err, sizeof err);
+  ASSERT_EQ(rc, GG_EPARSE);
+  ASSERT_TRUE(strstr(err, "must be relative") != NULL);
+  /* a symlink inside the folder pointing outside it */
+  snprintf(outside, sizeof outside, "%s-outside.bin", g_dir);
+  f = fopen(outside, "wb");
+  ASSERT_TRUE(f != NULL);
+  ASSERT_EQ(fwrite(data, 1, sizeof data, f), sizeof data);
+  fclose(f);
+  char link[300];
+  snprintf(link, sizeof link, "%s/link.bin", g_dir);
+  ASSERT_EQ(symlink(outside, link), 0);
+  rc = external_model("link.bin", "ext_link.onnx", err, sizeof err);
+  unlink(outside);
+  ASSERT_EQ(rc, GG_EPARSE);
+  ASSERT_TRUE(strstr(err, "outside the model's folder") != NULL);
+  /* a missing file, and a file too short for offset + length */
+  rc = external_model("missing.bin", "ext_missing.onnx", err, sizeof err);
+  ASSERT_EQ(rc, GG_EIO);
+  ASSERT_TRUE(strstr(err, "missing.bin") != NULL);
+  f = fopen(p, "wb");
+  ASSERT_TRUE(f != NULL);
+  ASSERT_EQ(fwrite(data, 1, 12, f), 12);
+  fclose(f);
+  rc = external_model("weights.bin", "ext_short.onnx", err, sizeof err);
+  ASSERT_EQ(rc, GG_EPARSE);
+  ASSERT_TRUE(strstr(err, "holds 12 bytes") != NULL);
+}
+
+/* Garbage and bit flips of a real-shaped model: errors, never crashes. */
+static void test_bit_flips(void) {
+  ob_model b;
+  small_model(&b);
+  int64_t wd[2] = {1, 4};
+  float w[4] = {1, 2, 3, 4};
+  ob_init_f(&b, "w", 2, wd, w, 4);
+  size_t n;
+  uint8_t *buf = ob_pack(&b, &n);
+  ob_free(&b);
+  uint32_t seed = 1;
+  int loaded = 0;
+  for (int it = 0; it < 300; it++) {
+    uint8_t *c = malloc(n);
+    memcpy(c, buf, n);
+    for (int k = 0; k < 3; k++) {
+      seed = seed * 1664525u + 1013904223u;
+      c[(seed >> 8) % n] ^= (uint8_t)(1u << ((seed >> 4) & 7));
+    }
+    gg_graph *g = NULL;
+    char err[512] = "";
+    int rc = gg__onnx_import(c, n, "flip.onnx", NULL, &g, err, sizeof err);
+    free(c);
+    if (rc == 0) {
+      loaded++;
+      gg__graph_free(g);
+    } else if (!err[0]) {
+      free(buf);
+      GG_T_FAIL("iteration %d: %s without a message", it, gg_err_name(rc));
+    }
+  }
+  free(buf);
+  fprintf(stderr, "  300 mutants: %d still loaded, the rest refused with a message\n", loaded);
+}
+
+int main(int argc, char **argv) {
+  gg_log_set_level(GG_LOG_OFF);
+  static const gg_test_case cases[] = {
+      {"valid_baseline", test_valid_baseline},
+      {"truncated", test_truncated},
+      {"dims_past_2_40", test_dims_past_2_40},
+      {"cycle", test_cycle},
+      {"identity_self_loop", test_identity_self_loop},
+      {"short_initializer", test_short_initializer},
+      {"external_data", test_external_data},
+      {"bit_flips", test_bit_flips},
+      {0},
+  };
+  int rc = gg_test_main(argc, argv, cases);
+  if (g_dir[0]) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    if (system(cmd)) rc = rc ? rc : 0;
+  }
+  return rc;
+}
+
+#else
+int main(void) {
+  printf("SKIP: built without ONNX import (libprotobuf-c-dev, protobuf-c-compiler, libonnx-dev)\n");
+  return 0;
+}
+#endif

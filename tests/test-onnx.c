@@ -1,0 +1,822 @@
+/* ONNX importer tests: small models built in memory (tests/onnx-build.h),
+ * written to a temp file, loaded with gg_model_load and run; results
+ * checked against values computed here by direct loops. */
+#include "engine/engine-impl.h"
+#include "engine/graph.h"
+#include "gpuguard/engine.h"
+#include "gpuguard/error.h"
+#include "gpuguard/log.h"
+#include "test.h"
+
+#ifdef GG_HAVE_ONNX
+#include "onnx-build.h"
+
+#include <unistd.h>
+
+#define F ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
+#define I64 ONNX__TENSOR_PROTO__DATA_TYPE__INT64
+
+static char g_dir[64];
+
+static const char *tmp_path(const char *name) {
+  static char p[128];
+  if (!g_dir[0]) {
+    snprintf(g_dir, sizeof g_dir, "/tmp/gg-test-onnx-XXXXXX");
+    if (!mkdtemp(g_dir)) abort();
+  }
+  snprintf(p, sizeof p, "%s/%s", g_dir, name);
+  return p;
+}
+
+/* Writes b to a file and loads it: 0 or the load error (msg in err). */
+static int load(ob_model *b, const char *name, gg_model **m, char *err, size_t errlen) {
+  const char *p = tmp_path(name);
+  if (ob_write(b, p, 0)) return GG_EIO;
+  return gg_model_load(p, m, err, errlen);
+}
+
+static float frand(uint32_t *s) {
+  *s = *s * 1664525u + 1013904223u;
+  return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+/* Live Transpose nodes of a model's run. */
+static int count_transposes(const gg_model *m) {
+  const gg_graph *g = gg__model_graph(m);
+  int n = 0;
+  for (int i = 0; i < g->n_order; i++)
+    n += g->nodes[g->order[i]].op == GG_OP_TRANSPOSE;
+  return n;
+}
+
+/* Runs a one-input model on x; out gets output 0 (n values). */
+static int run1(gg_model *m, const int64_t *shape, int nd, const float *x, float *out, int64_t n,
+                gg_engine_backend be, char *err, size_t errlen) {
+  gg_session *s = NULL;
+  gg_session_opts o = {1, be, 0};
+  int rc = gg_session_new(m, shape, nd, &o, &s, err, errlen);
+  if (rc) return rc;
+  gg_tensor_info ti;
+  float *in = gg_session_input(s, 0, &ti);
+  int64_t ne = 1;
+  for (int d = 0; d < ti.ndim; d++)
+    ne *= ti.shape[d];
+  memcpy(in, x, (size_t)ne * sizeof *x);
+  if (!(rc = gg_session_run(s, err, errlen))) {
+    if (gg_session_output_elems(s, 0) != n)
+      rc = GG_ERANGE;
+    else
+      memcpy(out, gg_session_output(s, 0, NULL), (size_t)n * sizeof *out);
+  }
+  gg_session_free(s);
+  return rc;
+}
+
+/* ------------------------------------------------------------ conv + bn + relu */
+
+/* Direct NCHW convolution (OIHW weights, groups), then BN, then ReLU. */
+static void ref_conv(const float *x, int C, int H, int W, const float *w, const float *bias, int CO,
+                     int K, int stride, const int pads[4], int groups, const float *bn, float *y,
+                     int OH, int OW) {
+  int cig = C / groups, cog = CO / groups;
+  for (int o = 0; o < CO; o++)
+    for (int oy = 0; oy < OH; oy++)
+      for (int ox = 0; ox < OW; ox++) {
+        double acc = bias ? bias[o] : 0;
+        int g = o / cog;
+        for (int i = 0; i < cig; i++)
+          for (int ky = 0; ky < K; ky++)
+            for (int kx = 0; kx < K; kx++) {
+              int iy = oy * stride - pads[0] + ky, ix = ox * stride - pads[1] + kx;
+              if (iy < 0 || ix < 0 || iy >= H || ix >= W) continue;
+              acc += (double)x[((g * cig + i) * H + iy) * W + ix] *
+                     w[((o * cig + i) * K + ky) * K + kx];
+            }
+        if (bn) { /* gamma, beta, mean, var (each CO), eps 1e-5 */
+          acc = (acc - bn[2 * CO + o]) / sqrt(bn[3 * CO + o] + 1e-5) * bn[o] + bn[CO + o];
+          if (acc < 0) acc = 0;
+        }
+        y[(o * OH + oy) * OW + ox] = (float)acc;
+      }
+}
+
+static void conv_case(int groups, int CO, int stride, int asym, int with_bn) {
+  enum { C = 6, H = 7, W = 6, K = 3 };
+  ob_model b;
+  ob_init(&b, 13);
+  uint32_t seed = 7u + (uint32_t)groups;
+  int cig = C / groups;
+  float w[CO * C * K * K], bias[CO], bn[4 * CO], x[C * H * W];
+  for (int i = 0; i < CO * cig * K * K; i++)
+    w[i] = frand(&seed);
+  for (int i = 0; i < CO; i++)
+    bias[i] = frand(&seed);
+  for (int i = 0; i < CO; i++) {
+    bn[i] = 1.0f + 0.5f * frand(&seed);
+    bn[CO + i] = frand(&seed);
+    bn[2 * CO + i] = 0.3f * frand(&seed);
+    bn[3 * CO + i] = 1.0f + 0.5f * frand(&seed);
+  }
+  for (int i = 0; i < C * H * W; i++)
+    x[i] = frand(&seed);
+  int64_t xd[4] = {1, C, H, W}, wd[4] = {CO, cig, K, K}, cd[1] = {CO};
+  ob_input(&b, "x", 4, xd);
+  ob_init_f(&b, "w", 4, wd, w, (size_t)(CO * cig * K * K));
+  ob_init_f(&b, "b", 1, cd, bias, CO);
+  Onnx__NodeProto *n = ob_node(&b, "Conv", "conv", "x,w,b", with_bn ? "c" : "y");
+  int64_t ks[2] = {K, K}, st[2] = {stride, stride}, pads[4] = {1, 1, 1, 1};
+  if (asym) pads[2] = 0, pads[3] = 2; /* h_begin, w_begin, h_end, w_end */
+  ob_attr_ints(&b, n, "kernel_shape", 2, ks);
+  ob_attr_ints(&b, n, "strides", 2, st);
+  ob_attr_ints(&b, n, "pads", 4, pads);
+  ob_attr_i(&b, n, "group", groups);
+  if (with_bn) {
+    ob_init_f(&b, "g", 1, cd, bn, CO);
+    ob_init_f(&b, "be", 1, cd, bn + CO, CO);
+    ob_init_f(&b, "mu", 1, cd, bn + 2 * CO, CO);
+    ob_init_f(&b, "var", 1, cd, bn + 3 * CO, CO);
+    ob_node(&b, "BatchNormalization", "bn", "c,g,be,mu,var", "d");
+    ob_node(&b, "Relu", "relu", "d", "y");
+  }
+  ob_output(&b, "y");
+  gg_model *m = NULL;
+  char err[512] = "";
+  int rc = load(&b, "conv.onnx", &m, err, sizeof err);
+  ob_free(&b);
+  if (rc) GG_T_FAIL("load: %s", err);
+  int OH = (H + (int)pads[0] + (int)pads[2] - K) / stride + 1,
+      OW = (W + (int)pads[1] + (int)pads[3] - K) / stride + 1;
+  float ref[CO * OH * OW], got[CO * OH * OW];
+  int p4[4] = {(int)pads[0], (int)pads[1], (int)pads[2], (int)pads[3]};
+  ref_conv(x, C, H, W, w, bias, CO, K, stride, p4, groups, with_bn ? bn : NULL, ref, OH, OW);
+  for (int be = GG_ENGINE_AUTO; be <= GG_ENGINE_NAIVE; be++) {
+    rc = run1(m, xd, 4, x, got, CO * OH * OW, (gg_engine_backend)be, err, sizeof err);
+    if (rc) {
+      gg_model_free(m);
+      GG_T_FAIL("run: %s", err);
+    }
+    for (int i = 0; i < CO * OH * OW; i++)
+      if (!gg_t_near(got[i], ref[i], 1e-4 * (1 + fabs(ref[i])))) {
+        gg_model_free(m);
+        GG_T_FAIL("groups %d backend %d: y[%d] = %.6g, expected %.6g", groups, be, i, got[i],
+                  ref[i]);
+      }
+  }
+  /* BN and ReLU folded into the conv: transpose, conv, transpose */
+  if (with_bn) ASSERT_EQ(gg_model_n_ops(m), 3);
+  gg_model_free(m);
+}
+
+static void test_conv_bn_relu(void) {
+  conv_case(1, 4, 1, 0, 1);
+  if (gg_t_failed_checks) return;
+  conv_case(1, 5, 2, 1, 1);
+  if (gg_t_failed_checks) return;
+  conv_case(6, 12, 1, 0, 1); /* depthwise, multiplier 2 */
+  if (gg_t_failed_checks) return;
+  conv_case(2, 4, 2, 1, 0); /* grouped */
+}
+
+/* A 1-D convolution runs as a 2-D one over [1, L]. */
+static void test_conv1d(void) {
+  enum { C = 2, L = 7, CO = 3, K = 3 };
+  ob_model b;
+  ob_init(&b, 13);
+  float w[CO * C * K], x[C * L];
+  uint32_t seed = 21;
+  for (int i = 0; i < CO * C * K; i++)
+    w[i] = frand(&seed);
+  for (int i = 0; i < C * L; i++)
+    x[i] = frand(&seed);
+  int64_t xd[3] = {1, C, L}, wd[3] = {CO, C, K}, ks[1] = {K}, st[1] = {2}, pads[2] = {1, 2};
+  ob_input(&b, "x", 3, xd);
+  ob_init_f(&b, "w", 3, wd, w, CO * C * K);
+  Onnx__NodeProto *n = ob_node(&b, "Conv", "conv1d", "x,w", "y");
+  ob_attr_ints(&b, n, "kernel_shape", 1, ks);
+  ob_attr_ints(&b, n, "strides", 1, st);
+  ob_attr_ints(&b, n, "pads", 2, pads);
+  ob_output(&b, "y");
+  gg_model *m = NULL;
+  char err[512] = "";
+  int rc = load(&b, "conv1d.onnx", &m, err, sizeof err);
+  ob_free(&b);
+  if (rc) GG_T_FAIL("load: %s", err);
+  enum { OL = (L + 1 + 2 - K) / 2 + 1 };
+  float got[CO * OL];
+  rc = run1(m, xd, 3, x, got, CO * OL, GG_ENGINE_AUTO, err, sizeof err);
+  gg_model_free(m);
+  if (rc) GG_T_FAIL("run: %s", err);
+  for (int o = 0; o < CO; o++)
+    for (int ol = 0; ol < OL; ol++) {
+      double acc = 0;
+      for (int i = 0; i < C; i++)
+        for (int k = 0; k < K; k++) {
+          int il = ol * 2 - 1 + k;
+          if (il >= 0 && il < L) acc += (double)x[i * L + il] * w[(o * C + i) * K + k];
+        }
+      ASSERT_NEAR(got[o * OL + ol], acc, 1e-5);
+    }
+}
+
+/* ------------------------------------------------------------ gemm */
+
+static void gemm_case(int c_full) {
+  ob_model b;
+  ob_init(&b, 13);
+  float A[6] = {1, 2, 3, -1, 0.5f, 2}, B[12], C[8];
+  uint32_t seed = 3;
+  for (int i = 0; i < 12; i++)
+    B[i] = frand(&seed);
+  for (int i = 0; i < 8; i++)
+    C[i] = frand(&seed);
+  int64_t ad[2] = {2, 3}, bd[2] = {4, 3}, cd[2] = {2, 4}, cv[1] = {4};
+  ob_input(&b, "a", 2, ad);
+  ob_init_f(&b, "B", 2, bd, B, 12);
+  if (c_full)
+    ob_init_f(&b, "C", 2, cd, C, 8);
+  else
+    ob_init_f(&b, "C", 1, cv, C, 4);
+  Onnx__NodeProto *n = ob_node(&b, "Gemm", "gemm", "a,B,C", "y");
+  ob_attr_i(&b, n, "transB", 1);
+  ob_attr_f(&b, n, "alpha", 0.5f);
+  ob_attr_f(&b, n, "beta", 2.0f);
+  ob_output(&b, "y");
+  gg_model *m = NULL;
+  char err[512] = "";
+  int rc = load(&b, "gemm.onnx", &m, err, sizeof err);
+  ob_free(&b);
+  if (rc) GG_T_FAIL("load: %s", err);
+  float got[8];
+  rc = run1(m, ad, 2, A, got, 8, GG_ENGINE_AUTO, err, sizeof err);
+  gg_model_free(m);
+  if (rc) GG_T_FAIL("run: %s", err);
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 4; j++) {
+      double acc = 0;
+      for (int k = 0; k < 3; k++)
+        acc += A[i * 3 + k] * B[j * 3 + k];
+      acc = 0.5 * acc + 2.0 * (c_full ? C[i * 4 + j] : C[j]);
+      ASSERT_NEAR(got[i * 4 + j], acc, 1e-5);
+    }
+}
+
+static void test_gemm(void) {
+  gemm_case(0);
+  gemm_case(1);
+}
+
+/* ------------------------------------------------------------ reshape / flatten */
+
+static void test_reshape_flatten(void) {
+  ob_model b;
+  ob_init(&b, 14);
+  int64_t xd[4] = {2, 3, 2, 2}, sd[1] = {3}, sv[3] = {0, 3, -1};
+  ob_input(&b, "x", 4, xd);
+  ob_init_i64(&b, "s", 1, sd, sv, 3);
+  ob_node(&b, "Reshape", "r", "x,s", "r0"); /* [2,3,4]: the 0 copies dim 0 */
+  Onnx__NodeProto *n = ob_node(&b, "Flatten", "f", "r0", "y");
+  ob_attr_i(&b, n, "axis", 1);
+  ob_output(&b, "y");
+  gg_model *m = NULL;
+  char err[512] = "";
+  int rc = load(&b, "reshape.onnx", &m, err, sizeof err);
+  ob_free(&b);
+  if (rc) GG_T_FAIL("load: %s", err);
+  gg_session *s = NULL;
+  rc = gg_session_new(m, xd, 4, NULL, &s, err, sizeof err);
+  if (rc) {
+    gg_model_free(m);
+    GG_T_FAIL("session: %s", err);
+  }
+  float *in = gg_session_input(s, 0, NULL);
+  for (int i = 0; i < 24; i++)
+    in[i] = (float)i;
+  rc = gg_session_run(s, err, sizeof err);
+  gg_tensor_info ti;
+  const float *y = gg_session_output(s, 0, &ti);
+  int ok =
+      !rc && ti.ndim == 2 && ti.shape[0] == 2 && ti.shape[1] == 12 && ti.dtype == GG_TENSOR_F32;
+  for (int i = 0; ok && i < 24; i++)
+    ok = y[i] == (float)i;
+  gg_session_free(s);
+  gg_model_free(m);
+  if (rc) GG_T_FAIL("run: %s", err);
+  ASSERT_TRUE(ok);
+}
+
+/* ------------------------------------------------------------ softmax axis */
+
+static void softmax_case(int opset, int axis, int rank3) {
+  ob_model b;
+  ob_init(&b, opset);
+  int64_t xd[3] = {2, 3, 4};
+  ob_input(&b, "x", rank3 ? 3 : 2, xd);
+  Onnx__NodeProto *n = ob_node(&b, "Softmax", "sm", "x", "y");
+  ob_attr_i(&b, n, "axis", axis);
+  ob_output(&b, "y");
+  gg_model *m = NULL;
+  char err[512] = "";
+  int rc = load(&b, "softmax.onnx", &m, err, sizeof err);
+  ob_free(&b);
+  if (rc) GG_T_FAIL("opset %d axis %d: load: %s", opset, axis, err);
+  float x[24], got[24], ref[24];
+  uint32_t seed = 11;
+  for (int i = 0; i < 24; i++)
+    x[i] = 3 * frand(&seed);
+  int ne = rank3 ? 24 : 6;
+  rc = run1(m, xd, rank3 ? 3 : 2, x, got, ne, GG_ENGINE_AUTO, err, sizeof err);
+  gg_model_free(m);
+  if (rc) GG_T_FAIL("opset %d axis %d: run: %s", opset, axis, err);
+  /* reference: groups of elements that share the softmax */
+  int D0 = 2, D1 = 3, D2 = rank3 ? 4 : 1;
+  for (int i = 0; i < ne; i++) {
+    int a0 = i / (D1 * D2), a1 = i / D2 % D1, a2 = i % D2;
+    double mx = -1e30, sum = 0;
+    for (int j = 0; j < ne; j++) {
+      int b0 = j / (D1 * D2), b1 = j / D2 % D1, b2 = j % D2;
+      int same = opset >= 13 ? (axis == 1 ? b0 == a0 && b2 == a2 : b0 == a0 && b1 == a1)
+                             : (axis == 1 ? b0 == a0 : b0 == a0 && b1 == a1);
+      if (same && x[j] > mx) mx = x[j];
+    }
+    for (int j = 0; j < ne; j++) {
+      int b0 = j / (D1 * D2), b1 = j / D2 % D1, b2 = j % D2;
+      int same = opset >= 13 ? (axis == 1 ? b0 == a0 && b2 == a2 : b0 == a0 && b1 == a1)
+                             : (axis == 1 ? b0 == a0 : b0 == a0 && b1 == a1);
+      if (same) sum += exp(x[j] - mx);
+    }
+    ref[i] = (float)(exp(x[i] - mx) / sum);
+    (void)D0;
+  }
+  for (int i = 0; i < ne; i++)
+    ASSERT_NEAR(got[i], ref[i], 1e-5);
+}
+
+static void test_softmax_axis(void) {
+  softmax_case(13, 1, 1); /* middle axis: transposes around the last-axis op */
+  softmax_case(13, -1, 1);
+  softmax_case(11, 1, 1); /* coerced 2-D: one softmax over dims 1.. */
+  softmax_case(11, 1, 0);
+}
+
+/* ------------------------------------------------------------ two inputs, int input */
+
+static void test_two_inputs(void) {
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t d[2] = {2, -1}, cd[1] = {1};
+  float three = 3;
+  ob_input(&b, "a", 2, d);
+  ob_input(&b, "b", 2, d);
+  ob_input_t(&b, "i", I64, 2, d);
+  ob_input_t(&b, "j", I64, 2, d);
+  ob_init_f(&b, "k", 1, cd, &three, 1);
+  ob_node(&b, "Add", "add", "a,b", "s");
+  ob_node(&b, "Mul", "mul", "s,k", "y");
+  ob_node(&b, "Add", "iadd", "i,j", "z");
+  ob_output(&b, "y");
+  ob_output(&b, "z");
+  gg_model *m = NULL;
+  char err[512] = "";
+  int rc = load(&b, "two.onnx", &m, err, sizeof err);
+  ob_free(&b);
+  if (rc) GG_T_FAIL("load: %s", err);
+  ASSERT_EQ(gg_model_n_inputs(m), 4);
+  gg_tensor_info ti;
+  ASSERT_EQ(gg_model_input(m, 2, &ti), 0);
+  ASSERT_EQ(ti.dtype, GG_TENSOR_I32);
+  ASSERT_EQ(ti.shape[1], -1);
+  int64_t sh[2] = {2, 3};
+  const int64_t *shapes[4] = {sh, sh, sh, sh};
+  int nd[4] = {2, 2, 2, 2};
+  gg_session *s = NULL;
+  rc = gg_session_new_shapes(m, 4, shapes, nd, NULL, NULL, &s, err, sizeof err);
+  if (rc) {
+    gg_model_free(m);
+    GG_T_FAIL("session: %s", err);
+  }
+  float *a = gg_session_input(s, 0, NULL), *bb = gg_session_input(s, 1, NULL);
+  int32_t *ii = gg_session_input_data(s, 2, &ti), *jj = gg_session_input_data(s, 3, NULL);
+  int fails = ti.dtype != GG_TENSOR_I32 || gg_session_input(s, 2, NULL) != NULL;
+  for (int k = 0; k < 6; k++)
+    a[k] = (float)k, bb[k] = 0.5f, ii[k] = k, jj[k] = 100 * k;
+  rc = gg_session_run(s, err, sizeof err);
+  const float *y = gg_session_output(s, 0, NULL);
+  const int32_t *z = gg_session_output_data(s, 1, &ti);
+  fails |= ti.dtype != GG_TENSOR_I32 || ti.shape[1] != 3 || gg_session_output(s, 1, NULL) != NULL;
+  for (int k = 0; !rc && k < 6; k++)
+    fails |= y[k] != 3.0f * ((float)k + 0.5f) || z[k] != 101 * k;
+  gg_session_free(s);
+  /* a wrong rank for input 1 is refused, naming it */
+  int64_t bad[3] = {2, 3, 1};
+  const int64_t *shapes2[2] = {sh, bad};
+  int nd2[2] = {2, 3};
+  int rc2 = gg_session_new_shapes(m, 2, shapes2, nd2, NULL, NULL, &s, err, sizeof err);
+  gg_model_free(m);
+  if (rc) GG_T_FAIL("run: %s", err);
+  ASSERT_FALSE(fails);
+  ASSERT_EQ(rc2, GG_EINVAL);
+  ASSERT_TRUE(strstr(err, "'b'") != NULL);
+}
+
+/* ------------------------------------------------------------ shape subgraph */
+
+/* y = Reshape(x, Concat(Gather(Shape(x), 0), [-1])): [N, 2, 3] -> [N, 6],
+ * with N free: the shape is only known at session time. */
+static void test_shape_subgraph_folded(void) {
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t xd[3] = {-1, 2, 3}, one[1] = {1}, idx[1] = {0}, m1[1] = {-1};
+  ob_input(&b, "x", 3, xd);
+  ob_init_i64(&b, "idx", 1, one, idx, 1);
+  ob_init_i64(&b, "minus1", 1, one, m1, 1);
+  ob_node(&b, "Shape", "shape", "x", "sh");
+  ob_node(&b, "Gather", "gather", "sh,idx", "n");
+  Onnx__NodeProto *c = ob_node(&b, "Concat", "concat", "n,minus1", "target");
+  ob_attr_i(&b, c, "axis", 0);
+  ob_node(&b, "Reshape", "reshape", "x,target", "r");
+  ob_node(&b, "Relu", "relu", "r", "y");
+  ob_output(&b, "y");
+  gg_model *m = NULL;
+  char err[512] = "";
+  int rc = load(&b, "shape.onnx", &m, err, sizeof err);
+  ob_free(&b);
+  if (rc) GG_T_FAIL("load: %s", err);
+  int n_ops = gg_model_n_ops(m);
+  uint64_t model_weights = gg_model_weights_bytes(m);
+  int64_t sh[3] = {4, 2, 3};
+  gg_session *s = NULL;
+  gg_session_opts o = {1, GG_ENGINE_AUTO, 0};
+  rc = gg_session_new(m, sh, 3, &o, &s, err, sizeof err);
+  if (rc) {
+    gg_model_free(m);
+    GG_T_FAIL("session: %s", err);
+  }
+  gg_engine_mem mem;
+  gg_session_memory(s, &mem);
+  float *in = gg_session_input(s, 0, NULL);
+  for (int i = 0; i < 24; i++)
+    in[i] = (float)(i % 5) - 2;
+  rc = gg_session_run(s, err, sizeof err);
+  gg_tensor_info ti;
+  const float *y = gg_session_output(s, 0, &ti);
+  int ok = !rc && ti.ndim == 2 && ti.shape[0] == 4 && ti.shape[1] == 6;
+  for (int i = 0; ok && i < 24; i++)
+    ok = y[i] == fmaxf(0.0f, (float)(i % 5) - 2);
+  gg_session_free(s);
+  gg_model_free(m);
+  if (rc) GG_T_FAIL("run: %s", err);
+  ASSERT_TRUE(ok);
+  /* Shape, Gather and Concat ran at session creation: Reshape and Relu remain */
+  ASSERT_EQ(n_ops, 5);
+  ASSERT_EQ(mem.n_ops, 2);
+  ASSERT_U64_EQ(mem.predicted, mem.measured);
+  ASSERT_TRUE(mem.weights > model_weights); /* the folded values are the session's */
+}
+
+/* ------------------------------------------------------------ layout pass */
+
+/* conv -> relu -> conv -> add(residual from the first relu) -> relu ->
+ * global average pool: in NCHW the importer wraps each conv in two
+ * transposes; the layout pass must leave only the model-input one. */
+static void test_layout_pass(void) {
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t xd[4] = {1, 4, 5, 5}, wd[4] = {4, 4, 3, 3};
+  float w1[144], w2[144], x[100];
+  uint32_t seed = 5;
+  for (int i = 0; i < 144; i++)
+    w1[i] = 0.3f * frand(&seed), w2[i] = 0.3f * frand(&seed);
+  for (int i = 0; i < 100; i++)
+    x[i] = frand(&seed);
+  ob_input(&b, "x", 4, xd);
+  ob_init_f(&b, "w1", 4, wd, w1, 144);
+  ob_init_f(&b, "w2", 4, wd, w2, 144);
+  int64_t ks[2] = {3, 3}, pads[4] = {1, 1, 1, 1};
+  Onnx__NodeProto *n = ob_node(&b, "Conv", "c1", "x,w1", "a");
+  ob_attr_ints(&b, n, "kernel_shape", 2, ks);
+  ob_attr_ints(&b, n, "pads", 4, pads);
+  ob_node(&b, "Relu", "r1", "a", "ar");
+  n = ob_node(&b, "Conv", "c2", "ar,w2", "c");
+  ob_attr_ints(&b, n, "kernel_shape", 2, ks);
+  ob_attr_ints(&b, n, "pads", 4, pads);
+  ob_node(&b, "Add", "add", "c,ar", "s");
+  ob_node(&b, "Relu", "r2", "s", "sr");
+  ob_node(&b, "GlobalAveragePool", "gap", "sr", "y");
+  ob_output(&b, "y");
+  gg_model *m = NULL, *m0 = NULL;
+  char err[512] = "";
+  gg__fuse_disabled = 0;
+  int rc = load(&b, "layout.onnx", &m, err, sizeof err);
+  if (rc) {
+    ob_free(&b);
+    GG_T_FAIL("load: %s", err);
+  }
+  /* the same model without the pass and fusion: the oracle */
+  gg__fuse_disabled = 1;
+  setenv("GG_ONNX_NO_LAYOUT", "1", 1);
+  rc = load(&b, "layout0.onnx", &m0, err, sizeof err);
+  unsetenv("GG_ONNX_NO_LAYOUT");
+  gg__fuse_disabled = 0;
+  ob_free(&b);
+  if (rc) {
+    gg_model_free(m);
+    GG_T_FAIL("load: %s", err);
+  }
+  int left = count_transposes(m), before = count_transposes(m0);
+  float y[4], y0[4];
+  int64_t shp[4] = {1, 4, 5, 5};
+  rc = run1(m, shp, 4, x, y, 4, GG_ENGINE_AUTO, err, sizeof err);
+  int rc0 = rc ? 0 : run1(m0, shp, 4, x, y0, 4, GG_ENGINE_NAIVE, err, sizeof err);
+  gg_model_free(m);
+  gg_model_free(m0);
+  if (rc || rc0) GG_T_FAIL("run: %s", err);
+  for (int i = 0; i < 4; i++)
+    ASSERT_NEAR(y[i], y0[i], 1e-5);
+  fprintf(stderr, "  layout: %d transposes before the pass, %d after\n", before, left);
+  ASSERT_EQ(before, 4);
+  ASSERT_LE(left, 2); /* the model input's, and the pooled [1,1,1,C] output's */
+}
+
+/* conv -> relu -> BatchNormalization (not after a conv: Mul and Add by
+ * [C,1,1] constants) -> Sigmoid -> Concat with the relu on channels ->
+ * ReduceMean over H, W: the layout pass permutes the constants and remaps
+ * the concat and reduce axes; results must not change. */
+static void test_layout_constants(void) {
+  ob_model b;
+  ob_init(&b, 13);
+  enum { C = 3 };
+  int64_t xd[4] = {1, C, 4, 5}, wd[4] = {C, C, 1, 1}, cd[1] = {C}, ax[2] = {2, 3};
+  float w[C * C], bn[4 * C], x[C * 20];
+  uint32_t seed = 9;
+  for (int i = 0; i < C * C; i++)
+    w[i] = frand(&seed);
+  for (int i = 0; i < C; i++) {
+    bn[i] = 1 + frand(&seed), bn[C + i] = frand(&seed), bn[2 * C + i] = frand(&seed);
+    bn[3 * C + i] = 1.5f + frand(&seed);
+  }
+  for (int i = 0; i < C * 20; i++)
+    x[i] = frand(&seed);
+  ob_input(&b, "x", 4, xd);
+  ob_init_f(&b, "w", 4, wd, w, C * C);
+  ob_init_f(&b, "g", 1, cd, bn, C);
+  ob_init_f(&b, "be", 1, cd, bn + C, C);
+  ob_init_f(&b, "mu", 1, cd, bn + 2 * C, C);
+  ob_init_f(&b, "var", 1, cd, bn + 3 * C, C);
+  ob_node(&b, "Conv", "conv", "x,w", "c");
+  ob_node(&b, "Relu", "relu", "c", "r");
+  ob_node(&b, "BatchNormalization", "bn", "r,g,be,mu,var", "n");
+  ob_node(&b, "Sigmoid", "sig", "n", "s");
+  Onnx__NodeProto *n = ob_node(&b, "Concat", "cat", "s,r", "k");
+  ob_attr_i(&b, n, "axis", 1);
+  n = ob_node(&b, "ReduceMean", "mean", "k", "y");
+  ob_attr_ints(&b, n, "axes", 2, ax);
+  ob_output(&b, "y");
+  gg_model *m = NULL, *m0 = NULL;
+  char err[512] = "";
+  const char *p = tmp_path("layout_consts.onnx");
+  if (getenv("GG_TEST_KEEP")) fprintf(stderr, "  model: %s\n", p);
+  int rc = ob_write(&b, p, 0);
+  ob_free(&b);
+  if (!rc) rc = gg_model_load(p, &m, err, sizeof err);
+  if (rc) GG_T_FAIL("load: %s", err);
+  setenv("GG_ONNX_NO_LAYOUT", "1", 1);
+  gg__fuse_disabled = 1;
+  rc = gg_model_load(p, &m0, err, sizeof err);
+  gg__fuse_disabled = 0;
+  unsetenv("GG_ONNX_NO_LAYOUT");
+  if (rc) {
+    gg_model_free(m);
+    GG_T_FAIL("load: %s", err);
+  }
+  int left = count_transposes(m), before = count_transposes(m0);
+  float y[2 * C], y0[2 * C];
+  rc = run1(m, xd, 4, x, y, 2 * C, GG_ENGINE_AUTO, err, sizeof err);
+  int rc0 = rc ? 0 : run1(m0, xd, 4, x, y0, 2 * C, GG_ENGINE_NAIVE, err, sizeof err);
+  gg_model_free(m);
+  gg_model_free(m0);
+  if (rc || rc0) GG_T_FAIL("run: %s", err);
+  for (int i = 0; i < 2 * C; i++)
+    ASSERT_NEAR(y[i], y0[i], 1e-5);
+  fprintf(stderr, "  layout with constants: %d transposes before the pass, %d after\n", before,
+          left);
+  ASSERT_EQ(before, 2);
+  ASSERT_LE(left, 2); /* the input's, and the reduced [1,1,1,2C] output's */
+}
+
+/* Einsum in an attention form: transposes around a BatchMatMul. */
+static void test_einsum(void) {
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t ad[4] = {2, 2, 3, 4}, bd[4] = {2, 2, 5, 4};
+  ob_input(&b, "q", 4, ad);
+  ob_input(&b, "k", 4, bd);
+  Onnx__NodeProto *n = ob_node(&b, "Einsum", "attn", "q,k", "y");
+  ob_attr_s(&b, n, "equation", "bhid,bhjd->bhji");
+  ob_output(&b, "y");
+  gg_model *m = NULL;
+  char err[512] = "";
+  const char *p = tmp_path("einsum.onnx");
+  int rc = ob_write(&b, p, 0);
+  ob_free(&b);
+  if (!rc) rc = gg_model_load(p, &m, err, sizeof err);
+  if (rc) GG_T_FAIL("load: %s", err);
+  const int64_t *shapes[2] = {ad, bd};
+  int nd[2] = {4, 4};
+  gg_session *s = NULL;
+  rc = gg_session_new_shapes(m, 2, shapes, nd, NULL, NULL, &s, err, sizeof err);
+  if (rc) {
+    gg_model_free(m);
+    GG_T_FAIL("session: %s", err);
+  }
+  float *q = gg_session_input(s, 0, NULL), *k = gg_session_input(s, 1, NULL);
+  uint32_t seed = 13;
+  for (int i = 0; i < 48; i++)
+    q[i] = frand(&seed);
+  for (int i = 0; i < 80; i++)
+    k[i] = frand(&seed);
+  rc = gg_session_run(s, err, sizeof err);
+  gg_tensor_info ti;
+  const float *y = gg_session_output(s, 0, &ti);
+  int bad = rc || ti.ndim != 4 || ti.shape[2] != 5 || ti.shape[3] != 3;
+  for (int bh = 0; !bad && bh < 4; bh++)
+    for (int j = 0; j < 5; j++)
+      for (int i = 0; i < 3; i++) {
+        double acc = 0;
+        for (int d = 0; d < 4; d++)
+          acc += (double)q[(bh * 3 + i) * 4 + d] * k[(bh * 5 + j) * 4 + d];
+        if (!gg_t_near(y[(bh * 5 + j) * 3 + i], acc, 1e-5)) bad = 1;
+      }
+  gg_session_free(s);
+  gg_model_free(m);
+  if (rc) GG_T_FAIL("run: %s", err);
+  ASSERT_FALSE(bad);
+}
+
+/* ------------------------------------------------------------ refusals */
+
+static void test_refusals(void) {
+  ob_model b;
+  char err[512] = "";
+  gg_model *m = NULL;
+  int64_t xd[2] = {1, 4};
+  /* unknown op, named with the node */
+  ob_init(&b, 13);
+  ob_input(&b, "x", 2, xd);
+  ob_node(&b, "FancyOp", "my_fancy_node", "x", "y");
+  ob_output(&b, "y");
+  int rc = load(&b, "unknown.onnx", &m, err, sizeof err);
+  ob_free(&b);
+  ASSERT_EQ(rc, GG_EUNSUPPORTED);
+  ASSERT_TRUE(strstr(err, "my_fancy_node") && strstr(err, "FancyOp"));
+  /* an attribute value we do not run */
+  ob_init(&b, 13);
+  ob_input(&b, "x", 2, xd);
+  Onnx__NodeProto *n = ob_node(&b, "Cast", "cast_node", "x", "y");
+  ob_attr_i(&b, n, "to", ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE);
+  ob_output(&b, "y");
+  rc = load(&b, "attr.onnx", &m, err, sizeof err);
+  ob_free(&b);
+  ASSERT_EQ(rc, GG_EUNSUPPORTED);
+  ASSERT_TRUE(strstr(err, "cast_node") && strstr(err, "to=DOUBLE"));
+  /* an unknown attribute */
+  ob_init(&b, 13);
+  ob_input(&b, "x", 2, xd);
+  n = ob_node(&b, "Relu", "relu_node", "x", "y");
+  ob_attr_i(&b, n, "mystery", 3);
+  ob_output(&b, "y");
+  rc = load(&b, "attr2.onnx", &m, err, sizeof err);
+  ob_free(&b);
+  ASSERT_EQ(rc, GG_EUNSUPPORTED);
+  ASSERT_TRUE(strstr(err, "attribute mystery=3 not supported") != NULL);
+  /* a parameter given in the form of another opset: refused, not ignored */
+  ob_init(&b, 13);
+  int64_t one[1] = {0};
+  ob_input(&b, "x", 2, xd);
+  n = ob_node(&b, "Squeeze", "sq", "x", "y");
+  ob_attr_ints(&b, n, "axes", 1, one);
+  ob_output(&b, "y");
+  rc = load(&b, "moved.onnx", &m, err, sizeof err);
+  ob_free(&b);
+  ASSERT_EQ(rc, GG_EUNSUPPORTED);
+  ASSERT_TRUE(strstr(err, "attribute axes is an input since opset 13") != NULL);
+  /* opsets 6 and 22 */
+  for (int v = 6; v <= 22; v += 16) {
+    ob_init(&b, v);
+    ob_input(&b, "x", 2, xd);
+    ob_node(&b, "Relu", "r", "x", "y");
+    ob_output(&b, "y");
+    rc = load(&b, "opset.onnx", &m, err, sizeof err);
+    ob_free(&b);
+    ASSERT_EQ(rc, GG_EUNSUPPORTED);
+    char want[32];
+    snprintf(want, sizeof want, "opset %d", v);
+    ASSERT_TRUE(strstr(err, want) != NULL);
+  }
+  /* another domain */
+  ob_init(&b, 13);
+  ob_input(&b, "x", 2, xd);
+  n = ob_node(&b, "Relu", "r", "x", "y");
+  n->domain = ob_str(&b, "com.microsoft");
+  ob_output(&b, "y");
+  rc = load(&b, "domain.onnx", &m, err, sizeof err);
+  ob_free(&b);
+  ASSERT_EQ(rc, GG_EUNSUPPORTED);
+  ASSERT_TRUE(strstr(err, "com.microsoft") != NULL);
+}
+
+/* NAME.onnx in GPUGUARD_MODELS_DIR resolves; a .json still wins. */
+static void test_resolve(void) {
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t xd[2] = {1, 4};
+  ob_input(&b, "x", 2, xd);
+  ob_node(&b, "Relu", "r", "x", "y");
+  ob_output(&b, "y");
+  ASSERT_EQ(ob_write(&b, tmp_path("resolveme.onnx"), 0), 0);
+  ob_free(&b);
+  setenv("GPUGUARD_MODELS_DIR", g_dir, 1);
+  char p[512];
+  ASSERT_EQ(gg_model_resolve("resolveme", p, sizeof p), 0);
+  ASSERT_TRUE(strstr(p, "resolveme.onnx") != NULL);
+  gg_model *m = NULL;
+  char err[256];
+  ASSERT_EQ(gg_model_load(p, &m, err, sizeof err), 0);
+  gg_model_free(m);
+}
+
+/* The PP-OCR models (scripts/fetch-models.sh), when fetched: they load,
+ * and the layout pass leaves fewer transposes than the importer made. */
+static void test_ppocr_transposes(void) {
+  static const char *const k[] = {"ch_PP-OCRv4_det_infer", "ch_PP-OCRv4_rec_infer",
+                                  "ch_ppocr_mobile_v2.0_cls_infer"};
+  const char *cache = getenv("GPUGUARD_CACHE"), *home = getenv("HOME");
+  for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+    char p[600];
+    if (cache && *cache)
+      snprintf(p, sizeof p, "%s/models/ocr-models-1.4.2/assets/%s.onnx", cache, k[i]);
+    else
+      snprintf(p, sizeof p, "%s/.cache/gpuguard/models/ocr-models-1.4.2/assets/%s.onnx",
+               home ? home : "", k[i]);
+    if (access(p, R_OK)) {
+      fprintf(stderr, "  skip %s: not fetched (scripts/fetch-models.sh)\n", k[i]);
+      continue;
+    }
+    gg_model *m = NULL, *m0 = NULL;
+    char err[512] = "";
+    int rc = gg_model_load(p, &m, err, sizeof err);
+    if (rc) GG_T_FAIL("%s: %s", k[i], err);
+    setenv("GG_ONNX_NO_LAYOUT", "1", 1);
+    gg__fuse_disabled = 1;
+    rc = gg_model_load(p, &m0, err, sizeof err);
+    gg__fuse_disabled = 0;
+    unsetenv("GG_ONNX_NO_LAYOUT");
+    if (rc) {
+      gg_model_free(m);
+      GG_T_FAIL("%s: %s", k[i], err);
+    }
+    int after = count_transposes(m), before = count_transposes(m0);
+    fprintf(stderr,
+            "  %s: %d ops, %d transposes as imported, %d after the layout pass and fusion\n", k[i],
+            gg_model_n_ops(m), before, after);
+    gg_model_free(m);
+    gg_model_free(m0);
+    ASSERT_LE(after, before);
+  }
+}
+
+int main(int argc, char **argv) {
+  gg_log_set_level(GG_LOG_ERROR);
+  static const gg_test_case cases[] = {
+      {"conv_bn_relu", test_conv_bn_relu},
+      {"conv1d", test_conv1d},
+      {"gemm", test_gemm},
+      {"reshape_flatten", test_reshape_flatten},
+      {"softmax_axis", test_softmax_axis},
+      {"two_inputs", test_two_inputs},
+      {"shape_subgraph_folded", test_shape_subgraph_folded},
+      {"layout_pass", test_layout_pass},
+      {"layout_constants", test_layout_constants},
+      {"einsum", test_einsum},
+      {"refusals", test_refusals},
+      {"resolve", test_resolve},
+      {"ppocr_transposes", test_ppocr_transposes},
+      {0},
+  };
+  int rc = gg_test_main(argc, argv, cases);
+  const char *keep = getenv("GG_TEST_KEEP"); /* keep the models (fuzz seeds) */
+  if (keep && *keep)
+    fprintf(stderr, "models kept in %s\n", g_dir);
+  else if (g_dir[0]) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    if (system(cmd)) rc = rc ? rc : 0;
+  }
+  return rc;
+}
+
+#else
+int main(void) {
+  printf("SKIP: built without ONNX import (libprotobuf-c-dev, protobuf-c-compiler, libonnx-dev)\n");
+  return 0;
+}
+#endif
