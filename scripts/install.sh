@@ -24,11 +24,13 @@ pkgs=(build-essential cmake pkg-config git ca-certificates curl openssl
       libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
       libxnnpack-dev libpthreadpool-dev libcpuinfo-dev libfp16-dev
       libjpeg62-turbo-dev libturbojpeg0-dev libpng-dev libsqlite3-dev libmosquitto-dev
-      ocl-icd-opencl-dev opencl-headers libclblast-dev)
+      ocl-icd-opencl-dev opencl-headers libclblast-dev
+      libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
 # Extra packages the test suite uses: PoCL as a real OpenCL device, Chromium
 # for the web pages' tests (driven by playwright-core from npm,
-# scripts/fetch-browser.sh), a real MQTT broker for the events test.
-test_pkgs=(pocl-opencl-icd clinfo chromium mosquitto fonts-dejavu-core)
+# scripts/fetch-browser.sh), a real MQTT broker for the events test, ONNX's
+# backend node tests (tests/test-onnx-node.c, docs/ONNX.md).
+test_pkgs=(pocl-opencl-icd clinfo chromium mosquitto fonts-dejavu-core libonnx-testdata)
 [ "$with_test" = 1 ] && pkgs+=("${test_pkgs[@]}")
 # Node.js and npm fetch the model packages; a machine may already have them
 # from another source (nodesource's nodejs bundles npm), so ask for Debian's
