@@ -1,8 +1,13 @@
 /* gpuguard bench: median latency of each model's run stage on the CPU, and,
- * in the same run, the same model on TensorFlow.js with its WebAssembly
- * backend (XNNPACK compiled to wasm) when the pinned tfjs is installed. The
- * ratio is tfjs-wasm median / ours (> 1: gpuguard is faster). For the
- * interleaved multi-round numbers in bench/README.md use bench/bench-engine.sh.
+ * in the same run, the same model on a peer runtime: TensorFlow.js with its
+ * WebAssembly backend (XNNPACK compiled to wasm) for TF.js models, ONNX
+ * Runtime (onnxruntime-node, default graph optimizations, the same thread
+ * count) for .onnx models, when the pinned reference packages are installed.
+ * The ratio is peer median / ours (> 1: gpuguard is faster). Against ONNX
+ * Runtime the two sides alternate in rounds (ours, ORT, ORT, ours, ...) so
+ * that a change of load on a shared machine falls on both alike. For the
+ * interleaved multi-round tfjs numbers in bench/README.md use
+ * bench/bench-engine.sh.
  *
  * With --device SPEC (opencl:P.D, sim:...) it reports instead what a freshly
  * started worker pays on that device: the first request with the program
@@ -27,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,22 +41,32 @@ typedef struct bench_opts {
   const char *models;
   const char *peer;
   const char *device;
+  const char *shape;
   int threads;
   int runs;
   int warmup;
+  int rounds;
   int json;
 } bench_opts;
 
 #define BO(f) offsetof(bench_opts, f)
 static const gg_opt k_bench_opts[] = {
     {"models", NULL, GG_OPT_STR, BO(models), GG_CATALOG_MODELS,
-     "comma-separated model names or model.json paths", "LIST"},
-    {"threads", "GPUGUARD_THREADS", GG_OPT_INT, BO(threads), "1", "CPU threads for gpuguard", "N"},
+     "comma-separated model names, model.json or model.onnx paths", "LIST"},
+    {"shape", NULL, GG_OPT_STR, BO(shape), "",
+     "input shapes, comma-separated, one per model in --models order or one for all "
+     "(1x3x640x640); empty: the PP-OCR models' usual shapes (det 1x3x640x640, rec 1x3x48x320, "
+     "cls 1x3x48x192), else the model's own with unknown dims 1",
+     "LIST"},
+    {"threads", "GPUGUARD_THREADS", GG_OPT_INT, BO(threads), "1",
+     "CPU threads for gpuguard (and for ONNX Runtime: its intra-op threads)", "N"},
     {"runs", NULL, GG_OPT_INT, BO(runs), "20", "timed runs per model and implementation", "N"},
     {"warmup", NULL, GG_OPT_INT, BO(warmup), "3", "untimed runs first", "N"},
+    {"rounds", NULL, GG_OPT_INT, BO(rounds), "5",
+     "with ONNX Runtime: the runs are split into this many rounds, the sides alternating", "N"},
     {"peer", NULL, GG_OPT_STR, BO(peer), "auto",
-     "tfjs-wasm (needs node and scripts/fetch-reference.sh), none, or auto (tfjs-wasm when "
-     "installed)",
+     "tfjs-wasm or ort (both need node and scripts/fetch-reference.sh), none, or auto (ort "
+     "for .onnx models, tfjs-wasm for the others, when installed)",
      "NAME"},
     {"device", NULL, GG_OPT_STR, BO(device), "cpu",
      "cpu: ours vs the peer on the CPU; a device (opencl:0.0, sim:...): first request with cold "
@@ -72,6 +88,7 @@ typedef struct timing {
   double first_run_ms; /* the first gg_session_run */
   int n_ops, n_ops_xnnpack;
   uint64_t planned_bytes;
+  uint64_t peak_rss;       /* the process's peak resident bytes while measured; 0: unknown */
   char ops_by_backend[96]; /* "opencl 150", "xnnpack 60 naive 10" */
 } timing;
 
@@ -79,66 +96,122 @@ static double ms_since(uint64_t t0) {
   return (double)(gg_now_ns() - t0) / 1e6;
 }
 
-/* Our side: load, prepare once (in `pool`'s device memory, or on the host
- * when pool is NULL), fill the input with fixed pseudo-random values, time
- * the first run, then `runs` runs of gg_session_run after `warmup` more. */
-static int bench_ours(const char *path, gg_pool *pool, const bench_opts *o, int warmup, int runs,
-                      timing *t, char *err, size_t errlen) {
+/* Median, min and p90 of ts[0..k) (sorts ts). */
+static void set_stats(double *ts, int k, timing *t) {
+  if (k < 1) return;
+  qsort(ts, (size_t)k, sizeof *ts, cmp_double);
+  t->median_ms = k % 2 ? ts[k / 2] : (ts[k / 2 - 1] + ts[k / 2]) / 2;
+  t->min_ms = ts[0];
+  t->p90_ms = ts[(int)(0.9 * (k - 1))];
+}
+
+/* Resets this process's peak RSS (Linux: clear_refs 5); no-op elsewhere. */
+static void rss_peak_reset(void) {
+  FILE *f = fopen("/proc/self/clear_refs", "w");
+  if (!f) return;
+  fputs("5", f);
+  fclose(f);
+}
+
+/* This process's peak RSS in bytes since start or rss_peak_reset; 0 when
+ * /proc cannot tell. */
+static uint64_t rss_peak(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  unsigned long long kb = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmHWM: %llu kB", &kb) == 1) break;
+  if (f) fclose(f);
+  return (uint64_t)kb * 1024;
+}
+
+/* Our side, open between the rounds of a measurement. */
+typedef struct ours_run {
+  gg_model *m;
+  gg_session *s;
+} ours_run;
+
+static void ours_close(ours_run *r) {
+  gg_session_free(r->s);
+  gg_model_free(r->m);
+  memset(r, 0, sizeof *r);
+}
+
+/* Loads path, prepares a session for input shape (ndim 0: the model's own,
+ * unknown dims 1) in `pool`'s device memory (NULL: the host) and fills
+ * every input: float inputs with fixed pseudo-random values in [0, 1), int
+ * inputs with 0. Sets t->setup_ms and the session's memory figures. */
+static int ours_open(const char *path, gg_pool *pool, const bench_opts *o, const int64_t *shape,
+                     int ndim, ours_run *r, timing *t, char *err, size_t errlen) {
   uint64_t t0 = gg_now_ns();
-  gg_model *m = NULL;
-  int rc = gg_model_load(path, &m, err, errlen);
+  memset(r, 0, sizeof *r);
+  int rc = gg_model_load(path, &r->m, err, errlen);
   if (rc) return rc;
   gg_session_opts so;
   memset(&so, 0, sizeof so);
   so.threads = o->threads;
   so.backend = GG_ENGINE_AUTO;
-  gg_session *s = NULL;
-  if ((rc = gg_session_new_on(m, NULL, 0, &so, pool, &s, err, errlen))) {
-    gg_model_free(m);
+  if ((rc = gg_session_new_on(r->m, ndim ? shape : NULL, ndim, &so, pool, &r->s, err, errlen))) {
+    ours_close(r);
     return rc;
   }
+  uint32_t seed = 12345;
   gg_tensor_info in;
-  float *x = gg_session_input(s, 0, &in);
-  int64_t n = 1;
-  for (int d = 0; d < in.ndim; d++)
-    n *= in.shape[d] > 0 ? in.shape[d] : 1;
-  uint32_t r = 12345;
-  for (int64_t i = 0; i < n; i++) {
-    r = r * 1664525u + 1013904223u;
-    x[i] = (float)r / 4294967296.0f;
+  for (int i = 0; i < gg_model_n_inputs(r->m); i++) {
+    void *x = gg_session_input_data(r->s, i, &in);
+    int64_t n = 1;
+    for (int d = 0; d < in.ndim; d++)
+      n *= in.shape[d] > 0 ? in.shape[d] : 1;
+    for (int64_t j = 0; x && j < n; j++) {
+      seed = seed * 1664525u + 1013904223u;
+      if (in.dtype == GG_TENSOR_F32)
+        ((float *)x)[j] = (float)seed / 4294967296.0f;
+      else
+        ((int32_t *)x)[j] = 0;
+    }
   }
   t->setup_ms = ms_since(t0);
-  double *ts = calloc((size_t)(runs > 0 ? runs : 1), sizeof *ts);
-  if (!ts) rc = GG_ENOMEM;
-  int total = warmup + runs > 0 ? warmup + runs : 1; /* the first run at least */
-  for (int i = 0; i < total && !rc; i++) {
+  gg_engine_mem mem;
+  gg_session_memory(r->s, &mem);
+  t->n_ops = mem.n_ops;
+  t->n_ops_xnnpack = mem.n_ops_xnnpack;
+  t->planned_bytes = mem.predicted;
+  size_t w = 0;
+  for (int b = 0; b < mem.n_backends && w < sizeof t->ops_by_backend; b++)
+    if (mem.ops[b].n_ops > 0)
+      w += (size_t)snprintf(t->ops_by_backend + w, sizeof t->ops_by_backend - w, "%s%s %d",
+                            w ? " " : "", mem.ops[b].name, mem.ops[b].n_ops);
+  return 0;
+}
+
+/* `warmup` untimed runs, then `runs` runs timed into ts[0..runs). */
+static int ours_time(ours_run *r, int warmup, int runs, double *ts, char *err, size_t errlen) {
+  for (int i = 0; i < warmup + runs; i++) {
     uint64_t a = gg_now_ns();
-    rc = gg_session_run(s, err, errlen);
-    if (i == 0) t->first_run_ms = ms_since(a);
+    int rc = gg_session_run(r->s, err, errlen);
+    if (rc) return rc;
     if (i >= warmup) ts[i - warmup] = ms_since(a);
   }
-  if (!rc) {
-    int k = runs;
-    if (k > 0) {
-      qsort(ts, (size_t)k, sizeof *ts, cmp_double);
-      t->median_ms = k % 2 ? ts[k / 2] : (ts[k / 2 - 1] + ts[k / 2]) / 2;
-      t->min_ms = ts[0];
-      t->p90_ms = ts[(int)(0.9 * (k - 1))];
-    }
-    gg_engine_mem mem;
-    gg_session_memory(s, &mem);
-    t->n_ops = mem.n_ops;
-    t->n_ops_xnnpack = mem.n_ops_xnnpack;
-    t->planned_bytes = mem.predicted;
-    size_t w = 0;
-    for (int b = 0; b < mem.n_backends && w < sizeof t->ops_by_backend; b++)
-      if (mem.ops[b].n_ops > 0)
-        w += (size_t)snprintf(t->ops_by_backend + w, sizeof t->ops_by_backend - w, "%s%s %d",
-                              w ? " " : "", mem.ops[b].name, mem.ops[b].n_ops);
-  }
+  return 0;
+}
+
+/* Our side in one go: open, time the first run, then `runs` runs after
+ * `warmup` more; the statistics into t. */
+static int bench_ours(const char *path, gg_pool *pool, const bench_opts *o, int warmup, int runs,
+                      timing *t, char *err, size_t errlen) {
+  ours_run r;
+  int rc = ours_open(path, pool, o, NULL, 0, &r, t, err, errlen);
+  if (rc) return rc;
+  double *ts = calloc((size_t)(runs > 0 ? runs : 1), sizeof *ts);
+  if (!ts) rc = GG_ENOMEM;
+  uint64_t a = gg_now_ns();
+  if (!rc) rc = gg_session_run(r.s, err, errlen); /* the first run at least */
+  t->first_run_ms = ms_since(a);
+  if (!rc && (warmup > 0 || runs > 0))
+    rc = ours_time(&r, warmup > 0 ? warmup - 1 : 0, runs, ts, err, errlen);
+  if (!rc) set_stats(ts, runs, t);
   free(ts);
-  gg_session_free(s);
-  gg_model_free(m);
+  ours_close(&r);
   return rc;
 }
 
@@ -288,47 +361,217 @@ static int bench_device(const char *name, const char *path, const bench_opts *o,
   return 0;
 }
 
-/* The peer script, or "" when tfjs is not installed next to the sources. */
-static const char *peer_script(void) {
-  static char script[PATH_MAX];
-  char wasm[PATH_MAX];
-  snprintf(script, sizeof script, "%s/bench/tfjs/bench.js", GG_SOURCE_DIR);
-  snprintf(wasm, sizeof wasm,
-           "%s/tests/reference/node_modules/@tensorflow/tfjs-backend-wasm/package.json",
-           GG_SOURCE_DIR);
-  if (access(script, R_OK) || access(wasm, R_OK)) return "";
-  if (system("node --version >/dev/null 2>&1") != 0) return "";
-  return script;
+typedef enum peer_kind { PEER_NONE, PEER_TFJS, PEER_ORT } peer_kind;
+
+/* The peer's script, or "" when it or its package is not installed next to
+ * the sources or node is missing. */
+static const char *peer_script(peer_kind k) {
+  static char script[2][PATH_MAX];
+  static int checked[2], node_ok = -1;
+  int i = k == PEER_ORT;
+  if (k == PEER_NONE) return "";
+  if (checked[i]) return script[i];
+  checked[i] = 1;
+  char pkg[PATH_MAX];
+  snprintf(script[i], sizeof script[i], "%s/%s", GG_SOURCE_DIR,
+           i ? "tests/reference/onnx-run.js" : "bench/tfjs/bench.js");
+  snprintf(pkg, sizeof pkg, "%s/tests/reference/node_modules/%s/package.json", GG_SOURCE_DIR,
+           i ? "onnxruntime-node" : "@tensorflow/tfjs-backend-wasm");
+  if (node_ok < 0) node_ok = system("node --version >/dev/null 2>&1") == 0;
+  if (access(script[i], R_OK) || access(pkg, R_OK) || !node_ok) script[i][0] = '\0';
+  return script[i];
 }
 
-/* Runs the tfjs-wasm side; reads its one JSON line. */
-static int bench_peer(const char *script, const char *path, const bench_opts *o, timing *t,
-                      char *err, size_t errlen) {
-  char cmd[3 * PATH_MAX];
-  snprintf(cmd, sizeof cmd,
-           "node '%s' '%s' --backend wasm --threads 1 --runs %d --warmup %d 2>/dev/null", script,
-           path, o->runs, o->warmup);
-  FILE *f = popen(cmd, "r");
-  if (!f) {
-    snprintf(err, errlen, "cannot run node");
-    return GG_EIO;
+/* Whether path names an ONNX model (by its extension: the peer to pick). */
+static int is_onnx(const char *path) {
+  size_t n = strlen(path);
+  return n > 5 && !strcmp(path + n - 5, ".onnx");
+}
+
+/* Runs `cmd` under /bin/sh, keeps the last line of its stdout and stderr
+ * that starts with '{' in json and the last other line in msg, and the
+ * child's peak RSS in bytes. Returns its exit status, or -1 when it could
+ * not be started. */
+static int run_child(const char *cmd, char *json, size_t jsonlen, char *msg, size_t msglen,
+                     uint64_t *peak_rss) {
+  int fds[2];
+  json[0] = msg[0] = '\0';
+  if (pipe(fds)) return -1;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return -1;
   }
-  char line[4096], last[4096] = "";
-  while (fgets(line, sizeof line, f))
-    if (line[0] == '{') snprintf(last, sizeof last, "%s", line);
-  int st = pclose(f);
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    close(fds[0]);
+    close(fds[1]);
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+  }
+  close(fds[1]);
+  FILE *f = fdopen(fds[0], "r");
+  static char line[1 << 16];
+  while (f && fgets(line, sizeof line, f)) {
+    size_t len = strcspn(line, "\n");
+    char *to = line[0] == '{' ? json : msg;
+    size_t cap = line[0] == '{' ? jsonlen : msglen;
+    if (!len) continue;
+    len = len < cap ? len : cap - 1;
+    memcpy(to, line, len);
+    to[len] = '\0';
+  }
+  if (f)
+    fclose(f);
+  else
+    close(fds[0]);
+  int st = 0;
+  struct rusage ru;
+  memset(&ru, 0, sizeof ru);
+  if (wait4(pid, &st, 0, &ru) < 0) return -1;
+  *peak_rss = (uint64_t)ru.ru_maxrss * 1024; /* Linux: kB */
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+/* One process of the peer: `warmup` untimed runs, then `runs` timed ones,
+ * appended to ts[*n..]; on ONNX Runtime with input 0 of shape `shape`
+ * ("1x3x640x640"; "" for the model's own) and o->threads intra-op threads,
+ * on tfjs-wasm with 1 thread. t->peak_rss gets the larger of its value and
+ * the process's peak. */
+static int peer_round(peer_kind k, const char *path, const char *shape, const bench_opts *o,
+                      int warmup, int runs, double *ts, int *n, timing *t, char *err,
+                      size_t errlen) {
+  const char *script = peer_script(k);
+  if (strchr(path, '\'')) {
+    snprintf(err, errlen, "the peer cannot be given a path with a quote in it: %.900s", path);
+    return GG_EINVAL;
+  }
+  char cmd[3 * PATH_MAX], in[128] = "";
+  if (k == PEER_ORT) {
+    if (*shape) snprintf(in, sizeof in, "--in ':float32:%s:random'", shape);
+    snprintf(cmd, sizeof cmd, "exec node '%s' '%s' --threads %d %s --time %d --warmup %d", script,
+             path, o->threads, in, runs, warmup);
+  } else {
+    snprintf(cmd, sizeof cmd,
+             "exec node '%s' '%s' --backend wasm --threads 1 --runs %d --warmup %d", script, path,
+             runs, warmup);
+  }
+  static char json[1 << 16];
+  char msg[512];
+  uint64_t rss = 0;
+  int st = run_child(cmd, json, sizeof json, msg, sizeof msg, &rss);
   json_error_t je;
-  json_t *j = last[0] ? json_loads(last, 0, &je) : NULL;
-  if (st != 0 || !j) {
-    snprintf(err, errlen, "tfjs-wasm failed on %.900s (exit status %d)", path, st);
+  json_t *j = st == 0 && json[0] ? json_loads(json, 0, &je) : NULL;
+  json_t *times = json_object_get(j, "times_ms");
+  if (!j || (k == PEER_ORT && json_array_size(times) != (size_t)runs)) {
+    snprintf(err, errlen, "%s failed on %.700s (exit status %d%s%.200s)",
+             k == PEER_ORT ? "onnxruntime-node" : "tfjs-wasm", path, st, msg[0] ? ": " : "", msg);
     json_decref(j);
     return GG_EIO;
   }
-  t->median_ms = json_number_value(json_object_get(j, "median_ms"));
-  t->min_ms = json_number_value(json_object_get(j, "min_ms"));
-  t->p90_ms = json_number_value(json_object_get(j, "p90_ms"));
+  if (k == PEER_ORT) {
+    for (size_t i = 0; i < json_array_size(times); i++)
+      ts[(*n)++] = json_number_value(json_array_get(times, i));
+  } else { /* one round only: its own statistics */
+    t->median_ms = json_number_value(json_object_get(j, "median_ms"));
+    t->min_ms = json_number_value(json_object_get(j, "min_ms"));
+    t->p90_ms = json_number_value(json_object_get(j, "p90_ms"));
+  }
+  if (rss > t->peak_rss) t->peak_rss = rss;
   json_decref(j);
   return 0;
+}
+
+/* Parses "1x3x640x640" into shape; returns ndim, or -1 when it is not
+ * 1..GG_ENGINE_MAX_DIMS positive integers joined by 'x'. */
+static int parse_shape(const char *s, int64_t *shape) {
+  int nd = 0;
+  while (*s) {
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || v < 1 || v > (1ll << 31) || nd == GG_ENGINE_MAX_DIMS) return -1;
+    shape[nd++] = v;
+    if (*end == 'x')
+      end++;
+    else if (*end)
+      return -1;
+    else
+      break;
+    s = end;
+    if (!*s) return -1;
+  }
+  return nd ? nd : -1;
+}
+
+/* The input shape a PP-OCR model is usually run at (its file name decides),
+ * or NULL. */
+static const char *default_shape(const char *path) {
+  static const struct {
+    const char *file, *shape;
+  } k[] = {
+      {"ch_PP-OCRv4_det_infer.onnx", "1x3x640x640"},
+      {"ch_PP-OCRv4_rec_infer.onnx", "1x3x48x320"},
+      {"ch_ppocr_mobile_v2.0_cls_infer.onnx", "1x3x48x192"},
+  };
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+    if (!strcmp(base, k[i].file)) return k[i].shape;
+  return NULL;
+}
+
+/* The model's name for the table: its file name without folder and
+ * extension ("ch_PP-OCRv4_det_infer"), or name as given. */
+static void short_name(const char *name, char *out, size_t outlen) {
+  const char *base = strrchr(name, '/');
+  base = base ? base + 1 : name;
+  snprintf(out, outlen, "%s", base);
+  char *dot = strrchr(out, '.');
+  if (dot && (!strcmp(dot, ".onnx") || !strcmp(dot, ".json"))) *dot = '\0';
+}
+
+/* Ours against the peer for one model, the runs split into o->rounds rounds
+ * (ORT; tfjs-wasm: one round after ours), the sides alternating: ours
+ * first in even rounds, the peer first in odd ones. Each round gives each
+ * side o->warmup untimed runs first. */
+static int bench_pair(const char *path, peer_kind pk, const char *shape_txt, const int64_t *shape,
+                      int ndim, const bench_opts *o, timing *ours, timing *peer, int *have_peer,
+                      char *err, size_t errlen) {
+  ours_run r;
+  rss_peak_reset();
+  int rc = ours_open(path, NULL, o, shape, ndim, &r, ours, err, errlen);
+  if (rc) return rc;
+  int rounds = pk == PEER_ORT ? (o->rounds < o->runs ? o->rounds : o->runs) : 1;
+  double *ts = calloc((size_t)o->runs, sizeof *ts), *ps = calloc((size_t)o->runs, sizeof *ps);
+  int n = 0, np = 0, peer_ok = pk != PEER_NONE;
+  char perr[1024] = "";
+  if (!ts || !ps) rc = GG_ENOMEM;
+  for (int i = 0; i < rounds && !rc; i++) {
+    int k = o->runs / rounds + (i < o->runs % rounds);
+    for (int side = 0; side < 2 && !rc; side++) {
+      if ((side == 0) == (i % 2 == 0)) {
+        if (!(rc = ours_time(&r, o->warmup, k, ts + n, err, errlen))) n += k;
+      } else if (peer_ok &&
+                 peer_round(pk, path, shape_txt, o, o->warmup, pk == PEER_ORT ? k : o->runs, ps,
+                            &np, peer, perr, sizeof perr)) {
+        peer_ok = 0;
+        fprintf(stderr, "gpuguard bench: %s: %s\n", path, perr);
+      }
+    }
+  }
+  if (!rc) {
+    ours->peak_rss = rss_peak();
+    set_stats(ts, n, ours);
+    if (pk == PEER_ORT && peer_ok) set_stats(ps, np, peer);
+    *have_peer = peer_ok;
+  }
+  free(ts);
+  free(ps);
+  ours_close(&r);
+  return rc;
 }
 
 int gg_cli_bench(int argc, char **argv) {
@@ -338,38 +581,62 @@ int gg_cli_bench(int argc, char **argv) {
   static const char usage[] =
       "Usage: gpuguard bench [options]\n\n"
       "Times each model's run stage on the CPU (gpuguard's engine, XNNPACK) and, in the\n"
-      "same run, on TensorFlow.js with its WebAssembly backend (1 thread), and prints the\n"
-      "medians and the ratio tfjs-wasm / gpuguard (> 1: gpuguard is faster). Inputs are\n"
-      "fixed pseudo-random tensors of each model's input shape.\n"
-      "bench/bench-engine.sh runs the same comparison over interleaved rounds.\n\n";
+      "same run, on a peer runtime, and prints medians, minimums and the ratio\n"
+      "peer / gpuguard (> 1: gpuguard is faster). The peer of a TF.js model is\n"
+      "TensorFlow.js with its WebAssembly backend (1 thread); of an .onnx model, ONNX\n"
+      "Runtime (onnxruntime-node, default graph optimizations, --threads intra-op\n"
+      "threads), the two sides alternating over --rounds rounds. Inputs are fixed\n"
+      "pseudo-random tensors of each model's input shape (--shape).\n"
+      "bench/bench-engine.sh runs the tfjs comparison over interleaved rounds.\n\n";
   int rc = gg_opts_cli("bench", usage, k_bench_opts, &o, argc, argv);
   if (rc >= 0) return rc;
   if (o.runs < 1 || o.runs > 100000 || o.warmup < 0 || o.warmup > 1000 || o.threads < 1 ||
-      o.threads > 256) {
-    fprintf(stderr, "gpuguard bench: --runs 1..100000, --warmup 0..1000, --threads 1..256\n");
-    return 2;
-  }
-  const char *script = "";
-  int on_dev = strcmp(o.device, "cpu") != 0;
-  if (on_dev && !strcmp(o.peer, "tfjs-wasm")) {
+      o.threads > 256 || o.rounds < 1 || o.rounds > 1000) {
     fprintf(stderr,
-            "gpuguard bench: --peer tfjs-wasm compares CPU times; leave it out with "
-            "--device %s\n",
-            o.device);
+            "gpuguard bench: --runs 1..100000, --warmup 0..1000, --threads 1..256, --rounds "
+            "1..1000\n");
     return 2;
   }
-  if (on_dev) {
-    /* no peer on a device */
-  } else if (!strcmp(o.peer, "tfjs-wasm") || !strcmp(o.peer, "auto")) {
-    script = peer_script();
-    if (!*script && !strcmp(o.peer, "tfjs-wasm")) {
-      fprintf(stderr, "gpuguard bench: --peer tfjs-wasm needs node and the pinned tfjs "
-                      "(scripts/fetch-reference.sh) next to the sources\n");
+  int on_dev = strcmp(o.device, "cpu") != 0;
+  peer_kind want = PEER_NONE; /* forced peer; auto picks per model */
+  int peer_auto = !strcmp(o.peer, "auto");
+  if (!strcmp(o.peer, "tfjs-wasm"))
+    want = PEER_TFJS;
+  else if (!strcmp(o.peer, "ort"))
+    want = PEER_ORT;
+  else if (!peer_auto && strcmp(o.peer, "none")) {
+    fprintf(stderr, "gpuguard bench: --peer must be tfjs-wasm, ort, none or auto, got '%s'\n",
+            o.peer);
+    return 2;
+  }
+  if (on_dev && want != PEER_NONE) {
+    fprintf(stderr, "gpuguard bench: --peer %s compares CPU times; leave it out with --device %s\n",
+            o.peer, o.device);
+    return 2;
+  }
+  if (want != PEER_NONE && !*peer_script(want)) {
+    fprintf(stderr,
+            "gpuguard bench: --peer %s needs node and the pinned %s (scripts/fetch-reference.sh) "
+            "next to the sources\n",
+            o.peer, want == PEER_ORT ? "onnxruntime-node" : "tfjs");
+    return 2;
+  }
+  /* --shape: one for all, or one per model */
+  char shapes[1024];
+  snprintf(shapes, sizeof shapes, "%s", o.shape);
+  const char *shape_of[64];
+  int n_shapes = 0;
+  char *save = NULL;
+  for (char *sh = strtok_r(shapes, ",", &save); sh; sh = strtok_r(NULL, ",", &save)) {
+    int64_t tmp[GG_ENGINE_MAX_DIMS];
+    if (parse_shape(sh, tmp) < 0 || n_shapes == 64) {
+      fprintf(stderr,
+              "gpuguard bench: --shape '%s': expected dims joined by 'x' (1x3x640x640), at most "
+              "%d dims and 64 shapes\n",
+              sh, GG_ENGINE_MAX_DIMS);
       return 2;
     }
-  } else if (strcmp(o.peer, "none")) {
-    fprintf(stderr, "gpuguard bench: --peer must be tfjs-wasm, none or auto, got '%s'\n", o.peer);
-    return 2;
+    shape_of[n_shapes++] = sh;
   }
   gg_log_set_level(GG_LOG_WARN);
   json_t *rows = json_array();
@@ -382,16 +649,23 @@ int gg_cli_bench(int argc, char **argv) {
     printf("%-14s %-22s %-22s %-22s %8s %8s  %s\n", "model", "cold (setup + run)", "ours cold",
            "warm", "median", "p90", "ops by backend");
   } else if (!o.json) {
-    printf("gpuguard bench: %d run(s) after %d warm-up, gpuguard %d thread(s)%s\n\n", o.runs,
-           o.warmup, o.threads, *script ? ", tfjs-wasm 1 thread" : ", no peer");
-    printf("%-14s %10s %10s %8s %12s %8s\n", "model", "ours ms", "tfjs ms", "ratio", "planned MiB",
-           "xnn ops");
+    printf("gpuguard bench: %d run(s) per side after %d warm-up, gpuguard %d thread(s)", o.runs,
+           o.warmup, o.threads);
+    if (want == PEER_ORT || peer_auto)
+      printf("; ONNX Runtime %d thread(s), %d alternating round(s)%s", o.threads, o.rounds,
+             peer_auto ? " (.onnx models)" : "");
+    if (want == PEER_TFJS || peer_auto)
+      printf("; tfjs-wasm 1 thread%s", peer_auto ? " (TF.js models)" : "");
+    printf("\n\n");
+    printf("%-22s %-12s %9s %9s  %-9s %9s %9s %7s %9s %13s  %s\n", "model", "input", "ours med",
+           "ours min", "peer", "peer med", "peer min", "ratio", "plan MiB", "RSS MiB o/p",
+           "ops xnn/all");
   }
-  char list[1024];
+  char list[4096];
   snprintf(list, sizeof list, "%s", o.models);
-  int failed = 0;
-  char *save = NULL;
-  for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+  int failed = 0, idx = 0;
+  save = NULL;
+  for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save), idx++) {
     char path[PATH_MAX];
     if (gg_catalog_resolve(name, path, sizeof path)) {
       fprintf(stderr,
@@ -401,6 +675,12 @@ int gg_cli_bench(int argc, char **argv) {
       failed++;
       continue;
     }
+    const char *shape_txt = n_shapes == 1         ? shape_of[0]
+                            : idx < n_shapes      ? shape_of[idx]
+                            : default_shape(path) ? default_shape(path)
+                                                  : "";
+    int64_t shape[GG_ENGINE_MAX_DIMS];
+    int ndim = *shape_txt ? parse_shape(shape_txt, shape) : 0;
     if (on_dev) {
       if ((rc = bench_device(name, path, &o, rows, err, sizeof err))) {
         fprintf(stderr, "gpuguard bench: %s on %s: %s (%s)\n", name, o.device, err,
@@ -409,48 +689,70 @@ int gg_cli_bench(int argc, char **argv) {
       }
       continue;
     }
+    peer_kind pk = want;
+    if (peer_auto) {
+      pk = is_onnx(path) ? PEER_ORT : PEER_TFJS;
+      if (!*peer_script(pk)) pk = PEER_NONE;
+    }
     timing ours = {0}, peer = {0};
-    if ((rc = bench_ours(path, NULL, &o, o.warmup, o.runs, &ours, err, sizeof err))) {
-      fprintf(stderr, "gpuguard bench: %s: %s (%s)\n", name, err, gg_err_name(rc));
+    int have_peer = 0;
+    if ((rc = bench_pair(path, pk, shape_txt, shape, ndim, &o, &ours, &peer, &have_peer, err,
+                         sizeof err))) {
+      /* the engine's messages name the model file already */
+      int named = !strncmp(err, path, strlen(path));
+      fprintf(stderr, "gpuguard bench: %s%s%s (%s)\n", named ? "" : name, named ? "" : ": ", err,
+              gg_err_name(rc));
       failed++;
       continue;
     }
-    int have_peer = *script && bench_peer(script, path, &o, &peer, err, sizeof err) == 0;
-    if (*script && !have_peer) fprintf(stderr, "gpuguard bench: %s: %s\n", name, err);
+    const char *peer_name = pk == PEER_ORT ? "ort" : "tfjs-wasm";
     double ratio = have_peer && ours.median_ms > 0 ? peer.median_ms / ours.median_ms : 0;
-    json_t *row = json_pack("{s:s,s:f,s:f,s:f,s:I,s:i,s:i}", "model", name, "median_ms",
-                            ours.median_ms, "min_ms", ours.min_ms, "p90_ms", ours.p90_ms,
-                            "planned_bytes", (json_int_t)ours.planned_bytes, "n_ops", ours.n_ops,
-                            "n_ops_xnnpack", ours.n_ops_xnnpack);
+    char sname[64];
+    short_name(name, sname, sizeof sname);
+    json_t *row = json_pack(
+        "{s:s,s:s,s:s,s:f,s:f,s:f,s:I,s:I,s:i,s:i}", "model", sname, "path", path, "input",
+        *shape_txt ? shape_txt : "model", "median_ms", ours.median_ms, "min_ms", ours.min_ms,
+        "p90_ms", ours.p90_ms, "planned_bytes", (json_int_t)ours.planned_bytes, "peak_rss_bytes",
+        (json_int_t)ours.peak_rss, "n_ops", ours.n_ops, "n_ops_xnnpack", ours.n_ops_xnnpack);
     if (have_peer) {
-      json_object_set_new(row, "tfjs_wasm",
-                          json_pack("{s:f,s:f,s:f}", "median_ms", peer.median_ms, "min_ms",
-                                    peer.min_ms, "p90_ms", peer.p90_ms));
+      json_object_set_new(row, pk == PEER_ORT ? "ort" : "tfjs_wasm",
+                          json_pack("{s:f,s:f,s:f,s:I}", "median_ms", peer.median_ms, "min_ms",
+                                    peer.min_ms, "p90_ms", peer.p90_ms, "peak_rss_bytes",
+                                    (json_int_t)peer.peak_rss));
       json_object_set_new(row, "ratio", json_real(ratio));
+      if (ours.min_ms > 0)
+        json_object_set_new(row, "ratio_min", json_real(peer.min_ms / ours.min_ms));
     }
     json_array_append_new(rows, row);
     if (!o.json) {
-      char tf[32] = "-", rt[32] = "-";
+      char pm[32] = "-", pn[32] = "-", rt[32] = "-", rss[32];
       if (have_peer) {
-        snprintf(tf, sizeof tf, "%.2f", peer.median_ms);
+        snprintf(pm, sizeof pm, "%.2f", peer.median_ms);
+        snprintf(pn, sizeof pn, "%.2f", peer.min_ms);
         snprintf(rt, sizeof rt, "%.2fx", ratio);
       }
-      printf("%-14s %10.2f %10s %8s %12.1f %4d/%-3d\n", name, ours.median_ms, tf, rt,
-             (double)ours.planned_bytes / 1048576.0, ours.n_ops_xnnpack, ours.n_ops);
+      snprintf(rss, sizeof rss, "%.0f/%.0f", (double)ours.peak_rss / 1048576.0,
+               (double)peer.peak_rss / 1048576.0);
+      printf("%-22s %-12s %9.2f %9.2f  %-9s %9s %9s %7s %9.1f %13s  %d/%d\n", sname,
+             *shape_txt ? shape_txt : "model", ours.median_ms, ours.min_ms,
+             have_peer ? peer_name : "-", pm, pn, rt, (double)ours.planned_bytes / 1048576.0, rss,
+             ours.n_ops_xnnpack, ours.n_ops);
       fflush(stdout);
     }
   }
   if (o.json) {
-    json_t *root = json_pack("{s:s,s:i,s:i,s:i,s:s,s:o}", "device", o.device, "threads", o.threads,
-                             "runs", o.runs, "warmup", o.warmup, "peer",
-                             *script ? "tfjs-wasm" : "none", "models", rows);
+    json_t *root =
+        json_pack("{s:s,s:i,s:i,s:i,s:i,s:s,s:o}", "device", o.device, "threads", o.threads, "runs",
+                  o.runs, "warmup", o.warmup, "rounds", o.rounds, "peer", o.peer, "models", rows);
     char *txt = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
     if (txt) printf("%s\n", txt);
     free(txt);
     json_decref(root);
   } else {
     json_decref(rows);
-    if (*script) printf("\nratio = tfjs-wasm median / gpuguard median (> 1: gpuguard is faster)\n");
+    if (!on_dev)
+      printf("\nratio = peer median / gpuguard median (> 1: gpuguard is faster); RSS: peak "
+             "resident MiB of our process during the model (o) and of the peer's process (p)\n");
   }
   return failed ? 1 : 0;
 }

@@ -151,7 +151,48 @@ typedef struct xnn_node {
   gg_xnn_op *xnn;  /* NULL: XNNPACK did not take the node */
   gg_xnn_op *post; /* in-place activation after the XNN op (LeakyRelu) */
   int post_prelu;  /* naive in-place PReLU after the XNN op */
+  /* Concat: one strided copy per non-empty input (xnn = parts[0]); part i
+   * copies input part_in[i] to the output at element part_off[i] */
+  int n_parts;
+  gg_xnn_op **parts;
+  int *part_in;
+  size_t *part_off;
 } xnn_node;
+
+/* Concat as strided row copies (XNNPACK's copy_nc_x32: floats and int32
+ * alike): rows = the output dims before the axis, each input's row is its
+ * dims from the axis on, written at its offset within the output row. */
+static int xnn_concat_make(const gg_node *n, const gg_tval *v, gg_xnn_threadpool *tp,
+                           xnn_node *ex) {
+  const gg_tval *y = &v[n->out[0]], *av = &v[n->in[n->n_in - 1]];
+  if (y->nelem <= 0 || !av->data || av->nelem != 1 || av->dtype != GG_DT_I32) return 0;
+  int ax = ((const int32_t *)av->data)[0];
+  if (ax < 0) ax += y->ndim;
+  if (ax < 0 || ax >= y->ndim) return 0;
+  int64_t rows = 1;
+  for (int d = 0; d < ax; d++)
+    rows *= y->shape[d];
+  if (rows <= 0) return 0;
+  int64_t width = y->nelem / rows, off = 0;
+  ex->parts = calloc((size_t)n->n_in, sizeof *ex->parts);
+  ex->part_in = calloc((size_t)n->n_in, sizeof *ex->part_in);
+  ex->part_off = calloc((size_t)n->n_in, sizeof *ex->part_off);
+  if (!ex->parts || !ex->part_in || !ex->part_off) return GG_ENOMEM;
+  for (int k = 0; k < n->n_in - 1; k++) {
+    const gg_tval *x = &v[n->in[k]];
+    if (x->dtype != y->dtype || gg__dtype_size(x->dtype) != 4) return GG_EUNSUPPORTED;
+    int64_t w = x->nelem / rows;
+    if (w <= 0) continue;
+    int rc = gg_xnn_copy_strided_new((size_t)rows, (size_t)w, (size_t)w, (size_t)width, tp,
+                                     &ex->parts[ex->n_parts]);
+    if (rc) return rc;
+    ex->part_in[ex->n_parts] = n->in[k];
+    ex->part_off[ex->n_parts++] = (size_t)off;
+    off += w;
+  }
+  ex->xnn = ex->n_parts ? ex->parts[0] : NULL;
+  return 0;
+}
 
 static gg_xnn_act xact(gg_act a) {
   return a == GG_ACT_RELU    ? GG_XNN_ACT_RELU
@@ -177,6 +218,18 @@ static int xnn_deconv_ok(const gg_node *n, const gg_tval *v) {
   for (int d = 0; d < 2; d++)
     if (n->a.output_padding[d] >= n->a.strides[d]) return 0;
   return 1;
+}
+
+/* Pow(x, 2) with a float x and a constant exponent 2 (the variance step of
+ * a decomposed LayerNorm): XNNPACK's square, x * x, which is what powf(x, 2)
+ * returns. */
+static int xnn_pow_is_square(const gg_node *n, const gg_tval *v) {
+  const gg_tval *x = &v[n->in[0]], *e = &v[n->in[1]], *y = &v[n->out[0]];
+  if (x->dtype != GG_DT_F32 || y->dtype != GG_DT_F32 || !e->is_const || !e->data || e->nelem != 1 ||
+      y->nelem != x->nelem || y->nelem <= 0)
+    return 0;
+  return e->dtype == GG_DT_F32 ? ((const float *)e->data)[0] == 2.0f
+                               : ((const int32_t *)e->data)[0] == 2;
 }
 
 /* AvgPool: XNNPACK divides by the window's in-image part (ONNX
@@ -285,6 +338,7 @@ static int xnn_make(xnn_ctx *c, const gg_node *n, gg_tval *v, xnn_node *ex) {
     p.pad_top = (uint32_t)n->a.pads[0], p.pad_bottom = (uint32_t)n->a.pads[1];
     p.pad_left = (uint32_t)n->a.pads[2], p.pad_right = (uint32_t)n->a.pads[3];
     p.adj_h = (uint32_t)n->a.output_padding[0], p.adj_w = (uint32_t)n->a.output_padding[1];
+    p.act = xact(n->a.act); /* Relu / Relu6 only (fold.c fuses no other) */
     rc = gg_xnn_deconv2d_new(&p, w->data, n->n_in > 2 ? v[n->in[2]].data : NULL, tp, &ex->xnn);
     break;
   }
@@ -311,15 +365,17 @@ static int xnn_make(xnn_ctx *c, const gg_node *n, gg_tval *v, xnn_node *ex) {
   case GG_OP_ADD:
   case GG_OP_SUB:
   case GG_OP_MUL:
+  case GG_OP_DIV:
   case GG_OP_MAXIMUM:
   case GG_OP_MINIMUM: {
-    if (y->dtype != GG_DT_F32) return 0;
+    if (y->dtype != GG_DT_F32 || x->dtype != GG_DT_F32 || v[n->in[1]].dtype != GG_DT_F32) return 0;
     const gg_tval *b = &v[n->in[1]];
     gg_xnn_binary_params p;
     memset(&p, 0, sizeof p);
     p.op = n->op == GG_OP_ADD       ? GG_XNN_ADD
            : n->op == GG_OP_SUB     ? GG_XNN_SUB
            : n->op == GG_OP_MUL     ? GG_XNN_MUL
+           : n->op == GG_OP_DIV     ? GG_XNN_DIV
            : n->op == GG_OP_MAXIMUM ? GG_XNN_MAX
                                     : GG_XNN_MIN;
     p.a_ndim = (size_t)x->ndim, p.b_ndim = (size_t)b->ndim;
@@ -336,7 +392,13 @@ static int xnn_make(xnn_ctx *c, const gg_node *n, gg_tval *v, xnn_node *ex) {
   case GG_OP_LEAKY_RELU:
   case GG_OP_SIGMOID:
   case GG_OP_ABS:
-  case GG_OP_SQUARE: {
+  case GG_OP_SQUARE:
+  case GG_OP_HARD_SWISH:
+  case GG_OP_CLIP:
+  case GG_OP_POW: {
+    if (x->dtype != GG_DT_F32 || y->dtype != GG_DT_F32) return 0;
+    if (n->op == GG_OP_POW && !xnn_pow_is_square(n, v)) return 0;
+    if (n->op == GG_OP_CLIP && !(n->a.clip_min <= n->a.clip_max)) return 0; /* naive's rule */
     gg_xnn_unary_params p;
     memset(&p, 0, sizeof p);
     p.op = n->op == GG_OP_RELU         ? GG_XNN_RELU
@@ -344,9 +406,12 @@ static int xnn_make(xnn_ctx *c, const gg_node *n, gg_tval *v, xnn_node *ex) {
            : n->op == GG_OP_LEAKY_RELU ? GG_XNN_LEAKY_RELU
            : n->op == GG_OP_SIGMOID    ? GG_XNN_SIGMOID
            : n->op == GG_OP_ABS        ? GG_XNN_ABS
-                                       : GG_XNN_SQUARE;
+           : n->op == GG_OP_HARD_SWISH ? GG_XNN_HARDSWISH
+           : n->op == GG_OP_CLIP       ? GG_XNN_CLAMP
+                                       : GG_XNN_SQUARE; /* and Pow(x, 2) */
     p.count = (size_t)y->nelem;
     p.alpha = n->a.alpha;
+    p.clamp_min = n->a.clip_min, p.clamp_max = n->a.clip_max;
     if (!p.count) return 0;
     rc = gg_xnn_unary_new(&p, tp, &ex->xnn);
     break;
@@ -383,6 +448,7 @@ static int xnn_make(xnn_ctx *c, const gg_node *n, gg_tval *v, xnn_node *ex) {
     rc = gg_xnn_pad_new((size_t)x->ndim, shp, pre, post, val, tp, &ex->xnn);
     break;
   }
+  case GG_OP_CONCAT: return xnn_concat_make(n, v, tp, ex);
   case GG_OP_MEAN: {
     const gg_tval *ax = &v[n->in[1]];
     const int32_t *a = ax->data;
@@ -410,10 +476,15 @@ static int xnn_make(xnn_ctx *c, const gg_node *n, gg_tval *v, xnn_node *ex) {
 
 static int xnn_bind(const gg_node *n, gg_tval *v, const xnn_node *ex) {
   float *y = v[n->out[0]].data;
+  for (int i = 0; i < ex->n_parts; i++) {
+    int rc = gg_xnn_op_bind(ex->parts[i], v[ex->part_in[i]].data, NULL, y + ex->part_off[i]);
+    if (rc) return rc;
+  }
+  if (ex->n_parts) return 0;
   const float *a = v[n->in[0]].data;
   const float *b = NULL;
-  if (n->op == GG_OP_ADD || n->op == GG_OP_SUB || n->op == GG_OP_MUL || n->op == GG_OP_MAXIMUM ||
-      n->op == GG_OP_MINIMUM)
+  if (n->op == GG_OP_ADD || n->op == GG_OP_SUB || n->op == GG_OP_MUL || n->op == GG_OP_DIV ||
+      n->op == GG_OP_MAXIMUM || n->op == GG_OP_MINIMUM)
     b = v[n->in[1]].data;
   int rc = gg_xnn_op_bind(ex->xnn, a, b, y);
   if (!rc && ex->post) rc = gg_xnn_op_bind(ex->post, y, NULL, y);
@@ -447,10 +518,21 @@ static int xnnpack_supports(gg_backend *be, const gg_node *n, const gg_tval *v) 
   case GG_OP_MUL:
   case GG_OP_MAXIMUM:
   case GG_OP_MINIMUM: return v[n->out[0]].dtype == GG_DT_F32;
+  case GG_OP_DIV: /* F32 only: I32 division has its own rules (x / 0 = 0) */
+    return v[n->out[0]].dtype == GG_DT_F32 && v[n->in[0]].dtype == GG_DT_F32 &&
+           v[n->in[1]].dtype == GG_DT_F32 && v[n->out[0]].nelem > 0;
+  case GG_OP_HARD_SWISH: return v[n->out[0]].nelem > 0 && v[n->in[0]].dtype == GG_DT_F32;
+  case GG_OP_POW: return xnn_pow_is_square(n, v);
+  case GG_OP_CLIP:
+    return v[n->out[0]].nelem > 0 && v[n->in[0]].dtype == GG_DT_F32 &&
+           n->a.clip_min <= n->a.clip_max;
   case GG_OP_PAD:
     return v[n->in[0]].dtype == GG_DT_F32 && v[n->in[0]].nelem > 0 &&
            n->a.pad_mode == GG_PADMODE_CONSTANT;
   case GG_OP_MEAN: return v[n->in[0]].ndim == 4 && v[n->in[1]].nelem == 2;
+  case GG_OP_CONCAT: /* floats or int32, a known axis */
+    return v[n->out[0]].nelem > 0 && gg__dtype_size(v[n->out[0]].dtype) == 4 &&
+           v[n->in[n->n_in - 1]].data != NULL && v[n->in[n->n_in - 1]].nelem == 1;
   case GG_OP_BATCH_MATMUL: return xnn_bmm_ok(n, v);
   case GG_OP_CONV_TRANSPOSE: return xnn_deconv_ok(n, v);
   case GG_OP_AVGPOOL: return xnn_avgpool_ok(n, v);
@@ -475,7 +557,15 @@ static void xnnpack_release(gg_backend *be, void *state) {
   (void)be;
   xnn_node *ex = state;
   if (!ex) return;
-  gg_xnn_op_free(ex->xnn);
+  if (ex->parts) {
+    for (int i = 0; i < ex->n_parts; i++)
+      gg_xnn_op_free(ex->parts[i]);
+  } else {
+    gg_xnn_op_free(ex->xnn);
+  }
+  free(ex->parts);
+  free(ex->part_in);
+  free(ex->part_off);
   gg_xnn_op_free(ex->post);
   free(ex);
 }
@@ -493,7 +583,10 @@ static int xnnpack_prepare(gg_backend *be, const gg_node *n, gg_tval *vals, void
     xnnpack_release(be, ex);
     return rc;
   }
-  *workspace = gg_xnn_op_bytes(ex->xnn) + (ex->post ? gg_xnn_op_bytes(ex->post) : 0);
+  *workspace = ex->n_parts ? 0 : gg_xnn_op_bytes(ex->xnn);
+  for (int i = 0; i < ex->n_parts; i++)
+    *workspace += gg_xnn_op_bytes(ex->parts[i]);
+  *workspace += ex->post ? gg_xnn_op_bytes(ex->post) : 0;
   *state = ex;
   return 0;
 }
@@ -501,10 +594,20 @@ static int xnnpack_prepare(gg_backend *be, const gg_node *n, gg_tval *vals, void
 static int xnnpack_run(gg_backend *be, const gg_node *n, gg_tval *vals, void *state) {
   (void)be;
   xnn_node *ex = state;
-  int rc = gg_xnn_op_run(ex->xnn);
+  int rc = 0;
+  for (int i = 1; i < ex->n_parts && !rc; i++) /* parts[0] is ex->xnn */
+    rc = gg_xnn_op_run(ex->parts[i]);
+  if (!rc) rc = gg_xnn_op_run(ex->xnn);
   if (!rc && ex->post) rc = gg_xnn_op_run(ex->post);
   if (!rc && ex->post_prelu) prelu_inplace(n, vals);
   return rc;
+}
+
+/* End of a run: the pool's workers sleep instead of spinning until the
+ * next run's first parallel op. */
+static int xnnpack_synchronize(gg_backend *be) {
+  gg_xnn_threadpool_rest(((xnn_ctx *)be->ctx)->pool);
+  return 0;
 }
 
 static void xnnpack_free(gg_backend *be) {
@@ -522,6 +625,7 @@ static const gg_backend_i k_xnnpack = {
     .prepare = xnnpack_prepare,
     .release = xnnpack_release,
     .run_node = xnnpack_run,
+    .synchronize = xnnpack_synchronize,
     .free = xnnpack_free,
 };
 

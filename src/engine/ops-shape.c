@@ -834,6 +834,12 @@ static int run_conv_transpose(const gg_node *n, gg_tval *vals, const gg__kctx *c
                  n->a.strides[0], n->a.strides[1], n->a.dilations[0], n->a.dilations[1],
                  n->a.pads[0], n->a.pads[2]};
   if (y->nelem) par1d(ctx, convt_row, &j, (size_t)(x->shape[0] * j.OH));
+  /* A Relu / Relu6 fused in by fold.c (a BatchNorm shift + Relu after it) */
+  if (n->a.act == GG_ACT_RELU || n->a.act == GG_ACT_RELU6) {
+    float *d = F32(y), hi = n->a.act == GG_ACT_RELU6 ? 6.0f : INFINITY;
+    for (int64_t i = 0; i < y->nelem; i++)
+      d[i] = d[i] < 0.0f ? 0.0f : d[i] > hi ? hi : d[i];
+  }
   return 0;
 }
 
@@ -951,6 +957,12 @@ static void resize_row(void *arg, size_t row) {
     float *restrict dst = (float *)j->y + yo;
     if (ty.outside || tx.outside) {
       for (int64_t c = 0; c < C; c++) dst[c] = j->a->extrapolation;
+      continue;
+    }
+    if (ty.n == 1 && tx.n == 1 && ty.w[0] == 1.0f && tx.w[0] == 1.0f) {
+      /* one tap of weight 1 (nearest, or linear on the grid): a copy */
+      memcpy(dst, (const float *)j->x + ((b * H + ty.idx[0]) * W + tx.idx[0]) * C,
+             (size_t)C * sizeof *dst);
       continue;
     }
     for (int64_t c = 0; c < C; c++) dst[c] = 0.0f;

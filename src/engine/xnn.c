@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 size_t gg_xnn_out_dim(size_t in, uint32_t k, uint32_t stride, uint32_t dilation,
                       uint32_t pad0, uint32_t pad1) {
@@ -208,6 +209,16 @@ static pthreadpool_t tp_of(const gg_xnn_threadpool *pool) { return pool ? pool->
 
 struct pthreadpool *gg_xnn_threadpool_get(const gg_xnn_threadpool *pool) { return tp_of(pool); }
 
+static void rest_task(void *arg, size_t i) { (void)arg, (void)i; }
+
+void gg_xnn_threadpool_rest(gg_xnn_threadpool *pool) {
+  if (!pool || !pool->tp) return;
+  /* one item per thread so that every worker takes the command; the yield
+   * flag sends them to a kernel wait after it */
+  pthreadpool_parallelize_1d(pool->tp, rest_task, NULL, (size_t)pool->threads,
+                             PTHREADPOOL_FLAG_YIELD_WORKERS);
+}
+
 /* ---------------------------------------------------------------- ops */
 
 typedef enum op_kind {
@@ -239,12 +250,35 @@ struct gg_xnn_op {
   int binop;
   int unop;
   size_t out_elems;
+  uint64_t work;  /* rough cost: elements, or multiply-adds / 16; 0 = out_elems */
   uint64_t bytes; /* XNNPACK bytes for this op (create + last bind) */
   uint64_t bind_bytes;
   int bound;
+  /* Pool or caller's thread, chosen by measurement (see op_pick_pool):
+   * smoothed run times in ns of each way (0: not measured yet) and runs. */
+  uint64_t ns_pool, ns_alone;
+  uint32_t runs;
 };
 
 static uint64_t mem_now(void) { return atomic_load(&g_in_use); }
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Ops cheaper than this (in gg_xnn_op.work units, about a nanosecond each
+ * on one core) run on the caller's thread: a fork-join of the pool costs
+ * microseconds on a quiet machine, and a whole scheduler time slice when
+ * another process holds a worker's core. PP-OCR rec at 2 threads runs
+ * most of its ~220 ops below it. */
+#define SERIAL_WORK 16384
+
+static pthreadpool_t tp_for(const gg_xnn_op *op) {
+  uint64_t w = op->work ? op->work : op->out_elems;
+  return w < SERIAL_WORK ? NULL : tp_of(op->pool);
+}
 
 static int act_range(gg_xnn_act act, float cmin, float cmax, float *lo, float *hi,
                      const char *what) {
@@ -366,6 +400,7 @@ int gg_xnn_conv2d_new(const gg_xnn_conv2d_params *p, const float *filter, const 
   op->h = p->in_h;
   op->w = p->in_w;
   op->out_elems = out_elems;
+  op->work = (uint64_t)out_elems * khw * gin / 16 + 1;
   uint64_t mem0 = mem_now();
   enum xnn_status st = xnn_create_convolution2d_nhwc_f32(
       p->pad_top, p->pad_right, p->pad_bottom, p->pad_left, p->kernel_h, p->kernel_w, sh, sw, dh,
@@ -390,6 +425,7 @@ int gg_xnn_fc_new(const gg_xnn_fc_params *p, const float *weights, const float *
   if (!op) return GG_ENOMEM;
   op->n = p->rows;
   op->out_elems = out_elems;
+  op->work = (uint64_t)out_elems * p->in_ch / 16 + 1;
   uint64_t mem0 = mem_now();
   enum xnn_status st = xnn_create_fully_connected_nc_f32(
       p->in_ch, p->out_ch, p->in_ch, p->out_ch, weights, bias, lo, hi,
@@ -760,7 +796,7 @@ int gg_xnn_op_bind(gg_xnn_op *op, const float *a, const float *b, float *out) {
              op && op->kind == K_BINARY ? " and input b" : " (and b NULL)");
     return GG_EINVAL;
   }
-  pthreadpool_t tp = tp_of(op->pool);
+  pthreadpool_t tp = tp_for(op); /* the run may still choose the caller's thread */
   uint64_t mem0 = mem_now();
   enum xnn_status st;
   switch (op->kind) {
@@ -862,7 +898,25 @@ int gg_xnn_op_run(gg_xnn_op *op) {
     GG_ERROR(TAG, "%s: run before a successful gg_xnn_op_bind", op->name);
     return GG_ESTATE;
   }
-  return map_status(xnn_run_operator(op->xop, tp_of(op->pool)), op->name);
+  pthreadpool_t tp = tp_for(op);
+  if (!tp) return map_status(xnn_run_operator(op->xop, NULL), op->name);
+  /* A fork-join of the pool waits for every worker to check in, even one
+   * that has no work left; when another process holds a worker's core that
+   * is a scheduler time slice per op (PP-OCR det at 2 threads on a loaded
+   * 2-core machine: 1072 ms median against 147 ms min). So each op times
+   * both ways (smoothed) and runs the faster, trying the other way every
+   * 32nd run to notice the load changing (on a quiet machine that probe
+   * costs ~1.5 % at 2 threads). Same results either way: XNNPACK's tiles
+   * do not depend on the thread count. */
+  int alone = op->runs < 2                ? (int)op->runs
+              : (op->runs & 31) == 31     ? op->ns_pool <= op->ns_alone
+                                          : op->ns_alone < op->ns_pool;
+  uint64_t t0 = now_ns();
+  int rc = map_status(xnn_run_operator(op->xop, alone ? NULL : tp), op->name);
+  uint64_t dt = now_ns() - t0, *avg = alone ? &op->ns_alone : &op->ns_pool;
+  *avg = *avg ? (*avg + dt) / 2 : dt;
+  op->runs++;
+  return rc;
 }
 
 size_t gg_xnn_op_out_elems(const gg_xnn_op *op) { return op ? op->out_elems : 0; }
@@ -890,6 +944,7 @@ int gg_xnn_threadpool_new(int threads, gg_xnn_threadpool **out) {
 void gg_xnn_threadpool_free(gg_xnn_threadpool *pool) { (void)pool; }
 int gg_xnn_threadpool_threads(const gg_xnn_threadpool *pool) { return 1; }
 struct pthreadpool *gg_xnn_threadpool_get(const gg_xnn_threadpool *pool) { return NULL; }
+void gg_xnn_threadpool_rest(gg_xnn_threadpool *pool) { (void)pool; }
 #define STUB_NEW(out)                                                          \
   do {                                                                         \
     if (out) *(out) = NULL;                                                    \

@@ -82,6 +82,11 @@ int gg_xnn_threadpool_new(int threads, gg_xnn_threadpool **out);
 void gg_xnn_threadpool_free(gg_xnn_threadpool *pool);
 /* Threads the pool runs ops on (>= 1); 1 for NULL. */
 int gg_xnn_threadpool_threads(const gg_xnn_threadpool *pool);
+/* Puts the pool's worker threads to sleep until the next parallel op (they
+ * spin-wait between ops otherwise, taking a core from the other processes
+ * on the machine and from the caller's own serial ops). Call at the end of
+ * a run. No-op for NULL or a 1-thread pool. */
+void gg_xnn_threadpool_rest(gg_xnn_threadpool *pool);
 /* The underlying pthreadpool (borrowed; NULL for a 1-thread pool, a NULL
  * pool or a build without XNNPACK), so the engine's own kernels can run on
  * the same worker threads instead of a second pool competing for the cores. */
