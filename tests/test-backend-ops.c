@@ -548,6 +548,7 @@ static int build(tcase *c, gg_op op) {
       int64_t co = cog * groups;
       ins[ni++] = tc_tensor(c, GG_DT_F32, 1, &co, 1);
     }
+    a->act = (gg_act)irand(0, 2); /* none, relu, relu6 (fused by fold.c) */
     break;
   }
   case GG_OP_RESIZE: {

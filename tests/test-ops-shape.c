@@ -862,8 +862,13 @@ static void test_pad_modes(void) {
 
 /* --------------------------------------------------------- ConvTranspose */
 
+enum { CT_BIAS = 1, CT_RELU = 2, CT_RELU6 = 4 };
+
 static void check_convt(const int64_t *xs, int kh, int kw, int cog, int groups, int sh, int sw,
-                        int dh, int dw, const int *pads, int oph, int opw, int bias) {
+                        int dh, int dw, const int *pads, int oph, int opw, int flags) {
+  /* flags: CT_BIAS adds a bias input; CT_RELU / CT_RELU6 fuse that activation
+   * (what fold.c's ConvTranspose + Relu fusion produces). */
+  int bias = flags & CT_BIAS;
   tn t;
   tn_init(&t, GG_OP_CONV_TRANSPOSE);
   int64_t ws[4] = {kh, kw, cog, xs[3]}, co = (int64_t)cog * groups;
@@ -879,6 +884,7 @@ static void check_convt(const int64_t *xs, int kh, int kw, int cog, int groups, 
   a->groups = groups, a->strides[0] = sh, a->strides[1] = sw, a->dilations[0] = dh;
   a->dilations[1] = dw, a->output_padding[0] = oph, a->output_padding[1] = opw;
   memcpy(a->pads, pads, 4 * sizeof(int));
+  a->act = (flags & CT_RELU) ? GG_ACT_RELU : (flags & CT_RELU6) ? GG_ACT_RELU6 : GG_ACT_NONE;
   ASSERT_OK(tn_infer(&t));
   int64_t OH = (xs[1] - 1) * sh + (kh - 1) * dh + 1 - pads[0] - pads[1] + oph;
   int64_t OW = (xs[2] - 1) * sw + (kw - 1) * dw + 1 - pads[2] - pads[3] + opw;
@@ -904,8 +910,12 @@ static void check_convt(const int64_t *xs, int kh, int kw, int cog, int groups, 
             }
         }
   float *want = malloc((size_t)nel * 4 + 4);
-  for (int64_t i = 0; i < nel; i++)
-    want[i] = (float)(acc[i] + (bias ? ((float *)t.v[ib].data)[i % co] : 0.0));
+  for (int64_t i = 0; i < nel; i++) {
+    double v = acc[i] + (bias ? ((float *)t.v[ib].data)[i % co] : 0.0);
+    if (flags & (CT_RELU | CT_RELU6)) v = v < 0 ? 0 : v;
+    if ((flags & CT_RELU6) && v > 6) v = 6;
+    want[i] = (float)v;
+  }
   int64_t bad = first_off(OUTF(&t), want, nel, 1e-5);
   free(acc);
   free(want);
@@ -940,6 +950,9 @@ static void test_conv_transpose(void) {
   check_convt(b, 2, 3, 3, 2, 2, 1, 1, 2, p2, 1, 0, 1); /* groups 2, dilation */
   check_convt(b, 3, 3, 1, 2, 3, 2, 2, 1, p1, 2, 1, 0);
   check_convt(c, 1, 1, 5, 3, 2, 2, 1, 1, p0, 1, 1, 1); /* groups 3, 1x1 */
+  check_convt(a, 3, 2, 4, 1, 2, 2, 1, 1, p1, 1, 0, CT_BIAS | CT_RELU); /* fused Relu */
+  check_convt(b, 2, 3, 3, 2, 2, 1, 1, 2, p2, 1, 0, CT_BIAS | CT_RELU6);
+  check_convt(c, 1, 1, 5, 3, 2, 2, 1, 1, p0, 1, 1, CT_RELU6);
 }
 
 static void test_conv_transpose_errors(void) {

@@ -19,7 +19,7 @@ static const gg_cli_cmd k_cmds[] = {
     {"doctor", "diagnose the GPU stack and write a working environment", cmd_doctor},
     {"infer", "run one image through one model", cmd_infer},
     {"stress", "hammer a server and prove memory stays flat", gg_cli_stress},
-    {"bench", "benchmark models against TensorFlow.js (wasm)", gg_cli_bench},
+    {"bench", "benchmark models against TensorFlow.js (wasm) or ONNX Runtime", gg_cli_bench},
     {"check-backend", "verify a device's backend against the CPU backend", gg_cli_check_backend},
     {"version", "print the version", gg_cli_version},
 };
