@@ -156,6 +156,7 @@ static const char *const k_our_ops[] = {"Conv",
                                         "Constant",
                                         "ConstantOfShape",
                                         "Shape",
+                                        "Size",
                                         "Range",
                                         "Einsum"};
 #define N_OUR_OPS ((int)(sizeof k_our_ops / sizeof k_our_ops[0]))
@@ -177,8 +178,8 @@ static const char *dt_name(int dt) {
 /* The element types the importer maps to the IR (F32, or I32 for the
  * integers and bool). */
 static int dt_taken(int dt) {
-  return dt == DT_FLOAT || dt == DT_UINT8 || dt == DT_INT8 || dt == DT_INT32 || dt == DT_INT64 ||
-         dt == DT_BOOL;
+  return dt == DT_FLOAT || dt == DT_UINT8 || dt == DT_INT8 || dt == DT_UINT16 || dt == DT_INT16 ||
+         dt == DT_INT32 || dt == DT_INT64 || dt == DT_BOOL;
 }
 
 static void nt_tensor_free(nt_tensor *t) {
@@ -229,6 +230,8 @@ static int nt_tensor_parse(const uint8_t *buf, size_t len, nt_tensor *t, char *e
   case DT_UINT8:
   case DT_INT8:
   case DT_BOOL: esize = 1; break;
+  case DT_UINT16:
+  case DT_INT16: esize = 2; break;
   case DT_INT32: esize = 4; break;
   case DT_INT64: esize = 8; break;
   default: rc = 0; goto out; /* shape only */
@@ -259,12 +262,14 @@ static int nt_tensor_parse(const uint8_t *buf, size_t len, nt_tensor *t, char *e
         uint64_t u = rd_le(p->raw_data.data + (size_t)esize * k, esize);
         if (t->dt == DT_INT8)
           t->i[k] = (int8_t)u;
+        else if (t->dt == DT_INT16)
+          t->i[k] = (int16_t)u;
         else if (t->dt == DT_INT32)
           t->i[k] = (int32_t)u;
         else if (t->dt == DT_INT64)
           t->i[k] = (int64_t)u;
         else
-          t->i[k] = (int64_t)u; /* uint8, bool */
+          t->i[k] = (int64_t)u; /* uint8, uint16, bool */
       }
     } else if (t->dt == DT_INT64 && p->n_int64_data == n) {
       memcpy(t->i, p->int64_data, n * sizeof(int64_t));
@@ -323,6 +328,19 @@ static int nt_close(double got, double want) {
   return fabs(got - want) <= NT_ATOL + NT_RTOL * fabs(want);
 }
 
+/* An int32 output read back as the narrow integer type the model declares
+ * (the importer holds uint8/int8/uint16/int16 as int32: narrowing them is the
+ * caller's part of the contract, as widening the inputs is). */
+static int64_t nt_narrow(int32_t v, int dt) {
+  switch (dt) {
+  case DT_UINT8: return (uint8_t)v;
+  case DT_INT8: return (int8_t)v;
+  case DT_UINT16: return (uint16_t)v;
+  case DT_INT16: return (int16_t)v;
+  default: return v;
+  }
+}
+
 /* Compares an output (got: float or int32 values, exactly one non-NULL) with
  * the expected tensor. Returns 1 when equal within the rule, else 0 with the
  * first mismatch in msg. */
@@ -342,7 +360,7 @@ static int nt_compare(const nt_tensor *want, const float *gf, const int32_t *gi,
     return 0;
   }
   for (int64_t k = 0; k < want->n; k++) {
-    double g = gf ? (double)gf[k] : (double)gi[k];
+    double g = gf ? (double)gf[k] : (double)nt_narrow(gi[k], want->dt);
     if (want->f) {
       if (nt_close(g, want->f[k])) continue;
       snprintf(msg, msglen, "[%lld] = %.9g, want %.9g (|diff| %.3g > %.0e + %.0e*|want|)",
@@ -670,9 +688,12 @@ out:
 /* ONNX's node tests feed every operand as a graph input, where real models
  * hold weights, pads, axes, shapes as initializers, and the importer takes
  * those only as constants. This writes the test's model to out_path with
- * inputs 1.. turned into initializers holding the test's values (input 0
- * stays an input). Returns 0, or -1 with a reason in err. */
-static int write_frozen(const nt_test *t, const char *out_path, char *err, size_t errlen) {
+ * inputs first.. turned into initializers holding the test's values (first
+ * 1: input 0 stays an input; first 0: every input, for tests whose input 0
+ * is itself a shape or a Range bound). Returns 0, or -1 with a reason in
+ * err. */
+static int write_frozen(const nt_test *t, int first, const char *out_path, char *err,
+                        size_t errlen) {
   char path[1400];
   snprintf(path, sizeof path, "%s/%s/model.onnx", g_dir, t->name);
   size_t len = 0;
@@ -695,7 +716,7 @@ static int write_frozen(const nt_test *t, const char *out_path, char *err, size_
               !strcmp(g->input[k]->name, g->initializer[q]->name);
     if (!init) real[nreal++] = (int)k;
   }
-  if (nreal != t->n_in || nreal < 2) {
+  if (nreal != t->n_in || nreal < first + 1) {
     snprintf(err, errlen, "%d graph inputs for %d test inputs", nreal, t->n_in);
     goto out;
   }
@@ -703,7 +724,7 @@ static int write_frozen(const nt_test *t, const char *out_path, char *err, size_
       realloc(g->initializer, (g->n_initializer + (size_t)nreal) * sizeof *inits);
   if (!inits) goto out;
   g->initializer = inits;
-  for (int k = 1; k < nreal; k++) {
+  for (int k = first; k < nreal; k++) {
     char pb[1500];
     snprintf(pb, sizeof pb, "%s/%s/test_data_set_0/input_%d.pb", g_dir, t->name, k);
     size_t plen = 0;
@@ -719,16 +740,27 @@ static int write_frozen(const nt_test *t, const char *out_path, char *err, size_
       snprintf(err, errlen, "input_%d.pb does not parse", k);
       goto out;
     }
+    /* The test data must have the type the graph declares (ONNX 1.12
+     * stores bfloat16 test data as uint16: freezing that would change the
+     * model's meaning). */
+    const Onnx__TypeProto *ty = g->input[real[k]]->type;
+    if (!ty || !ty->tensor_type || ty->tensor_type->elem_type != tp->data_type) {
+      free(dup);
+      snprintf(err, errlen, "input_%d.pb is %s, the graph declares another type", k,
+               dt_name(tp->data_type));
+      onnx__tensor_proto__free_unpacked(tp, NULL);
+      goto out;
+    }
     free(tp->name);
     tp->name = dup;
     g->initializer[g->n_initializer++] = tp;
   }
-  /* Drop inputs 1.. from the graph's inputs (IR >= 4 lets initializers
+  /* Drop inputs first.. from the graph's inputs (IR >= 4 lets initializers
    * stand alone). */
   size_t w = 0;
   for (size_t k = 0; k < g->n_input; k++) {
     int frozen = 0;
-    for (int q = 1; q < nreal; q++)
+    for (int q = first; q < nreal; q++)
       frozen |= real[q] == (int)k;
     if (frozen)
       onnx__value_info_proto__free_unpacked(g->input[k], NULL);
@@ -755,33 +787,48 @@ out:
   return rc;
 }
 
+/* Runs t from the model with inputs first.. as constants (write_frozen, in
+ * tmpdir). Returns 'P', 'F' or 'S' with the reason in msg, or 0 when the
+ * model could not be written. */
+static char run_frozen(const nt_test *t, int first, const nt_backend *b, gg_pool *pool,
+                       const char *tmpdir, char *msg, size_t msglen) {
+  char fpath[1400], why[NT_MSG];
+  snprintf(fpath, sizeof fpath, "%s/%s-%d.onnx", tmpdir, t->name, (int)getpid());
+  if (write_frozen(t, first, fpath, why, sizeof why)) return 0;
+  char st = run_one(t, fpath, first, b, pool, msg, msglen);
+  unlink(fpath);
+  /* Messages name the temporary file: say model.onnx, as the first try. */
+  char *at = strstr(msg, fpath);
+  if (at)
+    memmove(at + 10, at + strlen(fpath), strlen(at + strlen(fpath)) + 1),
+        memcpy(at, "model.onnx", 10);
+  return st;
+}
+
 /* Runs test t on backend b: as ONNX gives it, then, when that is refused and
- * it has operand inputs, with those as constants (write_frozen, in tmpdir):
- * a pass that way is 'p'. */
+ * it has operand inputs, with those as constants; then, when that is refused
+ * too (or it has none) and its input 0 is an integer tensor (a shape, a
+ * Range bound), with every input as a constant. A pass either way is 'p'. */
 static char run_test(const nt_test *t, const nt_backend *b, gg_pool *pool, const char *tmpdir,
                      char *msg, size_t msglen) {
   char path[1400];
   snprintf(path, sizeof path, "%s/%s/model.onnx", g_dir, t->name);
   char st = run_one(t, path, t->n_in, b, pool, msg, msglen);
-  if (st != 'S' || t->n_in < 2) return st;
-  char fpath[1400], why[NT_MSG];
-  snprintf(fpath, sizeof fpath, "%s/%s-%d.onnx", tmpdir, t->name, (int)getpid());
-  if (write_frozen(t, fpath, why, sizeof why)) return st;
-  char m2[NT_MSG] = "";
-  char st2 = run_one(t, fpath, 1, b, pool, m2, sizeof m2);
-  unlink(fpath);
-  /* Messages name the temporary file: say model.onnx, as the first try. */
-  char *at = strstr(m2, fpath);
-  if (at)
-    memmove(at + 10, at + strlen(fpath), strlen(at + strlen(fpath)) + 1),
-        memcpy(at, "model.onnx", 10);
-  if (st2 == 'P') {
-    snprintf(msg, msglen, "%s", m2); /* the device ops count, if any */
-    return 'p';
-  }
-  if (st2 == 'F') {
-    snprintf(msg, msglen, "with inputs 1.. as constants: %.200s", m2);
-    return 'F';
+  if (st != 'S') return st;
+  for (int first = 1; first >= 0; first--) {
+    if (first == 1 && t->n_in < 2) continue;
+    if (first == 0 && (t->n_in < 1 || !t->in[0].i)) continue;
+    char m2[NT_MSG] = "";
+    char st2 = run_frozen(t, first, b, pool, tmpdir, m2, sizeof m2);
+    if (st2 == 'P') {
+      snprintf(msg, msglen, "%s", m2); /* the device ops count, if any */
+      return 'p';
+    }
+    if (st2 == 'F') {
+      snprintf(msg, msglen, "with %s as constants: %.200s", first ? "inputs 1.." : "every input",
+               m2);
+      return 'F';
+    }
   }
   return st; /* refused that way too: the first reason */
 }
@@ -1109,7 +1156,7 @@ static nt_test *discover(int *count, const char *filter) {
       memset(tests + cap, 0, (size_t)cap * sizeof *tests);
       cap *= 2;
     }
-    snprintf(tests[n++].name, sizeof tests->name, "%s", e->d_name);
+    snprintf(tests[n++].name, sizeof tests->name, "%.127s", e->d_name); /* checked above */
   }
   closedir(d);
   if (!tests) return NULL;
@@ -1282,7 +1329,9 @@ static char *docs_section(const nt_test *tests, int n, const char *backends_run,
       "op in our set or made only of our ops. Backends run: %s. A test passes when it passes on "
       "every backend; tolerance rtol 1e-3, atol 1e-7 (integers exact). \"as constants\": "
       "passed once its operand inputs (all but input 0) were made initializers holding the "
-      "test's values, after the importer refused them as graph inputs.\n\n"
+      "test's values, after the importer refused them as graph inputs (or every input, "
+      "when input 0 is itself an integer tensor such as a shape or a Range bound and that "
+      "was refused too).\n\n"
       "Totals over the rows below: %d tests, %d passed (%d as constants), %d failed, %d "
       "skipped. Passing tests that ran at least one op on the backend under test: %s.\n\n"
       "| op | tests | passed | as constants | failed | skipped | reasons (failed / skipped tests) "

@@ -346,6 +346,12 @@ static void live(gg__plan *p, int t, int k) {
   if (p->last[t] < k) p->last[t] = k;
 }
 
+/* Nodes with an attribute only the naive kernels read: MaxPool dilations
+ * (the XNNPACK and device kernels pool undilated windows). */
+static int naive_only(const gg_node *n) {
+  return n->op == GG_OP_MAXPOOL && (n->a.dilations[0] > 1 || n->a.dilations[1] > 1);
+}
+
 /* The steps and each domain's lifetimes. A tensor lives in the domain of
  * its producer (inputs: the host); a node reading it from another domain
  * gets a copy step before it, and an output produced on a device is
@@ -362,7 +368,8 @@ static int schedule(gg_session *s, const gg_tval *vals) {
   for (int i = 0; i < g->n_inputs; i++) present[(size_t)g->inputs[i] * MAX_DOM] = 1;
   for (int i = 0; !rc && i < g->n_order; i++) {
     const gg_node *n = &g->nodes[g->order[i]];
-    int b = s->n_dom > 1 && s->be[0]->iface->supports_node(s->be[0], n, vals) ? 0
+    int b = naive_only(n) ? s->naive_be
+            : s->n_dom > 1 && s->be[0]->iface->supports_node(s->be[0], n, vals) ? 0
             : s->xnn_be >= 0 && s->be[s->xnn_be]->iface->supports_node(s->be[s->xnn_be], n, vals)
                 ? s->xnn_be
                 : s->naive_be;
@@ -739,7 +746,8 @@ static int resolve_params(gg_session *s, gg_node *n, gg_tval *vals, char *err, s
                      n->src_op);
     for (int d = 0; d < 2; d++) {
       int64_t in = x->shape[1 + d], k = pool ? n->a.ksize[d] : w->shape[d];
-      int st = n->a.strides[d] > 0 ? n->a.strides[d] : 1, dl = pool ? 1 : n->a.dilations[d];
+      int st = n->a.strides[d] > 0 ? n->a.strides[d] : 1;
+      int dl = n->a.dilations[d] > 1 ? n->a.dilations[d] : 1; /* MaxPool's too */
       int64_t out = (in + st - 1) / st, tot = (out - 1) * st + (k - 1) * dl + 1 - in;
       if (tot < 0) tot = 0;
       if (tot > (1 << 20))

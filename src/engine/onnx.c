@@ -747,6 +747,28 @@ static int h_clip(octx *c, const onode *np, const opdef *d, int *outs) {
         a.clip_max = v;
     }
   c->rank[outs[0]] = c->rank[x];
+  if (c->dt[x] == GG_DT_I32 && c->opset >= 11) {
+    /* Integer Clip: Max with min, then Min with max, exact in int32. */
+    int cur = x, bound[2] = {in_t(c, np, 1), in_t(c, np, 2)};
+    if (bound[0] < 0 && bound[1] < 0)
+      return emit(c, GG_OP_IDENTITY, d->name, node_label(np), &x, 1, outs, 1, NULL, NULL);
+    for (int k = 0; k < 2; k++) {
+      if (bound[k] < 0) continue;
+      if (cst(c, bound[k])->v.dtype != GG_DT_I32)
+        return NODE_ERR(GG_EPARSE, "input %d ('%s') is not an integer like the input", k + 1,
+                        np->input[k + 1]);
+      int last = k == 1 || bound[1] < 0;
+      int y = last ? outs[0] : tmp_tensor(c, node_label(np), "/lo", &rc);
+      if (y < 0) return rc;
+      c->rank[y] = c->rank[x], c->dt[y] = GG_DT_I32;
+      int ins[2] = {cur, bound[k]};
+      if ((rc = emit(c, k ? GG_OP_MINIMUM : GG_OP_MAXIMUM, d->name, node_label(np), ins, 2, &y, 1,
+                     NULL, NULL)))
+        return rc;
+      cur = y;
+    }
+    return 0;
+  }
   /* Clip(0, 6) is Relu6 and Clip(0, inf) is Relu: fusable into a conv. */
   if (a.clip_min == 0.0f && a.clip_max == 6.0f)
     return emit(c, GG_OP_RELU6, d->name, node_label(np), &x, 1, outs, 1, NULL, NULL);
@@ -1086,8 +1108,11 @@ static int h_pool(octx *c, const onode *np, const opdef *d, int *outs) {
   memset(&a, 0, sizeof a);
   a.strides[0] = a.strides[1] = a.dilations[0] = a.dilations[1] = 1;
   if ((rc = window_attrs(c, np, &a, -1, -1, nd))) return rc;
-  if (a.dilations[0] != 1 || a.dilations[1] != 1)
-    return NODE_ERR(GG_EUNSUPPORTED, "attribute dilations not supported");
+  /* MaxPool dilations run on the naive kernel (exec.c naive_only) */
+  if ((a.dilations[0] != 1 || a.dilations[1] != 1) &&
+      (d->op != GG_OP_MAXPOOL || attr_i(np, "ceil_mode", 0)))
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute dilations not supported%s",
+                    d->op == GG_OP_MAXPOOL ? " with ceil_mode=1" : "");
   if (attr_i(np, "storage_order", 0))
     return NODE_ERR(GG_EUNSUPPORTED, "attribute storage_order=1 not supported");
   a.ceil_mode = attr_i(np, "ceil_mode", 0) == 1 ? 1 : attr_i(np, "ceil_mode", 0) == 0 ? 0 : 2;
@@ -1097,12 +1122,38 @@ static int h_pool(octx *c, const onode *np, const opdef *d, int *outs) {
   if (d->op == GG_OP_AVGPOOL && a.padding == GG_PAD_SAME && !a.count_include_pad) {
     /* IR AVGPOOL SAME: the window's in-image part, as ONNX counts it */
   }
-  int ins[1] = {x}, y = outs[0];
+  /* An integer input (ONNX allows int8 and uint8 for MaxPool; held as int32)
+   * is pooled in float32, which holds those values exactly, and cast back. */
+  int is_int = c->dt[x] == GG_DT_I32;
+  if (is_int && d->op != GG_OP_MAXPOOL)
+    return NODE_ERR(GG_EUNSUPPORTED, "an integer input is not supported");
+  int ins[1] = {x}, res = outs[0];
+  if (is_int) {
+    gg_attrs ca;
+    memset(&ca, 0, sizeof ca);
+    ca.to = GG_DT_F32;
+    char cn[1200];
+    snprintf(cn, sizeof cn, "%.1000s/to_f32", node_label(np));
+    if ((ins[0] = tmp_tensor(c, node_label(np), "/in_f32", &rc)) < 0 ||
+        (res = tmp_tensor(c, node_label(np), "/out_f32", &rc)) < 0)
+      return rc;
+    c->rank[ins[0]] = c->rank[x], c->dt[ins[0]] = GG_DT_F32;
+    if ((rc = emit(c, GG_OP_CAST, "Cast", cn, &x, 1, &ins[0], 1, &ca, NULL))) return rc;
+  }
+  int y = res;
   if (nd == 1 &&
-      ((rc = to_4d(c, np, x, &ins[0])) || (y = tmp_tensor(c, node_label(np), "/out4d", &rc)) < 0))
+      ((rc = to_4d(c, np, ins[0], &ins[0])) || (y = tmp_tensor(c, node_label(np), "/out4d", &rc)) < 0))
     return rc;
   if ((rc = nhwc_wrap(c, np, d->op, ins, 1, y, &a, NULL))) return rc;
-  return nd == 1 ? from_4d(c, np, y, outs[0]) : 0;
+  if (nd == 1 && (rc = from_4d(c, np, y, res))) return rc;
+  if (!is_int) return 0;
+  gg_attrs ca;
+  memset(&ca, 0, sizeof ca);
+  ca.to = GG_DT_I32;
+  char cn[1200];
+  snprintf(cn, sizeof cn, "%.1000s/to_i32", node_label(np));
+  c->rank[outs[0]] = c->rank[x];
+  return emit(c, GG_OP_CAST, "Cast", cn, &res, 1, outs, 1, &ca, NULL);
 }
 
 /* GlobalAveragePool / GlobalMaxPool: a reduction over the spatial axes. */
@@ -1829,6 +1880,51 @@ static int h_shape(octx *c, const onode *np, const opdef *d, int *outs) {
   return emit(c, GG_OP_SHAPE, d->name, node_label(np), &x, 1, outs, 1, &a, NULL);
 }
 
+/* Size: the product of x's dims as an int32 scalar, built from one-dim
+ * Shape slices and Muls, so that it folds at session time like Shape. */
+static int h_size(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc;
+  (void)d;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  int r = c->rank[x];
+  if (r < 0) return NODE_ERR(GG_EUNSUPPORTED, "the input's rank must be known at import");
+  const char *nm = node_label(np);
+  c->rank[outs[0]] = 0;
+  c->dt[outs[0]] = GG_DT_I32;
+  if (r == 0) {
+    /* a scalar has one element */
+    int one;
+    int32_t *v = gg__const_alloc(4);
+    if (!v) return GG_ENOMEM;
+    v[0] = 1;
+    char cn[1200];
+    snprintf(cn, sizeof cn, "%.1000s/one", nm);
+    if ((rc = add_const(c, cn, GG_DT_I32, NULL, 0, v, &one))) return rc;
+    return emit(c, GG_OP_IDENTITY, "Size", nm, &one, 1, outs, 1, NULL, NULL);
+  }
+  int acc = -1;
+  for (int k = 0; k < r; k++) {
+    int t = tmp_tensor(c, nm, "/dim", &rc);
+    if (t < 0) return rc;
+    gg_attrs sa;
+    memset(&sa, 0, sizeof sa);
+    sa.n_slice = 1, sa.slice_starts[0] = k, sa.slice_ends[0] = k + 1;
+    if ((rc = emit(c, GG_OP_SHAPE, "Size", nm, &x, 1, &t, 1, &sa, NULL))) return rc;
+    c->rank[t] = 1, c->dt[t] = GG_DT_I32;
+    if (acc >= 0) {
+      int p = tmp_tensor(c, nm, "/prod", &rc), ins[2] = {acc, t};
+      if (p < 0) return rc;
+      if ((rc = emit(c, GG_OP_MUL, "Size", nm, ins, 2, &p, 1, NULL, NULL))) return rc;
+      c->rank[p] = 1, c->dt[p] = GG_DT_I32;
+      t = p;
+    }
+    acc = t;
+  }
+  gg_attrs qa; /* [1] -> scalar: no axes squeezes every size-1 dim */
+  memset(&qa, 0, sizeof qa);
+  return emit(c, GG_OP_SQUEEZE, "Size", nm, &acc, 1, outs, 1, &qa, NULL);
+}
+
 static int h_slice(octx *c, const onode *np, const opdef *d, int *outs) {
   int x, rc;
   if ((rc = X(c, np, 0, &x))) return rc;
@@ -2255,6 +2351,7 @@ static const opdef k_ops[] = {
     {"Pad", h_pad, GG_OP_PAD, "mode,pads,value"},
     {"Constant", h_constant, GG_OP_CONST, "value,value_float,value_floats,value_int,value_ints"},
     {"Shape", h_shape, GG_OP_SHAPE, "start,end"},
+    {"Size", h_size, GG_OP_SHAPE, ""},
     {"Slice", h_slice, GG_OP_SLICE, "starts,ends,axes"},
     {"Gather", h_gather, GG_OP_GATHER, "axis"},
     {"Expand", h_direct, GG_OP_EXPAND, ""},
@@ -2301,6 +2398,83 @@ static int check_moved(octx *c, const onode *np) {
   return 0;
 }
 
+/* Models of opsets 1 to 6: the version of each op's definition that opset 7
+ * selects (onnx/defs' since_version). A node whose op had that same
+ * definition already at the model's opset maps as at opset 7; an op whose
+ * definition at the model's opset is older (consumed_inputs, the broadcast
+ * attribute, attributes that became inputs) or that did not exist yet is
+ * refused, naming the node and op. */
+static const struct since7 {
+  const char *op;
+  int since;
+} k_since7[] = {
+    {"Abs", 6},
+    {"Cast", 6},
+    {"Clip", 6},
+    {"Concat", 4},
+    {"Constant", 1},
+    {"Conv", 1},
+    {"ConvTranspose", 1},
+    {"DepthToSpace", 1},
+    {"Exp", 6},
+    {"Flatten", 1},
+    {"Gather", 1},
+    {"GlobalAveragePool", 1},
+    {"GlobalMaxPool", 1},
+    {"HardSigmoid", 6},
+    {"Identity", 1},
+    {"InstanceNormalization", 6},
+    {"LeakyRelu", 6},
+    {"Log", 6},
+    {"LogSoftmax", 1},
+    {"MatMul", 1},
+    {"Max", 6},
+    {"MaxPool", 1},
+    {"Min", 6},
+    {"Neg", 6},
+    {"Not", 1},
+    {"Pad", 2},
+    {"Reciprocal", 6},
+    {"ReduceL2", 1},
+    {"ReduceMax", 1},
+    {"ReduceMean", 1},
+    {"ReduceMin", 1},
+    {"ReduceSum", 1},
+    {"Relu", 6},
+    {"Reshape", 5},
+    {"Shape", 1},
+    {"Sigmoid", 6},
+    {"Size", 1},
+    {"Slice", 1},
+    {"Softmax", 1},
+    {"Softplus", 1},
+    {"Split", 2},
+    {"Sqrt", 6},
+    {"Squeeze", 1},
+    {"Sum", 6},
+    {"Tanh", 6},
+    {"Tile", 6},
+    {"Transpose", 1},
+    {"Unsqueeze", 1},
+};
+
+static int check_old_opset(octx *c, const onode *np, const char *op) {
+  if (c->opset >= 7) return 0;
+  for (size_t i = 0; i < sizeof k_since7 / sizeof k_since7[0]; i++)
+    if (!strcmp(op, k_since7[i].op)) {
+      if (k_since7[i].since <= c->opset) return 0;
+      return NODE_ERR(GG_EUNSUPPORTED,
+                      "opset %lld selects an older definition of %s than the one gpuguard runs "
+                      "(version %d, from opset %d on); convert the model with "
+                      "onnx.version_converter",
+                      (long long)c->opset, op, k_since7[i].since, k_since7[i].since);
+    }
+  return NODE_ERR(GG_EUNSUPPORTED,
+                  "op %s at opset %lld is not supported (gpuguard runs it from opset 7 on; "
+                  "convert the model with onnx.version_converter)",
+                  op, (long long)c->opset);
+}
+
 static int attr_allowed(const char *list, const char *name) {
   size_t n = strlen(name);
   for (const char *p = list; *p;) {
@@ -2337,6 +2511,8 @@ static int map_node(octx *c, const onode *np) {
   if (!d)
     return NODE_ERR(GG_EUNSUPPORTED,
                     "op %s is not supported by gpuguard (docs/ONNX.md lists the ops it runs)", op);
+  int rc0 = check_old_opset(c, np, op);
+  if (rc0) return rc0;
   for (size_t i = 0; i < np->n_attribute; i++) {
     const oattr *a = np->attribute[i];
     if (!a->name || !attr_allowed(d->attrs, a->name)) {
@@ -2373,12 +2549,20 @@ static int value_info_input(octx *c, const Onnx__ValueInfoProto *vi) {
   if (et == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
     dt = GG_DT_F32;
   else if (et == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ||
-           et == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 || et == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL)
+           et == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 || et == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL ||
+           et == ONNX__TENSOR_PROTO__DATA_TYPE__INT16 ||
+           et == ONNX__TENSOR_PROTO__DATA_TYPE__UINT16 ||
+           et == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 || et == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8)
+    /* Narrow integers are held as int32 like int64: the caller widens the
+     * values it feeds and narrows what it reads back (the API says I32).
+     * Add, Sub and Mul then agree with the narrow type's wrap-around once
+     * narrowed; the other ops do not wrap. */
     dt = GG_DT_I32;
   else
     return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED,
-                   "%s: input '%s' is %s (supported: FLOAT, INT64, INT32, BOOL)", c->file, nm,
-                   onnx_dtype_name(et));
+                   "%s: input '%s' is %s (supported: FLOAT, INT64, INT32, INT16, UINT16, INT8, "
+                   "UINT8, BOOL)",
+                   c->file, nm, onnx_dtype_name(et));
   if (!tt->shape)
     return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED, "%s: input '%s' needs a known rank", c->file,
                    nm);
@@ -2435,10 +2619,12 @@ static int build(octx *c, const Onnx__ModelProto *mp) {
     }
   }
   if (!have) c->opset = mp->n_opset_import ? 0 : 1;
-  if (c->opset < 7 || c->opset > 21)
+  /* Opsets 1 to 6: each node is checked against k_since7 (map_node). */
+  if (c->opset < 1 || c->opset > 21)
     return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED,
                    "%s: opset %lld of the default domain is not supported (gpuguard reads opsets 7 "
-                   "to 21; convert the model with onnx.version_converter)",
+                   "to 21, and 1 to 6 where every op is defined as at opset 7; convert the model "
+                   "with onnx.version_converter)",
                    c->file, (long long)c->opset);
   if (gp->n_node > MAX_NODES)
     return gg_errf(c->err, c->errlen, GG_ETOO_LARGE, "%s: %zu nodes (max %d)", c->file, gp->n_node,

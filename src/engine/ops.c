@@ -126,6 +126,7 @@ typedef struct pool_job {
   float *y;
   int64_t H, W, C, OH, OW;
   int kh, kw, sh, sw, pt, pl;
+  int dh, dw; /* dilations (ONNX MaxPool) */
 } pool_job;
 
 static void pool_row(void *arg, size_t row) {
@@ -135,10 +136,10 @@ static void pool_row(void *arg, size_t row) {
     float *restrict y = j->y + ((b * j->OH + oy) * j->OW + ox) * j->C;
     for (int64_t c = 0; c < j->C; c++) y[c] = -INFINITY;
     for (int ky = 0; ky < j->kh; ky++) {
-      int64_t iy = oy * j->sh - j->pt + ky;
+      int64_t iy = oy * j->sh - j->pt + (int64_t)ky * j->dh;
       if (iy < 0 || iy >= j->H) continue;
       for (int kx = 0; kx < j->kw; kx++) {
-        int64_t ix = ox * j->sw - j->pl + kx;
+        int64_t ix = ox * j->sw - j->pl + (int64_t)kx * j->dw;
         if (ix < 0 || ix >= j->W) continue;
         const float *restrict xin = j->x + ((b * j->H + iy) * j->W + ix) * j->C;
         for (int64_t c = 0; c < j->C; c++) y[c] = xin[c] > y[c] ? xin[c] : y[c];
@@ -151,10 +152,12 @@ static int run_maxpool(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
   const gg_tval *x = IN(0);
   gg_tval *y = OUT(0);
   pool_job j = {F32(x), F32(y), x->shape[1], x->shape[2], x->shape[3], y->shape[1], y->shape[2],
-                n->a.ksize[0], n->a.ksize[1], n->a.strides[0], n->a.strides[1], 0, 0};
+                n->a.ksize[0], n->a.ksize[1], n->a.strides[0], n->a.strides[1], 0, 0,
+                n->a.dilations[0] > 1 ? n->a.dilations[0] : 1,
+                n->a.dilations[1] > 1 ? n->a.dilations[1] : 1};
   int64_t o;
-  gg__window(j.H, j.kh, j.sh, 1, n->a.padding, n->a.pads[0], n->a.pads[1], &o, &j.pt);
-  gg__window(j.W, j.kw, j.sw, 1, n->a.padding, n->a.pads[2], n->a.pads[3], &o, &j.pl);
+  gg__window(j.H, j.kh, j.sh, j.dh, n->a.padding, n->a.pads[0], n->a.pads[1], &o, &j.pt);
+  gg__window(j.W, j.kw, j.sw, j.dw, n->a.padding, n->a.pads[2], n->a.pads[3], &o, &j.pl);
   par1d(ctx, pool_row, &j, (size_t)(x->shape[0] * j.OH));
   return 0;
 }

@@ -129,11 +129,17 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
   }
   case GG_OP_MAXPOOL: {
     if (x->ndim != 4) return BAD("node '%s' (MaxPool): needs a 4-D input", n->name);
-    if (n->a.ceil_mode) return gg__shape_infer(n, vals, err, errlen); /* ONNX ceil_mode rule */
+    if (x->dtype != GG_DT_F32) return BAD("node '%s' (MaxPool): needs a float input", n->name);
+    int dh = n->a.dilations[0] > 1 ? n->a.dilations[0] : 1;
+    int dw = n->a.dilations[1] > 1 ? n->a.dilations[1] : 1;
+    if (n->a.ceil_mode) {
+      if (dh > 1 || dw > 1) return BAD("node '%s' (MaxPool): dilations with ceil_mode", n->name);
+      return gg__shape_infer(n, vals, err, errlen); /* ONNX ceil_mode rule */
+    }
     int pb;
-    if (gg__window(x->shape[1], n->a.ksize[0], n->a.strides[0], 1, n->a.padding, n->a.pads[0],
+    if (gg__window(x->shape[1], n->a.ksize[0], n->a.strides[0], dh, n->a.padding, n->a.pads[0],
                n->a.pads[1], &shp[1], &pb) ||
-        gg__window(x->shape[2], n->a.ksize[1], n->a.strides[1], 1, n->a.padding, n->a.pads[2],
+        gg__window(x->shape[2], n->a.ksize[1], n->a.strides[1], dw, n->a.padding, n->a.pads[2],
                n->a.pads[3], &shp[2], &pb))
       return BAD("node '%s' (MaxPool): input smaller than the window", n->name);
     shp[0] = x->shape[0], shp[3] = x->shape[3];

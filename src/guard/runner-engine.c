@@ -56,6 +56,8 @@ typedef struct eng_model {
   eng_sess sess[ENG_SESSIONS];
   int n_sess;
   uint64_t clock;
+  int def_ndim; /* > 0: the default session's input shape (a model with free dims) */
+  int64_t def_shape[GG_ENGINE_MAX_DIMS];
 } eng_model;
 
 typedef struct eng_ctx {
@@ -92,6 +94,8 @@ static int get_session(eng_ctx *c, eng_model *em, const int64_t *shape, int ndim
   memset(s, 0, sizeof *s);
   gg_session_opts so = {c->threads, GG_ENGINE_AUTO, 0};
   char err[256] = "";
+  const int is_default = !shape;
+  if (!shape && em->def_ndim > 0) shape = em->def_shape, ndim = em->def_ndim;
   int rc = gg_session_new_on(em->m, shape, ndim, &so, em->on_device ? em->pool : NULL, &s->s, err,
                              sizeof err);
   if ((rc == GG_EDEV_OOM || rc == GG_EBUDGET) && em->on_device) {
@@ -121,7 +125,7 @@ static int get_session(eng_ctx *c, eng_model *em, const int64_t *shape, int ndim
   }
   gg_tensor_info info;
   gg_session_input(s->s, 0, &info);
-  s->is_default = !shape;
+  s->is_default = is_default;
   s->ndim = info.ndim;
   memcpy(s->shape, info.shape, sizeof(int64_t) * (size_t)info.ndim);
   gg_session_memory(s->s, &s->mem);
@@ -136,6 +140,26 @@ static int get_session(eng_ctx *c, eng_model *em, const int64_t *shape, int ndim
   em->n_sess++;
   *out = s;
   return 0;
+}
+
+/* The default session's input shape for a model whose input 0 has free
+ * dims (an ONNX detector's [N,3,H,W]): the shape POST /api/infer feeds it,
+ * the catalog entry's input_shape (free H and W are 224 there, see
+ * src/engine/catalog.c), so warm-up and probes run the shape requests use.
+ * Declared dims must agree with it; otherwise (and for models with no free
+ * dims) the declared shape stays the default, free dims as 1. */
+static void default_shape(eng_model *em) {
+  gg_tensor_info ti;
+  if (gg_model_input(em->m, 0, &ti) || ti.ndim != 4) return;
+  int free_dims = 0;
+  for (int d = 0; d < 4; d++)
+    free_dims += ti.shape[d] <= 0;
+  const gg_model_entry *e = free_dims ? gg_catalog_find(em->name) : NULL;
+  if (!e) return;
+  for (int d = 0; d < 4; d++)
+    if (e->input_shape[d] <= 0 || (ti.shape[d] > 0 && ti.shape[d] != e->input_shape[d])) return;
+  memcpy(em->def_shape, e->input_shape, sizeof e->input_shape);
+  em->def_ndim = 4;
 }
 
 static int eng_load(void *ctx, const char *model, gg_device *dev, gg_pool *pool, void **handle) {
@@ -160,6 +184,7 @@ static int eng_load(void *ctx, const char *model, gg_device *dev, gg_pool *pool,
     free(em);
     return rc;
   }
+  default_shape(em);
   em->on_device = gg_backend_for_device_kind((int)gg_device_get_kind(dev)) != NULL;
   if (em->on_device) {
     eng_sess *s;
