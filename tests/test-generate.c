@@ -561,8 +561,9 @@ static int device_numbers(const gg_ts_server *s, const char *spec_prefix, long l
   return 0;
 }
 
-/* One generation to its end on server s; returns its final status JSON. */
-static json_t *generate_on(gg_ts_server *s, int w, int h, const char *scale, const char *tile) {
+/* POSTs a w x h generation (scale, tile) on s; 202 and its id, or the status. */
+static long post_on(gg_ts_server *s, int w, int h, const char *scale, const char *tile, char *id,
+                    size_t idlen, json_t **resp) {
   gg_ts_server saved = g_srv;
   g_srv = *s;
   size_t plen;
@@ -570,10 +571,24 @@ static json_t *generate_on(gg_ts_server *s, int w, int h, const char *scale, con
   json_t *r = NULL;
   long st = post_gen(png, plen, "esrgan-slim", scale, tile, &r);
   free(png);
+  g_srv = saved;
+  if (id) snprintf(id, idlen, "%s", st == 202 && jstr(r, "id") ? jstr(r, "id") : "");
+  if (resp)
+    *resp = r;
+  else
+    json_decref(r);
+  return st;
+}
+
+/* One generation to its end on server s; returns its final status JSON. */
+static json_t *generate_on(gg_ts_server *s, int w, int h, const char *scale, const char *tile) {
+  char id[64];
+  long st = post_on(s, w, h, scale, tile, id, sizeof id, NULL);
+  gg_ts_server saved = g_srv;
+  g_srv = *s;
   json_t *out = NULL;
   if (st == 202) {
-    char id[64], path[128];
-    snprintf(id, sizeof id, "%s", jstr(r, "id"));
+    char path[128];
     static sse sv;
     memset(&sv, 0, sizeof sv);
     if (read_sse(id, &sv, NULL, 0) == 200 && sv.count >= 2 &&
@@ -585,7 +600,6 @@ static json_t *generate_on(gg_ts_server *s, int w, int h, const char *scale, con
   } else {
     fprintf(stderr, "  POST /api/generate %dx%d: %ld\n", w, h, st);
   }
-  json_decref(r);
   g_srv = saved;
   return out;
 }
@@ -790,25 +804,6 @@ static void list_ids(const gg_ts_server *s, char *out, size_t n) {
     snprintf(out + l, n - l, "%s%s", i ? "," : "", jstr(json_array_get(a, i), "id"));
   }
   json_decref(j);
-}
-
-/* POSTs a w x h x2 generation on s with `tile`; 202 and its id, or the status. */
-static long post_on(gg_ts_server *s, int w, int h, const char *scale, const char *tile, char *id,
-                    size_t idlen, json_t **resp) {
-  gg_ts_server saved = g_srv;
-  g_srv = *s;
-  size_t plen;
-  uint8_t *png = test_png(w, h, &plen);
-  json_t *r = NULL;
-  long st = post_gen(png, plen, "esrgan-slim", scale, tile, &r);
-  free(png);
-  g_srv = saved;
-  if (id) snprintf(id, idlen, "%s", st == 202 && jstr(r, "id") ? jstr(r, "id") : "");
-  if (resp)
-    *resp = r;
-  else
-    json_decref(r);
-  return st;
 }
 
 /* Waits until generation id on s has status `want` (10 s at most). */

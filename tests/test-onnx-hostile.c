@@ -27,13 +27,26 @@ static const char *tmp_path(const char *name) {
   return p;
 }
 
-/* x [1,4] -> Add(x, w) -> y, with w the initializer the caller shapes. */
-static void small_model(ob_model *b) {
+/* An opset-13 graph with one input x [1,4]; the caller adds the rest. */
+static void x_model(ob_model *b) {
   ob_init(b, 13);
   int64_t xd[2] = {1, 4};
   ob_input(b, "x", 2, xd);
+}
+
+/* x [1,4] -> Add(x, w) -> y, with w the initializer the caller shapes. */
+static void small_model(ob_model *b) {
+  x_model(b);
   ob_node(b, "Add", "add", "x,w", "y");
   ob_output(b, "y");
+}
+
+/* small_model with a valid w: [1,4] = 1, 2, 3, 4. */
+static void valid_model(ob_model *b) {
+  small_model(b);
+  int64_t wd[2] = {1, 4};
+  float w[4] = {1, 2, 3, 4};
+  ob_init_f(b, "w", 2, wd, w, 4);
 }
 
 static int load_model(ob_model *b, const char *name, size_t keep, char *err, size_t errlen) {
@@ -45,12 +58,22 @@ static int load_model(ob_model *b, const char *name, size_t keep, char *err, siz
   return rc;
 }
 
+/* Writes b as `name`, loads it and frees b; the load must fail with
+ * want_rc and a message containing want1 (and want2 unless NULL). */
+static void expect_refused(ob_model *b, const char *name, int want_rc, const char *want1,
+                           const char *want2) {
+  char err[512] = "";
+  int rc = load_model(b, name, 0, err, sizeof err);
+  ob_free(b);
+  if (rc != want_rc)
+    GG_T_FAIL("%s: %s, want %s ('%s')", name, gg_err_name(rc), gg_err_name(want_rc), err);
+  const char *missing = !strstr(err, want1) ? want1 : want2 && !strstr(err, want2) ? want2 : NULL;
+  if (missing) GG_T_FAIL("%s: message '%s' lacks \"%s\"", name, err, missing);
+}
+
 static void test_valid_baseline(void) {
   ob_model b;
-  small_model(&b);
-  int64_t wd[2] = {1, 4};
-  float w[4] = {1, 2, 3, 4};
-  ob_init_f(&b, "w", 2, wd, w, 4);
+  valid_model(&b);
   char err[512] = "";
   int rc = load_model(&b, "ok.onnx", 0, err, sizeof err);
   ob_free(&b);
@@ -59,10 +82,7 @@ static void test_valid_baseline(void) {
 
 static void test_truncated(void) {
   ob_model b;
-  small_model(&b);
-  int64_t wd[2] = {1, 4};
-  float w[4] = {1, 2, 3, 4};
-  ob_init_f(&b, "w", 2, wd, w, 4);
+  valid_model(&b);
   size_t n;
   uint8_t *full = ob_pack(&b, &n);
   free(full);
@@ -100,20 +120,14 @@ static void test_dims_past_2_40(void) {
   int64_t wd[2] = {(int64_t)1 << 20, (int64_t)1 << 20};
   float w[4] = {0};
   ob_init_f(&b, "w", 2, wd, w, 4);
-  char err[512] = "";
-  int rc = load_model(&b, "huge.onnx", 0, err, sizeof err);
-  ob_free(&b);
-  ASSERT_EQ(rc, GG_ERANGE);
-  ASSERT_TRUE(strstr(err, "'w'") && strstr(err, "1.1e+12"));
+  expect_refused(&b, "huge.onnx", GG_ERANGE, "'w'", "1.1e+12");
   /* dims whose product overflows int64 */
   small_model(&b);
   int64_t wd2[4] = {(int64_t)1 << 40, (int64_t)1 << 40, (int64_t)1 << 40, 2};
   ob_init_f(&b, "w", 4, wd2, w, 4);
-  rc = load_model(&b, "huge2.onnx", 0, err, sizeof err);
-  ob_free(&b);
-  ASSERT_EQ(rc, GG_ERANGE);
-  ASSERT_TRUE(strstr(err, "'w'") != NULL);
+  expect_refused(&b, "huge2.onnx", GG_ERANGE, "'w'", NULL);
   /* an input declared past 2^31 elements: refused at session time */
+  char err[512] = "";
   ob_init(&b, 13);
   int64_t xd[2] = {(int64_t)1 << 20, (int64_t)1 << 20};
   ob_input(&b, "x", 2, xd);
@@ -125,7 +139,7 @@ static void test_dims_past_2_40(void) {
   gg_model *m = NULL;
   ASSERT_EQ(gg_model_load(p, &m, err, sizeof err), 0);
   gg_session *s = NULL;
-  rc = gg_session_new(m, NULL, 0, NULL, &s, err, sizeof err);
+  int rc = gg_session_new(m, NULL, 0, NULL, &s, err, sizeof err);
   gg_session_free(s);
   gg_model_free(m);
   ASSERT_EQ(rc, GG_ERANGE);
@@ -133,43 +147,27 @@ static void test_dims_past_2_40(void) {
 
 static void test_cycle(void) {
   ob_model b;
-  ob_init(&b, 13);
-  int64_t xd[2] = {1, 4};
-  ob_input(&b, "x", 2, xd);
+  x_model(&b);
   ob_node(&b, "Add", "first", "x,b", "a");
   ob_node(&b, "Relu", "second", "a", "b");
   ob_node(&b, "Relu", "out", "a", "y");
   ob_output(&b, "y");
-  char err[512] = "";
-  int rc = load_model(&b, "cycle.onnx", 0, err, sizeof err);
-  ob_free(&b);
-  ASSERT_EQ(rc, GG_EPARSE);
-  ASSERT_TRUE(strstr(err, "cycle") != NULL);
+  expect_refused(&b, "cycle.onnx", GG_EPARSE, "cycle", NULL);
   /* a node reading its own output */
-  ob_init(&b, 13);
-  ob_input(&b, "x", 2, xd);
+  x_model(&b);
   ob_node(&b, "Add", "self", "x,z", "z");
   ob_output(&b, "z");
-  rc = load_model(&b, "self.onnx", 0, err, sizeof err);
-  ob_free(&b);
-  ASSERT_EQ(rc, GG_EPARSE);
-  ASSERT_TRUE(strstr(err, "self") != NULL);
+  expect_refused(&b, "self.onnx", GG_EPARSE, "self", NULL);
 }
 
 /* An Identity reading its own output (the layout pass must not see it). */
 static void test_identity_self_loop(void) {
   ob_model b;
-  ob_init(&b, 13);
-  int64_t xd[2] = {1, 4};
-  ob_input(&b, "x", 2, xd);
+  x_model(&b);
   ob_node(&b, "Identity", "loop", "s", "s");
   ob_node(&b, "Mul", "mul", "s,x", "y");
   ob_output(&b, "y");
-  char err[512] = "";
-  int rc = load_model(&b, "selfid.onnx", 0, err, sizeof err);
-  ob_free(&b);
-  ASSERT_EQ(rc, GG_EPARSE);
-  ASSERT_TRUE(strstr(err, "cycle") != NULL);
+  expect_refused(&b, "selfid.onnx", GG_EPARSE, "cycle", NULL);
 }
 
 static void test_short_initializer(void) {
@@ -178,27 +176,17 @@ static void test_short_initializer(void) {
   int64_t wd[2] = {1, 4};
   float w[3] = {1, 2, 3};
   ob_init_f(&b, "w", 2, wd, w, 3);
-  char err[512] = "";
-  int rc = load_model(&b, "short.onnx", 0, err, sizeof err);
-  ob_free(&b);
-  ASSERT_EQ(rc, GG_EPARSE);
-  ASSERT_TRUE(strstr(err, "'w'") && strstr(err, "holds 3 values"));
+  expect_refused(&b, "short.onnx", GG_EPARSE, "'w'", "holds 3 values");
   /* raw_data shorter than the shape */
   small_model(&b);
   int64_t v[2] = {1, 2}, d1[1] = {4};
   ob_init_i64(&b, "w", 1, d1, v, 2);
-  rc = load_model(&b, "short_raw.onnx", 0, err, sizeof err);
-  ob_free(&b);
-  ASSERT_EQ(rc, GG_EPARSE);
-  ASSERT_TRUE(strstr(err, "'w'") != NULL);
+  expect_refused(&b, "short_raw.onnx", GG_EPARSE, "'w'", NULL);
   /* an int64 outside int32 where it is not clamped (an Add operand) */
   small_model(&b);
   int64_t big[4] = {1, (int64_t)1 << 40, 3, 4};
   ob_init_i64(&b, "w", 1, d1, big, 4);
-  rc = load_model(&b, "big64.onnx", 0, err, sizeof err);
-  ob_free(&b);
-  ASSERT_EQ(rc, GG_ERANGE);
-  ASSERT_TRUE(strstr(err, "'w'") && strstr(err, "int32"));
+  expect_refused(&b, "big64.onnx", GG_ERANGE, "'w'", "int32");
 }
 
 /* An initializer w whose data lives in an external file at `location`. */
@@ -275,10 +263,7 @@ static void test_external_data(void) {
 /* Garbage and bit flips of a real-shaped model: errors, never crashes. */
 static void test_bit_flips(void) {
   ob_model b;
-  small_model(&b);
-  int64_t wd[2] = {1, 4};
-  float w[4] = {1, 2, 3, 4};
-  ob_init_f(&b, "w", 2, wd, w, 4);
+  valid_model(&b);
   size_t n;
   uint8_t *buf = ob_pack(&b, &n);
   ob_free(&b);

@@ -109,6 +109,14 @@ static int64_t first_off_i(const int32_t *got, const int32_t *want, int64_t n) {
   return -1;
 }
 
+/* first_off over t's float output, then frees want (malloc'd) and t. */
+static int64_t first_off_free(tn *t, float *want, int64_t n, double tol) {
+  int64_t bad = first_off(OUTF(t), want, n, tol);
+  free(want);
+  tn_free(t);
+  return bad;
+}
+
 #define ASSERT_SHAPE(t, ...)                                                                       \
   do {                                                                                             \
     const int64_t _w[] = {__VA_ARGS__};                                                            \
@@ -208,10 +216,7 @@ static void check_bmm(int na, const int64_t *sa, int nb, const int64_t *sb, int 
         want[(bi * M + m) * N + n2] = (float)acc;
       }
   }
-  int64_t bad = first_off(OUTF(&t), want, OUTV(&t)->nelem, 1e-5);
-  free(want);
-  tn_free(&t);
-  ASSERT_EQ(bad, -1);
+  ASSERT_EQ(first_off_free(&t, want, OUTV(&t)->nelem, 1e-5), -1);
 }
 
 static void test_batch_matmul(void) {
@@ -564,34 +569,45 @@ static void test_shape(void) {
 
 /* ------------------------------------------------ Range, ConstantOfShape */
 
+/* Range over the scalars start, limit, delta (sld, dtype dt) must give a
+ * dt vector of n values equal to want. Prints what differs; 0 when all match. */
+static int range_off(gg_dtype dt, const void *sld, int n, const void *want) {
+  tn t;
+  tn_init(&t, GG_OP_RANGE);
+  for (int i = 0; i < 3; i++) tn_in(&t, dt, 0, NULL, (const char *)sld + 4 * i);
+  int rc = tn_infer(&t);
+  const gg_tval *o = OUTV(&t);
+  if (!rc && (o->dtype != dt || o->ndim != 1 || o->shape[0] != n)) {
+    fprintf(stderr, "    output dtype %d, %d dims, %lld elements; want dtype %d, 1 dim, %d\n",
+            (int)o->dtype, o->ndim, o->ndim ? (long long)o->shape[0] : 0LL, (int)dt, n);
+    rc = GG_EINVAL;
+  }
+  if (!rc) rc = tn_run(&t, NULL);
+  if (!rc && (dt == GG_DT_F32 ? first_off(OUTF(&t), want, n, 1e-6)
+                              : first_off_i(OUTI(&t), want, n)) != -1)
+    rc = GG_EINVAL;
+  tn_free(&t);
+  return rc;
+}
+
 static void test_range(void) {
   tn t;
   const float f[][3] = {{1.0f, 3.0f, 0.5f}, {0.0f, 1.0f, 0.3f}, {2.0f, -1.0f, -1.25f}, {1, 1, 1}};
   const float fw[][4] = {{1, 1.5f, 2, 2.5f}, {0, 0.3f, 0.6f, 0.9f}, {2, 0.75f, -0.5f}, {0}};
   const int fn[] = {4, 4, 3, 0};
-  for (int k = 0; k < 4; k++) {
-    tn_init(&t, GG_OP_RANGE);
-    for (int i = 0; i < 3; i++) tn_in(&t, GG_DT_F32, 0, NULL, &f[k][i]);
-    ASSERT_OK(tn_infer(&t));
-    ASSERT_EQ(OUTV(&t)->dtype, GG_DT_F32);
-    ASSERT_SHAPE(&t, fn[k]);
-    ASSERT_OK(tn_run(&t, NULL));
-    ASSERT_EQ(first_off(OUTF(&t), fw[k], fn[k], 1e-6), -1);
-    tn_free(&t);
-  }
   /* ONNX test_range_int32_type_negative_delta: 10, 6, -3 -> [10, 7] */
   const int32_t iv[][3] = {{10, 6, -3}, {-3, 4, 2}, {5, 5, 1}, {0, 10, -1}};
   const int32_t iw[][4] = {{10, 7}, {-3, -1, 1, 3}, {0}, {0}};
   const int in_[] = {2, 4, 0, 0};
   for (int k = 0; k < 4; k++) {
-    tn_init(&t, GG_OP_RANGE);
-    for (int i = 0; i < 3; i++) tn_in(&t, GG_DT_I32, 0, NULL, &iv[k][i]);
-    ASSERT_OK(tn_infer(&t));
-    ASSERT_EQ(OUTV(&t)->dtype, GG_DT_I32);
-    ASSERT_SHAPE(&t, in_[k]);
-    ASSERT_OK(tn_run(&t, NULL));
-    ASSERT_EQ(first_off_i(OUTI(&t), iw[k], in_[k]), -1);
-    tn_free(&t);
+    int rc = range_off(GG_DT_F32, f[k], fn[k], fw[k]);
+    if (rc)
+      GG_T_FAIL("float case %d: Range(%g, %g, %g): %s", k, (double)f[k][0], (double)f[k][1],
+                (double)f[k][2], gg_err_name(rc));
+    rc = range_off(GG_DT_I32, iv[k], in_[k], iw[k]);
+    if (rc)
+      GG_T_FAIL("int case %d: Range(%d, %d, %d): %s", k, iv[k][0], iv[k][1], iv[k][2],
+                gg_err_name(rc));
   }
   const int32_t z[] = {0, 4, 0};
   tn_init(&t, GG_OP_RANGE);
@@ -694,22 +710,25 @@ static void check_avgpool(const int64_t *xs, int kh, int kw, int sh, int sw, con
   float *want = malloc((size_t)OUTV(&t)->nelem * 4 + 4);
   avgpool_ref(t.v[ix].data, xs[0], xs[1], xs[2], xs[3], kh, kw, sh, sw, pads, include, want_oh,
               want_ow, want);
-  int64_t bad = first_off(OUTF(&t), want, OUTV(&t)->nelem, 1e-6);
-  free(want);
-  tn_free(&t);
-  ASSERT_EQ(bad, -1);
+  ASSERT_EQ(first_off_free(&t, want, OUTV(&t)->nelem, 1e-6), -1);
+}
+
+/* ONNX's *pool_2d_ceil geometry: op on a 4x4 image of 1..16, kernel 3,
+ * stride 2, ceil_mode. */
+static void pool_2d_ceil(tn *t, gg_op op) {
+  float x[16];
+  for (int i = 0; i < 16; i++) x[i] = (float)(i + 1);
+  const int64_t s4[] = {1, 4, 4, 1};
+  tn_init(t, op);
+  tn_in(t, GG_DT_F32, 4, s4, x);
+  t->n.a.ksize[0] = t->n.a.ksize[1] = 3, t->n.a.strides[0] = t->n.a.strides[1] = 2;
+  t->n.a.ceil_mode = 1;
 }
 
 static void test_avgpool(void) {
   /* ONNX test_averagepool_2d_ceil: 4x4 1..16, k3 s2 ceil -> [[6,7.5],[12,13.5]] */
   tn t;
-  tn_init(&t, GG_OP_AVGPOOL);
-  float x[16];
-  for (int i = 0; i < 16; i++) x[i] = (float)(i + 1);
-  const int64_t s4[] = {1, 4, 4, 1};
-  tn_in(&t, GG_DT_F32, 4, s4, x);
-  t.n.a.ksize[0] = t.n.a.ksize[1] = 3, t.n.a.strides[0] = t.n.a.strides[1] = 2;
-  t.n.a.ceil_mode = 1;
+  pool_2d_ceil(&t, GG_OP_AVGPOOL);
   ASSERT_OK(tn_infer(&t));
   ASSERT_SHAPE(&t, 1, 2, 2, 1);
   ASSERT_OK(tn_run(&t, NULL));
@@ -751,13 +770,7 @@ static void test_avgpool_errors(void) {
 static void test_maxpool_ceil(void) {
   /* ONNX test_maxpool_2d_ceil: 4x4 1..16, k3 s2 ceil -> [[11,12],[15,16]] */
   tn t;
-  float x[16];
-  for (int i = 0; i < 16; i++) x[i] = (float)(i + 1);
-  const int64_t s4[] = {1, 4, 4, 1};
-  tn_init(&t, GG_OP_MAXPOOL);
-  tn_in(&t, GG_DT_F32, 4, s4, x);
-  t.n.a.ksize[0] = t.n.a.ksize[1] = 3, t.n.a.strides[0] = t.n.a.strides[1] = 2;
-  t.n.a.ceil_mode = 1;
+  pool_2d_ceil(&t, GG_OP_MAXPOOL);
   ASSERT_OK(tn_infer(&t));
   ASSERT_SHAPE(&t, 1, 2, 2, 1);
   ASSERT_OK(tn_run(&t, NULL));
@@ -765,9 +778,8 @@ static void test_maxpool_ceil(void) {
   ASSERT_EQ(first_off(OUTF(&t), w, 4, 0), -1);
   tn_free(&t);
   /* without ceil_mode: 1x1 */
-  tn_init(&t, GG_OP_MAXPOOL);
-  tn_in(&t, GG_DT_F32, 4, s4, x);
-  t.n.a.ksize[0] = t.n.a.ksize[1] = 3, t.n.a.strides[0] = t.n.a.strides[1] = 2;
+  pool_2d_ceil(&t, GG_OP_MAXPOOL);
+  t.n.a.ceil_mode = 0;
   ASSERT_OK(tn_infer(&t));
   ASSERT_SHAPE(&t, 1, 1, 1, 1);
   tn_free(&t);
@@ -916,11 +928,8 @@ static void check_convt(const int64_t *xs, int kh, int kw, int cog, int groups, 
     if ((flags & CT_RELU6) && v > 6) v = 6;
     want[i] = (float)v;
   }
-  int64_t bad = first_off(OUTF(&t), want, nel, 1e-5);
   free(acc);
-  free(want);
-  tn_free(&t);
-  ASSERT_EQ(bad, -1);
+  ASSERT_EQ(first_off_free(&t, want, nel, 1e-5), -1);
 }
 
 static void test_conv_transpose(void) {

@@ -29,6 +29,9 @@ int gg__window(int64_t in, int k, int s, int d, gg_padding p, int pb, int pa, in
                int *pad_before);
 /* Runs one node with the naive reference kernels (data pointers set). */
 int gg__op_run(const gg_node *n, gg_tval *vals, const gg__kctx *ctx);
+/* Whether op is one of group E's elementwise unary ops (ops-elem.c runs them
+ * one element at a time; the layout pass moves transposes through them). */
+int gg__elem_is_unary(gg_op op);
 
 /* Static memory plan: every non-constant tensor gets an offset into one
  * arena. first/last are the steps (indices into g->order) where the tensor

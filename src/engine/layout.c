@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Elementwise unary ops: the older ones here, group E's from ops-elem.c. */
 static int is_unary(gg_op op) {
   switch (op) {
   case GG_OP_IDENTITY:
@@ -24,22 +25,8 @@ static int is_unary(gg_op op) {
   case GG_OP_RELU:
   case GG_OP_RELU6:
   case GG_OP_LEAKY_RELU:
-  case GG_OP_SIGMOID:
-  case GG_OP_NOT:
-  case GG_OP_SQRT:
-  case GG_OP_EXP:
-  case GG_OP_LOG:
-  case GG_OP_NEG:
-  case GG_OP_RECIPROCAL:
-  case GG_OP_ERF:
-  case GG_OP_TANH:
-  case GG_OP_SOFTPLUS:
-  case GG_OP_HARD_SIGMOID:
-  case GG_OP_HARD_SWISH:
-  case GG_OP_GELU:
-  case GG_OP_CLIP:
-  case GG_OP_CAST: return 1;
-  default: return 0;
+  case GG_OP_SIGMOID: return 1;
+  default: return gg__elem_is_unary(op);
   }
 }
 

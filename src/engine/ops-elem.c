@@ -574,6 +574,29 @@ static int set_shape(gg_tval *o, gg_dtype dt, const int64_t *shape, int ndim) {
   return gg__shape_nelem(o->shape, ndim, &o->nelem);
 }
 
+/* The unary ops that take a float input and give a float output of its
+ * shape (the rest of gg__elem_is_unary's ops also take ints). */
+static int is_float_unary(gg_op op) {
+  switch (op) {
+  case GG_OP_SQRT:
+  case GG_OP_EXP:
+  case GG_OP_LOG:
+  case GG_OP_RECIPROCAL:
+  case GG_OP_ERF:
+  case GG_OP_TANH:
+  case GG_OP_SOFTPLUS:
+  case GG_OP_HARD_SIGMOID:
+  case GG_OP_HARD_SWISH:
+  case GG_OP_GELU: return 1;
+  default: return 0;
+  }
+}
+
+int gg__elem_is_unary(gg_op op) {
+  return op == GG_OP_NOT || op == GG_OP_NEG || op == GG_OP_CLIP || op == GG_OP_CAST ||
+         is_float_unary(op);
+}
+
 /* Input and output counts each op takes: [min, max]. */
 static void arity(gg_op op, int *in_lo, int *in_hi, int *out_hi) {
   *out_hi = 1;
@@ -613,6 +636,13 @@ int gg__elem_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
       return BAD("node '%s' (%s): input %d has no shape or an unknown type", n->name, n->src_op,
                  k);
   const gg_tval *x = IN(0);
+  if (n->op == GG_OP_LOG_SOFTMAX || is_float_unary(n->op)) {
+    if (n->op == GG_OP_LOG_SOFTMAX && x->ndim < 1)
+      return BAD("node '%s' (%s): needs at least one dim, got a scalar", n->name, n->src_op);
+    if (x->dtype != GG_DT_F32)
+      return BAD("node '%s' (%s): needs a float input, got int", n->name, n->src_op);
+    return set_shape(OUT(0), GG_DT_F32, x->shape, x->ndim);
+  }
   switch (n->op) {
   case GG_OP_DIV:
   case GG_OP_POW:
@@ -657,22 +687,6 @@ int gg__elem_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
       return gg_errf(err, errlen, GG_EUNSUPPORTED, "node '%s' (%s): cannot cast to type %d",
                      n->name, n->src_op, (int)n->a.to);
     return set_shape(OUT(0), n->a.to, x->shape, x->ndim);
-  case GG_OP_LOG_SOFTMAX:
-    if (x->ndim < 1) return BAD("node '%s' (%s): needs at least one dim, got a scalar", n->name, n->src_op);
-    /* fall through */
-  case GG_OP_SQRT:
-  case GG_OP_EXP:
-  case GG_OP_LOG:
-  case GG_OP_RECIPROCAL:
-  case GG_OP_ERF:
-  case GG_OP_TANH:
-  case GG_OP_SOFTPLUS:
-  case GG_OP_HARD_SIGMOID:
-  case GG_OP_HARD_SWISH:
-  case GG_OP_GELU:
-    if (x->dtype != GG_DT_F32)
-      return BAD("node '%s' (%s): needs a float input, got int", n->name, n->src_op);
-    return set_shape(OUT(0), GG_DT_F32, x->shape, x->ndim);
   case GG_OP_REDUCE_MAX:
   case GG_OP_REDUCE_MIN:
   case GG_OP_REDUCE_L2: {
@@ -751,6 +765,7 @@ int gg__elem_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
 /* ------------------------------------------------------------ dispatch */
 
 int gg__elem_run(const gg_node *n, gg_tval *vals, const struct gg__kctx *ctx) {
+  if (gg__elem_is_unary(n->op)) return run_elementwise(n, vals, ctx, 1, unary_row);
   switch (n->op) {
   case GG_OP_DIV:
   case GG_OP_POW:
@@ -758,20 +773,6 @@ int gg__elem_run(const gg_node *n, gg_tval *vals, const struct gg__kctx *ctx) {
   case GG_OP_GREATER:
   case GG_OP_LESS: return run_elementwise(n, vals, ctx, 2, binary_row);
   case GG_OP_WHERE: return run_elementwise(n, vals, ctx, 3, where_row);
-  case GG_OP_NOT:
-  case GG_OP_SQRT:
-  case GG_OP_EXP:
-  case GG_OP_LOG:
-  case GG_OP_NEG:
-  case GG_OP_RECIPROCAL:
-  case GG_OP_ERF:
-  case GG_OP_TANH:
-  case GG_OP_SOFTPLUS:
-  case GG_OP_HARD_SIGMOID:
-  case GG_OP_HARD_SWISH:
-  case GG_OP_GELU:
-  case GG_OP_CLIP:
-  case GG_OP_CAST: return run_elementwise(n, vals, ctx, 1, unary_row);
   case GG_OP_LOG_SOFTMAX: return run_log_softmax(n, vals, ctx);
   case GG_OP_REDUCE_MAX:
   case GG_OP_REDUCE_MIN:

@@ -1212,6 +1212,20 @@ static void h_progress(gg_server *srv, const gg_http_req *req, gg_http_resp *res
   pthread_mutex_unlock(&m->lock);
 }
 
+/* Takes queued g out of m's queue (m->lock held): the list, its tail and
+ * the count. */
+static void queue_remove(gg_app_generate *m, gen *g) {
+  for (gen **pp = &m->qhead; *pp; pp = &(*pp)->qnext)
+    if (*pp == g) {
+      *pp = g->qnext;
+      break;
+    }
+  m->qtail = NULL;
+  for (gen *q = m->qhead; q; q = q->qnext)
+    m->qtail = q;
+  m->queued--;
+}
+
 static void h_stop(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, void *user) {
   (void)srv;
   gg_app_generate *m = user;
@@ -1226,15 +1240,7 @@ static void h_stop(gg_server *srv, const gg_http_req *req, gg_http_resp *resp, v
   }
   g->stop_requested = 1;
   if (g->status == GEN_QUEUED) {
-    for (gen **pp = &m->qhead; *pp; pp = &(*pp)->qnext)
-      if (*pp == g) {
-        *pp = g->qnext;
-        break;
-      }
-    m->qtail = NULL;
-    for (gen *q = m->qhead; q; q = q->qnext)
-      m->qtail = q;
-    m->queued--;
+    queue_remove(m, g);
     gen_set_error(g, 409, "stopped", "the generation was stopped before it started");
     gen_finish(m, g, GEN_STOPPED);
     gen_wake_subs(g);
@@ -1343,15 +1349,7 @@ static void h_delete(gg_server *srv, const gg_http_req *req, gg_http_resp *resp,
   if (!g) return;
   const char *was = k_status[g->status];
   if (g->status == GEN_QUEUED) {
-    for (gen **pp = &m->qhead; *pp; pp = &(*pp)->qnext)
-      if (*pp == g) {
-        *pp = g->qnext;
-        break;
-      }
-    m->qtail = NULL;
-    for (gen *q = m->qhead; q; q = q->qnext)
-      m->qtail = q;
-    m->queued--;
+    queue_remove(m, g);
     g->stop_requested = 1;
     gen_set_error(g, 409, "stopped", "the generation was deleted before it started");
     gen_settle(g);
