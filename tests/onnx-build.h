@@ -240,4 +240,34 @@ static inline int ob_write(ob_model *b, const char *path, size_t keep) {
   return rc;
 }
 
+/* One temporary folder per test program (created on first use, under
+ * /tmp/PREFIX-XXXXXX) for the models it writes: ob_tmp_dir() is its path
+ * ("" before the first ob_tmp_path), ob_tmp_path(name) a path inside it (a
+ * static buffer, valid until the next call), ob_tmp_cleanup(rc) removes it
+ * and returns rc (test programs end with return ob_tmp_cleanup(rc)). */
+static inline char *ob_tmp_dir(void) {
+  static char dir[64];
+  return dir;
+}
+
+static inline const char *ob_tmp_path(const char *prefix, const char *name) {
+  static char p[160];
+  char *dir = ob_tmp_dir();
+  if (!dir[0]) {
+    snprintf(dir, 64, "/tmp/%.40s-XXXXXX", prefix);
+    if (!mkdtemp(dir)) abort();
+  }
+  snprintf(p, sizeof p, "%s/%.90s", dir, name);
+  return p;
+}
+
+static inline int ob_tmp_cleanup(int rc) {
+  const char *dir = ob_tmp_dir();
+  if (!dir[0]) return rc;
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd)) fprintf(stderr, "cannot remove %s\n", dir);
+  return rc;
+}
+
 #endif

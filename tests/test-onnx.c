@@ -16,16 +16,8 @@
 #define F ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
 #define I64 ONNX__TENSOR_PROTO__DATA_TYPE__INT64
 
-static char g_dir[64];
-
 static const char *tmp_path(const char *name) {
-  static char p[128];
-  if (!g_dir[0]) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/gg-test-onnx-XXXXXX");
-    if (!mkdtemp(g_dir)) abort();
-  }
-  snprintf(p, sizeof p, "%s/%s", g_dir, name);
-  return p;
+  return ob_tmp_path("gg-test-onnx", name);
 }
 
 /* Writes b to a file and loads it: 0 or the load error (msg in err). */
@@ -33,6 +25,28 @@ static int load(ob_model *b, const char *name, gg_model **m, char *err, size_t e
   const char *p = tmp_path(name);
   if (ob_write(b, p, 0)) return GG_EIO;
   return gg_model_load(p, m, err, errlen);
+}
+
+/* Loads path without the layout pass and fusion (the reference the
+ * optimized model is compared with): 0 or the load error. */
+static int load_unoptimized(const char *path, gg_model **m, char *err, size_t errlen) {
+  setenv("GG_ONNX_NO_LAYOUT", "1", 1);
+  gg__fuse_disabled = 1;
+  int rc = gg_model_load(path, m, err, errlen);
+  gg__fuse_disabled = 0;
+  unsetenv("GG_ONNX_NO_LAYOUT");
+  return rc;
+}
+
+/* load, then ob_free(b): the model, or NULL after printing the error (the
+ * caller fails its test). */
+static gg_model *load_free(ob_model *b, const char *name) {
+  gg_model *m = NULL;
+  char err[512] = "";
+  int rc = load(b, name, &m, err, sizeof err);
+  ob_free(b);
+  if (rc) fprintf(stderr, "  load %s: %s\n", name, err);
+  return rc ? NULL : m;
 }
 
 static float frand(uint32_t *s) {
@@ -70,6 +84,31 @@ static int run1(gg_model *m, const int64_t *shape, int nd, const float *x, float
   }
   gg_session_free(s);
   return rc;
+}
+
+/* Runs m on x on every engine backend: output 0 (n values) must match want
+ * within tol * (1 + |want|). 0, or -1 after printing what (the case), the
+ * backend and the error or first mismatch. */
+static int match_backends(gg_model *m, const int64_t *shape, int nd, const float *x,
+                          const float *want, int64_t n, double tol, const char *what) {
+  float *got = malloc((size_t)n * sizeof *got);
+  if (!got) abort();
+  char err[512] = "";
+  int bad = 0;
+  for (int be = GG_ENGINE_AUTO; be <= GG_ENGINE_NAIVE && !bad; be++) {
+    if (run1(m, shape, nd, x, got, n, (gg_engine_backend)be, err, sizeof err)) {
+      fprintf(stderr, "  %s backend %d: %s\n", what, be, err);
+      bad = 1;
+    }
+    for (int64_t i = 0; !bad && i < n; i++)
+      if (!gg_t_near(got[i], want[i], tol * (1 + fabs(want[i])))) {
+        fprintf(stderr, "  %s backend %d: y[%lld] = %.6g, expected %.6g\n", what, be, (long long)i,
+                got[i], want[i]);
+        bad = 1;
+      }
+  }
+  free(got);
+  return bad ? -1 : 0;
 }
 
 /* ------------------------------------------------------------ conv + bn + relu */
@@ -139,28 +178,18 @@ static void conv_case(int groups, int CO, int stride, int asym, int with_bn) {
     ob_node(&b, "Relu", "relu", "d", "y");
   }
   ob_output(&b, "y");
-  gg_model *m = NULL;
-  char err[512] = "";
-  int rc = load(&b, "conv.onnx", &m, err, sizeof err);
-  ob_free(&b);
-  if (rc) GG_T_FAIL("load: %s", err);
+  gg_model *m = load_free(&b, "conv.onnx");
+  if (!m) GG_T_FAIL("load failed");
   int OH = (H + (int)pads[0] + (int)pads[2] - K) / stride + 1,
       OW = (W + (int)pads[1] + (int)pads[3] - K) / stride + 1;
-  float ref[CO * OH * OW], got[CO * OH * OW];
+  float ref[CO * OH * OW];
   int p4[4] = {(int)pads[0], (int)pads[1], (int)pads[2], (int)pads[3]};
   ref_conv(x, C, H, W, w, bias, CO, K, stride, p4, groups, with_bn ? bn : NULL, ref, OH, OW);
-  for (int be = GG_ENGINE_AUTO; be <= GG_ENGINE_NAIVE; be++) {
-    rc = run1(m, xd, 4, x, got, CO * OH * OW, (gg_engine_backend)be, err, sizeof err);
-    if (rc) {
-      gg_model_free(m);
-      GG_T_FAIL("run: %s", err);
-    }
-    for (int i = 0; i < CO * OH * OW; i++)
-      if (!gg_t_near(got[i], ref[i], 1e-4 * (1 + fabs(ref[i])))) {
-        gg_model_free(m);
-        GG_T_FAIL("groups %d backend %d: y[%d] = %.6g, expected %.6g", groups, be, i, got[i],
-                  ref[i]);
-      }
+  char what[64];
+  snprintf(what, sizeof what, "groups %d", groups);
+  if (match_backends(m, xd, 4, x, ref, CO * OH * OW, 1e-4, what)) {
+    gg_model_free(m);
+    GG_T_FAIL("conv: %s", what);
   }
   /* BN and ReLU folded into the conv: transpose, conv, transpose */
   if (with_bn) ASSERT_EQ(gg_model_n_ops(m), 3);
@@ -196,11 +225,10 @@ static void test_conv1d(void) {
   ob_attr_ints(&b, n, "strides", 1, st);
   ob_attr_ints(&b, n, "pads", 2, pads);
   ob_output(&b, "y");
-  gg_model *m = NULL;
+  gg_model *m = load_free(&b, "conv1d.onnx");
+  if (!m) GG_T_FAIL("load failed");
   char err[512] = "";
-  int rc = load(&b, "conv1d.onnx", &m, err, sizeof err);
-  ob_free(&b);
-  if (rc) GG_T_FAIL("load: %s", err);
+  int rc = 0;
   enum { OL = (L + 1 + 2 - K) / 2 + 1 };
   float got[CO * OL];
   rc = run1(m, xd, 3, x, got, CO * OL, GG_ENGINE_AUTO, err, sizeof err);
@@ -216,6 +244,66 @@ static void test_conv1d(void) {
         }
       ASSERT_NEAR(got[o * OL + ol], acc, 1e-5);
     }
+}
+
+/* ConvTranspose with output_shape: the pads follow from the output size by
+ * ONNX's rule (total = stride * (in - 1) + output_padding + kernel - out;
+ * the odd one at the start unless SAME_UPPER). An output larger than the
+ * scatter reaches (total < 0: ONNX's test_convtranspose_output_shape) gets
+ * the rest at the end, bias only, as ONNX Runtime does. */
+static void convtranspose_os_case(int OH, int OW, int top, int left) {
+  enum { CI = 2, CO = 3, H = 3, W = 3, K = 3, SH = 3, SW = 2 };
+  ob_model b;
+  ob_init(&b, 13);
+  float w[CI * CO * K * K], bias[CO], x[CI * H * W];
+  uint32_t seed = 31;
+  for (int i = 0; i < CI * CO * K * K; i++)
+    w[i] = frand(&seed);
+  for (int i = 0; i < CO; i++)
+    bias[i] = frand(&seed);
+  for (int i = 0; i < CI * H * W; i++)
+    x[i] = frand(&seed);
+  int64_t xd[4] = {1, CI, H, W}, wd[4] = {CI, CO, K, K}, cd[1] = {CO}, st[2] = {SH, SW},
+          os[2] = {OH, OW};
+  ob_input(&b, "x", 4, xd);
+  ob_init_f(&b, "w", 4, wd, w, CI * CO * K * K);
+  ob_init_f(&b, "b", 1, cd, bias, CO);
+  Onnx__NodeProto *n = ob_node(&b, "ConvTranspose", "deconv", "x,w,b", "y");
+  ob_attr_ints(&b, n, "strides", 2, st);
+  ob_attr_ints(&b, n, "output_shape", 2, os);
+  ob_output(&b, "y");
+  gg_model *m = load_free(&b, "convtranspose-os.onnx");
+  if (!m) GG_T_FAIL("load failed");
+  float ref[CO * 16 * 16];
+  for (int o = 0; o < CO; o++)
+    for (int i = 0; i < OH * OW; i++)
+      ref[o * OH * OW + i] = bias[o];
+  for (int o = 0; o < CO; o++)
+    for (int ci = 0; ci < CI; ci++)
+      for (int iy = 0; iy < H; iy++)
+        for (int ix = 0; ix < W; ix++)
+          for (int ky = 0; ky < K; ky++)
+            for (int kx = 0; kx < K; kx++) {
+              int oy = iy * SH - top + ky, ox = ix * SW - left + kx;
+              if (oy < 0 || ox < 0 || oy >= OH || ox >= OW) continue;
+              ref[(o * OH + oy) * OW + ox] +=
+                  x[(ci * H + iy) * W + ix] * w[((ci * CO + o) * K + ky) * K + kx];
+            }
+  char what[64];
+  snprintf(what, sizeof what, "output_shape [%d,%d]", OH, OW);
+  int bad = match_backends(m, xd, 4, x, ref, CO * OH * OW, 1e-5, what);
+  gg_model_free(m);
+  if (bad) GG_T_FAIL("ConvTranspose: %s", what);
+}
+
+static void test_convtranspose_output_shape(void) {
+  convtranspose_os_case(9, 7, 0, 0); /* exactly the scatter's size: no padding */
+  if (gg_t_failed_checks) return;
+  convtranspose_os_case(8, 6, 1, 1); /* total 1: the odd pixel at the start */
+  if (gg_t_failed_checks) return;
+  convtranspose_os_case(10, 8, 0, 0); /* total -1: one more row and column, bias only */
+  if (gg_t_failed_checks) return;
+  convtranspose_os_case(12, 9, 0, 0); /* total -3 and -2 */
 }
 
 /* ------------------------------------------------------------ gemm */
@@ -241,11 +329,10 @@ static void gemm_case(int c_full) {
   ob_attr_f(&b, n, "alpha", 0.5f);
   ob_attr_f(&b, n, "beta", 2.0f);
   ob_output(&b, "y");
-  gg_model *m = NULL;
+  gg_model *m = load_free(&b, "gemm.onnx");
+  if (!m) GG_T_FAIL("load failed");
   char err[512] = "";
-  int rc = load(&b, "gemm.onnx", &m, err, sizeof err);
-  ob_free(&b);
-  if (rc) GG_T_FAIL("load: %s", err);
+  int rc = 0;
   float got[8];
   rc = run1(m, ad, 2, A, got, 8, GG_ENGINE_AUTO, err, sizeof err);
   gg_model_free(m);
@@ -277,11 +364,10 @@ static void test_reshape_flatten(void) {
   Onnx__NodeProto *n = ob_node(&b, "Flatten", "f", "r0", "y");
   ob_attr_i(&b, n, "axis", 1);
   ob_output(&b, "y");
-  gg_model *m = NULL;
+  gg_model *m = load_free(&b, "reshape.onnx");
+  if (!m) GG_T_FAIL("load failed");
   char err[512] = "";
-  int rc = load(&b, "reshape.onnx", &m, err, sizeof err);
-  ob_free(&b);
-  if (rc) GG_T_FAIL("load: %s", err);
+  int rc = 0;
   gg_session *s = NULL;
   rc = gg_session_new(m, xd, 4, NULL, &s, err, sizeof err);
   if (rc) {
@@ -314,11 +400,10 @@ static void softmax_case(int opset, int axis, int rank3) {
   Onnx__NodeProto *n = ob_node(&b, "Softmax", "sm", "x", "y");
   ob_attr_i(&b, n, "axis", axis);
   ob_output(&b, "y");
-  gg_model *m = NULL;
+  gg_model *m = load_free(&b, "softmax.onnx");
+  if (!m) GG_T_FAIL("opset %d axis %d: load failed", opset, axis);
   char err[512] = "";
-  int rc = load(&b, "softmax.onnx", &m, err, sizeof err);
-  ob_free(&b);
-  if (rc) GG_T_FAIL("opset %d axis %d: load: %s", opset, axis, err);
+  int rc = 0;
   float x[24], got[24], ref[24];
   uint32_t seed = 11;
   for (int i = 0; i < 24; i++)
@@ -375,11 +460,10 @@ static void test_two_inputs(void) {
   ob_node(&b, "Add", "iadd", "i,j", "z");
   ob_output(&b, "y");
   ob_output(&b, "z");
-  gg_model *m = NULL;
+  gg_model *m = load_free(&b, "two.onnx");
+  if (!m) GG_T_FAIL("load failed");
   char err[512] = "";
-  int rc = load(&b, "two.onnx", &m, err, sizeof err);
-  ob_free(&b);
-  if (rc) GG_T_FAIL("load: %s", err);
+  int rc = 0;
   ASSERT_EQ(gg_model_n_inputs(m), 4);
   gg_tensor_info ti;
   ASSERT_EQ(gg_model_input(m, 2, &ti), 0);
@@ -436,11 +520,10 @@ static void test_shape_subgraph_folded(void) {
   ob_node(&b, "Reshape", "reshape", "x,target", "r");
   ob_node(&b, "Relu", "relu", "r", "y");
   ob_output(&b, "y");
-  gg_model *m = NULL;
+  gg_model *m = load_free(&b, "shape.onnx");
+  if (!m) GG_T_FAIL("load failed");
   char err[512] = "";
-  int rc = load(&b, "shape.onnx", &m, err, sizeof err);
-  ob_free(&b);
-  if (rc) GG_T_FAIL("load: %s", err);
+  int rc = 0;
   int n_ops = gg_model_n_ops(m);
   uint64_t model_weights = gg_model_weights_bytes(m);
   int64_t sh[3] = {4, 2, 3};
@@ -485,12 +568,10 @@ static void test_size_folded(void) {
   ob_attr_i(&b, c, "to", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
   ob_node(&b, "Mul", "mul", "x,nf", "y");
   ob_output(&b, "y");
-  gg_model *m = NULL;
+  gg_model *m = load_free(&b, "size.onnx");
+  if (!m) GG_T_FAIL("load failed");
   char err[512] = "";
-  int rc = load(&b, "size.onnx", &m, err, sizeof err);
-  ob_free(&b);
-  if (rc) GG_T_FAIL("load: %s", err);
-  if (rc) return;
+  int rc = 0;
   for (int64_t n0 = 2; n0 <= 5; n0 += 3) {
     int64_t sh[3] = {n0, 3, 4};
     gg_session *s = NULL;
@@ -554,11 +635,8 @@ static void test_layout_pass(void) {
     GG_T_FAIL("load: %s", err);
   }
   /* the same model without the pass and fusion: the oracle */
-  gg__fuse_disabled = 1;
-  setenv("GG_ONNX_NO_LAYOUT", "1", 1);
-  rc = load(&b, "layout0.onnx", &m0, err, sizeof err);
-  unsetenv("GG_ONNX_NO_LAYOUT");
-  gg__fuse_disabled = 0;
+  const char *p0 = tmp_path("layout0.onnx");
+  rc = ob_write(&b, p0, 0) ? GG_EIO : load_unoptimized(p0, &m0, err, sizeof err);
   ob_free(&b);
   if (rc) {
     gg_model_free(m);
@@ -621,11 +699,7 @@ static void test_layout_constants(void) {
   ob_free(&b);
   if (!rc) rc = gg_model_load(p, &m, err, sizeof err);
   if (rc) GG_T_FAIL("load: %s", err);
-  setenv("GG_ONNX_NO_LAYOUT", "1", 1);
-  gg__fuse_disabled = 1;
-  rc = gg_model_load(p, &m0, err, sizeof err);
-  gg__fuse_disabled = 0;
-  unsetenv("GG_ONNX_NO_LAYOUT");
+  rc = load_unoptimized(p, &m0, err, sizeof err);
   if (rc) {
     gg_model_free(m);
     GG_T_FAIL("load: %s", err);
@@ -645,53 +719,143 @@ static void test_layout_constants(void) {
   ASSERT_LE(left, 2); /* the input's, and the reduced [1,1,1,2C] output's */
 }
 
-/* Einsum in an attention form: transposes around a BatchMatMul. */
-static void test_einsum(void) {
+/* Einsum by definition: every assignment of the labels, out[o] += a[i] *
+ * b[j]. dims: each label's size ('a'..'z'). */
+static void ref_einsum(const char *ea, const char *eb, const char *eo, const int64_t *dims,
+                       const float *x, const float *y, double *out, int64_t nout) {
+  char labels[27] = "";
+  int nl = 0;
+  for (const char *s = ea; *s; s++)
+    if (!strchr(labels, *s)) labels[nl++] = *s, labels[nl] = 0;
+  for (const char *s = eb; *s; s++)
+    if (!strchr(labels, *s)) labels[nl++] = *s, labels[nl] = 0;
+  for (int64_t i = 0; i < nout; i++)
+    out[i] = 0;
+  int64_t idx[26] = {0};
+  for (;;) {
+    int64_t ia = 0, ib = 0, io = 0;
+    for (const char *s = ea; *s; s++)
+      ia = ia * dims[*s - 'a'] + idx[*s - 'a'];
+    for (const char *s = eb; *s; s++)
+      ib = ib * dims[*s - 'a'] + idx[*s - 'a'];
+    for (const char *s = eo; *s; s++)
+      io = io * dims[*s - 'a'] + idx[*s - 'a'];
+    out[io] += (double)x[ia] * y[ib];
+    int l = nl - 1;
+    for (; l >= 0; l--) {
+      int c = labels[l] - 'a';
+      if (++idx[c] < dims[c]) break;
+      idx[c] = 0;
+    }
+    if (l < 0) break;
+  }
+}
+
+/* Einsum's two-input forms the importer rewrites to BatchMatMul (with
+ * transposes where the labels are not in [batch..., m, k] x [batch..., k, n]
+ * order), each on every engine backend against ref_einsum; the forms it
+ * does not rewrite are refused naming the equation. */
+static void einsum_case(const char *eq, const char *ea, const char *eb, const char *eo) {
+  /* label sizes: distinct so that a swapped axis cannot pass */
+  int64_t dims[26];
+  for (int c = 0; c < 26; c++)
+    dims[c] = 2 + c % 4;
+  int64_t ad[8], bd[8], na = 1, nb = 1, no = 1;
+  int ra = (int)strlen(ea), rb = (int)strlen(eb), ro = (int)strlen(eo);
+  for (int i = 0; i < ra; i++)
+    ad[i] = dims[ea[i] - 'a'], na *= ad[i];
+  for (int i = 0; i < rb; i++)
+    bd[i] = dims[eb[i] - 'a'], nb *= bd[i];
+  for (int i = 0; i < ro; i++)
+    no *= dims[eo[i] - 'a'];
   ob_model b;
   ob_init(&b, 13);
-  int64_t ad[4] = {2, 2, 3, 4}, bd[4] = {2, 2, 5, 4};
-  ob_input(&b, "q", 4, ad);
-  ob_input(&b, "k", 4, bd);
+  ob_input(&b, "q", ra, ad);
+  ob_input(&b, "k", rb, bd);
   Onnx__NodeProto *n = ob_node(&b, "Einsum", "attn", "q,k", "y");
-  ob_attr_s(&b, n, "equation", "bhid,bhjd->bhji");
+  ob_attr_s(&b, n, "equation", eq);
   ob_output(&b, "y");
-  gg_model *m = NULL;
+  gg_model *m = load_free(&b, "einsum.onnx");
+  if (!m) GG_T_FAIL("%s: load failed", eq);
   char err[512] = "";
-  const char *p = tmp_path("einsum.onnx");
-  int rc = ob_write(&b, p, 0);
-  ob_free(&b);
-  if (!rc) rc = gg_model_load(p, &m, err, sizeof err);
-  if (rc) GG_T_FAIL("load: %s", err);
-  const int64_t *shapes[2] = {ad, bd};
-  int nd[2] = {4, 4};
-  gg_session *s = NULL;
-  rc = gg_session_new_shapes(m, 2, shapes, nd, NULL, NULL, &s, err, sizeof err);
-  if (rc) {
-    gg_model_free(m);
-    GG_T_FAIL("session: %s", err);
-  }
-  float *q = gg_session_input(s, 0, NULL), *k = gg_session_input(s, 1, NULL);
+  int rc = 0;
+  float *x = malloc((size_t)na * 4), *y = malloc((size_t)nb * 4);
+  double *want = malloc((size_t)no * sizeof *want);
+  if (!x || !y || !want) abort();
   uint32_t seed = 13;
-  for (int i = 0; i < 48; i++)
-    q[i] = frand(&seed);
-  for (int i = 0; i < 80; i++)
-    k[i] = frand(&seed);
-  rc = gg_session_run(s, err, sizeof err);
-  gg_tensor_info ti;
-  const float *y = gg_session_output(s, 0, &ti);
-  int bad = rc || ti.ndim != 4 || ti.shape[2] != 5 || ti.shape[3] != 3;
-  for (int bh = 0; !bad && bh < 4; bh++)
-    for (int j = 0; j < 5; j++)
-      for (int i = 0; i < 3; i++) {
-        double acc = 0;
-        for (int d = 0; d < 4; d++)
-          acc += (double)q[(bh * 3 + i) * 4 + d] * k[(bh * 5 + j) * 4 + d];
-        if (!gg_t_near(y[(bh * 5 + j) * 3 + i], acc, 1e-5)) bad = 1;
-      }
-  gg_session_free(s);
+  for (int64_t i = 0; i < na; i++)
+    x[i] = frand(&seed);
+  for (int64_t i = 0; i < nb; i++)
+    y[i] = frand(&seed);
+  ref_einsum(ea, eb, eo, dims, x, y, want, no);
+  const int64_t *shapes[2] = {ad, bd};
+  int nd[2] = {ra, rb};
+  for (int be = GG_ENGINE_AUTO; be <= GG_ENGINE_NAIVE && !rc; be++) {
+    gg_session *s = NULL;
+    gg_session_opts o = {1, (gg_engine_backend)be, 0};
+    rc = gg_session_new_shapes(m, 2, shapes, nd, &o, NULL, &s, err, sizeof err);
+    if (!rc) {
+      memcpy(gg_session_input(s, 0, NULL), x, (size_t)na * 4);
+      memcpy(gg_session_input(s, 1, NULL), y, (size_t)nb * 4);
+      rc = gg_session_run(s, err, sizeof err);
+    }
+    gg_tensor_info ti;
+    const float *got = rc ? NULL : gg_session_output(s, 0, &ti);
+    if (got && ti.ndim != ro) snprintf(err, sizeof err, "%d-D output", ti.ndim), rc = GG_EPARSE;
+    for (int i = 0; got && !rc && i < ro; i++)
+      if (ti.shape[i] != dims[eo[i] - 'a'])
+        snprintf(err, sizeof err, "output dim %d is %lld", i, (long long)ti.shape[i]),
+            rc = GG_EPARSE;
+    for (int64_t i = 0; got && !rc && i < no; i++)
+      if (!gg_t_near(got[i], want[i], 1e-5 * (1 + fabs(want[i]))))
+        snprintf(err, sizeof err, "y[%lld] = %.6g, expected %.6g", (long long)i, got[i], want[i]),
+            rc = GG_EPARSE;
+    gg_session_free(s);
+    if (rc) fprintf(stderr, "  %s backend %d: %s\n", eq, be, err);
+  }
+  free(x), free(y), free(want);
   gg_model_free(m);
-  if (rc) GG_T_FAIL("run: %s", err);
-  ASSERT_FALSE(bad);
+  ASSERT_OK(rc);
+}
+
+static void test_einsum(void) {
+  static const struct {
+    const char *eq, *a, *b, *o;
+  } k_forms[] = {
+      {"ij,jk->ik", "ij", "jk", "ik"},                /* matmul */
+      {"bij,bjk->bik", "bij", "bjk", "bik"},          /* batch matmul (ONNX's test) */
+      {"bhid,bhjd->bhij", "bhid", "bhjd", "bhij"},    /* attention scores, Q K^T */
+      {"bhid,bhjd->bhji", "bhid", "bhjd", "bhji"},    /* and the output transposed */
+      {"bhij, bhjd -> bhid", "bhij", "bhjd", "bhid"}, /* attention x V, with spaces */
+      {"ibd,jbd->bij", "ibd", "jbd", "bij"},          /* batch label not leading */
+      {"bkm,bkn->bmn", "bkm", "bkn", "bmn"},          /* A transposed */
+  };
+  for (size_t i = 0; i < sizeof k_forms / sizeof k_forms[0] && !gg_t_failed_checks; i++)
+    einsum_case(k_forms[i].eq, k_forms[i].a, k_forms[i].b, k_forms[i].o);
+  /* Not rewritten (no BatchMatMul form): refused at load, naming the
+   * equation. ONNX's own Einsum tests (transpose, sum, inner product,
+   * batch diagonal) take double inputs and are skipped by test-onnx-node. */
+  static const char *const k_refused[] = {"ij->ji", "ij->i",       "i,i->",
+                                          "ii->i",  "bij,bjk->bk", "...ij,...jk->...ik"};
+  for (size_t i = 0; i < sizeof k_refused / sizeof k_refused[0]; i++) {
+    ob_model b;
+    ob_init(&b, 13);
+    int64_t d2[2] = {3, 3};
+    ob_input(&b, "q", 2, d2);
+    ob_input(&b, "k", 2, d2);
+    int two = strchr(k_refused[i], ',') != NULL;
+    Onnx__NodeProto *n = ob_node(&b, "Einsum", "e", two ? "q,k" : "q", "y");
+    ob_attr_s(&b, n, "equation", k_refused[i]);
+    ob_output(&b, "y");
+    gg_model *m = NULL;
+    char err[512] = "";
+    int rc = load(&b, "einsum-refused.onnx", &m, err, sizeof err);
+    ob_free(&b);
+    gg_model_free(m);
+    ASSERT_EQ(rc, GG_EUNSUPPORTED);
+    ASSERT_CONTAINS(err, "node 'e' (Einsum)");
+    ASSERT_CONTAINS(err, k_refused[i]);
+  }
 }
 
 /* ------------------------------------------------------------ refusals */
@@ -764,6 +928,26 @@ static void test_refusals(void) {
   ob_free(&b);
   ASSERT_EQ(rc, GG_EUNSUPPORTED);
   ASSERT_TRUE(strstr(err, "com.microsoft") != NULL);
+  /* 3-D windows (NCDHW): refused, naming the node */
+  static const char *const k_3d[] = {"Conv", "ConvTranspose", "MaxPool", "AveragePool"};
+  for (size_t i = 0; i < sizeof k_3d / sizeof k_3d[0]; i++) {
+    int64_t x5[5] = {1, 2, 3, 4, 4}, w5[5] = {2, 2, 2, 2, 2}, k3[3] = {2, 2, 2};
+    float w[32] = {0};
+    int pool = i >= 2;
+    ob_init(&b, 13);
+    ob_input(&b, "x", 5, x5);
+    if (!pool) ob_init_f(&b, "w", 5, w5, w, 32);
+    n = ob_node(&b, k_3d[i], "vol", pool ? "x" : "x,w", "y");
+    if (pool) ob_attr_ints(&b, n, "kernel_shape", 3, k3);
+    ob_output(&b, "y");
+    rc = load(&b, "3d.onnx", &m, err, sizeof err);
+    ob_free(&b);
+    gg_model_free(m);
+    m = NULL;
+    ASSERT_EQ(rc, GG_EUNSUPPORTED);
+    ASSERT_CONTAINS(err, "node 'vol'");
+    ASSERT_CONTAINS(err, pool ? "no 3-D windows" : "a 3-D window (5-D weights");
+  }
 }
 
 /* Opsets 1 to 6: an op whose definition there is the one opset 7 selects
@@ -867,7 +1051,7 @@ static void test_resolve(void) {
   ob_output(&b, "y");
   ASSERT_EQ(ob_write(&b, tmp_path("resolveme.onnx"), 0), 0);
   ob_free(&b);
-  setenv("GPUGUARD_MODELS_DIR", g_dir, 1);
+  setenv("GPUGUARD_MODELS_DIR", ob_tmp_dir(), 1);
   char p[512];
   ASSERT_EQ(gg_model_resolve("resolveme", p, sizeof p), 0);
   ASSERT_TRUE(strstr(p, "resolveme.onnx") != NULL);
@@ -882,6 +1066,10 @@ static void test_resolve(void) {
 static void test_ppocr_transposes(void) {
   static const char *const k[] = {"ch_PP-OCRv4_det_infer", "ch_PP-OCRv4_rec_infer",
                                   "ch_ppocr_mobile_v2.0_cls_infer"};
+  /* What the layout pass leaves today (140 -> 2, 87 -> 12, 108 -> 2): det's
+   * input and output transposes, rec's attention reshapes. More is a
+   * regression of the pass (one op it no longer moves through adds dozens). */
+  static const int most[] = {2, 12, 2};
   const char *cache = getenv("GPUGUARD_CACHE"), *home = getenv("HOME");
   for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
     char p[600];
@@ -898,11 +1086,7 @@ static void test_ppocr_transposes(void) {
     char err[512] = "";
     int rc = gg_model_load(p, &m, err, sizeof err);
     if (rc) GG_T_FAIL("%s: %s", k[i], err);
-    setenv("GG_ONNX_NO_LAYOUT", "1", 1);
-    gg__fuse_disabled = 1;
-    rc = gg_model_load(p, &m0, err, sizeof err);
-    gg__fuse_disabled = 0;
-    unsetenv("GG_ONNX_NO_LAYOUT");
+    rc = load_unoptimized(p, &m0, err, sizeof err);
     if (rc) {
       gg_model_free(m);
       GG_T_FAIL("%s: %s", k[i], err);
@@ -914,6 +1098,7 @@ static void test_ppocr_transposes(void) {
     gg_model_free(m);
     gg_model_free(m0);
     ASSERT_LE(after, before);
+    ASSERT_LE(after, most[i]);
   }
 }
 
@@ -930,6 +1115,7 @@ int main(int argc, char **argv) {
       {"layout_pass", test_layout_pass},
       {"layout_constants", test_layout_constants},
       {"einsum", test_einsum},
+      {"convtranspose_output_shape", test_convtranspose_output_shape},
       {"refusals", test_refusals},
       {"old_opsets", test_old_opsets},
       {"size_folded", test_size_folded},
@@ -940,14 +1126,11 @@ int main(int argc, char **argv) {
   };
   int rc = gg_test_main(argc, argv, cases);
   const char *keep = getenv("GG_TEST_KEEP"); /* keep the models (fuzz seeds) */
-  if (keep && *keep)
-    fprintf(stderr, "models kept in %s\n", g_dir);
-  else if (g_dir[0]) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd)) rc = rc ? rc : 0;
+  if (keep && *keep) {
+    fprintf(stderr, "models kept in %s\n", ob_tmp_dir());
+    return rc;
   }
-  return rc;
+  return ob_tmp_cleanup(rc);
 }
 
 #else

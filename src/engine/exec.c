@@ -768,6 +768,8 @@ static int resolve_params(gg_session *s, gg_node *n, gg_tval *vals, char *err, s
       int64_t in = x->shape[1 + d], k = w->shape[d], st = n->a.strides[d], dl = n->a.dilations[d];
       int64_t out = n->a.out_hw[d] > 0 ? n->a.out_hw[d] : in * st;
       int64_t tot = st * (in - 1) + n->a.output_padding[d] + (k - 1) * dl + 1 - out;
+      if (tot < 0 && tot >= -(1 << 20)) /* larger than the scatter: the rest at the end, */
+        n->a.output_padding[d] += (int)-tot, tot = 0; /* as output_padding (ONNX Runtime) */
       if (tot < 0 || tot > (1 << 20))
         return gg_errf(err, errlen, GG_EUNSUPPORTED,
                        "%s: node '%s' (%s): an output size of %lld cannot be reached from %lld "

@@ -301,6 +301,16 @@ int gg__onnx_import(const uint8_t *bytes, size_t len, const char *label, const c
                     gg_graph **out, char *err, size_t errlen);
 /* Loads an .onnx file (external data resolved in its folder). */
 int gg__onnx_load_file(const char *path, gg_graph **out, char *err, size_t errlen);
+/* Reads the regular file path (at most max bytes; oflags: extra open flags
+ * such as O_NOFOLLOW) into *data (malloc'd, NUL-terminated past *len; the
+ * caller frees). GG_ETOO_LARGE past max, GG_ENOMEM, or GG_EIO with errno
+ * saying why (EINVAL: not a regular file, EIO: a short read). tfjs.c. */
+int gg__file_read(const char *path, uint64_t max, int oflags, uint8_t **data, size_t *len);
+/* The folder of a file path ("." when path has no slash) into dir. tfjs.c. */
+void gg__file_dir(const char *path, char *dir, size_t len);
+/* The i-th ONNX op_type the importer maps (onnx.c's table; a borrowed static
+ * string), NULL past the last one or when built without ONNX import. */
+const char *gg__onnx_op_name(size_t i);
 /* Largest activation arena a session may allocate, in bytes (0: no limit;
  * fuzz targets set it so that hostile shapes fail cleanly, GG_ETOO_LARGE,
  * instead of allocating gigabytes). exec.c. */

@@ -40,6 +40,11 @@ int gg__onnx_load_file(const char *path, gg_graph **out, char *err, size_t errle
   return gg__onnx_import(NULL, 0, path, NULL, out, err, errlen);
 }
 
+const char *gg__onnx_op_name(size_t i) {
+  (void)i;
+  return NULL;
+}
+
 #else
 
 #include "onnx.pb-c.h"
@@ -909,21 +914,27 @@ static int window_attrs(octx *c, const onode *np, gg_attrs *a, int64_t kh, int64
   return 0;
 }
 
+/* t = Shape(x)[start:end] (a new 1-D int tensor named node + suffix). */
+static int shape_slice(octx *c, const onode *np, int x, int64_t start, int64_t end,
+                       const char *suffix, int *t) {
+  int rc;
+  if ((*t = tmp_tensor(c, node_label(np), suffix, &rc)) < 0) return rc;
+  gg_attrs sa;
+  memset(&sa, 0, sizeof sa);
+  sa.n_slice = 1, sa.slice_starts[0] = start, sa.slice_ends[0] = end;
+  if ((rc = emit(c, GG_OP_SHAPE, "Shape", node_label(np), &x, 1, t, 1, &sa, NULL))) return rc;
+  c->rank[*t] = 1;
+  return 0;
+}
+
 /* x [N, C, L] as [N, C, 1, L] (a Reshape on Shape(x), resolved at session
  * time): 1-D window ops run as 2-D ones. */
 static int to_4d(octx *c, const onode *np, int x, int *out) {
   int rc, pieces[4], axc, one;
   const char *nm = node_label(np);
-  for (int k = 0; k < 2; k++) {
-    int t = tmp_tensor(c, nm, k ? "/len" : "/nc", &rc);
-    if (t < 0) return rc;
-    gg_attrs sa;
-    memset(&sa, 0, sizeof sa);
-    sa.n_slice = 1, sa.slice_starts[0] = k ? 2 : 0, sa.slice_ends[0] = k ? 3 : 2;
-    if ((rc = emit(c, GG_OP_SHAPE, "Shape", nm, &x, 1, &t, 1, &sa, NULL))) return rc;
-    c->rank[t] = 1;
-    pieces[k ? 2 : 0] = t;
-  }
+  for (int k = 0; k < 2; k++)
+    if ((rc = shape_slice(c, np, x, k ? 2 : 0, k ? 3 : 2, k ? "/len" : "/nc", &pieces[k ? 2 : 0])))
+      return rc;
   int32_t v1 = 1, v0 = 0;
   char b[1200];
   snprintf(b, sizeof b, "%.1000s/one", nm);
@@ -951,99 +962,122 @@ static int from_4d(octx *c, const onode *np, int y, int out) {
   return emit(c, GG_OP_SQUEEZE, c->op_name, node_label(np), &y, 1, &out, 1, &a, NULL);
 }
 
-static int h_conv(octx *c, const onode *np, const opdef *d, int *outs) {
-  int x, w, rc;
-  (void)d;
-  if ((rc = X(c, np, 0, &x)) || (rc = X(c, np, 1, &w))) return rc;
-  const gg_tensor *wt = cst(c, w);
-  if (!wt || wt->v.dtype != GG_DT_F32 || (wt->v.ndim != 4 && wt->v.ndim != 3))
-    return NODE_ERR(
-        GG_EUNSUPPORTED,
-        "the weights must be a constant 3-D or 4-D float tensor (1-D or 2-D convolution)");
-  int nd = wt->v.ndim - 2;
-  if (c->rank[x] >= 0 && c->rank[x] != nd + 2)
-    return NODE_ERR(GG_EUNSUPPORTED, "a %d-D input for %d-D weights", c->rank[x], nd + 2);
-  int64_t CO = wt->v.shape[0], CIG = wt->v.shape[1], KH = nd == 2 ? wt->v.shape[2] : 1,
-          KW = wt->v.shape[nd + 1];
-  int64_t grp = attr_i(np, "group", 1);
-  if (grp < 1 || CO % grp || CO < 1 || CIG < 1)
-    return NODE_ERR(GG_EPARSE, "group=%lld does not divide %lld output channels", (long long)grp,
-                    (long long)CO);
+/* What Conv and ConvTranspose share: input x, the constant weights
+ * [A, B, (KH,) KW] (Conv: A = CO, B = CI/group; ConvTranspose: A = CI,
+ * B = CO/group) of a 1-D or 2-D window, group, and attrs with unit strides
+ * and dilations. 3-D windows (NCDHW, 5-D weights) are refused: the IR's
+ * window ops are 2-D, and a depth > 1 does not map onto them exactly
+ * without a loop over depth the importer does not emit. */
+typedef struct win_in {
+  int x, nd;
+  const gg_tensor *wt;
+  int64_t A, B, KH, KW, grp;
   gg_attrs a;
-  memset(&a, 0, sizeof a);
-  a.strides[0] = a.strides[1] = a.dilations[0] = a.dilations[1] = 1;
-  if ((rc = window_attrs(c, np, &a, KH, KW, nd))) return rc;
-  int dw = grp > 1 && CIG == 1; /* depthwise: CI = group, MULT = CO / group */
-  int64_t sh[4];
-  float *src = wt->v.data, *dst = gg__const_alloc((size_t)wt->v.nelem * 4);
+} win_in;
+
+static int window_inputs(octx *c, const onode *np, const char *a_what, win_in *w) {
+  int wi, rc;
+  memset(w, 0, sizeof *w);
+  if ((rc = X(c, np, 0, &w->x)) || (rc = X(c, np, 1, &wi))) return rc;
+  const gg_tensor *wt = w->wt = cst(c, wi);
+  if (c->rank[wi] == 5 || c->rank[w->x] == 5)
+    return NODE_ERR(GG_EUNSUPPORTED,
+                    "a 3-D window (5-D weights, NCDHW input) is not supported: 1-D and 2-D only");
+  if (!wt || wt->v.dtype != GG_DT_F32)
+    return NODE_ERR(GG_EUNSUPPORTED, "the weights (input 1) must be a constant float tensor");
+  if (wt->v.ndim != 4 && wt->v.ndim != 3)
+    return NODE_ERR(GG_EUNSUPPORTED, "%d-D weights: 3-D or 4-D expected (a 1-D or 2-D window)",
+                    wt->v.ndim);
+  int nd = w->nd = wt->v.ndim - 2;
+  if (c->rank[w->x] >= 0 && c->rank[w->x] != nd + 2)
+    return NODE_ERR(GG_EUNSUPPORTED, "a %d-D input for %d-D weights", c->rank[w->x], nd + 2);
+  w->A = wt->v.shape[0], w->B = wt->v.shape[1];
+  w->KH = nd == 2 ? wt->v.shape[2] : 1, w->KW = wt->v.shape[nd + 1];
+  w->grp = attr_i(np, "group", 1);
+  if (w->grp < 1 || w->A < 1 || w->B < 1 || w->A % w->grp)
+    return NODE_ERR(GG_EPARSE, "group=%lld does not divide %lld %s channels", (long long)w->grp,
+                    (long long)w->A, a_what);
+  w->a.strides[0] = w->a.strides[1] = w->a.dilations[0] = w->a.dilations[1] = 1;
+  w->a.groups = (int)w->grp;
+  return 0;
+}
+
+/* The weights [A, B, KH, KW] as [KH, KW, B, A] (HWIO for Conv, HWOI for
+ * ConvTranspose), a new constant named input 1 + suffix with shape sh (the
+ * same elements; depthwise declares [KH, KW, group, mult]); then the bias
+ * (input 2, n_bias floats) when there is one. ins gets x, the weights and
+ * the bias; *nin their count. */
+static int window_weights(octx *c, const onode *np, win_in *w, const char *suffix,
+                          const int64_t sh[4], int64_t n_bias, int ins[3], int *nin) {
+  int64_t A = w->A, B = w->B, KH = w->KH, KW = w->KW;
+  const float *src = w->wt->v.data;
+  float *dst = gg__const_alloc((size_t)w->wt->v.nelem * 4);
   if (!dst) return GG_ENOMEM;
-  if (dw) {
-    int64_t mult = CO / grp;
-    sh[0] = KH, sh[1] = KW, sh[2] = grp, sh[3] = mult;
-    for (int64_t o = 0; o < CO; o++)
+  for (int64_t i = 0; i < A; i++)
+    for (int64_t o = 0; o < B; o++)
       for (int64_t kh = 0; kh < KH; kh++)
         for (int64_t kw = 0; kw < KW; kw++)
-          dst[(kh * KW + kw) * CO + o] = src[(o * KH + kh) * KW + kw];
-  } else {
-    sh[0] = KH, sh[1] = KW, sh[2] = CIG, sh[3] = CO;
-    for (int64_t o = 0; o < CO; o++)
-      for (int64_t i = 0; i < CIG; i++)
-        for (int64_t kh = 0; kh < KH; kh++)
-          for (int64_t kw = 0; kw < KW; kw++)
-            dst[((kh * KW + kw) * CIG + i) * CO + o] = src[((o * CIG + i) * KH + kh) * KW + kw];
-  }
+          dst[((kh * KW + kw) * B + o) * A + i] = src[((i * B + o) * KH + kh) * KW + kw];
   char wn[1200];
-  snprintf(wn, sizeof wn, "%.1000s/hwio", np->input[1]);
-  int wh = -1;
+  snprintf(wn, sizeof wn, "%.1000s%s", np->input[1], suffix);
+  int wh = -1, rc;
   if ((rc = add_const(c, wn, GG_DT_F32, sh, 4, dst, &wh))) return rc;
-  int ins[3] = {x, wh, -1}, nin = 2;
+  ins[0] = w->x, ins[1] = wh, ins[2] = -1, *nin = 2;
   int b = in_t(c, np, 2);
-  if (b >= 0) {
-    const gg_tensor *bt = cst(c, b);
-    if (!bt || bt->v.dtype != GG_DT_F32 || bt->v.nelem != CO)
-      return NODE_ERR(GG_EUNSUPPORTED, "the bias must be a constant float vector of %lld values",
-                      (long long)CO);
-    ins[nin++] = b;
-    a.has_bias = 1;
-  }
-  a.groups = (int)grp;
-  int ci, y = outs[0];
-  if (nd == 1 &&
-      ((rc = to_4d(c, np, x, &ins[0])) || (y = tmp_tensor(c, node_label(np), "/out4d", &rc)) < 0))
+  if (b < 0) return 0;
+  const gg_tensor *bt = cst(c, b);
+  if (!bt || bt->v.dtype != GG_DT_F32 || bt->v.nelem != n_bias)
+    return NODE_ERR(GG_EUNSUPPORTED, "the bias must be a constant float vector of %lld values",
+                    (long long)n_bias);
+  ins[(*nin)++] = b;
+  w->a.has_bias = 1;
+  return 0;
+}
+
+/* Emits op on ins (NHWC, wrapped in transposes) into out; a 1-D window (nd
+ * 1) runs as a 2-D one over [N, C, 1, L]. *ci (may be NULL): the op's node
+ * index, as nhwc_wrap's idx. */
+static int emit_window(octx *c, const onode *np, gg_op op, int *ins, int nin, int nd,
+                       const gg_attrs *a, int out, int *ci) {
+  int rc, y = out;
+  if (nd == 1 && ((rc = to_4d(c, np, ins[0], &ins[0])) ||
+                  (y = tmp_tensor(c, node_label(np), "/out4d", &rc)) < 0))
     return rc;
-  if ((rc = nhwc_wrap(c, np, dw ? GG_OP_DEPTHWISE : GG_OP_CONV2D, ins, nin, y, &a, &ci))) return rc;
-  if (nd == 1) return from_4d(c, np, y, outs[0]);
-  c->conv_of[outs[0]] = ci;
+  if ((rc = nhwc_wrap(c, np, op, ins, nin, y, a, ci))) return rc;
+  return nd == 1 ? from_4d(c, np, y, out) : 0;
+}
+
+static int h_conv(octx *c, const onode *np, const opdef *d, int *outs) {
+  win_in w;
+  int rc, ins[3], nin;
+  (void)d;
+  if ((rc = window_inputs(c, np, "output", &w))) return rc;
+  if ((rc = window_attrs(c, np, &w.a, w.KH, w.KW, w.nd))) return rc;
+  int dw = w.grp > 1 && w.B == 1; /* depthwise: CI = group, MULT = CO / group */
+  int64_t sh[4] = {w.KH, w.KW, dw ? w.grp : w.B, dw ? w.A / w.grp : w.A};
+  if ((rc = window_weights(c, np, &w, "/hwio", sh, w.A, ins, &nin))) return rc;
+  int ci;
+  if ((rc = emit_window(c, np, dw ? GG_OP_DEPTHWISE : GG_OP_CONV2D, ins, nin, w.nd, &w.a, outs[0],
+                        &ci)))
+    return rc;
+  if (w.nd == 2) c->conv_of[outs[0]] = ci;
   return 0;
 }
 
 static int h_conv_transpose(octx *c, const onode *np, const opdef *d, int *outs) {
-  int x, w, rc;
+  win_in w;
+  int rc, ins[3], nin;
   (void)d;
-  if ((rc = X(c, np, 0, &x)) || (rc = X(c, np, 1, &w))) return rc;
-  const gg_tensor *wt = cst(c, w);
-  if (!wt || wt->v.dtype != GG_DT_F32 || (wt->v.ndim != 4 && wt->v.ndim != 3))
-    return NODE_ERR(GG_EUNSUPPORTED, "the weights must be a constant 4-D float tensor (2-D)");
-  int nd = wt->v.ndim - 2;
-  if (c->rank[x] >= 0 && c->rank[x] != nd + 2)
-    return NODE_ERR(GG_EUNSUPPORTED, "a %d-D input for %d-D weights", c->rank[x], nd + 2);
-  int64_t CI = wt->v.shape[0], COG = wt->v.shape[1], KH = nd == 2 ? wt->v.shape[2] : 1,
-          KW = wt->v.shape[nd + 1];
-  int64_t grp = attr_i(np, "group", 1);
-  if (grp < 1 || CI % grp)
-    return NODE_ERR(GG_EPARSE, "group=%lld does not divide %lld input channels", (long long)grp,
-                    (long long)CI);
-  gg_attrs a;
-  memset(&a, 0, sizeof a);
-  a.strides[0] = a.strides[1] = a.dilations[0] = a.dilations[1] = 1;
+  if ((rc = window_inputs(c, np, "input", &w))) return rc;
+  gg_attrs *a = &w.a;
   char ap[32];
   attr_s(np, "auto_pad", "NOTSET", ap, sizeof ap);
   int64_t os[4];
   int nos = attr_ints(np, "output_shape", os, 4);
-  if (nd == 1 && nos == 1) os[1] = os[0], os[0] = 1, nos = 2;
-  if (nd == 1 && nos == 3) os[1] = os[2], os[0] = 1, nos = 2;
-  if ((rc = window_attrs(c, np, &a, KH, KW, nd))) return rc;
-  if (nos >= 0 || a.padding == GG_PAD_SAME || a.pads[0] == -1) {
+  if (w.nd == 1 && nos == 1) os[1] = os[0], os[0] = 1, nos = 2;
+  if (w.nd == 1 && nos == 3) os[1] = os[2], os[0] = 1, nos = 2;
+  if ((rc = window_attrs(c, np, a, w.KH, w.KW, w.nd))) return rc;
+  if (nos >= 0 || a->padding == GG_PAD_SAME || a->pads[0] == -1) {
     /* the pads follow from the output size (output_shape, or input *
      * stride for SAME_*): resolved at session time (exec.c), marked -2 */
     if (nos >= 0 && nos != 2 && nos != 4)
@@ -1051,49 +1085,23 @@ static int h_conv_transpose(octx *c, const onode *np, const opdef *d, int *outs)
     if (nos == 4) os[0] = os[2], os[1] = os[3];
     if (nos >= 0 && (os[0] < 1 || os[1] < 1 || os[0] > 65536 || os[1] > 65536))
       return NODE_ERR(GG_EUNSUPPORTED, "attribute output_shape out of range");
-    a.out_hw[0] = nos >= 0 ? os[0] : -1, a.out_hw[1] = nos >= 0 ? os[1] : -1;
-    a.padding = GG_PAD_EXPLICIT;
-    a.pads[0] = -2, a.pads[1] = !strcmp(ap, "SAME_UPPER"), a.pads[2] = a.pads[3] = 0;
-  } else if (a.padding != GG_PAD_EXPLICIT)
+    a->out_hw[0] = nos >= 0 ? os[0] : -1, a->out_hw[1] = nos >= 0 ? os[1] : -1;
+    a->padding = GG_PAD_EXPLICIT;
+    a->pads[0] = -2, a->pads[1] = !strcmp(ap, "SAME_UPPER"), a->pads[2] = a->pads[3] = 0;
+  } else if (a->padding != GG_PAD_EXPLICIT)
     return NODE_ERR(GG_EUNSUPPORTED, "attribute auto_pad=%s not supported", ap);
   int64_t v[4];
   int n = attr_ints(np, "output_padding", v, 4);
-  if (nd == 1 && n == 1) v[1] = v[0], v[0] = 0, n = 2;
+  if (w.nd == 1 && n == 1) v[1] = v[0], v[0] = 0, n = 2;
   if (n >= 0) {
     if (n != 2 || v[0] < 0 || v[1] < 0 || v[0] > 4096 || v[1] > 4096)
       return NODE_ERR(GG_EUNSUPPORTED, "attribute output_padding not supported");
-    a.output_padding[0] = (int)v[0], a.output_padding[1] = (int)v[1];
+    a->output_padding[0] = (int)v[0], a->output_padding[1] = (int)v[1];
   }
-  a.groups = (int)grp;
   /* [CI, CO/g, KH, KW] -> HWOI [KH, KW, CO/g, CI] */
-  int64_t sh[4] = {KH, KW, COG, CI};
-  float *src = wt->v.data, *dst = gg__const_alloc((size_t)wt->v.nelem * 4);
-  if (!dst) return GG_ENOMEM;
-  for (int64_t i = 0; i < CI; i++)
-    for (int64_t o = 0; o < COG; o++)
-      for (int64_t kh = 0; kh < KH; kh++)
-        for (int64_t kw = 0; kw < KW; kw++)
-          dst[((kh * KW + kw) * COG + o) * CI + i] = src[((i * COG + o) * KH + kh) * KW + kw];
-  char wn[1200];
-  snprintf(wn, sizeof wn, "%.1000s/hwoi", np->input[1]);
-  int wh = -1;
-  if ((rc = add_const(c, wn, GG_DT_F32, sh, 4, dst, &wh))) return rc;
-  int ins[3] = {x, wh, -1}, nin = 2;
-  int b = in_t(c, np, 2);
-  if (b >= 0) {
-    const gg_tensor *bt = cst(c, b);
-    if (!bt || bt->v.dtype != GG_DT_F32 || bt->v.nelem != COG * grp)
-      return NODE_ERR(GG_EUNSUPPORTED, "the bias must be a constant float vector of %lld values",
-                      (long long)(COG * grp));
-    ins[nin++] = b;
-    a.has_bias = 1;
-  }
-  int y = outs[0];
-  if (nd == 1 &&
-      ((rc = to_4d(c, np, x, &ins[0])) || (y = tmp_tensor(c, node_label(np), "/out4d", &rc)) < 0))
-    return rc;
-  if ((rc = nhwc_wrap(c, np, GG_OP_CONV_TRANSPOSE, ins, nin, y, &a, NULL))) return rc;
-  return nd == 1 ? from_4d(c, np, y, outs[0]) : 0;
+  int64_t sh[4] = {w.KH, w.KW, w.B, w.A};
+  if ((rc = window_weights(c, np, &w, "/hwoi", sh, w.B * w.grp, ins, &nin))) return rc;
+  return emit_window(c, np, GG_OP_CONV_TRANSPOSE, ins, nin, w.nd, &w.a, outs[0], NULL);
 }
 
 static int h_pool(octx *c, const onode *np, const opdef *d, int *outs) {
@@ -1102,7 +1110,9 @@ static int h_pool(octx *c, const onode *np, const opdef *d, int *outs) {
   if (np->n_output > 1 && np->output[1] && *np->output[1])
     return NODE_ERR(GG_EUNSUPPORTED, "the Indices output is not supported");
   if (c->rank[x] >= 0 && c->rank[x] != 4 && c->rank[x] != 3)
-    return NODE_ERR(GG_EUNSUPPORTED, "only 1-D and 2-D pooling (a 3-D or 4-D input) is supported");
+    return NODE_ERR(GG_EUNSUPPORTED,
+                    "a %d-D input: only 1-D and 2-D pooling (a 3-D or 4-D input) is supported%s",
+                    c->rank[x], c->rank[x] == 5 ? " (no 3-D windows, NCDHW)" : "");
   int nd = c->rank[x] == 3 ? 1 : 2; /* unknown: 2-D (the shape rule checks at session time) */
   gg_attrs a;
   memset(&a, 0, sizeof a);
@@ -1140,12 +1150,7 @@ static int h_pool(octx *c, const onode *np, const opdef *d, int *outs) {
     c->rank[ins[0]] = c->rank[x], c->dt[ins[0]] = GG_DT_F32;
     if ((rc = emit(c, GG_OP_CAST, "Cast", cn, &x, 1, &ins[0], 1, &ca, NULL))) return rc;
   }
-  int y = res;
-  if (nd == 1 &&
-      ((rc = to_4d(c, np, ins[0], &ins[0])) || (y = tmp_tensor(c, node_label(np), "/out4d", &rc)) < 0))
-    return rc;
-  if ((rc = nhwc_wrap(c, np, d->op, ins, 1, y, &a, NULL))) return rc;
-  if (nd == 1 && (rc = from_4d(c, np, y, res))) return rc;
+  if ((rc = emit_window(c, np, d->op, ins, 1, nd, &a, res, NULL))) return rc;
   if (!is_int) return 0;
   gg_attrs ca;
   memset(&ca, 0, sizeof ca);
@@ -1387,8 +1392,26 @@ static int h_concat(octx *c, const onode *np, const opdef *d, int *outs) {
   return rc;
 }
 
+/* SplitV of x into outs[0..no) (absent outputs get unused tensors) by the
+ * sizes tensor sz along axis. */
+static int emit_splitv(octx *c, const onode *np, const opdef *d, int x, int sz, int64_t axis,
+                       int *outs, int no) {
+  int rc, ax;
+  AXIS_CHECK(axis);
+  int32_t axv = (int32_t)axis;
+  char nm[1200];
+  snprintf(nm, sizeof nm, "%.1000s/axis", node_label(np));
+  if ((rc = const_i32v(c, nm, &axv, 1, &ax))) return rc;
+  int ins[3] = {x, sz, ax};
+  for (int k = 0; k < no; k++) {
+    if (outs[k] < 0 && (outs[k] = tmp_tensor(c, node_label(np), "/unused", &rc)) < 0) return rc;
+    c->rank[outs[k]] = c->rank[x];
+  }
+  return emit(c, GG_OP_SPLITV, d->name, node_label(np), ins, 3, outs, no, NULL, NULL);
+}
+
 static int h_split(octx *c, const onode *np, const opdef *d, int *outs) {
-  int x, rc, sz, ax;
+  int x, rc, sz;
   if ((rc = X(c, np, 0, &x))) return rc;
   int no = (int)np->n_output;
   int64_t sp[64];
@@ -1435,16 +1458,7 @@ static int h_split(octx *c, const onode *np, const opdef *d, int *outs) {
     if ((sz = tmp_tensor(c, node_label(np), "/sizes", &rc)) < 0) return rc;
     if ((rc = emit(c, GG_OP_CONCAT, "Split", node_label(np), cin, no + 1, &sz, 1, NULL, NULL)))
       return rc;
-    AXIS_CHECK(axis);
-    int32_t axv = (int32_t)axis;
-    snprintf(nm, sizeof nm, "%.1000s/axis", node_label(np));
-    if ((rc = const_i32v(c, nm, &axv, 1, &ax))) return rc;
-    int ins[3] = {x, sz, ax};
-    for (int k = 0; k < no; k++) {
-      if (outs[k] < 0 && (outs[k] = tmp_tensor(c, node_label(np), "/unused", &rc)) < 0) return rc;
-      c->rank[outs[k]] = c->rank[x];
-    }
-    return emit(c, GG_OP_SPLITV, d->name, node_label(np), ins, 3, outs, no, NULL, NULL);
+    return emit_splitv(c, np, d, x, sz, axis, outs, no);
   }
   if (ns < 0) sp[0] = -1, ns = 1;
   if (ns != no) return NODE_ERR(GG_EPARSE, "split has %d sizes for %d outputs", ns, no);
@@ -1456,19 +1470,10 @@ static int h_split(octx *c, const onode *np, const opdef *d, int *outs) {
     }
     s32[i] = (int32_t)sp[i];
   }
-  AXIS_CHECK(attr_i(np, "axis", 0));
-  int32_t axv = (int32_t)attr_i(np, "axis", 0);
   char an[1200];
   snprintf(an, sizeof an, "%.1000s/sizes", node_label(np));
   if ((rc = const_i32v(c, an, s32, ns, &sz))) return rc;
-  snprintf(an, sizeof an, "%.1000s/axis", node_label(np));
-  if ((rc = const_i32v(c, an, &axv, 1, &ax))) return rc;
-  int ins[3] = {x, sz, ax};
-  for (int k = 0; k < no; k++) {
-    if (outs[k] < 0 && (outs[k] = tmp_tensor(c, node_label(np), "/unused", &rc)) < 0) return rc;
-    c->rank[outs[k]] = c->rank[x];
-  }
-  return emit(c, GG_OP_SPLITV, d->name, node_label(np), ins, 3, outs, no, NULL, NULL);
+  return emit_splitv(c, np, d, x, sz, attr_i(np, "axis", 0), outs, no);
 }
 
 static int h_reshape(octx *c, const onode *np, const opdef *d, int *outs) {
@@ -1658,26 +1663,10 @@ static int h_unsqueeze(octx *c, const onode *np, const opdef *d, int *outs) {
     int start = src;
     while (outpos <= maxax && !ins_at[outpos])
       outpos++, src++;
-    int t = tmp_tensor(c, node_label(np), "/dims", &rc);
-    if (t < 0) return rc;
-    gg_attrs sa;
-    memset(&sa, 0, sizeof sa);
-    sa.n_slice = 1, sa.slice_starts[0] = start, sa.slice_ends[0] = src;
-    if ((rc = emit(c, GG_OP_SHAPE, "Shape", node_label(np), &x, 1, &t, 1, &sa, NULL))) return rc;
-    c->rank[t] = 1;
-    pieces[np_++] = t;
+    if ((rc = shape_slice(c, np, x, start, src, "/dims", &pieces[np_++]))) return rc;
   }
   /* the rest of x's dims */
-  {
-    int t = tmp_tensor(c, node_label(np), "/rest", &rc);
-    if (t < 0) return rc;
-    gg_attrs sa;
-    memset(&sa, 0, sizeof sa);
-    sa.n_slice = 1, sa.slice_starts[0] = src, sa.slice_ends[0] = INT32_MAX;
-    if ((rc = emit(c, GG_OP_SHAPE, "Shape", node_label(np), &x, 1, &t, 1, &sa, NULL))) return rc;
-    c->rank[t] = 1;
-    pieces[np_++] = t;
-  }
+  if ((rc = shape_slice(c, np, x, src, INT32_MAX, "/rest", &pieces[np_++]))) return rc;
   int axc, sh;
   int32_t zero = 0;
   char nm[1200];
@@ -2369,6 +2358,10 @@ static const opdef k_ops[] = {
     {"Einsum", h_einsum, GG_OP_BATCH_MATMUL, "equation"},
 };
 
+const char *gg__onnx_op_name(size_t i) {
+  return i < sizeof k_ops / sizeof k_ops[0] ? k_ops[i].name : NULL;
+}
+
 /* Parameters that moved from an attribute to an input at some opset: the
  * form that does not match the model's opset is refused, never ignored. */
 static const struct moved {
@@ -2770,44 +2763,19 @@ int gg__onnx_import(const uint8_t *bytes, size_t len, const char *label, const c
 
 int gg__onnx_load_file(const char *path, gg_graph **out, char *err, size_t errlen) {
   *out = NULL;
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  struct stat st;
-  if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-    int e = errno;
-    if (fd >= 0) close(fd);
-    return gg_errf(err, errlen, GG_EIO, "%s: cannot read: %s", path,
-                   fd >= 0 ? "not a regular file" : strerror(e));
-  }
-  if ((uint64_t)st.st_size > ONNX_MAX_FILE) {
-    close(fd);
-    return gg_errf(err, errlen, GG_ETOO_LARGE,
+  uint8_t *b = NULL;
+  size_t n = 0;
+  int rc = gg__file_read(path, ONNX_MAX_FILE, 0, &b, &n);
+  if (rc == GG_ETOO_LARGE)
+    return gg_errf(err, errlen, rc,
                    "%s: larger than 2 GiB (put the weights in external data files)", path);
-  }
-  size_t n = (size_t)st.st_size, got = 0;
-  uint8_t *b = malloc(n + 1);
-  if (!b) {
-    close(fd);
-    return GG_ENOMEM;
-  }
-  while (got < n) {
-    ssize_t r = read(fd, b + got, n - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += (size_t)r;
-  }
-  close(fd);
-  if (got != n) {
-    free(b);
-    return gg_errf(err, errlen, GG_EIO, "%s: short read", path);
-  }
+  if (rc == GG_EIO)
+    return gg_errf(err, errlen, rc, "%s: cannot read: %s", path,
+                   errno == EINVAL ? "not a regular file" : strerror(errno));
+  if (rc) return rc;
   char dir[PATH_MAX];
-  snprintf(dir, sizeof dir, "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (slash)
-    *slash = 0;
-  else
-    snprintf(dir, sizeof dir, ".");
-  int rc = gg__onnx_import(b, n, path, dir, out, err, errlen);
+  gg__file_dir(path, dir, sizeof dir);
+  rc = gg__onnx_import(b, n, path, dir, out, err, errlen);
   free(b);
   return rc;
 }

@@ -978,8 +978,9 @@ typedef struct file_ctx {
 } file_ctx;
 
 /* Reads a regular file of at most max bytes (oflags: extra open flags).
- * O_NONBLOCK: a FIFO must be refused, not waited on. */
-static int read_whole(const char *path, uint64_t max, int oflags, uint8_t **data, size_t *len) {
+ * O_NONBLOCK: a FIFO must be refused, not waited on. Shared with onnx.c
+ * (graph.h). */
+int gg__file_read(const char *path, uint64_t max, int oflags, uint8_t **data, size_t *len) {
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | oflags);
   if (fd < 0) return GG_EIO;
   struct stat st;
@@ -1007,12 +1008,24 @@ static int read_whole(const char *path, uint64_t max, int oflags, uint8_t **data
   close(fd);
   if (got != n) {
     free(b);
+    errno = EIO;
     return GG_EIO;
   }
   b[n] = 0;
   *data = b;
   *len = n;
   return 0;
+}
+
+/* The folder of path ("." when it has no slash) into dir. Shared with
+ * onnx.c (graph.h). */
+void gg__file_dir(const char *path, char *dir, size_t len) {
+  snprintf(dir, len, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash)
+    *slash = 0;
+  else
+    snprintf(dir, len, ".");
 }
 
 /* Resolves a manifest path to a regular file inside the model's folder:
@@ -1058,7 +1071,7 @@ static int file_shard(void *user, const char *p, uint8_t **data, size_t *len, ch
   int rc = shard_resolve(fc, p, full, &st, err, errlen);
   if (rc) return rc;
   /* O_NOFOLLOW and the budget: a file swapped after the check is refused */
-  rc = read_whole(full, fc->budget, O_NOFOLLOW, data, len);
+  rc = gg__file_read(full, fc->budget, O_NOFOLLOW, data, len);
   if (rc == GG_ETOO_LARGE)
     return gg_errf(err, errlen, GG_EPARSE, "%s: weight shard '%s' grew while the model was loading", fc->model, full);
   if (rc)
@@ -1074,13 +1087,10 @@ int gg__tfjs_load_file(const char *path, gg_graph **out, char *err, size_t errle
   fc->model = path;
   uint8_t *json = NULL;
   size_t len = 0;
-  int rc = read_whole(path, (uint64_t)256 << 20, 0, &json, &len);
+  int rc = gg__file_read(path, (uint64_t)256 << 20, 0, &json, &len);
   if (rc == GG_ETOO_LARGE) rc = gg_errf(err, errlen, rc, "%s: model.json is larger than 256 MiB", path);
   else if (rc) rc = gg_errf(err, errlen, GG_EIO, "%s: cannot read: %s", path, strerror(errno));
-  snprintf(fc->dir, sizeof fc->dir, "%s", path);
-  char *slash = strrchr(fc->dir, '/');
-  if (slash) *slash = 0;
-  else snprintf(fc->dir, sizeof fc->dir, ".");
+  gg__file_dir(path, fc->dir, sizeof fc->dir);
   if (!rc && !realpath(fc->dir, fc->root))
     rc = gg_errf(err, errlen, GG_EIO, "%s: cannot resolve the model's folder: %s", path, strerror(errno));
   shard_src src = {file_shard, file_shard_size, fc};
