@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 /* ------------------------------------------------------------ host buffers */
 
@@ -34,23 +33,6 @@ static void *host_buf_ptr(gg_backend_buffer *b, uint64_t off) {
 static const gg_backend_buffer_i k_host_buf = {host_buf_free, host_buf_ptr, NULL, NULL};
 
 /* The host buffer type: accounted host memory. */
-/* A large arena is first touched by the kernels that write it, one page
- * fault per 4 KiB: 0.9 million faults, about 1.7 s, in the 3.4 GiB arena of
- * an esrgan-slim x8 session. Transparent huge pages (where the kernel
- * offers them on request, THP "madvise") make that 2 MiB per fault. Only
- * the 2 MiB-aligned interior is advised; a refusal changes nothing. */
-#define HUGE_ARENA_MIN ((uint64_t)64 << 20)
-static void advise_huge_pages(void *p, uint64_t size) {
-#ifdef MADV_HUGEPAGE
-  if (size < HUGE_ARENA_MIN) return;
-  const uintptr_t huge = (uintptr_t)2 << 20;
-  uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + size) & ~(huge - 1);
-  if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
-#else
-  (void)p, (void)size;
-#endif
-}
-
 static int host_buffer_alloc(gg_backend *be, uint64_t size, const char *owner,
                              gg_backend_buffer **out) {
   *out = NULL;
@@ -64,7 +46,6 @@ static int host_buffer_alloc(gg_backend *be, uint64_t size, const char *owner,
    * reused between tensors anyway, as the sim's pool buffers are), and
    * zeroing a multi-GiB arena faulted in every page up front: 1.3 s of a
    * 3.4 GiB esrgan-slim x8 session (docs/upscale.md). */
-  advise_huge_pages(p, size);
   b->iface = &k_host_buf, b->ctx = p, b->backend = be, b->size = size;
   *out = b;
   return 0;
