@@ -53,8 +53,8 @@ mutation conv-naive-nudge src/engine/ops.c \
   "engine-ops engine-xnn models-xnn-vs-naive"
 # The XNNPACK conv as the engine runs it: output 0 of every conv 0.01 too large.
 mutation conv-xnn-nudge src/engine/backend-cpu.c \
-  'int rc = gg_xnn_op_run(ex->xnn);' \
-  'int rc = gg_xnn_op_run(ex->xnn);
+  'if (!rc) rc = gg_xnn_op_run(ex->xnn);' \
+  'if (!rc) rc = gg_xnn_op_run(ex->xnn);
   if (!rc && (n->op == GG_OP_CONV2D || n->op == GG_OP_DEPTHWISE))
     ((float *)vals[n->out[0]].data)[0] += 1e-2f;' \
   "engine-xnn models-xnn-vs-naive backend-ops"
@@ -107,8 +107,8 @@ mutation fuse-despite-second-reader src/engine/fold.c \
 # Fusion: a per-channel Mul folded into the filter of a conv that has a bias
 # (the bias is not scaled).
 mutation fuse-mul-into-biased-conv src/engine/fold.c \
-  'if (cn->op == GG_OP_MUL && cn->a.act == GG_ACT_NONE && oth >= 0 && !p->a.has_bias &&' \
-  'if (cn->op == GG_OP_MUL && cn->a.act == GG_ACT_NONE && oth >= 0 &&' \
+  'b[k] *= affine_at(s, k);' \
+  'b[k] *= 1.0f;' \
   "fusion-small"
 # Fusion: Relu6 after a conv fused as a plain Relu.
 mutation fuse-conv-relu6-as-relu src/engine/fold.c \
