@@ -1102,6 +1102,145 @@ static void test_ppocr_transposes(void) {
   }
 }
 
+/* ------------------------------------------------------------ DepthToSpace, SpaceToDepth */
+
+/* One block-rearrangement model (N dynamic) against a direct NCHW loop on
+ * every backend. op 0: DepthToSpace DCR, 1: DepthToSpace CRD, 2: SpaceToDepth.
+ * x [2, C, H, W]; bs the block size. */
+static void d2s_case(int op, int C, int H, int W, int bs) {
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t xd[4] = {-1, C, H, W}, sh[4] = {2, C, H, W};
+  ob_input(&b, "x", 4, xd);
+  Onnx__NodeProto *n = ob_node(&b, op == 2 ? "SpaceToDepth" : "DepthToSpace", "blocks", "x", "y");
+  ob_attr_i(&b, n, "blocksize", bs);
+  if (op < 2) ob_attr_s(&b, n, "mode", op ? "CRD" : "DCR");
+  ob_output(&b, "y");
+  gg_model *m = load_free(&b, "d2s.onnx");
+  if (!m) GG_T_FAIL("op %d: load failed", op);
+  int ne = 2 * C * H * W;
+  float *x = malloc((size_t)ne * sizeof *x), *want = malloc((size_t)ne * sizeof *want);
+  if (!x || !want) abort();
+  for (int i = 0; i < ne; i++)
+    x[i] = (float)i;
+  /* the small side: D2S output [C/bs², H*bs, W*bs], S2D input [C, H, W] */
+  int cs = op == 2 ? C : C / (bs * bs), hs = op == 2 ? H / bs : H, ws = op == 2 ? W / bs : W;
+  int cb = cs * bs * bs, hb = hs * bs, wb = ws * bs;
+  for (int bi = 0; bi < 2; bi++)
+    for (int c = 0; c < cs; c++)
+      for (int h = 0; h < hs; h++)
+        for (int w = 0; w < ws; w++)
+          for (int i = 0; i < bs; i++)
+            for (int j = 0; j < bs; j++) {
+              /* deep: [cb, hs, ws]; wide: [cs, hb, wb] */
+              int dc = op == 1 ? c * bs * bs + i * bs + j : (i * bs + j) * cs + c;
+              int deep = ((bi * cb + dc) * hs + h) * ws + w;
+              int wide = ((bi * cs + c) * hb + h * bs + i) * wb + w * bs + j;
+              if (op == 2)
+                want[deep] = x[wide];
+              else
+                want[wide] = x[deep];
+            }
+  ASSERT_EQ(match_backends(m, sh, 4, x, want, ne, 0, op == 2 ? "s2d" : op ? "crd" : "dcr"), 0);
+  free(x);
+  free(want);
+  gg_model_free(m);
+}
+
+static void test_depth_to_space_modes(void) {
+  d2s_case(0, 8, 2, 3, 2);
+  d2s_case(1, 8, 2, 3, 2);
+  d2s_case(1, 18, 2, 1, 3);
+  d2s_case(2, 3, 4, 6, 2);
+  d2s_case(2, 1, 3, 6, 3);
+  /* a block size that does not divide H: refused at the session, no crash */
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t xd[4] = {1, 1, 3, 4};
+  ob_input(&b, "x", 4, xd);
+  Onnx__NodeProto *n = ob_node(&b, "SpaceToDepth", "s2d", "x", "y");
+  ob_attr_i(&b, n, "blocksize", 2);
+  ob_output(&b, "y");
+  gg_model *m = load_free(&b, "s2d_bad.onnx");
+  if (!m) GG_T_FAIL("load failed");
+  float x[12] = {0}, y[12];
+  char err[512] = "";
+  int rc = run1(m, xd, 4, x, y, 12, GG_ENGINE_AUTO, err, sizeof err);
+  gg_model_free(m);
+  if (rc != GG_EPARSE || !strstr(err, "s2d")) fprintf(stderr, "  %s\n", err);
+  ASSERT_EQ(rc, GG_EPARSE);
+  ASSERT_TRUE(strstr(err, "s2d") != NULL);
+}
+
+/* ------------------------------------------------------------ Dropout mask */
+
+/* An initializer of one BOOL value (raw_data). */
+static void init_bool(ob_model *b, const char *name, int v) {
+  Onnx__TensorProto *t = ob_tensor(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__BOOL, 0, NULL);
+  t->has_raw_data = 1;
+  t->raw_data.len = 1;
+  t->raw_data.data = ob_alloc(b, 1);
+  t->raw_data.data[0] = (uint8_t)v;
+  b->inits[b->g.n_initializer++] = t;
+}
+
+static void test_dropout_mask(void) {
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t xd[3] = {-1, 3, 4}, sh[3] = {2, 3, 4}, none[1] = {0};
+  float ratio = 0.3f;
+  ob_input(&b, "x", 3, xd);
+  ob_init_f(&b, "ratio", 0, none, &ratio, 1);
+  init_bool(&b, "training", 0);
+  ob_node(&b, "Dropout", "drop", "x,ratio,training", "y,mask");
+  ob_output(&b, "y");
+  ob_output(&b, "mask");
+  gg_model *m = load_free(&b, "dropout_mask.onnx");
+  if (!m) GG_T_FAIL("load failed");
+  char err[512] = "";
+  gg_session *s = NULL;
+  int rc = gg_session_new(m, sh, 3, NULL, &s, err, sizeof err);
+  if (rc) {
+    gg_model_free(m);
+    GG_T_FAIL("session: %s", err);
+  }
+  float *in = gg_session_input(s, 0, NULL);
+  for (int i = 0; i < 24; i++)
+    in[i] = (float)i - 7.5f;
+  rc = gg_session_run(s, err, sizeof err);
+  gg_tensor_info ty, tm;
+  const float *y = gg_session_output(s, 0, &ty);
+  const int32_t *mask = gg_session_output_data(s, 1, &tm);
+  int ok_y = !rc && y && ty.ndim == 3 && ty.shape[0] == 2, ok_m = !rc && mask;
+  for (int i = 0; ok_y && i < 24; i++)
+    ok_y = y[i] == (float)i - 7.5f;
+  for (int i = 0; ok_m && i < 24; i++)
+    ok_m = mask[i] == 1;
+  gg_session_free(s);
+  gg_model_free(m);
+  if (rc) GG_T_FAIL("run: %s", err);
+  ASSERT_TRUE(ok_y);
+  ASSERT_TRUE(ok_m);
+  ASSERT_EQ(tm.dtype, GG_TENSOR_I32);
+  ASSERT_EQ(tm.ndim, 3);
+  ASSERT_EQ(tm.shape[0], 2);
+  ASSERT_EQ(tm.shape[1], 3);
+  ASSERT_EQ(tm.shape[2], 4);
+  /* training mode stays refused, naming the node */
+  ob_init(&b, 13);
+  ob_input(&b, "x", 3, sh);
+  init_bool(&b, "training", 1);
+  ob_node(&b, "Dropout", "drop_train", "x,,training", "y,mask");
+  ob_output(&b, "y");
+  ob_output(&b, "mask");
+  m = NULL;
+  rc = load(&b, "dropout_train.onnx", &m, err, sizeof err);
+  ob_free(&b);
+  gg_model_free(m);
+  ASSERT_EQ(rc, GG_EUNSUPPORTED);
+  ASSERT_TRUE(strstr(err, "drop_train") && strstr(err, "training_mode"));
+}
+
 int main(int argc, char **argv) {
   gg_log_set_level(GG_LOG_ERROR);
   static const gg_test_case cases[] = {
@@ -1122,6 +1261,8 @@ int main(int argc, char **argv) {
       {"narrow_int_inputs", test_narrow_int_inputs},
       {"resolve", test_resolve},
       {"ppocr_transposes", test_ppocr_transposes},
+      {"depth_to_space_modes", test_depth_to_space_modes},
+      {"dropout_mask", test_dropout_mask},
       {0},
   };
   int rc = gg_test_main(argc, argv, cases);

@@ -681,17 +681,28 @@ static int h_unary(octx *c, const onode *np, const opdef *d, int *outs) {
       return NODE_ERR(GG_EUNSUPPORTED, "attribute approximate=%s not supported", s);
   }
   if (!strcmp(d->name, "Dropout")) {
-    if (np->n_output > 1 && np->output[1] && *np->output[1])
-      return NODE_ERR(GG_EUNSUPPORTED, "the mask output is not supported (inference only)");
     int tm = in_t(c, np, 2);
     if (tm >= 0 && (!cst(c, tm) || ((int32_t *)cst(c, tm)->v.data)[0]))
       return NODE_ERR(GG_EUNSUPPORTED, "training_mode must be a constant false");
     if (attr_i(np, "is_test", 1) == 0 && c->opset < 7)
       return NODE_ERR(GG_EUNSUPPORTED, "is_test=0");
+    if (np->n_output > 2)
+      return NODE_ERR(GG_EPARSE, "has %d outputs (at most 2)", (int)np->n_output);
   }
   int rc2 = emit(c, op, d->name, node_label(np), &x, 1, outs, 1, &a, NULL);
   c->rank[outs[0]] = same_rank(c, x);
-  return rc2;
+  if (rc2 || strcmp(d->name, "Dropout") || np->n_output < 2 || outs[1] < 0) return rc2;
+  /* Inference: the mask is all true, ones (I32 stands for BOOL) of x's
+   * shape, from Shape(x) folded at session time. */
+  int shp;
+  if ((shp = tmp_tensor(c, node_label(np), "/mask_shape", &rc)) < 0) return rc;
+  if ((rc = emit(c, GG_OP_SHAPE, "Shape", node_label(np), &x, 1, &shp, 1, NULL, NULL))) return rc;
+  c->rank[shp] = 1;
+  memset(&a, 0, sizeof a);
+  a.to = GG_DT_I32, a.fill = 1.0f;
+  c->rank[outs[1]] = same_rank(c, x);
+  c->dt[outs[1]] = GG_DT_I32;
+  return emit(c, GG_OP_CONSTANT_OF_SHAPE, d->name, node_label(np), &shp, 1, &outs[1], 1, &a, NULL);
 }
 
 static int h_binary(octx *c, const onode *np, const opdef *d, int *outs) {
@@ -2182,19 +2193,115 @@ static int h_resize(octx *c, const onode *np, const opdef *d, int *outs) {
   return nhwc_wrap(c, np, GG_OP_RESIZE, ins, dyn >= 0 ? 2 : 1, outs[0], &a, NULL);
 }
 
+/* t = a new 1-D I32 constant named node + suffix. */
+static int node_i32v(octx *c, const onode *np, const char *suffix, const int32_t *v, int n,
+                     int *t) {
+  char nm[1200];
+  snprintf(nm, sizeof nm, "%.1000s%s", node_label(np), suffix);
+  return const_i32v(c, nm, v, n, t);
+}
+
+/* out (a new tensor named node + suffix when *out < 0) = Reshape(x,
+ * Concat(pieces)): pieces are 1-D I32 tensors (Shape slices, constants)
+ * that the session folds into the target shape. */
+static int reshape_concat(octx *c, const onode *np, int x, int *pieces, int n, const char *suffix,
+                          int rank, int *out) {
+  int rc, ax, sh;
+  int32_t zero = 0;
+  char sfx[64];
+  snprintf(sfx, sizeof sfx, "%s/axis", suffix);
+  if ((rc = node_i32v(c, np, sfx, &zero, 1, &ax))) return rc;
+  pieces[n] = ax;
+  snprintf(sfx, sizeof sfx, "%s/shape", suffix);
+  if ((sh = tmp_tensor(c, node_label(np), sfx, &rc)) < 0) return rc;
+  if ((rc = emit(c, GG_OP_CONCAT, "Concat", node_label(np), pieces, n + 1, &sh, 1, NULL, NULL)))
+    return rc;
+  c->rank[sh] = 1;
+  if (*out < 0 && (*out = tmp_tensor(c, node_label(np), suffix, &rc)) < 0) return rc;
+  int ins[2] = {x, sh};
+  if ((rc = emit(c, GG_OP_RESHAPE, c->op_name, node_label(np), ins, 2, out, 1, NULL, NULL)))
+    return rc;
+  c->rank[*out] = rank;
+  return 0;
+}
+
+/* out = Reshape(x, sh) with ONNX copy-zero (sh: n constant values). */
+static int reshape_zero(octx *c, const onode *np, int x, const int32_t *sh, int n,
+                        const char *suffix, int *out) {
+  int rc, s;
+  char sfx[64];
+  snprintf(sfx, sizeof sfx, "%s/shape", suffix);
+  if ((rc = node_i32v(c, np, sfx, sh, n, &s))) return rc;
+  if ((*out = tmp_tensor(c, node_label(np), suffix, &rc)) < 0) return rc;
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.axis = 1; /* ONNX Reshape: 0 copies the input dim */
+  int ins[2] = {x, s};
+  if ((rc = emit(c, GG_OP_RESHAPE, c->op_name, node_label(np), ins, 2, out, 1, &a, NULL)))
+    return rc;
+  c->rank[*out] = n;
+  return 0;
+}
+
+/* DepthToSpace mode=CRD and SpaceToDepth, as ONNX defines them (NCHW):
+ * Reshape to 6-D, Transpose, Reshape back to 4-D. The shapes are built
+ * from Shape slices, so they are resolved at session time; each step keeps
+ * one -1 (a block size that does not divide H, W or C is refused by the
+ * Reshape then). */
+static int crd_or_s2d(octx *c, const onode *np, int x, int bs, int s2d, int out) {
+  int rc, p[5], t5, t6, tt;
+  if (!s2d) { /* [b, c/bs², bs, bs, h, w] */
+    int32_t mid[3] = {-1, bs, bs};
+    if ((rc = shape_slice(c, np, x, 0, 1, "/crd/n", &p[0]))) return rc;
+    if ((rc = node_i32v(c, np, "/crd/split", mid, 3, &p[1]))) return rc;
+    if ((rc = shape_slice(c, np, x, 2, 4, "/crd/hw", &p[2]))) return rc;
+    t6 = -1;
+    if ((rc = reshape_concat(c, np, x, p, 3, "/crd/6d", 6, &t6))) return rc;
+    static const int32_t perm[6] = {0, 1, 4, 2, 5, 3};
+    if ((rc = transpose(c, node_label(np), "/crd/t", t6, perm, 6, &tt))) return rc;
+    /* [b, c', h, bs, w, bs] -> [b, c', h, bs, w*bs]: its last dim is the output W */
+    static const int32_t m5[5] = {0, 0, 0, 0, -1};
+    if ((rc = reshape_zero(c, np, tt, m5, 5, "/crd/5d", &t5))) return rc;
+    int32_t m1 = -1;
+    if ((rc = shape_slice(c, np, t5, 0, 2, "/crd/nc", &p[0]))) return rc;
+    if ((rc = node_i32v(c, np, "/crd/h", &m1, 1, &p[1]))) return rc;
+    if ((rc = shape_slice(c, np, t5, 4, 5, "/crd/w", &p[2]))) return rc;
+    return reshape_concat(c, np, t5, p, 3, "/crd/out", 4, &out);
+  }
+  int32_t mid[2] = {-1, bs}; /* [b, c, h/bs, bs, w] */
+  if ((rc = shape_slice(c, np, x, 0, 2, "/s2d/nc", &p[0]))) return rc;
+  if ((rc = node_i32v(c, np, "/s2d/split_h", mid, 2, &p[1]))) return rc;
+  if ((rc = shape_slice(c, np, x, 3, 4, "/s2d/w", &p[2]))) return rc;
+  t5 = -1;
+  if ((rc = reshape_concat(c, np, x, p, 3, "/s2d/5d", 5, &t5))) return rc;
+  const int32_t m6[6] = {0, 0, 0, 0, -1, bs}; /* [b, c, h/bs, bs, w/bs, bs] */
+  if ((rc = reshape_zero(c, np, t5, m6, 6, "/s2d/6d", &t6))) return rc;
+  static const int32_t perm[6] = {0, 3, 5, 1, 2, 4};
+  if ((rc = transpose(c, node_label(np), "/s2d/t", t6, perm, 6, &tt))) return rc;
+  int32_t m1 = -1; /* [b, bs, bs, c, h/bs, w/bs] -> [b, c*bs*bs, h/bs, w/bs] */
+  if ((rc = shape_slice(c, np, tt, 0, 1, "/s2d/n", &p[0]))) return rc;
+  if ((rc = node_i32v(c, np, "/s2d/c", &m1, 1, &p[1]))) return rc;
+  if ((rc = shape_slice(c, np, tt, 4, 6, "/s2d/hw", &p[2]))) return rc;
+  return reshape_concat(c, np, tt, p, 3, "/s2d/out", 4, &out);
+}
+
 static int h_depth_to_space(octx *c, const onode *np, const opdef *d, int *outs) {
   int x, rc;
-  (void)d;
   if ((rc = X(c, np, 0, &x))) return rc;
+  int s2d = d->op != GG_OP_DEPTH_TO_SPACE;
   char m[16];
   attr_s(np, "mode", "DCR", m, sizeof m);
-  if (strcmp(m, "DCR"))
-    return NODE_ERR(GG_EUNSUPPORTED, "attribute mode=%s not supported (DCR)", m);
+  if (strcmp(m, "DCR") && strcmp(m, "CRD"))
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute mode=%s not supported (DCR, CRD)", m);
   gg_attrs a;
   memset(&a, 0, sizeof a);
   int64_t bs = attr_i(np, "blocksize", 0);
   a.block_size = bs < 1 || bs > 64 ? 0 : (int)bs;
   if (a.block_size < 1 || a.block_size > 64) return NODE_ERR(GG_EPARSE, "bad blocksize");
+  if (c->rank[x] >= 0 && c->rank[x] != 4)
+    return NODE_ERR(GG_EPARSE, "input has rank %d (expects 4, NCHW)", c->rank[x]);
+  c->rank[outs[0]] = 4;
+  if (s2d || !strcmp(m, "CRD")) return crd_or_s2d(c, np, x, a.block_size, s2d, outs[0]);
   int ins[1] = {x};
   return nhwc_wrap(c, np, GG_OP_DEPTH_TO_SPACE, ins, 1, outs[0], &a, NULL);
 }
@@ -2355,6 +2462,7 @@ static const opdef k_ops[] = {
      "value,keep_aspect_ratio_policy,mode,nearest_mode"},
     {"Upsample", h_resize, GG_OP_RESIZE, "mode,scales"},
     {"DepthToSpace", h_depth_to_space, GG_OP_DEPTH_TO_SPACE, "blocksize,mode"},
+    {"SpaceToDepth", h_depth_to_space, GG_OP_RESHAPE, "blocksize"},
     {"Einsum", h_einsum, GG_OP_BATCH_MATMUL, "equation"},
 };
 
@@ -2441,6 +2549,7 @@ static const struct since7 {
     {"Slice", 1},
     {"Softmax", 1},
     {"Softplus", 1},
+    {"SpaceToDepth", 1},
     {"Split", 2},
     {"Sqrt", 6},
     {"Squeeze", 1},
