@@ -27,6 +27,10 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen);
 int gg__norm_axis(int64_t ax, int ndim, int *out);
 int gg__window(int64_t in, int k, int s, int d, gg_padding p, int pb, int pa, int64_t *out,
                int *pad_before);
+/* Runs fn(arg, i) for i in [0, range) on ctx's thread pool, or on the
+ * calling thread when there is none (ctx or its pool NULL, or range <= 1).
+ * Shared by the reference kernels of ops.c, ops-elem.c and ops-shape.c. */
+void gg__par1d(const gg__kctx *ctx, void (*fn)(void *, size_t), void *arg, size_t range);
 /* Runs one node with the naive reference kernels (data pointers set). */
 int gg__op_run(const gg_node *n, gg_tval *vals, const gg__kctx *ctx);
 /* Whether op is one of group E's elementwise unary ops (ops-elem.c runs them

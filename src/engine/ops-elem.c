@@ -9,10 +9,6 @@
 #include "engine/graph.h"
 #include "gpuguard/error.h"
 
-#ifdef GG_HAVE_PTHREADPOOL
-#include <pthreadpool.h>
-#endif
-
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -29,17 +25,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static void par1d(const gg__kctx *ctx, void (*fn)(void *, size_t), void *arg, size_t range) {
-#ifdef GG_HAVE_PTHREADPOOL
-  if (ctx && ctx->pool && range > 1) {
-    pthreadpool_parallelize_1d(ctx->pool, (pthreadpool_task_1d_t)fn, arg, range, 0);
-    return;
-  }
-#else
-  (void)ctx;
-#endif
-  for (size_t i = 0; i < range; i++) fn(arg, i);
-}
 
 /* Float -> int32 as Cast defines it: truncation toward zero, saturating at
  * the int32 range, NaN -> 0 (C leaves all three undefined). */
@@ -322,7 +307,7 @@ static int run_elementwise(const gg_node *n, gg_tval *vals, const gg__kctx *ctx,
   for (int k = 0; k < nop; k++) ops[k] = IN(k), j.x[k] = IN(k)->data, j.xdt[k] = IN(k)->dtype;
   bc_init(&j.it, y, ops, nop);
   ew_task t = {&j, row};
-  par1d(y->nelem > TILE ? ctx : NULL, ew_tile, &t, (size_t)((y->nelem + TILE - 1) / TILE));
+  gg__par1d(y->nelem > TILE ? ctx : NULL, ew_tile, &t, (size_t)((y->nelem + TILE - 1) / TILE));
   return 0;
 }
 
@@ -363,7 +348,7 @@ static int run_log_softmax(const gg_node *n, gg_tval *vals, const gg__kctx *ctx)
   if (x->nelem == 0) return 0;
   rows_job j = {n, vals, x->nelem / inner, inner, 0};
   j.rows_per_unit = rows_per_unit(j.rows, inner);
-  par1d(ctx, log_softmax_unit, &j, (size_t)((j.rows + j.rows_per_unit - 1) / j.rows_per_unit));
+  gg__par1d(ctx, log_softmax_unit, &j, (size_t)((j.rows + j.rows_per_unit - 1) / j.rows_per_unit));
   return 0;
 }
 
@@ -444,7 +429,7 @@ static int run_reduce(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
     else j.kshape[j.nk] = x->shape[d], j.kst[j.nk++] = st[d];
   }
   j.per_unit = rows_per_unit(j.ny, j.rcount);
-  par1d(ctx, reduce_unit, &j, (size_t)((j.ny + j.per_unit - 1) / j.per_unit));
+  gg__par1d(ctx, reduce_unit, &j, (size_t)((j.ny + j.per_unit - 1) / j.per_unit));
   return 0;
 }
 
@@ -527,7 +512,7 @@ static int run_layer_norm(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) 
     trailing_strides(IN(2), j.nd, j.bst);
     j.bfull = IN(2)->nelem == j.m;
   }
-  par1d(x->nelem > TILE ? ctx : NULL, layer_norm_row, &j, (size_t)j.rows);
+  gg__par1d(x->nelem > TILE ? ctx : NULL, layer_norm_row, &j, (size_t)j.rows);
   return 0;
 }
 
@@ -561,7 +546,7 @@ static int run_group_norm(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) 
               n->op == GG_OP_INSTANCE_NORM ? x->shape[1] : n->a.groups, n->a.epsilon};
   for (int d = 2; d < x->ndim; d++) j.spatial *= x->shape[d];
   if (x->nelem == 0) return 0;
-  par1d(x->nelem > TILE ? ctx : NULL, group_norm_unit, &j, (size_t)(x->shape[0] * j.groups));
+  gg__par1d(x->nelem > TILE ? ctx : NULL, group_norm_unit, &j, (size_t)(x->shape[0] * j.groups));
   return 0;
 }
 

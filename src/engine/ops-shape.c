@@ -9,10 +9,6 @@
 #include "engine/graph.h"
 #include "gpuguard/error.h"
 
-#ifdef GG_HAVE_PTHREADPOOL
-#include <pthreadpool.h>
-#endif
-
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -22,17 +18,6 @@
 #define F32(v) ((float *)(v)->data)
 #define I32(v) ((int32_t *)(v)->data)
 
-static void par1d(const gg__kctx *ctx, void (*fn)(void *, size_t), void *arg, size_t range) {
-#ifdef GG_HAVE_PTHREADPOOL
-  if (ctx && ctx->pool && range > 1) {
-    pthreadpool_parallelize_1d(ctx->pool, (pthreadpool_task_1d_t)fn, arg, range, 0);
-    return;
-  }
-#else
-  (void)ctx;
-#endif
-  for (size_t i = 0; i < range; i++) fn(arg, i);
-}
 
 static int set_shape(gg_tval *o, gg_dtype dt, const int64_t *shape, int ndim) {
   o->dtype = dt;
@@ -585,7 +570,7 @@ static int run_batch_matmul(const gg_node *n, gg_tval *vals, const gg__kctx *ctx
     return 0;
   }
   j.bands = (j.M + MM_ROWS - 1) / MM_ROWS;
-  par1d(ctx, bmm_task, &j, (size_t)(nbatch * j.bands));
+  gg__par1d(ctx, bmm_task, &j, (size_t)(nbatch * j.bands));
   return 0;
 }
 
@@ -776,7 +761,7 @@ static int run_avgpool(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
       pool_dim(j.W, j.kw, j.sw, n->a.padding, n->a.pads[2], n->a.pads[3], n->a.ceil_mode, &o,
                &j.pl, &j.pr))
     return GG_ERANGE;
-  if (y->nelem) par1d(ctx, apool_row, &j, (size_t)(x->shape[0] * j.OH));
+  if (y->nelem) gg__par1d(ctx, apool_row, &j, (size_t)(x->shape[0] * j.OH));
   return 0;
 }
 
@@ -833,7 +818,7 @@ static int run_conv_transpose(const gg_node *n, gg_tval *vals, const gg__kctx *c
                  w->shape[0], w->shape[1], x->shape[3] / groups, w->shape[2],
                  n->a.strides[0], n->a.strides[1], n->a.dilations[0], n->a.dilations[1],
                  n->a.pads[0], n->a.pads[2]};
-  if (y->nelem) par1d(ctx, convt_row, &j, (size_t)(x->shape[0] * j.OH));
+  if (y->nelem) gg__par1d(ctx, convt_row, &j, (size_t)(x->shape[0] * j.OH));
   /* A Relu / Relu6 fused in by fold.c (a BatchNorm shift + Relu after it) */
   if (n->a.act == GG_ACT_RELU || n->a.act == GG_ACT_RELU6) {
     float *d = F32(y), hi = n->a.act == GG_ACT_RELU6 ? 6.0f : INFINITY;
@@ -997,7 +982,7 @@ static int run_resize(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
     r->scale = sc[d], r->len = len[d];
     r->roi0 = n->a.roi[d], r->roi1 = n->a.roi[2 + d];
   }
-  if (y->nelem) par1d(ctx, resize_row, &j, (size_t)(x->shape[0] * j.dh.out));
+  if (y->nelem) gg__par1d(ctx, resize_row, &j, (size_t)(x->shape[0] * j.dh.out));
   return 0;
 }
 

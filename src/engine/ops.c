@@ -84,7 +84,7 @@ static void conv_row(void *arg, size_t row) {
   }
 }
 
-static void par1d(const gg__kctx *ctx, void (*fn)(void *, size_t), void *arg, size_t range) {
+void gg__par1d(const gg__kctx *ctx, void (*fn)(void *, size_t), void *arg, size_t range) {
 #ifdef GG_HAVE_PTHREADPOOL
   if (ctx && ctx->pool && range > 1) {
     pthreadpool_parallelize_1d(ctx->pool, (pthreadpool_task_1d_t)fn, arg, range, 0);
@@ -117,7 +117,7 @@ static int run_conv(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
   int64_t o;
   gg__window(j.H, (int)j.KH, j.sh, j.dh, n->a.padding, n->a.pads[0], n->a.pads[1], &o, &j.pt);
   gg__window(j.W, (int)j.KW, j.sw, j.dw, n->a.padding, n->a.pads[2], n->a.pads[3], &o, &j.pl);
-  par1d(ctx, conv_row, &j, (size_t)(x->shape[0] * j.OH));
+  gg__par1d(ctx, conv_row, &j, (size_t)(x->shape[0] * j.OH));
   return 0;
 }
 
@@ -158,7 +158,7 @@ static int run_maxpool(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
   int64_t o;
   gg__window(j.H, j.kh, j.sh, j.dh, n->a.padding, n->a.pads[0], n->a.pads[1], &o, &j.pt);
   gg__window(j.W, j.kw, j.sw, j.dw, n->a.padding, n->a.pads[2], n->a.pads[3], &o, &j.pl);
-  par1d(ctx, pool_row, &j, (size_t)(x->shape[0] * j.OH));
+  gg__par1d(ctx, pool_row, &j, (size_t)(x->shape[0] * j.OH));
   return 0;
 }
 
@@ -478,7 +478,7 @@ static int run_transpose(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
         for (int d = k; d < m; d++) R *= x->shape[d];
         for (int d = m; d < nd; d++) C *= x->shape[d];
         t2d_job j = {x->data, y->data, R, C, (R + T2D_TILE - 1) / T2D_TILE, (C + T2D_TILE - 1) / T2D_TILE};
-        par1d(ctx, t2d_tile, &j, (size_t)(B * j.tiles_r * j.tiles_c));
+        gg__par1d(ctx, t2d_tile, &j, (size_t)(B * j.tiles_r * j.tiles_c));
         return 0;
       }
     }
@@ -588,7 +588,7 @@ static int run_resize(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
   gg_tval *y = OUT(0);
   rs_job j = {F32(x), F32(y), x->shape[1], x->shape[2], x->shape[3], y->shape[1], y->shape[2],
               n->a.align_corners, n->a.half_pixel_centers};
-  par1d(ctx, resize_row, &j, (size_t)(x->shape[0] * j.OH));
+  gg__par1d(ctx, resize_row, &j, (size_t)(x->shape[0] * j.OH));
   return 0;
 }
 
@@ -644,7 +644,7 @@ static int run_resize_nearest(const gg_node *n, gg_tval *vals, const gg__kctx *c
   gg_tval *y = OUT(0);
   rn_job j = {x->data, y->data, x->shape[1], x->shape[2], x->shape[3], y->shape[1], y->shape[2],
               (y->shape[1] + RN_BLOCK - 1) / RN_BLOCK, n->a.align_corners, n->a.half_pixel_centers};
-  par1d(ctx, resize_nearest_rows, &j, (size_t)(x->shape[0] * j.blocks_per_image));
+  gg__par1d(ctx, resize_nearest_rows, &j, (size_t)(x->shape[0] * j.blocks_per_image));
   return 0;
 }
 
