@@ -277,7 +277,7 @@ static int set_input_shapes(gg_session *s, gg_tval *vals, int n, const int64_t *
         return gg_errf(err, errlen, GG_EINVAL, "%s: input '%s' has rank %d, got a shape of rank %d",
                      s->m->path, it->name, it->v.ndim, ndim);
       for (int d = 0; d < ndim; d++) {
-        if (shape[d] < 1 || (it->v.shape[d] >= 0 && it->v.shape[d] != shape[d])) {
+        if (shape[d] < 0 || (it->v.shape[d] >= 0 && it->v.shape[d] != shape[d])) {
           char a[96], b[96];
           return gg_errf(err, errlen, GG_EINVAL, "%s: input '%s' expects shape %s, got %s", s->m->path,
                        it->name, gg__shape_str(it->v.shape, ndim, a, sizeof a),
@@ -346,9 +346,16 @@ static void live(gg__plan *p, int t, int k) {
   if (p->last[t] < k) p->last[t] = k;
 }
 
-/* Nodes with an attribute only the naive kernels read: MaxPool dilations
- * (the XNNPACK and device kernels pool undilated windows). */
-static int naive_only(const gg_node *n) {
+/* Nodes only the naive kernels run: MaxPool dilations (the XNNPACK and
+ * device kernels pool undilated windows), and any node that reads or
+ * writes a zero-size tensor (a [0, 3, 4] input, a Split part of 0): the
+ * naive kernels loop zero times over it; libraries and device buffers are
+ * not asked about empty operands. */
+static int naive_only(const gg_node *n, const gg_tval *vals) {
+  for (int k = 0; k < n->n_in; k++)
+    if (vals[n->in[k]].nelem == 0) return 1;
+  for (int k = 0; k < n->n_out; k++)
+    if (vals[n->out[k]].nelem == 0) return 1;
   return n->op == GG_OP_MAXPOOL && (n->a.dilations[0] > 1 || n->a.dilations[1] > 1);
 }
 
@@ -368,7 +375,7 @@ static int schedule(gg_session *s, const gg_tval *vals) {
   for (int i = 0; i < g->n_inputs; i++) present[(size_t)g->inputs[i] * MAX_DOM] = 1;
   for (int i = 0; !rc && i < g->n_order; i++) {
     const gg_node *n = &g->nodes[g->order[i]];
-    int b = naive_only(n) ? s->naive_be
+    int b = naive_only(n, vals) ? s->naive_be
             : s->n_dom > 1 && s->be[0]->iface->supports_node(s->be[0], n, vals) ? 0
             : s->xnn_be >= 0 && s->be[s->xnn_be]->iface->supports_node(s->be[s->xnn_be], n, vals)
                 ? s->xnn_be
@@ -991,9 +998,17 @@ float *gg_session_input(gg_session *s, int i, gg_tensor_info *info) {
   return gg_session_input_data(s, i, info);
 }
 
+/* 1 when every output of n is zero-size: the node has nothing to compute. */
+static int all_empty(const gg_node *n, const gg_tval *vals) {
+  for (int k = 0; k < n->n_out; k++)
+    if (vals[n->out[k]].nelem) return 0;
+  return 1;
+}
+
 static int run_copy(gg_session *s, const step *st, char *err, size_t errlen) {
   const gg_tval *src = &s->dom[st->from].vals[st->tensor], *dst = &s->dom[st->to].vals[st->tensor];
   size_t n = (size_t)src->nelem * gg__dtype_size(src->dtype);
+  if (!n) return 0;
   int rc = gg_backend_buffer_copy(dst->buf, dst->offs, src->buf, src->offs, n);
   if (rc)
     gg_errf(err, errlen, rc, "%s: copying tensor '%s' (%zu bytes) from %s to %s failed: %s",
@@ -1014,6 +1029,7 @@ int gg_session_run(gg_session *s, char *err, size_t errlen) {
     }
     const gg_node *n = &g->nodes[st->node];
     gg_backend *be = s->be[st->be];
+    if (all_empty(n, s->dom[s->be_dom[st->be]].vals)) continue; /* nothing to write */
     uint64_t t0 = s->profile ? gg_now_ns() : 0;
     rc = be->iface->run_node(be, n, s->dom[s->be_dom[st->be]].vals, st->state);
     if (s->profile) s->prof_ns[n->op][st->be] += gg_now_ns() - t0;

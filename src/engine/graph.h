@@ -49,7 +49,7 @@ typedef enum gg_op {
   GG_OP_MEAN,
   GG_OP_MAXPOOL,     /* attrs.ksize, strides, padding */
   GG_OP_PAD,         /* Pad, PadV2: in x, paddings [rank,2] (const) [, value] */
-  GG_OP_RESHAPE,     /* in x, shape (const, may hold one -1) */
+  GG_OP_RESHAPE,     /* in x, shape (const, may hold one -1; not read with a.flatten) */
   GG_OP_SQUEEZE,     /* attrs.axes (empty: all size-1 dims) */
   GG_OP_TRANSPOSE,   /* in x, perm (const) */
   GG_OP_CONCAT,      /* ConcatV2: in x0..xN-1, axis (const) */
@@ -216,6 +216,8 @@ typedef struct gg_attrs {
   int exclude_outside;
   float extrapolation;
   float roi[4];
+  int flatten; /* RESHAPE: > 0 is ONNX Flatten at this axis: [prod(dims before), prod(rest)] from
+                * the input's shape (exact for a zero-size dim); input 1 is then not read */
 } gg_attrs;
 
 /* A tensor's value: what kernels read and write. */

@@ -681,9 +681,15 @@ static int h_unary(octx *c, const onode *np, const opdef *d, int *outs) {
       return NODE_ERR(GG_EUNSUPPORTED, "attribute approximate=%s not supported", s);
   }
   if (!strcmp(d->name, "Dropout")) {
-    int tm = in_t(c, np, 2);
-    if (tm >= 0 && (!cst(c, tm) || ((int32_t *)cst(c, tm)->v.data)[0]))
-      return NODE_ERR(GG_EUNSUPPORTED, "training_mode must be a constant false");
+    /* training_mode true drops at random, except with a constant ratio of 0
+     * (nothing dropped, the mask all true: the same as inference) */
+    int tm = in_t(c, np, 2), ra = in_t(c, np, 1);
+    int zero_ratio = ra >= 0 && cst(c, ra) && cst(c, ra)->v.dtype == GG_DT_F32 &&
+                     cst(c, ra)->v.nelem == 1 && ((float *)cst(c, ra)->v.data)[0] == 0.0f;
+    if (tm >= 0 && (!cst(c, tm) || (((int32_t *)cst(c, tm)->v.data)[0] && !zero_ratio)))
+      return NODE_ERR(GG_EUNSUPPORTED,
+                      "training_mode must be a constant false, or the ratio a constant 0 (a "
+                      "random mask is not run)");
     if (attr_i(np, "is_test", 1) == 0 && c->opset < 7)
       return NODE_ERR(GG_EUNSUPPORTED, "is_test=0");
     if (np->n_output > 2)
@@ -1192,10 +1198,91 @@ static int h_global_pool(octx *c, const onode *np, const opdef *d, int *outs) {
   return emit(c, d->op, d->name, node_label(np), ins, 2, outs, 1, &a, NULL);
 }
 
+static int reshape_const(octx *c, const onode *np, int x, const int32_t *sh, int n, int out);
+
+/* A new temporary `suffix` of node np = op(a, b) (b < 0: op(a)), of rank r. */
+static int bn_step(octx *c, const onode *np, gg_op op, int a, int b, const gg_attrs *at,
+                   const char *suffix, int r, int *out) {
+  int rc = 0;
+  if (*out < 0 && (*out = tmp_tensor(c, node_label(np), suffix, &rc)) < 0) return rc;
+  int ins[2] = {a, b};
+  c->rank[*out] = r;
+  return emit(c, op, "BatchNormalization", node_label(np), ins, b < 0 ? 1 : 2, out, 1, at, NULL);
+}
+
+/* BatchNormalization with training_mode=1 (opset 14+): the batch's own
+ * statistics over every axis but 1, m = mean(x), v = mean((x - m)^2)
+ * (biased, as ONNX's reference), y = (x - m) / sqrt(v + epsilon) * scale +
+ * B, and the optional running_mean / running_var outputs input_mean *
+ * momentum + m * (1 - momentum) (the same for var). scale, B and the input
+ * statistics may be computed tensors ([C], reshaped to [C, 1, ...]). */
+static int bn_training(octx *c, const onode *np, int x, int *outs) {
+  int rc, r = c->rank[x], p[4];
+  if (r < 2)
+    return NODE_ERR(GG_EUNSUPPORTED, "training_mode=1 needs the input's rank at import (got %d)",
+                    r);
+  if (np->n_output > 3) return NODE_ERR(GG_EPARSE, "has %zu outputs (at most 3)", np->n_output);
+  for (int k = 0; k < 4; k++)
+    if ((rc = X(c, np, (size_t)k + 1, &p[k]))) return rc;
+  float eps = attr_f(np, "epsilon", 1e-5f), mom = attr_f(np, "momentum", 0.9f);
+  int32_t axes[GG_MAX_DIMS], col[GG_MAX_DIMS], flat = -1;
+  int na = 0;
+  for (int i = 0; i < r; i++)
+    if (i != 1) axes[na++] = i;
+  col[0] = -1;
+  for (int i = 1; i < r - 1; i++)
+    col[i] = 1;
+  int at, ep, mt, om;
+  char nm[1200];
+  snprintf(nm, sizeof nm, "%.1000s/stat_axes", node_label(np));
+  if ((rc = const_i32v(c, nm, axes, na, &at))) return rc;
+  snprintf(nm, sizeof nm, "%.1000s/epsilon", node_label(np));
+  if ((rc = const_f32s(c, nm, eps, &ep))) return rc;
+  gg_attrs ka;
+  memset(&ka, 0, sizeof ka);
+  ka.keep_dims = 1;
+  int m = -1, dv = -1, sq = -1, v = -1, ve = -1, sd = -1, nx = -1, sc = -1, bs = -1, y1 = -1;
+  if ((rc = bn_step(c, np, GG_OP_MEAN, x, at, &ka, "/mean", r, &m)) ||
+      (rc = bn_step(c, np, GG_OP_SUB, x, m, NULL, "/centered", r, &dv)) ||
+      (rc = bn_step(c, np, GG_OP_MUL, dv, dv, NULL, "/squared", r, &sq)) ||
+      (rc = bn_step(c, np, GG_OP_MEAN, sq, at, &ka, "/var", r, &v)) ||
+      (rc = bn_step(c, np, GG_OP_ADD, v, ep, NULL, "/var_eps", r, &ve)) ||
+      (rc = bn_step(c, np, GG_OP_SQRT, ve, -1, NULL, "/std", r, &sd)) ||
+      (rc = bn_step(c, np, GG_OP_DIV, dv, sd, NULL, "/normalized", r, &nx)))
+    return rc;
+  /* scale and B as [C, 1, ...] (rank r - 1): they broadcast from axis 1 */
+  if ((sc = tmp_tensor(c, node_label(np), "/scale_col", &rc)) < 0 ||
+      (rc = reshape_const(c, np, p[0], col, r - 1, sc)) ||
+      (bs = tmp_tensor(c, node_label(np), "/bias_col", &rc)) < 0 ||
+      (rc = reshape_const(c, np, p[1], col, r - 1, bs)) ||
+      (rc = bn_step(c, np, GG_OP_MUL, nx, sc, NULL, "/scaled", r, &y1)) ||
+      (rc = bn_step(c, np, GG_OP_ADD, y1, bs, NULL, "", r, &outs[0])))
+    return rc;
+  if (np->n_output < 2) return 0;
+  snprintf(nm, sizeof nm, "%.1000s/momentum", node_label(np));
+  if ((rc = const_f32s(c, nm, mom, &mt))) return rc;
+  snprintf(nm, sizeof nm, "%.1000s/one_minus_momentum", node_label(np));
+  if ((rc = const_f32s(c, nm, 1.0f - mom, &om))) return rc;
+  for (int k = 1; k < (int)np->n_output && k < 3; k++) {
+    if (outs[k] < 0) continue;
+    /* running = input_stat * momentum + batch_stat[C] * (1 - momentum) */
+    int st = k == 1 ? m : v, sf = -1, a1 = -1, a2 = -1;
+    if ((sf = tmp_tensor(c, node_label(np), k == 1 ? "/mean_c" : "/var_c", &rc)) < 0 ||
+        (rc = reshape_const(c, np, st, &flat, 1, sf)) ||
+        (rc = bn_step(c, np, GG_OP_MUL, p[k + 1], mt, NULL, k == 1 ? "/old_mean" : "/old_var", 1,
+                      &a1)) ||
+        (rc = bn_step(c, np, GG_OP_MUL, sf, om, NULL, k == 1 ? "/new_mean" : "/new_var", 1, &a2)) ||
+        (rc = bn_step(c, np, GG_OP_ADD, a1, a2, NULL, "", 1, &outs[k])))
+      return rc;
+  }
+  return 0;
+}
+
 static int h_batchnorm(octx *c, const onode *np, const opdef *d, int *outs) {
   int x, rc, p[4];
   (void)d;
   if ((rc = X(c, np, 0, &x))) return rc;
+  if (attr_i(np, "training_mode", 0) == 1 && c->opset >= 14) return bn_training(c, np, x, outs);
   if (np->n_output > 1)
     for (size_t k = 1; k < np->n_output; k++)
       if (np->output[k] && *np->output[k])
@@ -1562,43 +1649,22 @@ static int h_flatten(octx *c, const onode *np, const opdef *d, int *outs) {
     int32_t sh[2] = {1, -1};
     return reshape_const(c, np, x, sh, 2, outs[0]);
   }
-  if (ax == 1) {
-    int32_t sh[2] = {0, -1};
-    return reshape_const(c, np, x, sh, 2, outs[0]);
-  }
-  if (r >= 0 && ax == r) { /* [prod(all), 1] */
-    int32_t sh[2] = {-1, 1};
-    return reshape_const(c, np, x, sh, 2, outs[0]);
-  }
-  if (ax >= GG_MAX_DIMS)
-    return NODE_ERR(GG_EUNSUPPORTED, "attribute axis=%lld not supported", (long long)ax);
-  /* [d0..d(ax-1), prod(rest)], then [-1, prod(rest)] from its own shape
-   * (both Reshapes resolved at session time) */
-  int32_t sh[GG_MAX_DIMS];
-  for (int i = 0; i < ax; i++)
-    sh[i] = 0;
-  sh[ax] = -1;
-  int t1 = tmp_tensor(c, node_label(np), "/tail", &rc), last, m1, axc, target, ins[3];
-  if (t1 < 0) return rc;
-  if ((rc = reshape_const(c, np, x, sh, (int)ax + 1, t1))) return rc;
-  if ((last = tmp_tensor(c, node_label(np), "/tail_dim", &rc)) < 0) return rc;
-  gg_attrs sa;
-  memset(&sa, 0, sizeof sa);
-  sa.n_slice = 1, sa.slice_starts[0] = ax, sa.slice_ends[0] = ax + 1;
-  if ((rc = emit(c, GG_OP_SHAPE, "Shape", node_label(np), &t1, 1, &last, 1, &sa, NULL))) return rc;
-  int32_t minus1 = -1, zero = 0;
+  if (ax > GG_MAX_DIMS || (r >= 0 && ax > r))
+    return NODE_ERR(GG_EPARSE, "attribute axis=%lld out of range for rank %d", (long long)ax, r);
+  /* [prod(d[:ax]), prod(d[ax:])]: the shape rule computes it from the input's
+   * shape (a.flatten), exact for a zero-size dim where a -1 could not be
+   * inferred; the target input is not read */
+  int32_t sh[2] = {0, -1};
+  int s;
   char nm[1200];
-  snprintf(nm, sizeof nm, "%.1000s/minus1", node_label(np));
-  if ((rc = const_i32v(c, nm, &minus1, 1, &m1))) return rc;
-  snprintf(nm, sizeof nm, "%.1000s/concat_axis", node_label(np));
-  if ((rc = const_i32v(c, nm, &zero, 1, &axc))) return rc;
-  if ((target = tmp_tensor(c, node_label(np), "/shape2d", &rc)) < 0) return rc;
-  ins[0] = m1, ins[1] = last, ins[2] = axc;
-  if ((rc = emit(c, GG_OP_CONCAT, "Concat", node_label(np), ins, 3, &target, 1, NULL, NULL)))
-    return rc;
-  ins[0] = t1, ins[1] = target;
+  snprintf(nm, sizeof nm, "%.1000s/shape", node_label(np));
+  if ((rc = const_i32v(c, nm, sh, 2, &s))) return rc;
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.flatten = (int)ax;
+  int ins[2] = {x, s};
   c->rank[outs[0]] = 2;
-  return emit(c, GG_OP_RESHAPE, "Flatten", node_label(np), ins, 2, outs, 1, NULL, NULL);
+  return emit(c, GG_OP_RESHAPE, "Flatten", node_label(np), ins, 2, outs, 1, &a, NULL);
 }
 
 static int h_squeeze(octx *c, const onode *np, const opdef *d, int *outs) {

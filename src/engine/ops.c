@@ -351,10 +351,11 @@ static int run_reduce(const gg_node *n, gg_tval *vals) {
       idx[d] = 0;
     }
   }
-  if (n->op == GG_OP_MEAN && cnt)
+  /* The mean over an empty axis is 0/0: NaN as numpy says (int: 0). */
+  if (n->op == GG_OP_MEAN)
     for (int64_t o = 0; o < y->nelem; o++) {
-      if (isf) F32(y)[o] /= (float)cnt;
-      else I32(y)[o] /= (int32_t)cnt;
+      if (isf) F32(y)[o] = cnt ? F32(y)[o] / (float)cnt : NAN;
+      else if (cnt) I32(y)[o] /= (int32_t)cnt;
     }
   return 0;
 }

@@ -229,6 +229,20 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
     return set_shape(OUT(0), x->dtype, shp, x->ndim);
   }
   case GG_OP_RESHAPE: {
+    if (n->a.flatten > 0) {
+      if (n->a.flatten > x->ndim)
+        return BAD("node '%s' (Flatten): axis %d past the input's rank %d", n->name, n->a.flatten,
+                   x->ndim);
+      shp[0] = shp[1] = 1;
+      for (int i = 0; i < x->ndim; i++) {
+        int64_t *p = &shp[i >= n->a.flatten];
+        if (x->shape[i] && *p > GG_MAX_ELEMS / x->shape[i])
+          return BAD("node '%s' (Flatten): a dim past %lld elements", n->name,
+                     (long long)GG_MAX_ELEMS);
+        *p *= x->shape[i];
+      }
+      return set_shape(OUT(0), x->dtype, shp, 2);
+    }
     if ((rc = const_ints(n, IN(1), "shape", GG_MAX_DIMS, err, errlen))) return rc;
     int neg = -1;
     int64_t prod = 1;
