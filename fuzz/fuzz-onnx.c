@@ -34,9 +34,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         n *= in.shape[d] < 1 ? 1 : in.shape[d] > 4096 ? 4096 : in.shape[d];
     if (n > 4096) break;
   }
+  /* The input shapes: unknown dims as 1, or as 0 (zero-size tensors) when
+   * the input's size is odd, so both are explored. */
+  int64_t shp[8][GG_MAX_DIMS];
+  const int64_t *shapes[8];
+  int nds[8], ni = gg_model_n_inputs(m) < 8 ? gg_model_n_inputs(m) : 8;
+  for (int i = 0; i < ni; i++) {
+    gg_tensor_info in;
+    shapes[i] = NULL, nds[i] = 0;
+    if (gg_model_input(m, i, &in) || in.ndim > GG_MAX_DIMS) continue;
+    for (int d = 0; d < in.ndim; d++)
+      shp[i][d] = in.shape[d] >= 0 ? in.shape[d] : (size & 1) ? 0 : 1;
+    shapes[i] = shp[i], nds[i] = in.ndim;
+  }
   gg_session *s = NULL;
   gg_session_opts o = {1, GG_ENGINE_NAIVE, 0};
-  if (n <= 4096 && gg_session_new(m, NULL, 0, &o, &s, err, sizeof err) == 0) {
+  if (n <= 4096 &&
+      gg_session_new_shapes(m, ni, shapes, nds, &o, NULL, &s, err, sizeof err) == 0) {
     gg_engine_mem mem;
     gg_session_memory(s, &mem);
     if (mem.arena <= ((uint64_t)16 << 20)) {
