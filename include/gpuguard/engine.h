@@ -170,7 +170,8 @@ int gg_session_new_on(gg_model *m, const int64_t *shape, int ndim, const gg_sess
                       struct gg_pool *pool, gg_session **out, char *err, size_t errlen);
 /* Same, for models with several inputs: shapes[i] (ndims[i] dims) is input
  * i's shape, for i < n_inputs; a NULL shapes[i], or an input past n_inputs,
- * takes the placeholder's shape with unknown dims as 1. pool as in
+ * takes the placeholder's shape with unknown dims as 1; a free dim may be
+ * given as 0 (a zero-size tensor: docs/ONNX.md "Zero-size tensors"). pool as in
  * gg_session_new_on (NULL: the host). Once the shapes are known, the nodes
  * whose values follow from them alone (ONNX shape subgraphs: Shape, Gather,
  * Concat, ... feeding Reshape/Expand/Resize) are evaluated here; their
