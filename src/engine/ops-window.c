@@ -167,6 +167,14 @@ static void row_pos(const wjob *j, size_t r, int64_t C, int64_t *b, int64_t *c, 
   *c = rr % C, *b = rr / C;
 }
 
+/* The taps t in [0, k) of a window starting at lo with dilation d that land
+ * in [0, L): [*t0, *t1) (empty when *t0 >= *t1). Pools loop over these
+ * only, so a huge window over a small input costs what the input holds. */
+static void tap_range(int64_t lo, int64_t d, int64_t k, int64_t L, int64_t *t0, int64_t *t1) {
+  int64_t first = lo >= 0 ? 0 : (-lo + d - 1) / d, last = lo >= L ? -1 : (L - 1 - lo) / d;
+  *t0 = first, *t1 = (last < k - 1 ? last : k - 1) + 1;
+}
+
 static void pool_row(void *arg, size_t r) {
   const wjob *j = arg;
   const win3 *g = &j->g;
@@ -179,27 +187,25 @@ static void pool_row(void *arg, size_t r) {
   int64_t orow = ((b * g->CI + c) * g->out[0] + o0) * g->out[1] + o1;
   int64_t o[3] = {o0, o1, 0};
   for (o[2] = 0; o[2] < g->out[2]; o[2]++) {
-    int64_t lo[3], cnt = 1; /* first tap position, taps counted for the average */
+    int64_t lo[3], t0[3], t1[3], cnt = 1; /* in-input taps; cells counted for the average */
     for (int a = 0; a < 3; a++) {
+      int64_t c0, c1;
       lo[a] = o[a] * g->s[a] - g->pb[a];
-      int64_t lim0 = incl ? -g->pb[a] : 0, lim1 = incl ? g->in[a] + g->pe[a] : g->in[a], na = 0;
-      for (int64_t t = 0; t < g->k[a]; t++) {
-        int64_t p = lo[a] + t * g->d[a];
-        na += p >= lim0 && p < lim1;
-      }
-      cnt *= na;
+      tap_range(lo[a], g->d[a], g->k[a], g->in[a], &t0[a], &t1[a]);
+      if (incl) /* inside the padded input */
+        tap_range(lo[a] + g->pb[a], g->d[a], g->k[a], g->in[a] + g->pb[a] + g->pe[a], &c0, &c1);
+      else
+        c0 = t0[a], c1 = t1[a];
+      cnt *= c1 > c0 ? c1 - c0 : 0;
     }
     float best = -INFINITY, sum = 0.0f;
     int64_t bi = -1;
-    for (int64_t t0 = 0; t0 < g->k[0]; t0++) {
-      int64_t p0 = lo[0] + t0 * g->d[0];
-      if (p0 < 0 || p0 >= g->in[0]) continue;
-      for (int64_t t1 = 0; t1 < g->k[1]; t1++) {
-        int64_t p1 = lo[1] + t1 * g->d[1];
-        if (p1 < 0 || p1 >= g->in[1]) continue;
-        for (int64_t t2 = 0; t2 < g->k[2]; t2++) {
-          int64_t p2 = lo[2] + t2 * g->d[2];
-          if (p2 < 0 || p2 >= g->in[2]) continue;
+    for (int64_t q0 = t0[0]; q0 < t1[0]; q0++) {
+      int64_t p0 = lo[0] + q0 * g->d[0];
+      for (int64_t q1 = t0[1]; q1 < t1[1]; q1++) {
+        int64_t p1 = lo[1] + q1 * g->d[1];
+        for (int64_t q2 = t0[2]; q2 < t1[2]; q2++) {
+          int64_t p2 = lo[2] + q2 * g->d[2];
           int64_t at = (p0 * g->in[1] + p1) * g->in[2] + p2;
           float v = xp[at];
           if (!is_max)
