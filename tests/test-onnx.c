@@ -1483,8 +1483,9 @@ static void test_maxpool_indices(void) {
               gg_session_output_elems(s, 1) != ne;
         for (int i = 0; !bad && i < ne; i++)
           if (y[i] != want[i] || idx[i] != widx[i]) {
-            fprintf(stderr, "  %d-D storage_order %d backend %d: [%d] = %g @%d, expected %g @%lld\n",
-                    nd, so, be, i, y[i], idx[i], want[i], (long long)widx[i]);
+            fprintf(stderr,
+                    "  %d-D storage_order %d backend %d: [%d] = %g @%d, expected %g @%lld\n", nd,
+                    so, be, i, y[i], idx[i], want[i], (long long)widx[i]);
             bad = 1;
           }
         if (rc) fprintf(stderr, "  %d-D backend %d: %s\n", nd, be, err);
@@ -1536,8 +1537,8 @@ static void test_conv3d(void) {
       if (!m) GG_T_FAIL("load failed");
       int ne = ref_conv3(g, x, w, with_bias ? bias : NULL, CO, groups, tr, out, want);
       char what[96];
-      snprintf(what, sizeof what, "%s case %zu groups %d bias %d", tr ? "convtranspose3d" : "conv3d",
-               ci, groups, with_bias);
+      snprintf(what, sizeof what, "%s case %zu groups %d bias %d",
+               tr ? "convtranspose3d" : "conv3d", ci, groups, with_bias);
       int bad = match_backends(m, xd, 5, x, want, ne, 1e-4, what);
       gg_model_free(m);
       if (bad) GG_T_FAIL("%s", what);

@@ -1260,7 +1260,8 @@ static int h_pool(octx *c, const onode *np, const opdef *d, int *outs) {
   int64_t kv[8];
   int nk = attr_ints(np, "kernel_shape", kv, 8);
   if ((np->n_output > 1 && outs[1] >= 0) || c->rank[x] == 5 || nk == 3)
-    return pool_nd(c, np, d, x, outs, nk >= 1 && nk <= 3 ? nk : c->rank[x] >= 3 ? c->rank[x] - 2 : 2);
+    return pool_nd(c, np, d, x, outs,
+                   nk >= 1 && nk <= 3 ? nk : c->rank[x] >= 3 ? c->rank[x] - 2 : 2);
   if (c->rank[x] >= 0 && c->rank[x] != 4 && c->rank[x] != 3)
     return NODE_ERR(GG_EUNSUPPORTED,
                     "a %d-D input: only 1-D, 2-D and 3-D pooling (a 3-D, 4-D or 5-D input) is "

@@ -20,7 +20,7 @@
 #define OUT(k) (&vals[n->out[k]])
 #define F32(v) ((float *)(v)->data)
 #define I32(v) ((int32_t *)(v)->data)
-#define LIM 4096     /* largest kernel size, stride and dilation accepted */
+#define LIM 4096 /* largest kernel size, stride and dilation accepted */
 #define PAD_LIM 65536
 
 /* One window op's geometry, padded to 3 spatial axes. */
@@ -32,19 +32,21 @@ typedef struct win3 {
 static int set_shape(gg_tval *o, gg_dtype dt, const int64_t *shape, int ndim) {
   o->dtype = dt;
   o->ndim = ndim;
-  for (int i = 0; i < ndim; i++) o->shape[i] = shape[i];
+  for (int i = 0; i < ndim; i++)
+    o->shape[i] = shape[i];
   return gg__shape_nelem(o->shape, ndim, &o->nelem);
 }
 
-#define BAD(code, ...)                                                                 \
-  gg_errf(err, errlen, code, "node '%s' (%s): %s", n->name, n->src_op,                 \
+#define BAD(code, ...)                                                                             \
+  gg_errf(err, errlen, code, "node '%s' (%s): %s", n->name, n->src_op,                             \
           (snprintf(msg, sizeof msg, __VA_ARGS__), msg))
 
 /* Fills g from the node's attributes and input shapes (x, and w for the
  * convolutions); the output's spatial sizes follow ONNX's rules. Errors name
  * the node. */
 static int geometry(const gg_node *n, const gg_tval *vals, win3 *g, char *err, size_t errlen) {
-  const gg_tval *x = IN(0), *w = n->op == GG_OP_CONV_ND || n->op == GG_OP_CONV_TRANSPOSE_ND ? IN(1) : NULL;
+  const gg_tval *x = IN(0),
+                *w = n->op == GG_OP_CONV_ND || n->op == GG_OP_CONV_TRANSPOSE_ND ? IN(1) : NULL;
   const gg_attrs *a = &n->a;
   char msg[256], sa[96], sb[96];
   int conv = w != NULL, tr = n->op == GG_OP_CONV_TRANSPOSE_ND;
@@ -67,7 +69,8 @@ static int geometry(const gg_node *n, const gg_tval *vals, win3 *g, char *err, s
       return BAD(GG_EPARSE, "the bias has %lld values for %lld output channels",
                  (long long)IN(2)->nelem, (long long)g->CO);
   }
-  for (int j = 0; j < 3; j++) g->in[j] = g->out[j] = g->k[j] = g->s[j] = g->d[j] = 1;
+  for (int j = 0; j < 3; j++)
+    g->in[j] = g->out[j] = g->k[j] = g->s[j] = g->d[j] = 1;
   for (int i = 0; i < nd; i++) {
     int j = off + i;
     int64_t L = x->shape[2 + i], K = conv ? w->shape[2 + i] : a->nd_k[i];
@@ -75,17 +78,21 @@ static int geometry(const gg_node *n, const gg_tval *vals, win3 *g, char *err, s
     int64_t pb = a->nd_pads[i], pe = a->nd_pads[nd + i], out;
     if (K < 1 || K > LIM || s < 1 || s > LIM || d < 1 || d > LIM || pb < 0 || pe < 0 ||
         pb > PAD_LIM || pe > PAD_LIM)
-      return BAD(GG_EPARSE, "axis %d: bad kernel %lld, stride %lld, dilation %lld or pads %lld,%lld",
-                 i, (long long)K, (long long)s, (long long)d, (long long)pb, (long long)pe);
+      return BAD(GG_EPARSE,
+                 "axis %d: bad kernel %lld, stride %lld, dilation %lld or pads %lld,%lld", i,
+                 (long long)K, (long long)s, (long long)d, (long long)pb, (long long)pe);
     if (conv && a->nd_k[i] > 0 && a->nd_k[i] != K)
       return BAD(GG_EPARSE, "kernel_shape %d does not match the weights %s", a->nd_k[i],
                  gg__shape_str(w->shape, w->ndim, sb, sizeof sb));
-    if (L < 1) return BAD(GG_EPARSE, "empty spatial dim in %s", gg__shape_str(x->shape, x->ndim, sa, sizeof sa));
+    if (L < 1)
+      return BAD(GG_EPARSE, "empty spatial dim in %s",
+                 gg__shape_str(x->shape, x->ndim, sa, sizeof sa));
     int64_t ek = (K - 1) * d + 1;
     if (a->nd_auto == GG_AUTO_VALID) pb = pe = 0;
     if (tr) {
       int64_t op = a->nd_out_pad[i], full;
-      if (op < 0 || op > LIM) return BAD(GG_EPARSE, "axis %d: bad output_padding %lld", i, (long long)op);
+      if (op < 0 || op > LIM)
+        return BAD(GG_EPARSE, "axis %d: bad output_padding %lld", i, (long long)op);
       full = s * (L - 1) + op + ek;
       if (a->nd_out_shape[i] > 0 || a->nd_auto == GG_AUTO_SAME_UPPER ||
           a->nd_auto == GG_AUTO_SAME_LOWER) {
@@ -133,7 +140,8 @@ int gg__window_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) 
   const gg_tval *x = IN(0);
   int nd = x->ndim - 2;
   int64_t shp[5] = {g.N, g.CO};
-  for (int i = 0; i < nd; i++) shp[2 + i] = g.out[3 - nd + i];
+  for (int i = 0; i < nd; i++)
+    shp[2 + i] = g.out[3 - nd + i];
   if ((rc = set_shape(OUT(0), GG_DT_F32, shp, x->ndim)))
     return gg_errf(err, errlen, rc, "node '%s' (%s): output too large", n->name, n->src_op);
   if (n->n_out > 1) {
@@ -249,8 +257,8 @@ static void conv_row(void *arg, size_t r) {
           for (int64_t t2 = 0; t2 < g->k[2]; t2++) {
             int64_t p2 = o[2] * g->s[2] - g->pb[2] + t2 * g->d[2];
             if (p2 < 0 || p2 >= g->in[2]) continue;
-            acc += xp[(p0 * g->in[1] + p1) * g->in[2] + p2] *
-                   wp[(t0 * g->k[1] + t1) * g->k[2] + t2];
+            acc +=
+                xp[(p0 * g->in[1] + p1) * g->in[2] + p2] * wp[(t0 * g->k[1] + t1) * g->k[2] + t2];
           }
         }
       }
@@ -287,7 +295,8 @@ static void convt_row(void *arg, size_t r) {
         for (int64_t t2 = 0; t2 < g->k[2]; t2++) {
           int64_t p2 = convt_src(g, 2, o2, t2);
           if (p2 < 0) continue;
-          int64_t at = (p0 * g->in[1] + p1) * g->in[2] + p2, tap = (t0 * g->k[1] + t1) * g->k[2] + t2;
+          int64_t at = (p0 * g->in[1] + p1) * g->in[2] + p2,
+                  tap = (t0 * g->k[1] + t1) * g->k[2] + t2;
           for (int64_t ci = 0; ci < cig; ci++) {
             int64_t c = grp * cig + ci;
             acc += j->x[(b * g->CI + c) * plane + at] * j->w[(c * cog + oc) * kvol + tap];
