@@ -145,7 +145,8 @@ int gg__window_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) 
   if ((rc = set_shape(OUT(0), GG_DT_F32, shp, x->ndim)))
     return gg_errf(err, errlen, rc, "node '%s' (%s): output too large", n->name, n->src_op);
   if (n->n_out > 1) {
-    if (n->op != GG_OP_MAXPOOL_ND) return BAD(GG_EPARSE, "has %d outputs", n->n_out);
+    if (n->op != GG_OP_MAXPOOL_ND || n->n_out > 2)
+      return BAD(GG_EPARSE, "has %d outputs", n->n_out);
     if (n->a.storage_order != 0 && (n->a.storage_order != 1 || nd > 2))
       return BAD(GG_EUNSUPPORTED, "storage_order=%d with %d spatial dims (0, or 1 with 1 or 2)",
                  n->a.storage_order, nd);
