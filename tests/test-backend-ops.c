@@ -573,6 +573,45 @@ static int build(tcase *c, gg_op op) {
     break;
   }
     /* -- end of group S cases -- */
+    /* -- group W cases (N-D window ops, channel-first) -- */
+  case GG_OP_MAXPOOL_ND:
+  case GG_OP_AVGPOOL_ND:
+  case GG_OP_CONV_ND:
+  case GG_OP_CONV_TRANSPOSE_ND: {
+    int k = irand(1, 3), conv = op == GG_OP_CONV_ND || op == GG_OP_CONV_TRANSPOSE_ND;
+    int groups = conv ? irand(1, 2) : 1, cig = irand(1, 3), cog = irand(1, 3);
+    int64_t x[5] = {irand(1, 2), cig * groups}, w[5];
+    for (int i = 0; i < k; i++)
+      x[2 + i] = irand(3, 6);
+    ins[ni++] = tc_tensor(c, GG_DT_F32, k + 2, x, 0);
+    a->nd_auto = irand(0, 4) == 0 ? irand(1, 3) : GG_AUTO_NOTSET;
+    for (int i = 0; i < k; i++) {
+      a->nd_k[i] = irand(1, 3), a->nd_s[i] = irand(1, 2), a->nd_d[i] = irand(1, 2);
+      a->nd_pads[i] = irand(0, a->nd_k[i] - 1), a->nd_pads[k + i] = irand(0, a->nd_k[i] - 1);
+      if (op == GG_OP_CONV_TRANSPOSE_ND) a->nd_out_pad[i] = irand(0, a->nd_s[i] - 1);
+    }
+    if (conv) {
+      int tr = op == GG_OP_CONV_TRANSPOSE_ND;
+      w[0] = tr ? x[1] : cog * groups, w[1] = tr ? cog : cig;
+      for (int i = 0; i < k; i++)
+        w[2 + i] = a->nd_k[i];
+      ins[ni++] = tc_tensor(c, GG_DT_F32, k + 2, w, 1);
+      a->groups = groups;
+      if (irand(0, 1)) {
+        int64_t co = cog * groups;
+        ins[ni++] = tc_tensor(c, GG_DT_F32, 1, &co, 1);
+      }
+      if (tr && irand(0, 3) == 0)
+        for (int i = 0; i < k; i++)
+          a->nd_out_shape[i] = x[2 + i] * a->nd_s[i] + irand(-1, 1);
+    } else {
+      a->ceil_mode = irand(0, 1), a->count_include_pad = irand(0, 1);
+      if (op == GG_OP_MAXPOOL_ND && k <= 2 && irand(0, 1)) a->storage_order = 1;
+      if (op == GG_OP_MAXPOOL_ND && irand(0, 1)) nout = 2; /* Indices */
+    }
+    break;
+  }
+    /* -- end of group W cases -- */
   default: return GG_EUNSUPPORTED;
   }
   tc_node(c, op, ni, ins, nout);
@@ -601,6 +640,9 @@ static double tolerance(gg_op op) {
   case GG_OP_MATMUL:
   case GG_OP_BATCH_MATMUL:
   case GG_OP_CONV_TRANSPOSE:
+  case GG_OP_CONV_ND:
+  case GG_OP_CONV_TRANSPOSE_ND:
+  case GG_OP_AVGPOOL_ND:
   case GG_OP_SUM:
   case GG_OP_MEAN: return 1e-4;
   case GG_OP_SIGMOID:
@@ -757,6 +799,12 @@ static const gg_op k_ops[] = {
     GG_OP_CONV_TRANSPOSE,
     GG_OP_RESIZE,
     /* -- end of group S ops -- */
+    /* -- group W ops -- */
+    GG_OP_MAXPOOL_ND,
+    GG_OP_AVGPOOL_ND,
+    GG_OP_CONV_ND,
+    GG_OP_CONV_TRANSPOSE_ND,
+    /* -- end of group W ops -- */
 };
 #define N_OPS ((int)(sizeof k_ops / sizeof k_ops[0]))
 

@@ -80,6 +80,10 @@ static const char *const k_op_names[GG_OP_COUNT] = {
     [GG_OP_AVGPOOL] = "AvgPool",
     [GG_OP_CONV_TRANSPOSE] = "ConvTranspose",
     [GG_OP_RESIZE] = "Resize",
+    [GG_OP_MAXPOOL_ND] = "MaxPoolND",
+    [GG_OP_AVGPOOL_ND] = "AvgPoolND",
+    [GG_OP_CONV_ND] = "ConvND",
+    [GG_OP_CONV_TRANSPOSE_ND] = "ConvTransposeND",
 };
 
 const char *gg__op_name(gg_op op) {

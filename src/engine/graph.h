@@ -137,6 +137,23 @@ typedef enum gg_op {
                         out_hw -1: floor(in * scale_hw); -2: input 1 is ONNX's scales
                         [N,C,H,W] (F32, constant at session time); -3: input 1 is ONNX's
                         sizes [N,C,H,W] (I32, likewise) */
+
+  /* ---- N-D window ops, group W (src/engine/ops-window.c): channel-first (ONNX
+   * layout) x [N, C, S1..Sk], k = 1..3 spatial dims, F32, naive reference kernels
+   * (host-only). The importer uses them for 3-D windows (NCDHW) and for MaxPool's
+   * Indices output; 1-D and 2-D windows otherwise take the NHWC ops above. Per
+   * spatial axis i < k, ONNX order: attrs.nd_k (pools), nd_s, nd_d (0 reads as 1),
+   * nd_pads (begins, then ends), nd_auto (GG_AUTO_*: SAME_* resolved by the shape
+   * rule from the input's shape, VALID ignores nd_pads). */
+  GG_OP_MAXPOOL_ND,  /* -> y [, indices (I32, same shape): flat index into x, spatial part
+                        row-major (attrs.storage_order 0) or column-major (1, k <= 2)];
+                        ceil_mode; NaN ignored as GG_OP_MAXPOOL does; ties: the first */
+  GG_OP_AVGPOOL_ND,  /* ceil_mode, count_include_pad (as GG_OP_AVGPOOL: 1 counts the cells
+                        inside the padded input, 0 those inside the input) */
+  GG_OP_CONV_ND,     /* in x, w [CO, CI/groups, K1..Kk] (ONNX OI..) [, bias [CO]]; groups */
+  GG_OP_CONV_TRANSPOSE_ND, /* in x, w [CI, CO/groups, K1..Kk] [, bias [CO]]; groups,
+                              nd_out_pad (output_padding), nd_out_shape (ONNX output_shape,
+                              0: none; with it or SAME_*, the pads follow as ONNX says) */
   GG_OP_COUNT
 } gg_op;
 
@@ -158,6 +175,14 @@ typedef enum gg_nearest_mode {
 } gg_nearest_mode;
 /* GG_OP_PAD modes (attrs.pad_mode); ONNX Pad's constant, reflect, edge. */
 typedef enum gg_pad_mode { GG_PADMODE_CONSTANT = 0, GG_PADMODE_REFLECT, GG_PADMODE_EDGE } gg_pad_mode;
+
+/* ONNX auto_pad of the N-D window ops (attrs.nd_auto). */
+typedef enum gg_auto_pad {
+  GG_AUTO_NOTSET = 0,
+  GG_AUTO_VALID,
+  GG_AUTO_SAME_UPPER,
+  GG_AUTO_SAME_LOWER
+} gg_auto_pad;
 
 typedef enum gg_padding {
   GG_PAD_VALID = 0,
@@ -218,6 +243,13 @@ typedef struct gg_attrs {
   float roi[4];
   int flatten; /* RESHAPE: > 0 is ONNX Flatten at this axis: [prod(dims before), prod(rest)] from
                 * the input's shape (exact for a zero-size dim); input 1 is then not read */
+  /* N-D window ops (group W), per spatial axis in ONNX order. */
+  int nd_k[3], nd_s[3], nd_d[3];
+  int nd_pads[6];     /* begin of each axis, then end of each axis */
+  int nd_auto;        /* gg_auto_pad */
+  int nd_out_pad[3];
+  int64_t nd_out_shape[3];
+  int storage_order;
 } gg_attrs;
 
 /* A tensor's value: what kernels read and write. */
@@ -362,5 +394,9 @@ int gg__elem_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen);
 int gg__elem_run(const gg_node *n, gg_tval *vals, const struct gg__kctx *ctx);
 int gg__shape_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen);
 int gg__shape_run(const gg_node *n, gg_tval *vals, const struct gg__kctx *ctx);
+/* Group W (ops-window.c): GG_OP_MAXPOOL_ND to GG_OP_CONV_TRANSPOSE_ND, same contract. */
+#define GG_OP_IS_GROUP_W(op) ((op) >= GG_OP_MAXPOOL_ND && (op) <= GG_OP_CONV_TRANSPOSE_ND)
+int gg__window_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen);
+int gg__window_run(const gg_node *n, gg_tval *vals, const struct gg__kctx *ctx);
 
 #endif

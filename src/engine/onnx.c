@@ -982,9 +982,8 @@ static int from_4d(octx *c, const onode *np, int y, int out) {
 /* What Conv and ConvTranspose share: input x, the constant weights
  * [A, B, (KH,) KW] (Conv: A = CO, B = CI/group; ConvTranspose: A = CI,
  * B = CO/group) of a 1-D or 2-D window, group, and attrs with unit strides
- * and dilations. 3-D windows (NCDHW, 5-D weights) are refused: the IR's
- * window ops are 2-D, and a depth > 1 does not map onto them exactly
- * without a loop over depth the importer does not emit. */
+ * and dilations. 3-D windows (NCDHW, 5-D weights) do not come here: the
+ * IR's NHWC window ops are 2-D, so those take conv_nd (the N-D ops). */
 typedef struct win_in {
   int x, nd;
   const gg_tensor *wt;
@@ -1064,10 +1063,150 @@ static int emit_window(octx *c, const onode *np, gg_op op, int *ins, int nin, in
   return nd == 1 ? from_4d(c, np, y, out) : 0;
 }
 
+/* 3-D windows and MaxPool's Indices output: the channel-first N-D ops
+ * (group W, src/engine/ops-window.c) on the tensors as ONNX gives them (no
+ * transposes, weights kept OIDHW), run by their naive kernels on the host.
+ * Their attributes (nd spatial dims, ONNX order) go into a's nd_* fields as
+ * they are; SAME_* and output_shape are resolved by the shape rule. kern:
+ * the weights' kernel size, -1 where unknown (NULL for pools). */
+static int window_attrs_nd(octx *c, const onode *np, gg_attrs *a, int nd, const int64_t *kern) {
+  static const char *const names[3] = {"kernel_shape", "strides", "dilations"};
+  int *dst[3] = {a->nd_k, a->nd_s, a->nd_d};
+  int64_t v[8];
+  int n;
+  for (int k = 0; k < 3; k++) {
+    if ((n = attr_ints(np, names[k], v, 8)) == -1) {
+      if (k == 0 && !kern) return NODE_ERR(GG_EPARSE, "bad or missing kernel_shape");
+      for (int i = 0; i < nd; i++)
+        dst[k][i] = k == 0 ? (int)(kern[i] > 4096 ? 4097 : kern[i]) : 1; /* -1: unknown */
+      continue;
+    }
+    if (n != nd)
+      return NODE_ERR(GG_EUNSUPPORTED, "attribute %s has %d values for a %d-D window", names[k],
+                      n, nd);
+    for (int i = 0; i < nd; i++) {
+      if (v[i] < 1 || v[i] > 4096)
+        return NODE_ERR(GG_EUNSUPPORTED, "attribute %s=%lld not supported (1 to 4096)",
+                        names[k], (long long)v[i]);
+      if (k == 0 && kern && kern[i] >= 0 && v[i] != kern[i])
+        return NODE_ERR(GG_EPARSE, "kernel_shape does not match the weights");
+      dst[k][i] = (int)v[i];
+    }
+  }
+  if ((n = attr_ints(np, "pads", v, 8)) != -1) {
+    if (n != 2 * nd)
+      return NODE_ERR(GG_EUNSUPPORTED, "attribute pads has %d values (a %d-D window: %d)", n, nd,
+                      2 * nd);
+    for (int i = 0; i < n; i++) {
+      if (v[i] < 0 || v[i] > 65536)
+        return NODE_ERR(GG_EUNSUPPORTED, "attribute pads=%lld not supported", (long long)v[i]);
+      a->nd_pads[i] = (int)v[i];
+    }
+  }
+  char ap[32];
+  attr_s(np, "auto_pad", "NOTSET", ap, sizeof ap);
+  if (!strcmp(ap, "NOTSET"))
+    a->nd_auto = GG_AUTO_NOTSET;
+  else if (!strcmp(ap, "VALID"))
+    a->nd_auto = GG_AUTO_VALID;
+  else if (!strcmp(ap, "SAME_UPPER"))
+    a->nd_auto = GG_AUTO_SAME_UPPER;
+  else if (!strcmp(ap, "SAME_LOWER"))
+    a->nd_auto = GG_AUTO_SAME_LOWER;
+  else
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute auto_pad=%s not supported", ap);
+  return 0;
+}
+
+/* MaxPool / AveragePool over nd spatial dims of x as a MAXPOOL_ND /
+ * AVGPOOL_ND node; MaxPool's Indices output (outs[1]) when it is used. */
+static int pool_nd(octx *c, const onode *np, const opdef *d, int x, const int *outs, int nd) {
+  gg_attrs a;
+  int rc;
+  memset(&a, 0, sizeof a);
+  if (c->rank[x] >= 0 && c->rank[x] != nd + 2)
+    return NODE_ERR(GG_EPARSE, "a %d-D input for a %d-D window", c->rank[x], nd);
+  if ((rc = window_attrs_nd(c, np, &a, nd, NULL))) return rc;
+  int64_t cm = attr_i(np, "ceil_mode", 0), so = attr_i(np, "storage_order", 0);
+  if (cm != 0 && cm != 1)
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute ceil_mode=%lld not supported", (long long)cm);
+  if (so != 0 && (so != 1 || nd > 2))
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute storage_order=%lld not supported with a %d-D "
+                                     "window (0; 1 for 1-D and 2-D windows)",
+                    (long long)so, nd);
+  a.ceil_mode = (int)cm, a.storage_order = (int)so;
+  a.count_include_pad = attr_i(np, "count_include_pad", 0) != 0;
+  if (c->dt[x] == GG_DT_I32)
+    return NODE_ERR(GG_EUNSUPPORTED,
+                    "an integer input with a 3-D window or the Indices output is not supported");
+  int o[2] = {outs[0], np->n_output > 1 ? outs[1] : -1}, nout = o[1] >= 0 ? 2 : 1;
+  for (int k = 0; k < nout; k++)
+    c->rank[o[k]] = nd + 2;
+  if (nout == 2) c->dt[o[1]] = GG_DT_I32;
+  return emit(c, d->op == GG_OP_MAXPOOL ? GG_OP_MAXPOOL_ND : GG_OP_AVGPOOL_ND, d->name,
+              node_label(np), &x, 1, o, nout, &a, NULL);
+}
+
+/* Whether Conv / ConvTranspose np has a 3-D window (a 5-D input or weights,
+ * or 3 kernel_shape values). */
+static int conv_is_3d(octx *c, const onode *np) {
+  int64_t v[8];
+  int x = in_t(c, np, 0), w = in_t(c, np, 1);
+  return (x >= 0 && c->rank[x] == 5) || (w >= 0 && c->rank[w] == 5) ||
+         attr_ints(np, "kernel_shape", v, 8) == 3;
+}
+
+/* A 3-D Conv / ConvTranspose as a CONV_ND / CONV_TRANSPOSE_ND node. */
+static int conv_nd(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, wi, rc, tr = d->op == GG_OP_CONV_TRANSPOSE;
+  if ((rc = X(c, np, 0, &x)) || (rc = X(c, np, 1, &wi))) return rc;
+  if (c->rank[x] >= 0 && c->rank[x] != 5)
+    return NODE_ERR(GG_EUNSUPPORTED, "a %d-D input with a 3-D window (5-D expected)", c->rank[x]);
+  if (c->rank[wi] >= 0 && c->rank[wi] != 5)
+    return NODE_ERR(GG_EUNSUPPORTED, "%d-D weights with a 3-D window (5-D expected)",
+                    c->rank[wi]);
+  if (c->dt[x] == GG_DT_I32 || c->dt[wi] == GG_DT_I32)
+    return NODE_ERR(GG_EUNSUPPORTED, "integer inputs are not supported");
+  const gg_tensor *wt = cst(c, wi);
+  int64_t kern[3] = {-1, -1, -1}; /* weights computed at run time: checked by the shape rule */
+  if (wt)
+    for (int i = 0; i < 3; i++)
+      kern[i] = wt->v.shape[2 + i];
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  if ((rc = window_attrs_nd(c, np, &a, 3, kern))) return rc;
+  int64_t g = attr_i(np, "group", 1), v[8];
+  if (g < 1 || g > 65536) return NODE_ERR(GG_EPARSE, "group=%lld", (long long)g);
+  a.groups = (int)g;
+  int n;
+  if (tr && (n = attr_ints(np, "output_padding", v, 8)) != -1) {
+    if (n != 3) return NODE_ERR(GG_EUNSUPPORTED, "attribute output_padding has %d values", n);
+    for (int i = 0; i < 3; i++) {
+      if (v[i] < 0 || v[i] > 4096)
+        return NODE_ERR(GG_EUNSUPPORTED, "attribute output_padding not supported");
+      a.nd_out_pad[i] = (int)v[i];
+    }
+  }
+  if (tr && (n = attr_ints(np, "output_shape", v, 8)) != -1) {
+    if (n != 3 && n != 5)
+      return NODE_ERR(GG_EUNSUPPORTED, "attribute output_shape has %d values", n);
+    for (int i = 0; i < 3; i++) {
+      if (v[n - 3 + i] < 1 || v[n - 3 + i] > 65536)
+        return NODE_ERR(GG_EUNSUPPORTED, "attribute output_shape out of range");
+      a.nd_out_shape[i] = v[n - 3 + i];
+    }
+  }
+  int ins[3] = {x, wi, -1}, nin = 2;
+  if (in_t(c, np, 2) >= 0 && (rc = X(c, np, 2, &ins[nin++]))) return rc;
+  c->rank[outs[0]] = 5;
+  return emit(c, tr ? GG_OP_CONV_TRANSPOSE_ND : GG_OP_CONV_ND, d->name, node_label(np), ins, nin,
+              outs, 1, &a, NULL);
+}
+
 static int h_conv(octx *c, const onode *np, const opdef *d, int *outs) {
   win_in w;
   int rc, ins[3], nin;
-  (void)d;
+  if (conv_is_3d(c, np)) return conv_nd(c, np, d, outs);
   if ((rc = window_inputs(c, np, "output", &w))) return rc;
   if ((rc = window_attrs(c, np, &w.a, w.KH, w.KW, w.nd))) return rc;
   int dw = w.grp > 1 && w.B == 1; /* depthwise: CI = group, MULT = CO / group */
@@ -1084,7 +1223,7 @@ static int h_conv(octx *c, const onode *np, const opdef *d, int *outs) {
 static int h_conv_transpose(octx *c, const onode *np, const opdef *d, int *outs) {
   win_in w;
   int rc, ins[3], nin;
-  (void)d;
+  if (conv_is_3d(c, np)) return conv_nd(c, np, d, outs);
   if ((rc = window_inputs(c, np, "input", &w))) return rc;
   gg_attrs *a = &w.a;
   char ap[32];
@@ -1124,12 +1263,16 @@ static int h_conv_transpose(octx *c, const onode *np, const opdef *d, int *outs)
 static int h_pool(octx *c, const onode *np, const opdef *d, int *outs) {
   int x, rc;
   if ((rc = X(c, np, 0, &x))) return rc;
-  if (np->n_output > 1 && np->output[1] && *np->output[1])
-    return NODE_ERR(GG_EUNSUPPORTED, "the Indices output is not supported");
+  int64_t kv[8];
+  int nk = attr_ints(np, "kernel_shape", kv, 8);
+  if ((np->n_output > 1 && outs[1] >= 0) || c->rank[x] == 5 || nk == 3)
+    return pool_nd(c, np, d, x, outs,
+                   nk >= 1 && nk <= 3 ? nk : c->rank[x] >= 3 ? c->rank[x] - 2 : 2);
   if (c->rank[x] >= 0 && c->rank[x] != 4 && c->rank[x] != 3)
     return NODE_ERR(GG_EUNSUPPORTED,
-                    "a %d-D input: only 1-D and 2-D pooling (a 3-D or 4-D input) is supported%s",
-                    c->rank[x], c->rank[x] == 5 ? " (no 3-D windows, NCDHW)" : "");
+                    "a %d-D input: only 1-D, 2-D and 3-D pooling (a 3-D, 4-D or 5-D input) is "
+                    "supported",
+                    c->rank[x]);
   int nd = c->rank[x] == 3 ? 1 : 2; /* unknown: 2-D (the shape rule checks at session time) */
   gg_attrs a;
   memset(&a, 0, sizeof a);
