@@ -823,6 +823,24 @@ static void test_cli_bench_device(void) {
   json_decref(r);
   snprintf(cmd, sizeof cmd, "%s bench --device sim --peer tfjs-wasm >/dev/null 2>&1", GG_BIN);
   ASSERT_EQ(WEXITSTATUS(system(cmd)), 2);
+  /* --shape (and the PP-OCR default shapes) apply on a device too: the
+   * plan for cls at 48x96 is smaller than at its usual 48x192 */
+  char cls[512], args[700];
+  gg_t_cache_path(cls, sizeof cls, "models/ocr-models-1.4.2/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx");
+  if (access(cls, R_OK)) return;
+  double planned[2];
+  for (int i = 0; i < 2; i++) {
+    snprintf(args, sizeof args, "--device sim --models %s --runs 1 --warmup 0%s", cls,
+             i ? " --shape 1x3x48x96" : "");
+    r = bench_json(args, &st);
+    ASSERT_TRUE(r != NULL);
+    ASSERT_EQ(st, 0);
+    b = json_array_get(json_object_get(r, "models"), 0);
+    planned[i] = json_number_value(json_object_get(b, "planned_bytes"));
+    json_decref(r);
+  }
+  ASSERT_GT_F(planned[1], 0);
+  ASSERT_GT_F(planned[0], planned[1]);
 }
 
 int main(int argc, char **argv) {

@@ -47,6 +47,10 @@ typedef struct bench_opts {
   int warmup;
   int rounds;
   int json;
+  /* not options: the input shape of the model being measured (ndim 0: the
+   * model's own, unknown dims 1), set per model */
+  int64_t in_shape[GG_ENGINE_MAX_DIMS];
+  int in_ndim;
 } bench_opts;
 
 #define BO(f) offsetof(bench_opts, f)
@@ -200,7 +204,7 @@ static int ours_time(ours_run *r, int warmup, int runs, double *ts, char *err, s
 static int bench_ours(const char *path, gg_pool *pool, const bench_opts *o, int warmup, int runs,
                       timing *t, char *err, size_t errlen) {
   ours_run r;
-  int rc = ours_open(path, pool, o, NULL, 0, &r, t, err, errlen);
+  int rc = ours_open(path, pool, o, o->in_shape, o->in_ndim, &r, t, err, errlen);
   if (rc) return rc;
   double *ts = calloc((size_t)(runs > 0 ? runs : 1), sizeof *ts);
   if (!ts) rc = GG_ENOMEM;
@@ -323,6 +327,8 @@ static json_t *first_json(const timing *t) {
  * folders (removed after): cold (both caches empty), ours_cold (our
  * program cache empty, PoCL's as the cold run left it), warm (both as the
  * cold run left them). Appends a row; 0 or the failure. */
+static void short_name(const char *name, char *out, size_t outlen);
+
 static int bench_device(const char *name, const char *path, const bench_opts *o, json_t *rows,
                         char *err, size_t errlen) {
   char cache[] = "/tmp/gg-bench-cache-XXXXXX", empty[] = "/tmp/gg-bench-cache-XXXXXX";
@@ -350,9 +356,11 @@ static int bench_device(const char *name, const char *path, const bench_opts *o,
                 "planned_bytes", (json_int_t)warm.planned_bytes);
   json_array_append_new(rows, row);
   if (!o->json) {
+    char sn[64];
+    short_name(name, sn, sizeof sn);
     printf("%-14s %6.0f (%5.0f + %5.0f) %6.0f (%5.0f + %5.0f) %6.0f (%5.0f + %5.0f) %8.2f "
            "%8.2f  %s\n",
-           name, cold.setup_ms + cold.first_run_ms, cold.setup_ms, cold.first_run_ms,
+           sn, cold.setup_ms + cold.first_run_ms, cold.setup_ms, cold.first_run_ms,
            ours_cold.setup_ms + ours_cold.first_run_ms, ours_cold.setup_ms, ours_cold.first_run_ms,
            warm.setup_ms + warm.first_run_ms, warm.setup_ms, warm.first_run_ms, warm.median_ms,
            warm.p90_ms, warm.ops_by_backend);
@@ -679,9 +687,11 @@ int gg_cli_bench(int argc, char **argv) {
                             : idx < n_shapes      ? shape_of[idx]
                             : default_shape(path) ? default_shape(path)
                                                   : "";
-    int64_t shape[GG_ENGINE_MAX_DIMS];
+    int64_t shape[GG_ENGINE_MAX_DIMS] = {0};
     int ndim = *shape_txt ? parse_shape(shape_txt, shape) : 0;
     if (on_dev) {
+      memcpy(o.in_shape, shape, sizeof shape);
+      o.in_ndim = ndim > 0 ? ndim : 0;
       if ((rc = bench_device(name, path, &o, rows, err, sizeof err))) {
         fprintf(stderr, "gpuguard bench: %s on %s: %s (%s)\n", name, o.device, err,
                 gg_err_name(rc));
