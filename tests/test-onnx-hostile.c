@@ -189,6 +189,64 @@ static void test_short_initializer(void) {
   expect_refused(&b, "big64.onnx", GG_ERANGE, "'w'", "int32");
 }
 
+/* uint64 / uint32 initializers are held as int32 like int64: a value past
+ * int32 is an error naming the initializer, never a wrapped number. */
+static void test_unsigned_out_of_range(void) {
+  int64_t d1[1] = {4};
+  static const uint64_t k_vals[] = {(uint64_t)1 << 31, UINT64_MAX, (uint64_t)1 << 40};
+  for (int raw = 0; raw < 2; raw++)
+    for (size_t i = 0; i < sizeof k_vals / sizeof k_vals[0]; i++) {
+      ob_model b;
+      small_model(&b);
+      Onnx__TensorProto *t = ob_tensor(&b, "w", ONNX__TENSOR_PROTO__DATA_TYPE__UINT64, 1, d1);
+      uint64_t v[4] = {1, k_vals[i], 3, 4};
+      if (raw) {
+        t->has_raw_data = 1, t->raw_data.len = sizeof v, t->raw_data.data = ob_alloc(&b, sizeof v);
+        memcpy(t->raw_data.data, v, sizeof v);
+      } else {
+        t->n_uint64_data = 4, t->uint64_data = ob_alloc(&b, sizeof v);
+        memcpy(t->uint64_data, v, sizeof v);
+      }
+      b.inits[b.g.n_initializer++] = t;
+      expect_refused(&b, "big_u64.onnx", GG_ERANGE, "'w'", "uint32/uint64 values outside the int32");
+    }
+  /* uint32 in raw_data: 4 bytes a value */
+  ob_model b;
+  small_model(&b);
+  Onnx__TensorProto *t = ob_tensor(&b, "w", ONNX__TENSOR_PROTO__DATA_TYPE__UINT32, 1, d1);
+  uint32_t v[4] = {1, 0x80000000u, 3, 4};
+  t->has_raw_data = 1, t->raw_data.len = sizeof v, t->raw_data.data = ob_alloc(&b, sizeof v);
+  memcpy(t->raw_data.data, v, sizeof v);
+  b.inits[b.g.n_initializer++] = t;
+  expect_refused(&b, "big_u32.onnx", GG_ERANGE, "'w'", "int32");
+}
+
+/* STRING tensors are refused with the reason, wherever they appear: an
+ * initializer, a graph input, a graph output, Cast's target. */
+static void test_string_refused(void) {
+  ob_model b;
+  small_model(&b);
+  int64_t d1[1] = {4};
+  Onnx__TensorProto *t = ob_tensor(&b, "w", ONNX__TENSOR_PROTO__DATA_TYPE__STRING, 1, d1);
+  b.inits[b.g.n_initializer++] = t;
+  expect_refused(&b, "str_init.onnx", GG_EUNSUPPORTED, "'w' is STRING", "no string tensors");
+  ob_init(&b, 13);
+  ob_input_t(&b, "s", ONNX__TENSOR_PROTO__DATA_TYPE__STRING, 1, d1);
+  ob_node(&b, "Identity", "id", "s", "y");
+  ob_output(&b, "y");
+  expect_refused(&b, "str_in.onnx", GG_EUNSUPPORTED, "input 's' is STRING", "no string tensors");
+  x_model(&b);
+  Onnx__NodeProto *n = ob_node(&b, "Cast", "to_str", "x", "y");
+  ob_attr_i(&b, n, "to", ONNX__TENSOR_PROTO__DATA_TYPE__STRING);
+  ob_output(&b, "y");
+  expect_refused(&b, "str_cast.onnx", GG_EUNSUPPORTED, "'to_str' (Cast)", "no string tensors");
+  x_model(&b);
+  ob_node(&b, "Identity", "id", "x", "y");
+  ob_output(&b, "y");
+  b.outs[0]->type->tensor_type->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__STRING;
+  expect_refused(&b, "str_out.onnx", GG_EUNSUPPORTED, "output 'y' is STRING", "no string tensors");
+}
+
 /* An initializer w whose data lives in an external file at `location`. */
 static int external_model(const char *location, const char *name, char *err, size_t errlen) {
   ob_model b;
@@ -301,6 +359,8 @@ int main(int argc, char **argv) {
       {"cycle", test_cycle},
       {"identity_self_loop", test_identity_self_loop},
       {"short_initializer", test_short_initializer},
+      {"unsigned_out_of_range", test_unsigned_out_of_range},
+      {"string_refused", test_string_refused},
       {"external_data", test_external_data},
       {"bit_flips", test_bit_flips},
       {0},

@@ -80,6 +80,7 @@ static const char *const k_op_names[GG_OP_COUNT] = {
     [GG_OP_AVGPOOL] = "AvgPool",
     [GG_OP_CONV_TRANSPOSE] = "ConvTranspose",
     [GG_OP_RESIZE] = "Resize",
+    [GG_OP_EINSUM] = "Einsum",
 };
 
 const char *gg__op_name(gg_op op) {
