@@ -937,8 +937,8 @@ static void test_cast_f16(void) {
       65520.0f, -65520.0f,      /* f16 overflow to +-inf (a tie to even past max) */
       0x1p-24f, 0x1p-25f,       /* f16 smallest subnormal; half of it ties to 0 */
       0x1.8p-24f, 0x1.8p-25f,   /* 1.5 ulp ties to 2 ulp; 0.75 ulp rounds to 1 */
-      0x1.ffcp-15f,             /* largest f16 subnormal */
-      0x1.ffep-15f,             /* ties up into the smallest normal 2^-14 */
+      0x1.ff8p-15f,             /* largest f16 subnormal */
+      0x1.ffcp-15f,             /* ties up into the smallest normal 2^-14 */
       -0.0f, INFINITY, -INFINITY, NAN,
       1.0f + 0x1p-8f,           /* bf16 tie, even below */
       1.0f + 3 * 0x1p-8f,       /* bf16 tie, even above */
