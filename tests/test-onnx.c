@@ -721,10 +721,12 @@ static void test_layout_constants(void) {
 
 /* Einsum by definition: every assignment of the labels, out[o] += a[i] *
  * b[j] (b NULL: one operand, out[o] += a[i]). dims: each label's size
- * ('a'..'z'). A label repeated in ea walks a diagonal by construction. */
+ * (LAB: 'a'..'z', 'A'..'Z'). A label repeated in ea walks a diagonal by
+ * construction. */
+#define LAB(ch) ((ch) >= 'a' ? (ch) - 'a' : (ch) - 'A' + 26) /* a..z, A..Z -> 0..51 */
 static void ref_einsum(const char *ea, const char *eb, const char *eo, const int64_t *dims,
                        const float *x, const float *y, double *out, int64_t nout) {
-  char labels[27] = "";
+  char labels[53] = "";
   int nl = 0;
   for (const char *s = ea; *s; s++)
     if (!strchr(labels, *s)) labels[nl++] = *s, labels[nl] = 0;
@@ -732,19 +734,19 @@ static void ref_einsum(const char *ea, const char *eb, const char *eo, const int
     if (!strchr(labels, *s)) labels[nl++] = *s, labels[nl] = 0;
   for (int64_t i = 0; i < nout; i++)
     out[i] = 0;
-  int64_t idx[26] = {0};
+  int64_t idx[52] = {0};
   for (;;) {
     int64_t ia = 0, ib = 0, io = 0;
     for (const char *s = ea; *s; s++)
-      ia = ia * dims[*s - 'a'] + idx[*s - 'a'];
+      ia = ia * dims[LAB(*s)] + idx[LAB(*s)];
     for (const char *s = eb ? eb : ""; *s; s++)
-      ib = ib * dims[*s - 'a'] + idx[*s - 'a'];
+      ib = ib * dims[LAB(*s)] + idx[LAB(*s)];
     for (const char *s = eo; *s; s++)
-      io = io * dims[*s - 'a'] + idx[*s - 'a'];
+      io = io * dims[LAB(*s)] + idx[LAB(*s)];
     out[io] += (double)x[ia] * (y ? y[ib] : 1.0);
     int l = nl - 1;
     for (; l >= 0; l--) {
-      int c = labels[l] - 'a';
+      int c = LAB(labels[l]);
       if (++idx[c] < dims[c]) break;
       idx[c] = 0;
     }
@@ -762,18 +764,18 @@ static void ref_einsum(const char *ea, const char *eb, const char *eo, const int
 static void einsum_case(const char *eq, const char *ea, const char *eb, const char *eo,
                         int general) {
   /* label sizes: distinct so that a swapped axis cannot pass */
-  int64_t dims[26];
-  for (int c = 0; c < 26; c++)
+  int64_t dims[52];
+  for (int c = 0; c < 52; c++)
     dims[c] = 2 + c % 4;
   int64_t ad[8], bd[8], na = 1, nb = 1, no = 1;
   int ra = (int)strlen(ea), rb, ro = (int)strlen(eo);
   for (int i = 0; i < ra; i++)
-    ad[i] = dims[ea[i] - 'a'], na *= ad[i];
+    ad[i] = dims[LAB(ea[i])], na *= ad[i];
   rb = eb ? (int)strlen(eb) : 0;
   for (int i = 0; i < rb; i++)
-    bd[i] = dims[eb[i] - 'a'], nb *= bd[i];
+    bd[i] = dims[LAB(eb[i])], nb *= bd[i];
   for (int i = 0; i < ro; i++)
-    no *= dims[eo[i] - 'a'];
+    no *= dims[LAB(eo[i])];
   ob_model b;
   ob_init(&b, 13);
   ob_input(&b, "q", ra, ad);
@@ -816,7 +818,7 @@ static void einsum_case(const char *eq, const char *ea, const char *eb, const ch
     const float *got = rc ? NULL : gg_session_output(s, 0, &ti);
     if (got && ti.ndim != ro) snprintf(err, sizeof err, "%d-D output", ti.ndim), rc = GG_EPARSE;
     for (int i = 0; got && !rc && i < ro; i++)
-      if (ti.shape[i] != dims[eo[i] - 'a'])
+      if (ti.shape[i] != dims[LAB(eo[i])])
         snprintf(err, sizeof err, "output dim %d is %lld", i, (long long)ti.shape[i]),
             rc = GG_EPARSE;
     for (int64_t i = 0; got && !rc && i < no; i++)
@@ -829,6 +831,48 @@ static void einsum_case(const char *eq, const char *ea, const char *eb, const ch
   free(x), free(y), free(want);
   gg_model_free(m);
   ASSERT_OK(rc);
+}
+
+static void einsum_bcast_case(int one) {
+  int64_t ad[4] = {2, 3, 4, 5}, bd[3] = {one ? 1 : 3, 5, 6}, dims[52] = {0};
+  dims[LAB('y')] = 2, dims[LAB('z')] = 3, dims[LAB('i')] = 4, dims[LAB('j')] = 5,
+  dims[LAB('k')] = 6;
+  ob_model b;
+  ob_init(&b, 13);
+  ob_input(&b, "q", 4, ad);
+  ob_input(&b, "k", 3, bd);
+  Onnx__NodeProto *n = ob_node(&b, "Einsum", "bc", "q,k", "y");
+  ob_attr_s(&b, n, "equation", "...ij,...jk->...ik");
+  ob_output(&b, "y");
+  gg_model *m = load_free(&b, "einsum-bcast.onnx");
+  if (!m) GG_T_FAIL("load failed");
+  if (!m) return;
+  float x[120], y[90], got[144];
+  double want[144];
+  uint32_t seed = 5;
+  for (int i = 0; i < 120; i++)
+    x[i] = frand(&seed);
+  for (int i = 0; i < 90; i++)
+    y[i] = frand(&seed);
+  ref_einsum("yzij", one ? "jk" : "zjk", "yzik", dims, x, y, want, 144);
+  const int64_t *shapes[2] = {ad, bd};
+  int nd[2] = {4, 3};
+  gg_session *s = NULL;
+  gg_session_opts o = {1, GG_ENGINE_NAIVE, 0};
+  char err[512] = "";
+  ASSERT_OK(gg_session_new_shapes(m, 2, shapes, nd, &o, NULL, &s, err, sizeof err));
+  memcpy(gg_session_input(s, 0, NULL), x, sizeof x);
+  memcpy(gg_session_input(s, 1, NULL), y, (size_t)(one ? 30 : 90) * 4);
+  ASSERT_OK(gg_session_run(s, err, sizeof err));
+  gg_tensor_info ti;
+  memcpy(got, gg_session_output(s, 0, &ti), sizeof got);
+  ASSERT_EQ(ti.ndim, 4);
+  ASSERT_EQ(ti.shape[1], 3);
+  ASSERT_EQ(ti.shape[3], 6);
+  for (int i = 0; i < 144; i++)
+    ASSERT_NEAR(got[i], want[i], 1e-5 * (1 + fabs(want[i])));
+  gg_session_free(s);
+  gg_model_free(m);
 }
 
 static void test_einsum(void) {
@@ -866,9 +910,17 @@ static void test_einsum(void) {
       {"bij,bjk->bk", "bij", "bjk", "bk"},                  /* two summed labels */
       {"...ij,...jk->...ik", "zij", "zjk", "zik"},          /* ellipsis matmul */
       {"ii,ij->j", "ii", "ij", "j"},                        /* diagonal times matrix */
+      {"Ab,bA", "Ab", "bA", ""},                            /* upper case, all summed */
+      {"bA->Ab", "bA", NULL, "Ab"},                         /* upper case */
+      {"bA", "bA", NULL, "Ab"},                             /* implicit: ASCII order, A first */
   };
   for (size_t i = 0; i < sizeof k_general / sizeof k_general[0] && !gg_t_failed_checks; i++)
     einsum_case(k_general[i].eq, k_general[i].a, k_general[i].b, k_general[i].o, 1);
+  /* Ellipses of different lengths align from the right and broadcast a
+   * size-1 dim: a [2,3,4,5] "...ij" x b [3|1,5,6] "...jk"; the reference
+   * reads b as "zjk" (or "jk" when its ellipsis dim is 1). */
+  for (int one = 0; one < 2 && !gg_t_failed_checks; one++)
+    einsum_bcast_case(one);
   /* Forms with no meaning: refused at load, naming the node and the
    * equation. */
   static const char *const k_refused[] = {"ij->k", "ij->ii", "i$->i", "...i,...i->i",
@@ -1008,6 +1060,58 @@ static void test_cast_f16(void) {
   gg_model_free(m);
 out:
   free(x);
+}
+
+/* Cast to BOOL (x != 0, NaN true) and to the narrow integers (Cast's
+ * float -> int32 rule, then wrapped as C converts), held as int32. */
+static void test_cast_ints(void) {
+  enum { N = 9, K = 5 };
+  static const float x[N] = {0.0f, -0.0f, NAN, 0.5f, -0.5f, 300.7f, -129.2f, 65537.9f, 1e10f};
+  static const struct {
+    int to;
+    int32_t want[N];
+  } k_to[K] = {
+      {ONNX__TENSOR_PROTO__DATA_TYPE__BOOL, {0, 0, 1, 1, 1, 1, 1, 1, 1}},
+      {ONNX__TENSOR_PROTO__DATA_TYPE__UINT8, {0, 0, 0, 0, 0, 44, 127, 1, 255}},
+      {ONNX__TENSOR_PROTO__DATA_TYPE__INT8, {0, 0, 0, 0, 0, 44, 127, 1, -1}},
+      {ONNX__TENSOR_PROTO__DATA_TYPE__UINT16, {0, 0, 0, 0, 0, 300, 65407, 1, 65535}},
+      {ONNX__TENSOR_PROTO__DATA_TYPE__INT16, {0, 0, 0, 0, 0, 300, -129, 1, -1}},
+  };
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t xd[1] = {N};
+  ob_input(&b, "x", 1, xd);
+  for (int k = 0; k < K; k++) {
+    char nm[16], out[16];
+    snprintf(nm, sizeof nm, "c%d", k), snprintf(out, sizeof out, "y%d", k);
+    Onnx__NodeProto *n = ob_node(&b, "Cast", nm, "x", out);
+    ob_attr_i(&b, n, "to", k_to[k].to);
+    ob_output(&b, out);
+    b.outs[k]->type->tensor_type->elem_type = k_to[k].to;
+  }
+  gg_model *m = load_free(&b, "cast-ints.onnx");
+  if (!m) GG_T_FAIL("load failed");
+  if (!m) return;
+  for (int be = GG_ENGINE_AUTO; be <= GG_ENGINE_NAIVE; be++) {
+    gg_session *s = NULL;
+    gg_session_opts o = {1, (gg_engine_backend)be, 0};
+    char err[512] = "";
+    ASSERT_OK(gg_session_new(m, xd, 1, &o, &s, err, sizeof err));
+    memcpy(gg_session_input(s, 0, NULL), x, sizeof x);
+    ASSERT_OK(gg_session_run(s, err, sizeof err));
+    for (int k = 0; k < K; k++) {
+      gg_tensor_info ti;
+      const int32_t *y = gg_session_output_data(s, k, &ti);
+      ASSERT_EQ(ti.dtype, GG_TENSOR_I32);
+      ASSERT_EQ(ti.src_type, k_to[k].to);
+      for (int i = 0; i < N; i++)
+        if (y[i] != k_to[k].want[i])
+          GG_T_FAIL("backend %d, to %d: x[%d] = %g -> %d, want %d", be, k_to[k].to, i,
+                    (double)x[i], y[i], k_to[k].want[i]);
+    }
+    gg_session_free(s);
+  }
+  gg_model_free(m);
 }
 
 /* A model with DOUBLE, FLOAT16 and UINT32 inputs, initializers (typed
@@ -1502,6 +1606,7 @@ int main(int argc, char **argv) {
       {"dropout_mask", test_dropout_mask},
       {"cast_f16", test_cast_f16},
       {"wide_types", test_wide_types},
+      {"cast_ints", test_cast_ints},
       {0},
   };
   int rc = gg_test_main(argc, argv, cases);
