@@ -221,6 +221,43 @@ static void test_unsigned_out_of_range(void) {
   expect_refused(&b, "big_u32.onnx", GG_ERANGE, "'w'", "int32");
 }
 
+/* Einsum's general kernel is a naive loop: a form costing more than 2^32
+ * multiply-adds is refused (GG_ETOO_LARGE, at the session) instead of
+ * running for minutes; an output past 6 dims once the ellipsis is expanded
+ * is refused at load, never truncated. */
+static void test_einsum_cost(void) {
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t d1[1] = {(int64_t)1 << 17};
+  ob_input(&b, "a", 1, d1);
+  ob_input(&b, "c", 1, d1);
+  Onnx__NodeProto *n = ob_node(&b, "Einsum", "outer_sum", "a,c", "y");
+  ob_attr_s(&b, n, "equation", "i,j->");
+  ob_output(&b, "y");
+  const char *p = tmp_path("einsum-cost.onnx");
+  ASSERT_EQ(ob_write(&b, p, 0), 0);
+  ob_free(&b);
+  gg_model *m = NULL;
+  char err[512] = "";
+  ASSERT_OK(gg_model_load(p, &m, err, sizeof err));
+  gg_session *s = NULL;
+  gg_session_opts o = {1, GG_ENGINE_NAIVE, 0};
+  int rc = m ? gg_session_new_shapes(m, 0, NULL, NULL, &o, NULL, &s, err, sizeof err) : 0;
+  gg_session_free(s);
+  gg_model_free(m);
+  ASSERT_EQ(rc, GG_ETOO_LARGE);
+  ASSERT_CONTAINS(err, "'outer_sum'");
+  ASSERT_CONTAINS(err, "2^32");
+  ob_init(&b, 13);
+  int64_t d6[6] = {2, 2, 2, 2, 2, 2}, d1b[1] = {2};
+  ob_input(&b, "a", 6, d6);
+  ob_input(&b, "c", 1, d1b);
+  n = ob_node(&b, "Einsum", "wide", "a,c", "y");
+  ob_attr_s(&b, n, "equation", "abcde...,f->abcdef...");
+  ob_output(&b, "y");
+  expect_refused(&b, "einsum-wide.onnx", GG_EUNSUPPORTED, "'wide' (Einsum)", "more than 6 dims");
+}
+
 /* STRING tensors are refused with the reason, wherever they appear: an
  * initializer, a graph input, a graph output, Cast's target. */
 static void test_string_refused(void) {
@@ -361,6 +398,7 @@ int main(int argc, char **argv) {
       {"short_initializer", test_short_initializer},
       {"unsigned_out_of_range", test_unsigned_out_of_range},
       {"string_refused", test_string_refused},
+      {"einsum_cost", test_einsum_cost},
       {"external_data", test_external_data},
       {"bit_flips", test_bit_flips},
       {0},
