@@ -2452,7 +2452,9 @@ static int einsum_general(octx *c, const onode *np, const char *eq, int *outs) {
     for (const char *q = arrow + 2; *q; q++) {
       if (!strncmp(q, "...", 3) && !has_ell) {
         has_ell = 1, q += 2;
-        for (int j = 0; j < max_ell && no < GG_MAX_DIMS; j++)
+        if (no + max_ell > GG_MAX_DIMS)
+          return NODE_ERR(GG_EUNSUPPORTED, "equation=%s: more than %d dims", eq, GG_MAX_DIMS);
+        for (int j = 0; j < max_ell; j++)
           a.ein_lab[2][no++] = (signed char)(52 + j);
         continue;
       }

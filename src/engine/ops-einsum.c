@@ -14,12 +14,15 @@
 #include <string.h>
 
 #define EIN_LABELS (52 + GG_MAX_DIMS) /* letters, then ellipsis dims */
-#define EIN_MAX_ITER ((int64_t)1 << 40) /* output elements x summed combinations */
+/* Output elements x summed combinations: the naive loop's work, refused
+ * past this (a few seconds) rather than stalling a load's constant folding
+ * or a session on a hostile model. */
+#define EIN_MAX_ITER ((int64_t)1 << 32)
 
 typedef struct ein_plan {
-  int n_lab;                         /* distinct labels: output ones first, then summed */
-  int n_out;                         /* how many of them are the output's */
-  int64_t size[3 * GG_MAX_DIMS];     /* per label */
+  int n_lab;                          /* distinct labels: output ones first, then summed */
+  int n_out;                          /* how many of them are the output's */
+  int64_t size[3 * GG_MAX_DIMS];      /* per label */
   int64_t stride[2][3 * GG_MAX_DIMS]; /* per operand and label, in elements (0: broadcast) */
 } ein_plan;
 
@@ -41,8 +44,8 @@ static int ein_plan_make(const gg_node *n, const gg_tval *vals, ein_plan *p, cha
       for (int d = 0; d < a->ein_n[k]; d++) {
         int l = a->ein_lab[k][d];
         if (l < 0 || l >= EIN_LABELS)
-          return gg_errf(err, errlen, GG_EPARSE, "node '%s' (%s): bad label %d", n->name,
-                         n->src_op, l);
+          return gg_errf(err, errlen, GG_EPARSE, "node '%s' (%s): bad label %d", n->name, n->src_op,
+                         l);
         if (idx[l] < 0) {
           idx[l] = p->n_lab++;
           p->size[idx[l]] = -1;
@@ -58,15 +61,15 @@ static int ein_plan_make(const gg_node *n, const gg_tval *vals, ein_plan *p, cha
                      "node '%s' (%s): operand %d has %d dims, the equation gives it %d labels",
                      n->name, n->src_op, k, x->ndim, a->ein_n[k]);
     if (x->dtype != vals[n->in[0]].dtype)
-      return gg_errf(err, errlen, GG_EPARSE, "node '%s' (%s): operands of different types",
-                     n->name, n->src_op);
+      return gg_errf(err, errlen, GG_EPARSE, "node '%s' (%s): operands of different types", n->name,
+                     n->src_op);
     for (int d = 0; d < x->ndim; d++) {
       int64_t *s = &p->size[idx[a->ein_lab[k][d]]], v = x->shape[d];
       if (*s < 0 || *s == 1)
         *s = v;
       else if (v != *s && v != 1)
-        return gg_errf(err, errlen, GG_EPARSE,
-                       "node '%s' (%s): label %c has sizes %lld and %lld", n->name, n->src_op,
+        return gg_errf(err, errlen, GG_EPARSE, "node '%s' (%s): label %c has sizes %lld and %lld",
+                       n->name, n->src_op,
                        a->ein_lab[k][d] < 26   ? 'a' + a->ein_lab[k][d]
                        : a->ein_lab[k][d] < 52 ? 'A' + a->ein_lab[k][d] - 26
                                                : '.',
@@ -75,8 +78,8 @@ static int ein_plan_make(const gg_node *n, const gg_tval *vals, ein_plan *p, cha
   }
   for (int l = 0; l < p->n_lab; l++)
     if (p->size[l] < 0)
-      return gg_errf(err, errlen, GG_EPARSE,
-                     "node '%s' (%s): an output label is in no operand", n->name, n->src_op);
+      return gg_errf(err, errlen, GG_EPARSE, "node '%s' (%s): an output label is in no operand",
+                     n->name, n->src_op);
   for (int k = 0; k < n->n_in; k++) {
     const gg_tval *x = &vals[n->in[k]];
     int64_t st = 1;
@@ -91,7 +94,8 @@ static int ein_plan_make(const gg_node *n, const gg_tval *vals, ein_plan *p, cha
     iter *= (long double)p->size[l];
   if (iter > (long double)EIN_MAX_ITER)
     return gg_errf(err, errlen, GG_ETOO_LARGE,
-                   "node '%s' (%s): %.3Lg multiply-adds (at most 2^40)", n->name, n->src_op, iter);
+                   "node '%s' (%s): %.3Lg multiply-adds (the Einsum kernel runs at most 2^32)",
+                   n->name, n->src_op, iter);
   return 0;
 }
 
@@ -101,8 +105,8 @@ int gg__einsum_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) 
   if (rc) return rc;
   const gg_tval *x = &vals[n->in[0]];
   if (x->dtype != GG_DT_F32 && x->dtype != GG_DT_I32)
-    return gg_errf(err, errlen, GG_EPARSE, "node '%s' (%s): operands must be float or int",
-                   n->name, n->src_op);
+    return gg_errf(err, errlen, GG_EPARSE, "node '%s' (%s): operands must be float or int", n->name,
+                   n->src_op);
   gg_tval *o = &vals[n->out[0]];
   o->dtype = x->dtype;
   o->ndim = p.n_out;
@@ -121,9 +125,11 @@ int gg__einsum_run(const gg_node *n, gg_tval *vals) {
   int64_t inner = 1;
   for (int l = p.n_out; l < p.n_lab; l++)
     inner *= p.size[l];
+  /* oi: output element e's index per output label, base: its operands'
+   * offsets; si / off the same over the summed labels. All kept
+   * incrementally, odometer style. */
   int64_t oi[3 * GG_MAX_DIMS] = {0}, base[2] = {0, 0};
   for (int64_t e = 0; e < o->nelem; e++) {
-    /* base offsets of output element e (oi: its index, kept incrementally) */
     double accf = 0;
     uint32_t acci = 0;
     int64_t si[3 * GG_MAX_DIMS] = {0}, off[2] = {base[0], base[1]};
