@@ -580,8 +580,8 @@ static int build(tcase *c, gg_op op) {
     /* ONNX Einsum forms (labels a..z), a label size 1 in one operand now
      * and then (broadcast) */
     static const char *const k_forms[][3] = {
-        {"ij", NULL, "ji"},   {"ii", NULL, "i"},    {"zii", NULL, "zi"}, {"ij", NULL, ""},
-        {"bij", "bjk", "bk"}, {"i", "j", "ij"},     {"ij", "ij", ""},    {"zij", "zjk", "zik"},
+        {"ij", NULL, "ji"},   {"ii", NULL, "i"},   {"zii", NULL, "zi"}, {"ij", NULL, ""},
+        {"bij", "bjk", "bk"}, {"i", "j", "ij"},    {"ij", "ij", ""},    {"zij", "zjk", "zik"},
         {"ii", "ij", "j"},    {"abc", "cb", "ca"},
     };
     const char *const *f = k_forms[irand(0, (int)(sizeof k_forms / sizeof k_forms[0]) - 1)];

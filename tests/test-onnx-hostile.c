@@ -208,7 +208,8 @@ static void test_unsigned_out_of_range(void) {
         memcpy(t->uint64_data, v, sizeof v);
       }
       b.inits[b.g.n_initializer++] = t;
-      expect_refused(&b, "big_u64.onnx", GG_ERANGE, "'w'", "uint32/uint64 values outside the int32");
+      expect_refused(&b, "big_u64.onnx", GG_ERANGE, "'w'",
+                     "uint32/uint64 values outside the int32");
     }
   /* uint32 in raw_data: 4 bytes a value */
   ob_model b;

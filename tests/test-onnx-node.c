@@ -125,8 +125,8 @@ static const char *dt_name(int dt) {
  * integers and bool). */
 static int dt_taken(int dt) {
   return dt == DT_FLOAT || dt == DT_UINT8 || dt == DT_INT8 || dt == DT_UINT16 || dt == DT_INT16 ||
-         dt == DT_INT32 || dt == DT_INT64 || dt == DT_BOOL || dt == DT_FLOAT16 ||
-         dt == DT_DOUBLE || dt == DT_BFLOAT16 || dt == DT_UINT32 || dt == DT_UINT64;
+         dt == DT_INT32 || dt == DT_INT64 || dt == DT_BOOL || dt == DT_FLOAT16 || dt == DT_DOUBLE ||
+         dt == DT_BFLOAT16 || dt == DT_UINT32 || dt == DT_UINT64;
 }
 
 static int dt_is_float(int dt) {
@@ -244,7 +244,7 @@ static int nt_tensor_parse(const uint8_t *buf, size_t len, nt_tensor *t, char *e
       goto out;
     }
     for (size_t k = 0; k < n; k++) {
-      uint64_t u = p->has_raw_data ? rd_le(p->raw_data.data + (size_t)esize * k, esize)
+      uint64_t u = p->has_raw_data      ? rd_le(p->raw_data.data + (size_t)esize * k, esize)
                    : t->dt == DT_DOUBLE ? 0
                                         : (uint16_t)p->int32_data[k];
       double d = 0;
@@ -1144,7 +1144,9 @@ static void read_model(nt_test *t, char *first, size_t firstlen) {
     for (size_t q = 0; q < m->graph->n_initializer; q++)
       init |= vi->name && m->graph->initializer[q]->name &&
               !strcmp(vi->name, m->graph->initializer[q]->name);
-    if (!init) t->decl_in[nreal++] = vi->type && vi->type->tensor_type ? vi->type->tensor_type->elem_type : 0;
+    if (!init)
+      t->decl_in[nreal++] =
+          vi->type && vi->type->tensor_type ? vi->type->tensor_type->elem_type : 0;
   }
   for (size_t k = 0; k < m->graph->n_output && k < NT_MAX_IO; k++) {
     const Onnx__ValueInfoProto *vi = m->graph->output[k];

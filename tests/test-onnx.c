@@ -894,25 +894,25 @@ static void test_einsum(void) {
   static const struct {
     const char *eq, *a, *b, *o;
   } k_general[] = {
-      {"ij->ji", "ij", NULL, "ji"},                         /* transpose */
-      {"ij->i", "ij", NULL, "i"},                           /* row sums */
-      {"ij->", "ij", NULL, ""},                             /* total */
-      {"ij", "ij", NULL, "ij"},                             /* implicit: identity */
-      {"ji", "ji", NULL, "ij"},                             /* implicit: sorted, a transpose */
-      {"ii->i", "ii", NULL, "i"},                           /* diagonal */
-      {"ii", "ii", NULL, ""},                               /* implicit: trace */
-      {"...ii->...i", "zii", NULL, "zi"},                   /* batch diagonal (ONNX's test) */
-      {"i i j -> j i", "iij", NULL, "ji"},                  /* diagonal summed, spaces */
-      {"i,i", "i", "i", ""},                                /* inner product (ONNX's test) */
-      {"i,j->ij", "i", "j", "ij"},                          /* outer product */
-      {"ij,ij->ij", "ij", "ij", "ij"},                      /* elementwise */
-      {"ij,jk", "ij", "jk", "ik"},                          /* implicit matmul */
-      {"bij,bjk->bk", "bij", "bjk", "bk"},                  /* two summed labels */
-      {"...ij,...jk->...ik", "zij", "zjk", "zik"},          /* ellipsis matmul */
-      {"ii,ij->j", "ii", "ij", "j"},                        /* diagonal times matrix */
-      {"Ab,bA", "Ab", "bA", ""},                            /* upper case, all summed */
-      {"bA->Ab", "bA", NULL, "Ab"},                         /* upper case */
-      {"bA", "bA", NULL, "Ab"},                             /* implicit: ASCII order, A first */
+      {"ij->ji", "ij", NULL, "ji"},                /* transpose */
+      {"ij->i", "ij", NULL, "i"},                  /* row sums */
+      {"ij->", "ij", NULL, ""},                    /* total */
+      {"ij", "ij", NULL, "ij"},                    /* implicit: identity */
+      {"ji", "ji", NULL, "ij"},                    /* implicit: sorted, a transpose */
+      {"ii->i", "ii", NULL, "i"},                  /* diagonal */
+      {"ii", "ii", NULL, ""},                      /* implicit: trace */
+      {"...ii->...i", "zii", NULL, "zi"},          /* batch diagonal (ONNX's test) */
+      {"i i j -> j i", "iij", NULL, "ji"},         /* diagonal summed, spaces */
+      {"i,i", "i", "i", ""},                       /* inner product (ONNX's test) */
+      {"i,j->ij", "i", "j", "ij"},                 /* outer product */
+      {"ij,ij->ij", "ij", "ij", "ij"},             /* elementwise */
+      {"ij,jk", "ij", "jk", "ik"},                 /* implicit matmul */
+      {"bij,bjk->bk", "bij", "bjk", "bk"},         /* two summed labels */
+      {"...ij,...jk->...ik", "zij", "zjk", "zik"}, /* ellipsis matmul */
+      {"ii,ij->j", "ii", "ij", "j"},               /* diagonal times matrix */
+      {"Ab,bA", "Ab", "bA", ""},                   /* upper case, all summed */
+      {"bA->Ab", "bA", NULL, "Ab"},                /* upper case */
+      {"bA", "bA", NULL, "Ab"},                    /* implicit: ASCII order, A first */
   };
   for (size_t i = 0; i < sizeof k_general / sizeof k_general[0] && !gg_t_failed_checks; i++)
     einsum_case(k_general[i].eq, k_general[i].a, k_general[i].b, k_general[i].o, 1);
@@ -983,19 +983,30 @@ static uint32_t f_bits_u(float f) {
 static void test_cast_f16(void) {
   enum { N = 4096 };
   static const float k_fixed[] = {
-      1.0f + 0x1p-11f,          /* f16 tie, even below: 1 */
-      1.0f + 3 * 0x1p-11f,      /* f16 tie, even above: 1 + 2^-9 */
-      65504.0f, 65519.99f,      /* f16 max, and just under the threshold */
-      65520.0f, -65520.0f,      /* f16 overflow to +-inf (a tie to even past max) */
-      0x1p-24f, 0x1p-25f,       /* f16 smallest subnormal; half of it ties to 0 */
-      0x1.8p-24f, 0x1.8p-25f,   /* 1.5 ulp ties to 2 ulp; 0.75 ulp rounds to 1 */
-      0x1.ff8p-15f,             /* largest f16 subnormal */
-      0x1.ffcp-15f,             /* ties up into the smallest normal 2^-14 */
-      -0.0f, INFINITY, -INFINITY, NAN,
-      1.0f + 0x1p-8f,           /* bf16 tie, even below */
-      1.0f + 3 * 0x1p-8f,       /* bf16 tie, even above */
-      3.4028235e38f,            /* FLT_MAX: past bf16 max + half ulp -> inf */
-      0, 0, 0, 0};              /* bit patterns below */
+      1.0f + 0x1p-11f,     /* f16 tie, even below: 1 */
+      1.0f + 3 * 0x1p-11f, /* f16 tie, even above: 1 + 2^-9 */
+      65504.0f,            /* f16 max */
+      65519.99f,           /* just under the overflow threshold: max */
+      65520.0f,            /* overflow to inf (a tie to even past max) */
+      -65520.0f,           /* and to -inf */
+      0x1p-24f,            /* f16 smallest subnormal */
+      0x1p-25f,            /* half of it: ties to 0 */
+      0x1.8p-24f,          /* 1.5 ulp ties to 2 ulp */
+      0x1.8p-25f,          /* 0.75 ulp rounds to 1 */
+      0x1.ff8p-15f,        /* largest f16 subnormal */
+      0x1.ffcp-15f,        /* ties up into the smallest normal 2^-14 */
+      -0.0f,               /* keeps its sign */
+      INFINITY,            /* kept */
+      -INFINITY,           /* kept */
+      NAN,                 /* kept */
+      1.0f + 0x1p-8f,      /* bf16 tie, even below */
+      1.0f + 3 * 0x1p-8f,  /* bf16 tie, even above */
+      3.4028235e38f,       /* FLT_MAX: past bf16 max + half ulp -> inf */
+      0,                   /* bit patterns, set below */
+      0,                   /* ... */
+      0,                   /* ... */
+      0,                   /* ... */
+  };
   float *x = malloc(N * sizeof *x);
   if (!x) abort();
   size_t nf = sizeof k_fixed / sizeof k_fixed[0];
@@ -1008,7 +1019,8 @@ static void test_cast_f16(void) {
   for (int i = (int)nf; i < N; i++) { /* random bits over the whole exponent range */
     seed = seed * 1664525u + 1013904223u;
     uint32_t u = seed;
-    if (i % 3 == 0) u = (u & 0x8001ffffu) | ((uint32_t)(100 + (seed >> 13) % 50) << 23); /* near f16 */
+    if (i % 3 == 0)
+      u = (u & 0x8001ffffu) | ((uint32_t)(100 + (seed >> 13) % 50) << 23); /* near f16 */
     if (i % 5 == 0) u = (u & 0x8000ffffu) | 0x8000u * (i % 2) | ((uint32_t)(u >> 20 & 0xff) << 23);
     x[i] = f_bits(u);
   }
@@ -1106,8 +1118,8 @@ static void test_cast_ints(void) {
       ASSERT_EQ(ti.src_type, k_to[k].to);
       for (int i = 0; i < N; i++)
         if (y[i] != k_to[k].want[i])
-          GG_T_FAIL("backend %d, to %d: x[%d] = %g -> %d, want %d", be, k_to[k].to, i,
-                    (double)x[i], y[i], k_to[k].want[i]);
+          GG_T_FAIL("backend %d, to %d: x[%d] = %g -> %d, want %d", be, k_to[k].to, i, (double)x[i],
+                    y[i], k_to[k].want[i]);
     }
     gg_session_free(s);
   }

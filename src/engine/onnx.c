@@ -408,8 +408,10 @@ static int read_external(octx *c, const otensor *tp, const char *name, uint64_t 
 /* Whether ONNX element type dt is held as F32 (FLOAT, and FLOAT16, BFLOAT16,
  * DOUBLE converted to float32); the integer and bool types are held as I32. */
 static int onnx_is_float(int dt) {
-  return dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ||
-         dt == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16 || dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
+  return dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ||
+         dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ||
+         dt == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16 ||
+         dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
 }
 
 /* A double as the nearest float (round to nearest even), +-inf past the
@@ -479,7 +481,8 @@ static int tensor_const(octx *c, const otensor *tp, const char *name, int *out) 
     have = tp->n_int64_data;
   else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
     have = tp->n_double_data;
-  else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__UINT32 || dt == ONNX__TENSOR_PROTO__DATA_TYPE__UINT64)
+  else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__UINT32 ||
+           dt == ONNX__TENSOR_PROTO__DATA_TYPE__UINT64)
     have = tp->n_uint64_data;
   else
     have = tp->n_int32_data;
@@ -513,7 +516,8 @@ static int tensor_const(octx *c, const otensor *tp, const char *name, int *out) 
       continue;
     }
     case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16: {
-      uint32_t b = raw ? (uint32_t)(raw[2 * i] | (raw[2 * i + 1] << 8)) : (uint16_t)tp->int32_data[i];
+      uint32_t b =
+          raw ? (uint32_t)(raw[2 * i] | (raw[2 * i + 1] << 8)) : (uint16_t)tp->int32_data[i];
       b <<= 16;
       memcpy(&f[i], &b, 4);
       continue;
@@ -2374,9 +2378,6 @@ static int h_depth_to_space(octx *c, const onode *np, const opdef *d, int *outs)
   return nhwc_wrap(c, np, GG_OP_DEPTH_TO_SPACE, ins, 1, outs[0], &a, NULL);
 }
 
-/* Einsum, the batched-matmul forms of attention blocks ("bhid,bhjd->bhij"):
- * transposes to [batch..., m, k] x [batch..., k, n], BatchMatMul, transpose
- * to the output order. */
 /* Einsum label of a letter: a-z 0..25, A-Z 26..51; -1 for anything else.
  * The dims an ellipsis stands for get 52.. (aligned from the right, as
  * numpy broadcasts them). */
@@ -2419,8 +2420,7 @@ static int einsum_general(octx *c, const onode *np, const char *eq, int *outs) {
     if (has_ell && r < 0)
       return NODE_ERR(GG_EUNSUPPORTED, "equation=%s: an ellipsis needs operand %d's rank", eq, k);
     if (r >= 0 && (has_ell ? r < nl : r != nl))
-      return NODE_ERR(GG_EPARSE, "equation=%s: operand %d has %d dims for %d labels", eq, k, r,
-                      nl);
+      return NODE_ERR(GG_EPARSE, "equation=%s: operand %d has %d dims for %d labels", eq, k, r, nl);
     int e = has_ell ? r - nl : 0;
     if (nl + e > GG_MAX_DIMS)
       return NODE_ERR(GG_EUNSUPPORTED, "equation=%s: more than %d dims", eq, GG_MAX_DIMS);
@@ -2488,6 +2488,9 @@ static int einsum_general(octx *c, const onode *np, const char *eq, int *outs) {
   return emit(c, GG_OP_EINSUM, "Einsum", node_label(np), x, nin, outs, 1, &a, NULL);
 }
 
+/* Einsum, the batched-matmul forms of attention blocks ("bhid,bhjd->bhij"):
+ * transposes to [batch..., m, k] x [batch..., k, n], BatchMatMul, transpose
+ * to the output order; every other form, einsum_general. */
 static int h_einsum(octx *c, const onode *np, const opdef *d, int *outs) {
   int A, B, rc;
   (void)d;
@@ -2525,8 +2528,7 @@ static int h_einsum(octx *c, const onode *np, const opdef *d, int *outs) {
   }
   for (int i = 0; i < la; i++)
     if (!strchr(ot, in1[i])) {
-      if (kk || !strchr(in2, in1[i]))
-        return einsum_general(c, np, eq, outs);
+      if (kk || !strchr(in2, in1[i])) return einsum_general(c, np, eq, outs);
       kk = in1[i];
     }
   if (!kk || !m || !n || la != nb + 2 || lb != nb + 2 || lo != nb + 2)
