@@ -337,7 +337,7 @@ static int nt_close(double got, double want) {
 }
 
 /* An int32 output read back as the narrow integer type the model declares
- * (the importer holds uint8/int8/uint16/int16 as int32: narrowing them is the
+ * (the importer holds uint8/int8/uint16/int16/uint32 as int32: narrowing them is the
  * caller's part of the contract, as widening the inputs is). */
 static int64_t nt_narrow(int32_t v, int dt) {
   switch (dt) {
@@ -345,6 +345,7 @@ static int64_t nt_narrow(int32_t v, int dt) {
   case DT_INT8: return (int8_t)v;
   case DT_UINT16: return (uint16_t)v;
   case DT_INT16: return (int16_t)v;
+  case DT_UINT32: return (uint32_t)v;
   default: return v;
   }
 }
