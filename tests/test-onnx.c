@@ -3,9 +3,11 @@
  * checked against values computed here by direct loops. */
 #include "engine/engine-impl.h"
 #include "engine/graph.h"
+#include "gpuguard/device.h"
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
+#include "gpuguard/memory.h"
 #include "test.h"
 
 #ifdef GG_HAVE_ONNX
@@ -805,15 +807,23 @@ static void einsum_case(const char *eq, const char *ea, const char *eb, const ch
   const int64_t *shapes[2] = {ad, bd};
   int nd[2] = {ra, rb};
   int nin = eb ? 2 : 1;
-  for (int be = GG_ENGINE_AUTO; be <= GG_ENGINE_NAIVE && !rc; be++) {
+  /* backends: AUTO (XNNPACK), NAIVE, and the sim device (be 2) */
+  gg_device *dev = NULL;
+  gg_pool *pool = NULL;
+  if (gg_device_open("sim:mem=64M", &dev) || gg_pool_new(dev, NULL, &pool))
+    GG_T_FAIL("cannot open the sim device");
+  for (int be = GG_ENGINE_AUTO; be <= GG_ENGINE_NAIVE + 1 && !rc; be++) {
     gg_session *s = NULL;
-    gg_session_opts o = {1, (gg_engine_backend)be, 0};
-    rc = gg_session_new_shapes(m, nin, shapes, nd, &o, NULL, &s, err, sizeof err);
+    gg_session_opts o = {1, be == 2 ? GG_ENGINE_AUTO : (gg_engine_backend)be, 0};
+    rc = gg_session_new_shapes(m, nin, shapes, nd, &o, be == 2 ? pool : NULL, &s, err,
+                               sizeof err);
     if (!rc) {
       memcpy(gg_session_input(s, 0, NULL), x, (size_t)na * 4);
       if (eb) memcpy(gg_session_input(s, 1, NULL), y, (size_t)nb * 4);
       rc = gg_session_run(s, err, sizeof err);
     }
+    if (!rc && be == 2 && gg_session_ops_by_backend(s, "sim") < 1)
+      snprintf(err, sizeof err, "no op ran on sim"), rc = GG_EPARSE;
     gg_tensor_info ti;
     const float *got = rc ? NULL : gg_session_output(s, 0, &ti);
     if (got && ti.ndim != ro) snprintf(err, sizeof err, "%d-D output", ti.ndim), rc = GG_EPARSE;
@@ -828,6 +838,8 @@ static void einsum_case(const char *eq, const char *ea, const char *eb, const ch
     gg_session_free(s);
     if (rc) fprintf(stderr, "  %s backend %d: %s\n", eq, be, err);
   }
+  gg_pool_free(pool);
+  gg_device_free(dev);
   free(x), free(y), free(want);
   gg_model_free(m);
   ASSERT_OK(rc);
