@@ -35,6 +35,7 @@ tests=(
   "backend-ops|test-backend-ops|naive xnnpack sim"
   "opencl-conv|test-opencl-ops|conv2d conv2d_direct"
   "ops-elem|test-ops-elem|"
+  "onnx-types|test-onnx|cast_f16 cast_ints einsum"
 )
 
 # -------------------------------------------------------------- mutations
@@ -154,6 +155,23 @@ mutation broadcast-carry src/engine/ops-elem.c \
   'for (int k = 0; k < it->nop; k++) off[k] += it->st[k][d - 1] - it->shape[d] * it->st[k][d];' \
   'for (int k = 0; k < it->nop; k++) off[k] += it->st[k][d - 1];' \
   "ops-elem"
+# Cast to float16 rounding a tie away from even (test-onnx cast_f16 computes
+# the expected values by scaling in double).
+mutation f16-tie-rounds-up src/engine/ops-elem.c \
+  'if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;' \
+  'if (rem >= 0x1000) h++;' \
+  "onnx-types"
+# Cast to bfloat16 truncating (what ONNX 1.12's test data did).
+mutation bf16-truncates src/engine/ops-elem.c \
+  'return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1)) >> 16);' \
+  'return (uint16_t)(x >> 16);' \
+  "onnx-types"
+# The Einsum kernel forgetting that a repeated label's strides add up (its
+# diagonal), and that a size-1 dim broadcasts.
+mutation einsum-diagonal-lost src/engine/ops-einsum.c \
+  'if (x->shape[d] != 1 || p->size[l] == 1) p->stride[k][l] += st;' \
+  'p->stride[k][l] = st;' \
+  "onnx-types"
 
 # ---------------------------------------------------------------- helpers
 die() { echo "mutation.sh: $*" >&2; exit 2; }

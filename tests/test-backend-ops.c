@@ -367,6 +367,9 @@ static int build(tcase *c, gg_op op) {
     if (irand(0, 3) == 0) a->clip_min = -3.4028235e38f; /* FLT_MAX: no bound */
     if (irand(0, 3) == 0) a->clip_max = 3.4028235e38f;
     a->to = irand(0, 1) ? GG_DT_I32 : GG_DT_F32;
+    /* Cast's rounding to float16 / bfloat16, or wrapping to a narrow int */
+    a->cast_kind = a->to == GG_DT_F32 ? irand(GG_CAST_NONE, GG_CAST_BF16)
+                                      : (irand(0, 1) ? irand(GG_CAST_U8, GG_CAST_BOOL) : 0);
     break;
   }
   case GG_OP_SQRT:
@@ -612,6 +615,35 @@ static int build(tcase *c, gg_op op) {
     break;
   }
     /* -- end of group W cases -- */
+  case GG_OP_EINSUM: {
+    /* ONNX Einsum forms (labels a..z), a label size 1 in one operand now
+     * and then (broadcast) */
+    static const char *const k_forms[][3] = {
+        {"ij", NULL, "ji"},   {"ii", NULL, "i"},   {"zii", NULL, "zi"}, {"ij", NULL, ""},
+        {"bij", "bjk", "bk"}, {"i", "j", "ij"},    {"ij", "ij", ""},    {"zij", "zjk", "zik"},
+        {"ii", "ij", "j"},    {"abc", "cb", "ca"},
+    };
+    const char *const *f = k_forms[irand(0, (int)(sizeof k_forms / sizeof k_forms[0]) - 1)];
+    int64_t size[26];
+    for (int l = 0; l < 26; l++)
+      size[l] = irand(1, 5);
+    int dt1 = irand(0, 3) == 0; /* I32 now and then */
+    for (int k = 0; k < 3; k++) {
+      const char *lab = f[k];
+      a->ein_n[k] = lab ? (int)strlen(lab) : 0;
+      for (int d = 0; lab && lab[d]; d++)
+        a->ein_lab[k][d] = (signed char)(lab[d] - 'a');
+      if (k == 2 || !lab) continue;
+      int64_t sh[GG_MAX_DIMS];
+      for (int d = 0; lab[d]; d++)
+        sh[d] = size[lab[d] - 'a'];
+      if (f[1] && irand(0, 3) == 0 && sh[0] > 1 && strchr(f[1 - k], lab[0]) &&
+          !strchr(lab + 1, lab[0]))
+        sh[0] = 1; /* broadcast against the other operand */
+      ins[ni++] = tc_tensor(c, dt1 ? GG_DT_I32 : GG_DT_F32, a->ein_n[k], sh, irand(0, 1));
+    }
+    break;
+  }
   default: return GG_EUNSUPPORTED;
   }
   tc_node(c, op, ni, ins, nout);
@@ -805,6 +837,7 @@ static const gg_op k_ops[] = {
     GG_OP_CONV_ND,
     GG_OP_CONV_TRANSPOSE_ND,
     /* -- end of group W ops -- */
+    GG_OP_EINSUM,
 };
 #define N_OPS ((int)(sizeof k_ops / sizeof k_ops[0]))
 

@@ -189,6 +189,102 @@ static void test_short_initializer(void) {
   expect_refused(&b, "big64.onnx", GG_ERANGE, "'w'", "int32");
 }
 
+/* uint64 / uint32 initializers are held as int32 like int64: a value past
+ * int32 is an error naming the initializer, never a wrapped number. */
+static void test_unsigned_out_of_range(void) {
+  int64_t d1[1] = {4};
+  static const uint64_t k_vals[] = {(uint64_t)1 << 31, UINT64_MAX, (uint64_t)1 << 40};
+  for (int raw = 0; raw < 2; raw++)
+    for (size_t i = 0; i < sizeof k_vals / sizeof k_vals[0]; i++) {
+      ob_model b;
+      small_model(&b);
+      Onnx__TensorProto *t = ob_tensor(&b, "w", ONNX__TENSOR_PROTO__DATA_TYPE__UINT64, 1, d1);
+      uint64_t v[4] = {1, k_vals[i], 3, 4};
+      if (raw) {
+        t->has_raw_data = 1, t->raw_data.len = sizeof v, t->raw_data.data = ob_alloc(&b, sizeof v);
+        memcpy(t->raw_data.data, v, sizeof v);
+      } else {
+        t->n_uint64_data = 4, t->uint64_data = ob_alloc(&b, sizeof v);
+        memcpy(t->uint64_data, v, sizeof v);
+      }
+      b.inits[b.g.n_initializer++] = t;
+      expect_refused(&b, "big_u64.onnx", GG_ERANGE, "'w'",
+                     "uint32/uint64 values outside the int32");
+    }
+  /* uint32 in raw_data: 4 bytes a value */
+  ob_model b;
+  small_model(&b);
+  Onnx__TensorProto *t = ob_tensor(&b, "w", ONNX__TENSOR_PROTO__DATA_TYPE__UINT32, 1, d1);
+  uint32_t v[4] = {1, 0x80000000u, 3, 4};
+  t->has_raw_data = 1, t->raw_data.len = sizeof v, t->raw_data.data = ob_alloc(&b, sizeof v);
+  memcpy(t->raw_data.data, v, sizeof v);
+  b.inits[b.g.n_initializer++] = t;
+  expect_refused(&b, "big_u32.onnx", GG_ERANGE, "'w'", "int32");
+}
+
+/* Einsum's general kernel is a naive loop: a form costing more than 2^32
+ * multiply-adds is refused (GG_ETOO_LARGE, at the session) instead of
+ * running for minutes; an output past 6 dims once the ellipsis is expanded
+ * is refused at load, never truncated. */
+static void test_einsum_cost(void) {
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t d1[1] = {(int64_t)1 << 17};
+  ob_input(&b, "a", 1, d1);
+  ob_input(&b, "c", 1, d1);
+  Onnx__NodeProto *n = ob_node(&b, "Einsum", "outer_sum", "a,c", "y");
+  ob_attr_s(&b, n, "equation", "i,j->");
+  ob_output(&b, "y");
+  const char *p = tmp_path("einsum-cost.onnx");
+  ASSERT_EQ(ob_write(&b, p, 0), 0);
+  ob_free(&b);
+  gg_model *m = NULL;
+  char err[512] = "";
+  ASSERT_OK(gg_model_load(p, &m, err, sizeof err));
+  gg_session *s = NULL;
+  gg_session_opts o = {1, GG_ENGINE_NAIVE, 0};
+  int rc = m ? gg_session_new_shapes(m, 0, NULL, NULL, &o, NULL, &s, err, sizeof err) : 0;
+  gg_session_free(s);
+  gg_model_free(m);
+  ASSERT_EQ(rc, GG_ETOO_LARGE);
+  ASSERT_CONTAINS(err, "'outer_sum'");
+  ASSERT_CONTAINS(err, "2^32");
+  ob_init(&b, 13);
+  int64_t d6[6] = {2, 2, 2, 2, 2, 2}, d1b[1] = {2};
+  ob_input(&b, "a", 6, d6);
+  ob_input(&b, "c", 1, d1b);
+  n = ob_node(&b, "Einsum", "wide", "a,c", "y");
+  ob_attr_s(&b, n, "equation", "abcde...,f->abcdef...");
+  ob_output(&b, "y");
+  expect_refused(&b, "einsum-wide.onnx", GG_EUNSUPPORTED, "'wide' (Einsum)", "more than 6 dims");
+}
+
+/* STRING tensors are refused with the reason, wherever they appear: an
+ * initializer, a graph input, a graph output, Cast's target. */
+static void test_string_refused(void) {
+  ob_model b;
+  small_model(&b);
+  int64_t d1[1] = {4};
+  Onnx__TensorProto *t = ob_tensor(&b, "w", ONNX__TENSOR_PROTO__DATA_TYPE__STRING, 1, d1);
+  b.inits[b.g.n_initializer++] = t;
+  expect_refused(&b, "str_init.onnx", GG_EUNSUPPORTED, "'w' is STRING", "no string tensors");
+  ob_init(&b, 13);
+  ob_input_t(&b, "s", ONNX__TENSOR_PROTO__DATA_TYPE__STRING, 1, d1);
+  ob_node(&b, "Identity", "id", "s", "y");
+  ob_output(&b, "y");
+  expect_refused(&b, "str_in.onnx", GG_EUNSUPPORTED, "input 's' is STRING", "no string tensors");
+  x_model(&b);
+  Onnx__NodeProto *n = ob_node(&b, "Cast", "to_str", "x", "y");
+  ob_attr_i(&b, n, "to", ONNX__TENSOR_PROTO__DATA_TYPE__STRING);
+  ob_output(&b, "y");
+  expect_refused(&b, "str_cast.onnx", GG_EUNSUPPORTED, "'to_str' (Cast)", "no string tensors");
+  x_model(&b);
+  ob_node(&b, "Identity", "id", "x", "y");
+  ob_output(&b, "y");
+  b.outs[0]->type->tensor_type->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__STRING;
+  expect_refused(&b, "str_out.onnx", GG_EUNSUPPORTED, "output 'y' is STRING", "no string tensors");
+}
+
 /* An initializer w whose data lives in an external file at `location`. */
 static int external_model(const char *location, const char *name, char *err, size_t errlen) {
   ob_model b;
@@ -301,6 +397,9 @@ int main(int argc, char **argv) {
       {"cycle", test_cycle},
       {"identity_self_loop", test_identity_self_loop},
       {"short_initializer", test_short_initializer},
+      {"unsigned_out_of_range", test_unsigned_out_of_range},
+      {"string_refused", test_string_refused},
+      {"einsum_cost", test_einsum_cost},
       {"external_data", test_external_data},
       {"bit_flips", test_bit_flips},
       {0},

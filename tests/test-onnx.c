@@ -3,9 +3,11 @@
  * checked against values computed here by direct loops. */
 #include "engine/engine-impl.h"
 #include "engine/graph.h"
+#include "gpuguard/device.h"
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
 #include "gpuguard/log.h"
+#include "gpuguard/memory.h"
 #include "test.h"
 
 #ifdef GG_HAVE_ONNX
@@ -720,30 +722,33 @@ static void test_layout_constants(void) {
 }
 
 /* Einsum by definition: every assignment of the labels, out[o] += a[i] *
- * b[j]. dims: each label's size ('a'..'z'). */
+ * b[j] (b NULL: one operand, out[o] += a[i]). dims: each label's size
+ * (LAB: 'a'..'z', 'A'..'Z'). A label repeated in ea walks a diagonal by
+ * construction. */
+#define LAB(ch) ((ch) >= 'a' ? (ch) - 'a' : (ch) - 'A' + 26) /* a..z, A..Z -> 0..51 */
 static void ref_einsum(const char *ea, const char *eb, const char *eo, const int64_t *dims,
                        const float *x, const float *y, double *out, int64_t nout) {
-  char labels[27] = "";
+  char labels[53] = "";
   int nl = 0;
   for (const char *s = ea; *s; s++)
     if (!strchr(labels, *s)) labels[nl++] = *s, labels[nl] = 0;
-  for (const char *s = eb; *s; s++)
+  for (const char *s = eb ? eb : ""; *s; s++)
     if (!strchr(labels, *s)) labels[nl++] = *s, labels[nl] = 0;
   for (int64_t i = 0; i < nout; i++)
     out[i] = 0;
-  int64_t idx[26] = {0};
+  int64_t idx[52] = {0};
   for (;;) {
     int64_t ia = 0, ib = 0, io = 0;
     for (const char *s = ea; *s; s++)
-      ia = ia * dims[*s - 'a'] + idx[*s - 'a'];
-    for (const char *s = eb; *s; s++)
-      ib = ib * dims[*s - 'a'] + idx[*s - 'a'];
+      ia = ia * dims[LAB(*s)] + idx[LAB(*s)];
+    for (const char *s = eb ? eb : ""; *s; s++)
+      ib = ib * dims[LAB(*s)] + idx[LAB(*s)];
     for (const char *s = eo; *s; s++)
-      io = io * dims[*s - 'a'] + idx[*s - 'a'];
-    out[io] += (double)x[ia] * y[ib];
+      io = io * dims[LAB(*s)] + idx[LAB(*s)];
+    out[io] += (double)x[ia] * (y ? y[ib] : 1.0);
     int l = nl - 1;
     for (; l >= 0; l--) {
-      int c = labels[l] - 'a';
+      int c = LAB(labels[l]);
       if (++idx[c] < dims[c]) break;
       idx[c] = 0;
     }
@@ -753,30 +758,41 @@ static void ref_einsum(const char *ea, const char *eb, const char *eo, const int
 
 /* Einsum's two-input forms the importer rewrites to BatchMatMul (with
  * transposes where the labels are not in [batch..., m, k] x [batch..., k, n]
- * order), each on every engine backend against ref_einsum; the forms it
- * does not rewrite are refused naming the equation. */
-static void einsum_case(const char *eq, const char *ea, const char *eb, const char *eo) {
+ * order), and the other forms (GG_OP_EINSUM's kernel: eb NULL for one
+ * operand; eq may use an ellipsis or an implicit output where ea/eb/eo
+ * spell the labels out), each on every engine backend against ref_einsum.
+ * general: whether the model must hold a GG_OP_EINSUM node (else it must
+ * not: the attention forms keep their BatchMatMul). */
+static void einsum_case(const char *eq, const char *ea, const char *eb, const char *eo,
+                        int general) {
   /* label sizes: distinct so that a swapped axis cannot pass */
-  int64_t dims[26];
-  for (int c = 0; c < 26; c++)
+  int64_t dims[52];
+  for (int c = 0; c < 52; c++)
     dims[c] = 2 + c % 4;
   int64_t ad[8], bd[8], na = 1, nb = 1, no = 1;
-  int ra = (int)strlen(ea), rb = (int)strlen(eb), ro = (int)strlen(eo);
+  int ra = (int)strlen(ea), rb, ro = (int)strlen(eo);
   for (int i = 0; i < ra; i++)
-    ad[i] = dims[ea[i] - 'a'], na *= ad[i];
+    ad[i] = dims[LAB(ea[i])], na *= ad[i];
+  rb = eb ? (int)strlen(eb) : 0;
   for (int i = 0; i < rb; i++)
-    bd[i] = dims[eb[i] - 'a'], nb *= bd[i];
+    bd[i] = dims[LAB(eb[i])], nb *= bd[i];
   for (int i = 0; i < ro; i++)
-    no *= dims[eo[i] - 'a'];
+    no *= dims[LAB(eo[i])];
   ob_model b;
   ob_init(&b, 13);
   ob_input(&b, "q", ra, ad);
-  ob_input(&b, "k", rb, bd);
-  Onnx__NodeProto *n = ob_node(&b, "Einsum", "attn", "q,k", "y");
+  if (eb) ob_input(&b, "k", rb, bd);
+  Onnx__NodeProto *n = ob_node(&b, "Einsum", "attn", eb ? "q,k" : "q", "y");
   ob_attr_s(&b, n, "equation", eq);
   ob_output(&b, "y");
   gg_model *m = load_free(&b, "einsum.onnx");
   if (!m) GG_T_FAIL("%s: load failed", eq);
+  if (!m) return;
+  const gg_graph *g = gg__model_graph(m);
+  int n_einsum = 0;
+  for (int i = 0; i < g->n_order; i++)
+    n_einsum += g->nodes[g->order[i]].op == GG_OP_EINSUM;
+  if (n_einsum != general) GG_T_FAIL("%s: %d GG_OP_EINSUM nodes, want %d", eq, n_einsum, general);
   char err[512] = "";
   int rc = 0;
   float *x = malloc((size_t)na * 4), *y = malloc((size_t)nb * 4);
@@ -787,23 +803,32 @@ static void einsum_case(const char *eq, const char *ea, const char *eb, const ch
     x[i] = frand(&seed);
   for (int64_t i = 0; i < nb; i++)
     y[i] = frand(&seed);
-  ref_einsum(ea, eb, eo, dims, x, y, want, no);
+  ref_einsum(ea, eb, eo, dims, x, eb ? y : NULL, want, no);
   const int64_t *shapes[2] = {ad, bd};
   int nd[2] = {ra, rb};
-  for (int be = GG_ENGINE_AUTO; be <= GG_ENGINE_NAIVE && !rc; be++) {
+  int nin = eb ? 2 : 1;
+  /* backends: AUTO (XNNPACK), NAIVE, and the sim device (be 2) */
+  gg_device *dev = NULL;
+  gg_pool *pool = NULL;
+  if (gg_device_open("sim:mem=64M", &dev) || gg_pool_new(dev, NULL, &pool))
+    GG_T_FAIL("cannot open the sim device");
+  for (int be = GG_ENGINE_AUTO; be <= GG_ENGINE_NAIVE + 1 && !rc; be++) {
     gg_session *s = NULL;
-    gg_session_opts o = {1, (gg_engine_backend)be, 0};
-    rc = gg_session_new_shapes(m, 2, shapes, nd, &o, NULL, &s, err, sizeof err);
+    gg_session_opts o = {1, be == 2 ? GG_ENGINE_AUTO : (gg_engine_backend)be, 0};
+    rc = gg_session_new_shapes(m, nin, shapes, nd, &o, be == 2 ? pool : NULL, &s, err,
+                               sizeof err);
     if (!rc) {
       memcpy(gg_session_input(s, 0, NULL), x, (size_t)na * 4);
-      memcpy(gg_session_input(s, 1, NULL), y, (size_t)nb * 4);
+      if (eb) memcpy(gg_session_input(s, 1, NULL), y, (size_t)nb * 4);
       rc = gg_session_run(s, err, sizeof err);
     }
+    if (!rc && be == 2 && gg_session_ops_by_backend(s, "sim") < 1)
+      snprintf(err, sizeof err, "no op ran on sim"), rc = GG_EPARSE;
     gg_tensor_info ti;
     const float *got = rc ? NULL : gg_session_output(s, 0, &ti);
     if (got && ti.ndim != ro) snprintf(err, sizeof err, "%d-D output", ti.ndim), rc = GG_EPARSE;
     for (int i = 0; got && !rc && i < ro; i++)
-      if (ti.shape[i] != dims[eo[i] - 'a'])
+      if (ti.shape[i] != dims[LAB(eo[i])])
         snprintf(err, sizeof err, "output dim %d is %lld", i, (long long)ti.shape[i]),
             rc = GG_EPARSE;
     for (int64_t i = 0; got && !rc && i < no; i++)
@@ -813,9 +838,53 @@ static void einsum_case(const char *eq, const char *ea, const char *eb, const ch
     gg_session_free(s);
     if (rc) fprintf(stderr, "  %s backend %d: %s\n", eq, be, err);
   }
+  gg_pool_free(pool);
+  gg_device_free(dev);
   free(x), free(y), free(want);
   gg_model_free(m);
   ASSERT_OK(rc);
+}
+
+static void einsum_bcast_case(int one) {
+  int64_t ad[4] = {2, 3, 4, 5}, bd[3] = {one ? 1 : 3, 5, 6}, dims[52] = {0};
+  dims[LAB('y')] = 2, dims[LAB('z')] = 3, dims[LAB('i')] = 4, dims[LAB('j')] = 5,
+  dims[LAB('k')] = 6;
+  ob_model b;
+  ob_init(&b, 13);
+  ob_input(&b, "q", 4, ad);
+  ob_input(&b, "k", 3, bd);
+  Onnx__NodeProto *n = ob_node(&b, "Einsum", "bc", "q,k", "y");
+  ob_attr_s(&b, n, "equation", "...ij,...jk->...ik");
+  ob_output(&b, "y");
+  gg_model *m = load_free(&b, "einsum-bcast.onnx");
+  if (!m) GG_T_FAIL("load failed");
+  if (!m) return;
+  float x[120], y[90], got[144];
+  double want[144];
+  uint32_t seed = 5;
+  for (int i = 0; i < 120; i++)
+    x[i] = frand(&seed);
+  for (int i = 0; i < 90; i++)
+    y[i] = frand(&seed);
+  ref_einsum("yzij", one ? "jk" : "zjk", "yzik", dims, x, y, want, 144);
+  const int64_t *shapes[2] = {ad, bd};
+  int nd[2] = {4, 3};
+  gg_session *s = NULL;
+  gg_session_opts o = {1, GG_ENGINE_NAIVE, 0};
+  char err[512] = "";
+  ASSERT_OK(gg_session_new_shapes(m, 2, shapes, nd, &o, NULL, &s, err, sizeof err));
+  memcpy(gg_session_input(s, 0, NULL), x, sizeof x);
+  memcpy(gg_session_input(s, 1, NULL), y, (size_t)(one ? 30 : 90) * 4);
+  ASSERT_OK(gg_session_run(s, err, sizeof err));
+  gg_tensor_info ti;
+  memcpy(got, gg_session_output(s, 0, &ti), sizeof got);
+  ASSERT_EQ(ti.ndim, 4);
+  ASSERT_EQ(ti.shape[1], 3);
+  ASSERT_EQ(ti.shape[3], 6);
+  for (int i = 0; i < 144; i++)
+    ASSERT_NEAR(got[i], want[i], 1e-5 * (1 + fabs(want[i])));
+  gg_session_free(s);
+  gg_model_free(m);
 }
 
 static void test_einsum(void) {
@@ -831,12 +900,43 @@ static void test_einsum(void) {
       {"bkm,bkn->bmn", "bkm", "bkn", "bmn"},          /* A transposed */
   };
   for (size_t i = 0; i < sizeof k_forms / sizeof k_forms[0] && !gg_t_failed_checks; i++)
-    einsum_case(k_forms[i].eq, k_forms[i].a, k_forms[i].b, k_forms[i].o);
-  /* Not rewritten (no BatchMatMul form): refused at load, naming the
-   * equation. ONNX's own Einsum tests (transpose, sum, inner product,
-   * batch diagonal) take double inputs and are skipped by test-onnx-node. */
-  static const char *const k_refused[] = {"ij->ji", "ij->i",       "i,i->",
-                                          "ii->i",  "bij,bjk->bk", "...ij,...jk->...ik"};
+    einsum_case(k_forms[i].eq, k_forms[i].a, k_forms[i].b, k_forms[i].o, 0);
+  /* Every other form: the general kernel (ONNX's own tests: transpose, sum,
+   * inner product, batch diagonal). b NULL: one operand. */
+  static const struct {
+    const char *eq, *a, *b, *o;
+  } k_general[] = {
+      {"ij->ji", "ij", NULL, "ji"},                /* transpose */
+      {"ij->i", "ij", NULL, "i"},                  /* row sums */
+      {"ij->", "ij", NULL, ""},                    /* total */
+      {"ij", "ij", NULL, "ij"},                    /* implicit: identity */
+      {"ji", "ji", NULL, "ij"},                    /* implicit: sorted, a transpose */
+      {"ii->i", "ii", NULL, "i"},                  /* diagonal */
+      {"ii", "ii", NULL, ""},                      /* implicit: trace */
+      {"...ii->...i", "zii", NULL, "zi"},          /* batch diagonal (ONNX's test) */
+      {"i i j -> j i", "iij", NULL, "ji"},         /* diagonal summed, spaces */
+      {"i,i", "i", "i", ""},                       /* inner product (ONNX's test) */
+      {"i,j->ij", "i", "j", "ij"},                 /* outer product */
+      {"ij,ij->ij", "ij", "ij", "ij"},             /* elementwise */
+      {"ij,jk", "ij", "jk", "ik"},                 /* implicit matmul */
+      {"bij,bjk->bk", "bij", "bjk", "bk"},         /* two summed labels */
+      {"...ij,...jk->...ik", "zij", "zjk", "zik"}, /* ellipsis matmul */
+      {"ii,ij->j", "ii", "ij", "j"},               /* diagonal times matrix */
+      {"Ab,bA", "Ab", "bA", ""},                   /* upper case, all summed */
+      {"bA->Ab", "bA", NULL, "Ab"},                /* upper case */
+      {"bA", "bA", NULL, "Ab"},                    /* implicit: ASCII order, A first */
+  };
+  for (size_t i = 0; i < sizeof k_general / sizeof k_general[0] && !gg_t_failed_checks; i++)
+    einsum_case(k_general[i].eq, k_general[i].a, k_general[i].b, k_general[i].o, 1);
+  /* Ellipses of different lengths align from the right and broadcast a
+   * size-1 dim: a [2,3,4,5] "...ij" x b [3|1,5,6] "...jk"; the reference
+   * reads b as "zjk" (or "jk" when its ellipsis dim is 1). */
+  for (int one = 0; one < 2 && !gg_t_failed_checks; one++)
+    einsum_bcast_case(one);
+  /* Forms with no meaning: refused at load, naming the node and the
+   * equation. */
+  static const char *const k_refused[] = {"ij->k", "ij->ii", "i$->i", "...i,...i->i",
+                                          "ij,jk,kl->il"};
   for (size_t i = 0; i < sizeof k_refused / sizeof k_refused[0]; i++) {
     ob_model b;
     ob_init(&b, 13);
@@ -856,6 +956,271 @@ static void test_einsum(void) {
     ASSERT_CONTAINS(err, "node 'e' (Einsum)");
     ASSERT_CONTAINS(err, k_refused[i]);
   }
+}
+
+/* ------------------------------------------------------------ float16 / bfloat16 / double */
+
+/* x rounded to a float format with `mant` stored mantissa bits, exponent
+ * at least emin (subnormals below) and values past `max` (the largest
+ * finite, a double) + half an ulp going to inf, round to nearest even:
+ * by scaling in double, independently of the engine's bit twiddling. */
+static float ref_round(float x, int mant, int emin, double max) {
+  if (x != x || isinf(x) || x == 0) return x;
+  int e;
+  frexp(x, &e);
+  e -= 1; /* x = 1.f * 2^e */
+  if (e < emin) e = emin;
+  double ulp = ldexp(1.0, e - mant);
+  double r = nearbyint((double)x / ulp) * ulp; /* exact: x / ulp has at most 24 bits */
+  if (fabs(r) > max) return x < 0 ? -INFINITY : INFINITY;
+  return (float)r;
+}
+
+static float f_bits(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+static uint32_t f_bits_u(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+
+/* Cast to FLOAT16 and BFLOAT16: the float32 the engine holds must be that
+ * type's value, round to nearest even (ties both ways, subnormals, the
+ * overflow threshold, NaN, -0), on every engine backend, against ref_round;
+ * the declared types reach gg_tensor_info.src_type. */
+static void test_cast_f16(void) {
+  enum { N = 4096 };
+  static const float k_fixed[] = {
+      1.0f + 0x1p-11f,     /* f16 tie, even below: 1 */
+      1.0f + 3 * 0x1p-11f, /* f16 tie, even above: 1 + 2^-9 */
+      65504.0f,            /* f16 max */
+      65519.99f,           /* just under the overflow threshold: max */
+      65520.0f,            /* overflow to inf (a tie to even past max) */
+      -65520.0f,           /* and to -inf */
+      0x1p-24f,            /* f16 smallest subnormal */
+      0x1p-25f,            /* half of it: ties to 0 */
+      0x1.8p-24f,          /* 1.5 ulp ties to 2 ulp */
+      0x1.8p-25f,          /* 0.75 ulp rounds to 1 */
+      0x1.ff8p-15f,        /* largest f16 subnormal */
+      0x1.ffcp-15f,        /* ties up into the smallest normal 2^-14 */
+      -0.0f,               /* keeps its sign */
+      INFINITY,            /* kept */
+      -INFINITY,           /* kept */
+      NAN,                 /* kept */
+      1.0f + 0x1p-8f,      /* bf16 tie, even below */
+      1.0f + 3 * 0x1p-8f,  /* bf16 tie, even above */
+      3.4028235e38f,       /* FLT_MAX: past bf16 max + half ulp -> inf */
+      0,                   /* bit patterns, set below */
+      0,                   /* ... */
+      0,                   /* ... */
+      0,                   /* ... */
+  };
+  float *x = malloc(N * sizeof *x);
+  if (!x) abort();
+  size_t nf = sizeof k_fixed / sizeof k_fixed[0];
+  memcpy(x, k_fixed, sizeof k_fixed);
+  x[nf - 4] = f_bits(0x7f7f7fffu); /* rounds down to bf16 max */
+  x[nf - 3] = f_bits(0x7f7f8000u); /* bf16 tie past max, odd: inf */
+  x[nf - 2] = f_bits(0x00008000u); /* bf16 subnormal tie, even below: 0 */
+  x[nf - 1] = f_bits(0x00018000u); /* bf16 subnormal tie, odd: up */
+  uint32_t seed = 7;
+  for (int i = (int)nf; i < N; i++) { /* random bits over the whole exponent range */
+    seed = seed * 1664525u + 1013904223u;
+    uint32_t u = seed;
+    if (i % 3 == 0)
+      u = (u & 0x8001ffffu) | ((uint32_t)(100 + (seed >> 13) % 50) << 23); /* near f16 */
+    if (i % 5 == 0) u = (u & 0x8000ffffu) | 0x8000u * (i % 2) | ((uint32_t)(u >> 20 & 0xff) << 23);
+    x[i] = f_bits(u);
+  }
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t xd[1] = {N};
+  ob_input(&b, "x", 1, xd);
+  Onnx__NodeProto *n = ob_node(&b, "Cast", "to_f16", "x", "h");
+  ob_attr_i(&b, n, "to", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16);
+  n = ob_node(&b, "Cast", "to_bf16", "x", "bf");
+  ob_attr_i(&b, n, "to", ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16);
+  ob_output(&b, "h");
+  b.outs[0]->type->tensor_type->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16;
+  ob_output(&b, "bf");
+  b.outs[1]->type->tensor_type->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16;
+  gg_model *m = load_free(&b, "cast16.onnx");
+  if (!m) GG_T_FAIL("load failed");
+  if (!m) goto out;
+  gg_tensor_info ti;
+  ASSERT_OK(gg_model_output(m, 0, &ti));
+  ASSERT_EQ(ti.src_type, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16);
+  ASSERT_EQ(ti.dtype, GG_TENSOR_F32);
+  ASSERT_OK(gg_model_output(m, 1, &ti));
+  ASSERT_EQ(ti.src_type, ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16);
+  for (int be = GG_ENGINE_AUTO; be <= GG_ENGINE_NAIVE; be++) {
+    gg_session *s = NULL;
+    gg_session_opts o = {1, (gg_engine_backend)be, 0};
+    char err[512] = "";
+    ASSERT_OK(gg_session_new(m, xd, 1, &o, &s, err, sizeof err));
+    memcpy(gg_session_input(s, 0, NULL), x, N * sizeof *x);
+    ASSERT_OK(gg_session_run(s, err, sizeof err));
+    for (int k = 0; k < 2; k++) {
+      const float *y = gg_session_output(s, k, NULL);
+      int bad = 0;
+      for (int i = 0; i < N && bad < 3; i++) {
+        float want = k ? ref_round(x[i], 7, -126, 0x1.fep127) : ref_round(x[i], 10, -14, 65504.0);
+        uint32_t ug, uw;
+        memcpy(&ug, &y[i], 4), memcpy(&uw, &want, 4);
+        if (ug == uw || (want != want && y[i] != y[i])) continue;
+        fprintf(stderr, "  backend %d, to %s: x[%d] = %a (0x%08x) -> %a, want %a\n", be,
+                k ? "bfloat16" : "float16", i, (double)x[i], (unsigned)f_bits_u(x[i]), (double)y[i],
+                (double)want);
+        bad++;
+      }
+      ASSERT_EQ(bad, 0);
+    }
+    gg_session_free(s);
+  }
+  gg_model_free(m);
+out:
+  free(x);
+}
+
+/* Cast to BOOL (x != 0, NaN true) and to the narrow integers (Cast's
+ * float -> int32 rule, then wrapped as C converts), held as int32. */
+static void test_cast_ints(void) {
+  enum { N = 9, K = 5 };
+  static const float x[N] = {0.0f, -0.0f, NAN, 0.5f, -0.5f, 300.7f, -129.2f, 65537.9f, 1e10f};
+  static const struct {
+    int to;
+    int32_t want[N];
+  } k_to[K] = {
+      {ONNX__TENSOR_PROTO__DATA_TYPE__BOOL, {0, 0, 1, 1, 1, 1, 1, 1, 1}},
+      {ONNX__TENSOR_PROTO__DATA_TYPE__UINT8, {0, 0, 0, 0, 0, 44, 127, 1, 255}},
+      {ONNX__TENSOR_PROTO__DATA_TYPE__INT8, {0, 0, 0, 0, 0, 44, 127, 1, -1}},
+      {ONNX__TENSOR_PROTO__DATA_TYPE__UINT16, {0, 0, 0, 0, 0, 300, 65407, 1, 65535}},
+      {ONNX__TENSOR_PROTO__DATA_TYPE__INT16, {0, 0, 0, 0, 0, 300, -129, 1, -1}},
+  };
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t xd[1] = {N};
+  ob_input(&b, "x", 1, xd);
+  for (int k = 0; k < K; k++) {
+    char nm[16], out[16];
+    snprintf(nm, sizeof nm, "c%d", k), snprintf(out, sizeof out, "y%d", k);
+    Onnx__NodeProto *n = ob_node(&b, "Cast", nm, "x", out);
+    ob_attr_i(&b, n, "to", k_to[k].to);
+    ob_output(&b, out);
+    b.outs[k]->type->tensor_type->elem_type = k_to[k].to;
+  }
+  gg_model *m = load_free(&b, "cast-ints.onnx");
+  if (!m) GG_T_FAIL("load failed");
+  if (!m) return;
+  for (int be = GG_ENGINE_AUTO; be <= GG_ENGINE_NAIVE; be++) {
+    gg_session *s = NULL;
+    gg_session_opts o = {1, (gg_engine_backend)be, 0};
+    char err[512] = "";
+    ASSERT_OK(gg_session_new(m, xd, 1, &o, &s, err, sizeof err));
+    memcpy(gg_session_input(s, 0, NULL), x, sizeof x);
+    ASSERT_OK(gg_session_run(s, err, sizeof err));
+    for (int k = 0; k < K; k++) {
+      gg_tensor_info ti;
+      const int32_t *y = gg_session_output_data(s, k, &ti);
+      ASSERT_EQ(ti.dtype, GG_TENSOR_I32);
+      ASSERT_EQ(ti.src_type, k_to[k].to);
+      for (int i = 0; i < N; i++)
+        if (y[i] != k_to[k].want[i])
+          GG_T_FAIL("backend %d, to %d: x[%d] = %g -> %d, want %d", be, k_to[k].to, i, (double)x[i],
+                    y[i], k_to[k].want[i]);
+    }
+    gg_session_free(s);
+  }
+  gg_model_free(m);
+}
+
+/* A model with DOUBLE, FLOAT16 and UINT32 inputs, initializers (typed
+ * fields and raw_data) and outputs: held as float32 / int32, the declared
+ * types in gg_tensor_info.src_type. */
+static void test_wide_types(void) {
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t d3[1] = {3};
+  ob_input_t(&b, "xd", ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, 1, d3);
+  ob_input_t(&b, "xh", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16, 1, d3);
+  ob_input_t(&b, "xu", ONNX__TENSOR_PROTO__DATA_TYPE__UINT32, 1, d3);
+  Onnx__TensorProto *wd = ob_tensor(&b, "wd", ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, 1, d3);
+  wd->n_double_data = 3;
+  wd->double_data = ob_alloc(&b, 3 * sizeof(double));
+  wd->double_data[0] = 0.5, wd->double_data[1] = 1e300, wd->double_data[2] = -2.25;
+  b.inits[b.g.n_initializer++] = wd;
+  Onnx__TensorProto *wh = ob_tensor(&b, "wh", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16, 1, d3);
+  static const uint8_t hraw[6] = {0x00, 0x3c, 0x00, 0xc0, 0x01, 0x00}; /* 1, -2, 2^-24 */
+  wh->has_raw_data = 1, wh->raw_data.len = 6, wh->raw_data.data = ob_alloc(&b, 6);
+  memcpy(wh->raw_data.data, hraw, 6);
+  b.inits[b.g.n_initializer++] = wh;
+  Onnx__TensorProto *wu = ob_tensor(&b, "wu", ONNX__TENSOR_PROTO__DATA_TYPE__UINT64, 1, d3);
+  wu->n_uint64_data = 3;
+  wu->uint64_data = ob_alloc(&b, 3 * sizeof(uint64_t));
+  wu->uint64_data[0] = 7, wu->uint64_data[1] = 2147483647u, wu->uint64_data[2] = 0;
+  b.inits[b.g.n_initializer++] = wu;
+  Onnx__NodeProto *n = ob_node(&b, "Add", "addd", "xd", "yd");
+  n->n_input = 2, n->input = ob_alloc(&b, 2 * sizeof *n->input);
+  n->input[0] = ob_str(&b, "xd"), n->input[1] = ob_str(&b, "wd");
+  n = ob_node(&b, "Mul", "mulh", "xh", "yh");
+  n->n_input = 2, n->input = ob_alloc(&b, 2 * sizeof *n->input);
+  n->input[0] = ob_str(&b, "xh"), n->input[1] = ob_str(&b, "wh");
+  n = ob_node(&b, "Max", "maxu", "xu", "yu");
+  n->n_input = 2, n->input = ob_alloc(&b, 2 * sizeof *n->input);
+  n->input[0] = ob_str(&b, "xu"), n->input[1] = ob_str(&b, "wu");
+  ob_output(&b, "yd");
+  b.outs[0]->type->tensor_type->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
+  ob_output(&b, "yh");
+  b.outs[1]->type->tensor_type->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16;
+  ob_output(&b, "yu");
+  b.outs[2]->type->tensor_type->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__UINT32;
+  gg_model *m = load_free(&b, "wide.onnx");
+  if (!m) GG_T_FAIL("load failed");
+  if (!m) return;
+  static const int k_in[3] = {ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
+                              ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16,
+                              ONNX__TENSOR_PROTO__DATA_TYPE__UINT32};
+  gg_tensor_info ti;
+  for (int i = 0; i < 3; i++) {
+    ASSERT_OK(gg_model_input(m, i, &ti));
+    ASSERT_EQ(ti.src_type, k_in[i]);
+    ASSERT_EQ(ti.dtype, i == 2 ? GG_TENSOR_I32 : GG_TENSOR_F32);
+    ASSERT_OK(gg_model_output(m, i, &ti));
+    ASSERT_EQ(ti.src_type, k_in[i]);
+  }
+  gg_session *s = NULL;
+  gg_session_opts o = {1, GG_ENGINE_NAIVE, 0};
+  const int64_t *shapes[3] = {d3, d3, d3};
+  int nds[3] = {1, 1, 1};
+  char err[512] = "";
+  ASSERT_OK(gg_session_new_shapes(m, 3, shapes, nds, &o, NULL, &s, err, sizeof err));
+  float *xd = gg_session_input_data(s, 0, &ti), *xh = gg_session_input_data(s, 1, NULL);
+  ASSERT_EQ(ti.src_type, ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE);
+  int32_t *xu = gg_session_input_data(s, 2, NULL);
+  xd[0] = 1, xd[1] = 1, xd[2] = 0.25f;
+  xh[0] = 3, xh[1] = 0.5f, xh[2] = 4;
+  xu[0] = 9, xu[1] = 5, xu[2] = 0;
+  ASSERT_OK(gg_session_run(s, err, sizeof err));
+  const float *yd = gg_session_output_data(s, 0, &ti);
+  ASSERT_EQ(ti.src_type, ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE);
+  ASSERT_NEAR(yd[0], 1.5, 0);
+  ASSERT_TRUE(isinf(yd[1]) && yd[1] > 0); /* 1e300 held as float: inf */
+  ASSERT_NEAR(yd[2], -2.0, 0);
+  const float *yh = gg_session_output_data(s, 1, NULL);
+  ASSERT_NEAR(yh[0], 3.0, 0);
+  ASSERT_NEAR(yh[1], -1.0, 0);
+  ASSERT_NEAR(yh[2], 0x1p-22, 0);
+  const int32_t *yu = gg_session_output_data(s, 2, &ti);
+  ASSERT_EQ(ti.dtype, GG_TENSOR_I32);
+  ASSERT_EQ(yu[0], 9);
+  ASSERT_EQ(yu[1], 2147483647);
+  ASSERT_EQ(yu[2], 0);
+  gg_session_free(s);
+  gg_model_free(m);
 }
 
 /* ------------------------------------------------------------ refusals */
@@ -878,12 +1243,12 @@ static void test_refusals(void) {
   ob_init(&b, 13);
   ob_input(&b, "x", 2, xd);
   Onnx__NodeProto *n = ob_node(&b, "Cast", "cast_node", "x", "y");
-  ob_attr_i(&b, n, "to", ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE);
+  ob_attr_i(&b, n, "to", ONNX__TENSOR_PROTO__DATA_TYPE__STRING);
   ob_output(&b, "y");
   rc = load(&b, "attr.onnx", &m, err, sizeof err);
   ob_free(&b);
   ASSERT_EQ(rc, GG_EUNSUPPORTED);
-  ASSERT_TRUE(strstr(err, "cast_node") && strstr(err, "to=DOUBLE"));
+  ASSERT_TRUE(strstr(err, "cast_node") && strstr(err, "to=STRING") && strstr(err, "string"));
   /* an unknown attribute */
   ob_init(&b, 13);
   ob_input(&b, "x", 2, xd);
@@ -1612,6 +1977,9 @@ int main(int argc, char **argv) {
       {"pool3d", test_pool3d},
       {"maxpool_indices", test_maxpool_indices},
       {"conv3d", test_conv3d},
+      {"cast_f16", test_cast_f16},
+      {"wide_types", test_wide_types},
+      {"cast_ints", test_cast_ints},
       {0},
   };
   int rc = gg_test_main(argc, argv, cases);

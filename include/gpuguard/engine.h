@@ -18,8 +18,12 @@ typedef struct gg_session gg_session;
 
 /* Name and shape of a model input or output. name is borrowed from the
  * model (valid until gg_model_free). Unknown dims are -1. */
-/* Element type of a model input or output: float32, or int32 (ONNX int64,
- * int32 and bool tensors are held as int32). */
+/* Element type of a model input or output as the engine holds it: float32
+ * (ONNX FLOAT, and FLOAT16, BFLOAT16, DOUBLE, computed in float32), or int32
+ * (ONNX int64, int32, uint64, uint32, the narrower integers and bool). The
+ * type the model declares is gg_tensor_info.src_type: the caller converts at
+ * the boundary (double -> float, uint64 -> int32, ...; values read back are
+ * exactly representable in the declared type after a Cast to it). */
 typedef enum gg_tensor_dtype {
   GG_TENSOR_F32 = 0,
   GG_TENSOR_I32,
@@ -31,6 +35,11 @@ typedef struct gg_tensor_info {
   int ndim;
   int64_t shape[GG_ENGINE_MAX_DIMS];
   gg_tensor_dtype dtype;
+  /* The element type the model declares, as ONNX numbers them
+   * (TensorProto.DataType: 1 FLOAT, 6 INT32, 7 INT64, 9 BOOL, 10 FLOAT16,
+   * 11 DOUBLE, 12 UINT32, 13 UINT64, 16 BFLOAT16, ...); 0 when the model
+   * does not say (TF.js models, ONNX outputs without a type). */
+  int src_type;
 } gg_tensor_info;
 
 /* Resolves a model argument to a model.json path in out: an existing file

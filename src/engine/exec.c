@@ -190,6 +190,7 @@ static void fill_info(const gg_tensor *t, const char *name, const gg_tval *v, gg
   o->ndim = v->ndim;
   for (int d = 0; d < v->ndim && d < GG_ENGINE_MAX_DIMS; d++) o->shape[d] = v->shape[d];
   o->dtype = v->dtype == GG_DT_I32 ? GG_TENSOR_I32 : GG_TENSOR_F32;
+  o->src_type = t->src_type;
 }
 
 int gg_model_input(const gg_model *m, int i, gg_tensor_info *out) {

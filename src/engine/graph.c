@@ -84,6 +84,7 @@ static const char *const k_op_names[GG_OP_COUNT] = {
     [GG_OP_AVGPOOL_ND] = "AvgPoolND",
     [GG_OP_CONV_ND] = "ConvND",
     [GG_OP_CONV_TRANSPOSE_ND] = "ConvTransposeND",
+    [GG_OP_EINSUM] = "Einsum",
 };
 
 const char *gg__op_name(gg_op op) {

@@ -154,6 +154,12 @@ typedef enum gg_op {
   GG_OP_CONV_TRANSPOSE_ND, /* in x, w [CI, CO/groups, K1..Kk] [, bias [CO]]; groups,
                               nd_out_pad (output_padding), nd_out_shape (ONNX output_shape,
                               0: none; with it or SAME_*, the pads follow as ONNX says) */
+  GG_OP_EINSUM,      /* in x [, y]: ONNX Einsum, any form of one or two operands (src/engine/
+                        ops-einsum.c). attrs.ein_n[k] labels in attrs.ein_lab[k] (0..51) for
+                        input k's dims and (k = 2) the output's; a label repeated in one input
+                        takes its diagonal, labels missing from the output are summed. Dims
+                        of one label must match or be 1 (broadcast). F32 (sums in double) and
+                        I32 (wrapping int32 sums) */
   GG_OP_COUNT
 } gg_op;
 
@@ -250,7 +256,28 @@ typedef struct gg_attrs {
   int nd_out_pad[3];
   int64_t nd_out_shape[3];
   int storage_order;
+  /* GG_OP_CAST: the narrower ONNX type the values are rounded to within
+   * attrs.to (GG_CAST_*; GG_CAST_NONE: attrs.to as is). */
+  int cast_kind;
+  /* GG_OP_EINSUM: labels of input 0, input 1 and the output (see the op). */
+  int ein_n[3];
+  signed char ein_lab[3][GG_MAX_DIMS];
 } gg_attrs;
+
+/* GG_OP_CAST's attrs.cast_kind: to F32 (FLOAT16, BFLOAT16: round to nearest
+ * even, overflow to +-inf, NaN kept; the F32 result is exactly that type's
+ * value) or to I32 (after Cast's F32 -> I32 rule, wrapped to the narrow
+ * integer as C converts; BOOL: x != 0, NaN included). */
+typedef enum gg_cast_kind {
+  GG_CAST_NONE = 0,
+  GG_CAST_F16,
+  GG_CAST_BF16,
+  GG_CAST_U8,
+  GG_CAST_I8,
+  GG_CAST_U16,
+  GG_CAST_I16,
+  GG_CAST_BOOL
+} gg_cast_kind;
 
 /* A tensor's value: what kernels read and write. */
 typedef struct gg_tval {
@@ -273,6 +300,8 @@ typedef struct gg_tensor {
   int producer;   /* node index, -1 for none */
   int is_output;  /* a graph output: lives until the end of a run */
   int is_input;   /* a graph input (placeholder) */
+  int src_type;   /* graph input/output: the element type the model declares (ONNX
+                     TensorProto.DataType, e.g. 10 FLOAT16, 11 DOUBLE); 0 unknown (TF.js) */
 } gg_tensor;
 
 typedef struct gg_node {
@@ -398,5 +427,8 @@ int gg__shape_run(const gg_node *n, gg_tval *vals, const struct gg__kctx *ctx);
 #define GG_OP_IS_GROUP_W(op) ((op) >= GG_OP_MAXPOOL_ND && (op) <= GG_OP_CONV_TRANSPOSE_ND)
 int gg__window_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen);
 int gg__window_run(const gg_node *n, gg_tval *vals, const struct gg__kctx *ctx);
+/* GG_OP_EINSUM (ops-einsum.c), same contract. */
+int gg__einsum_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen);
+int gg__einsum_run(const gg_node *n, gg_tval *vals);
 
 #endif

@@ -297,7 +297,11 @@ static size_t onnx_elem_size(int dt) {
   switch (dt) {
   case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
   case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: return 4;
-  case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: return 8;
+  case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32: return 4;
+  case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+  case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
+  case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: return 8;
+  case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
   case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
   case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
   case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16: return 2;
@@ -401,8 +405,26 @@ static int read_external(octx *c, const otensor *tp, const char *name, uint64_t 
   return 0;
 }
 
-/* Converts a TensorProto into a constant tensor named name. int64 values
- * outside int32 are clamped and flagged (an error unless a Slice reads them). */
+/* Whether ONNX element type dt is held as F32 (FLOAT, and FLOAT16, BFLOAT16,
+ * DOUBLE converted to float32); the integer and bool types are held as I32. */
+static int onnx_is_float(int dt) {
+  return dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ||
+         dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ||
+         dt == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16 ||
+         dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
+}
+
+/* A double as the nearest float (round to nearest even), +-inf past the
+ * float range (C leaves the conversion of such values undefined). */
+static float double_to_float(double d) {
+  if (d >= 0x1.ffffffp127) return INFINITY;
+  if (d <= -0x1.ffffffp127) return -INFINITY;
+  return (float)d;
+}
+
+/* Converts a TensorProto into a constant tensor named name. int64 / uint32 /
+ * uint64 values outside int32 are clamped and flagged (an error unless a
+ * Slice reads them). */
 static int tensor_const(octx *c, const otensor *tp, const char *name, int *out) {
   char sb[128];
   if (tp->n_dims > GG_MAX_DIMS)
@@ -430,14 +452,13 @@ static int tensor_const(octx *c, const otensor *tp, const char *name, int *out) 
   int dt = tp->has_data_type ? tp->data_type : 0;
   size_t es = onnx_elem_size(dt);
   if (!es)
-    return gg_errf(
-        c->err, c->errlen, GG_EUNSUPPORTED,
-        "%s: tensor '%s' is %s (supported: FLOAT, FLOAT16, INT64, INT32, INT16, INT8, UINT8, BOOL)",
-        c->file, name, onnx_dtype_name(dt));
-  gg_dtype gdt =
-      dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16
-          ? GG_DT_F32
-          : GG_DT_I32;
+    return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED,
+                   "%s: tensor '%s' is %s (supported: FLOAT, FLOAT16, BFLOAT16, DOUBLE, INT64, "
+                   "INT32, INT16, INT8, UINT64, UINT32, UINT16, UINT8, BOOL%s)",
+                   c->file, name, onnx_dtype_name(dt),
+                   dt == ONNX__TENSOR_PROTO__DATA_TYPE__STRING ? "; gpuguard has no string tensors"
+                                                               : "");
+  gg_dtype gdt = onnx_is_float(dt) ? GG_DT_F32 : GG_DT_I32;
   if (tp->segment)
     return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED, "%s: tensor '%s' is segmented", c->file,
                    name);
@@ -458,6 +479,11 @@ static int tensor_const(octx *c, const otensor *tp, const char *name, int *out) 
     have = tp->n_float_data;
   else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64)
     have = tp->n_int64_data;
+  else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
+    have = tp->n_double_data;
+  else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__UINT32 ||
+           dt == ONNX__TENSOR_PROTO__DATA_TYPE__UINT64)
+    have = tp->n_uint64_data;
   else
     have = tp->n_int32_data;
   if ((int64_t)have != ne) {
@@ -489,6 +515,36 @@ static int tensor_const(octx *c, const otensor *tp, const char *name, int *out) 
       f[i] = gg__half_to_float(h);
       continue;
     }
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16: {
+      uint32_t b =
+          raw ? (uint32_t)(raw[2 * i] | (raw[2 * i + 1] << 8)) : (uint16_t)tp->int32_data[i];
+      b <<= 16;
+      memcpy(&f[i], &b, 4);
+      continue;
+    }
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: {
+      double dv;
+      if (raw)
+        memcpy(&dv, raw + 8 * i, 8);
+      else
+        dv = tp->double_data[i];
+      f[i] = double_to_float(dv);
+      continue;
+    }
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64: {
+      uint64_t u = 0;
+      if (raw && dt == ONNX__TENSOR_PROTO__DATA_TYPE__UINT32) {
+        uint32_t w;
+        memcpy(&w, raw + 4 * i, 4);
+        u = w;
+      } else if (raw)
+        memcpy(&u, raw + 8 * i, 8);
+      else
+        u = tp->uint64_data[i];
+      v = u > INT32_MAX ? (int64_t)INT32_MAX + 1 : (int64_t)u;
+      break;
+    }
     case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
       if (raw)
         memcpy(&v, raw + 8 * i, 8);
@@ -518,6 +574,9 @@ static int tensor_const(octx *c, const otensor *tp, const char *name, int *out) 
     }
     if (v > INT32_MAX) v = INT32_MAX, clamped = 1;
     if (v < INT32_MIN) v = INT32_MIN, clamped = 1;
+    if (clamped && (dt == ONNX__TENSOR_PROTO__DATA_TYPE__UINT32 ||
+                    dt == ONNX__TENSOR_PROTO__DATA_TYPE__UINT64))
+      clamped = 2;
     q[i] = (int32_t)v;
   }
   free(ext);
@@ -644,8 +703,8 @@ static int X(octx *c, const onode *np, size_t k, int *t) {
   *t = in_t(c, np, k);
   if (*t < 0) return NODE_ERR(GG_EPARSE, "input %zu is missing", k);
   if (c->clamped[*t])
-    return NODE_ERR(GG_ERANGE, "constant '%s' holds int64 values outside the int32 range",
-                    np->input[k]);
+    return NODE_ERR(GG_ERANGE, "constant '%s' holds %s values outside the int32 range",
+                    np->input[k], c->clamped[*t] == 2 ? "uint32/uint64" : "int64");
   return 0;
 }
 
@@ -805,13 +864,26 @@ static int h_cast(octx *c, const onode *np, const opdef *d, int *outs) {
   int64_t to = attr_i(np, "to", -1);
   gg_attrs a;
   memset(&a, 0, sizeof a);
-  if (to == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
-    a.to = GG_DT_F32;
-  else if (to == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || to == ONNX__TENSOR_PROTO__DATA_TYPE__INT32)
-    a.to = GG_DT_I32;
+  switch (to) {
+  case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: a.cast_kind = GG_CAST_F16; break;
+  case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16: a.cast_kind = GG_CAST_BF16; break;
+  case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8: a.cast_kind = GG_CAST_U8; break;
+  case ONNX__TENSOR_PROTO__DATA_TYPE__INT8: a.cast_kind = GG_CAST_I8; break;
+  case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16: a.cast_kind = GG_CAST_U16; break;
+  case ONNX__TENSOR_PROTO__DATA_TYPE__INT16: a.cast_kind = GG_CAST_I16; break;
+  case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL: a.cast_kind = GG_CAST_BOOL; break;
+  default: break;
+  }
+  /* DOUBLE is held as float32 (a copy); UINT32 / UINT64 as int32 like INT64
+   * (values past int32 saturate there, as for INT64). */
+  if (to > 0 && to <= ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16 && onnx_elem_size((int)to))
+    a.to = onnx_is_float((int)to) ? GG_DT_F32 : GG_DT_I32;
   else
-    return NODE_ERR(GG_EUNSUPPORTED, "attribute to=%s not supported (FLOAT, INT32, INT64)",
-                    onnx_dtype_name((int)to));
+    return NODE_ERR(GG_EUNSUPPORTED,
+                    "attribute to=%s not supported (float and integer types: gpuguard has no "
+                    "%s tensors)",
+                    onnx_dtype_name((int)to),
+                    to == ONNX__TENSOR_PROTO__DATA_TYPE__STRING ? "string" : "such");
   if (attr_i(np, "saturate", 1) != 1)
     return NODE_ERR(GG_EUNSUPPORTED, "attribute saturate=0 not supported");
   c->rank[outs[0]] = c->rank[x];
@@ -2515,13 +2587,127 @@ static int h_depth_to_space(octx *c, const onode *np, const opdef *d, int *outs)
   return nhwc_wrap(c, np, GG_OP_DEPTH_TO_SPACE, ins, 1, outs[0], &a, NULL);
 }
 
+/* Einsum label of a letter: a-z 0..25, A-Z 26..51; -1 for anything else.
+ * The dims an ellipsis stands for get 52.. (aligned from the right, as
+ * numpy broadcasts them). */
+static int ein_label(char ch) {
+  return ch >= 'a' && ch <= 'z' ? ch - 'a' : ch >= 'A' && ch <= 'Z' ? ch - 'A' + 26 : -1;
+}
+
+/* Every Einsum form of one or two operands that is not a batched matmul:
+ * one GG_OP_EINSUM node (its naive kernel), labels resolved here. eq has no
+ * spaces. */
+static int einsum_general(octx *c, const onode *np, const char *eq, int *outs) {
+  int x[2], rc, nin = (int)np->n_input;
+  if (nin < 1 || nin > 2)
+    return NODE_ERR(GG_EUNSUPPORTED, "equation=%s: %d operands (one or two supported)", eq, nin);
+  for (int k = 0; k < nin; k++)
+    if ((rc = X(c, np, (size_t)k, &x[k]))) return rc;
+  const char *arrow = strstr(eq, "->");
+  size_t lhs_len = arrow ? (size_t)(arrow - eq) : strlen(eq);
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  int cnt[52] = {0}, ell[3] = {-1, -1, -1}, max_ell = 0;
+  /* the operands' terms */
+  const char *p = eq;
+  for (int k = 0; k < nin; k++) {
+    const char *end = memchr(p, ',', lhs_len - (size_t)(p - eq));
+    if (!end) end = eq + lhs_len;
+    if ((k < nin - 1) != (*end == ','))
+      return NODE_ERR(GG_EUNSUPPORTED, "equation=%s does not have %d operand terms", eq, nin);
+    int nl = 0, has_ell = 0;
+    for (const char *q = p; q < end; q++) {
+      if (!strncmp(q, "...", 3) && !has_ell) {
+        has_ell = 1, q += 2;
+        continue;
+      }
+      if (ein_label(*q) < 0)
+        return NODE_ERR(GG_EUNSUPPORTED, "equation=%s: '%c' is not a label", eq, *q);
+      nl++;
+    }
+    int r = c->rank[x[k]];
+    if (has_ell && r < 0)
+      return NODE_ERR(GG_EUNSUPPORTED, "equation=%s: an ellipsis needs operand %d's rank", eq, k);
+    if (r >= 0 && (has_ell ? r < nl : r != nl))
+      return NODE_ERR(GG_EPARSE, "equation=%s: operand %d has %d dims for %d labels", eq, k, r, nl);
+    int e = has_ell ? r - nl : 0;
+    if (nl + e > GG_MAX_DIMS)
+      return NODE_ERR(GG_EUNSUPPORTED, "equation=%s: more than %d dims", eq, GG_MAX_DIMS);
+    ell[k] = has_ell ? e : -1;
+    if (e > max_ell) max_ell = e;
+    a.ein_n[k] = nl + e;
+    p = end + 1;
+  }
+  /* labels, ellipsis dims aligned from the right */
+  p = eq;
+  for (int k = 0; k < nin; k++) {
+    int d = 0;
+    for (; *p && *p != ',' && p < eq + lhs_len; p++) {
+      if (!strncmp(p, "...", 3)) {
+        for (int j = 0; j < ell[k]; j++)
+          a.ein_lab[k][d++] = (signed char)(52 + max_ell - ell[k] + j);
+        p += 2;
+        continue;
+      }
+      int l = ein_label(*p);
+      cnt[l]++;
+      a.ein_lab[k][d++] = (signed char)l;
+    }
+    p++;
+  }
+  int no = 0, seen[52] = {0};
+  if (arrow) {
+    int has_ell = 0;
+    for (const char *q = arrow + 2; *q; q++) {
+      if (!strncmp(q, "...", 3) && !has_ell) {
+        has_ell = 1, q += 2;
+        if (no + max_ell > GG_MAX_DIMS)
+          return NODE_ERR(GG_EUNSUPPORTED, "equation=%s: more than %d dims", eq, GG_MAX_DIMS);
+        for (int j = 0; j < max_ell; j++)
+          a.ein_lab[2][no++] = (signed char)(52 + j);
+        continue;
+      }
+      int l = ein_label(*q);
+      if (l < 0 || !cnt[l] || seen[l]++)
+        return NODE_ERR(GG_EUNSUPPORTED,
+                        "equation=%s: output label '%c' is not a label of the operands, or "
+                        "repeated",
+                        eq, *q);
+      if (no == GG_MAX_DIMS)
+        return NODE_ERR(GG_EUNSUPPORTED, "equation=%s: more than %d dims", eq, GG_MAX_DIMS);
+      a.ein_lab[2][no++] = (signed char)l;
+    }
+    if (max_ell && !has_ell)
+      return NODE_ERR(GG_EUNSUPPORTED,
+                      "equation=%s: the output must keep the ellipsis of the operands", eq);
+  } else {
+    /* implicit output: the ellipsis, then the labels seen once, sorted */
+    for (int j = 0; j < max_ell; j++)
+      a.ein_lab[2][no++] = (signed char)(52 + j);
+    for (int i = 0; i < 52; i++) {
+      int l = (i + 26) % 52; /* A-Z (26..51), then a-z: ASCII order */
+      if (cnt[l] != 1) continue;
+      if (no == GG_MAX_DIMS)
+        return NODE_ERR(GG_EUNSUPPORTED, "equation=%s: more than %d dims", eq, GG_MAX_DIMS);
+      a.ein_lab[2][no++] = (signed char)l;
+    }
+  }
+  a.ein_n[2] = no;
+  c->rank[outs[0]] = no;
+  return emit(c, GG_OP_EINSUM, "Einsum", node_label(np), x, nin, outs, 1, &a, NULL);
+}
+
 /* Einsum, the batched-matmul forms of attention blocks ("bhid,bhjd->bhij"):
  * transposes to [batch..., m, k] x [batch..., k, n], BatchMatMul, transpose
- * to the output order. */
+ * to the output order; every other form, einsum_general. */
 static int h_einsum(octx *c, const onode *np, const opdef *d, int *outs) {
   int A, B, rc;
   (void)d;
-  char eq[64];
+  char eq[256];
+  const oattr *ea = attr(np, "equation");
+  if (ea && ea->s.len >= sizeof eq)
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute equation is %zu bytes long (at most %zu)",
+                    ea->s.len, sizeof eq - 1);
   attr_s(np, "equation", "", eq, sizeof eq);
   char in1[16] = "", in2[16] = "", ot[16] = "";
   char *p = eq, *q = eq;
@@ -2529,11 +2715,11 @@ static int h_einsum(octx *c, const onode *np, const opdef *d, int *outs) {
   for (; *p; p++)
     if (*p != ' ') *q++ = *p;
   *q = 0;
+  /* The batched-matmul forms (attention) become GG_OP_BATCH_MATMUL with
+   * transposes; every other form, the general kernel. */
   if (np->n_input != 2 || sscanf(eq, "%15[a-z],%15[a-z]->%15[a-z]%n", in1, in2, ot, &k) != 3 ||
       eq[k])
-    return NODE_ERR(
-        GG_EUNSUPPORTED,
-        "attribute equation=%s not supported (two inputs, explicit output, no ellipsis)", eq);
+    return einsum_general(c, np, eq, outs);
   if ((rc = X(c, np, 0, &A)) || (rc = X(c, np, 1, &B))) return rc;
   int la = (int)strlen(in1), lb = (int)strlen(in2), lo = (int)strlen(ot);
   char batch[8], m = 0, n = 0, kk = 0;
@@ -2547,23 +2733,21 @@ static int h_einsum(octx *c, const onode *np, const opdef *d, int *outs) {
     else if (ib && !n)
       n = ot[i];
     else
-      return NODE_ERR(GG_EUNSUPPORTED, "attribute equation=%s not supported", eq);
+      return einsum_general(c, np, eq, outs);
   }
   for (int i = 0; i < la; i++)
     if (!strchr(ot, in1[i])) {
-      if (kk || !strchr(in2, in1[i]))
-        return NODE_ERR(GG_EUNSUPPORTED,
-                        "attribute equation=%s not supported (one contracted label)", eq);
+      if (kk || !strchr(in2, in1[i])) return einsum_general(c, np, eq, outs);
       kk = in1[i];
     }
   if (!kk || !m || !n || la != nb + 2 || lb != nb + 2 || lo != nb + 2)
-    return NODE_ERR(GG_EUNSUPPORTED, "attribute equation=%s not supported", eq);
+    return einsum_general(c, np, eq, outs);
   for (int i = 0; i < la; i++)
     for (int j = i + 1; j < la; j++)
-      if (in1[i] == in1[j]) return NODE_ERR(GG_EUNSUPPORTED, "repeated label in %s", eq);
+      if (in1[i] == in1[j]) return einsum_general(c, np, eq, outs);
   for (int i = 0; i < lb; i++)
     for (int j = i + 1; j < lb; j++)
-      if (in2[i] == in2[j]) return NODE_ERR(GG_EUNSUPPORTED, "repeated label in %s", eq);
+      if (in2[i] == in2[j]) return einsum_general(c, np, eq, outs);
   char wa[16], wb[16], wo[16];
   memcpy(wa, batch, (size_t)nb), wa[nb] = m, wa[nb + 1] = kk;
   memcpy(wb, batch, (size_t)nb), wb[nb] = kk, wb[nb + 1] = n;
@@ -2857,23 +3041,23 @@ static int value_info_input(octx *c, const Onnx__ValueInfoProto *vi) {
   const Onnx__TypeProto__Tensor *tt = vi->type->tensor_type;
   int et = tt->has_elem_type ? tt->elem_type : 0;
   gg_dtype dt;
-  if (et == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+  if (onnx_is_float(et))
+    /* FLOAT16, BFLOAT16 and DOUBLE are held (and computed) as float32: the
+     * caller converts at the boundary, gg_tensor_info.src_type says which. */
     dt = GG_DT_F32;
-  else if (et == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ||
-           et == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 || et == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL ||
-           et == ONNX__TENSOR_PROTO__DATA_TYPE__INT16 ||
-           et == ONNX__TENSOR_PROTO__DATA_TYPE__UINT16 ||
-           et == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 || et == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8)
-    /* Narrow integers are held as int32 like int64: the caller widens the
-     * values it feeds and narrows what it reads back (the API says I32).
-     * Add, Sub and Mul then agree with the narrow type's wrap-around once
-     * narrowed; the other ops do not wrap. */
+  else if (onnx_elem_size(et))
+    /* Narrow integers, uint32 and uint64 are held as int32 like int64: the
+     * caller widens the values it feeds and narrows what it reads back (the
+     * API says I32). Add, Sub and Mul then agree with the narrow type's
+     * wrap-around once narrowed; the other ops do not wrap. */
     dt = GG_DT_I32;
   else
     return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED,
-                   "%s: input '%s' is %s (supported: FLOAT, INT64, INT32, INT16, UINT16, INT8, "
-                   "UINT8, BOOL)",
-                   c->file, nm, onnx_dtype_name(et));
+                   "%s: input '%s' is %s (supported: FLOAT, FLOAT16, BFLOAT16, DOUBLE, INT64, "
+                   "INT32, INT16, INT8, UINT64, UINT32, UINT16, UINT8, BOOL%s)",
+                   c->file, nm, onnx_dtype_name(et),
+                   et == ONNX__TENSOR_PROTO__DATA_TYPE__STRING ? "; gpuguard has no string tensors"
+                                                               : "");
   if (!tt->shape)
     return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED, "%s: input '%s' needs a known rank", c->file,
                    nm);
@@ -2885,6 +3069,7 @@ static int value_info_input(octx *c, const Onnx__ValueInfoProto *vi) {
   if ((rc = map_put(c, nm, t))) return rc;
   gg_tensor *tn = &c->g->tensors[t];
   tn->is_input = 1;
+  tn->src_type = et;
   tn->v.dtype = dt;
   tn->v.ndim = (int)tt->shape->n_dim;
   for (int d = 0; d < tn->v.ndim; d++) {
@@ -3021,6 +3206,18 @@ static int build(octx *c, const Onnx__ModelProto *mp) {
       return gg_errf(c->err, c->errlen, GG_EPARSE,
                      "%s: graph output '%s' is not produced by any node", c->file, nm ? nm : "?");
     g->tensors[t].is_output = 1;
+    const Onnx__TypeProto *ty = gp->output[i]->type;
+    if (ty && ty->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && ty->tensor_type &&
+        ty->tensor_type->has_elem_type) {
+      int et = ty->tensor_type->elem_type;
+      if (et && !onnx_elem_size(et))
+        return gg_errf(c->err, c->errlen, GG_EUNSUPPORTED,
+                       "%s: graph output '%s' is %s (gpuguard computes float and integer "
+                       "tensors only%s)",
+                       c->file, nm, onnx_dtype_name(et),
+                       et == ONNX__TENSOR_PROTO__DATA_TYPE__STRING ? "; no string tensors" : "");
+      g->tensors[t].src_type = et;
+    }
     g->outputs[g->n_outputs] = t;
     g->output_names[g->n_outputs++] = xstrdup(nm);
     if (!g->output_names[g->n_outputs - 1]) return GG_ENOMEM;

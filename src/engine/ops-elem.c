@@ -35,6 +35,53 @@ static inline int32_t sat_i32(double v) {
   return (int32_t)v;
 }
 
+uint16_t gg__float_to_half(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+  uint32_t ax = x & 0x7fffffffu;
+  if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00 | ((ax >> 13) & 0x3ff)); /* NaN, quiet */
+  if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* >= 65520: rounds to inf */
+  if (ax < 0x38800000u) /* below 2^-14: a subnormal (or 0), in units of 2^-24; exact scaling,
+                           rintf rounds to nearest even (1024 is 2^-14, encoded alike) */
+    return (uint16_t)(sign | (uint16_t)rintf(fabsf(f) * 16777216.0f));
+  uint32_t h = (((ax >> 23) - 112) << 10) | ((ax >> 13) & 0x3ff), rem = ax & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; /* a carry moves the exponent: right */
+  return (uint16_t)(sign | h);
+}
+
+uint16_t gg__float_to_bf16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40); /* NaN, quiet */
+  return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1)) >> 16); /* nearest even; overflow -> inf */
+}
+
+/* Cast to FLOAT16 / BFLOAT16 held in float: y becomes exactly that type's
+ * value (attrs.cast_kind; other kinds leave y as is). */
+static void cast_round(float *y, int64_t len, int kind) {
+  if (kind == GG_CAST_F16)
+    for (int64_t i = 0; i < len; i++) y[i] = gg__half_to_float(gg__float_to_half(y[i]));
+  else if (kind == GG_CAST_BF16)
+    for (int64_t i = 0; i < len; i++) {
+      uint32_t b = (uint32_t)gg__float_to_bf16(y[i]) << 16;
+      memcpy(&y[i], &b, 4);
+    }
+}
+
+/* An int32 narrowed to the integer type of attrs.cast_kind as C converts
+ * (modulo 2^bits), held in int32 again. */
+static inline int32_t cast_int(int32_t v, int kind) {
+  switch (kind) {
+  case GG_CAST_U8: return (uint8_t)v;
+  case GG_CAST_I8: return (int8_t)(uint8_t)v;
+  case GG_CAST_U16: return (uint16_t)v;
+  case GG_CAST_I16: return (int16_t)(uint16_t)v;
+  case GG_CAST_BOOL: return v != 0;
+  default: return v;
+  }
+}
+
 static const char *dt_name(gg_dtype dt) {
   return dt == GG_DT_F32 ? "float" : dt == GG_DT_I32 ? "int" : "?";
 }
@@ -172,12 +219,15 @@ static void unary_row(const void *jv, int64_t yo, const int64_t *off, int64_t le
       break;
     }
     case GG_OP_CAST:
-      if (j->xdt[0] == GG_DT_F32)
-        for (int64_t i = 0; i < len; i++) yi[i] = sat_i32(xf[i]);
-      else if (j->ydt == GG_DT_F32)
+      if (j->ydt == GG_DT_F32) {
         for (int64_t i = 0; i < len; i++) yf[i] = (float)xi[i];
+        cast_round(yf, len, n->a.cast_kind);
+      } else if (n->a.cast_kind == GG_CAST_BOOL && j->xdt[0] == GG_DT_F32)
+        for (int64_t i = 0; i < len; i++) yi[i] = xf[i] != 0; /* NaN -> 1 */
+      else if (j->xdt[0] == GG_DT_F32)
+        for (int64_t i = 0; i < len; i++) yi[i] = cast_int(sat_i32(xf[i]), n->a.cast_kind);
       else
-        memcpy(yi, xi, (size_t)len * 4);
+        for (int64_t i = 0; i < len; i++) yi[i] = cast_int(xi[i], n->a.cast_kind);
       break;
     default: break;
     }
@@ -213,7 +263,10 @@ static void unary_row(const void *jv, int64_t yo, const int64_t *off, int64_t le
   case GG_OP_CLIP:
     for (int64_t i = 0; i < len; i++) y[i] = clampf(x[i], n->a.clip_min, n->a.clip_max);
     break;
-  case GG_OP_CAST: memcpy(y, x, (size_t)len * 4); break;
+  case GG_OP_CAST:
+    memcpy(y, x, (size_t)len * 4);
+    cast_round(y, len, n->a.cast_kind);
+    break;
   default: break;
   }
 }
@@ -671,6 +724,11 @@ int gg__elem_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
     if (n->a.to != GG_DT_F32 && n->a.to != GG_DT_I32)
       return gg_errf(err, errlen, GG_EUNSUPPORTED, "node '%s' (%s): cannot cast to type %d",
                      n->name, n->src_op, (int)n->a.to);
+    if (n->a.cast_kind < GG_CAST_NONE || n->a.cast_kind > GG_CAST_BOOL ||
+        (n->a.cast_kind != GG_CAST_NONE &&
+         (n->a.cast_kind <= GG_CAST_BF16) != (n->a.to == GG_DT_F32)))
+      return gg_errf(err, errlen, GG_EUNSUPPORTED, "node '%s' (%s): cannot cast to kind %d",
+                     n->name, n->src_op, n->a.cast_kind);
     return set_shape(OUT(0), n->a.to, x->shape, x->ndim);
   case GG_OP_REDUCE_MAX:
   case GG_OP_REDUCE_MIN:

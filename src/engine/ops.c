@@ -734,6 +734,7 @@ int gg__op_run(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
     if (GG_OP_IS_GROUP_E(n->op)) return gg__elem_run(n, vals, ctx);
     if (GG_OP_IS_GROUP_S(n->op)) return gg__shape_run(n, vals, ctx);
     if (GG_OP_IS_GROUP_W(n->op)) return gg__window_run(n, vals, ctx);
+    if (n->op == GG_OP_EINSUM) return gg__einsum_run(n, vals);
     return GG_EUNSUPPORTED;
   }
 }
