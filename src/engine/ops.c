@@ -733,6 +733,7 @@ int gg__op_run(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
   default:
     if (GG_OP_IS_GROUP_E(n->op)) return gg__elem_run(n, vals, ctx);
     if (GG_OP_IS_GROUP_S(n->op)) return gg__shape_run(n, vals, ctx);
+    if (GG_OP_IS_GROUP_X(n->op)) return gg__extra_run(n, vals, ctx);
     return GG_EUNSUPPORTED;
   }
 }
