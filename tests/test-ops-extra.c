@@ -399,6 +399,12 @@ static void test_arg(void) {
   ASSERT_OK(ev(&o));
   EXPECT_F(&o, 0, ((double[]){0, 0, 0, 0, 0, 1, 0, 0}), 8, 0);
   done(&o);
+  float hn[3] = {1, NAN, 5}; /* a NaN wins, as np.argmax in ONNX's reference */
+  init(&o, GG_OP_HARDMAX, 1, 1);
+  set(&o, 0, GG_DT_F32, hn, 1, S(3));
+  ASSERT_OK(ev(&o));
+  EXPECT_F(&o, 0, ((double[]){0, 1, 0}), 3, 0);
+  done(&o);
 }
 
 /* ------------------------------------------------------------ the rest */

@@ -427,12 +427,10 @@ static void arg_one(void *arg, size_t u) {
     I32(OUT(0))[u] = (int32_t)arg_pick(j, off, n->a.fn == 1, n->a.flags & 1);
     return;
   }
-  /* Hardmax: the one-hot of the first max (a NaN never wins here: ORT) */
+  /* Hardmax: the one-hot of ArgMax (the first max; a NaN wins, as the
+   * np.argmax of ONNX's reference) */
   float *y = F32(OUT(0));
-  const float *x = F32(IN(0));
-  int64_t st = j->r.rst[0], best = 0;
-  for (int64_t c = 1; c < j->r.rcount; c++)
-    if (x[off + c * st] > x[off + best * st]) best = c;
+  int64_t st = j->r.rst[0], best = arg_pick(j, off, 0, 0);
   for (int64_t c = 0; c < j->r.rcount; c++)
     y[off + c * st] = c == best ? 1.0f : 0.0f;
 }
