@@ -1284,6 +1284,27 @@ static void test_group_x(void) {
       GG_T_FAIL("%s: wrong result", k[i].op);
     gg_model_free(m);
   }
+  /* TopK's K from a shape subgraph, known once the session knows x's shape:
+   * K = Shape(x)[1:2], the whole row sorted. */
+  {
+    ob_model b;
+    char err[512] = "";
+    gg_model *m = NULL;
+    ob_init(&b, 15);
+    ob_input(&b, "x", 2, xd);
+    Onnx__NodeProto *n = ob_node(&b, "Shape", "k_of_x", "x", "k");
+    ob_attr_i(&b, n, "start", 1);
+    ob_attr_i(&b, n, "end", 2);
+    ob_node(&b, "TopK", "topk_node", "x,k", "y,idx");
+    ob_output(&b, "y");
+    int rc = load(&b, "groupx_topk.onnx", &m, err, sizeof err);
+    ob_free(&b);
+    if (rc) GG_T_FAIL("TopK with K from Shape: %s", err);
+    const float want[4] = {3.0f, 0.5f, -0.5f, -2.0f};
+    if (!rc && match_backends(m, xd, 2, x, want, 4, 0, "TopK(K = Shape)"))
+      GG_T_FAIL("TopK with K from Shape: wrong result");
+    gg_model_free(m);
+  }
   static const struct {
     const char *op, *attr, *sval, *want;
     int64_t ival;

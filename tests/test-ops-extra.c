@@ -589,7 +589,32 @@ static void test_onehot_eye_lrn(void) {
     EXPECT_F(&o, 0, want, 24, 1e-5);
     done(&o);
   }
+  /* A window far past the channels (a hostile size): every channel, once. */
+  init(&o, GG_OP_LRN, 1, 1);
+  o.n.a.size = INT32_MAX, o.n.a.alpha = 0.3f, o.n.a.beta = 0.75f, o.n.a.gamma = 1.5f;
+  set(&o, 0, GG_DT_F32, l, 3, S(1, C, 1));
+  ASSERT_OK(ev(&o));
+  double all = 0, wl[4];
+  for (int64_t c = 0; c < C; c++)
+    all += (double)l[c] * l[c];
+  for (int64_t c = 0; c < C; c++)
+    wl[c] = l[c] / pow(1.5 + 0.3 / INT32_MAX * all, 0.75);
+  EXPECT_F(&o, 0, wl, 4, 1e-6);
+  done(&o);
   free(l);
+  /* OneHot's depth given as a float: truncated; NaN refused. */
+  float fd = 2.7f, fnan = NAN;
+  init(&o, GG_OP_ONE_HOT, 3, 1);
+  o.n.a.axis = -1;
+  set(&o, 0, GG_DT_I32, ix, 1, S(2));
+  set(&o, 1, GG_DT_F32, &fd, 0, NULL);
+  set(&o, 2, GG_DT_F32, vals, 1, S(2));
+  ASSERT_OK(ev(&o));
+  EXPECT_SHAPE(&o, 0, 2, 2, 2);
+  EXPECT_F(&o, 0, ((double[]){7, -1, -1, 7}), 4, 0);
+  done(&o);
+  set(&o, 1, GG_DT_F32, &fnan, 0, NULL);
+  expect_err(&o, GG_EPARSE, "depth must be an integer");
 }
 
 static void test_threaded(void) {

@@ -71,10 +71,18 @@ static void bcast_strides(const gg_tval *t, int nd, int64_t *st) {
   }
 }
 
-/* The I32 scalar (or one-element tensor) t, in *v; -1 when t is not one. */
+/* The value of the scalar (or one-element tensor) t as an integer in *v (a
+ * float truncated, as a cast); -1 when t is not one or a float is NaN or
+ * past the int32 range. */
 static int scalar_i32(const gg_tval *t, int64_t *v) {
   if (!t->data || t->nelem != 1 || t->ndim > 1) return -1;
-  *v = t->dtype == GG_DT_I32 ? ((const int32_t *)t->data)[0] : (int64_t)((const float *)t->data)[0];
+  if (t->dtype == GG_DT_I32) {
+    *v = ((const int32_t *)t->data)[0];
+    return 0;
+  }
+  float f = ((const float *)t->data)[0];
+  if (!(f > -2147483648.0f && f < 2147483648.0f)) return -1;
+  *v = (int64_t)f;
   return 0;
 }
 
@@ -617,8 +625,8 @@ static int run_lrn(const gg_node *n, gg_tval *vals) {
     for (int64_t c = 0; c < C; c++)
       for (int64_t s = 0; s < sp; s++) {
         double sum = 0;
-        for (int64_t q = c - lo; q <= c + hi; q++) {
-          if (q < 0 || q >= C) continue;
+        int64_t q0 = c - lo < 0 ? 0 : c - lo, q1 = c + hi >= C ? C - 1 : c + hi;
+        for (int64_t q = q0; q <= q1; q++) {
           double v = F32(x)[(b * C + q) * sp + s];
           sum += v * v;
         }
@@ -1001,9 +1009,9 @@ int gg__extra_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
     if (!dp->data)
       return NOTIMPL("node '%s' (%s): depth must be known once the input shapes are", n->name,
                      n->src_op);
-    scalar_i32(dp, &depth);
-    if (depth < 1)
-      return BAD("node '%s' (%s): depth %lld < 1", n->name, n->src_op, (long long)depth);
+    if (scalar_i32(dp, &depth) || depth < 1)
+      return BAD("node '%s' (%s): depth must be an integer >= 1, got %g", n->name, n->src_op,
+                 dp->dtype == GG_DT_F32 ? (double)F32(dp)[0] : (double)I32(dp)[0]);
     if (vv->nelem != 2 || vv->ndim != 1)
       return BAD("node '%s' (%s): values must be [off, on], got %s", n->name, n->src_op, SHP(vv));
     if (x->ndim + 1 > GG_MAX_DIMS || gg__norm_axis(n->a.axis, x->ndim + 1, &ax))
