@@ -2656,10 +2656,9 @@ static int h_xdirect(octx *c, const onode *np, const opdef *d, int *outs) {
       if ((rc = const_i32v(c, nm, &k32, 1, &ins[1]))) return rc;
       n = 2;
     }
-    if (np->n_output < 2 || outs[1] < 0) {
-      if (np->n_output > 2) return NODE_ERR(GG_EPARSE, "has %d outputs (2)", (int)np->n_output);
+    if (np->n_output > 2) return NODE_ERR(GG_EPARSE, "has %d outputs (2)", (int)np->n_output);
+    if (np->n_output < 2 || outs[1] < 0)
       if ((outs[1] = tmp_tensor(c, node_label(np), "/indices", &rc)) < 0) return rc;
-    }
     c->rank[outs[1]] = r, c->dt[outs[1]] = GG_DT_I32;
     break;
   case GG_OP_ONE_HOT:
