@@ -36,6 +36,7 @@ tests=(
   "opencl-conv|test-opencl-ops|conv2d conv2d_direct"
   "ops-elem|test-ops-elem|"
   "onnx-types|test-onnx|cast_f16 cast_ints einsum"
+  "ops-extra|test-ops-extra|"
 )
 
 # -------------------------------------------------------------- mutations
@@ -172,6 +173,28 @@ mutation einsum-diagonal-lost src/engine/ops-einsum.c \
   'if (x->shape[d] != 1 || p->size[l] == 1) p->stride[k][l] += st;' \
   'p->stride[k][l] = st;' \
   "onnx-types"
+
+# The group X kernels (ops-extra.c), checked by test-ops-extra. Round with
+# halves away from zero (ONNX: to even):
+mutation round-half-away src/engine/ops-extra.c \
+  'y[i] = rintf(x[i]);' \
+  'y[i] = roundf(x[i]);' \
+  "ops-extra"
+# Integer Mod with C's sign (the dividend's) instead of the divisor's.
+mutation mod-c-sign src/engine/ops-extra.c \
+  'if (python && r != 0 && ((r < 0) != (b < 0))) r += b;' \
+  'if (0 && python && r != 0 && ((r < 0) != (b < 0))) r += b;' \
+  "ops-extra"
+# ReduceLogSumExp without adding back the max it subtracted.
+mutation logsumexp-max-dropped src/engine/ops-extra.c \
+  'acc = isinf(mx) || mx != mx ? mx : mx + log(acc);' \
+  'acc = isinf(mx) || mx != mx ? mx : log(acc);' \
+  "ops-extra"
+# ArgMax / ArgMin ignoring select_last_index.
+mutation arg-select-last-ignored src/engine/ops-extra.c \
+  'I32(OUT(0))[u] = (int32_t)arg_pick(j, off, n->a.fn == 1, n->a.flags & 1);' \
+  'I32(OUT(0))[u] = (int32_t)arg_pick(j, off, n->a.fn == 1, 0);' \
+  "ops-extra"
 
 # ---------------------------------------------------------------- helpers
 die() { echo "mutation.sh: $*" >&2; exit 2; }

@@ -644,6 +644,183 @@ static int build(tcase *c, gg_op op) {
     }
     break;
   }
+    /* -- group X cases -- */
+  case GG_OP_UNARY_X: {
+    a->fn = irand(0, GG_UX_COUNT - 1);
+    gg_dtype dt = a->fn == GG_UX_SIGN && irand(0, 1) ? GG_DT_I32 : GG_DT_F32;
+    int t = tc_tensor(c, dt, nd, s, 0);
+    float lo = -3.0f, hi = 3.0f; /* inside each function's domain: no NaN to compare */
+    if (a->fn == GG_UX_ASIN || a->fn == GG_UX_ACOS || a->fn == GG_UX_ATANH) lo = -0.99f, hi = 0.99f;
+    if (a->fn == GG_UX_ACOSH) lo = 1.0f, hi = 5.0f;
+    if (a->fn == GG_UX_TAN) lo = -1.5f, hi = 1.5f;
+    for (int64_t i = 0; dt == GG_DT_F32 && i < c->v[t].nelem; i++)
+      ((float *)c->v[t].data)[i] = frand(lo, hi);
+    if (dt == GG_DT_F32 && c->v[t].nelem > 1 && a->fn == GG_UX_ISINF)
+      ((float *)c->v[t].data)[0] = INFINITY, ((float *)c->v[t].data)[1] = -INFINITY;
+    ins[ni++] = t;
+    a->alpha = frand(0.2f, 1.5f), a->beta = frand(0.0f, 1.0f), a->gamma = frand(0.5f, 1.5f);
+    a->flags = irand(0, 3);
+    break;
+  }
+  case GG_OP_BINARY_X: {
+    a->fn = irand(0, GG_BX_COUNT - 1);
+    gg_dtype dt = a->fn == GG_BX_MOD || a->fn >= GG_BX_AND || irand(0, 1) ? GG_DT_I32 : GG_DT_F32;
+    int nb = irand(1, nd);
+    for (int i = 0; i < nb; i++)
+      s2[i] = irand(0, 2) ? s[nd - nb + i] : 1;
+    int swap = irand(0, 3) == 0;
+    ins[ni++] = tc_tensor(c, dt, swap ? nb : nd, swap ? s2 : s, 0);
+    ins[ni++] = tc_tensor(c, dt, swap ? nd : nb, swap ? s : s2, irand(0, 1));
+    for (int k = 0; k < 2; k++)
+      for (int64_t i = 0; i < c->v[ins[k]].nelem; i++) {
+        if (dt == GG_DT_F32 && fabsf(((float *)c->v[ins[k]].data)[i]) < 0.1f)
+          ((float *)c->v[ins[k]].data)[i] = 0.5f; /* fmod by 0 is NaN */
+        if (dt == GG_DT_I32 && a->fn >= GG_BX_AND) ((int32_t *)c->v[ins[k]].data)[i] = irand(0, 1);
+      }
+    break;
+  }
+  case GG_OP_REDUCE_X: {
+    a->fn = irand(0, GG_RX_COUNT - 1);
+    gg_dtype dt = a->fn <= GG_RX_L1 && irand(0, 2) == 0 ? GG_DT_I32 : GG_DT_F32;
+    int t = tc_tensor(c, dt, nd, s, 0);
+    for (int64_t i = 0; dt == GG_DT_F32 && i < c->v[t].nelem; i++)
+      if (a->fn == GG_RX_LOG_SUM) ((float *)c->v[t].data)[i] = frand(0.1f, 2.0f);
+      else if (a->fn == GG_RX_PROD) ((float *)c->v[t].data)[i] = frand(0.5f, 1.5f);
+    for (int64_t i = 0; dt == GG_DT_I32 && i < c->v[t].nelem; i++)
+      ((int32_t *)c->v[t].data)[i] = irand(-3, 3);
+    ins[ni++] = t;
+    int32_t ax[GG_MAX_DIMS];
+    int na = 0;
+    for (int i = 0; i < nd; i++)
+      if (irand(0, 1)) ax[na++] = irand(0, 1) ? i : i - nd;
+    ins[ni++] = tc_ints(c, na, ax); /* none: every axis */
+    a->keep_dims = irand(0, 1);
+    break;
+  }
+  case GG_OP_ARG_X:
+  case GG_OP_HARDMAX: {
+    gg_dtype dt = op == GG_OP_ARG_X && irand(0, 2) == 0 ? GG_DT_I32 : GG_DT_F32;
+    int t = tc_tensor(c, dt, nd, s, 0);
+    for (int64_t i = 0; dt == GG_DT_F32 && i < c->v[t].nelem; i++) /* ties */
+      ((float *)c->v[t].data)[i] = (float)irand(-3, 3);
+    ins[ni++] = t;
+    a->axis = irand(-nd, nd - 1), a->keep_dims = irand(0, 1), a->fn = irand(0, 1);
+    a->flags = irand(0, 1);
+    break;
+  }
+  case GG_OP_CUMSUM: {
+    ins[ni++] = tc_tensor(c, irand(0, 2) ? GG_DT_F32 : GG_DT_I32, nd, s, 0);
+    int32_t ax = irand(-nd, nd - 1);
+    int t = tc_tensor(c, GG_DT_I32, 0, s2, 1);
+    ((int32_t *)c->v[t].data)[0] = ax;
+    ins[ni++] = t;
+    a->flags = irand(0, 3);
+    break;
+  }
+  case GG_OP_GATHER_ELEMENTS:
+  case GG_OP_SCATTER_ELEMENTS: {
+    gg_dtype dt = irand(0, 2) ? GG_DT_F32 : GG_DT_I32;
+    ins[ni++] = tc_tensor(c, dt, nd, s, 0);
+    a->axis = irand(-nd, nd - 1);
+    int ax = a->axis < 0 ? a->axis + nd : a->axis;
+    for (int i = 0; i < nd; i++)
+      s2[i] = i == ax ? irand(1, 5) : irand(1, (int)s[i]);
+    int ti = tc_tensor(c, GG_DT_I32, nd, s2, irand(0, 1));
+    for (int64_t i = 0; i < c->v[ti].nelem; i++)
+      ((int32_t *)c->v[ti].data)[i] = irand((int)-s[ax], (int)s[ax] - 1);
+    ins[ni++] = ti;
+    if (op == GG_OP_SCATTER_ELEMENTS) ins[ni++] = tc_tensor(c, dt, nd, s2, 0), a->fn = irand(0, 4);
+    break;
+  }
+  case GG_OP_GATHER_ND:
+  case GG_OP_SCATTER_ND: {
+    gg_dtype dt = irand(0, 2) ? GG_DT_F32 : GG_DT_I32;
+    nd = irand(1, 4);
+    rand_shape(nd, s, 1, 6);
+    ins[ni++] = tc_tensor(c, dt, nd, s, 0);
+    int b = op == GG_OP_GATHER_ND ? irand(0, nd - 1) : 0, k = irand(1, nd - b), q = 0;
+    a->axis = b;
+    for (int i = 0; i < b; i++)
+      s2[q++] = s[i];
+    int extra = irand(0, 1);
+    for (int i = 0; i < extra; i++)
+      s2[q++] = irand(1, 3);
+    s2[q++] = k;
+    int ti = tc_tensor(c, GG_DT_I32, q, s2, irand(0, 1));
+    for (int64_t i = 0; i < c->v[ti].nelem; i++) {
+      int d = b + (int)(i % k);
+      ((int32_t *)c->v[ti].data)[i] = irand((int)-s[d], (int)s[d] - 1);
+    }
+    ins[ni++] = ti;
+    if (op == GG_OP_SCATTER_ND) {
+      int64_t us[GG_MAX_DIMS];
+      int un = 0;
+      for (int i = 0; i < q - 1; i++)
+        us[un++] = s2[i];
+      for (int i = k; i < nd; i++)
+        us[un++] = s[i];
+      ins[ni++] = tc_tensor(c, dt, un, us, 0);
+      a->fn = irand(0, 4);
+    }
+    break;
+  }
+  case GG_OP_TRILU: {
+    nd = irand(2, 4);
+    rand_shape(nd, s, 1, 6);
+    ins[ni++] = tc_tensor(c, irand(0, 2) ? GG_DT_F32 : GG_DT_I32, nd, s, 0);
+    if (irand(0, 3)) {
+      int t = tc_tensor(c, GG_DT_I32, irand(0, 1), (int64_t[]){1}, irand(0, 1));
+      ((int32_t *)c->v[t].data)[0] = irand(-4, 4);
+      ins[ni++] = t;
+    }
+    a->flags = irand(0, 1);
+    break;
+  }
+  case GG_OP_LRN: {
+    nd = irand(2, 4);
+    rand_shape(nd, s, 1, 6);
+    ins[ni++] = tc_tensor(c, GG_DT_F32, nd, s, 0);
+    a->size = irand(1, 5), a->alpha = frand(1e-4f, 1e-2f), a->beta = frand(0.5f, 1.0f);
+    a->gamma = frand(0.5f, 2.0f);
+    break;
+  }
+  case GG_OP_TOPK: {
+    gg_dtype dt = irand(0, 2) ? GG_DT_F32 : GG_DT_I32;
+    int t = tc_tensor(c, dt, nd, s, 0);
+    for (int64_t i = 0; dt == GG_DT_F32 && i < c->v[t].nelem; i++) /* ties */
+      ((float *)c->v[t].data)[i] = (float)irand(-4, 4);
+    ins[ni++] = t;
+    a->axis = irand(-nd, nd - 1);
+    int ax = a->axis < 0 ? a->axis + nd : a->axis;
+    int tk = tc_tensor(c, GG_DT_I32, 1, (int64_t[]){1}, 1);
+    ((int32_t *)c->v[tk].data)[0] = irand(0, (int)s[ax]);
+    ins[ni++] = tk;
+    a->flags = irand(0, 3), nout = 2;
+    break;
+  }
+  case GG_OP_ONE_HOT: {
+    nd = irand(1, 3);
+    int depth = irand(1, 6);
+    gg_dtype dt = irand(0, 1) ? GG_DT_F32 : GG_DT_I32;
+    int t = tc_tensor(c, dt, nd, s, 0);
+    for (int64_t i = 0; i < c->v[t].nelem; i++) {
+      int v = irand(-depth - 1, depth);
+      if (dt == GG_DT_F32) ((float *)c->v[t].data)[i] = (float)v;
+      else ((int32_t *)c->v[t].data)[i] = v;
+    }
+    ins[ni++] = t;
+    int td = tc_tensor(c, GG_DT_I32, 0, s2, 1);
+    ((int32_t *)c->v[td].data)[0] = depth;
+    ins[ni++] = td;
+    ins[ni++] = tc_tensor(c, irand(0, 1) ? GG_DT_F32 : GG_DT_I32, 1, (int64_t[]){2}, 1);
+    a->axis = irand(-nd - 1, nd);
+    break;
+  }
+  case GG_OP_EYE_LIKE:
+    ins[ni++] = tc_tensor(c, GG_DT_F32, 2, s, 0);
+    a->to = irand(0, 1) ? GG_DT_F32 : GG_DT_I32, a->axis = irand(-4, 4);
+    break;
+    /* -- end of group X cases -- */
   default: return GG_EUNSUPPORTED;
   }
   tc_node(c, op, ni, ins, nout);
@@ -838,6 +1015,23 @@ static const gg_op k_ops[] = {
     GG_OP_CONV_TRANSPOSE_ND,
     /* -- end of group W ops -- */
     GG_OP_EINSUM,
+    /* -- group X ops -- */
+    GG_OP_UNARY_X,
+    GG_OP_BINARY_X,
+    GG_OP_REDUCE_X,
+    GG_OP_ARG_X,
+    GG_OP_CUMSUM,
+    GG_OP_GATHER_ELEMENTS,
+    GG_OP_GATHER_ND,
+    GG_OP_TRILU,
+    GG_OP_HARDMAX,
+    GG_OP_LRN,
+    GG_OP_TOPK,
+    GG_OP_ONE_HOT,
+    GG_OP_EYE_LIKE,
+    GG_OP_SCATTER_ND,
+    GG_OP_SCATTER_ELEMENTS,
+    /* -- end of group X ops -- */
 };
 #define N_OPS ((int)(sizeof k_ops / sizeof k_ops[0]))
 

@@ -1952,6 +1952,104 @@ static void test_conv3d(void) {
   }
 }
 
+/* Group X through the importer: TopK with k as the opset-9 attribute, Mean
+ * of three inputs (a sum chain, then / 3), Elu at opset 6 (its opset-7
+ * definition), ReduceLogSumExp with its axes attribute; and the refusals of
+ * what is not run (float Mod without fmod, an unknown scatter reduction, an
+ * EyeLike dtype), each naming the node. */
+static void test_group_x(void) {
+  int64_t xd[2] = {1, 4};
+  const float x[4] = {-2.0f, -0.5f, 0.5f, 3.0f};
+  static const struct {
+    int opset;
+    const char *op, *inputs;
+    int64_t nout;
+    float want[4];
+  } k[] = {
+      {9, "TopK", "x", 2, {3.0f, 0.5f}},
+      {13, "Mean", "x,x,x", 4, {-2.0f, -0.5f, 0.5f, 3.0f}},
+      {6, "Elu", "x", 4, {-0.8646647f, -0.3934693f, 0.5f, 3.0f}},
+      {13, "ReduceLogSumExp", "x", 1, {3.1124536f}},
+  };
+  for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+    ob_model b;
+    char err[512] = "";
+    gg_model *m = NULL;
+    ob_init(&b, k[i].opset);
+    ob_input(&b, "x", 2, xd);
+    const char *outs = !strcmp(k[i].op, "TopK") ? "y,idx" : "y";
+    Onnx__NodeProto *n = ob_node(&b, k[i].op, "xnode", k[i].inputs, outs);
+    if (!strcmp(k[i].op, "TopK")) ob_attr_i(&b, n, "k", 2);
+    if (!strcmp(k[i].op, "ReduceLogSumExp")) {
+      int64_t ax[1] = {-1};
+      ob_attr_ints(&b, n, "axes", 1, ax);
+    }
+    ob_output(&b, "y");
+    int rc = load(&b, "groupx.onnx", &m, err, sizeof err);
+    ob_free(&b);
+    if (rc) {
+      GG_T_FAIL("%s: %s", k[i].op, err);
+      continue;
+    }
+    if (match_backends(m, xd, 2, x, k[i].want, k[i].nout, 1e-5, k[i].op))
+      GG_T_FAIL("%s: wrong result", k[i].op);
+    gg_model_free(m);
+  }
+  /* TopK's K from a shape subgraph, known once the session knows x's shape:
+   * K = Shape(x)[1:2], the whole row sorted. */
+  {
+    ob_model b;
+    char err[512] = "";
+    gg_model *m = NULL;
+    ob_init(&b, 15);
+    ob_input(&b, "x", 2, xd);
+    Onnx__NodeProto *n = ob_node(&b, "Shape", "k_of_x", "x", "k");
+    ob_attr_i(&b, n, "start", 1);
+    ob_attr_i(&b, n, "end", 2);
+    ob_node(&b, "TopK", "topk_node", "x,k", "y,idx");
+    ob_output(&b, "y");
+    int rc = load(&b, "groupx_topk.onnx", &m, err, sizeof err);
+    ob_free(&b);
+    if (rc) GG_T_FAIL("TopK with K from Shape: %s", err);
+    const float want[4] = {3.0f, 0.5f, -0.5f, -2.0f};
+    if (!rc && match_backends(m, xd, 2, x, want, 4, 0, "TopK(K = Shape)"))
+      GG_T_FAIL("TopK with K from Shape: wrong result");
+    gg_model_free(m);
+  }
+  static const struct {
+    const char *op, *attr, *sval, *want;
+    int64_t ival;
+  } r[] = {
+      {"Mod", NULL, NULL, "float operands need fmod=1", 0},
+      {"ScatterElements", "reduction", "median", "reduction=median", 0},
+      {"EyeLike", "dtype", NULL, "dtype=DOUBLE", ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE},
+      {"Hardmax", "axis", NULL, "axis 9", 9},
+  };
+  for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+    ob_model b;
+    char err[512] = "";
+    gg_model *m = NULL;
+    ob_init(&b, 18);
+    ob_input(&b, "x", 2, xd);
+    const char *ins = !strcmp(r[i].op, "Mod")               ? "x,x"
+                      : !strcmp(r[i].op, "ScatterElements") ? "x,x,x"
+                                                            : "x";
+    Onnx__NodeProto *n = ob_node(&b, r[i].op, "refused_node", ins, "y");
+    if (r[i].sval)
+      ob_attr_s(&b, n, r[i].attr, r[i].sval);
+    else if (r[i].attr)
+      ob_attr_i(&b, n, r[i].attr, r[i].ival);
+    ob_output(&b, "y");
+    int rc = load(&b, "groupx_refused.onnx", &m, err, sizeof err);
+    ob_free(&b);
+    gg_model_free(m);
+    if (rc != GG_EUNSUPPORTED && rc != GG_ERANGE)
+      GG_T_FAIL("%s: got %s, want a refusal (%s)", r[i].op, gg_err_name(rc), err);
+    ASSERT_CONTAINS(err, "refused_node");
+    ASSERT_CONTAINS(err, r[i].want);
+  }
+}
+
 int main(int argc, char **argv) {
   gg_log_set_level(GG_LOG_ERROR);
   static const gg_test_case cases[] = {
@@ -1980,6 +2078,7 @@ int main(int argc, char **argv) {
       {"cast_f16", test_cast_f16},
       {"wide_types", test_wide_types},
       {"cast_ints", test_cast_ints},
+      {"group_x", test_group_x},
       {0},
   };
   int rc = gg_test_main(argc, argv, cases);

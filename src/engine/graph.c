@@ -85,6 +85,21 @@ static const char *const k_op_names[GG_OP_COUNT] = {
     [GG_OP_CONV_ND] = "ConvND",
     [GG_OP_CONV_TRANSPOSE_ND] = "ConvTransposeND",
     [GG_OP_EINSUM] = "Einsum",
+    [GG_OP_UNARY_X] = "UnaryX",
+    [GG_OP_BINARY_X] = "BinaryX",
+    [GG_OP_REDUCE_X] = "ReduceX",
+    [GG_OP_ARG_X] = "ArgX",
+    [GG_OP_CUMSUM] = "CumSum",
+    [GG_OP_GATHER_ELEMENTS] = "GatherElements",
+    [GG_OP_GATHER_ND] = "GatherND",
+    [GG_OP_TRILU] = "Trilu",
+    [GG_OP_HARDMAX] = "Hardmax",
+    [GG_OP_LRN] = "LRN",
+    [GG_OP_TOPK] = "TopK",
+    [GG_OP_ONE_HOT] = "OneHot",
+    [GG_OP_EYE_LIKE] = "EyeLike",
+    [GG_OP_SCATTER_ND] = "ScatterND",
+    [GG_OP_SCATTER_ELEMENTS] = "ScatterElements",
 };
 
 const char *gg__op_name(gg_op op) {

@@ -160,8 +160,62 @@ typedef enum gg_op {
                         takes its diagonal, labels missing from the output are summed. Dims
                         of one label must match or be 1 (broadcast). F32 (sums in double) and
                         I32 (wrapping int32 sums) */
+  /* ---- ONNX-era ops, group X (src/engine/ops-extra.c: shape rules and naive reference
+   * kernels; no backend other than the host's runs them). Bool is I32 0/1, int64 is I32.
+   * One op per family, the ONNX op in attrs.fn; attrs.flags holds per-op bits. */
+  GG_OP_UNARY_X,     /* y = f(x), attrs.fn (GG_UX_*), x F32 (Sign: also I32).
+                        IsNaN / IsInf give I32 0/1 (IsInf: flags bit 0 detects -inf, bit 1
+                        +inf); the rest keep x's dtype. Elu, Celu, ThresholdedRelu: alpha;
+                        Selu: alpha, gamma; Shrink: bias in alpha, lambd in beta */
+  GG_OP_BINARY_X,    /* a, b with numpy broadcasting, attrs.fn (GG_BX_*). MOD: I32, sign of
+                        the divisor (Python); FMOD: F32 fmodf or I32 C remainder; x mod 0 is
+                        0 for I32. GE / LE: F32 or I32 (same dtype) -> I32. AND / OR / XOR:
+                        I32 (nonzero is true) -> I32 0/1 */
+  GG_OP_REDUCE_X,    /* in x, axes (const I32, empty = all axes); attrs.fn (GG_RX_*),
+                        keep_dims; F32, and I32 for PROD, SUM_SQUARE, L1 (wrapping) */
+  GG_OP_ARG_X,       /* ArgMax (fn 0) / ArgMin (fn 1) along attrs.axis -> I32; keep_dims;
+                        flags bit 0 select_last_index; F32 or I32; a NaN wins (numpy) */
+  GG_OP_CUMSUM,      /* in x, axis (I32 scalar or [1], read at run: any tensor); flags bit 0
+                        exclusive, bit 1 reverse; F32 or I32 */
+  GG_OP_GATHER_ELEMENTS, /* in data, indices (I32, data's rank; negative counts from the end,
+                            out of range is GG_ERANGE at run); attrs.axis; y: indices' shape */
+  GG_OP_GATHER_ND,   /* in data, indices (I32 [..., k]); attrs.axis holds batch_dims;
+                        y: indices.shape[:-1] + data.shape[batch_dims + k:] */
+  GG_OP_TRILU,       /* in x (rank >= 2) [, k (I32 scalar, read at run)]; flags bit 0 upper:
+                        keeps col - row >= k (upper) or <= k (lower), zeroes the rest */
+  GG_OP_HARDMAX,     /* F32: 1 at the first max along attrs.axis, 0 elsewhere; flags bit 0:
+                        ONNX's coerced 2-D form before opset 13 (all dims from axis as one) */
+  GG_OP_LRN,         /* x [N, C, ...] F32, across channels: y = x / (gamma + alpha / size *
+                        sum of x^2 over the size-window of channels)^beta; attrs.size */
+  GG_OP_TOPK,        /* in x, K (I32 scalar or [1], constant at session time) -> values,
+                        indices (I32) along attrs.axis; flags bit 0 largest; always sorted
+                        (largest: descending), ties: the lower index first; NaN largest */
+  GG_OP_ONE_HOT,     /* in indices (F32 or I32), depth (scalar, constant at session time),
+                        values [off, on] -> values' dtype, depth inserted at attrs.axis;
+                        negative indices count from depth, out of range: all off */
+  GG_OP_EYE_LIKE,    /* in x (2-D) -> x's shape, attrs.to, 1 where col - row == attrs.axis */
+  GG_OP_SCATTER_ND,  /* in data, indices (I32 [..., k]), updates -> data's shape and dtype
+                        with the slices at indices replaced, or reduced when attrs.fn is
+                        GG_SX_ADD / MUL / MAX / MIN; out of range: GG_ERANGE at run */
+  GG_OP_SCATTER_ELEMENTS, /* in data, indices (I32, data's rank), updates (indices' shape);
+                             attrs.axis, attrs.fn reduction as GG_OP_SCATTER_ND */
   GG_OP_COUNT
 } gg_op;
+
+/* Group X functions (attrs.fn). */
+typedef enum gg_ux_fn {
+  GG_UX_SIN = 0, GG_UX_COS, GG_UX_TAN, GG_UX_ASIN, GG_UX_ACOS, GG_UX_ATAN, GG_UX_SINH,
+  GG_UX_COSH, GG_UX_ASINH, GG_UX_ACOSH, GG_UX_ATANH, GG_UX_FLOOR, GG_UX_CEIL, GG_UX_ROUND,
+  GG_UX_SIGN, GG_UX_ISNAN, GG_UX_ISINF, GG_UX_ELU, GG_UX_SELU, GG_UX_CELU, GG_UX_SOFTSIGN,
+  GG_UX_THRESHOLDED_RELU, GG_UX_SHRINK, GG_UX_COUNT
+} gg_ux_fn;
+typedef enum gg_bx_fn {
+  GG_BX_MOD = 0, GG_BX_FMOD, GG_BX_GE, GG_BX_LE, GG_BX_AND, GG_BX_OR, GG_BX_XOR, GG_BX_COUNT
+} gg_bx_fn;
+typedef enum gg_rx_fn {
+  GG_RX_PROD = 0, GG_RX_SUM_SQUARE, GG_RX_L1, GG_RX_LOG_SUM, GG_RX_LOG_SUM_EXP, GG_RX_COUNT
+} gg_rx_fn;
+typedef enum gg_sx_fn { GG_SX_NONE = 0, GG_SX_ADD, GG_SX_MUL, GG_SX_MAX, GG_SX_MIN } gg_sx_fn;
 
 typedef enum gg_resize_mode { GG_RESIZE_NEAREST = 0, GG_RESIZE_LINEAR, GG_RESIZE_CUBIC } gg_resize_mode;
 typedef enum gg_coord_mode {
@@ -262,6 +316,12 @@ typedef struct gg_attrs {
   /* GG_OP_EINSUM: labels of input 0, input 1 and the output (see the op). */
   int ein_n[3];
   signed char ein_lab[3][GG_MAX_DIMS];
+  /* Group X (see each op): the ONNX function, per-op flag bits, a third float
+   * parameter (Selu gamma, LRN bias) and LRN's size. */
+  int fn;
+  int flags;
+  float gamma;
+  int size;
 } gg_attrs;
 
 /* GG_OP_CAST's attrs.cast_kind: to F32 (FLOAT16, BFLOAT16: round to nearest
@@ -430,5 +490,9 @@ int gg__window_run(const gg_node *n, gg_tval *vals, const struct gg__kctx *ctx);
 /* GG_OP_EINSUM (ops-einsum.c), same contract. */
 int gg__einsum_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen);
 int gg__einsum_run(const gg_node *n, gg_tval *vals);
+/* Group X (ops-extra.c): GG_OP_UNARY_X to GG_OP_SCATTER_ELEMENTS, same contract. */
+#define GG_OP_IS_GROUP_X(op) ((op) >= GG_OP_UNARY_X && (op) <= GG_OP_SCATTER_ELEMENTS)
+int gg__extra_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen);
+int gg__extra_run(const gg_node *n, gg_tval *vals, const struct gg__kctx *ctx);
 
 #endif

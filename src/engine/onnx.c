@@ -2002,6 +2002,7 @@ static int h_transpose(octx *c, const onode *np, const opdef *d, int *outs) {
   return emit(c, GG_OP_TRANSPOSE, d->name, node_label(np), ins, 2, outs, 1, NULL, NULL);
 }
 
+static int xfn(const char *name);
 static int h_reduce(octx *c, const onode *np, const opdef *d, int *outs) {
   int x, rc, at;
   if ((rc = X(c, np, 0, &x))) return rc;
@@ -2014,6 +2015,7 @@ static int h_reduce(octx *c, const onode *np, const opdef *d, int *outs) {
   gg_attrs a;
   memset(&a, 0, sizeof a);
   a.keep_dims = attr_i(np, "keepdims", 1) != 0;
+  if (d->op == GG_OP_REDUCE_X) a.fn = xfn(d->name);
   int r = c->rank[x];
   if (n <= 0) {
     if (attr_i(np, "noop_with_empty_axes", 0)) {
@@ -2776,6 +2778,247 @@ static int h_einsum(octx *c, const onode *np, const opdef *d, int *outs) {
   return emit(c, GG_OP_TRANSPOSE, "Einsum", node_label(np), ti, 2, outs, 1, NULL, NULL);
 }
 
+/* ------------------------------------------------------------ group X ops */
+
+/* The ONNX op -> attrs.fn of its group X op (graph.h: GG_UX_*, GG_BX_*,
+ * GG_RX_*; ArgMax 0, ArgMin 1). */
+static const struct xfn_row {
+  const char *name;
+  int fn;
+} k_xfn[] = {
+    {"Sin", GG_UX_SIN},
+    {"Cos", GG_UX_COS},
+    {"Tan", GG_UX_TAN},
+    {"Asin", GG_UX_ASIN},
+    {"Acos", GG_UX_ACOS},
+    {"Atan", GG_UX_ATAN},
+    {"Sinh", GG_UX_SINH},
+    {"Cosh", GG_UX_COSH},
+    {"Asinh", GG_UX_ASINH},
+    {"Acosh", GG_UX_ACOSH},
+    {"Atanh", GG_UX_ATANH},
+    {"Floor", GG_UX_FLOOR},
+    {"Ceil", GG_UX_CEIL},
+    {"Round", GG_UX_ROUND},
+    {"Sign", GG_UX_SIGN},
+    {"IsNaN", GG_UX_ISNAN},
+    {"IsInf", GG_UX_ISINF},
+    {"Elu", GG_UX_ELU},
+    {"Selu", GG_UX_SELU},
+    {"Celu", GG_UX_CELU},
+    {"Softsign", GG_UX_SOFTSIGN},
+    {"ThresholdedRelu", GG_UX_THRESHOLDED_RELU},
+    {"Shrink", GG_UX_SHRINK},
+    {"Mod", GG_BX_MOD},
+    {"GreaterOrEqual", GG_BX_GE},
+    {"LessOrEqual", GG_BX_LE},
+    {"And", GG_BX_AND},
+    {"Or", GG_BX_OR},
+    {"Xor", GG_BX_XOR},
+    {"ReduceProd", GG_RX_PROD},
+    {"ReduceSumSquare", GG_RX_SUM_SQUARE},
+    {"ReduceL1", GG_RX_L1},
+    {"ReduceLogSum", GG_RX_LOG_SUM},
+    {"ReduceLogSumExp", GG_RX_LOG_SUM_EXP},
+    {"ArgMax", 0},
+    {"ArgMin", 1},
+};
+
+static int xfn(const char *name) {
+  for (size_t i = 0; i < sizeof k_xfn / sizeof k_xfn[0]; i++)
+    if (!strcmp(name, k_xfn[i].name)) return k_xfn[i].fn;
+  return 0;
+}
+
+static int h_xunary(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.fn = xfn(d->name);
+  switch ((gg_ux_fn)a.fn) {
+  case GG_UX_ELU:
+  case GG_UX_CELU:
+  case GG_UX_THRESHOLDED_RELU: a.alpha = attr_f(np, "alpha", 1.0f); break;
+  case GG_UX_SELU:
+    a.alpha = attr_f(np, "alpha", 1.67326319217681884765625f);
+    a.gamma = attr_f(np, "gamma", 1.05070102214813232421875f);
+    break;
+  case GG_UX_SHRINK: a.alpha = attr_f(np, "bias", 0.0f), a.beta = attr_f(np, "lambd", 0.5f); break;
+  case GG_UX_ISINF:
+    a.flags = attr_i(np, "detect_negative", 1) != 0;
+    a.flags |= (attr_i(np, "detect_positive", 1) != 0) << 1;
+    break;
+  default: break;
+  }
+  if (a.fn == GG_UX_CELU && a.alpha == 0.0f) return NODE_ERR(GG_EPARSE, "alpha must not be 0");
+  c->rank[outs[0]] = c->rank[x];
+  if (a.fn == GG_UX_ISNAN || a.fn == GG_UX_ISINF) c->dt[outs[0]] = GG_DT_I32;
+  return emit(c, GG_OP_UNARY_X, d->name, node_label(np), &x, 1, outs, 1, &a, NULL);
+}
+
+static int h_xbinary(octx *c, const onode *np, const opdef *d, int *outs) {
+  int ins[2], rc;
+  if (np->n_input != 2) return NODE_ERR(GG_EPARSE, "expects 2 inputs, has %d", (int)np->n_input);
+  for (int k = 0; k < 2; k++)
+    if ((rc = X(c, np, (size_t)k, &ins[k]))) return rc;
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.fn = xfn(d->name);
+  if (a.fn == GG_BX_MOD) {
+    int64_t fm = attr_i(np, "fmod", 0);
+    if (fm != 0 && fm != 1)
+      return NODE_ERR(GG_EPARSE, "attribute fmod=%lld (0 or 1)", (long long)fm);
+    if (fm)
+      a.fn = GG_BX_FMOD;
+    else if (c->dt[ins[0]] == GG_DT_F32)
+      return NODE_ERR(GG_EUNSUPPORTED, "float operands need fmod=1 (ONNX Mod)");
+  }
+  int ra = c->rank[ins[0]], rb = c->rank[ins[1]];
+  c->rank[outs[0]] = ra < 0 || rb < 0 ? -1 : ra > rb ? ra : rb;
+  if (a.fn >= GG_BX_GE) c->dt[outs[0]] = GG_DT_I32;
+  return emit(c, GG_OP_BINARY_X, d->name, node_label(np), ins, 2, outs, 1, &a, NULL);
+}
+
+/* Mean: the inputs' broadcast sum, divided by their count. */
+static int h_mean(octx *c, const onode *np, const opdef *d, int *outs) {
+  int n = (int)np->n_input, rc, acc, cnt;
+  if (n < 1) return NODE_ERR(GG_EPARSE, "has no inputs");
+  if ((rc = X(c, np, 0, &acc))) return rc;
+  for (int k = 1; k < n; k++) {
+    int b, y, ins[2];
+    if ((rc = X(c, np, (size_t)k, &b))) return rc;
+    if ((y = tmp_tensor(c, node_label(np), "/sum", &rc)) < 0) return rc;
+    ins[0] = acc, ins[1] = b;
+    int ra = c->rank[acc], rb = c->rank[b];
+    if ((rc = emit(c, GG_OP_ADD, d->name, node_label(np), ins, 2, &y, 1, NULL, NULL))) return rc;
+    c->rank[y] = ra < 0 || rb < 0 ? -1 : ra > rb ? ra : rb;
+    acc = y;
+  }
+  char nm[1200];
+  snprintf(nm, sizeof nm, "%.1000s/count", node_label(np));
+  if ((rc = const_f32s(c, nm, (float)n, &cnt))) return rc;
+  int ins[2] = {acc, cnt};
+  c->rank[outs[0]] = c->rank[acc];
+  return emit(c, GG_OP_DIV, d->name, node_label(np), ins, 2, outs, 1, NULL, NULL);
+}
+
+/* The group X ops whose inputs map one to one: ArgMax/ArgMin, CumSum,
+ * GatherElements, GatherND, Trilu, Hardmax, LRN, TopK, OneHot, EyeLike,
+ * ScatterND, ScatterElements (and Scatter, its opset 9 name). */
+static int h_xdirect(octx *c, const onode *np, const opdef *d, int *outs) {
+  int ins[3], rc, n = (int)np->n_input, lo = 1, hi = 1, nout = 1;
+  switch (d->op) {
+  case GG_OP_CUMSUM:
+  case GG_OP_GATHER_ELEMENTS:
+  case GG_OP_GATHER_ND: lo = hi = 2; break;
+  case GG_OP_TRILU: hi = 2; break;
+  case GG_OP_TOPK: lo = hi = c->opset >= 10 ? 2 : 1, nout = 2; break;
+  case GG_OP_ONE_HOT:
+  case GG_OP_SCATTER_ND:
+  case GG_OP_SCATTER_ELEMENTS: lo = hi = 3; break;
+  default: break;
+  }
+  if (n < lo || n > hi) return NODE_ERR(GG_EPARSE, "expects %d to %d inputs, has %d", lo, hi, n);
+  for (int k = 0; k < n; k++)
+    if ((rc = X(c, np, (size_t)k, &ins[k]))) return rc;
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  int r = c->rank[ins[0]], ro = r;
+  a.keep_dims = attr_i(np, "keepdims", 1) != 0;
+  char red[32];
+  attr_s(np, "reduction", "none", red, sizeof red);
+  a.fn = !strcmp(red, "add")   ? GG_SX_ADD
+         : !strcmp(red, "mul") ? GG_SX_MUL
+         : !strcmp(red, "max") ? GG_SX_MAX
+         : !strcmp(red, "min") ? GG_SX_MIN
+                               : GG_SX_NONE;
+  if (a.fn == GG_SX_NONE && strcmp(red, "none"))
+    return NODE_ERR(GG_EUNSUPPORTED, "attribute reduction=%s not supported", red);
+  switch (d->op) {
+  case GG_OP_ARG_X:
+    AXIS_CHECK(attr_i(np, "axis", 0));
+    a.axis = (int)attr_i(np, "axis", 0), a.fn = xfn(d->name);
+    a.flags = attr_i(np, "select_last_index", 0) != 0;
+    ro = r < 0 ? -1 : a.keep_dims ? r : r - 1;
+    c->dt[outs[0]] = GG_DT_I32;
+    break;
+  case GG_OP_CUMSUM:
+    a.flags = (attr_i(np, "exclusive", 0) != 0) | (attr_i(np, "reverse", 0) != 0) << 1;
+    break;
+  case GG_OP_GATHER_ELEMENTS:
+  case GG_OP_SCATTER_ELEMENTS:
+    AXIS_CHECK(attr_i(np, "axis", 0));
+    a.axis = (int)attr_i(np, "axis", 0);
+    if (d->op == GG_OP_GATHER_ELEMENTS) ro = c->rank[ins[1]];
+    break;
+  case GG_OP_GATHER_ND: {
+    int64_t b = attr_i(np, "batch_dims", 0);
+    if (b < 0 || b >= GG_MAX_DIMS) return NODE_ERR(GG_ERANGE, "batch_dims %lld", (long long)b);
+    a.axis = (int)b, ro = -1;
+    break;
+  }
+  case GG_OP_TRILU: a.flags = attr_i(np, "upper", 1) != 0; break;
+  case GG_OP_HARDMAX:
+    AXIS_CHECK(attr_i(np, "axis", c->opset >= 13 ? -1 : 1));
+    a.axis = (int)attr_i(np, "axis", c->opset >= 13 ? -1 : 1);
+    a.flags = c->opset < 13;
+    break;
+  case GG_OP_LRN: {
+    int64_t size = attr_i(np, "size", 0);
+    if (size < 1 || size > INT32_MAX) return NODE_ERR(GG_EPARSE, "attribute size must be >= 1");
+    a.size = (int)size, a.alpha = attr_f(np, "alpha", 1e-4f), a.beta = attr_f(np, "beta", 0.75f);
+    a.gamma = attr_f(np, "bias", 1.0f);
+    break;
+  }
+  case GG_OP_TOPK:
+    AXIS_CHECK(attr_i(np, "axis", -1));
+    a.axis = (int)attr_i(np, "axis", -1), a.flags = attr_i(np, "largest", 1) != 0;
+    if (c->opset < 10) { /* k an attribute: make it the input it became */
+      int64_t k = attr_i(np, "k", -1);
+      if (k < 0 || k > INT32_MAX) return NODE_ERR(GG_EPARSE, "attribute k is missing or negative");
+      int32_t k32 = (int32_t)k;
+      char nm[1200];
+      snprintf(nm, sizeof nm, "%.1000s/k", node_label(np));
+      if ((rc = const_i32v(c, nm, &k32, 1, &ins[1]))) return rc;
+      n = 2;
+    }
+    if (np->n_output > 2) return NODE_ERR(GG_EPARSE, "has %d outputs (2)", (int)np->n_output);
+    if (np->n_output < 2 || outs[1] < 0)
+      if ((outs[1] = tmp_tensor(c, node_label(np), "/indices", &rc)) < 0) return rc;
+    c->rank[outs[1]] = r, c->dt[outs[1]] = GG_DT_I32;
+    break;
+  case GG_OP_ONE_HOT:
+    AXIS_CHECK(attr_i(np, "axis", -1));
+    a.axis = (int)attr_i(np, "axis", -1), ro = r < 0 ? -1 : r + 1;
+    break;
+  case GG_OP_EYE_LIKE: {
+    int64_t dt = attr_i(np, "dtype", -1), k = attr_i(np, "k", 0);
+    if (k < INT32_MIN || k > INT32_MAX) return NODE_ERR(GG_ERANGE, "k %lld", (long long)k);
+    a.axis = (int)k;
+    if (dt < 0 && c->dt[ins[0]] < 0)
+      return NODE_ERR(GG_EUNSUPPORTED, "without dtype, the input's type must be known at import");
+    if (dt < 0)
+      a.to = (gg_dtype)c->dt[ins[0]];
+    else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+      a.to = GG_DT_F32;
+    else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 ||
+             dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ||
+             dt == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL)
+      a.to = GG_DT_I32;
+    else
+      return NODE_ERR(GG_EUNSUPPORTED,
+                      "attribute dtype=%s not supported (FLOAT, INT32, INT64, BOOL)",
+                      onnx_dtype_name((int)dt));
+    c->dt[outs[0]] = (int)a.to;
+    break;
+  }
+  default: break;
+  }
+  c->rank[outs[0]] = ro;
+  return emit(c, d->op, d->name, node_label(np), ins, n, outs, nout, &a, NULL);
+}
+
 static const opdef k_ops[] = {
     {"Relu", h_unary, GG_OP_RELU, ""},
     {"LeakyRelu", h_unary, GG_OP_LEAKY_RELU, "alpha"},
@@ -2857,6 +3100,55 @@ static const opdef k_ops[] = {
     {"DepthToSpace", h_depth_to_space, GG_OP_DEPTH_TO_SPACE, "blocksize,mode"},
     {"SpaceToDepth", h_depth_to_space, GG_OP_RESHAPE, "blocksize"},
     {"Einsum", h_einsum, GG_OP_BATCH_MATMUL, "equation"},
+    {"Sin", h_xunary, GG_OP_UNARY_X, ""},
+    {"Cos", h_xunary, GG_OP_UNARY_X, ""},
+    {"Tan", h_xunary, GG_OP_UNARY_X, ""},
+    {"Asin", h_xunary, GG_OP_UNARY_X, ""},
+    {"Acos", h_xunary, GG_OP_UNARY_X, ""},
+    {"Atan", h_xunary, GG_OP_UNARY_X, ""},
+    {"Sinh", h_xunary, GG_OP_UNARY_X, ""},
+    {"Cosh", h_xunary, GG_OP_UNARY_X, ""},
+    {"Asinh", h_xunary, GG_OP_UNARY_X, ""},
+    {"Acosh", h_xunary, GG_OP_UNARY_X, ""},
+    {"Atanh", h_xunary, GG_OP_UNARY_X, ""},
+    {"Floor", h_xunary, GG_OP_UNARY_X, ""},
+    {"Ceil", h_xunary, GG_OP_UNARY_X, ""},
+    {"Round", h_xunary, GG_OP_UNARY_X, ""},
+    {"Sign", h_xunary, GG_OP_UNARY_X, ""},
+    {"IsNaN", h_xunary, GG_OP_UNARY_X, ""},
+    {"IsInf", h_xunary, GG_OP_UNARY_X, "detect_negative,detect_positive"},
+    {"Elu", h_xunary, GG_OP_UNARY_X, "alpha"},
+    {"Selu", h_xunary, GG_OP_UNARY_X, "alpha,gamma"},
+    {"Celu", h_xunary, GG_OP_UNARY_X, "alpha"},
+    {"Softsign", h_xunary, GG_OP_UNARY_X, ""},
+    {"ThresholdedRelu", h_xunary, GG_OP_UNARY_X, "alpha"},
+    {"Shrink", h_xunary, GG_OP_UNARY_X, "bias,lambd"},
+    {"Mod", h_xbinary, GG_OP_BINARY_X, "fmod"},
+    {"GreaterOrEqual", h_xbinary, GG_OP_BINARY_X, ""},
+    {"LessOrEqual", h_xbinary, GG_OP_BINARY_X, ""},
+    {"And", h_xbinary, GG_OP_BINARY_X, ""},
+    {"Or", h_xbinary, GG_OP_BINARY_X, ""},
+    {"Xor", h_xbinary, GG_OP_BINARY_X, ""},
+    {"Mean", h_mean, GG_OP_DIV, ""},
+    {"ReduceProd", h_reduce, GG_OP_REDUCE_X, "axes,keepdims,noop_with_empty_axes"},
+    {"ReduceSumSquare", h_reduce, GG_OP_REDUCE_X, "axes,keepdims,noop_with_empty_axes"},
+    {"ReduceL1", h_reduce, GG_OP_REDUCE_X, "axes,keepdims,noop_with_empty_axes"},
+    {"ReduceLogSum", h_reduce, GG_OP_REDUCE_X, "axes,keepdims,noop_with_empty_axes"},
+    {"ReduceLogSumExp", h_reduce, GG_OP_REDUCE_X, "axes,keepdims,noop_with_empty_axes"},
+    {"ArgMax", h_xdirect, GG_OP_ARG_X, "axis,keepdims,select_last_index"},
+    {"ArgMin", h_xdirect, GG_OP_ARG_X, "axis,keepdims,select_last_index"},
+    {"CumSum", h_xdirect, GG_OP_CUMSUM, "exclusive,reverse"},
+    {"GatherElements", h_xdirect, GG_OP_GATHER_ELEMENTS, "axis"},
+    {"GatherND", h_xdirect, GG_OP_GATHER_ND, "batch_dims"},
+    {"Trilu", h_xdirect, GG_OP_TRILU, "upper"},
+    {"Hardmax", h_xdirect, GG_OP_HARDMAX, "axis"},
+    {"LRN", h_xdirect, GG_OP_LRN, "alpha,beta,bias,size"},
+    {"TopK", h_xdirect, GG_OP_TOPK, "axis,k,largest,sorted"},
+    {"OneHot", h_xdirect, GG_OP_ONE_HOT, "axis"},
+    {"EyeLike", h_xdirect, GG_OP_EYE_LIKE, "dtype,k"},
+    {"ScatterND", h_xdirect, GG_OP_SCATTER_ND, "reduction"},
+    {"ScatterElements", h_xdirect, GG_OP_SCATTER_ELEMENTS, "axis,reduction"},
+    {"Scatter", h_xdirect, GG_OP_SCATTER_ELEMENTS, "axis"},
 };
 
 const char *gg__onnx_op_name(size_t i) {
@@ -2875,6 +3167,12 @@ static const struct moved {
     {"ReduceSum", "axes", 1, 13}, {"ReduceMean", "axes", 1, 18}, {"ReduceMax", "axes", 1, 18},
     {"ReduceMin", "axes", 1, 18}, {"ReduceL2", "axes", 1, 18},   {"Split", "split", 1, 13},
     {"Upsample", "scales", 1, 9},
+    {"ReduceProd", "axes", 1, 18},
+    {"ReduceSumSquare", "axes", 1, 18},
+    {"ReduceL1", "axes", 1, 18},
+    {"ReduceLogSum", "axes", 1, 18},
+    {"ReduceLogSumExp", "axes", 1, 18},
+    {"TopK", "k", 1, 10},
 };
 
 static int check_moved(octx *c, const onode *np) {
@@ -2951,6 +3249,22 @@ static const struct since7 {
     {"Tile", 6},
     {"Transpose", 1},
     {"Unsqueeze", 1},
+    {"ArgMax", 1},
+    {"ArgMin", 1},
+    {"Ceil", 6},
+    {"Elu", 6},
+    {"Floor", 6},
+    {"Hardmax", 1},
+    {"LRN", 1},
+    {"Mean", 6},
+    {"ReduceL1", 1},
+    {"ReduceLogSum", 1},
+    {"ReduceLogSumExp", 1},
+    {"ReduceProd", 1},
+    {"ReduceSumSquare", 1},
+    {"Selu", 6},
+    {"Softsign", 1},
+    {"TopK", 1},
 };
 
 static int check_old_opset(octx *c, const onode *np, const char *op) {

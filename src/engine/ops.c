@@ -735,6 +735,7 @@ int gg__op_run(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
     if (GG_OP_IS_GROUP_S(n->op)) return gg__shape_run(n, vals, ctx);
     if (GG_OP_IS_GROUP_W(n->op)) return gg__window_run(n, vals, ctx);
     if (n->op == GG_OP_EINSUM) return gg__einsum_run(n, vals);
+    if (GG_OP_IS_GROUP_X(n->op)) return gg__extra_run(n, vals, ctx);
     return GG_EUNSUPPORTED;
   }
 }

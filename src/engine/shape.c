@@ -391,6 +391,7 @@ int gg__op_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
     if (GG_OP_IS_GROUP_S(n->op)) return gg__shape_infer(n, vals, err, errlen);
     if (GG_OP_IS_GROUP_W(n->op)) return gg__window_infer(n, vals, err, errlen);
     if (n->op == GG_OP_EINSUM) return gg__einsum_infer(n, vals, err, errlen);
+    if (GG_OP_IS_GROUP_X(n->op)) return gg__extra_infer(n, vals, err, errlen);
     return gg_errf(err, errlen, GG_EUNSUPPORTED, "node '%s': op %s has no shape rule", n->name, n->src_op);
   }
 #undef BAD
