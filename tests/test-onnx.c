@@ -1956,7 +1956,7 @@ static void test_conv3d(void) {
  * of three inputs (a sum chain, then / 3), Elu at opset 6 (its opset-7
  * definition), ReduceLogSumExp with its axes attribute; and the refusals of
  * what is not run (float Mod without fmod, an unknown scatter reduction, an
- * EyeLike dtype), each naming the node. */
+ * EyeLike dtype: STRING), each naming the node. */
 static void test_group_x(void) {
   int64_t xd[2] = {1, 4};
   const float x[4] = {-2.0f, -0.5f, 0.5f, 3.0f};
@@ -2022,7 +2022,7 @@ static void test_group_x(void) {
   } r[] = {
       {"Mod", NULL, NULL, "float operands need fmod=1", 0},
       {"ScatterElements", "reduction", "median", "reduction=median", 0},
-      {"EyeLike", "dtype", NULL, "dtype=DOUBLE", ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE},
+      {"EyeLike", "dtype", NULL, "dtype=STRING", ONNX__TENSOR_PROTO__DATA_TYPE__STRING},
       {"Hardmax", "axis", NULL, "axis 9", 9},
   };
   for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {

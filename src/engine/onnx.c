@@ -3000,15 +3000,13 @@ static int h_xdirect(octx *c, const onode *np, const opdef *d, int *outs) {
       return NODE_ERR(GG_EUNSUPPORTED, "without dtype, the input's type must be known at import");
     if (dt < 0)
       a.to = (gg_dtype)c->dt[ins[0]];
-    else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+    else if (onnx_is_float((int)dt)) /* 0 and 1 are exact in float32 (as held) */
       a.to = GG_DT_F32;
-    else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 ||
-             dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ||
-             dt == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL)
+    else if (onnx_elem_size((int)dt))
       a.to = GG_DT_I32;
     else
       return NODE_ERR(GG_EUNSUPPORTED,
-                      "attribute dtype=%s not supported (FLOAT, INT32, INT64, BOOL)",
+                      "attribute dtype=%s not supported (float and integer types, BOOL)",
                       onnx_dtype_name((int)dt));
     c->dt[outs[0]] = (int)a.to;
     break;
