@@ -481,6 +481,49 @@ static void test_topk(void) {
   EXPECT_F(&o, 0, ((double[]){3, 9, 2, 8}), 4, 0);
   EXPECT_I(&o, 1, I(1, 0, 2, 1), 4);
   done(&o);
+  /* Random rows (few distinct values, so many ties, and NaNs) against a
+   * full sort: every K from 1 to the row, largest and smallest. The kernel
+   * keeps a heap of K in the output row; the reference sorts a copy. */
+  enum { RN = 37 };
+  float r[RN];
+  for (int trial = 0; trial < 8; trial++) {
+    for (int i = 0; i < RN; i++)
+      r[i] = trial % 3 == 2 && i % 11 == 3 ? NAN : (float)(int)frand(0.0f, 6.0f);
+    for (int32_t kk = 1; kk <= RN; kk += trial % 2 ? 5 : 1)
+      for (int lg = 0; lg < 2; lg++) {
+        /* reference: selection of the next (value, index) in the output order */
+        double wv[RN];
+        int32_t wi[RN];
+        int used[RN] = {0};
+        for (int32_t j = 0; j < kk; j++) {
+          int best = -1;
+          for (int i = 0; i < RN; i++) {
+            if (used[i]) continue;
+            if (best < 0) {
+              best = i;
+              continue;
+            }
+            int in = r[i] != r[i], bn = r[best] != r[best];
+            int before = in != bn ? (lg ? in : bn)
+                         : !in && r[i] != r[best] ? (lg ? r[i] > r[best] : r[i] < r[best])
+                                                 : 0; /* equal: the lower index, already best */
+            if (before) best = i;
+          }
+          used[best] = 1, wv[j] = r[best], wi[j] = best;
+        }
+        init(&o, GG_OP_TOPK, 2, 2);
+        o.n.a.axis = 0, o.n.a.flags = lg;
+        set(&o, 0, GG_DT_F32, r, 1, S(RN));
+        set(&o, 1, GG_DT_I32, &kk, 1, S(1));
+        ASSERT_OK(ev(&o));
+        EXPECT_F(&o, 0, wv, kk, 0);
+        EXPECT_I(&o, 1, wi, kk);
+        done(&o);
+      }
+  }
+  init(&o, GG_OP_TOPK, 2, 2);
+  o.n.a.axis = -2, o.n.a.flags = 1;
+  set(&o, 0, GG_DT_F32, y, 2, S(3, 2));
   /* K past the axis, and K not known when the shapes are. */
   int32_t big = 4;
   set(&o, 1, GG_DT_I32, &big, 0, NULL);

@@ -638,26 +638,58 @@ static int run_lrn(const gg_node *n, gg_tval *vals) {
 
 /* ------------------------------------------------------------ TopK */
 
-typedef struct kv {
-  double v;
-  int64_t i;
-} kv;
+/* The output row of one TopK (values and indices at base + j * st for slot
+ * j) doubles as a bounded heap while the row is scanned: nothing is
+ * allocated while a request runs (engine.h), and the work is n log K. */
+typedef struct tk_row {
+  gg_tval *yv, *yi;
+  int64_t base, st;
+  int isf, largest;
+} tk_row;
 
-/* NaN is the largest value; equal values: the lower index first. */
-static int kv_desc(const void *pa, const void *pb) {
-  const kv *a = pa, *b = pb;
-  int an = a->v != a->v, bn = b->v != b->v;
-  if (an != bn) return an ? -1 : 1;
-  if (!an && a->v != b->v) return a->v > b->v ? -1 : 1;
-  return a->i < b->i ? -1 : a->i > b->i;
+static double tk_v(const tk_row *t, int64_t j) {
+  int64_t p = t->base + j * t->st;
+  return t->isf ? (double)F32(t->yv)[p] : (double)I32(t->yv)[p];
 }
 
-static int kv_asc(const void *pa, const void *pb) {
-  const kv *a = pa, *b = pb;
-  int an = a->v != a->v, bn = b->v != b->v;
-  if (an != bn) return an ? 1 : -1;
-  if (!an && a->v != b->v) return a->v < b->v ? -1 : 1;
-  return a->i < b->i ? -1 : a->i > b->i;
+static int64_t tk_i(const tk_row *t, int64_t j) {
+  return t->yi ? I32(t->yi)[t->base + j * t->st] : 0;
+}
+
+static void tk_set(const tk_row *t, int64_t j, double v, int64_t i) {
+  int64_t p = t->base + j * t->st;
+  if (t->isf)
+    F32(t->yv)[p] = (float)v;
+  else
+    I32(t->yv)[p] = (int32_t)v;
+  if (t->yi) I32(t->yi)[p] = (int32_t)i;
+}
+
+/* 1 when (va, ia) comes after (vb, ib) in TopK's output: NaN is the largest
+ * value; largest first (or smallest first); equal values: the lower index
+ * first. Without the indices output equal values are interchangeable. */
+static int tk_after(int largest, double va, int64_t ia, double vb, int64_t ib) {
+  int an = va != va, bn = vb != vb;
+  if (an != bn) return largest ? bn : an;
+  if (!an && va != vb) return largest ? va < vb : va > vb;
+  return ia > ib;
+}
+
+/* Restores the heap below slot j of n slots (a parent comes after its
+ * children in the output order: slot 0 holds the one that would leave first). */
+static void tk_sift(const tk_row *t, int64_t j, int64_t n) {
+  double v = tk_v(t, j);
+  int64_t i = tk_i(t, j);
+  for (;;) {
+    int64_t c = 2 * j + 1;
+    if (c >= n) break;
+    if (c + 1 < n && tk_after(t->largest, tk_v(t, c + 1), tk_i(t, c + 1), tk_v(t, c), tk_i(t, c)))
+      c++;
+    if (!tk_after(t->largest, tk_v(t, c), tk_i(t, c), v, i)) break;
+    tk_set(t, j, tk_v(t, c), tk_i(t, c));
+    j = c;
+  }
+  tk_set(t, j, v, i);
 }
 
 static int run_topk(const gg_node *n, gg_tval *vals) {
@@ -672,27 +704,32 @@ static int run_topk(const gg_node *n, gg_tval *vals) {
   red[ax] = 1;
   red_split(x, red, &r);
   red_split(yv, red, &ro);
-  kv *buf = malloc((size_t)r.rcount * sizeof *buf);
-  if (!buf) return GG_ENOMEM;
   int isf = x->dtype == GG_DT_F32;
   for (int64_t o = 0; o < r.ny; o++) {
-    int64_t base = red_base(&r, o), obase = red_base(&ro, o);
+    int64_t base = red_base(&r, o);
+    tk_row t = {yv, yi, red_base(&ro, o), ro.rst[0], isf, (n->a.flags & 1) != 0};
     for (int64_t c = 0; c < r.rcount; c++) {
       int64_t p = base + c * r.rst[0];
-      buf[c].v = isf ? (double)F32(x)[p] : (double)I32(x)[p];
-      buf[c].i = c;
+      double v = isf ? (double)F32(x)[p] : (double)I32(x)[p];
+      if (c < K) { /* fill, then heapify once full */
+        tk_set(&t, c, v, c);
+        if (c == K - 1)
+          for (int64_t j = K / 2 - 1; j >= 0; j--) tk_sift(&t, j, K);
+      } else if (tk_after(t.largest, tk_v(&t, 0), tk_i(&t, 0), v, c)) {
+        tk_set(&t, 0, v, c); /* the new value beats the one that would leave first */
+        tk_sift(&t, 0, K);
+      }
     }
-    qsort(buf, (size_t)r.rcount, sizeof *buf, (n->a.flags & 1) ? kv_desc : kv_asc);
-    for (int64_t c = 0; c < K; c++) {
-      int64_t p = obase + c * ro.rst[0];
-      if (isf)
-        F32(yv)[p] = (float)buf[c].v;
-      else
-        I32(yv)[p] = (int32_t)buf[c].v;
-      if (yi) I32(yi)[p] = (int32_t)buf[c].i;
+    /* heap sort: the slot that leaves first goes to the end, so slot 0 ends
+     * up first in the output order */
+    for (int64_t e = K - 1; e > 0; e--) {
+      double v = tk_v(&t, 0);
+      int64_t i = tk_i(&t, 0);
+      tk_set(&t, 0, tk_v(&t, e), tk_i(&t, e));
+      tk_set(&t, e, v, i);
+      tk_sift(&t, 0, e);
     }
   }
-  free(buf);
   return 0;
 }
 
