@@ -199,6 +199,8 @@ GG_FN long bcast_off(int i, int nd, int8 shp, int8 st) {
 #define OP_MAX 3
 #define OP_MIN 4
 #define OP_PRELU 5
+#define OP_DIV 6
+#define OP_POW 7
 
 /* Elementwise binary with NumPy broadcasting and a fused Relu/Relu6.
  * mode bit 0: a is the full output shape (index i), bit 1: b is. */
@@ -216,6 +218,8 @@ __kernel void gg_binary(__global const float *a, ulong ao, __global const float 
   case OP_MUL: r = av * bv; break;
   case OP_MAX: r = av > bv ? av : bv; break;
   case OP_MIN: r = av < bv ? av : bv; break;
+  case OP_DIV: r = av / bv; break;
+  case OP_POW: r = pow(av, bv); break;
   default: r = av > 0.0f ? av : av * bv; break;
   }
   y[yo + i] = gg_act(r, act, alpha, b, 0, 1, 0);
@@ -228,13 +232,49 @@ __kernel void gg_binary(__global const float *a, ulong ao, __global const float 
 #define U_RELU6 4
 #define U_LEAKY 5
 #define U_SIGMOID 6
+#define U_SQRT 7
+#define U_EXP 8
+#define U_LOG 9
+#define U_NEG 10
+#define U_RECIP 11
+#define U_ERF 12
+#define U_TANH 13
+#define U_SOFTPLUS 14
+#define U_HSIGMOID 15
+#define U_HSWISH 16
+#define U_GELU 17
+#define U_GELU_TANH 18
+#define U_CLIP 19
 
+/* min(max(v, lo), hi) as ops-elem.c's clampf: NaN passes, lo > hi gives hi. */
+GG_FN float gg_clampf(float v, float lo, float hi) {
+  v = v < lo ? lo : v;
+  return v > hi ? hi : v;
+}
+
+/* Float unary ops; alpha and beta are the op's attributes (LeakyRelu's
+ * slope, HardSigmoid's alpha/beta, Clip's bounds). */
 __kernel void gg_unary(__global const float *x, ulong xo, __global float *y, ulong yo, int n,
-                       int op, float alpha) {
+                       int op, float alpha, float beta) {
   int i = get_global_id(0);
   if (i >= n) return;
   float v = x[xo + i], r;
   switch (op) {
+  case U_SQRT: r = sqrt(v); break;
+  case U_EXP: r = exp(v); break;
+  case U_LOG: r = log(v); break;
+  case U_NEG: r = -v; break;
+  case U_RECIP: r = 1.0f / v; break;
+  case U_ERF: r = erf(v); break;
+  case U_TANH: r = tanh(v); break;
+  case U_SOFTPLUS: r = v > 0.0f ? v + log1p(exp(-v)) : log1p(exp(v)); break;
+  case U_HSIGMOID: r = gg_clampf(alpha * v + beta, 0.0f, 1.0f); break;
+  case U_HSWISH: r = v * gg_clampf(v / 6.0f + 0.5f, 0.0f, 1.0f); break;
+  case U_GELU: r = 0.5f * v * (1.0f + erf(v * 0.7071067811865476f)); break;
+  case U_GELU_TANH:
+    r = 0.5f * v * (1.0f + tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    break;
+  case U_CLIP: r = gg_clampf(v, alpha, beta); break;
   case U_ABS: r = fabs(v); break;
   case U_SQUARE: r = v * v; break;
   case U_RSQRT: r = 1.0f / sqrt(v); break;
@@ -410,4 +450,68 @@ gg_transpose2d(__global const uint *x, ulong xo, __global uint *y, ulong yo, int
   if (r0 + ty < R && c0 + tx < C) tile[ty][tx] = x[xo + base + (long)(r0 + ty) * C + c0 + tx];
   barrier(CLK_LOCAL_MEM_FENCE);
   if (c0 + ty < C && r0 + tx < R) y[yo + base + (long)(c0 + ty) * R + r0 + tx] = tile[tx][ty];
+}
+
+/* ---- ONNX-era elementwise ops on 4-byte values of either dtype (F32 or
+ * I32, read as bits): comparisons, Where, Not, Cast and the int forms of
+ * Neg and Clip, as src/engine/ops-elem.c computes them. */
+#define C_EQUAL 0
+#define C_GREATER 1
+#define C_LESS 2
+
+/* a OP b -> int 0/1 with NumPy broadcasting (gg_binary's mode and strides);
+ * isint: the operands are I32, else F32. */
+__kernel void gg_compare(__global const uint *a, ulong ao, __global const uint *b, ulong bo,
+                         __global int *y, ulong yo, int n, int nd, int8 shp, int8 sa, int8 sb,
+                         int mode, int op, int isint) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  uint au = a[ao + ((mode & 1) ? (long)i : bcast_off(i, nd, shp, sa))];
+  uint bu = b[bo + ((mode & 2) ? (long)i : bcast_off(i, nd, shp, sb))];
+  int r;
+  if (isint) {
+    int av = (int)au, bv = (int)bu;
+    r = op == C_EQUAL ? av == bv : op == C_GREATER ? av > bv : av < bv;
+  } else {
+    float av = as_float(au), bv = as_float(bu);
+    r = op == C_EQUAL ? av == bv : op == C_GREATER ? av > bv : av < bv;
+  }
+  y[yo + i] = r;
+}
+
+/* y = cond ? a : b, three-way broadcast (strides 0 on broadcast dims). */
+__kernel void gg_where(__global const int *c, ulong co, __global const uint *a, ulong ao,
+                       __global const uint *b, ulong bo, __global uint *y, ulong yo, int n,
+                       int nd, int8 shp, int8 sc, int8 sa, int8 sb) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  y[yo + i] = c[co + bcast_off(i, nd, shp, sc)] ? a[ao + bcast_off(i, nd, shp, sa)]
+                                                 : b[bo + bcast_off(i, nd, shp, sb)];
+}
+
+#define B_NOT 0
+#define B_NEG_I 1
+#define B_CLIP_I 2
+#define B_F2I 3
+#define B_I2F 4
+
+/* Unary ops on I32 or across dtypes; lo, hi: Clip's int bounds. */
+__kernel void gg_unary_bits(__global const uint *x, ulong xo, __global uint *y, ulong yo, int n,
+                            int op, int lo, int hi) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  uint u = x[xo + i];
+  int v = (int)u;
+  switch (op) {
+  case B_NOT: y[yo + i] = v == 0 ? 1u : 0u; break;
+  case B_NEG_I: y[yo + i] = 0u - u; break;
+  case B_CLIP_I: v = v < lo ? lo : v, y[yo + i] = (uint)(v > hi ? hi : v); break;
+  case B_F2I: { /* truncation toward 0, saturating, NaN -> 0 (ops-elem.c sat_i32) */
+    float f = as_float(u);
+    int r = f != f ? 0 : f >= 2147483648.0f ? 2147483647 : f <= -2147483648.0f ? (-2147483647 - 1) : (int)f;
+    y[yo + i] = (uint)r;
+    break;
+  }
+  default: y[yo + i] = as_uint((float)v); break;
+  }
 }

@@ -8,6 +8,7 @@
 #include "engine/engine-impl.h"
 #include "gpuguard/error.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,8 @@
 static const char *const k_kernel_names[K_COUNT] = {
     "gg_conv2d", "gg_depthwise", "gg_gemm",      "gg_bias_act", "gg_binary",
     "gg_unary",  "gg_softmax",   "gg_reduce",    "gg_maxpool",  "gg_pad",
-    "gg_transpose", "gg_copy2d", "gg_resize_bilinear", "gg_im2col", "gg_transpose2d"};
+    "gg_transpose", "gg_copy2d", "gg_resize_bilinear", "gg_im2col", "gg_transpose2d",
+    "gg_compare", "gg_where", "gg_unary_bits"};
 
 int gg__kx_copy_params(const gg_node *n, const gg_tval *vals, gg_tval *params) {
   for (int k = 0; k < n->n_in; k++) {
@@ -120,8 +122,34 @@ int gg__kx_supports(const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
   case GG_OP_MEAN:
   case GG_OP_MAXPOOL:
   case GG_OP_RESIZE_BILINEAR:
+  case GG_OP_SQRT:
+  case GG_OP_EXP:
+  case GG_OP_LOG:
+  case GG_OP_RECIPROCAL:
+  case GG_OP_ERF:
+  case GG_OP_TANH:
+  case GG_OP_SOFTPLUS:
+  case GG_OP_HARD_SIGMOID:
+  case GG_OP_HARD_SWISH:
+  case GG_OP_GELU:
     if (!isf) w = "int32 arithmetic runs on the CPU";
     break;
+  case GG_OP_DIV:
+  case GG_OP_POW:
+    /* int Div (C truncation, x/0 = 0) and Pow with an int operand (pow in
+     * double) stay with the reference kernel */
+    if (!isf || in[0].v->dtype != GG_DT_F32 || in[1].v->dtype != GG_DT_F32)
+      w = "int32 Div/Pow runs on the CPU";
+    break;
+  case GG_OP_EQUAL:
+  case GG_OP_GREATER:
+  case GG_OP_LESS:
+  case GG_OP_NOT:
+  case GG_OP_WHERE:
+  case GG_OP_NEG:
+  case GG_OP_CLIP:
+  case GG_OP_CAST:
+    break; /* F32 and I32 */
   default: w = "no GPU kernel for this op"; break;
   }
   if (why) *why = w;
@@ -307,9 +335,11 @@ static int run_binary(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_
   case GG_OP_MUL: op = 2; break;
   case GG_OP_MAXIMUM: op = 3; break;
   case GG_OP_MINIMUM: op = 4; break;
+  case GG_OP_DIV: op = 6; break;
+  case GG_OP_POW: op = 7; break;
   default: op = 5; break;
   }
-  int act = n->op == GG_OP_PRELU ? GG_ACT_NONE : n->a.act;
+  int act = op < 5 ? n->a.act : GG_ACT_NONE;
   float alpha = n->a.alpha;
   uint64_t ao = eo(&in[0]), bo = eo(&in[1]), yo = eo(&out[0]);
   gg_karg a[] = {KA(in[0].mem), KA(ao), KA(in[1].mem), KA(bo), KA(out[0].mem), KA(yo), KA(cnt),
@@ -323,16 +353,93 @@ static int run_unary(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_k
   static const struct {
     gg_op op;
     int code;
-  } k_map[] = {{GG_OP_ABS, 0},  {GG_OP_SQUARE, 1},     {GG_OP_RSQRT, 2}, {GG_OP_RELU, 3},
-               {GG_OP_RELU6, 4}, {GG_OP_LEAKY_RELU, 5}, {GG_OP_SIGMOID, 6}};
+  } k_map[] = {{GG_OP_ABS, 0},         {GG_OP_SQUARE, 1},     {GG_OP_RSQRT, 2},
+               {GG_OP_RELU, 3},        {GG_OP_RELU6, 4},      {GG_OP_LEAKY_RELU, 5},
+               {GG_OP_SIGMOID, 6},     {GG_OP_SQRT, 7},       {GG_OP_EXP, 8},
+               {GG_OP_LOG, 9},         {GG_OP_NEG, 10},       {GG_OP_RECIPROCAL, 11},
+               {GG_OP_ERF, 12},        {GG_OP_TANH, 13},      {GG_OP_SOFTPLUS, 14},
+               {GG_OP_HARD_SIGMOID, 15}, {GG_OP_HARD_SWISH, 16}, {GG_OP_GELU, 17},
+               {GG_OP_CLIP, 19}};
   int op = 6, cnt = (int)out[0].v->nelem;
   for (int i = 0; i < NELEM(k_map); i++)
     if (k_map[i].op == n->op) op = k_map[i].code;
-  float alpha = n->a.alpha;
+  if (n->op == GG_OP_GELU && n->a.approximate) op = 18;
+  float alpha = n->a.alpha, beta = n->a.beta;
+  if (n->op == GG_OP_CLIP) alpha = n->a.clip_min, beta = n->a.clip_max;
   uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
-  gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(cnt), KA(op), KA(alpha)};
+  gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(cnt), KA(op), KA(alpha),
+                 KA(beta)};
   size_t g = (size_t)cnt;
   return o->launch(o, n, K_UNARY, 1, &g, NULL, a, NELEM(a), err, errlen);
+}
+
+static int copy2d(gg_kx *o, const gg_node *n, void *x, uint64_t xo, int xrow, void *y,
+                  uint64_t yo, int yrow, int cols, int rows, char *err, size_t errlen);
+
+/* Equal / Greater / Less (F32 or I32 operands -> I32 0/1). */
+static int run_compare(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
+                       char *err, size_t errlen) {
+  const gg_tval *A = in[0].v, *Bv = in[1].v, *y = out[0].v;
+  int nd = y->ndim, cnt = (int)y->nelem;
+  int mode = (A->nelem == y->nelem ? 1 : 0) | (Bv->nelem == y->nelem ? 2 : 0);
+  int8v shp = dims_of(y, 1), sa = bstrides(A, nd, y->shape), sb = bstrides(Bv, nd, y->shape);
+  int op = n->op == GG_OP_EQUAL ? 0 : n->op == GG_OP_GREATER ? 1 : 2;
+  int isint = A->dtype == GG_DT_I32;
+  uint64_t ao = eo(&in[0]), bo = eo(&in[1]), yo = eo(&out[0]);
+  gg_karg a[] = {KA(in[0].mem), KA(ao), KA(in[1].mem), KA(bo), KA(out[0].mem), KA(yo), KA(cnt),
+                 KA(nd), KA(shp), KA(sa), KA(sb), KA(mode), KA(op), KA(isint)};
+  size_t g = (size_t)cnt;
+  return o->launch(o, n, K_COMPARE, 1, &g, NULL, a, NELEM(a), err, errlen);
+}
+
+static int run_where(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
+                     char *err, size_t errlen) {
+  const gg_tval *y = out[0].v;
+  int nd = y->ndim, cnt = (int)y->nelem;
+  int8v shp = dims_of(y, 1), sc = bstrides(in[0].v, nd, y->shape),
+        sa = bstrides(in[1].v, nd, y->shape), sb = bstrides(in[2].v, nd, y->shape);
+  uint64_t co = eo(&in[0]), ao = eo(&in[1]), bo = eo(&in[2]), yo = eo(&out[0]);
+  gg_karg a[] = {KA(in[0].mem), KA(co),  KA(in[1].mem), KA(ao), KA(in[2].mem),
+                 KA(bo),        KA(out[0].mem), KA(yo), KA(cnt), KA(nd),
+                 KA(shp),       KA(sc),  KA(sa),        KA(sb)};
+  size_t g = (size_t)cnt;
+  return o->launch(o, n, K_WHERE, 1, &g, NULL, a, NELEM(a), err, errlen);
+}
+
+/* ops-elem.c's double -> int32 rule: saturating, NaN -> 0. */
+static int32_t sat_i32(double v) {
+  if (v != v) return 0;
+  if (v >= 2147483647.0) return INT32_MAX;
+  if (v <= -2147483648.0) return INT32_MIN;
+  return (int32_t)v;
+}
+
+/* Not, Cast, and Neg / Clip on I32. */
+static int run_unary_bits(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
+                          char *err, size_t errlen) {
+  gg_dtype xt = in[0].v->dtype, yt = out[0].v->dtype;
+  int op = 0, cnt = (int)out[0].v->nelem, lo = 0, hi = 0;
+  switch (n->op) {
+  case GG_OP_NOT: op = 0; break;
+  case GG_OP_NEG: op = 1; break;
+  case GG_OP_CLIP:
+    op = 2;
+    lo = n->a.clip_min != n->a.clip_min ? INT32_MIN : sat_i32(ceil(n->a.clip_min));
+    hi = n->a.clip_max != n->a.clip_max ? INT32_MAX : sat_i32(floor(n->a.clip_max));
+    break;
+  default: /* Cast */
+    if (xt == yt) {
+      if (in[0].mem == out[0].mem && in[0].off == out[0].off) return 0;
+      return copy2d(o, n, in[0].mem, eo(&in[0]), 0, out[0].mem, eo(&out[0]), 0, cnt, 1, err,
+                    errlen);
+    }
+    op = xt == GG_DT_F32 ? 3 : 4;
+    break;
+  }
+  uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
+  gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(cnt), KA(op), KA(lo), KA(hi)};
+  size_t g = (size_t)cnt;
+  return o->launch(o, n, K_UNARY_BITS, 1, &g, NULL, a, NELEM(a), err, errlen);
 }
 
 static int run_reduce(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
@@ -475,7 +582,19 @@ int gg__kx_run(gg_kx *o, const char *who, const gg_node *n, const gg_kx_arg *in,
   case GG_OP_MUL:
   case GG_OP_MAXIMUM:
   case GG_OP_MINIMUM:
-  case GG_OP_PRELU: return run_binary(o, n, in, out, err, errlen);
+  case GG_OP_PRELU:
+  case GG_OP_DIV:
+  case GG_OP_POW: return run_binary(o, n, in, out, err, errlen);
+  case GG_OP_EQUAL:
+  case GG_OP_GREATER:
+  case GG_OP_LESS: return run_compare(o, n, in, out, err, errlen);
+  case GG_OP_WHERE: return run_where(o, n, in, out, err, errlen);
+  case GG_OP_NOT:
+  case GG_OP_CAST: return run_unary_bits(o, n, in, out, err, errlen);
+  case GG_OP_NEG:
+  case GG_OP_CLIP:
+    if (out[0].v->dtype == GG_DT_I32) return run_unary_bits(o, n, in, out, err, errlen);
+    return run_unary(o, n, in, out, err, errlen);
   case GG_OP_SOFTMAX: {
     int inner = (int)in[0].v->shape[in[0].v->ndim - 1];
     int rows = inner ? (int)(in[0].v->nelem / inner) : 0;

@@ -44,6 +44,9 @@ typedef enum gg_kx_kernel {
   K_RESIZE,
   K_IM2COL,
   K_TRANSPOSE2D,
+  K_COMPARE,
+  K_WHERE,
+  K_UNARY_BITS,
   K_COUNT
 } gg_kx_kernel;
 
