@@ -515,3 +515,233 @@ __kernel void gg_unary_bits(__global const uint *x, ulong xo, __global uint *y, 
   default: y[yo + i] = as_uint((float)v); break;
   }
 }
+
+/* ---- ONNX-era shape and window ops (the reference kernels are in
+ * src/engine/ops-shape.c). */
+
+/* Gather along an axis: y[o][j][k] = x[o][idx[j]][k] (inner = elements
+ * after the axis, nidx = index count, dim = the axis' size). The host
+ * checked every index against dim (constant indices only). */
+__kernel void gg_gather(__global const uint *x, ulong xo, __global const int *idx, ulong io,
+                        __global uint *y, ulong yo, int n, int inner, int nidx, int dim) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  int in = i % inner, t = i / inner, j = t % nidx, o = t / nidx, k = idx[io + j];
+  if (k < 0) k += dim;
+  y[yo + i] = x[xo + ((long)o * dim + k) * inner + in];
+}
+
+/* AveragePool (NHWC), ONNX rules: pt/pl lead, pb/pr trail (what
+ * count_include_pad counts), ceil_mode already in OH/OW. global = (C, OW,
+ * N*OH). */
+__kernel void gg_avgpool(__global const float *x, ulong xo, __global float *y, ulong yo, int H,
+                         int W, int C, int OH, int OW, int kh, int kw, int sh, int sw, int pt,
+                         int pl, int pb, int pr, int include_pad) {
+  int c = get_global_id(0), ox = get_global_id(1), row = get_global_id(2);
+  if (c >= C || ox >= OW) return;
+  int b = row / OH, oy = row % OH;
+  int y0 = oy * sh - pt, y1 = y0 + kh, x0 = ox * sw - pl, x1 = x0 + kw;
+  int py1 = y1 < H + pb ? y1 : H + pb, px1 = x1 < W + pr ? x1 : W + pr;
+  int cy0 = y0 < 0 ? 0 : y0, cy1 = y1 < H ? y1 : H, cx0 = x0 < 0 ? 0 : x0, cx1 = x1 < W ? x1 : W;
+  float s = 0.0f;
+  for (int iy = cy0; iy < cy1; iy++)
+    for (int ix = cx0; ix < cx1; ix++) s += x[xo + ((long)(b * H + iy) * W + ix) * C + c];
+  int cnt = include_pad ? (py1 - y0) * (px1 - x0)
+                        : (cy1 > cy0 ? cy1 - cy0 : 0) * (cx1 > cx0 ? cx1 - cx0 : 0);
+  y[yo + ((long)(b * OH + oy) * OW + ox) * C + c] = cnt > 0 ? s / (float)cnt : 0.0f;
+}
+
+/* ConvTranspose (NHWC, filter [KH, KW, CO/groups, CI]) gathered per output:
+ * output pixel (oy, ox) is (oy + pt, ox + pl) of the uncropped output, which
+ * input pixel iy reaches through tap ky when iy * sh + ky * dh equals it.
+ * act: ACT_NONE, ACT_RELU or ACT_RELU6. global = (CO, OW, N*OH). */
+__kernel void gg_conv_transpose(__global const float *x, ulong xo, __global const float *w,
+                                ulong wo, __global const float *bias, ulong bo, int has_bias,
+                                __global float *y, ulong yo, int H, int W, int CI, int OH, int OW,
+                                int CO, int KH, int KW, int cig, int cog, int sh, int sw, int dh,
+                                int dw, int pt, int pl, int act) {
+  int co = get_global_id(0), ox = get_global_id(1), row = get_global_id(2);
+  if (co >= CO || ox >= OW) return;
+  int b = row / OH, oy = row % OH, fy = oy + pt, fx = ox + pl, g = co / cog, o = co % cog;
+  float v = has_bias ? bias[bo + co] : 0.0f;
+  for (int ky = 0; ky < KH; ky++) {
+    int ty = fy - ky * dh;
+    if (ty < 0 || ty % sh) continue;
+    int iy = ty / sh;
+    if (iy >= H) continue;
+    for (int kx = 0; kx < KW; kx++) {
+      int tx = fx - kx * dw;
+      if (tx < 0 || tx % sw) continue;
+      int ix = tx / sw;
+      if (ix >= W) continue;
+      __global const float *xg = x + xo + ((long)(b * H + iy) * W + ix) * CI + g * cig;
+      __global const float *wr = w + wo + ((long)(ky * KW + kx) * cog + o) * CI + g * cig;
+      float acc = 0.0f;
+      for (int ci = 0; ci < cig; ci++) acc += xg[ci] * wr[ci];
+      v += acc;
+    }
+  }
+  y[yo + ((long)(b * OH + oy) * OW + ox) * CO + co] = gg_act(v, act, 0.0f, y, 0, 1, 0);
+}
+
+/* Batched C[b] = A[b] B[b] ([M,K] x [K,N], row-major), batch b of the
+ * output's nb batch dims bshape; sa / sb: element strides of A's and B's
+ * matrices per batch dim (0 where broadcast). 16x16 tiles as gg_gemm.
+ * global = (roundup(N,16), roundup(M,16), batches), local = (16,16,1). */
+__kernel GG_REQD_WG(GT, GT, 1) void
+gg_bmm(__global const float *A, ulong ao, __global const float *B, ulong bo, __global float *C,
+       ulong co, int M, int N, int K, int nb, int8 bshape, int8 sa, int8 sb) {
+  __local float As[GT][GT + 1], Bs[GT][GT + 1];
+  int tx = get_local_id(0), ty = get_local_id(1), b = get_global_id(2);
+  int col = get_group_id(0) * GT + tx, row = get_group_id(1) * GT + ty;
+  ulong a0 = ao + bcast_off(b, nb, bshape, sa), b0 = bo + bcast_off(b, nb, bshape, sb);
+  float acc = 0.0f;
+  for (int k0 = 0; k0 < K; k0 += GT) {
+    int ka = k0 + tx, kb = k0 + ty;
+    As[ty][tx] = (row < M && ka < K) ? A[a0 + (long)row * K + ka] : 0.0f;
+    Bs[ty][tx] = (col < N && kb < K) ? B[b0 + (long)kb * N + col] : 0.0f;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int k = 0; k < GT; k++) acc += As[ty][k] * Bs[k][tx];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (row < M && col < N) C[co + ((long)b * M + row) * N + col] = acc;
+}
+
+/* LayerNormalization, one row of m elements per work item (two passes in
+ * float; the reference uses double). Scale and bias index the normalized
+ * dims shp (nd of them) through strides sst / bst (0 where broadcast).
+ * Optional outputs: the row's mean and 1/sqrt(var + eps). */
+__kernel void gg_layer_norm(__global const float *x, ulong xo, __global const float *sc,
+                            ulong so, __global const float *bias, ulong bo, int has_bias,
+                            __global float *y, ulong yo, __global float *mean, ulong mo,
+                            int has_mean, __global float *inv, ulong io, int has_inv, int rows,
+                            int m, int nd, int8 shp, int8 sst, int8 bst, float eps) {
+  int r = get_global_id(0);
+  if (r >= rows) return;
+  __global const float *xr = x + xo + (long)r * m;
+  __global float *yr = y + yo + (long)r * m;
+  float s = 0.0f, q = 0.0f;
+  for (int i = 0; i < m; i++) s += xr[i];
+  float mu = m ? s / (float)m : 0.0f;
+  for (int i = 0; i < m; i++) q += (xr[i] - mu) * (xr[i] - mu);
+  float iv = 1.0f / sqrt((m ? q / (float)m : 0.0f) + eps);
+  if (has_mean) mean[mo + r] = mu;
+  if (has_inv) inv[io + r] = iv;
+  for (int i = 0; i < m; i++) {
+    float v = (xr[i] - mu) * iv * sc[so + bcast_off(i, nd, shp, sst)];
+    if (has_bias) v += bias[bo + bcast_off(i, nd, shp, bst)];
+    yr[i] = v;
+  }
+}
+
+/* ONNX Resize (NHWC, H and W), nearest and linear, every coordinate mode,
+ * as src/engine/ops-shape.c: the source coordinate in double where the
+ * device has it (the reference computes in double; without fp64 a nearest
+ * tie may round the other way), then taps clamped to the image. */
+#if defined(__CUDACC__) || defined(cl_khr_fp64)
+#ifndef __CUDACC__
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
+typedef double greal;
+#else
+typedef float greal;
+#endif
+
+#define RS_NEAREST 0
+#define RS_LINEAR 1
+
+/* coordinate modes (gg_coord_mode) */
+#define CM_HALF_PIXEL 0
+#define CM_ASYMMETRIC 1
+#define CM_PYTORCH 2
+#define CM_ALIGN_CORNERS 3
+#define CM_TF_NN 4
+#define CM_TF_CROP 5
+#define CM_SYMMETRIC 6
+
+/* Source coordinate of output o; sc: the scale ONNX gave (0: out / in). */
+GG_FN greal rs_coord(int cm, int o, int in, int out, float sc, float roi0, float roi1) {
+  greal x = (greal)o, fin = (greal)in, h = (greal)0.5, one = (greal)1;
+  greal scale = sc > 0.0f ? (greal)sc : (greal)out / fin;
+  greal len = sc > 0.0f ? (greal)sc * fin : (greal)out;
+  switch (cm) {
+  case CM_ALIGN_CORNERS: return len == one ? (greal)0 : x * (fin - one) / (len - one);
+  case CM_ASYMMETRIC: return x / scale;
+  case CM_TF_NN: return (x + h) / scale;
+  case CM_PYTORCH: return len == one ? -h : (x + h) / scale - h;
+  case CM_TF_CROP: {
+    greal r0 = (greal)roi0, r1 = (greal)roi1;
+    greal r = len == one ? (r1 - r0) * (fin - one) / (greal)2
+                         : x * (r1 - r0) * (fin - one) / (len - one);
+    return r + r0 * (fin - one);
+  }
+  case CM_SYMMETRIC: {
+    greal adj = (greal)out / len, off = fin / (greal)2 * (one - adj);
+    return off + (x + h) / scale - h;
+  }
+  default: return (x + h) / scale - h;
+  }
+}
+
+/* Up to 2 taps of output o along one dim: index (clamped), weight; returns
+ * the tap count, 0 when outside (tf_crop_and_resize extrapolation). */
+GG_FN int rs_taps(int mode, int cm, int nm, int excl, int o, int in, int out, float sc,
+                  float roi0, float roi1, int *i0, int *i1, float *w0, float *w1) {
+  greal xo = rs_coord(cm, o, in, out, sc, roi0, roi1);
+  xo = xo < (greal)-1e9 ? (greal)-1e9 : (xo > (greal)1e9 ? (greal)1e9 : xo);
+  if (cm == CM_TF_CROP && (xo < (greal)0 || xo > (greal)(in - 1))) return 0;
+  greal fl = floor(xo), r = xo - fl;
+  long x0 = (long)fl;
+  if (mode == RS_NEAREST) {
+    long s = x0;
+    if (r != (greal)0) {
+      greal h = (greal)0.5;
+      if (nm == 1) s = r >= h ? x0 + 1 : x0;      /* round_prefer_ceil */
+      else if (nm == 2) s = x0;                   /* floor */
+      else if (nm == 3) s = x0 + 1;               /* ceil */
+      else s = r > h ? x0 + 1 : x0;               /* round_prefer_floor */
+    }
+    *i0 = (int)(s < 0 ? 0 : (s > in - 1 ? in - 1 : s)), *w0 = 1.0f;
+    return 1;
+  }
+  greal a = (greal)1 - r, b = r;
+  if (excl) {
+    if (x0 < 0 || x0 >= in) a = (greal)0;
+    if (x0 + 1 < 0 || x0 + 1 >= in) b = (greal)0;
+    greal sum = a + b;
+    a = sum != (greal)0 ? a / sum : (greal)0;
+    b = sum != (greal)0 ? b / sum : (greal)0;
+  }
+  *i0 = (int)(x0 < 0 ? 0 : (x0 > in - 1 ? in - 1 : x0));
+  *i1 = (int)(x0 + 1 < 0 ? 0 : (x0 + 1 > in - 1 ? in - 1 : x0 + 1));
+  *w0 = (float)a, *w1 = (float)b;
+  return 2;
+}
+
+/* global = (C, OW, N*OH). */
+__kernel void gg_resize(__global const float *x, ulong xo, __global float *y, ulong yo, int H,
+                        int W, int C, int OH, int OW, int mode, int cm, int nm, int excl,
+                        float sch, float scw, float roi_y0, float roi_x0, float roi_y1,
+                        float roi_x1, float extrap) {
+  int c = get_global_id(0), ox = get_global_id(1), row = get_global_id(2);
+  if (c >= C || ox >= OW) return;
+  int b = row / OH, oy = row % OH, yi[2] = {0, 0}, xi[2] = {0, 0};
+  float yw[2] = {0.0f, 0.0f}, xw[2] = {0.0f, 0.0f};
+  int ny = rs_taps(mode, cm, nm, excl, oy, H, OH, sch, roi_y0, roi_y1, &yi[0], &yi[1], &yw[0],
+                   &yw[1]);
+  int nx = rs_taps(mode, cm, nm, excl, ox, W, OW, scw, roi_x0, roi_x1, &xi[0], &xi[1], &xw[0],
+                   &xw[1]);
+  __global float *dst = y + yo + ((long)(b * OH + oy) * OW + ox) * C + c;
+  if (!ny || !nx) {
+    *dst = extrap;
+    return;
+  }
+  float v = 0.0f;
+  for (int ky = 0; ky < ny; ky++)
+    for (int kx = 0; kx < nx; kx++) {
+      float wt = yw[ky] * xw[kx];
+      if (wt == 0.0f) continue;
+      v += wt * x[xo + ((long)(b * H + yi[ky]) * W + xi[kx]) * C + c];
+    }
+  *dst = v;
+}

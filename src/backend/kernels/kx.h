@@ -47,6 +47,12 @@ typedef enum gg_kx_kernel {
   K_COMPARE,
   K_WHERE,
   K_UNARY_BITS,
+  K_GATHER,
+  K_AVGPOOL,
+  K_CONV_TRANSPOSE,
+  K_BMM,
+  K_LAYER_NORM,
+  K_RESIZE_ONNX,
   K_COUNT
 } gg_kx_kernel;
 
