@@ -565,6 +565,12 @@ static int build(tcase *c, gg_op op) {
       a->out_hw[d] = irand(1, 12);
       a->scale_hw[d] = irand(0, 1) ? (float)a->out_hw[d] / (float)x[1 + d] + 0.1f : 0.0f;
     }
+    if (irand(0, 2) == 0) { /* exactly 2x, asymmetric: nearest ties (x.5) for the rounding rule */
+      for (int d = 0; d < 2; d++)
+        a->out_hw[d] = 2 * x[1 + d], a->scale_hw[d] = irand(0, 1) ? 2.0f : 0.0f;
+      a->coord_mode = GG_COORD_ASYMMETRIC;
+      if (irand(0, 1)) a->resize_mode = GG_RESIZE_NEAREST;
+    }
     if (a->resize_mode == GG_RESIZE_LINEAR && irand(0, 1)) {
       /* TF-compatible linear: XNNPACK's resize-bilinear takes it */
       a->coord_mode = (gg_coord_mode)irand(0, 3);
