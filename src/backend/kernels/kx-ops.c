@@ -175,7 +175,8 @@ int gg__kx_supports(const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
     if (!isf) w = "int32 arithmetic runs on the CPU";
     break;
   case GG_OP_CONV_TRANSPOSE:
-    if (n->a.act != GG_ACT_NONE && n->a.act != GG_ACT_RELU && n->a.act != GG_ACT_RELU6)
+    if (!isf) w = "int32 arithmetic runs on the CPU";
+    else if (n->a.act != GG_ACT_NONE && n->a.act != GG_ACT_RELU && n->a.act != GG_ACT_RELU6)
       w = "fused activation other than Relu/Relu6";
     break;
   case GG_OP_LAYER_NORM:
