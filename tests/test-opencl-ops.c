@@ -707,7 +707,8 @@ static void onnx_unary(gg_op op, float scale, float shift) {
   int64_t d[3] = {rint_in(1, 4), rint_in(1, 9), rint_in(1, 30)};
   tc_f32(&t, 0, 3, d);
   float *x = t.v[0].data;
-  for (int64_t k = 0; k < t.v[0].nelem; k++) x[k] = x[k] * scale + shift;
+  for (int64_t k = 0; k < t.v[0].nelem; k++)
+    x[k] = x[k] * scale + shift;
   t.n.a.alpha = 0.2f, t.n.a.beta = 0.5f, t.n.a.clip_min = -1.5f, t.n.a.clip_max = 2.0f;
   t.n.a.approximate = rint_in(0, 1);
   tc_desc(&t, "%s of %lld", gg__op_name(op), (long long)t.v[0].nelem);
@@ -717,10 +718,10 @@ static void onnx_unary(gg_op op, float scale, float shift) {
 static void test_onnx_ops(void) {
   NEED_OPENCL();
   seed(13);
-  const gg_op un[] = {GG_OP_EXP,    GG_OP_NEG,          GG_OP_ERF,        GG_OP_TANH,
-                      GG_OP_SOFTPLUS, GG_OP_HARD_SIGMOID, GG_OP_HARD_SWISH, GG_OP_GELU,
-                      GG_OP_CLIP};
-  for (int o = 0; o < (int)(sizeof un / sizeof *un); o++) onnx_unary(un[o], 6.0f, 0.0f);
+  const gg_op un[] = {GG_OP_EXP,          GG_OP_NEG,        GG_OP_ERF,  GG_OP_TANH, GG_OP_SOFTPLUS,
+                      GG_OP_HARD_SIGMOID, GG_OP_HARD_SWISH, GG_OP_GELU, GG_OP_CLIP};
+  for (int o = 0; o < (int)(sizeof un / sizeof *un); o++)
+    onnx_unary(un[o], 6.0f, 0.0f);
   onnx_unary(GG_OP_SQRT, 1.0f, 1.01f); /* rfloat is in [-1, 1]: positive */
   onnx_unary(GG_OP_LOG, 1.0f, 1.01f);
   onnx_unary(GG_OP_RECIPROCAL, 1.0f, 1.01f);
@@ -729,7 +730,8 @@ static void test_onnx_ops(void) {
     tcase t;
     make_binary(&t, bin[o]);
     for (int k = 0; k < 2; k++) /* positive: a Pow base, a Div divisor */
-      for (int64_t i = 0; i < t.v[k].nelem; i++) ((float *)t.v[k].data)[i] += 1.5f;
+      for (int64_t i = 0; i < t.v[k].nelem; i++)
+        ((float *)t.v[k].data)[i] += 1.5f;
     CHECK_CASE(t);
   }
   { /* Where (cond broadcast), Not, Cast */
@@ -748,7 +750,8 @@ static void test_onnx_ops(void) {
     CHECK_CASE(t);
     tc_init(&t, GG_OP_CAST, 1, 1);
     tc_f32(&t, 0, 2, d);
-    for (int64_t i = 0; i < t.v[0].nelem; i++) ((float *)t.v[0].data)[i] *= 1e3f;
+    for (int64_t i = 0; i < t.v[0].nelem; i++)
+      ((float *)t.v[0].data)[i] *= 1e3f;
     t.n.a.to = GG_DT_I32;
     tc_desc(&t, "Cast [3,7] to int");
     CHECK_CASE(t);

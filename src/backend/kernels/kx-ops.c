@@ -16,11 +16,12 @@
 #define NELEM(a) ((int)(sizeof(a) / sizeof *(a)))
 
 static const char *const k_kernel_names[K_COUNT] = {
-    "gg_conv2d", "gg_depthwise", "gg_gemm",      "gg_bias_act", "gg_binary",
-    "gg_unary",  "gg_softmax",   "gg_reduce",    "gg_maxpool",  "gg_pad",
-    "gg_transpose", "gg_copy2d", "gg_resize_bilinear", "gg_im2col", "gg_transpose2d",
-    "gg_compare", "gg_where", "gg_unary_bits", "gg_gather", "gg_avgpool",
-    "gg_conv_transpose", "gg_bmm", "gg_layer_norm", "gg_resize"};
+    "gg_conv2d",          "gg_depthwise",  "gg_gemm",        "gg_bias_act",
+    "gg_binary",          "gg_unary",      "gg_softmax",     "gg_reduce",
+    "gg_maxpool",         "gg_pad",        "gg_transpose",   "gg_copy2d",
+    "gg_resize_bilinear", "gg_im2col",     "gg_transpose2d", "gg_compare",
+    "gg_where",           "gg_unary_bits", "gg_gather",      "gg_avgpool",
+    "gg_conv_transpose",  "gg_bmm",        "gg_layer_norm",  "gg_resize"};
 
 int gg__kx_copy_params(const gg_node *n, const gg_tval *vals, gg_tval *params) {
   for (int k = 0; k < n->n_in; k++) {
@@ -165,17 +166,15 @@ int gg__kx_supports(const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
   case GG_OP_NEG:
   case GG_OP_CLIP:
   case GG_OP_CAST:
-  case GG_OP_SLICE:
-    break; /* F32 and I32 */
-  case GG_OP_GATHER:
-    w = gather_check(n, in);
-    break;
+  case GG_OP_SLICE: break; /* F32 and I32 */
+  case GG_OP_GATHER: w = gather_check(n, in); break;
   case GG_OP_AVGPOOL:
   case GG_OP_BATCH_MATMUL:
     if (!isf) w = "int32 arithmetic runs on the CPU";
     break;
   case GG_OP_CONV_TRANSPOSE:
-    if (!isf) w = "int32 arithmetic runs on the CPU";
+    if (!isf)
+      w = "int32 arithmetic runs on the CPU";
     else if (n->a.act != GG_ACT_NONE && n->a.act != GG_ACT_RELU && n->a.act != GG_ACT_RELU6)
       w = "fused activation other than Relu/Relu6";
     break;
@@ -183,8 +182,10 @@ int gg__kx_supports(const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
     if (!isf) w = "int32 arithmetic runs on the CPU";
     break;
   case GG_OP_RESIZE:
-    if (!isf) w = "int32 Resize runs on the CPU";
-    else if (n->a.resize_mode == GG_RESIZE_CUBIC) w = "cubic Resize runs on the CPU";
+    if (!isf)
+      w = "int32 Resize runs on the CPU";
+    else if (n->a.resize_mode == GG_RESIZE_CUBIC)
+      w = "cubic Resize runs on the CPU";
     break;
   default: w = "no GPU kernel for this op"; break;
   }
@@ -389,13 +390,12 @@ static int run_unary(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_k
   static const struct {
     gg_op op;
     int code;
-  } k_map[] = {{GG_OP_ABS, 0},         {GG_OP_SQUARE, 1},     {GG_OP_RSQRT, 2},
-               {GG_OP_RELU, 3},        {GG_OP_RELU6, 4},      {GG_OP_LEAKY_RELU, 5},
-               {GG_OP_SIGMOID, 6},     {GG_OP_SQRT, 7},       {GG_OP_EXP, 8},
-               {GG_OP_LOG, 9},         {GG_OP_NEG, 10},       {GG_OP_RECIPROCAL, 11},
-               {GG_OP_ERF, 12},        {GG_OP_TANH, 13},      {GG_OP_SOFTPLUS, 14},
-               {GG_OP_HARD_SIGMOID, 15}, {GG_OP_HARD_SWISH, 16}, {GG_OP_GELU, 17},
-               {GG_OP_CLIP, 19}};
+  } k_map[] = {
+      {GG_OP_ABS, 0},         {GG_OP_SQUARE, 1},     {GG_OP_RSQRT, 2},     {GG_OP_RELU, 3},
+      {GG_OP_RELU6, 4},       {GG_OP_LEAKY_RELU, 5}, {GG_OP_SIGMOID, 6},   {GG_OP_SQRT, 7},
+      {GG_OP_EXP, 8},         {GG_OP_LOG, 9},        {GG_OP_NEG, 10},      {GG_OP_RECIPROCAL, 11},
+      {GG_OP_ERF, 12},        {GG_OP_TANH, 13},      {GG_OP_SOFTPLUS, 14}, {GG_OP_HARD_SIGMOID, 15},
+      {GG_OP_HARD_SWISH, 16}, {GG_OP_GELU, 17},      {GG_OP_CLIP, 19}};
   int op = 6, cnt = (int)out[0].v->nelem;
   for (int i = 0; i < NELEM(k_map); i++)
     if (k_map[i].op == n->op) op = k_map[i].code;
@@ -403,14 +403,14 @@ static int run_unary(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_k
   float alpha = n->a.alpha, beta = n->a.beta;
   if (n->op == GG_OP_CLIP) alpha = n->a.clip_min, beta = n->a.clip_max;
   uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
-  gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(cnt), KA(op), KA(alpha),
-                 KA(beta)};
+  gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo),
+                 KA(cnt),       KA(op), KA(alpha),      KA(beta)};
   size_t g = (size_t)cnt;
   return o->launch(o, n, K_UNARY, 1, &g, NULL, a, NELEM(a), err, errlen);
 }
 
-static int copy2d(gg_kx *o, const gg_node *n, void *x, uint64_t xo, int xrow, void *y,
-                  uint64_t yo, int yrow, int cols, int rows, char *err, size_t errlen);
+static int copy2d(gg_kx *o, const gg_node *n, void *x, uint64_t xo, int xrow, void *y, uint64_t yo,
+                  int yrow, int cols, int rows, char *err, size_t errlen);
 
 /* Equal / Greater / Less (F32 or I32 operands -> I32 0/1). */
 static int run_compare(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
@@ -422,8 +422,8 @@ static int run_compare(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg
   int op = n->op == GG_OP_EQUAL ? 0 : n->op == GG_OP_GREATER ? 1 : 2;
   int isint = A->dtype == GG_DT_I32;
   uint64_t ao = eo(&in[0]), bo = eo(&in[1]), yo = eo(&out[0]);
-  gg_karg a[] = {KA(in[0].mem), KA(ao), KA(in[1].mem), KA(bo), KA(out[0].mem), KA(yo), KA(cnt),
-                 KA(nd), KA(shp), KA(sa), KA(sb), KA(mode), KA(op), KA(isint)};
+  gg_karg a[] = {KA(in[0].mem), KA(ao),  KA(in[1].mem), KA(bo), KA(out[0].mem), KA(yo), KA(cnt),
+                 KA(nd),        KA(shp), KA(sa),        KA(sb), KA(mode),       KA(op), KA(isint)};
   size_t g = (size_t)cnt;
   return o->launch(o, n, K_COMPARE, 1, &g, NULL, a, NELEM(a), err, errlen);
 }
@@ -435,9 +435,9 @@ static int run_where(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_k
   int8v shp = dims_of(y, 1), sc = bstrides(in[0].v, nd, y->shape),
         sa = bstrides(in[1].v, nd, y->shape), sb = bstrides(in[2].v, nd, y->shape);
   uint64_t co = eo(&in[0]), ao = eo(&in[1]), bo = eo(&in[2]), yo = eo(&out[0]);
-  gg_karg a[] = {KA(in[0].mem), KA(co),  KA(in[1].mem), KA(ao), KA(in[2].mem),
-                 KA(bo),        KA(out[0].mem), KA(yo), KA(cnt), KA(nd),
-                 KA(shp),       KA(sc),  KA(sa),        KA(sb)};
+  gg_karg a[] = {KA(in[0].mem), KA(co),         KA(in[1].mem), KA(ao),  KA(in[2].mem),
+                 KA(bo),        KA(out[0].mem), KA(yo),        KA(cnt), KA(nd),
+                 KA(shp),       KA(sc),         KA(sa),        KA(sb)};
   size_t g = (size_t)cnt;
   return o->launch(o, n, K_WHERE, 1, &g, NULL, a, NELEM(a), err, errlen);
 }
@@ -603,15 +603,19 @@ static int run_slice(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_k
   const gg_tval *x = in[0].v, *y = out[0].v;
   int nd = x->ndim, cnt = (int)y->nelem;
   int64_t xst[8], s = 1, base = 0;
-  for (int d = nd - 1; d >= 0; d--) xst[d] = s, s *= x->shape[d];
+  for (int d = nd - 1; d >= 0; d--)
+    xst[d] = s, s *= x->shape[d];
   int8v ys = dims_of(y, 1), st = {{0}};
-  for (int d = 0; d < nd; d++) st.v[d] = (int32_t)xst[d];
+  for (int d = 0; d < nd; d++)
+    st.v[d] = (int32_t)xst[d];
   for (int i = 0; i < n->a.n_slice; i++) {
     int ax = norm_axis(n->a.slice_axes[i], nd);
     int64_t dim = x->shape[ax], sp = n->a.slice_steps[i], b = n->a.slice_starts[i];
     if (b < 0) b = b < -dim ? -1 : b + dim;
-    if (sp > 0) b = b < 0 ? 0 : (b > dim ? dim : b);
-    else b = b < 0 ? 0 : (b > dim - 1 ? dim - 1 : b);
+    if (sp > 0)
+      b = b < 0 ? 0 : (b > dim ? dim : b);
+    else
+      b = b < 0 ? 0 : (b > dim - 1 ? dim - 1 : b);
     if (y->shape[ax] <= 1) sp = 1;
     if (y->shape[ax] > 0) base += b * xst[ax];
     st.v[ax] = (int32_t)(sp * xst[ax]);
@@ -628,20 +632,21 @@ static int run_gather(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_
   const gg_tval *x = in[0].v;
   int ax = norm_axis(n->a.axis, x->ndim), cnt = (int)out[0].v->nelem;
   int64_t inner = 1;
-  for (int d = ax + 1; d < x->ndim; d++) inner *= x->shape[d];
+  for (int d = ax + 1; d < x->ndim; d++)
+    inner *= x->shape[d];
   int inn = (int)inner, nidx = (int)in[1].v->nelem, dim = (int)x->shape[ax];
   if (!cnt) return 0;
   uint64_t xo = eo(&in[0]), io = eo(&in[1]), yo = eo(&out[0]);
-  gg_karg a[] = {KA(in[0].mem), KA(xo),  KA(in[1].mem), KA(io),  KA(out[0].mem),
-                 KA(yo),        KA(cnt), KA(inn),      KA(nidx), KA(dim)};
+  gg_karg a[] = {KA(in[0].mem), KA(xo),  KA(in[1].mem), KA(io),   KA(out[0].mem),
+                 KA(yo),        KA(cnt), KA(inn),       KA(nidx), KA(dim)};
   size_t g = (size_t)cnt;
   return o->launch(o, n, K_GATHER, 1, &g, NULL, a, NELEM(a), err, errlen);
 }
 
 /* One spatial dim of an ONNX pool window (ops-shape.c's pool_dim): leading
  * and trailing padding. */
-static void pool_pads(int64_t in, int64_t out, int k, int s, gg_padding p, int pads_b,
-                      int pads_a, int *pb, int *pa) {
+static void pool_pads(int64_t in, int64_t out, int k, int s, gg_padding p, int pads_b, int pads_a,
+                      int *pb, int *pa) {
   if (p == GG_PAD_SAME) {
     int64_t tot = (out - 1) * s + k - in;
     if (tot < 0) tot = 0;
@@ -661,15 +666,15 @@ static int run_avgpool(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg
   pool_pads(H, OH, kh, sh, n->a.padding, n->a.pads[0], n->a.pads[1], &pt, &pb);
   pool_pads(W, OW, kw, sw, n->a.padding, n->a.pads[2], n->a.pads[3], &pl, &pr);
   uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
-  gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(H),  KA(W),  KA(C),
-                 KA(OH),        KA(OW), KA(kh),         KA(kw), KA(sh), KA(sw), KA(pt),
-                 KA(pl),        KA(pb), KA(pr),         KA(incl)};
+  gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(H),  KA(W),
+                 KA(C),         KA(OH), KA(OW),         KA(kh), KA(kw), KA(sh),
+                 KA(sw),        KA(pt), KA(pl),         KA(pb), KA(pr), KA(incl)};
   size_t g[3] = {(size_t)C, (size_t)OW, (size_t)(x->shape[0] * OH)};
   return o->launch(o, n, K_AVGPOOL, 3, g, NULL, a, NELEM(a), err, errlen);
 }
 
-static int run_conv_transpose(gg_kx *o, const gg_node *n, const gg_kx_arg *in,
-                              const gg_kx_arg *out, char *err, size_t errlen) {
+static int run_conv_transpose(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
+                              char *err, size_t errlen) {
   const gg_tval *x = in[0].v, *w = in[1].v, *y = out[0].v;
   int groups = n->a.groups < 1 ? 1 : n->a.groups, has_bias = n->n_in > 2;
   int H = (int)x->shape[1], W = (int)x->shape[2], CI = (int)x->shape[3];
@@ -679,10 +684,10 @@ static int run_conv_transpose(gg_kx *o, const gg_node *n, const gg_kx_arg *in,
   int pt = n->a.pads[0], pl = n->a.pads[2], act = n->a.act;
   const gg_kx_arg *bias = has_bias ? &in[2] : &out[0];
   uint64_t xo = eo(&in[0]), wo = eo(&in[1]), bo = eo(bias), yo = eo(&out[0]);
-  gg_karg a[] = {KA(in[0].mem), KA(xo), KA(in[1].mem), KA(wo), KA(bias->mem), KA(bo),
-                 KA(has_bias),  KA(out[0].mem), KA(yo), KA(H), KA(W),   KA(CI),
-                 KA(OH),        KA(OW), KA(CO),       KA(KH), KA(KW),  KA(cig),
-                 KA(cog),       KA(sh), KA(sw),       KA(dh), KA(dw),  KA(pt),
+  gg_karg a[] = {KA(in[0].mem), KA(xo),         KA(in[1].mem), KA(wo), KA(bias->mem), KA(bo),
+                 KA(has_bias),  KA(out[0].mem), KA(yo),        KA(H),  KA(W),         KA(CI),
+                 KA(OH),        KA(OW),         KA(CO),        KA(KH), KA(KW),        KA(cig),
+                 KA(cog),       KA(sh),         KA(sw),        KA(dh), KA(dw),        KA(pt),
                  KA(pl),        KA(act)};
   size_t g[3] = {(size_t)CO, (size_t)OW, (size_t)(x->shape[0] * OH)};
   return o->launch(o, n, K_CONV_TRANSPOSE, 3, g, NULL, a, NELEM(a), err, errlen);
@@ -690,8 +695,8 @@ static int run_conv_transpose(gg_kx *o, const gg_node *n, const gg_kx_arg *in,
 
 /* BatchMatMul with numpy's matmul rules (ops-shape.c run_batch_matmul): a
  * 1-D operand is one row / column; batch dims broadcast. */
-static int run_bmm(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
-                   char *err, size_t errlen) {
+static int run_bmm(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out, char *err,
+                   size_t errlen) {
   const gg_tval *A = in[0].v, *B = in[1].v, *y = out[0].v;
   int K = (int)A->shape[A->ndim - 1], M = A->ndim > 1 ? (int)A->shape[A->ndim - 2] : 1;
   int N = B->ndim > 1 ? (int)B->shape[B->ndim - 1] : 1;
@@ -718,11 +723,14 @@ static int run_layer_norm(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const
                           char *err, size_t errlen) {
   const gg_tval *x = in[0].v;
   int ax = n->a.axis, nd = x->ndim - ax, rows = 1, m = 1;
-  for (int d = 0; d < ax; d++) rows *= (int)x->shape[d];
-  for (int d = ax; d < x->ndim; d++) m *= (int)x->shape[d];
+  for (int d = 0; d < ax; d++)
+    rows *= (int)x->shape[d];
+  for (int d = ax; d < x->ndim; d++)
+    m *= (int)x->shape[d];
   /* scale / bias strides over the normalized dims (0 where broadcast) */
   int8v shp = {{1, 1, 1, 1, 1, 1, 1, 1}}, sst = bstrides(in[1].v, nd, x->shape + ax), bst = {{0}};
-  for (int d = 0; d < nd; d++) shp.v[d] = (int32_t)x->shape[ax + d];
+  for (int d = 0; d < nd; d++)
+    shp.v[d] = (int32_t)x->shape[ax + d];
   int has_bias = n->n_in > 2, has_mean = n->n_out > 1, has_inv = n->n_out > 2;
   if (has_bias) bst = bstrides(in[2].v, nd, x->shape + ax);
   const gg_kx_arg *bias = has_bias ? &in[2] : &out[0], *mean = has_mean ? &out[1] : &out[0],
@@ -730,10 +738,10 @@ static int run_layer_norm(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const
   float eps = n->a.epsilon;
   uint64_t xo = eo(&in[0]), so = eo(&in[1]), bo = eo(bias), yo = eo(&out[0]), mo = eo(mean),
            io = eo(inv);
-  gg_karg a[] = {KA(in[0].mem), KA(xo),        KA(in[1].mem), KA(so),        KA(bias->mem),
-                 KA(bo),        KA(has_bias),  KA(out[0].mem), KA(yo),       KA(mean->mem),
-                 KA(mo),        KA(has_mean),  KA(inv->mem),  KA(io),        KA(has_inv),
-                 KA(rows),      KA(m),         KA(nd),        KA(shp),       KA(sst),
+  gg_karg a[] = {KA(in[0].mem), KA(xo),       KA(in[1].mem),  KA(so),  KA(bias->mem),
+                 KA(bo),        KA(has_bias), KA(out[0].mem), KA(yo),  KA(mean->mem),
+                 KA(mo),        KA(has_mean), KA(inv->mem),   KA(io),  KA(has_inv),
+                 KA(rows),      KA(m),        KA(nd),         KA(shp), KA(sst),
                  KA(bst),       KA(eps)};
   size_t g = (size_t)rows;
   return o->launch(o, n, K_LAYER_NORM, 1, &g, NULL, a, NELEM(a), err, errlen);
@@ -757,10 +765,9 @@ static int run_resize(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_
   float ry0 = n->a.roi[0], rx0 = n->a.roi[1], ry1 = n->a.roi[2], rx1 = n->a.roi[3];
   float ex = n->a.extrapolation;
   uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
-  gg_karg a[] = {KA(in[0].mem), KA(xo),    KA(out[0].mem), KA(yo),   KA(H),   KA(W),
-                 KA(C),         KA(OH),    KA(OW),         KA(mode), KA(cm),  KA(nm),
-                 KA(excl),      KA(sc[0]), KA(sc[1]),      KA(ry0),  KA(rx0), KA(ry1),
-                 KA(rx1),       KA(ex)};
+  gg_karg a[] = {KA(in[0].mem), KA(xo),  KA(out[0].mem), KA(yo),  KA(H),   KA(W),    KA(C),
+                 KA(OH),        KA(OW),  KA(mode),       KA(cm),  KA(nm),  KA(excl), KA(sc[0]),
+                 KA(sc[1]),     KA(ry0), KA(rx0),        KA(ry1), KA(rx1), KA(ex)};
   size_t g[3] = {(size_t)C, (size_t)OW, (size_t)(x->shape[0] * OH)};
   return o->launch(o, n, K_RESIZE_ONNX, 3, g, NULL, a, NELEM(a), err, errlen);
 }
