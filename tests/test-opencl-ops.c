@@ -816,12 +816,12 @@ static void test_onnx_ops(void) {
   for (int mode = 0; mode < 2; mode++) { /* Resize nearest / linear */
     tcase t;
     tc_init(&t, GG_OP_RESIZE, 1, 1);
-    int64_t d[4] = {1, 3, 5, 3};
+    int64_t d[4] = {1, 3, 5, 7}; /* 7 channels: a full and a partial group of 4 */
     tc_f32(&t, 0, 4, d);
     t.n.a.resize_mode = (gg_resize_mode)mode;
     t.n.a.coord_mode = mode ? GG_COORD_HALF_PIXEL : GG_COORD_ASYMMETRIC;
     t.n.a.out_hw[0] = 6, t.n.a.out_hw[1] = 7;
-    tc_desc(&t, "Resize mode %d [1,3,5,3] -> 6x7", mode);
+    tc_desc(&t, "Resize mode %d [1,3,5,7] -> 6x7", mode);
     CHECK_CASE(t);
   }
 }

@@ -718,30 +718,30 @@ GG_FN int rs_taps(int mode, int cm, int nm, int excl, int o, int in, int out, fl
   return 2;
 }
 
-/* global = (C, OW, N*OH). */
+/* Four channels per work item, so the coordinate math (double) is shared.
+ * global = (ceil(C/4), OW, N*OH). */
 __kernel void gg_resize(__global const float *x, ulong xo, __global float *y, ulong yo, int H,
                         int W, int C, int OH, int OW, int mode, int cm, int nm, int excl,
                         float sch, float scw, float roi_y0, float roi_x0, float roi_y1,
                         float roi_x1, float extrap) {
-  int c = get_global_id(0), ox = get_global_id(1), row = get_global_id(2);
-  if (c >= C || ox >= OW) return;
-  int b = row / OH, oy = row % OH, yi[2] = {0, 0}, xi[2] = {0, 0};
+  int c0 = get_global_id(0) * 4, ox = get_global_id(1), row = get_global_id(2);
+  if (c0 >= C || ox >= OW) return;
+  int b = row / OH, oy = row % OH, yi[2] = {0, 0}, xi[2] = {0, 0}, nc = C - c0 < 4 ? C - c0 : 4;
   float yw[2] = {0.0f, 0.0f}, xw[2] = {0.0f, 0.0f};
   int ny = rs_taps(mode, cm, nm, excl, oy, H, OH, sch, roi_y0, roi_y1, &yi[0], &yi[1], &yw[0],
                    &yw[1]);
   int nx = rs_taps(mode, cm, nm, excl, ox, W, OW, scw, roi_x0, roi_x1, &xi[0], &xi[1], &xw[0],
                    &xw[1]);
-  __global float *dst = y + yo + ((long)(b * OH + oy) * OW + ox) * C + c;
-  if (!ny || !nx) {
-    *dst = extrap;
-    return;
+  __global float *dst = y + yo + ((long)(b * OH + oy) * OW + ox) * C + c0;
+  for (int j = 0; j < nc; j++) {
+    float v = 0.0f;
+    if (!ny || !nx) v = extrap;
+    for (int ky = 0; ky < ny; ky++)
+      for (int kx = 0; kx < nx; kx++) {
+        float wt = yw[ky] * xw[kx];
+        if (wt == 0.0f) continue;
+        v += wt * x[xo + ((long)(b * H + yi[ky]) * W + xi[kx]) * C + c0 + j];
+      }
+    dst[j] = v;
   }
-  float v = 0.0f;
-  for (int ky = 0; ky < ny; ky++)
-    for (int kx = 0; kx < nx; kx++) {
-      float wt = yw[ky] * xw[kx];
-      if (wt == 0.0f) continue;
-      v += wt * x[xo + ((long)(b * H + yi[ky]) * W + xi[kx]) * C + c];
-    }
-  *dst = v;
 }

@@ -768,7 +768,7 @@ static int run_resize(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_
   gg_karg a[] = {KA(in[0].mem), KA(xo),  KA(out[0].mem), KA(yo),  KA(H),   KA(W),    KA(C),
                  KA(OH),        KA(OW),  KA(mode),       KA(cm),  KA(nm),  KA(excl), KA(sc[0]),
                  KA(sc[1]),     KA(ry0), KA(rx0),        KA(ry1), KA(rx1), KA(ex)};
-  size_t g[3] = {(size_t)C, (size_t)OW, (size_t)(x->shape[0] * OH)};
+  size_t g[3] = {(size_t)(C + 3) / 4, (size_t)OW, (size_t)(x->shape[0] * OH)};
   return o->launch(o, n, K_RESIZE_ONNX, 3, g, NULL, a, NELEM(a), err, errlen);
 }
 
