@@ -813,6 +813,40 @@ static void test_onnx_ops(void) {
     tc_desc(&t, "LayerNorm [3,4,10] axis 1");
     CHECK_CASE(t);
   }
+  { /* LogSoftmax, ReduceMax / L2 over axes, Expand, Tile, GroupNorm */
+    tcase t;
+    int64_t d[3] = {3, 4, 9}, one[3] = {3, 1, 9};
+    onnx_unary(GG_OP_LOG_SOFTMAX, 6.0f, 0.0f);
+    for (int k = 0; k < 2; k++) {
+      tc_init(&t, k ? GG_OP_REDUCE_L2 : GG_OP_REDUCE_MAX, 2, 1);
+      int32_t ax[2] = {0, -1};
+      tc_f32(&t, 0, 3, d);
+      tc_i32(&t, 1, 2, ax);
+      t.n.a.keep_dims = k;
+      tc_desc(&t, "%s [3,4,9] axes 0,-1", gg__op_name(t.n.op));
+      CHECK_CASE(t);
+    }
+    tc_init(&t, GG_OP_EXPAND, 2, 1);
+    int32_t shp[4] = {2, 3, 4, 9};
+    tc_f32(&t, 0, 3, one);
+    tc_i32(&t, 1, 4, shp);
+    tc_desc(&t, "Expand [3,1,9] to [2,3,4,9]");
+    CHECK_CASE(t);
+    tc_init(&t, GG_OP_TILE, 2, 1);
+    int32_t rep[3] = {2, 3, 1};
+    tc_f32(&t, 0, 3, one);
+    tc_i32(&t, 1, 3, rep);
+    tc_desc(&t, "Tile [3,1,9] x [2,3,1]");
+    CHECK_CASE(t);
+    tc_init(&t, GG_OP_GROUP_NORM, 3, 1);
+    int64_t x[4] = {2, 6, 5, 7}, c = 6;
+    tc_f32(&t, 0, 4, x);
+    tc_f32(&t, 1, 1, &c);
+    tc_f32(&t, 2, 1, &c);
+    t.n.a.groups = 3, t.n.a.epsilon = 1e-5f;
+    tc_desc(&t, "GroupNorm [2,6,5,7] groups 3");
+    CHECK_CASE(t);
+  }
   for (int mode = 0; mode < 2; mode++) { /* Resize nearest / linear */
     tcase t;
     tc_init(&t, GG_OP_RESIZE, 1, 1);

@@ -28,6 +28,18 @@
 #define GG_REQD_WG(x, y, z) __attribute__((reqd_work_group_size(x, y, z)))
 #endif
 
+/* Double where the device has it (CUDA; OpenCL with cl_khr_fp64): for the
+ * few kernels whose reference computes in double (Resize's coordinates,
+ * LogSoftmax's sum, ReduceL2, the norms' moments); float otherwise. */
+#if defined(__CUDACC__) || defined(cl_khr_fp64)
+#ifndef __CUDACC__
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
+typedef double greal;
+#else
+typedef float greal;
+#endif
+
 #define ACT_NONE 0
 #define ACT_RELU 1
 #define ACT_RELU6 2
@@ -300,9 +312,16 @@ __kernel void gg_softmax(__global const float *x, ulong xo, __global float *y, u
   for (int i = 0; i < inner; i++) yr[i] *= inv;
 }
 
-/* Sum / mean over the axes marked in red (1 = reduced). Output element o is
- * addressed in keep-dims form (reduced dims of size 1); cnt = elements per
- * output. */
+#define R_SUM 0
+#define R_MEAN 1
+#define R_MAX 2
+#define R_MIN 3
+#define R_L2 4
+
+/* Sum / mean / max / min / L2 norm over the axes marked in red (1 =
+ * reduced). Output element o is addressed in keep-dims form (reduced dims of
+ * size 1); cnt = elements per output. Max and min propagate NaN, L2 sums in
+ * greal, as ops-elem.c. */
 __kernel void gg_reduce(__global const float *x, ulong xo, __global float *y, ulong yo, int nout,
                         int nd, int8 xshape, int8 red, int cnt, int mean) {
   int o = get_global_id(0);
@@ -317,7 +336,8 @@ __kernel void gg_reduce(__global const float *x, ulong xo, __global float *y, ul
     base += (t % s[d]) * st[d];
     t /= s[d];
   }
-  float sum = 0.0f;
+  float sum = mean == R_MAX ? -INFINITY : mean == R_MIN ? INFINITY : 0.0f;
+  greal sq = (greal)0;
   for (int r = 0; r < cnt; r++) {
     int off = base, q = r;
     for (int d = nd - 1; d >= 0; d--) {
@@ -325,9 +345,18 @@ __kernel void gg_reduce(__global const float *x, ulong xo, __global float *y, ul
       off += (q % s[d]) * st[d];
       q /= s[d];
     }
-    sum += x[xo + off];
+    float v = x[xo + off];
+    if (mean == R_L2) {
+      sq += (greal)v * (greal)v;
+    } else if (mean == R_MAX || mean == R_MIN) {
+      if (v != v || (mean == R_MAX ? v > sum : v < sum)) sum = v;
+      if (sum != sum) break;
+    } else {
+      sum += v;
+    }
   }
-  y[yo + o] = mean ? sum / (float)cnt : sum;
+  if (mean == R_L2) sum = (float)sqrt(sq);
+  y[yo + o] = mean == R_MEAN ? sum / (float)cnt : sum;
 }
 
 /* MaxPool (NHWC). global = (C, OW, N*OH). */
@@ -638,14 +667,6 @@ __kernel void gg_layer_norm(__global const float *x, ulong xo, __global const fl
  * as src/engine/ops-shape.c: the source coordinate in double where the
  * device has it (the reference computes in double; without fp64 a nearest
  * tie may round the other way), then taps clamped to the image. */
-#if defined(__CUDACC__) || defined(cl_khr_fp64)
-#ifndef __CUDACC__
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
-typedef double greal;
-#else
-typedef float greal;
-#endif
 
 #define RS_NEAREST 0
 #define RS_LINEAR 1
@@ -743,5 +764,65 @@ __kernel void gg_resize(__global const float *x, ulong xo, __global float *y, ul
         v += wt * x[xo + ((long)(b * H + yi[ky]) * W + xi[kx]) * C + c0 + j];
       }
     dst[j] = v;
+  }
+}
+
+/* LogSoftmax over the last axis, one row per work item (NaN propagates
+ * through the max, the sum in greal as the reference's double). */
+__kernel void gg_log_softmax(__global const float *x, ulong xo, __global float *y, ulong yo,
+                             int rows, int inner) {
+  int r = get_global_id(0);
+  if (r >= rows) return;
+  __global const float *xr = x + xo + (long)r * inner;
+  __global float *yr = y + yo + (long)r * inner;
+  float mx = -INFINITY;
+  for (int i = 0; i < inner; i++) mx = xr[i] > mx || xr[i] != xr[i] ? xr[i] : mx;
+  greal s = (greal)0;
+  for (int i = 0; i < inner; i++) s += exp((greal)xr[i] - (greal)mx);
+  float lse = (float)log(s);
+  for (int i = 0; i < inner; i++) yr[i] = (xr[i] - mx) - lse;
+}
+
+/* Tile: output coordinate c reads the input at c modulo its dims. */
+__kernel void gg_tile(__global const uint *x, ulong xo, __global uint *y, ulong yo, int n, int nd,
+                      int8 yshape, int8 xshape) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  int ys[8], xs[8];
+  vstore8(yshape, 0, ys);
+  vstore8(xshape, 0, xs);
+  long off = 0, st = 1;
+  int t = i;
+  for (int d = nd - 1; d >= 0; d--) {
+    off += (long)((t % ys[d]) % xs[d]) * st;
+    t /= ys[d];
+    st *= xs[d];
+  }
+  y[yo + i] = x[xo + off];
+}
+
+/* GroupNormalization (InstanceNormalization: groups == C) on x [N, C, S...]:
+ * one (n, group) per work item, its cpg channels x spatial elements
+ * contiguous; moments in greal (the reference uses double). */
+__kernel void gg_group_norm(__global const float *x, ulong xo, __global const float *sc,
+                            ulong so, __global const float *bias, ulong bo, __global float *y,
+                            ulong yo, int units, int C, int spatial, int groups, float eps) {
+  int u = get_global_id(0);
+  if (u >= units) return;
+  int cpg = C / groups, b = u / groups, g = u % groups;
+  long m = (long)cpg * spatial, base = ((long)b * C + (long)g * cpg) * spatial;
+  __global const float *xg = x + xo + base;
+  greal s = (greal)0, q = (greal)0;
+  for (long i = 0; i < m; i++) s += (greal)xg[i];
+  greal mu = m ? s / (greal)m : (greal)0;
+  for (long i = 0; i < m; i++) q += ((greal)xg[i] - mu) * ((greal)xg[i] - mu);
+  greal inv = (greal)1 / sqrt((m ? q / (greal)m : (greal)0) + (greal)eps);
+  for (int c = 0; c < cpg; c++) {
+    int ch = g * cpg + c;
+    float scv = sc[so + ch], bi = bias[bo + ch];
+    for (int i = 0; i < spatial; i++) {
+      long k = (long)c * spatial + i;
+      y[yo + base + k] = (float)(((greal)xg[k] - mu) * inv) * scv + bi;
+    }
   }
 }

@@ -21,7 +21,8 @@ static const char *const k_kernel_names[K_COUNT] = {
     "gg_maxpool",         "gg_pad",        "gg_transpose",   "gg_copy2d",
     "gg_resize_bilinear", "gg_im2col",     "gg_transpose2d", "gg_compare",
     "gg_where",           "gg_unary_bits", "gg_gather",      "gg_avgpool",
-    "gg_conv_transpose",  "gg_bmm",        "gg_layer_norm",  "gg_resize"};
+    "gg_conv_transpose",  "gg_bmm",        "gg_layer_norm",  "gg_resize",
+    "gg_log_softmax",     "gg_tile",       "gg_group_norm"};
 
 int gg__kx_copy_params(const gg_node *n, const gg_tval *vals, gg_tval *params) {
   for (int k = 0; k < n->n_in; k++) {
@@ -65,7 +66,12 @@ int gg__kx_param_input(const gg_node *n, int k) {
   case GG_OP_RESHAPE:
   case GG_OP_TRANSPOSE:
   case GG_OP_RESIZE_BILINEAR:
-  case GG_OP_RESIZE: return k == 1;
+  case GG_OP_RESIZE:
+  case GG_OP_REDUCE_MAX:
+  case GG_OP_REDUCE_MIN:
+  case GG_OP_REDUCE_L2:
+  case GG_OP_EXPAND:
+  case GG_OP_TILE: return k == 1;
   case GG_OP_PAD:
   case GG_OP_SPLITV: return k >= 1;
   case GG_OP_CONCAT: return k == n->n_in - 1;
@@ -166,7 +172,17 @@ int gg__kx_supports(const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
   case GG_OP_NEG:
   case GG_OP_CLIP:
   case GG_OP_CAST:
-  case GG_OP_SLICE: break; /* F32 and I32 */
+  case GG_OP_SLICE:
+  case GG_OP_EXPAND:
+  case GG_OP_TILE: break; /* F32 and I32 */
+  case GG_OP_LOG_SOFTMAX:
+  case GG_OP_REDUCE_MAX:
+  case GG_OP_REDUCE_MIN:
+  case GG_OP_REDUCE_L2:
+  case GG_OP_INSTANCE_NORM:
+  case GG_OP_GROUP_NORM:
+    if (!isf) w = "int32 arithmetic runs on the CPU";
+    break;
   case GG_OP_GATHER: w = gather_check(n, in); break;
   case GG_OP_AVGPOOL:
   case GG_OP_BATCH_MATMUL:
@@ -482,8 +498,16 @@ static int run_reduce(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_
                       char *err, size_t errlen) {
   const gg_tval *x = in[0].v;
   int8v xs = dims_of(x, 1), red = {{0}};
-  for (int64_t i = 0; i < in[1].v->nelem; i++) red.v[norm_axis(ints(&in[1])[i], x->ndim)] = 1;
-  int nout = (int)out[0].v->nelem, nd = x->ndim, mean = n->op == GG_OP_MEAN;
+  int all = n->op != GG_OP_SUM && n->op != GG_OP_MEAN && (n->n_in < 2 || !in[1].v->nelem);
+  for (int d = 0; all && d < x->ndim; d++) red.v[d] = 1; /* ONNX: no axes = all */
+  for (int64_t i = 0; !all && i < in[1].v->nelem; i++)
+    red.v[norm_axis(ints(&in[1])[i], x->ndim)] = 1;
+  int nout = (int)out[0].v->nelem, nd = x->ndim;
+  int mean = n->op == GG_OP_MEAN         ? 1
+             : n->op == GG_OP_REDUCE_MAX ? 2
+             : n->op == GG_OP_REDUCE_MIN ? 3
+             : n->op == GG_OP_REDUCE_L2  ? 4
+                                         : 0;
   int cnt = nout ? (int)(x->nelem / nout) : 0;
   uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
   gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(nout), KA(nd),
@@ -747,6 +771,38 @@ static int run_layer_norm(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const
   return o->launch(o, n, K_LAYER_NORM, 1, &g, NULL, a, NELEM(a), err, errlen);
 }
 
+/* Expand: the general transpose with x's broadcast strides (0 on the
+ * broadcast dims); Tile: coordinates modulo x's dims. */
+static int run_expand_tile(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
+                           char *err, size_t errlen) {
+  const gg_tval *x = in[0].v, *y = out[0].v;
+  int nd = y->ndim, cnt = (int)y->nelem;
+  int8v ys = dims_of(y, 1), st = n->op == GG_OP_EXPAND ? bstrides(x, nd, y->shape) : dims_of(x, 1);
+  if (!cnt) return 0;
+  uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
+  gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(cnt), KA(nd), KA(ys), KA(st)};
+  size_t g = (size_t)cnt;
+  return o->launch(o, n, n->op == GG_OP_EXPAND ? K_TRANSPOSE : K_TILE, 1, &g, NULL, a, NELEM(a),
+                   err, errlen);
+}
+
+static int run_group_norm(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
+                          char *err, size_t errlen) {
+  const gg_tval *x = in[0].v;
+  int C = (int)x->shape[1], spatial = 1;
+  int groups = n->op == GG_OP_INSTANCE_NORM ? C : n->a.groups;
+  for (int d = 2; d < x->ndim; d++) spatial *= (int)x->shape[d];
+  int units = (int)x->shape[0] * groups;
+  float eps = n->a.epsilon;
+  if (!x->nelem) return 0;
+  uint64_t xo = eo(&in[0]), so = eo(&in[1]), bo = eo(&in[2]), yo = eo(&out[0]);
+  gg_karg a[] = {KA(in[0].mem), KA(xo),    KA(in[1].mem), KA(so),      KA(in[2].mem),
+                 KA(bo),        KA(out[0].mem), KA(yo),   KA(units),   KA(C),
+                 KA(spatial),   KA(groups), KA(eps)};
+  size_t g = (size_t)units;
+  return o->launch(o, n, K_GROUP_NORM, 1, &g, NULL, a, NELEM(a), err, errlen);
+}
+
 /* ONNX Resize, nearest / linear (cubic stays on the host): the scale per
  * dim as ops-shape.c's resize_geometry takes it (attrs.scale_hw, or the
  * scales input; 0 = out / in). */
@@ -824,7 +880,22 @@ int gg__kx_run(gg_kx *o, const char *who, const gg_node *n, const gg_kx_arg *in,
     return o->launch(o, n, K_SOFTMAX, 1, &g, NULL, a, NELEM(a), err, errlen);
   }
   case GG_OP_SUM:
-  case GG_OP_MEAN: return run_reduce(o, n, in, out, err, errlen);
+  case GG_OP_MEAN:
+  case GG_OP_REDUCE_MAX:
+  case GG_OP_REDUCE_MIN:
+  case GG_OP_REDUCE_L2: return run_reduce(o, n, in, out, err, errlen);
+  case GG_OP_LOG_SOFTMAX: {
+    int inner = (int)in[0].v->shape[in[0].v->ndim - 1];
+    int rows = inner ? (int)(in[0].v->nelem / inner) : 0;
+    uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
+    gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(rows), KA(inner)};
+    size_t g = (size_t)rows;
+    return o->launch(o, n, K_LOG_SOFTMAX, 1, &g, NULL, a, NELEM(a), err, errlen);
+  }
+  case GG_OP_EXPAND:
+  case GG_OP_TILE: return run_expand_tile(o, n, in, out, err, errlen);
+  case GG_OP_INSTANCE_NORM:
+  case GG_OP_GROUP_NORM: return run_group_norm(o, n, in, out, err, errlen);
   case GG_OP_MAXPOOL:
   case GG_OP_RESIZE_BILINEAR: return run_window(o, n, in, out, err, errlen);
   case GG_OP_PAD: return run_pad(o, n, in, out, err, errlen);

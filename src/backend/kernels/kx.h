@@ -53,6 +53,9 @@ typedef enum gg_kx_kernel {
   K_BMM,
   K_LAYER_NORM,
   K_RESIZE_ONNX,
+  K_LOG_SOFTMAX,
+  K_TILE,
+  K_GROUP_NORM,
   K_COUNT
 } gg_kx_kernel;
 
