@@ -847,6 +847,22 @@ static void test_onnx_ops(void) {
     tc_desc(&t, "GroupNorm [2,6,5,7] groups 3");
     CHECK_CASE(t);
   }
+  { /* the TF.js ops that had no kernel: DepthToSpace, ResizeNearestNeighbor */
+    tcase t;
+    tc_init(&t, GG_OP_DEPTH_TO_SPACE, 1, 1);
+    int64_t d[4] = {2, 3, 4, 12};
+    tc_f32(&t, 0, 4, d);
+    t.n.a.block_size = 2;
+    tc_desc(&t, "DepthToSpace [2,3,4,12] bs 2");
+    CHECK_CASE(t);
+    tc_init(&t, GG_OP_RESIZE_NEAREST, 2, 1);
+    int32_t sz[2] = {7, 9};
+    tc_f32(&t, 0, 4, d);
+    tc_i32(&t, 1, 2, sz);
+    t.n.a.half_pixel_centers = 1;
+    tc_desc(&t, "ResizeNearestNeighbor [2,3,4,12] -> 7x9 half-pixel");
+    CHECK_CASE(t);
+  }
   for (int mode = 0; mode < 2; mode++) { /* Resize nearest / linear */
     tcase t;
     tc_init(&t, GG_OP_RESIZE, 1, 1);

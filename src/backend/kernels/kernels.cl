@@ -826,3 +826,37 @@ __kernel void gg_group_norm(__global const float *x, ulong xo, __global const fl
     }
   }
 }
+
+/* TF DepthToSpace (NHWC, DCR): y[b, h*bs+i, w*bs+j, c] = x[b, h, w,
+ * (i*bs+j)*OC + c]. One element per work item; any 4-byte dtype. */
+__kernel void gg_depth_to_space(__global const uint *x, ulong xo, __global uint *y, ulong yo,
+                                int n, int H, int W, int IC, int OC, int bs) {
+  int e = get_global_id(0);
+  if (e >= n) return;
+  int OW = W * bs, OH = H * bs, c = e % OC, t = e / OC, ox = t % OW, r = t / OW, oy = r % OH,
+      b = r / OH;
+  int h = oy / bs, i = oy % bs, w = ox / bs, j = ox % bs;
+  y[yo + e] = x[xo + ((long)(b * H + h) * W + w) * IC + (i * bs + j) * OC + c];
+}
+
+/* TF.js ResizeNearestNeighbor (ops.c nearest_src): floor (round with
+ * align_corners) of (in/out) * dst (dst + 0.5 with half-pixel centers), the
+ * ratio in greal (the reference computes in double, as JavaScript does). */
+GG_FN int nn_src(int dst, int in, int out, int ac, int hp) {
+  greal ei = (ac && out > 1) ? (greal)(in - 1) : (greal)in;
+  greal eo = (ac && out > 1) ? (greal)(out - 1) : (greal)out;
+  greal f = (ei / eo) * (hp ? (greal)dst + (greal)0.5 : (greal)dst);
+  long s = ac ? (long)round(f) : (long)floor(f);
+  if (s > in - 1) s = in - 1;
+  if (s < 0) s = 0;
+  return (int)s;
+}
+
+/* global = (C, OW, N*OH); any 4-byte dtype. */
+__kernel void gg_resize_nearest(__global const uint *x, ulong xo, __global uint *y, ulong yo, int H,
+                                int W, int C, int OH, int OW, int ac, int hp) {
+  int c = get_global_id(0), ox = get_global_id(1), row = get_global_id(2);
+  if (c >= C || ox >= OW) return;
+  int b = row / OH, oy = row % OH, sy = nn_src(oy, H, OH, ac, hp), sx = nn_src(ox, W, OW, ac, hp);
+  y[yo + ((long)(b * OH + oy) * OW + ox) * C + c] = x[xo + ((long)(b * H + sy) * W + sx) * C + c];
+}

@@ -22,7 +22,8 @@ static const char *const k_kernel_names[K_COUNT] = {
     "gg_resize_bilinear", "gg_im2col",     "gg_transpose2d", "gg_compare",
     "gg_where",           "gg_unary_bits", "gg_gather",      "gg_avgpool",
     "gg_conv_transpose",  "gg_bmm",        "gg_layer_norm",  "gg_resize",
-    "gg_log_softmax",     "gg_tile",       "gg_group_norm"};
+    "gg_log_softmax",     "gg_tile",       "gg_group_norm",  "gg_depth_to_space",
+    "gg_resize_nearest"};
 
 int gg__kx_copy_params(const gg_node *n, const gg_tval *vals, gg_tval *params) {
   for (int k = 0; k < n->n_in; k++) {
@@ -71,7 +72,8 @@ int gg__kx_param_input(const gg_node *n, int k) {
   case GG_OP_REDUCE_MIN:
   case GG_OP_REDUCE_L2:
   case GG_OP_EXPAND:
-  case GG_OP_TILE: return k == 1;
+  case GG_OP_TILE:
+  case GG_OP_RESIZE_NEAREST: return k == 1;
   case GG_OP_PAD:
   case GG_OP_SPLITV: return k >= 1;
   case GG_OP_CONCAT: return k == n->n_in - 1;
@@ -174,7 +176,9 @@ int gg__kx_supports(const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
   case GG_OP_CAST:
   case GG_OP_SLICE:
   case GG_OP_EXPAND:
-  case GG_OP_TILE: break; /* F32 and I32 */
+  case GG_OP_TILE:
+  case GG_OP_DEPTH_TO_SPACE:
+  case GG_OP_RESIZE_NEAREST: break; /* F32 and I32 */
   case GG_OP_LOG_SOFTMAX:
   case GG_OP_REDUCE_MAX:
   case GG_OP_REDUCE_MIN:
@@ -896,6 +900,27 @@ int gg__kx_run(gg_kx *o, const char *who, const gg_node *n, const gg_kx_arg *in,
   case GG_OP_TILE: return run_expand_tile(o, n, in, out, err, errlen);
   case GG_OP_INSTANCE_NORM:
   case GG_OP_GROUP_NORM: return run_group_norm(o, n, in, out, err, errlen);
+  case GG_OP_DEPTH_TO_SPACE: {
+    const gg_tval *x = in[0].v;
+    int cnt = (int)out[0].v->nelem, H = (int)x->shape[1], W = (int)x->shape[2];
+    int IC = (int)x->shape[3], OC = (int)out[0].v->shape[3], bs = n->a.block_size;
+    uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
+    gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(cnt),
+                   KA(H),         KA(W),  KA(IC),         KA(OC), KA(bs)};
+    size_t g = (size_t)cnt;
+    return o->launch(o, n, K_DEPTH_TO_SPACE, 1, &g, NULL, a, NELEM(a), err, errlen);
+  }
+  case GG_OP_RESIZE_NEAREST: {
+    const gg_tval *x = in[0].v, *y = out[0].v;
+    int H = (int)x->shape[1], W = (int)x->shape[2], C = (int)x->shape[3];
+    int OH = (int)y->shape[1], OW = (int)y->shape[2];
+    int ac = n->a.align_corners, hp = n->a.half_pixel_centers;
+    uint64_t xo = eo(&in[0]), yo = eo(&out[0]);
+    gg_karg a[] = {KA(in[0].mem), KA(xo), KA(out[0].mem), KA(yo), KA(H), KA(W),
+                   KA(C),         KA(OH), KA(OW),         KA(ac), KA(hp)};
+    size_t g[3] = {(size_t)C, (size_t)OW, (size_t)(x->shape[0] * OH)};
+    return o->launch(o, n, K_RESIZE_NEAREST, 3, g, NULL, a, NELEM(a), err, errlen);
+  }
   case GG_OP_MAXPOOL:
   case GG_OP_RESIZE_BILINEAR: return run_window(o, n, in, out, err, errlen);
   case GG_OP_PAD: return run_pad(o, n, in, out, err, errlen);

@@ -56,6 +56,8 @@ typedef enum gg_kx_kernel {
   K_LOG_SOFTMAX,
   K_TILE,
   K_GROUP_NORM,
+  K_DEPTH_TO_SPACE,
+  K_RESIZE_NEAREST,
   K_COUNT
 } gg_kx_kernel;
 
