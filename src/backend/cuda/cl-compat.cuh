@@ -15,6 +15,7 @@
 #define __local __shared__
 #define GG_FN static __device__ inline
 #define GG_REQD_WG(x, y, z) __launch_bounds__((x) * (y) * (z))
+#define GG_LOCAL_PARAM /* __shared__ applies to variables, not to pointers */
 #define CLK_LOCAL_MEM_FENCE 0
 #define barrier(flags) __syncthreads()
 

@@ -3,8 +3,9 @@
  * cmake/opencl-backend.cmake) and by nvcc at build time as CUDA C++
  * (src/backend/cuda/kernels.cu includes this file after cl-compat.cuh,
  * which maps the OpenCL built-ins used here onto CUDA's). So: only the
- * built-ins cl-compat.cuh maps, helper functions declared GG_FN, and
- * work-group size attributes through GG_REQD_WG. Every tensor is a (buffer,
+ * built-ins cl-compat.cuh maps, helper functions declared GG_FN,
+ * work-group size attributes through GG_REQD_WG, and a helper's pointer to
+ * local memory declared GG_LOCAL_PARAM. Every tensor is a (buffer,
  * element offset) pair so tensors can live anywhere in an arena buffer.
  * Layout as the engine stores it: NHWC activations, HWIO conv filters,
  * [KH,KW,CI,MULT] depthwise filters. The arithmetic follows the reference
@@ -23,9 +24,10 @@
 #define GG_ADD(a, b) ((a) + (b))
 #endif
 
-#ifndef GG_FN /* OpenCL C; cl-compat.cuh defines both for CUDA */
+#ifndef GG_FN /* OpenCL C; cl-compat.cuh defines these for CUDA */
 #define GG_FN inline
 #define GG_REQD_WG(x, y, z) __attribute__((reqd_work_group_size(x, y, z)))
+#define GG_LOCAL_PARAM __local /* a helper's pointer into local memory */
 #endif
 
 /* Double where the device has it (CUDA; OpenCL with cl_khr_fp64): for the
@@ -636,28 +638,47 @@ gg_bmm(__global const float *A, ulong ao, __global const float *B, ulong bo, __g
   if (row < M && col < N) C[co + ((long)b * M + row) * N + col] = acc;
 }
 
-/* LayerNormalization, one row of m elements per work item (two passes in
- * float; the reference uses double). Scale and bias index the normalized
- * dims shp (nd of them) through strides sst / bst (0 where broadcast).
- * Optional outputs: the row's mean and 1/sqrt(var + eps). */
-__kernel void gg_layer_norm(__global const float *x, ulong xo, __global const float *sc,
-                            ulong so, __global const float *bias, ulong bo, int has_bias,
-                            __global float *y, ulong yo, __global float *mean, ulong mo,
-                            int has_mean, __global float *inv, ulong io, int has_inv, int rows,
-                            int m, int nd, int8 shp, int8 sst, int8 bst, float eps) {
-  int r = get_global_id(0);
-  if (r >= rows) return;
+/* Sum over the NW work items of a work-group (all of them call it): the
+ * total, in every work item. red: NW entries of local memory. */
+#define NW 64
+GG_FN greal wg_sum(greal v, GG_LOCAL_PARAM greal *red) {
+  int l = get_local_id(0);
+  red[l] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int k = NW / 2; k > 0; k >>= 1) {
+    if (l < k) red[l] += red[l + k];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  greal t = red[0];
+  barrier(CLK_LOCAL_MEM_FENCE); /* red is reused by the next call */
+  return t;
+}
+
+/* LayerNormalization, one row of m elements per work-group of NW (the
+ * moments summed in greal across the group; the reference uses double).
+ * Scale and bias index the normalized dims shp (nd of them) through strides
+ * sst / bst (0 where broadcast). Optional outputs: the row's mean and
+ * 1/sqrt(var + eps). global = (rows * NW), local = (NW). */
+__kernel GG_REQD_WG(NW, 1, 1) void
+gg_layer_norm(__global const float *x, ulong xo, __global const float *sc, ulong so,
+              __global const float *bias, ulong bo, int has_bias, __global float *y, ulong yo,
+              __global float *mean, ulong mo, int has_mean, __global float *inv, ulong io,
+              int has_inv, int rows, int m, int nd, int8 shp, int8 sst, int8 bst, float eps) {
+  __local greal red[NW];
+  int r = get_group_id(0), l = get_local_id(0);
+  if (r >= rows) return; /* the whole group */
   __global const float *xr = x + xo + (long)r * m;
   __global float *yr = y + yo + (long)r * m;
-  float s = 0.0f, q = 0.0f;
-  for (int i = 0; i < m; i++) s += xr[i];
-  float mu = m ? s / (float)m : 0.0f;
-  for (int i = 0; i < m; i++) q += (xr[i] - mu) * (xr[i] - mu);
-  float iv = 1.0f / sqrt((m ? q / (float)m : 0.0f) + eps);
-  if (has_mean) mean[mo + r] = mu;
-  if (has_inv) inv[io + r] = iv;
-  for (int i = 0; i < m; i++) {
-    float v = (xr[i] - mu) * iv * sc[so + bcast_off(i, nd, shp, sst)];
+  greal s = (greal)0, q = (greal)0;
+  for (int i = l; i < m; i += NW) s += (greal)xr[i];
+  greal mu = m ? wg_sum(s, red) / (greal)m : (greal)0;
+  for (int i = l; i < m; i += NW) q += ((greal)xr[i] - mu) * ((greal)xr[i] - mu);
+  greal var = wg_sum(q, red);
+  greal iv = (greal)1 / sqrt((m ? var / (greal)m : (greal)0) + (greal)eps);
+  if (l == 0 && has_mean) mean[mo + r] = (float)mu;
+  if (l == 0 && has_inv) inv[io + r] = (float)iv;
+  for (int i = l; i < m; i += NW) {
+    float v = (float)(((greal)xr[i] - mu) * iv) * sc[so + bcast_off(i, nd, shp, sst)];
     if (has_bias) v += bias[bo + bcast_off(i, nd, shp, bst)];
     yr[i] = v;
   }
@@ -802,28 +823,28 @@ __kernel void gg_tile(__global const uint *x, ulong xo, __global uint *y, ulong 
 }
 
 /* GroupNormalization (InstanceNormalization: groups == C) on x [N, C, S...]:
- * one (n, group) per work item, its cpg channels x spatial elements
- * contiguous; moments in greal (the reference uses double). */
-__kernel void gg_group_norm(__global const float *x, ulong xo, __global const float *sc,
-                            ulong so, __global const float *bias, ulong bo, __global float *y,
-                            ulong yo, int units, int C, int spatial, int groups, float eps) {
-  int u = get_global_id(0);
-  if (u >= units) return;
+ * one (n, group) per work-group of NW, its cpg channels x spatial elements
+ * contiguous; moments summed in greal (the reference uses double).
+ * global = (units * NW), local = (NW). */
+__kernel GG_REQD_WG(NW, 1, 1) void
+gg_group_norm(__global const float *x, ulong xo, __global const float *sc, ulong so,
+              __global const float *bias, ulong bo, __global float *y, ulong yo, int units, int C,
+              int spatial, int groups, float eps) {
+  __local greal red[NW];
+  int u = get_group_id(0), l = get_local_id(0);
+  if (u >= units) return; /* the whole group */
   int cpg = C / groups, b = u / groups, g = u % groups;
   long m = (long)cpg * spatial, base = ((long)b * C + (long)g * cpg) * spatial;
   __global const float *xg = x + xo + base;
   greal s = (greal)0, q = (greal)0;
-  for (long i = 0; i < m; i++) s += (greal)xg[i];
-  greal mu = m ? s / (greal)m : (greal)0;
-  for (long i = 0; i < m; i++) q += ((greal)xg[i] - mu) * ((greal)xg[i] - mu);
-  greal inv = (greal)1 / sqrt((m ? q / (greal)m : (greal)0) + (greal)eps);
-  for (int c = 0; c < cpg; c++) {
-    int ch = g * cpg + c;
-    float scv = sc[so + ch], bi = bias[bo + ch];
-    for (int i = 0; i < spatial; i++) {
-      long k = (long)c * spatial + i;
-      y[yo + base + k] = (float)(((greal)xg[k] - mu) * inv) * scv + bi;
-    }
+  for (long i = l; i < m; i += NW) s += (greal)xg[i];
+  greal mu = m ? wg_sum(s, red) / (greal)m : (greal)0;
+  for (long i = l; i < m; i += NW) q += ((greal)xg[i] - mu) * ((greal)xg[i] - mu);
+  greal var = wg_sum(q, red);
+  greal inv = (greal)1 / sqrt((m ? var / (greal)m : (greal)0) + (greal)eps);
+  for (long k = l; k < m; k += NW) {
+    int ch = g * cpg + (int)(k / spatial);
+    y[yo + base + k] = (float)(((greal)xg[k] - mu) * inv) * sc[so + ch] + bias[bo + ch];
   }
 }
 

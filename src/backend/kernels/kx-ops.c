@@ -771,8 +771,8 @@ static int run_layer_norm(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const
                  KA(mo),        KA(has_mean), KA(inv->mem),   KA(io),  KA(has_inv),
                  KA(rows),      KA(m),        KA(nd),         KA(shp), KA(sst),
                  KA(bst),       KA(eps)};
-  size_t g = (size_t)rows;
-  return o->launch(o, n, K_LAYER_NORM, 1, &g, NULL, a, NELEM(a), err, errlen);
+  size_t g = (size_t)rows * 64, l = 64; /* a work-group of 64 per row */
+  return o->launch(o, n, K_LAYER_NORM, 1, &g, &l, a, NELEM(a), err, errlen);
 }
 
 /* Expand: the general transpose with x's broadcast strides (0 on the
@@ -803,8 +803,8 @@ static int run_group_norm(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const
   gg_karg a[] = {KA(in[0].mem), KA(xo),    KA(in[1].mem), KA(so),      KA(in[2].mem),
                  KA(bo),        KA(out[0].mem), KA(yo),   KA(units),   KA(C),
                  KA(spatial),   KA(groups), KA(eps)};
-  size_t g = (size_t)units;
-  return o->launch(o, n, K_GROUP_NORM, 1, &g, NULL, a, NELEM(a), err, errlen);
+  size_t g = (size_t)units * 64, l = 64; /* a work-group of 64 per (n, group) */
+  return o->launch(o, n, K_GROUP_NORM, 1, &g, &l, a, NELEM(a), err, errlen);
 }
 
 /* ONNX Resize, nearest / linear (cubic stays on the host): the scale per
