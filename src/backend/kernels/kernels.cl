@@ -703,7 +703,7 @@ gg_layer_norm(__global const float *x, ulong xo, __global const float *sc, ulong
 
 /* Source coordinate of output o; sc: the scale ONNX gave (0: out / in). */
 GG_FN greal rs_coord(int cm, int o, int in, int out, float sc, float roi0, float roi1) {
-  greal x = (greal)o, fin = (greal)in, h = (greal)0.5, one = (greal)1;
+  greal x = (greal)o, fin = (greal)in, h = (greal)0.5f, one = (greal)1;
   greal scale = sc > 0.0f ? (greal)sc : (greal)out / fin;
   greal len = sc > 0.0f ? (greal)sc * fin : (greal)out;
   switch (cm) {
@@ -730,14 +730,14 @@ GG_FN greal rs_coord(int cm, int o, int in, int out, float sc, float roi0, float
 GG_FN int rs_taps(int mode, int cm, int nm, int excl, int o, int in, int out, float sc,
                   float roi0, float roi1, int *i0, int *i1, float *w0, float *w1) {
   greal xo = rs_coord(cm, o, in, out, sc, roi0, roi1);
-  xo = xo < (greal)-1e9 ? (greal)-1e9 : (xo > (greal)1e9 ? (greal)1e9 : xo);
+  xo = xo < (greal)-1e9f ? (greal)-1e9f : (xo > (greal)1e9f ? (greal)1e9f : xo);
   if (cm == CM_TF_CROP && (xo < (greal)0 || xo > (greal)(in - 1))) return 0;
   greal fl = floor(xo), r = xo - fl;
   long x0 = (long)fl;
   if (mode == RS_NEAREST) {
     long s = x0;
     if (r != (greal)0) {
-      greal h = (greal)0.5;
+      greal h = (greal)0.5f;
       if (nm == 1) s = r >= h ? x0 + 1 : x0;      /* round_prefer_ceil */
       else if (nm == 2) s = x0;                   /* floor */
       else if (nm == 3) s = x0 + 1;               /* ceil */
@@ -866,7 +866,7 @@ __kernel void gg_depth_to_space(__global const uint *x, ulong xo, __global uint 
 GG_FN int nn_src(int dst, int in, int out, int ac, int hp) {
   greal ei = (ac && out > 1) ? (greal)(in - 1) : (greal)in;
   greal eo = (ac && out > 1) ? (greal)(out - 1) : (greal)out;
-  greal f = (ei / eo) * (hp ? (greal)dst + (greal)0.5 : (greal)dst);
+  greal f = (ei / eo) * (hp ? (greal)dst + (greal)0.5f : (greal)dst);
   long s = ac ? (long)round(f) : (long)floor(f);
   if (s > in - 1) s = in - 1;
   if (s < 0) s = 0;
