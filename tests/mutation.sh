@@ -34,6 +34,7 @@ tests=(
   "models-fused-vs-unfused|test-engine|fusion_preserves_results"
   "backend-ops|test-backend-ops|naive xnnpack sim"
   "opencl-conv|test-opencl-ops|conv2d conv2d_direct"
+  "opencl-onnx|test-opencl-ops|onnx_ops"
   "ops-elem|test-ops-elem|"
   "onnx-types|test-onnx|cast_f16 cast_ints einsum"
   "ops-extra|test-ops-extra|"
@@ -133,6 +134,13 @@ mutation opencl-conv-nudge src/backend/kernels/kernels.cl \
   'gg_store4(y + yo + ((long)(b * OH + oy) * OW + ox) * CO + co, acc, nco, co, bias, bo, has_bias,' \
   'gg_store4(y + yo + ((long)(b * OH + oy) * OW + ox) * CO + co, acc + 1e-2f, nco, co, bias, bo, has_bias,' \
   "opencl-conv"
+
+# The GPU kernel of the ONNX-era unary ops (test-opencl-ops onnx_ops, PoCL):
+# HardSwish's gate at x/5 + 0.5 instead of x/6 + 0.5.
+mutation opencl-hardswish-gate src/backend/kernels/kernels.cl \
+  'case U_HSWISH: r = v * gg_clampf(v / 6.0f + 0.5f, 0.0f, 1.0f); break;' \
+  'case U_HSWISH: r = v * gg_clampf(v / 5.0f + 0.5f, 0.0f, 1.0f); break;' \
+  "opencl-onnx"
 
 # The group E kernels (ops-elem.c), checked by test-ops-elem against values
 # computed independently. Div with its operands swapped:

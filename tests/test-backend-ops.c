@@ -568,6 +568,12 @@ static int build(tcase *c, gg_op op) {
       a->out_hw[d] = irand(1, 12);
       a->scale_hw[d] = irand(0, 1) ? (float)a->out_hw[d] / (float)x[1 + d] + 0.1f : 0.0f;
     }
+    if (irand(0, 2) == 0) { /* exactly 2x, asymmetric: nearest ties (x.5) for the rounding rule */
+      for (int d = 0; d < 2; d++)
+        a->out_hw[d] = 2 * x[1 + d], a->scale_hw[d] = irand(0, 1) ? 2.0f : 0.0f;
+      a->coord_mode = GG_COORD_ASYMMETRIC;
+      if (irand(0, 1)) a->resize_mode = GG_RESIZE_NEAREST;
+    }
     if (a->resize_mode == GG_RESIZE_LINEAR && irand(0, 1)) {
       /* TF-compatible linear: XNNPACK's resize-bilinear takes it */
       a->coord_mode = (gg_coord_mode)irand(0, 3);
@@ -800,6 +806,7 @@ static int build(tcase *c, gg_op op) {
   }
   case GG_OP_ONE_HOT: {
     nd = irand(1, 3);
+    rand_shape(nd, s, 1, 6); /* the dims past the first draw's nd were never set */
     int depth = irand(1, 6);
     gg_dtype dt = irand(0, 1) ? GG_DT_F32 : GG_DT_I32;
     int t = tc_tensor(c, dt, nd, s, 0);
@@ -817,6 +824,7 @@ static int build(tcase *c, gg_op op) {
     break;
   }
   case GG_OP_EYE_LIKE:
+    rand_shape(2, s, 1, 6);
     ins[ni++] = tc_tensor(c, GG_DT_F32, 2, s, 0);
     a->to = irand(0, 1) ? GG_DT_F32 : GG_DT_I32, a->axis = irand(-4, 4);
     break;

@@ -213,11 +213,12 @@ static void test_cuda_signatures(void) {
   uint64_t off = 0;
   int nn = 4, ni = 1;
   float alpha = 0.5f;
-  gg_karg ok[] = {KA(m), KA(off), KA(m), KA(off), KA(nn), KA(ni), KA(alpha)}; /* gg_unary */
-  ASSERT_EQ(sig_check(g_sig, K_UNARY, ok, 7, msg, sizeof msg), 0);
-  gg_karg bad[] = {KA(m), KA(nn), KA(m), KA(off), KA(nn), KA(ni), KA(alpha)};
-  ASSERT_EQ(sig_check(g_sig, K_UNARY, bad, 7, msg, sizeof msg), 1);
-  ASSERT_EQ(sig_check(g_sig, K_UNARY, ok, 6, msg, sizeof msg), 1);
+  gg_karg ok[] = {KA(m),  KA(off), KA(m),     KA(off),
+                  KA(nn), KA(ni),  KA(alpha), KA(alpha)}; /* gg_unary */
+  ASSERT_EQ(sig_check(g_sig, K_UNARY, ok, 8, msg, sizeof msg), 0);
+  gg_karg bad[] = {KA(m), KA(nn), KA(m), KA(off), KA(nn), KA(ni), KA(alpha), KA(alpha)};
+  ASSERT_EQ(sig_check(g_sig, K_UNARY, bad, 8, msg, sizeof msg), 1);
+  ASSERT_EQ(sig_check(g_sig, K_UNARY, ok, 7, msg, sizeof msg), 1);
   ASSERT_EQ(g_sig[K_BINARY].size[8], 32); /* an int8 shape: 32 bytes */
   /* run a few ops through the checked launcher, then require no mismatch */
   int before = g_sig_checked;
@@ -695,6 +696,184 @@ static void test_unary(void) {
       tc_desc(&t, "%s of %lld", gg__op_name(ops[o]), (long long)t.v[0].nelem);
       CHECK_CASE(t);
     }
+}
+
+/* The ONNX-era ops' kernels (one or more cases each; test-backend-ops has
+ * the many random ones): here at unaligned offsets and, with nvcc, through
+ * the CUDA signature check. */
+static void onnx_unary(gg_op op, float scale, float shift) {
+  tcase t;
+  tc_init(&t, op, 1, 1);
+  int64_t d[3] = {rint_in(1, 4), rint_in(1, 9), rint_in(1, 30)};
+  tc_f32(&t, 0, 3, d);
+  float *x = t.v[0].data;
+  for (int64_t k = 0; k < t.v[0].nelem; k++)
+    x[k] = x[k] * scale + shift;
+  t.n.a.alpha = 0.2f, t.n.a.beta = 0.5f, t.n.a.clip_min = -1.5f, t.n.a.clip_max = 2.0f;
+  t.n.a.approximate = rint_in(0, 1);
+  tc_desc(&t, "%s of %lld", gg__op_name(op), (long long)t.v[0].nelem);
+  CHECK_CASE(t);
+}
+
+static void test_onnx_ops(void) {
+  NEED_OPENCL();
+  seed(13);
+  const gg_op un[] = {GG_OP_EXP,          GG_OP_NEG,        GG_OP_ERF,  GG_OP_TANH, GG_OP_SOFTPLUS,
+                      GG_OP_HARD_SIGMOID, GG_OP_HARD_SWISH, GG_OP_GELU, GG_OP_CLIP};
+  for (int o = 0; o < (int)(sizeof un / sizeof *un); o++)
+    onnx_unary(un[o], 6.0f, 0.0f);
+  onnx_unary(GG_OP_SQRT, 1.0f, 1.01f); /* rfloat is in [-1, 1]: positive */
+  onnx_unary(GG_OP_LOG, 1.0f, 1.01f);
+  onnx_unary(GG_OP_RECIPROCAL, 1.0f, 1.01f);
+  const gg_op bin[] = {GG_OP_DIV, GG_OP_POW, GG_OP_EQUAL, GG_OP_GREATER, GG_OP_LESS};
+  for (int o = 0; o < 5; o++) {
+    tcase t;
+    make_binary(&t, bin[o]);
+    for (int k = 0; k < 2; k++) /* positive: a Pow base, a Div divisor */
+      for (int64_t i = 0; i < t.v[k].nelem; i++)
+        ((float *)t.v[k].data)[i] += 1.5f;
+    CHECK_CASE(t);
+  }
+  { /* Where (cond broadcast), Not, Cast */
+    tcase t;
+    tc_init(&t, GG_OP_WHERE, 3, 1);
+    int32_t c[7] = {1, 0, 0, 1, 1, 0, 1};
+    int64_t d[2] = {3, 7};
+    tc_i32(&t, 0, 7, c);
+    tc_f32(&t, 1, 2, d);
+    tc_f32(&t, 2, 1, d + 1);
+    tc_desc(&t, "Where [7] [3,7] [7]");
+    CHECK_CASE(t);
+    tc_init(&t, GG_OP_NOT, 1, 1);
+    tc_i32(&t, 0, 7, c);
+    tc_desc(&t, "Not [7]");
+    CHECK_CASE(t);
+    tc_init(&t, GG_OP_CAST, 1, 1);
+    tc_f32(&t, 0, 2, d);
+    for (int64_t i = 0; i < t.v[0].nelem; i++)
+      ((float *)t.v[0].data)[i] *= 1e3f;
+    t.n.a.to = GG_DT_I32;
+    tc_desc(&t, "Cast [3,7] to int");
+    CHECK_CASE(t);
+  }
+  { /* Slice with a negative step, Gather with constant indices */
+    tcase t;
+    tc_init(&t, GG_OP_SLICE, 1, 1);
+    int64_t d[3] = {4, 5, 6};
+    tc_f32(&t, 0, 3, d);
+    t.n.a.n_slice = 2;
+    t.n.a.slice_axes[0] = 2, t.n.a.slice_starts[0] = -1, t.n.a.slice_ends[0] = 0,
+    t.n.a.slice_steps[0] = -2;
+    t.n.a.slice_axes[1] = 0, t.n.a.slice_starts[1] = 1, t.n.a.slice_ends[1] = 9,
+    t.n.a.slice_steps[1] = 2;
+    tc_desc(&t, "Slice [4,5,6]");
+    CHECK_CASE(t);
+    tc_init(&t, GG_OP_GATHER, 2, 1);
+    int32_t ix[3] = {4, -1, 0};
+    tc_f32(&t, 0, 3, d);
+    tc_i32(&t, 1, 3, ix);
+    t.v[1].is_const = 1, t.n.a.axis = 1;
+    tc_desc(&t, "Gather [4,5,6] axis 1");
+    CHECK_CASE(t);
+  }
+  { /* AvgPool (ceil_mode, count_include_pad 0), ConvTranspose (groups 2) */
+    tcase t;
+    tc_init(&t, GG_OP_AVGPOOL, 1, 1);
+    int64_t d[4] = {2, 7, 6, 5};
+    tc_f32(&t, 0, 4, d);
+    t.n.a.ksize[0] = 3, t.n.a.ksize[1] = 2, t.n.a.strides[0] = 2, t.n.a.strides[1] = 2;
+    t.n.a.padding = GG_PAD_EXPLICIT, t.n.a.pads[0] = 1, t.n.a.pads[3] = 1;
+    t.n.a.ceil_mode = 1;
+    tc_desc(&t, "AvgPool [2,7,6,5] 3x2 s2 ceil");
+    CHECK_CASE(t);
+    tc_init(&t, GG_OP_CONV_TRANSPOSE, 3, 1);
+    int64_t x[4] = {1, 4, 5, 4}, w[4] = {3, 2, 3, 4}, b = 6;
+    tc_f32(&t, 0, 4, x);
+    tc_f32(&t, 1, 4, w);
+    tc_f32(&t, 2, 1, &b);
+    t.n.a.groups = 2, t.n.a.strides[0] = 2, t.n.a.strides[1] = 3, t.n.a.pads[0] = 1;
+    t.n.a.output_padding[1] = 1, t.n.a.act = GG_ACT_RELU;
+    tc_desc(&t, "ConvTranspose [1,4,5,4] [3,2,3,4] groups 2");
+    CHECK_CASE(t);
+  }
+  { /* BatchMatMul with broadcast batch dims, LayerNorm with its optional outputs */
+    tcase t;
+    tc_init(&t, GG_OP_BATCH_MATMUL, 2, 1);
+    int64_t a[4] = {2, 1, 19, 21}, b[3] = {3, 21, 17};
+    tc_f32(&t, 0, 4, a);
+    tc_f32(&t, 1, 3, b);
+    tc_desc(&t, "BatchMatMul [2,1,19,21] [3,21,17]");
+    CHECK_CASE(t);
+    tc_init(&t, GG_OP_LAYER_NORM, 3, 3);
+    int64_t x[3] = {3, 4, 10};
+    tc_f32(&t, 0, 3, x);
+    tc_f32(&t, 1, 1, x + 2);
+    tc_f32(&t, 2, 2, x + 1);
+    t.n.a.axis = 1, t.n.a.epsilon = 1e-5f;
+    tc_desc(&t, "LayerNorm [3,4,10] axis 1");
+    CHECK_CASE(t);
+  }
+  { /* LogSoftmax, ReduceMax / L2 over axes, Expand, Tile, GroupNorm */
+    tcase t;
+    int64_t d[3] = {3, 4, 9}, one[3] = {3, 1, 9};
+    onnx_unary(GG_OP_LOG_SOFTMAX, 6.0f, 0.0f);
+    for (int k = 0; k < 2; k++) {
+      tc_init(&t, k ? GG_OP_REDUCE_L2 : GG_OP_REDUCE_MAX, 2, 1);
+      int32_t ax[2] = {0, -1};
+      tc_f32(&t, 0, 3, d);
+      tc_i32(&t, 1, 2, ax);
+      t.n.a.keep_dims = k;
+      tc_desc(&t, "%s [3,4,9] axes 0,-1", gg__op_name(t.n.op));
+      CHECK_CASE(t);
+    }
+    tc_init(&t, GG_OP_EXPAND, 2, 1);
+    int32_t shp[4] = {2, 3, 4, 9};
+    tc_f32(&t, 0, 3, one);
+    tc_i32(&t, 1, 4, shp);
+    tc_desc(&t, "Expand [3,1,9] to [2,3,4,9]");
+    CHECK_CASE(t);
+    tc_init(&t, GG_OP_TILE, 2, 1);
+    int32_t rep[3] = {2, 3, 1};
+    tc_f32(&t, 0, 3, one);
+    tc_i32(&t, 1, 3, rep);
+    tc_desc(&t, "Tile [3,1,9] x [2,3,1]");
+    CHECK_CASE(t);
+    tc_init(&t, GG_OP_GROUP_NORM, 3, 1);
+    int64_t x[4] = {2, 6, 5, 7}, c = 6;
+    tc_f32(&t, 0, 4, x);
+    tc_f32(&t, 1, 1, &c);
+    tc_f32(&t, 2, 1, &c);
+    t.n.a.groups = 3, t.n.a.epsilon = 1e-5f;
+    tc_desc(&t, "GroupNorm [2,6,5,7] groups 3");
+    CHECK_CASE(t);
+  }
+  { /* the TF.js ops that had no kernel: DepthToSpace, ResizeNearestNeighbor */
+    tcase t;
+    tc_init(&t, GG_OP_DEPTH_TO_SPACE, 1, 1);
+    int64_t d[4] = {2, 3, 4, 12};
+    tc_f32(&t, 0, 4, d);
+    t.n.a.block_size = 2;
+    tc_desc(&t, "DepthToSpace [2,3,4,12] bs 2");
+    CHECK_CASE(t);
+    tc_init(&t, GG_OP_RESIZE_NEAREST, 2, 1);
+    int32_t sz[2] = {7, 9};
+    tc_f32(&t, 0, 4, d);
+    tc_i32(&t, 1, 2, sz);
+    t.n.a.half_pixel_centers = 1;
+    tc_desc(&t, "ResizeNearestNeighbor [2,3,4,12] -> 7x9 half-pixel");
+    CHECK_CASE(t);
+  }
+  for (int mode = 0; mode < 2; mode++) { /* Resize nearest / linear */
+    tcase t;
+    tc_init(&t, GG_OP_RESIZE, 1, 1);
+    int64_t d[4] = {1, 3, 5, 7}; /* 7 channels: a full and a partial group of 4 */
+    tc_f32(&t, 0, 4, d);
+    t.n.a.resize_mode = (gg_resize_mode)mode;
+    t.n.a.coord_mode = mode ? GG_COORD_HALF_PIXEL : GG_COORD_ASYMMETRIC;
+    t.n.a.out_hw[0] = 6, t.n.a.out_hw[1] = 7;
+    tc_desc(&t, "Resize mode %d [1,3,5,7] -> 6x7", mode);
+    CHECK_CASE(t);
+  }
 }
 
 static void test_reduce(void) {
@@ -1282,6 +1461,7 @@ static const gg_test_case k_cases[] = {
     {"transpose", test_transpose},
     {"concat_split", test_concat_split},
     {"resize_bilinear", test_resize_bilinear},
+    {"onnx_ops", test_onnx_ops},
     {"views", test_views},
     {"mutation_is_caught", test_mutation_is_caught},
     {"program_cache", test_program_cache},

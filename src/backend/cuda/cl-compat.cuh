@@ -15,6 +15,7 @@
 #define __local __shared__
 #define GG_FN static __device__ inline
 #define GG_REQD_WG(x, y, z) __launch_bounds__((x) * (y) * (z))
+#define GG_LOCAL_PARAM /* __shared__ applies to variables, not to pointers */
 #define CLK_LOCAL_MEM_FENCE 0
 #define barrier(flags) __syncthreads()
 
@@ -38,6 +39,10 @@ static __device__ inline size_t get_local_id(int d) { return gg_cl_dim(threadIdx
 static __device__ inline size_t get_group_id(int d) { return gg_cl_dim(blockIdx, d); }
 
 static __device__ inline int clamp(int x, int lo, int hi) { return min(max(x, lo), hi); }
+
+/* Reinterpretation of 4-byte values (OpenCL's as_type). */
+static __device__ inline float as_float(unsigned u) { return __uint_as_float(u); }
+static __device__ inline unsigned as_uint(float f) { return __float_as_uint(f); }
 
 /* float4 with OpenCL's component names and arithmetic (CUDA's own float4
  * has neither operators nor .s0). Loads and stores go element by element:

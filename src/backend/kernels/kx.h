@@ -44,6 +44,20 @@ typedef enum gg_kx_kernel {
   K_RESIZE,
   K_IM2COL,
   K_TRANSPOSE2D,
+  K_COMPARE,
+  K_WHERE,
+  K_UNARY_BITS,
+  K_GATHER,
+  K_AVGPOOL,
+  K_CONV_TRANSPOSE,
+  K_BMM,
+  K_LAYER_NORM,
+  K_RESIZE_ONNX,
+  K_LOG_SOFTMAX,
+  K_TILE,
+  K_GROUP_NORM,
+  K_DEPTH_TO_SPACE,
+  K_RESIZE_NEAREST,
   K_COUNT
 } gg_kx_kernel;
 
