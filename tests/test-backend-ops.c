@@ -100,7 +100,7 @@ static int build(tcase *c, gg_op op) {
   memset(c, 0, sizeof *c);
   gg_attrs *a = &c->n.a;
   a->strides[0] = a->strides[1] = a->dilations[0] = a->dilations[1] = 1;
-  int64_t s[GG_MAX_DIMS], s2[GG_MAX_DIMS];
+  int64_t s[GG_MAX_DIMS] = {0}, s2[GG_MAX_DIMS] = {0};
   int ins[8], ni = 0, nout = 1, nd = irand(1, 4);
   rand_shape(nd, s, 1, 6);
   switch (op) {
