@@ -2050,6 +2050,41 @@ static void test_group_x(void) {
   }
 }
 
+/* Pad with opset 18's axes input: pads for the listed axes only (-1: the
+ * last), the others unpadded; a repeated axis is refused naming the node. */
+static void test_pad_axes(void) {
+  ob_model b;
+  ob_init(&b, 18);
+  int64_t xd[2] = {2, 3}, pd[1] = {2}, ad[1] = {1}, pads[2] = {1, 2}, axes[1] = {-1};
+  ob_input(&b, "x", 2, xd);
+  ob_init_i64(&b, "pads", 1, pd, pads, 2);
+  ob_init_i64(&b, "axes", 1, ad, axes, 1);
+  ob_node(&b, "Pad", "pad", "x,pads,,axes", "y");
+  ob_output(&b, "y");
+  gg_model *m = load_free(&b, "pad_axes.onnx");
+  if (!m) GG_T_FAIL("load failed");
+  const float x[6] = {1, 2, 3, 4, 5, 6};
+  const float want[12] = {0, 1, 2, 3, 0, 0, 0, 4, 5, 6, 0, 0};
+  int bad = match_backends(m, xd, 2, x, want, 12, 0, "pad axes");
+  gg_model_free(m);
+  ASSERT_FALSE(bad);
+  ob_init(&b, 18);
+  int64_t pd4[1] = {4}, ad2[1] = {2}, pads4[4] = {1, 1, 1, 1}, axes2[2] = {1, -1};
+  ob_input(&b, "x", 2, xd);
+  ob_init_i64(&b, "pads", 1, pd4, pads4, 4);
+  ob_init_i64(&b, "axes", 1, ad2, axes2, 2);
+  ob_node(&b, "Pad", "pad", "x,pads,,axes", "y");
+  ob_output(&b, "y");
+  char err[512] = "";
+  m = NULL;
+  int rc = load(&b, "pad_axes_bad.onnx", &m, err, sizeof err);
+  ob_free(&b);
+  gg_model_free(m);
+  ASSERT_EQ(rc, GG_EPARSE);
+  ASSERT_CONTAINS(err, "'pad'");
+  ASSERT_CONTAINS(err, "repeated");
+}
+
 int main(int argc, char **argv) {
   gg_log_set_level(GG_LOG_ERROR);
   static const gg_test_case cases[] = {
@@ -2079,6 +2114,7 @@ int main(int argc, char **argv) {
       {"wide_types", test_wide_types},
       {"cast_ints", test_cast_ints},
       {"group_x", test_group_x},
+      {"pad_axes", test_pad_axes},
       {0},
   };
   int rc = gg_test_main(argc, argv, cases);

@@ -2070,7 +2070,26 @@ static int h_pad(octx *c, const onode *np, const opdef *d, int *outs) {
   } else {
     n = const_ints_in(c, np, 1, pads, 2 * GG_MAX_DIMS, &rc);
     if (rc) return rc;
-    if (in_t(c, np, 3) >= 0) return NODE_ERR(GG_EUNSUPPORTED, "the axes input is not supported");
+    if (in_t(c, np, 3) >= 0 && n >= 0 && n % 2 == 0) {
+      /* opset 18's axes: the pads (begins, then ends) of those axes only */
+      int64_t ax[GG_MAX_DIMS], full[2 * GG_MAX_DIMS] = {0};
+      int na = const_ints_in(c, np, 3, ax, GG_MAX_DIMS, &rc), xr = c->rank[x];
+      if (rc) return rc;
+      if (na < 0 || xr < 0 || na != n / 2)
+        return NODE_ERR(GG_EUNSUPPORTED, "the axes input must be a constant of %d values, with "
+                                         "the input's rank known at import",
+                        n / 2);
+      int seen[GG_MAX_DIMS] = {0};
+      for (int i = 0; i < na; i++) {
+        int64_t a0 = ax[i] < 0 ? ax[i] + xr : ax[i];
+        if (a0 < 0 || a0 >= xr || seen[a0]++)
+          return NODE_ERR(GG_EPARSE, "axes value %lld out of range or repeated for rank %d",
+                          (long long)ax[i], xr);
+        full[a0] = pads[i], full[xr + a0] = pads[na + i];
+      }
+      memcpy(pads, full, sizeof full);
+      n = 2 * xr;
+    }
     int v = in_t(c, np, 2);
     if (v >= 0) {
       const gg_tensor *t = cst(c, v);
