@@ -2050,6 +2050,28 @@ static void test_group_x(void) {
   }
 }
 
+/* Mish (opset 18) against x * tanh(log(1 + exp(x))) in double, over
+ * values from -30 (softplus underflow) to 30 (overflow-safe softplus). */
+static void test_mish(void) {
+  ob_model b;
+  ob_init(&b, 18);
+  int64_t xd[1] = {64};
+  ob_input(&b, "x", 1, xd);
+  ob_node(&b, "Mish", "mish", "x", "y");
+  ob_output(&b, "y");
+  gg_model *m = load_free(&b, "mish.onnx");
+  if (!m) GG_T_FAIL("load failed");
+  float x[64], want[64];
+  for (int i = 0; i < 64; i++) {
+    x[i] = -30.0f + 60.0f * (float)i / 63.0f;
+    double v = x[i];
+    want[i] = (float)(v * tanh(v > 20 ? v : log1p(exp(v))));
+  }
+  int bad = match_backends(m, xd, 1, x, want, 64, 1e-5, "mish");
+  gg_model_free(m);
+  ASSERT_FALSE(bad);
+}
+
 /* Pad with opset 18's axes input: pads for the listed axes only (-1: the
  * last), the others unpadded; a repeated axis is refused naming the node. */
 static void test_pad_axes(void) {
@@ -2115,6 +2137,7 @@ int main(int argc, char **argv) {
       {"cast_ints", test_cast_ints},
       {"group_x", test_group_x},
       {"pad_axes", test_pad_axes},
+      {"mish", test_mish},
       {0},
   };
   int rc = gg_test_main(argc, argv, cases);

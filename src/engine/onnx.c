@@ -770,6 +770,22 @@ static int h_unary(octx *c, const onode *np, const opdef *d, int *outs) {
   return emit(c, GG_OP_CONSTANT_OF_SHAPE, d->name, node_label(np), &shp, 1, &outs[1], 1, &a, NULL);
 }
 
+/* Mish (opset 18): x * tanh(softplus(x)), as the three ops it is defined by
+ * (each runs on every backend). */
+static int h_mish(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc, sp, th;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  int r = same_rank(c, x);
+  if ((sp = tmp_tensor(c, node_label(np), "/softplus", &rc)) < 0 ||
+      (rc = emit(c, GG_OP_SOFTPLUS, d->name, node_label(np), &x, 1, &sp, 1, NULL, NULL)) ||
+      (th = tmp_tensor(c, node_label(np), "/tanh", &rc)) < 0 ||
+      (rc = emit(c, GG_OP_TANH, d->name, node_label(np), &sp, 1, &th, 1, NULL, NULL)))
+    return rc;
+  c->rank[sp] = c->rank[th] = c->rank[outs[0]] = r;
+  int ins[2] = {x, th};
+  return emit(c, GG_OP_MUL, d->name, node_label(np), ins, 2, outs, 1, NULL, NULL);
+}
+
 static int h_binary(octx *c, const onode *np, const opdef *d, int *outs) {
   int n = (int)np->n_input, rc, ins[3];
   if (d->op == GG_OP_WHERE) {
@@ -3049,6 +3065,7 @@ static const opdef k_ops[] = {
     {"Erf", h_unary, GG_OP_ERF, ""},
     {"Tanh", h_unary, GG_OP_TANH, ""},
     {"Softplus", h_unary, GG_OP_SOFTPLUS, ""},
+    {"Mish", h_mish, GG_OP_MUL, ""},
     {"HardSigmoid", h_unary, GG_OP_HARD_SIGMOID, "alpha,beta"},
     {"HardSwish", h_unary, GG_OP_HARD_SWISH, ""},
     {"Gelu", h_unary, GG_OP_GELU, "approximate"},
