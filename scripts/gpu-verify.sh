@@ -6,6 +6,10 @@
 #   2. nvidia-smi
 #   3. gpuguard doctor (trimmed into the summary)
 #   4. gpuguard check-backend --device $DEVICE --fault-checks --json
+#   5. test-backend-ops on the device's engine backend: every IR op's random
+#      cases against the naive kernels (cuda: the "others" case)
+#   6. test-onnx-node on that backend: ONNX 1.12's node tests (its table goes
+#      to the logs folder, not docs/ONNX.md)
 # then docs/gpu-runs/YYYY-MM-DD-<device>.md and .json (docs/gpu-runs/README.md
 # explains them). The summary is written even when a step fails or runs out
 # of time, and says which. Exit status: 0 when every step passed, 1 otherwise.
@@ -207,6 +211,21 @@ write_summary() {
     echo "|---|---|---|"
     for s in "${steps[@]}"; do echo "| $s | ${st_status[$s]} | ${st_secs[$s]} |"; done
     echo
+    echo "## Engine ops on the device"
+    echo
+    echo '```'
+    if [ -s "$logs/backend-ops.log" ]; then
+      grep -E 'FAIL|[0-9]+/[0-9]+ ok|passed' "$logs/backend-ops.log" | grep -v ' 0/0 ok' | tail -n 60
+    else
+      echo "(test-backend-ops did not run)"
+    fi
+    if [ -s "$logs/onnx-node.log" ]; then
+      grep -E 'passed|node tests|FAIL' "$logs/onnx-node.log" | tail -n 20
+    else
+      echo "(test-onnx-node did not run)"
+    fi
+    echo '```'
+    echo
     echo "## Doctor (trimmed)"
     echo
     echo '```'
@@ -308,7 +327,8 @@ if [ "${NO_BUILD:-0}" = 1 ]; then
   skip build "NO_BUILD=1"
 else
   step build 300 bash -c "cmake -S '$root' -B '$build' -DCMAKE_BUILD_TYPE=Release >/dev/null &&
-    cmake --build '$build' -j$jobs --target gpuguard 2>&1 | tail -n 25; exit \${PIPESTATUS[0]}"
+    cmake --build '$build' -j$jobs --target gpuguard test-backend-ops test-onnx-node 2>&1 |
+    tail -n 25; exit \${PIPESTATUS[0]}"
 fi
 
 # ---- 2. nvidia-smi ----------------------------------------------------------
@@ -331,8 +351,33 @@ else
   # ---- 4. check-backend -----------------------------------------------------
   extra=()
   case $device in cuda:*) extra+=(--all-on-device) ;; esac
-  step check-backend 420 "$bin" check-backend --device "$device" --fault-checks --runs "$runs" \
+  step check-backend 300 "$bin" check-backend --device "$device" --fault-checks --runs "$runs" \
     --warmup "$warmup" --threads "$threads" --json "$json" "${extra[@]}"
+fi
+
+# ---- 5, 6. the engine's ops and ONNX's node tests on the device's backend ---
+case $device in
+  cuda:*) be=cuda ops_case=others ;;
+  opencl:*) be=opencl ops_case=opencl ;;
+  sim*) be=sim ops_case=sim ;;
+  *) be= ;;
+esac
+if [ -z "$be" ]; then
+  skip backend-ops "no engine backend known for $device"
+  skip onnx-node "no engine backend known for $device"
+else
+  if [ -x "$build/test-backend-ops" ]; then
+    step backend-ops 90 "$build/test-backend-ops" "$ops_case"
+  else
+    skip backend-ops "no test-backend-ops in $build (the build failed)"
+  fi
+  if [ -x "$build/test-onnx-node" ] && [ -d /usr/share/libonnx-testdata/data/node ]; then
+    # run in the logs folder: its per-test table lands there
+    step onnx-node 90 env GG_ONNX_NODE_BACKENDS="$be" GG_ONNX_MD="$logs/ONNX.md" \
+      bash -c "cd '$logs' && exec '$build/test-onnx-node'"
+  else
+    skip onnx-node "no test-onnx-node, or no /usr/share/libonnx-testdata"
+  fi
 fi
 
 write_summary
