@@ -11,7 +11,9 @@
  * max(1e-3 * (ort output max - min), 1e-6), shapes equal, no NaN. Our side
  * runs on the default CPU path; the sim and opencl cases run the three
  * models on sample1 with our side on that device's engine backend (at least
- * one op must run there; a device that does not open is a SKIP).
+ * one op must run there; a device that does not open is a SKIP). bench_peer
+ * runs `gpuguard bench --peer ort` on ONNX node-test models with several
+ * inputs and float16, double and int64 ones.
  * Skipped (a visible SKIP line) when node, tests/reference/node_modules
  * (scripts/fetch-reference.sh) or the models (scripts/fetch-models.sh) are
  * missing. Environment: GPUGUARD_CACHE (models), GG_ONNX_REF_KEEP=1 keeps
@@ -366,6 +368,42 @@ static void test_runner(void) {
   ASSERT_TRUE(info_ok);
 }
 
+/* gpuguard bench --peer ort on models that are not PP-OCR: the peer gets
+ * every input at the shape our session was prepared for, with its declared
+ * type (two float inputs; a float16 one; a double one; float data with
+ * int64 indices). Each row must carry ONNX Runtime's timing and a ratio. */
+static void test_bench_peer(void) {
+  static const char *const k_models[] = {"test_add", "test_cast_FLOAT16_to_FLOAT",
+                                         "test_cast_DOUBLE_to_FLOAT", "test_gather_0"};
+  char why[256], list[2048] = "", path[512], cmd[3000];
+  if (reference_ready(why, sizeof why)) SKIP("%s", why);
+  size_t w = 0;
+  for (size_t i = 0; i < sizeof k_models / sizeof k_models[0]; i++) {
+    snprintf(path, sizeof path, "/usr/share/libonnx-testdata/data/node/%s/model.onnx", k_models[i]);
+    if (!file_exists(path)) SKIP("%s missing (apt-get install libonnx-testdata)", path);
+    w += (size_t)snprintf(list + w, sizeof list - w, "%s%s", w ? "," : "", path);
+  }
+  snprintf(cmd, sizeof cmd,
+           "%s bench --peer ort --models %s --runs 2 --rounds 1 --warmup 0 --json 2>/dev/null",
+           GG_BIN, list);
+  FILE *f = popen(cmd, "r");
+  ASSERT_TRUE(f != NULL);
+  json_error_t je;
+  json_t *r = json_loadf(f, 0, &je);
+  int st = pclose(f);
+  ASSERT_TRUE(r != NULL);
+  ASSERT_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+  json_t *rows = json_object_get(r, "models");
+  ASSERT_EQ(json_array_size(rows), sizeof k_models / sizeof k_models[0]);
+  for (size_t i = 0; i < json_array_size(rows); i++) {
+    json_t *row = json_array_get(rows, i);
+    ASSERT_CONTAINS(json_string_value(json_object_get(row, "path")), k_models[i]);
+    ASSERT_GT_F(json_number_value(json_object_get(json_object_get(row, "ort"), "median_ms")), 0);
+    ASSERT_GT_F(json_number_value(json_object_get(row, "ratio")), 0);
+  }
+  json_decref(r);
+}
+
 /* det, rec and cls on sample1 with our side on a device's engine backend
  * (spec, e.g. "sim:mem=2G"): the nodes it supports run there. */
 static void run_on_device(const char *backend, const char *spec) {
@@ -410,9 +448,15 @@ static void test_opencl(void) {
 int main(int argc, char **argv) {
   gg_log_set_level(GG_LOG_WARN);
   static const gg_test_case cases[] = {
-      {"runner", test_runner}, {"det", test_det}, {"det_aspect", test_det_aspect},
-      {"rec", test_rec},       {"cls", test_cls}, {"sim", test_sim},
-      {"opencl", test_opencl}, {NULL, NULL},
+      {"runner", test_runner},
+      {"bench_peer", test_bench_peer},
+      {"det", test_det},
+      {"det_aspect", test_det_aspect},
+      {"rec", test_rec},
+      {"cls", test_cls},
+      {"sim", test_sim},
+      {"opencl", test_opencl},
+      {NULL, NULL},
   };
   return gg_test_main(argc, argv, cases);
 }

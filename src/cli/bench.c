@@ -444,12 +444,62 @@ static int run_child(const char *cmd, char *json, size_t jsonlen, char *msg, siz
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 
+/* ONNX Runtime's name (onnx-run.js --in) of an ONNX element type, NULL for
+ * one it is not given here. */
+static const char *ort_dtype(int src_type, gg_tensor_dtype dt) {
+  switch (src_type) {
+  case 0: return dt == GG_TENSOR_F32 ? "float32" : "int32";
+  case 1: return "float32";
+  case 2: return "uint8";
+  case 3: return "int8";
+  case 4: return "uint16";
+  case 5: return "int16";
+  case 6: return "int32";
+  case 7: return "int64";
+  case 9: return "bool";
+  case 10: return "float16";
+  case 11: return "float64";
+  case 12: return "uint32";
+  case 13: return "uint64";
+  default: return NULL;
+  }
+}
+
+/* The peer's inputs: one `--in ':DTYPE:SHAPE:random'` per input of the
+ * session, in the model's order, with the shapes the session was prepared
+ * for, so both sides run the same shapes (--shape, or the model's own with
+ * unknown dims 1). */
+static int peer_inputs(const ours_run *r, char *out, size_t cap, char *err, size_t errlen) {
+  size_t w = 0;
+  out[0] = 0;
+  gg_tensor_info in;
+  for (int i = 0; i < gg_model_n_inputs(r->m); i++) {
+    if (!gg_session_input_data(r->s, i, &in)) continue;
+    const char *dt = ort_dtype(in.src_type, in.dtype);
+    if (!dt) {
+      snprintf(err, errlen, "input %d (%.200s): ONNX element type %d cannot be given to the peer",
+               i, in.name ? in.name : "?", in.src_type);
+      return GG_EUNSUPPORTED;
+    }
+    w += (size_t)snprintf(out + w, w < cap ? cap - w : 0, "%s--in ':%s:", w ? " " : "", dt);
+    for (int d = 0; d < in.ndim; d++)
+      w += (size_t)snprintf(out + w, w < cap ? cap - w : 0, "%s%lld", d ? "x" : "",
+                            (long long)(in.shape[d] > 0 ? in.shape[d] : 1));
+    w += (size_t)snprintf(out + w, w < cap ? cap - w : 0, ":random'");
+    if (w >= cap) {
+      snprintf(err, errlen, "the peer's input list is longer than %zu bytes", cap);
+      return GG_ETOO_LARGE;
+    }
+  }
+  return 0;
+}
+
 /* One process of the peer: `warmup` untimed runs, then `runs` timed ones,
- * appended to ts[*n..]; on ONNX Runtime with input 0 of shape `shape`
- * ("1x3x640x640"; "" for the model's own) and o->threads intra-op threads,
- * on tfjs-wasm with 1 thread. t->peak_rss gets the larger of its value and
- * the process's peak. */
-static int peer_round(peer_kind k, const char *path, const char *shape, const bench_opts *o,
+ * appended to ts[*n..]; on ONNX Runtime with the inputs `ins`
+ * (peer_inputs) and o->threads intra-op threads, on tfjs-wasm with 1
+ * thread. t->peak_rss gets the larger of its value and the process's
+ * peak. */
+static int peer_round(peer_kind k, const char *path, const char *ins, const bench_opts *o,
                       int warmup, int runs, double *ts, int *n, timing *t, char *err,
                       size_t errlen) {
   const char *script = peer_script(k);
@@ -457,11 +507,10 @@ static int peer_round(peer_kind k, const char *path, const char *shape, const be
     snprintf(err, errlen, "the peer cannot be given a path with a quote in it: %.900s", path);
     return GG_EINVAL;
   }
-  char cmd[3 * PATH_MAX], in[128] = "";
+  char cmd[3 * PATH_MAX + 4096];
   if (k == PEER_ORT) {
-    if (*shape) snprintf(in, sizeof in, "--in ':float32:%s:random'", shape);
     snprintf(cmd, sizeof cmd, "exec node '%s' '%s' --threads %d %s --time %d --warmup %d", script,
-             path, o->threads, in, runs, warmup);
+             path, o->threads, ins, runs, warmup);
   } else {
     snprintf(cmd, sizeof cmd,
              "exec node '%s' '%s' --backend wasm --threads 1 --runs %d --warmup %d", script, path,
@@ -545,26 +594,30 @@ static void short_name(const char *name, char *out, size_t outlen) {
  * (ORT; tfjs-wasm: one round after ours), the sides alternating: ours
  * first in even rounds, the peer first in odd ones. Each round gives each
  * side o->warmup untimed runs first. */
-static int bench_pair(const char *path, peer_kind pk, const char *shape_txt, const int64_t *shape,
-                      int ndim, const bench_opts *o, timing *ours, timing *peer, int *have_peer,
-                      char *err, size_t errlen) {
+static int bench_pair(const char *path, peer_kind pk, const int64_t *shape, int ndim,
+                      const bench_opts *o, timing *ours, timing *peer, int *have_peer, char *err,
+                      size_t errlen) {
   ours_run r;
   rss_peak_reset();
   int rc = ours_open(path, NULL, o, shape, ndim, &r, ours, err, errlen);
   if (rc) return rc;
+  static char ins[4096];
+  char perr[1024] = "";
+  if (pk == PEER_ORT && peer_inputs(&r, ins, sizeof ins, perr, sizeof perr)) {
+    fprintf(stderr, "gpuguard bench: %s: %s\n", path, perr);
+    pk = PEER_NONE;
+  }
   int rounds = pk == PEER_ORT ? (o->rounds < o->runs ? o->rounds : o->runs) : 1;
   double *ts = calloc((size_t)o->runs, sizeof *ts), *ps = calloc((size_t)o->runs, sizeof *ps);
   int n = 0, np = 0, peer_ok = pk != PEER_NONE;
-  char perr[1024] = "";
   if (!ts || !ps) rc = GG_ENOMEM;
   for (int i = 0; i < rounds && !rc; i++) {
     int k = o->runs / rounds + (i < o->runs % rounds);
     for (int side = 0; side < 2 && !rc; side++) {
       if ((side == 0) == (i % 2 == 0)) {
         if (!(rc = ours_time(&r, o->warmup, k, ts + n, err, errlen))) n += k;
-      } else if (peer_ok &&
-                 peer_round(pk, path, shape_txt, o, o->warmup, pk == PEER_ORT ? k : o->runs, ps,
-                            &np, peer, perr, sizeof perr)) {
+      } else if (peer_ok && peer_round(pk, path, ins, o, o->warmup, pk == PEER_ORT ? k : o->runs,
+                                       ps, &np, peer, perr, sizeof perr)) {
         peer_ok = 0;
         fprintf(stderr, "gpuguard bench: %s: %s\n", path, perr);
       }
@@ -706,8 +759,7 @@ int gg_cli_bench(int argc, char **argv) {
     }
     timing ours = {0}, peer = {0};
     int have_peer = 0;
-    if ((rc = bench_pair(path, pk, shape_txt, shape, ndim, &o, &ours, &peer, &have_peer, err,
-                         sizeof err))) {
+    if ((rc = bench_pair(path, pk, shape, ndim, &o, &ours, &peer, &have_peer, err, sizeof err))) {
       /* the engine's messages name the model file already */
       int named = !strncmp(err, path, strlen(path));
       fprintf(stderr, "gpuguard bench: %s%s%s (%s)\n", named ? "" : name, named ? "" : ": ", err,

@@ -8,7 +8,9 @@
 //        [--time RUNS [--warmup W]] [--info]
 //
 //   --in      one model input: NAME as in the model (empty = the model's next
-//             input in order), DTYPE float32|int32|int64|uint8|int8|bool,
+//             input in order), DTYPE float32|float16|float64|int8|int16|
+//             int32|int64|uint8|uint16|uint32|uint64|bool (float16 files
+//             hold the raw half bits),
 //             SHAPE as 1x3x640x640 or 1,3,640,640, FILE a raw little-endian
 //             file of exactly that many elements of DTYPE, or "random" for a
 //             fixed pseudo-random pattern in [0,1) (timing without a file).
@@ -49,7 +51,34 @@ const DTYPES = {
   uint8: { arr: Uint8Array, size: 1 },
   int8: { arr: Int8Array, size: 1 },
   bool: { arr: Uint8Array, size: 1 },
+  float16: { arr: Uint16Array, size: 2 }, // the raw IEEE half bits
+  float64: { arr: Float64Array, size: 8 },
+  int16: { arr: Int16Array, size: 2 },
+  uint16: { arr: Uint16Array, size: 2 },
+  uint32: { arr: Uint32Array, size: 4 },
+  uint64: { arr: BigUint64Array, size: 8 },
 };
+
+// IEEE half bits of v in [0, 1), rounded to nearest even (the "random"
+// pattern of float16 inputs; values under 2^-14 flush to 0).
+function halfBits(v) {
+  if (!(v >= 6.103515625e-5)) return 0;
+  const e = Math.floor(Math.log2(v));
+  let m = v / Math.pow(2, e) - 1; // [0, 1)
+  let q = Math.round(m * 1024);
+  const t = m * 1024;
+  if (t - Math.floor(t) === 0.5 && Math.floor(t) % 2 === 0) q = Math.floor(t);
+  let ex = e + 15;
+  if (q === 1024) { q = 0; ex += 1; }
+  return (ex << 10) | q;
+}
+
+function halfToFloat(h) {
+  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 31, m = h & 1023;
+  if (e === 0) return s * m * Math.pow(2, -24);
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * Math.pow(2, e - 15);
+}
 
 function parseIn(spec) {
   // NAME:DTYPE:SHAPE:FILE (FILE keeps any further colons).
@@ -77,7 +106,10 @@ function readInput(ort, spec) {
     for (let i = 0; i < n; i++) {
       r = (Math.imul(r, 1103515245) + 12345) >>> 0;
       const v = (r >>> 8) / 16777216;
-      data[i] = spec.dtype === 'float32' ? v : spec.dtype === 'int64' ? BigInt(Math.floor(v * 2)) : Math.floor(v * 2);
+      data[i] = spec.dtype === 'float32' || spec.dtype === 'float64' ? v
+        : spec.dtype === 'float16' ? halfBits(v)
+        : spec.dtype === 'int64' || spec.dtype === 'uint64' ? BigInt(Math.floor(v * 2))
+        : Math.floor(v * 2);
     }
   } else {
     const buf = fs.readFileSync(spec.file);
@@ -97,6 +129,10 @@ function toF32(t) {
   const src = t.data;
   if (src instanceof Float32Array) return src;
   const out = new Float32Array(src.length);
+  if (t.type === 'float16' && src instanceof Uint16Array) {
+    for (let i = 0; i < src.length; i++) out[i] = halfToFloat(src[i]);
+    return out;
+  }
   for (let i = 0; i < src.length; i++) out[i] = Number(src[i]);
   return out;
 }
