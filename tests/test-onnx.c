@@ -1086,6 +1086,75 @@ out:
   free(x);
 }
 
+/* A Cast that changes nothing in the engine's storage (FLOAT to FLOAT, a
+ * FLOAT16 value back to FLOAT, INT64 to INT32) is bypassed at session time:
+ * it does not run and its readers read its input. A rounding Cast (to
+ * FLOAT16) runs, and a Cast whose output the caller asked for stays. Checked
+ * by the session's op count and the values, on XNNPACK, naive and sim. */
+static void test_cast_bypass(void) {
+  enum { N = 9 };
+  static const float x[N] = {-2.5f, -0.0f,    0.0f, 1.0f + 0x1p-11f, 3.0f,
+                             1e-8f, 70000.0f, NAN,  -1.0f + 0x1p-12f};
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t xd[1] = {N};
+  ob_input(&b, "x", 1, xd);
+  Onnx__NodeProto *n = ob_node(&b, "Cast", "same", "x", "c1");
+  ob_attr_i(&b, n, "to", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
+  ob_node(&b, "Abs", "abs", "c1", "r");
+  n = ob_node(&b, "Cast", "to_half", "x", "h");
+  ob_attr_i(&b, n, "to", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16);
+  n = ob_node(&b, "Cast", "back", "h", "f");
+  ob_attr_i(&b, n, "to", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
+  ob_node(&b, "Neg", "neg", "f", "o2");
+  n = ob_node(&b, "Cast", "asked", "x", "g");
+  ob_attr_i(&b, n, "to", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
+  ob_output(&b, "r");
+  ob_output(&b, "o2");
+  ob_output(&b, "g");
+  gg_model *m = load_free(&b, "cast_bypass.onnx");
+  if (!m) GG_T_FAIL("load failed");
+  ASSERT_EQ(gg_model_n_ops(m), 6);
+  gg_device *dev = NULL;
+  gg_pool *pool = NULL;
+  if (gg_device_open("sim:mem=64M", &dev) || gg_pool_new(dev, NULL, &pool))
+    GG_T_FAIL("cannot open the sim device");
+  for (int be = GG_ENGINE_AUTO; be <= GG_ENGINE_NAIVE + 1; be++) {
+    gg_session *s = NULL;
+    gg_session_opts o = {1, be == 2 ? GG_ENGINE_AUTO : (gg_engine_backend)be, 0};
+    char err[512] = "";
+    const int64_t *shapes[1] = {xd};
+    int nd[1] = {1};
+    ASSERT_OK(
+        gg_session_new_shapes(m, 1, shapes, nd, &o, be == 2 ? pool : NULL, &s, err, sizeof err));
+    gg_engine_mem mem;
+    gg_session_memory(s, &mem);
+    ASSERT_EQ(mem.n_ops, 4); /* Abs, Cast to FLOAT16, Neg, the asked-for Cast */
+    ASSERT_U64_EQ(mem.predicted, mem.measured);
+    memcpy(gg_session_input(s, 0, NULL), x, sizeof x);
+    ASSERT_OK(gg_session_run(s, err, sizeof err));
+    const float *r = gg_session_output(s, 0, NULL), *o2 = gg_session_output(s, 1, NULL),
+                *g = gg_session_output(s, 2, NULL);
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+      float half = gg__half_to_float(gg__float_to_half(x[i]));
+      float want[3] = {fabsf(x[i]), -half, x[i]};
+      float got[3] = {r[i], o2[i], g[i]};
+      for (int k = 0; k < 3; k++)
+        if (memcmp(&got[k], &want[k], 4) && !(got[k] != got[k] && want[k] != want[k])) {
+          fprintf(stderr, "  backend %d, output %d, x[%d] = %a: %a, want %a\n", be, k, i,
+                  (double)x[i], (double)got[k], (double)want[k]);
+          bad++;
+        }
+    }
+    ASSERT_EQ(bad, 0);
+    gg_session_free(s);
+  }
+  gg_pool_free(pool);
+  gg_device_free(dev);
+  gg_model_free(m);
+}
+
 /* Cast to BOOL (x != 0, NaN true) and to the narrow integers (Cast's
  * float -> int32 rule, then wrapped as C converts), held as int32. */
 static void test_cast_ints(void) {
@@ -2133,6 +2202,7 @@ int main(int argc, char **argv) {
       {"maxpool_indices", test_maxpool_indices},
       {"conv3d", test_conv3d},
       {"cast_f16", test_cast_f16},
+      {"cast_bypass", test_cast_bypass},
       {"wide_types", test_wide_types},
       {"cast_ints", test_cast_ints},
       {"group_x", test_group_x},

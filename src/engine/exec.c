@@ -823,6 +823,48 @@ static int resolve_params(gg_session *s, gg_node *n, gg_tval *vals, char *err, s
   return 0;
 }
 
+/* A Cast that changes nothing in the engine's storage (no rounding or
+ * wrapping, and the input already of the target dtype: FLOAT to FLOAT, a
+ * FLOAT16 value back to FLOAT, INT32 to INT64, FLOAT to DOUBLE) is bypassed:
+ * its readers read its input. Cast outputs that are graph outputs stay (the
+ * caller asked for that tensor). Runs once the dtypes are inferred; the
+ * bypassed nodes are then unread and dropped. Returns how many, or < 0 on
+ * allocation failure. */
+static int bypass_casts(gg_session *s, const gg_tval *vals) {
+  gg_graph *g = &s->sg;
+  int *repl = NULL, n = 0;
+  for (int i = 0; i < g->n_order; i++) {
+    const gg_node *nd = &g->nodes[g->order[i]];
+    if (nd->op != GG_OP_CAST || nd->a.cast_kind != GG_CAST_NONE || nd->n_in != 1 ||
+        nd->n_out != 1 || g->tensors[nd->out[0]].is_output ||
+        vals[nd->in[0]].dtype != vals[nd->out[0]].dtype)
+      continue;
+    if (!repl) {
+      repl = malloc(((size_t)g->n_tensors + 1) * sizeof *repl);
+      if (!repl) return -1;
+      for (int t = 0; t < g->n_tensors; t++)
+        repl[t] = t;
+    }
+    repl[nd->out[0]] = repl[nd->in[0]];
+    n++;
+  }
+  for (int i = 0; repl && i < g->n_order; i++) {
+    gg_node *nd = &g->nodes[g->order[i]];
+    int hit = 0;
+    for (int k = 0; k < nd->n_in; k++)
+      hit |= nd->in[k] >= 0 && repl[nd->in[k]] != nd->in[k];
+    if (!hit) continue;
+    if (own_inputs(s, nd)) {
+      free(repl);
+      return -1;
+    }
+    for (int k = 0; k < nd->n_in; k++)
+      if (nd->in[k] >= 0) nd->in[k] = repl[nd->in[k]];
+  }
+  free(repl);
+  return n;
+}
+
 /* Shape inference over the session's graph, evaluating on the way every
  * small node whose value follows from the input shapes alone (Shape, and
  * the shape arithmetic fed by it: Gather/Concat/Slice/Cast/...): Reshape,
@@ -877,8 +919,11 @@ static int infer_and_fold(gg_session *s, gg_tval *vals, char *err, size_t errlen
   int folded = g->n_order - kept;
   g->n_order = kept;
   g->weights_bytes += s->fold_bytes;
-  /* Nodes only the folded ones read (a Transpose feeding a Shape) need not
-   * run any more: drop every node whose outputs nothing live reads. */
+  int bypassed = bypass_casts(s, vals);
+  if (bypassed < 0) return GG_ENOMEM;
+  /* Nodes only the folded ones read (a Transpose feeding a Shape), and the
+   * bypassed Casts, need not run any more: drop every node whose outputs
+   * nothing live reads. */
   char *used = calloc((size_t)g->n_tensors + 1, 1);
   if (!used) return GG_ENOMEM;
   for (int i = 0; i < g->n_outputs; i++) used[g->outputs[i]] = 1;
@@ -899,8 +944,8 @@ static int infer_and_fold(gg_session *s, gg_tval *vals, char *err, size_t errlen
     if (g->order[i] >= 0) g->order[kept++] = g->order[i];
   g->n_order = kept;
   if (folded || dropped)
-    GG_DEBUG("ENG", "%s: %d nodes evaluated from the input shapes, %d left unread", s->m->path,
-             folded, dropped);
+    GG_DEBUG("ENG", "%s: %d nodes evaluated from the input shapes, %d Casts bypassed, %d left unread",
+             s->m->path, folded, bypassed, dropped);
   return 0;
 }
 
