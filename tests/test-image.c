@@ -792,7 +792,7 @@ static void test_preprocess(void) {
   /* 2x2 image, one channel ramp: R = {0, 100, 200, 255}. */
   uint8_t px[12] = {0, 1, 2, 100, 1, 2, 200, 1, 2, 255, 1, 2};
   gg_image img = {2, 2, px};
-  gg_preprocess p = {4, 4, 1.0f, 0.0f, 0, "test"};
+  gg_preprocess p = {.width = 4, .height = 4, .scale = 1.0f, .offset = 0.0f, .nchw = 0, .why = "test"};
   float out[48];
   ASSERT_OK(gg_image_to_tensor(&img, &p, out));
   /* TF.js legacy bilinear: src = dst * 0.5, clamped. Row 0 of R: 0, 50, 100, 100. */
@@ -828,6 +828,110 @@ static void test_preprocess(void) {
   ASSERT_EQ(gg_image_to_tensor(&img, &p, out), GG_EINVAL);
 }
 
+/* Mean / std per channel, BGR order, and the MODEL.json sidecar that sets
+ * them: each value checked against the formula, each bad file a clear
+ * GG_EPARSE naming it. */
+static void test_preprocess_mean_std(void) {
+  /* 1x1 image R=10, G=100, B=200 resized to 1x1: the pixel itself */
+  uint8_t px[3] = {10, 100, 200};
+  gg_image img = {1, 1, px};
+  gg_preprocess p = {.width = 1, .height = 1, .scale = 1.0f, .offset = 0.0f, .why = "test"};
+  float mean[3] = {1, 2, 3}, std[3] = {2, 4, 8}, out[3];
+  ASSERT_OK(gg_preprocess_set_mean_std(&p, mean, std));
+  ASSERT_EQ(p.per_channel, 1);
+  ASSERT_OK(gg_image_to_tensor(&img, &p, out));
+  ASSERT_NEAR(out[0], (10 - 1) / 2.0, 1e-5);
+  ASSERT_NEAR(out[1], (100 - 2) / 4.0, 1e-5);
+  ASSERT_NEAR(out[2], (200 - 3) / 8.0, 1e-5);
+  p.bgr = 1; /* channel 0 is blue now, normalized with mean[0], std[0] */
+  ASSERT_OK(gg_image_to_tensor(&img, &p, out));
+  ASSERT_NEAR(out[0], (200 - 1) / 2.0, 1e-5);
+  ASSERT_NEAR(out[1], (100 - 2) / 4.0, 1e-5);
+  ASSERT_NEAR(out[2], (10 - 3) / 8.0, 1e-5);
+  /* equal channels: the scalar form */
+  float m1[3] = {127.5f, 127.5f, 127.5f};
+  ASSERT_OK(gg_preprocess_set_mean_std(&p, m1, m1));
+  ASSERT_EQ(p.per_channel, 0);
+  ASSERT_NEAR(255 * p.scale + p.offset, 1, 1e-6);
+  ASSERT_NEAR(0 * p.scale + p.offset, -1, 1e-6);
+  float zero[3] = {1, 0, 1};
+  ASSERT_EQ(gg_preprocess_set_mean_std(&p, m1, zero), GG_EINVAL);
+  /* parsing one or three numbers */
+  float v[3];
+  ASSERT_OK(gg_preprocess_parse3("127.5", v));
+  ASSERT_NEAR(v[2], 127.5, 0);
+  ASSERT_OK(gg_preprocess_parse3("1,2.5,-3", v));
+  ASSERT_NEAR(v[1], 2.5, 0);
+  ASSERT_NEAR(v[2], -3, 0);
+  const char *bad[] = {"", "1,2", "1,2,3,4", "1,,2", "x", "1e999", "nan", "1,2,3x"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    if (gg_preprocess_parse3(bad[i], v) != GG_EINVAL) GG_T_FAIL("parse3 took '%s'", bad[i]);
+  /* the sidecar */
+  char dir[] = "/tmp/gg-sidecar-XXXXXX";
+  ASSERT_TRUE(mkdtemp(dir) != NULL);
+  char model[128], side[160], err[512];
+  snprintf(model, sizeof model, "%s/m.onnx", dir);
+  snprintf(side, sizeof side, "%s.json", model);
+  gg_preprocess q = {.width = 7, .height = 9, .scale = 0.5f, .offset = 0.25f, .nchw = 1};
+  int found = -1;
+  ASSERT_OK(gg_preprocess_sidecar(model, &q, &found, err, sizeof err)); /* none: untouched */
+  ASSERT_EQ(found, 0);
+  ASSERT_NEAR(q.scale, 0.5, 0);
+  FILE *f = fopen(side, "w");
+  ASSERT_TRUE(f != NULL);
+  fputs("{\"mean\": [123.675, 116.28, 103.53], \"std\": 58.0, \"channels\": \"BGR\", "
+        "\"width\": 640}", f);
+  fclose(f);
+  ASSERT_OK(gg_preprocess_sidecar(model, &q, &found, err, sizeof err));
+  ASSERT_EQ(found, 1);
+  ASSERT_EQ(q.per_channel, 1);
+  ASSERT_EQ(q.bgr, 1);
+  ASSERT_EQ(q.nchw, 1); /* kept */
+  ASSERT_EQ(q.width, 640);
+  ASSERT_EQ(q.height, 9); /* kept */
+  ASSERT_NEAR(255 * q.ch_scale[1] + q.ch_offset[1], (255 - 116.28) / 58.0, 1e-5);
+  char desc[200];
+  gg_preprocess_describe(&q, desc, sizeof desc);
+  ASSERT_CONTAINS(desc, "BGR");
+  ASSERT_CONTAINS(desc, "116.28");
+  static const char *const k_bad[][2] = {
+      {"{\"mean\": [1, 2]}", "\"mean\" must be"},
+      {"{\"std\": 0}", "must not be 0"},
+      {"{\"std\": [1, 0, 1]}", "must not be 0"},
+      {"{\"channels\": \"GRB\"}", "\"channels\""},
+      {"{\"width\": 0}", "\"width\" must be"},
+      {"{\"height\": 1.5}", "\"height\" must be"},
+      {"{\"scale\": 1}", "unknown key \"scale\""},
+      {"{\"mean\": 1, \"mean\": 2}", "line 1"},
+      {"[1, 2, 3]", "not a JSON object"},
+      {"{\"mean\": ", "line 1"},
+  };
+  for (size_t i = 0; i < sizeof k_bad / sizeof k_bad[0]; i++) {
+    f = fopen(side, "w");
+    ASSERT_TRUE(f != NULL);
+    fputs(k_bad[i][0], f);
+    fclose(f);
+    gg_preprocess before = q, r = q;
+    err[0] = 0;
+    int rc = gg_preprocess_sidecar(model, &r, &found, err, sizeof err);
+    if (rc != GG_EPARSE || !strstr(err, k_bad[i][1]) || !strstr(err, side) ||
+        memcmp(&r, &before, sizeof r))
+      GG_T_FAIL("sidecar %s: rc %d, err '%s' (want GG_EPARSE and '%s'; pp unchanged)", k_bad[i][0],
+                rc, err, k_bad[i][1]);
+  }
+  /* over 64 KiB */
+  f = fopen(side, "w");
+  ASSERT_TRUE(f != NULL);
+  fputc('{', f);
+  for (int i = 0; i < 70000; i++) fputc(' ', f);
+  fputc('}', f);
+  fclose(f);
+  ASSERT_EQ(gg_preprocess_sidecar(model, &q, &found, err, sizeof err), GG_EPARSE);
+  ASSERT_CONTAINS(err, "at most");
+  unlink(side);
+  rmdir(dir);
+}
+
 int main(int argc, char **argv) {
   gg_log_set_level(GG_LOG_ERROR);
   static const gg_test_case cases[] = {
@@ -850,6 +954,7 @@ int main(int argc, char **argv) {
       {"garbage", test_garbage},
       {"sample_image", test_sample_image},
       {"preprocess", test_preprocess},
+      {"preprocess_mean_std", test_preprocess_mean_std},
       {0},
   };
   return gg_test_main(argc, argv, cases);

@@ -449,7 +449,7 @@ static json_t *run_infer(const char *img, const char *args, int *status) {
  * at its own size; so its output is the upscaler's, within 1 level. Both
  * the direct path (cpu) and the guarded one (sim). */
 static void infer_feeds_the_model_range(void) {
-  gg_preprocess pp = {0, 0, 0.5f, 0.25f, 0, "untouched"};
+  gg_preprocess pp = {.width = 0, .height = 0, .scale = 0.5f, .offset = 0.25f, .nchw = 0, .why = "untouched"};
   ASSERT_EQ(gg_upscale_preprocess("/m/blazeface.json", &pp), 0);
   ASSERT_NEAR(pp.scale, 0.5f, 0.0f);
   ASSERT_EQ(gg_upscale_preprocess("/c/models/esrgan-thick-1.0.0/models/x4/model.json", &pp), 1);

@@ -57,7 +57,43 @@ typedef struct gg_preprocess {
   float scale, offset;
   int nchw; /* 1: [1,3,H,W] (nanodet), 0: [1,H,W,3] */
   const char *why; /* where the convention comes from (static string) */
+  /* Per channel (per_channel 1): output channel c is pixel * ch_scale[c] +
+   * ch_offset[c], in place of scale and offset. bgr 1 feeds the channels
+   * as B, G, R (channel 0 is the image's blue). Set by
+   * gg_preprocess_set_mean_std: a model's sidecar file or `gpuguard infer
+   * --mean/--std/--bgr`. Zero (the initializers above) leaves them off. */
+  float ch_scale[3], ch_offset[3];
+  int per_channel, bgr;
 } gg_preprocess;
+
+/* value = (pixel - mean[c]) / std[c], pixel in 0..255 (OpenCV's
+ * blobFromImage and insightface write it so: mean 127.5, std 127.5 gives
+ * [-1, 1]; ImageNet's is mean 123.675,116.28,103.53, std 58.395,57.12,
+ * 57.375). Scalar scale/offset when the three are equal, else per
+ * channel. GG_EINVAL when a mean is not finite or a std is 0 or not
+ * finite (pp unchanged). */
+int gg_preprocess_set_mean_std(gg_preprocess *pp, const float mean[3], const float std[3]);
+
+/* "127.5" (all three channels) or "123.675,116.28,103.53" into out.
+ * GG_EINVAL for anything else (empty, two values, trailing text, not
+ * finite). */
+int gg_preprocess_parse3(const char *s, float out[3]);
+
+/* A model's preprocessing sidecar: MODEL_PATH.json (`arcface.onnx.json`
+ * next to `arcface.onnx`), a JSON object with any of
+ *   "mean": number or [r, g, b]   "std": number or [r, g, b]
+ *   "channels": "RGB" or "BGR"    "width", "height": 1..16384
+ * (mean defaults to 0 and std to 1 when the other is given; neither keeps
+ * pp's scale and offset). *found is 1 when the file exists. A file that
+ * is not such an object (malformed JSON, an unknown key, a std of 0, over
+ * 64 KiB) is GG_EPARSE with the file and the reason in err, and pp is
+ * unchanged. */
+int gg_preprocess_sidecar(const char *model_path, gg_preprocess *pp, int *found, char *err,
+                          size_t errlen);
+
+/* pp's value rule for messages: "pixel * 0.00392157 + 0", or per channel
+ * "(pixel - [127.5,127.5,127.5]) / [128,128,128]"; ", BGR" when bgr. */
+void gg_preprocess_describe(const gg_preprocess *pp, char *out, size_t len);
 
 /* Fills the convention for a known model (matched on the file's base name:
  * blazeface*, mobilefacenet, faceres*, nanodet); else pixel/255 NHWC with

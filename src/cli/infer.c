@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct infer_opts {
   const char *model;
@@ -42,12 +43,15 @@ typedef struct infer_opts {
   int threads;
   int json;
   int repeat;
+  const char *mean, *std;
+  int bgr;
 } infer_opts;
 
 #define IO(f) offsetof(infer_opts, f)
 static const gg_opt k_infer_opts[] = {
     {"model", NULL, GG_OPT_STR, IO(model), "",
-     "model name (" GG_CATALOG_MODELS ") or path to model.json", "NAME|PATH"},
+     "model name (" GG_CATALOG_MODELS ") or path to a TF.js model.json or a .onnx file",
+     "NAME|PATH"},
     {"image", NULL, GG_OPT_STR, IO(image), "", "JPEG or PNG input image", "FILE"},
     {"device", "GPUGUARD_DEVICE", GG_OPT_STR, IO(device), "cpu",
      "device to run on: cpu, cuda:N, opencl:P.D, sim:mem=4560M (anything but plain cpu runs "
@@ -74,6 +78,15 @@ static const gg_opt k_infer_opts[] = {
     {"threads", "GPUGUARD_THREADS", GG_OPT_INT, IO(threads), "1", "CPU threads", "N"},
     {"backend", "GPUGUARD_ENGINE_BACKEND", GG_OPT_STR, IO(backend), "auto",
      "CPU kernels: auto (XNNPACK where built in), xnnpack, naive", "NAME"},
+    {"mean", NULL, GG_OPT_STR, IO(mean), "",
+     "input value = (pixel - MEAN) / STD, pixel 0..255: one value or R,G,B (e.g. 127.5); "
+     "overrides the model's convention and its MODEL.json sidecar",
+     "MEAN"},
+    {"std", NULL, GG_OPT_STR, IO(std), "",
+     "with --mean: one value or R,G,B (default 1); --mean, --std and --bgr replace the "
+     "model's rule (RGB unless --bgr)",
+     "STD"},
+    {"bgr", NULL, GG_OPT_BOOL, IO(bgr), "false", "feed the channels as B, G, R", NULL},
     {"json", NULL, GG_OPT_BOOL, IO(json), "false", "print one JSON object instead of text", NULL},
     {"repeat", NULL, GG_OPT_INT, IO(repeat), "1", "run N times and report the median run time",
      "N"},
@@ -218,6 +231,32 @@ static int upscaler_input(const char *model, const gg_image *img, gg_preprocess 
   return 1;
 }
 
+/* --mean, --std and --bgr over the convention in pp. 0, or 2 (usage) with a
+ * message printed. */
+static int apply_norm_flags(const infer_opts *o, gg_preprocess *pp) {
+  float mean[3] = {0, 0, 0}, std[3] = {1, 1, 1};
+  int have_mean = o->mean && *o->mean, have_std = o->std && *o->std;
+  if (have_mean && gg_preprocess_parse3(o->mean, mean)) {
+    fprintf(stderr, "gpuguard infer: --mean must be one number or three (R,G,B), got '%s'\n",
+            o->mean);
+    return 2;
+  }
+  if (have_std && gg_preprocess_parse3(o->std, std)) {
+    fprintf(stderr, "gpuguard infer: --std must be one number or three (R,G,B), got '%s'\n",
+            o->std);
+    return 2;
+  }
+  if ((have_mean || have_std) && gg_preprocess_set_mean_std(pp, mean, std)) {
+    fprintf(stderr, "gpuguard infer: --std must not be 0\n");
+    return 2;
+  }
+  /* the flags replace the whole rule of a convention or sidecar: RGB
+   * unless --bgr */
+  if (have_mean || have_std || o->bgr) pp->bgr = o->bgr;
+  if (have_mean || have_std) pp->why = "--mean / --std";
+  return 0;
+}
+
 /* The resilience path: the device chain --device, then --fallback, through
  * gg_guard, --repeat requests in a row. Exit 0 when every request was
  * served (by any device), 1 otherwise. */
@@ -236,6 +275,10 @@ static int infer_guarded(const infer_opts *o, const char *model) {
   } else if ((rc = gg_model_image_input(model, &pp, in.dims, err, sizeof err))) {
     gg_image_free(&img);
     return fail("model", rc, err);
+  }
+  if ((rc = apply_norm_flags(o, &pp))) {
+    gg_image_free(&img);
+    return rc;
   }
   in.data = malloc(gg_gtensor_count(&in) * sizeof(float));
   rc = in.data ? gg_image_to_tensor(&img, &pp, in.data) : GG_ENOMEM;
@@ -349,8 +392,12 @@ int gg_cli_infer(int argc, char **argv) {
   char err[1024] = "";
   static const char usage[] =
       "Usage: gpuguard infer --model NAME|PATH --image FILE [options]\n\n"
-      "Runs one image through one TF.js graph model and prints the outputs (shape,\n"
-      "FNV-1a digest of the float32 bytes, first values).\n\n"
+      "Runs one image through one model (a TF.js graph model or an ONNX file) and prints\n"
+      "the outputs (shape, FNV-1a digest of the float32 bytes, first values).\n\n"
+      "The image is resized to the model's input and fed as pixel / 255 unless the model\n"
+      "is a bundled one (its own convention), MODEL.json sits next to the model file\n"
+      "(\"mean\", \"std\", \"channels\": \"BGR\", \"width\", \"height\"; docs/ONNX.md), or\n"
+      "--mean/--std/--bgr say otherwise.\n\n"
       "With --device cpu alone it runs the engine directly and also prints the planned\n"
       "and the measured memory and the time per stage. With any other device, a\n"
       "--fallback or --faults, each run goes through the resilience layer (admission,\n"
@@ -394,11 +441,21 @@ int gg_cli_infer(int argc, char **argv) {
   if (rc) {
     fprintf(stderr,
             "gpuguard infer: model '%s' not found (looked for %s); run scripts/fetch-models.sh or "
-            "pass a path to model.json\n",
+            "pass a path to a model.json or .onnx file\n",
             o.model, path);
     return 1;
   }
-  if (!realpath(path, abspath)) snprintf(abspath, sizeof abspath, "%s", path);
+  /* absolute (a worker process may run elsewhere), symbolic links kept: a
+   * MODEL.json sidecar sits next to the path as the user gave it */
+  char cwd[PATH_MAX];
+  size_t lc = 0, lp = strlen(path);
+  if (path[0] != '/' && getcwd(cwd, sizeof cwd)) lc = strlen(cwd);
+  if (lc && lc + lp + 2 <= sizeof abspath) {
+    memcpy(abspath, cwd, lc);
+    abspath[lc] = '/';
+    memcpy(abspath + lc + 1, path, lp + 1);
+  } else
+    snprintf(abspath, sizeof abspath, "%s", path);
   if (guarded) return infer_guarded(&o, abspath);
 
   uint64_t t0 = gg_now_ns();
@@ -420,6 +477,13 @@ int gg_cli_infer(int argc, char **argv) {
   else
     upscaler_input(abspath, &img, &pp, NULL); /* else gg_preprocess_for_model's */
   if (!ce && in.ndim == 4 && in.shape[1] == 3 && in.shape[3] != 3) pp.nchw = 1; /* ONNX: [N,3,H,W] */
+  int sidecar = 0;
+  if ((!ce && (rc = gg_preprocess_sidecar(abspath, &pp, &sidecar, err, sizeof err))) ||
+      (rc = apply_norm_flags(&o, &pp))) {
+    gg_model_free(m);
+    gg_image_free(&img);
+    return rc == 2 ? 2 : fail("model", rc, err);
+  }
   int64_t shape[GG_ENGINE_MAX_DIMS];
   for (int d = 0; d < in.ndim; d++)
     shape[d] = in.shape[d] < 0 ? 1 : in.shape[d];
@@ -431,6 +495,14 @@ int gg_cli_infer(int argc, char **argv) {
   int hd = pp.nchw ? 2 : 1, wd = pp.nchw ? 3 : 2, cd = pp.nchw ? 1 : 3;
   if (!pp.width) pp.width = in.shape[wd] > 0 ? (int)in.shape[wd] : 224;
   if (!pp.height) pp.height = in.shape[hd] > 0 ? (int)in.shape[hd] : 224;
+  if ((in.shape[wd] > 0 && pp.width != in.shape[wd]) ||
+      (in.shape[hd] > 0 && pp.height != in.shape[hd])) {
+    snprintf(err, sizeof err,
+             "%.900s.json asks for %dx%d, but the model's input is fixed at %lldx%lld", abspath, pp.width, pp.height, (long long)in.shape[wd], (long long)in.shape[hd]);
+    gg_model_free(m);
+    gg_image_free(&img);
+    return fail("model", GG_EINVAL, err);
+  }
   shape[0] = 1, shape[hd] = pp.height, shape[wd] = pp.width, shape[cd] = 3;
   gg_session *s = NULL;
   if ((rc = gg_session_new(m, shape, in.ndim, &so, &s, err, sizeof err))) {
@@ -480,14 +552,17 @@ int gg_cli_infer(int argc, char **argv) {
   gg_engine_mem mem;
   gg_session_memory(s, &mem);
 
+  char vdesc[200];
+  gg_preprocess_describe(&pp, vdesc, sizeof vdesc);
   json_t *root = json_object(), *outs = json_array(), *man = json_object(), *mouts = json_array();
   json_object_set_new(root, "model", json_string(abspath));
   json_object_set_new(root, "image", json_string(o.image));
   json_object_set_new(root, "image_size", json_pack("[i,i]", iw, ih));
   json_object_set_new(root, "input",
-                      json_pack("{s:s,s:o,s:f,s:f,s:b,s:s}", "name", in.name, "shape",
+                      json_pack("{s:s,s:o,s:f,s:f,s:b,s:s,s:b,s:s}", "name", in.name, "shape",
                                 shape_json(&in), "scale", (double)pp.scale, "offset",
-                                (double)pp.offset, "nchw", pp.nchw, "convention", pp.why));
+                                (double)pp.offset, "nchw", pp.nchw, "convention", pp.why, "bgr",
+                                pp.bgr, "value", vdesc));
   json_object_set_new(man, "model", json_string(abspath));
   json_object_set_new(
       man, "input",
@@ -544,8 +619,7 @@ int gg_cli_infer(int argc, char **argv) {
     printf("image      %s %dx%d -> %s [", o.image, iw, ih, in.name);
     for (int d = 0; d < in.ndim; d++)
       printf("%s%lld", d ? "," : "", (long long)in.shape[d]);
-    printf("] value = pixel * %g + %g%s\n", (double)pp.scale, (double)pp.offset,
-           pp.nchw ? ", NCHW" : "");
+    printf("] value = %s%s\n", vdesc, pp.nchw ? ", NCHW" : "");
     for (size_t i = 0; i < json_array_size(outs); i++)
       print_output(i, json_array_get(outs, i));
     char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];

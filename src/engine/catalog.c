@@ -5,6 +5,8 @@
 #include "gpuguard/catalog.h"
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
+#include "gpuguard/image.h"
+#include "gpuguard/log.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -20,8 +22,7 @@ static const gg_model_entry k_catalog[] = {
         .name = "blazeface",
         .file = PKG "blazeface.json",
         .kind = GG_MODEL_FACE_DETECTOR,
-        .pp = {256, 256, 1.0f / 127.5f, -1.0f, 0,
-               "human src/face/blazeface.ts: resizeBilinear to 256x256, x/127.5 - 1"},
+        .pp = {.width = 256, .height = 256, .scale = 1.0f / 127.5f, .offset = -1.0f, .nchw = 0, .why = "human src/face/blazeface.ts: resizeBilinear to 256x256, x/127.5 - 1"},
         .input_shape = {1, 256, 256, 3},
         .channels = "RGB",
         .resize = BILINEAR,
@@ -31,8 +32,7 @@ static const gg_model_entry k_catalog[] = {
         .name = "mobilefacenet",
         .file = PKG "mobilefacenet.json",
         .kind = GG_MODEL_FACE_EMBEDDER,
-        .pp = {112, 112, 1.0f / 255.0f, 0.0f, 0,
-               "human src/face/mobilefacenet.ts: face crop in [0,1] resized to 112x112"},
+        .pp = {.width = 112, .height = 112, .scale = 1.0f / 255.0f, .offset = 0.0f, .nchw = 0, .why = "human src/face/mobilefacenet.ts: face crop in [0,1] resized to 112x112"},
         .input_shape = {1, 112, 112, 3},
         .channels = "RGB",
         .resize = BILINEAR,
@@ -42,8 +42,7 @@ static const gg_model_entry k_catalog[] = {
         .name = "nanodet",
         .file = PKG "nanodet.json",
         .kind = GG_MODEL_OBJECT_DETECTOR,
-        .pp = {416, 416, 1.0f / 255.0f, 0.0f, 1,
-               "human src/object/nanodet.ts: resizeBilinear to 416x416, /255, transpose to NCHW"},
+        .pp = {.width = 416, .height = 416, .scale = 1.0f / 255.0f, .offset = 0.0f, .nchw = 1, .why = "human src/object/nanodet.ts: resizeBilinear to 416x416, /255, transpose to NCHW"},
         .input_shape = {1, 3, 416, 416},
         .channels = "RGB",
         .resize = BILINEAR,
@@ -53,8 +52,7 @@ static const gg_model_entry k_catalog[] = {
         .name = "faceres",
         .file = PKG "faceres.json",
         .kind = GG_MODEL_FACE_DESCRIBER,
-        .pp = {224, 224, 1.0f, 0.0f, 0,
-               "human src/face/faceres.ts: crop in [0,1] resized to 224x224, then * 255"},
+        .pp = {.width = 224, .height = 224, .scale = 1.0f, .offset = 0.0f, .nchw = 0, .why = "human src/face/faceres.ts: crop in [0,1] resized to 224x224, then * 255"},
         .input_shape = {1, 224, 224, 3},
         .channels = "RGB",
         .resize = BILINEAR,
@@ -65,8 +63,7 @@ static const gg_model_entry k_catalog[] = {
         .name = "antispoof",
         .file = PKG "antispoof.json",
         .kind = GG_MODEL_FACE_ANTISPOOF,
-        .pp = {128, 128, 1.0f / 255.0f, 0.0f, 0,
-               "human src/face/antispoof.ts: face crop in [0,1] resized to 128x128"},
+        .pp = {.width = 128, .height = 128, .scale = 1.0f / 255.0f, .offset = 0.0f, .nchw = 0, .why = "human src/face/antispoof.ts: face crop in [0,1] resized to 128x128"},
         .input_shape = {1, 128, 128, 3},
         .channels = "RGB",
         .resize = "the face box crop, eyes levelled, bilinear",
@@ -76,8 +73,7 @@ static const gg_model_entry k_catalog[] = {
         .name = "liveness",
         .file = PKG "liveness.json",
         .kind = GG_MODEL_FACE_LIVENESS,
-        .pp = {32, 32, 1.0f / 255.0f, 0.0f, 0,
-               "human src/face/liveness.ts: face crop in [0,1] resized to 32x32"},
+        .pp = {.width = 32, .height = 32, .scale = 1.0f / 255.0f, .offset = 0.0f, .nchw = 0, .why = "human src/face/liveness.ts: face crop in [0,1] resized to 32x32"},
         .input_shape = {1, 32, 32, 3},
         .channels = "RGB",
         .resize = "the face box crop, eyes levelled, bilinear",
@@ -138,14 +134,29 @@ static const gg_model_entry *find_onnx(const char *name) {
       d->e.name = d->name;
       d->e.file = d->file;
       d->e.kind = GG_MODEL_KIND_COUNT; /* not one of the bundled kinds */
-      gg_preprocess pp = {(int)w, (int)h, 1.0f / 255.0f,
-                          0.0f,   nchw,   "an ONNX model in the models directory: pixel / 255"};
+      gg_preprocess pp = {.width = (int)w, .height = (int)h, .scale = 1.0f / 255.0f, .offset = 0.0f, .nchw = nchw, .why = "an ONNX model in the models directory: pixel / 255"};
+      /* NAME.onnx.json: mean, std, channel order, and a size for free dims */
+      char err[1400] = "";
+      int side = 0, bad = gg_preprocess_sidecar(path, &pp, &side, err, sizeof err) != 0;
+      if (!bad && side && ((ti.shape[nchw ? 2 : 1] > 0 && pp.height != h) ||
+                            (ti.shape[nchw ? 3 : 2] > 0 && pp.width != w))) {
+        snprintf(err, sizeof err, "%s.json asks for %dx%d, but the input is fixed at %lldx%lld",
+                 path, pp.width, pp.height, (long long)w, (long long)h);
+        bad = 1;
+      }
+      if (bad) {
+        GG_ERROR("catalog", "%s; model '%s' is not served", err, name);
+        gg_model_free(m);
+        pthread_mutex_unlock(&g_dyn_lock);
+        return NULL;
+      }
+      h = pp.height, w = pp.width;
       d->e.pp = pp;
       int64_t shp[4] = {1, nchw ? 3 : h, nchw ? h : w, nchw ? w : 3};
       memcpy(d->e.input_shape, shp, sizeof shp);
-      d->e.channels = "RGB";
+      d->e.channels = pp.bgr ? "BGR" : "RGB";
       d->e.resize = BILINEAR;
-      d->e.range = "[0, 1]";
+      d->e.range = side ? "(pixel - mean) / std, from NAME.onnx.json" : "[0, 1]";
       found = &d->e;
       g_n_dyn++;
     }

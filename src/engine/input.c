@@ -8,6 +8,23 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A size a sidecar asks for must be the model's where its input fixes it. */
+static int check_fixed_size(const char *path, const gg_preprocess *pp, char *err, size_t errlen) {
+  gg_model *m = NULL;
+  gg_tensor_info ti;
+  int rc = gg_model_load(path, &m, err, errlen);
+  if (rc) return rc;
+  if (gg_model_input(m, 0, &ti) == 0 && ti.ndim == 4) {
+    int64_t h = ti.shape[pp->nchw ? 2 : 1], w = ti.shape[pp->nchw ? 3 : 2];
+    if ((h > 0 && pp->height > 0 && h != pp->height) || (w > 0 && pp->width > 0 && w != pp->width))
+      rc = gg_errf(err, errlen, GG_EINVAL,
+                   "%s.json asks for %dx%d, but the model's input is fixed at %lldx%lld", path,
+                   pp->width, pp->height, (long long)w, (long long)h);
+  }
+  gg_model_free(m);
+  return rc;
+}
+
 int gg_model_image_input(const char *path, gg_preprocess *pp, int64_t dims[4], char *err,
                          size_t errlen) {
   int known = gg_preprocess_for_model(path, pp);
@@ -25,10 +42,14 @@ int gg_model_image_input(const char *path, gg_preprocess *pp, int64_t dims[4], c
     }
     gg_model_free(m);
   }
+  /* MODEL.json next to the model: mean, std, channel order, size */
+  int found = 0, rc = gg_preprocess_sidecar(path, pp, &found, err, errlen);
+  if (rc) return rc;
+  if (found && (rc = check_fixed_size(path, pp, err, errlen))) return rc;
   if (pp->width <= 0 || pp->height <= 0) {
     gg_model *m = NULL;
     gg_tensor_info ti;
-    int rc = gg_model_load(path, &m, err, errlen);
+    rc = gg_model_load(path, &m, err, errlen);
     if (rc) return rc;
     if (gg_model_input(m, 0, &ti) == 0 && ti.ndim == 4) {
       pp->height = (int)ti.shape[pp->nchw ? 2 : 1];

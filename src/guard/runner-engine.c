@@ -28,6 +28,7 @@
 #include "gpuguard/device.h"
 #include "gpuguard/engine.h"
 #include "gpuguard/error.h"
+#include "gpuguard/image.h"
 #include "gpuguard/log.h"
 #include "guard/guard-impl.h"
 
@@ -146,19 +147,28 @@ static int get_session(eng_ctx *c, eng_model *em, const int64_t *shape, int ndim
  * dims (an ONNX detector's [N,3,H,W]): the shape POST /api/infer feeds it,
  * the catalog entry's input_shape (free H and W are 224 there, see
  * src/engine/catalog.c), so warm-up and probes run the shape requests use.
+ * A model given by path has no entry: its image input (the size its
+ * MODEL.json sidecar asks for, gg_model_image_input) is the default then.
  * Declared dims must agree with it; otherwise (and for models with no free
  * dims) the declared shape stays the default, free dims as 1. */
-static void default_shape(eng_model *em) {
+static void default_shape(eng_model *em, const char *path) {
   gg_tensor_info ti;
   if (gg_model_input(em->m, 0, &ti) || ti.ndim != 4) return;
   int free_dims = 0;
   for (int d = 0; d < 4; d++)
     free_dims += ti.shape[d] <= 0;
-  const gg_model_entry *e = free_dims ? gg_catalog_find(em->name) : NULL;
-  if (!e) return;
+  if (!free_dims) return;
+  const gg_model_entry *e = gg_catalog_find(em->name);
+  int64_t want[4];
+  gg_preprocess pp;
+  char err[256];
+  if (e)
+    memcpy(want, e->input_shape, sizeof want);
+  else if (gg_model_image_input(path, &pp, want, err, sizeof err))
+    return;
   for (int d = 0; d < 4; d++)
-    if (e->input_shape[d] <= 0 || (ti.shape[d] > 0 && ti.shape[d] != e->input_shape[d])) return;
-  memcpy(em->def_shape, e->input_shape, sizeof e->input_shape);
+    if (want[d] <= 0 || (ti.shape[d] > 0 && ti.shape[d] != want[d])) return;
+  memcpy(em->def_shape, want, sizeof want);
   em->def_ndim = 4;
 }
 
@@ -184,7 +194,7 @@ static int eng_load(void *ctx, const char *model, gg_device *dev, gg_pool *pool,
     free(em);
     return rc;
   }
-  default_shape(em);
+  default_shape(em, path);
   em->on_device = gg_backend_for_device_kind((int)gg_device_get_kind(dev)) != NULL;
   if (em->on_device) {
     eng_sess *s;

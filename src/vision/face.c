@@ -464,7 +464,7 @@ int gg__face_embed(gg__face_embedder *e, const gg_image *crop, const gg__face_em
   if (!crop || !crop->rgb || !p || !out || cap < e->dim)
     return gg_errf(err, errlen, GG_EINVAL, "face embed: bad arguments (cap %d, dim %d)", cap,
                    e->dim);
-  gg_preprocess pp = {e->size, e->size, p->scale, p->offset, 0, "face embed"};
+  gg_preprocess pp = {.width = e->size, .height = e->size, .scale = p->scale, .offset = p->offset, .nchw = 0, .why = "face embed"};
   float *x = gg_session_input(e->sess, 0, NULL);
   int rc = gg_image_to_tensor(crop, &pp, x);
   if (rc) return gg_errf(err, errlen, rc, "face embed: bad crop");

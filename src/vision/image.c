@@ -17,6 +17,7 @@
 #endif
 
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,18 +304,12 @@ typedef struct known {
 } known;
 
 static const known k_known[] = {
-    {"blazeface", {256, 256, 1.0f / 127.5f, -1.0f, 0,
-                   "human src/face/blazeface.ts: resizeBilinear to 256x256, x/127.5 - 1"}},
-    {"mobilefacenet", {112, 112, 1.0f / 255.0f, 0.0f, 0,
-                       "human src/face/mobilefacenet.ts: face crop in [0,1] resized to 112x112"}},
-    {"faceres", {224, 224, 1.0f, 0.0f, 0,
-                 "human src/face/faceres.ts: crop in [0,1] resized to 224x224, then * 255"}},
-    {"nanodet", {416, 416, 1.0f / 255.0f, 0.0f, 1,
-                 "human src/object/nanodet.ts: resizeBilinear to 416x416, /255, transpose to NCHW"}},
-    {"antispoof", {128, 128, 1.0f / 255.0f, 0.0f, 0,
-                   "human src/face/antispoof.ts: face crop in [0,1] resized to 128x128"}},
-    {"liveness", {32, 32, 1.0f / 255.0f, 0.0f, 0,
-                  "human src/face/liveness.ts: face crop in [0,1] resized to 32x32"}},
+    {"blazeface", {.width = 256, .height = 256, .scale = 1.0f / 127.5f, .offset = -1.0f, .nchw = 0, .why = "human src/face/blazeface.ts: resizeBilinear to 256x256, x/127.5 - 1"}},
+    {"mobilefacenet", {.width = 112, .height = 112, .scale = 1.0f / 255.0f, .offset = 0.0f, .nchw = 0, .why = "human src/face/mobilefacenet.ts: face crop in [0,1] resized to 112x112"}},
+    {"faceres", {.width = 224, .height = 224, .scale = 1.0f, .offset = 0.0f, .nchw = 0, .why = "human src/face/faceres.ts: crop in [0,1] resized to 224x224, then * 255"}},
+    {"nanodet", {.width = 416, .height = 416, .scale = 1.0f / 255.0f, .offset = 0.0f, .nchw = 1, .why = "human src/object/nanodet.ts: resizeBilinear to 416x416, /255, transpose to NCHW"}},
+    {"antispoof", {.width = 128, .height = 128, .scale = 1.0f / 255.0f, .offset = 0.0f, .nchw = 0, .why = "human src/face/antispoof.ts: face crop in [0,1] resized to 128x128"}},
+    {"liveness", {.width = 32, .height = 32, .scale = 1.0f / 255.0f, .offset = 0.0f, .nchw = 0, .why = "human src/face/liveness.ts: face crop in [0,1] resized to 32x32"}},
 };
 
 int gg_preprocess_for_model(const char *model_path, gg_preprocess *out) {
@@ -325,7 +320,7 @@ int gg_preprocess_for_model(const char *model_path, gg_preprocess *out) {
       *out = k_known[i].p;
       return 1;
     }
-  gg_preprocess d = {0, 0, 1.0f / 255.0f, 0.0f, 0, "default: pixel / 255, NHWC"};
+  gg_preprocess d = {.width = 0, .height = 0, .scale = 1.0f / 255.0f, .offset = 0.0f, .nchw = 0, .why = "default: pixel / 255, NHWC"};
   *out = d;
   return 0;
 }
@@ -350,13 +345,160 @@ int gg_image_to_tensor(const gg_image *img, const gg_preprocess *p, float *dst) 
       if (x0 > iw - 1) x0 = iw - 1;
       float lx = fx - (float)x0;
       for (int c = 0; c < 3; c++) {
-        float tl = r0[x0 * 3 + c], tr = r0[x1 * 3 + c], bl = r1[x0 * 3 + c], br = r1[x1 * 3 + c];
+        int sc = p->bgr ? 2 - c : c; /* the image channel output channel c takes */
+        float tl = r0[x0 * 3 + sc], tr = r0[x1 * 3 + sc], bl = r1[x0 * 3 + sc],
+              br = r1[x1 * 3 + sc];
         float top = tl + (tr - tl) * lx, bot = bl + (br - bl) * lx;
-        float v = (top + (bot - top) * ly) * p->scale + p->offset;
+        float v = p->per_channel ? (top + (bot - top) * ly) * p->ch_scale[c] + p->ch_offset[c]
+                                 : (top + (bot - top) * ly) * p->scale + p->offset;
         if (p->nchw) dst[(size_t)c * plane + (size_t)y * (size_t)W + (size_t)x] = v;
         else dst[((size_t)y * (size_t)W + (size_t)x) * 3 + (size_t)c] = v;
       }
     }
   }
   return 0;
+}
+
+/* ---------------------------------------------------- mean / std, sidecar */
+
+int gg_preprocess_set_mean_std(gg_preprocess *pp, const float mean[3], const float std[3]) {
+  if (!pp || !mean || !std) return GG_EINVAL;
+  for (int c = 0; c < 3; c++)
+    if (!isfinite(mean[c]) || !isfinite(std[c]) || std[c] == 0.0f) return GG_EINVAL;
+  for (int c = 0; c < 3; c++) {
+    pp->ch_scale[c] = 1.0f / std[c];
+    pp->ch_offset[c] = -mean[c] / std[c];
+  }
+  pp->per_channel = !(mean[0] == mean[1] && mean[1] == mean[2] && std[0] == std[1] &&
+                      std[1] == std[2]);
+  pp->scale = pp->ch_scale[0];
+  pp->offset = pp->ch_offset[0];
+  return 0;
+}
+
+int gg_preprocess_parse3(const char *s, float out[3]) {
+  if (!s || !out) return GG_EINVAL;
+  float v[3];
+  int n = 0;
+  const char *p = s;
+  while (n < 3) {
+    char *end = NULL;
+    errno = 0;
+    double d = strtod(p, &end);
+    if (end == p || errno || !isfinite(d) || fabs(d) > 1e30) return GG_EINVAL;
+    v[n++] = (float)d;
+    p = end;
+    if (*p != ',') break;
+    p++;
+  }
+  if (*p || (n != 1 && n != 3)) return GG_EINVAL;
+  for (int c = 0; c < 3; c++) out[c] = v[n == 1 ? 0 : c];
+  return 0;
+}
+
+/* A number or an array of three numbers into out. */
+static int json_three(const json_t *j, float out[3]) {
+  if (json_is_number(j)) {
+    double d = json_number_value(j);
+    if (!isfinite(d) || fabs(d) > 1e30) return -1;
+    out[0] = out[1] = out[2] = (float)d;
+    return 0;
+  }
+  if (!json_is_array(j) || json_array_size(j) != 3) return -1;
+  for (int c = 0; c < 3; c++) {
+    const json_t *e = json_array_get(j, (size_t)c);
+    double d = json_number_value(e);
+    if (!json_is_number(e) || !isfinite(d) || fabs(d) > 1e30) return -1;
+    out[c] = (float)d;
+  }
+  return 0;
+}
+
+#define SIDECAR_MAX (64 * 1024)
+
+int gg_preprocess_sidecar(const char *model_path, gg_preprocess *pp, int *found, char *err,
+                          size_t errlen) {
+  char tmp[8];
+  if (!err) err = tmp, errlen = sizeof tmp;
+  if (found) *found = 0;
+  if (!model_path || !pp) return GG_EINVAL;
+  char path[4096];
+  if ((size_t)snprintf(path, sizeof path, "%s.json", model_path) >= sizeof path)
+    return gg_errf(err, errlen, GG_EINVAL, "%s: path too long", model_path);
+  struct stat st;
+  if (stat(path, &st) != 0) return 0;
+  if (found) *found = 1;
+  if (!S_ISREG(st.st_mode) || st.st_size > SIDECAR_MAX)
+    return gg_errf(err, errlen, GG_EPARSE, "%s: not a regular file of at most %d bytes", path,
+                   SIDECAR_MAX);
+  json_error_t je;
+  json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+  if (!j)
+    return gg_errf(err, errlen, GG_EPARSE, "%s: line %d: %s", path, je.line, je.text);
+  gg_preprocess p = *pp;
+  int rc = 0, have_ms = 0;
+  float mean[3] = {0, 0, 0}, std[3] = {1, 1, 1};
+  const char *key;
+  json_t *v;
+  if (!json_is_object(j)) {
+    rc = gg_errf(err, errlen, GG_EPARSE, "%s: not a JSON object", path);
+    goto out;
+  }
+  json_object_foreach(j, key, v) {
+    if (!strcmp(key, "mean") || !strcmp(key, "std")) {
+      if (json_three(v, !strcmp(key, "mean") ? mean : std)) {
+        rc = gg_errf(err, errlen, GG_EPARSE,
+                     "%s: \"%s\" must be a number or an array of 3 numbers", path, key);
+        goto out;
+      }
+      have_ms = 1;
+    } else if (!strcmp(key, "channels")) {
+      const char *c = json_string_value(v);
+      if (!c || (strcmp(c, "RGB") && strcmp(c, "BGR"))) {
+        rc = gg_errf(err, errlen, GG_EPARSE, "%s: \"channels\" must be \"RGB\" or \"BGR\"",
+                     path);
+        goto out;
+      }
+      p.bgr = !strcmp(c, "BGR");
+    } else if (!strcmp(key, "width") || !strcmp(key, "height")) {
+      json_int_t n = json_integer_value(v);
+      if (!json_is_integer(v) || n < 1 || n > 16384) {
+        rc = gg_errf(err, errlen, GG_EPARSE, "%s: \"%s\" must be an integer from 1 to 16384",
+                     path, key);
+        goto out;
+      }
+      if (!strcmp(key, "width"))
+        p.width = (int)n;
+      else
+        p.height = (int)n;
+    } else {
+      rc = gg_errf(err, errlen, GG_EPARSE,
+                   "%s: unknown key \"%.64s\" (known: mean, std, channels, width, height)", path,
+                   key);
+      goto out;
+    }
+  }
+  if (have_ms && gg_preprocess_set_mean_std(&p, mean, std)) {
+    rc = gg_errf(err, errlen, GG_EPARSE, "%s: \"std\" must not be 0", path);
+    goto out;
+  }
+  p.why = "the model's sidecar file (MODEL.json next to the model)";
+  *pp = p;
+out:
+  json_decref(j);
+  return rc;
+}
+
+void gg_preprocess_describe(const gg_preprocess *pp, char *out, size_t len) {
+  if (!pp || !out || !len) return;
+  if (pp->per_channel)
+    snprintf(out, len, "(pixel - [%g,%g,%g]) / [%g,%g,%g]%s",
+             (double)(-pp->ch_offset[0] / pp->ch_scale[0]),
+             (double)(-pp->ch_offset[1] / pp->ch_scale[1]),
+             (double)(-pp->ch_offset[2] / pp->ch_scale[2]), (double)(1.0f / pp->ch_scale[0]),
+             (double)(1.0f / pp->ch_scale[1]), (double)(1.0f / pp->ch_scale[2]),
+             pp->bgr ? ", BGR" : "");
+  else
+    snprintf(out, len, "pixel * %g + %g%s", (double)pp->scale, (double)pp->offset,
+             pp->bgr ? ", BGR" : "");
 }

@@ -492,7 +492,7 @@ static int image_input(const gg_image *img, const model_spec *s, gg_gtensor *in)
     in->dims[1] = s->size, in->dims[2] = s->size, in->dims[3] = 3;
   in->data = malloc(sizeof(float) * gg_gtensor_count(in));
   if (!in->data) return GG_ENOMEM;
-  gg_preprocess pp = {s->size, s->size, s->scale, s->offset, s->nchw, "pipeline"};
+  gg_preprocess pp = {.width = s->size, .height = s->size, .scale = s->scale, .offset = s->offset, .nchw = s->nchw, .why = "pipeline"};
   int rc = gg_image_to_tensor(img, &pp, in->data);
   if (rc) gg_gtensor_release(in);
   return rc;
