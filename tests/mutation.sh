@@ -36,7 +36,7 @@ tests=(
   "opencl-conv|test-opencl-ops|conv2d conv2d_direct"
   "opencl-onnx|test-opencl-ops|onnx_ops"
   "ops-elem|test-ops-elem|"
-  "onnx-types|test-onnx|cast_f16 cast_ints einsum"
+  "onnx-types|test-onnx|cast_f16 cast_ints cast_bypass einsum"
   "ops-extra|test-ops-extra|"
 )
 
@@ -164,11 +164,17 @@ mutation broadcast-carry src/engine/ops-elem.c \
   'for (int k = 0; k < it->nop; k++) off[k] += it->st[k][d - 1] - it->shape[d] * it->st[k][d];' \
   'for (int k = 0; k < it->nop; k++) off[k] += it->st[k][d - 1];' \
   "ops-elem"
-# Cast to float16 rounding a tie away from even (test-onnx cast_f16 computes
-# the expected values by scaling in double).
+# Cast to float16 rounding a tie away from even, in the vectorised row
+# (test-onnx cast_f16 computes the expected values by scaling in double).
 mutation f16-tie-rounds-up src/engine/ops-elem.c \
-  'if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;' \
-  'if (rem >= 0x1000) h++;' \
+  'uint32_t n = (a + 0xfffu + ((a >> 13) & 1u)) & ~0x1fffu;' \
+  'uint32_t n = (a + 0x1000u) & ~0x1fffu;' \
+  "onnx-types"
+# Float16 subnormals rounded with the wrong quantum (2^-25: adding 0.25
+# instead of 0.75, whose ulp is 2^-24).
+mutation f16-subnormal-quantum src/engine/ops-elem.c \
+  'sub = (af + 0.75f) - 0.75f;' \
+  'sub = (af + 0.25f) - 0.25f;' \
   "onnx-types"
 # Cast to bfloat16 truncating (what ONNX 1.12's test data did).
 mutation bf16-truncates src/engine/ops-elem.c \
@@ -180,6 +186,11 @@ mutation bf16-truncates src/engine/ops-elem.c \
 mutation einsum-diagonal-lost src/engine/ops-einsum.c \
   'if (x->shape[d] != 1 || p->size[l] == 1) p->stride[k][l] += st;' \
   'p->stride[k][l] = st;' \
+  "onnx-types"
+# The session-time Cast bypass taking a rounding Cast for a no-op:
+mutation cast-bypass-rounding src/engine/exec.c \
+  'if (nd->op != GG_OP_CAST || nd->a.cast_kind != GG_CAST_NONE || nd->n_in != 1 ||' \
+  'if (nd->op != GG_OP_CAST || nd->n_in != 1 ||' \
   "onnx-types"
 
 # The group X kernels (ops-extra.c), checked by test-ops-extra. Round with

@@ -1137,7 +1137,7 @@ static void test_cast_bypass(void) {
                 *g = gg_session_output(s, 2, NULL);
     int bad = 0;
     for (int i = 0; i < N; i++) {
-      float half = gg__half_to_float(gg__float_to_half(x[i]));
+      float half = ref_round(x[i], 10, -14, 65504.0);
       float want[3] = {fabsf(x[i]), -half, x[i]};
       float got[3] = {r[i], o2[i], g[i]};
       for (int k = 0; k < 3; k++)

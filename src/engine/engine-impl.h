@@ -86,9 +86,8 @@ extern int gg__fuse_disabled;
 
 /* Half -> float (IEEE 754 binary16). */
 float gg__half_to_float(uint16_t h);
-/* Float -> IEEE binary16 / bfloat16 bits, round to nearest even, overflow to
- * +-inf, NaN kept (quiet) (ops-elem.c, Cast). */
-uint16_t gg__float_to_half(float f);
+/* Float -> bfloat16 bits, round to nearest even, overflow to +-inf, NaN
+ * kept (quiet) (ops-elem.c, Cast). */
 uint16_t gg__float_to_bf16(float f);
 
 #endif

@@ -35,21 +35,6 @@ static inline int32_t sat_i32(double v) {
   return (int32_t)v;
 }
 
-uint16_t gg__float_to_half(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
-  uint32_t ax = x & 0x7fffffffu;
-  if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00 | ((ax >> 13) & 0x3ff)); /* NaN, quiet */
-  if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* >= 65520: rounds to inf */
-  if (ax < 0x38800000u) /* below 2^-14: a subnormal (or 0), in units of 2^-24; exact scaling,
-                           rintf rounds to nearest even (1024 is 2^-14, encoded alike) */
-    return (uint16_t)(sign | (uint16_t)rintf(fabsf(f) * 16777216.0f));
-  uint32_t h = (((ax >> 23) - 112) << 10) | ((ax >> 13) & 0x3ff), rem = ax & 0x1fff;
-  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; /* a carry moves the exponent: right */
-  return (uint16_t)(sign | h);
-}
-
 uint16_t gg__float_to_bf16(float f) {
   uint32_t x;
   memcpy(&x, &f, 4);
@@ -58,8 +43,9 @@ uint16_t gg__float_to_bf16(float f) {
 }
 
 /* y[i] = x[i] rounded to the nearest float16 value (ties to even), held in
- * float: what gg__half_to_float(gg__float_to_half(x)) gives, bit for bit
- * (checked over all 2^32 inputs), without branches so the loop vectorises:
+ * float: bit for bit what a scalar float -> half -> float conversion gives
+ * (checked over all 2^32 inputs against the one this replaced, NaN
+ * payloads included), without branches so the loop vectorises:
  * normal halves drop 13 mantissa bits with round-to-nearest-even; from
  * 65520 up, inf; NaN stays NaN, quieted, its payload cut to 10 bits; below
  * 2^-14, halves are multiples of 2^-24, which adding and taking away 0.75
