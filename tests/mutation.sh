@@ -187,6 +187,12 @@ mutation einsum-diagonal-lost src/engine/ops-einsum.c \
   'if (x->shape[d] != 1 || p->size[l] == 1) p->stride[k][l] += st;' \
   'p->stride[k][l] = st;' \
   "onnx-types"
+# The device's float16 rounding (kernels.cl B_F16, OpenCL and CUDA) with
+# ties rounding up (test-onnx cast_f16 runs it on opencl):
+mutation device-f16-ties-up src/backend/kernels/kernels.cl \
+  'uint r = (a + 0xfffu + ((a >> 13) & 1u)) & ~0x1fffu;' \
+  'uint r = (a + 0x1000u) & ~0x1fffu;' \
+  "onnx-types"
 # The session-time Cast bypass taking a rounding Cast for a no-op:
 mutation cast-bypass-rounding src/engine/exec.c \
   'if (nd->op != GG_OP_CAST || nd->a.cast_kind != GG_CAST_NONE || nd->n_in != 1 ||' \

@@ -525,6 +525,7 @@ __kernel void gg_where(__global const int *c, ulong co, __global const uint *a, 
 #define B_CLIP_I 2
 #define B_F2I 3
 #define B_I2F 4
+#define B_F16 5
 
 /* Unary ops on I32 or across dtypes; lo, hi: Clip's int bounds. */
 __kernel void gg_unary_bits(__global const uint *x, ulong xo, __global uint *y, ulong yo, int n,
@@ -541,6 +542,16 @@ __kernel void gg_unary_bits(__global const uint *x, ulong xo, __global uint *y, 
     float f = as_float(u);
     int r = f != f ? 0 : f >= 2147483648.0f ? 2147483647 : f <= -2147483648.0f ? (-2147483647 - 1) : (int)f;
     y[yo + i] = (uint)r;
+    break;
+  }
+  case B_F16: { /* float -> the nearest float16 value, ties to even, held in float:
+                   ops-elem.c round_f16_row, the same bits */
+    uint s = u & 0x80000000u, a = u & 0x7fffffffu;
+    uint r = (a + 0xfffu + ((a >> 13) & 1u)) & ~0x1fffu;
+    if (a >= 0x477ff000u) r = 0x7f800000u;                /* from 65520 up: inf */
+    if (a > 0x7f800000u) r = (a | 0x400000u) & ~0x1fffu;  /* NaN, quieted */
+    if (a < 0x38800000u) r = as_uint((as_float(a) + 0.75f) - 0.75f); /* subnormal: 2^-24 steps */
+    y[yo + i] = r | s;
     break;
   }
   default: y[yo + i] = as_uint((float)v); break;

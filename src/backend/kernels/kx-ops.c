@@ -172,9 +172,12 @@ int gg__kx_supports(const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
   case GG_OP_NOT:
   case GG_OP_WHERE:
   case GG_OP_CAST:
-    /* the narrower types' rounding and wrapping (attrs.cast_kind) are the
-     * naive kernel's (ops-elem.c); the device casts F32 <-> I32 only */
-    if (n->a.cast_kind != GG_CAST_NONE) w = "Cast to float16/bfloat16/narrow ints/bool runs on the CPU";
+    /* the device casts F32 <-> I32 and rounds F32 to float16 (a float16
+     * model's Casts); bfloat16, the narrow ints and bool are the naive
+     * kernel's (ops-elem.c) */
+    if (n->a.cast_kind == GG_CAST_F16 && n->op == GG_OP_CAST && in[0].v->dtype == GG_DT_F32) break;
+    if (n->a.cast_kind != GG_CAST_NONE)
+      w = "Cast to bfloat16/narrow ints/bool, or an int to float16, runs on the CPU";
     break;
   case GG_OP_NEG:
   case GG_OP_CLIP:
@@ -488,6 +491,10 @@ static int run_unary_bits(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const
     hi = n->a.clip_max != n->a.clip_max ? INT32_MAX : sat_i32(floor(n->a.clip_max));
     break;
   default: /* Cast */
+    if (n->a.cast_kind == GG_CAST_F16) { /* F32 rounded to float16 (kx_supports) */
+      op = 5;
+      break;
+    }
     if (xt == yt) {
       if (in[0].mem == out[0].mem && in[0].off == out[0].off) return 0;
       return copy2d(o, n, in[0].mem, eo(&in[0]), 0, out[0].mem, eo(&out[0]), 0, cnt, 1, err,
