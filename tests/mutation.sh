@@ -38,6 +38,7 @@ tests=(
   "ops-elem|test-ops-elem|"
   "onnx-types|test-onnx|cast_f16 cast_ints cast_bypass einsum"
   "ops-extra|test-ops-extra|"
+  "onnx-quant|test-onnx-quant|"
 )
 
 # -------------------------------------------------------------- mutations
@@ -193,6 +194,39 @@ mutation device-f16-ties-up src/backend/kernels/kernels.cl \
   'uint r = (a + 0xfffu + ((a >> 13) & 1u)) & ~0x1fffu;' \
   'uint r = (a + 0x1000u) & ~0x1fffu;' \
   "onnx-types"
+# QuantizeLinear rounding ties up instead of to even (the float trick in
+# quant_row: its tests put values exactly on .5):
+mutation quant-ties-up src/engine/ops-extra.c \
+  'q = (q + magic) - magic;' \
+  'q = floorf(q + 0.5f);' \
+  "onnx-quant"
+# Per-axis scales and zero points read as per tensor (channel 0 for all):
+mutation quant-axis-ignored src/engine/ops-extra.c \
+  'int64_t c = j->ch > 1 ? (i / j->inner) % j->ch : 0;' \
+  'int64_t c = 0;' \
+  "onnx-quant"
+# The requantization of QLinearConv / QLinearMatMul dividing by its
+# multiplier instead of multiplying:
+mutation requant-divides src/engine/ops-extra.c \
+  'QUANT_LOOP(x[r] * k, yi[r] = (int32_t)v)' \
+  'QUANT_LOOP(x[r] / k, yi[r] = (int32_t)v)' \
+  "onnx-quant"
+# ConvInteger / MatMulInteger weights keeping their zero point:
+mutation weights-zero-point-lost src/engine/onnx.c \
+  'dst[i] = (float)((int64_t)src[i] - (zp ? zp[ch > 1 ? (i / inner) % ch : 0] : 0));' \
+  'dst[i] = (float)src[i];' \
+  "onnx-quant"
+# DynamicQuantizeLinear's fused path (the quantized value less the zero
+# point, what ConvInteger multiplies) forgetting the zero point:
+mutation dynamic-fused-zero-point src/engine/ops-extra.c \
+  'QUANT_LOOP(x[r] / k, yf[r] = v - zf)' \
+  'QUANT_LOOP(x[r] / k, yf[r] = v)' \
+  "onnx-quant"
+# XNNPACK's bilinear resize taking the nodes of a quantized graph:
+mutation quantized-resize-xnn src/engine/backend-cpu.c \
+  'return !n->a.quantized && xnn_resize_ok(n, v, &ac, &hp);' \
+  'return xnn_resize_ok(n, v, &ac, &hp);' \
+  "onnx-quant"
 # The session-time Cast bypass taking a rounding Cast for a no-op:
 mutation cast-bypass-rounding src/engine/exec.c \
   'if (nd->op != GG_OP_CAST || nd->a.cast_kind != GG_CAST_NONE || nd->n_in != 1 ||' \

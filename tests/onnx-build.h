@@ -172,6 +172,18 @@ static inline Onnx__TensorProto *ob_init_i64(ob_model *b, const char *name, int 
   return t;
 }
 
+/* An initializer of any element type from its little-endian bytes (raw_data). */
+static inline Onnx__TensorProto *ob_init_raw(ob_model *b, const char *name, int dtype, int ndim,
+                                             const int64_t *dims, const void *bytes, size_t len) {
+  Onnx__TensorProto *t = ob_tensor(b, name, dtype, ndim, dims);
+  t->has_raw_data = 1;
+  t->raw_data.len = len;
+  t->raw_data.data = ob_alloc(b, len);
+  if (len) memcpy(t->raw_data.data, bytes, len);
+  b->inits[b->g.n_initializer++] = t;
+  return t;
+}
+
 static inline Onnx__ValueInfoProto *ob_vinfo(ob_model *b, const char *name, int dtype, int ndim,
                                              const int64_t *dims) {
   Onnx__ValueInfoProto *v = ob_alloc(b, sizeof *v);

@@ -828,6 +828,32 @@ static int build(tcase *c, gg_op op) {
     ins[ni++] = tc_tensor(c, GG_DT_F32, 2, s, 0);
     a->to = irand(0, 1) ? GG_DT_F32 : GG_DT_I32, a->axis = irand(-4, 4);
     break;
+  case GG_OP_QUANTIZE:
+  case GG_OP_DEQUANTIZE: {
+    int q = op == GG_OP_QUANTIZE, ax = irand(0, nd - 1), per_axis = irand(0, 1);
+    int xt = tc_tensor(c, q ? GG_DT_F32 : GG_DT_I32, nd, s, 0);
+    for (int64_t i = 0; i < c->v[xt].nelem; i++) /* quantized values, or ties at scale 0.5 */
+      if (q)
+        ((float *)c->v[xt].data)[i] = (float)irand(-600, 600) * 0.25f;
+      else
+        ((int32_t *)c->v[xt].data)[i] = irand(-128, 255);
+    ins[ni++] = xt;
+    a->axis = irand(0, 1) ? ax : ax - nd;
+    s2[0] = per_axis ? s[ax] : 1;
+    int st = tc_tensor(c, GG_DT_F32, per_axis || irand(0, 1), s2, irand(0, 1));
+    for (int64_t i = 0; i < c->v[st].nelem; i++)
+      ((float *)c->v[st].data)[i] = (float)irand(1, 8) * 0.25f;
+    ins[ni++] = st;
+    if (irand(0, 2)) {
+      int zt = tc_tensor(c, GG_DT_I32, c->v[st].ndim, s2, irand(0, 1));
+      for (int64_t i = 0; i < c->v[zt].nelem; i++)
+        ((int32_t *)c->v[zt].data)[i] = irand(-20, 200);
+      ins[ni++] = zt;
+    }
+    a->cast_kind = GG_CAST_U8 + irand(0, 3); /* U8, I8, U16, I16 */
+    a->flags = q ? irand(0, 1) | irand(0, 1) << 2 : 0;
+    break;
+  }
     /* -- end of group X cases -- */
   default: return GG_EUNSUPPORTED;
   }
@@ -1039,6 +1065,8 @@ static const gg_op k_ops[] = {
     GG_OP_EYE_LIKE,
     GG_OP_SCATTER_ND,
     GG_OP_SCATTER_ELEMENTS,
+    GG_OP_QUANTIZE,
+    GG_OP_DEQUANTIZE,
     /* -- end of group X ops -- */
 };
 #define N_OPS ((int)(sizeof k_ops / sizeof k_ops[0]))

@@ -517,9 +517,9 @@ static int xnnpack_supports(gg_backend *be, const gg_node *n, const gg_tval *v) 
   case GG_OP_BATCH_MATMUL: return xnn_bmm_ok(n, v);
   case GG_OP_CONV_TRANSPOSE: return xnn_deconv_ok(n, v);
   case GG_OP_AVGPOOL: return xnn_avgpool_ok(n, v);
-  case GG_OP_RESIZE: {
+  case GG_OP_RESIZE: { /* in a quantized graph, the reference kernel (graph.h) */
     int ac, hp;
-    return xnn_resize_ok(n, v, &ac, &hp);
+    return !n->a.quantized && xnn_resize_ok(n, v, &ac, &hp);
   }
   case GG_OP_MAXPOOL: return v[n->out[0]].nelem > 0 && !n->a.ceil_mode; /* naive: ONNX ceil_mode */
   case GG_OP_RELU:

@@ -100,6 +100,8 @@ static const char *const k_op_names[GG_OP_COUNT] = {
     [GG_OP_EYE_LIKE] = "EyeLike",
     [GG_OP_SCATTER_ND] = "ScatterND",
     [GG_OP_SCATTER_ELEMENTS] = "ScatterElements",
+    [GG_OP_QUANTIZE] = "Quantize",
+    [GG_OP_DEQUANTIZE] = "Dequantize",
 };
 
 const char *gg__op_name(gg_op op) {

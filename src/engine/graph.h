@@ -86,7 +86,10 @@ typedef enum gg_op {
   GG_OP_CLIP,        /* min(max(x, attrs.clip_min), attrs.clip_max); F32 and I32 (rounded
                         bounds); the importer puts -FLT_MAX/FLT_MAX for a missing bound */
   GG_OP_CAST,        /* to attrs.to (F32 <-> I32: F32 -> I32 truncates toward 0, saturating;
-                        NaN -> 0); same dtype: a copy */
+                        NaN -> 0); same dtype: a copy. attrs.flags bit 0 (set by onnx.c on the
+                        F32 -> I32 Cast that ends an integer op it computes in float, e.g.
+                        ConvInteger): the input holds integers exactly, so a Cast of the result
+                        back to float reads the input instead */
   GG_OP_LOG_SOFTMAX, /* over the last axis, like GG_OP_SOFTMAX */
   GG_OP_REDUCE_MAX,  /* in x, axes (const I32, may be empty = all axes); attrs.keep_dims.
                         F32 and I32. Like GG_OP_SUM / GG_OP_MEAN */
@@ -199,6 +202,19 @@ typedef enum gg_op {
                         GG_SX_ADD / MUL / MAX / MIN; out of range: GG_ERANGE at run */
   GG_OP_SCATTER_ELEMENTS, /* in data, indices (I32, data's rank), updates (indices' shape);
                              attrs.axis, attrs.fn reduction as GG_OP_SCATTER_ND */
+  GG_OP_QUANTIZE,    /* in x (F32), scale (F32) [, zero_point (I32: one, or one per scale)] -> I32:
+                        clamp(rint(x / scale) + zero_point) to attrs.cast_kind's range (GG_CAST_
+                        U8, I8, U16, I16; ONNX QuantizeLinear); flags bit 0: x * scale instead
+                        of x / scale (the requantization of QLinearConv / QLinearMatMul). scale
+                        one value (per tensor) or a 1-D [x.shape[attrs.axis]] (per axis, axis
+                        may be negative). rint rounds half to even; NaN gives the zero point.
+                        flags bit 1 (both ops): the importer knows the scale and the zero point
+                        hold one value each, so the op is elementwise (layout.c). flags bit 2:
+                        the output is F32, the quantized value less the zero point (what
+                        ConvInteger / MatMulInteger multiply) */
+  GG_OP_DEQUANTIZE,  /* in x (I32), scale (F32) [, zero_point (I32)] -> F32:
+                        (float)(x - zero_point) * scale, scale and zero_point as GG_OP_QUANTIZE's
+                        (ONNX DequantizeLinear) */
   GG_OP_COUNT
 } gg_op;
 
@@ -322,6 +338,12 @@ typedef struct gg_attrs {
   int flags;
   float gamma;
   int size;
+  /* Set on every node of a graph that quantizes (onnx.c: GG_OP_QUANTIZE):
+   * rounding to 8 bits turns a last-bit difference into a whole quantization
+   * step, so a fast kernel known to round differently from the reference
+   * kernel (which computes ONNX Runtime's formula) declines such a node:
+   * XNNPACK's bilinear resize. */
+  int quantized;
 } gg_attrs;
 
 /* GG_OP_CAST's attrs.cast_kind: to F32 (FLOAT16, BFLOAT16: round to nearest
@@ -360,6 +382,8 @@ typedef struct gg_tensor {
   int producer;   /* node index, -1 for none */
   int is_output;  /* a graph output: lives until the end of a run */
   int is_input;   /* a graph input (placeholder) */
+  int scalar;     /* the importer knows it holds one element (onnx.c: quantization scales
+                     and zero points): broadcasts the same in any layout (layout.c) */
   int src_type;   /* graph input/output: the element type the model declares (ONNX
                      TensorProto.DataType, e.g. 10 FLOAT16, 11 DOUBLE); 0 unknown (TF.js) */
 } gg_tensor;
@@ -490,8 +514,8 @@ int gg__window_run(const gg_node *n, gg_tval *vals, const struct gg__kctx *ctx);
 /* GG_OP_EINSUM (ops-einsum.c), same contract. */
 int gg__einsum_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen);
 int gg__einsum_run(const gg_node *n, gg_tval *vals);
-/* Group X (ops-extra.c): GG_OP_UNARY_X to GG_OP_SCATTER_ELEMENTS, same contract. */
-#define GG_OP_IS_GROUP_X(op) ((op) >= GG_OP_UNARY_X && (op) <= GG_OP_SCATTER_ELEMENTS)
+/* Group X (ops-extra.c): GG_OP_UNARY_X to GG_OP_DEQUANTIZE, same contract. */
+#define GG_OP_IS_GROUP_X(op) ((op) >= GG_OP_UNARY_X && (op) <= GG_OP_DEQUANTIZE)
 int gg__extra_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen);
 int gg__extra_run(const gg_node *n, gg_tval *vals, const struct gg__kctx *ctx);
 

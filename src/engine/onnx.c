@@ -582,6 +582,7 @@ static int tensor_const(octx *c, const otensor *tp, const char *name, int *out) 
   free(ext);
   if ((rc = add_const(c, name, gdt, shape, nd, data, out))) return rc;
   c->clamped[*out] = (char)clamped;
+  c->g->tensors[*out].src_type = dt;
   return 0;
 }
 
@@ -595,6 +596,13 @@ static int in_t(octx *c, const onode *np, size_t k) {
 
 static const gg_tensor *cst(octx *c, int t) {
   return t >= 0 && c->g->tensors[t].is_const ? &c->g->tensors[t] : NULL;
+}
+
+/* Whether tensor t holds one element: a constant of one value, or a tensor
+ * this import made so (gg_tensor.scalar). */
+static int is_scalar(octx *c, int t) {
+  const gg_tensor *tt = cst(c, t);
+  return t >= 0 && (tt ? tt->v.nelem == 1 && tt->v.ndim <= 1 : c->g->tensors[t].scalar);
 }
 
 /* A constant int vector input (values in out, count returned; -1 absent). */
@@ -690,6 +698,11 @@ static int nhwc_wrap(octx *c, const onode *np, gg_op op, int *ins, int n_in, int
 
 /* ------------------------------------------------------------ op handlers */
 
+/* Largest constant a handler evaluates at import (fold_now). */
+#define FOLD_NOW_MAX ((int64_t)1 << 24)
+static int fold_now(octx *c, const onode *np, gg_op op, const int *ins, int n_in, const gg_attrs *a,
+                    int *outs);
+
 typedef struct opdef opdef;
 typedef int (*handler)(octx *c, const onode *np, const opdef *d, int *outs);
 struct opdef {
@@ -756,6 +769,7 @@ static int h_unary(octx *c, const onode *np, const opdef *d, int *outs) {
   }
   int rc2 = emit(c, op, d->name, node_label(np), &x, 1, outs, 1, &a, NULL);
   c->rank[outs[0]] = same_rank(c, x);
+  if (op == GG_OP_IDENTITY) c->g->tensors[outs[0]].src_type = c->g->tensors[x].src_type;
   if (rc2 || strcmp(d->name, "Dropout") || np->n_output < 2 || outs[1] < 0) return rc2;
   /* Inference: the mask is all true, ones (I32 stands for BOOL) of x's
    * shape, from Shape(x) folded at session time. */
@@ -814,6 +828,7 @@ static int h_binary(octx *c, const onode *np, const opdef *d, int *outs) {
     int ra = c->rank[acc], rb = c->rank[b];
     if ((rc = emit(c, d->op, d->name, node_label(np), ins, 2, &y, 1, NULL, NULL))) return rc;
     c->rank[y] = ra < 0 || rb < 0 ? -1 : ra > rb ? ra : rb;
+    c->g->tensors[y].scalar = is_scalar(c, acc) && is_scalar(c, b); /* x_scale * w_scale */
     acc = y;
   }
   return 0;
@@ -903,6 +918,13 @@ static int h_cast(octx *c, const onode *np, const opdef *d, int *outs) {
   if (attr_i(np, "saturate", 1) != 1)
     return NODE_ERR(GG_EUNSUPPORTED, "attribute saturate=0 not supported");
   c->rank[outs[0]] = c->rank[x];
+  c->g->tensors[outs[0]].src_type = (int)to; /* e.g. a zero point made by a Cast to UINT8 */
+  int p = c->g->tensors[x].producer;
+  if (p >= 0 && a.to == GG_DT_F32 && a.cast_kind == GG_CAST_NONE &&
+      c->g->nodes[p].op == GG_OP_CAST && (c->g->nodes[p].a.flags & 1))
+    /* back to float from an integer op computed exactly in float: its input */
+    return emit(c, GG_OP_IDENTITY, d->name, node_label(np), &c->g->nodes[p].in[0], 1, outs, 1,
+                NULL, NULL);
   return emit(c, GG_OP_CAST, d->name, node_label(np), &x, 1, outs, 1, &a, NULL);
 }
 
@@ -1079,10 +1101,12 @@ typedef struct win_in {
   gg_attrs a;
 } win_in;
 
-static int window_inputs(octx *c, const onode *np, const char *a_what, win_in *w) {
-  int wi, rc;
+/* x, wi: the input and weight tensors (-1: the node's inputs 0 and 1). */
+static int window_inputs(octx *c, const onode *np, const char *a_what, int x, int wi, win_in *w) {
+  int rc;
   memset(w, 0, sizeof *w);
-  if ((rc = X(c, np, 0, &w->x)) || (rc = X(c, np, 1, &wi))) return rc;
+  w->x = x;
+  if ((x < 0 && (rc = X(c, np, 0, &w->x))) || (wi < 0 && (rc = X(c, np, 1, &wi)))) return rc;
   const gg_tensor *wt = w->wt = cst(c, wi);
   if (c->rank[wi] == 5 || c->rank[w->x] == 5)
     return NODE_ERR(GG_EUNSUPPORTED,
@@ -1109,10 +1133,10 @@ static int window_inputs(octx *c, const onode *np, const char *a_what, win_in *w
 /* The weights [A, B, KH, KW] as [KH, KW, B, A] (HWIO for Conv, HWOI for
  * ConvTranspose), a new constant named input 1 + suffix with shape sh (the
  * same elements; depthwise declares [KH, KW, group, mult]); then the bias
- * (input 2, n_bias floats) when there is one. ins gets x, the weights and
+ * (tensor b, n_bias floats; -1: none) when there is one. ins gets x, the weights and
  * the bias; *nin their count. */
 static int window_weights(octx *c, const onode *np, win_in *w, const char *suffix,
-                          const int64_t sh[4], int64_t n_bias, int ins[3], int *nin) {
+                          const int64_t sh[4], int64_t n_bias, int b, int ins[3], int *nin) {
   int64_t A = w->A, B = w->B, KH = w->KH, KW = w->KW;
   const float *src = w->wt->v.data;
   float *dst = gg__const_alloc((size_t)w->wt->v.nelem * 4);
@@ -1127,7 +1151,6 @@ static int window_weights(octx *c, const onode *np, win_in *w, const char *suffi
   int wh = -1, rc;
   if ((rc = add_const(c, wn, GG_DT_F32, sh, 4, dst, &wh))) return rc;
   ins[0] = w->x, ins[1] = wh, ins[2] = -1, *nin = 2;
-  int b = in_t(c, np, 2);
   if (b < 0) return 0;
   const gg_tensor *bt = cst(c, b);
   if (!bt || bt->v.dtype != GG_DT_F32 || bt->v.nelem != n_bias)
@@ -1291,28 +1314,35 @@ static int conv_nd(octx *c, const onode *np, const opdef *d, int *outs) {
               outs, 1, &a, NULL);
 }
 
-static int h_conv(octx *c, const onode *np, const opdef *d, int *outs) {
+/* A 1-D or 2-D Conv of x with the constant weights wi and bias b (-1: none)
+ * into out, the node's attributes (Conv's, also QLinearConv's and
+ * ConvInteger's). */
+static int conv_build(octx *c, const onode *np, int x, int wi, int b, int out) {
   win_in w;
   int rc, ins[3], nin;
-  if (conv_is_3d(c, np)) return conv_nd(c, np, d, outs);
-  if ((rc = window_inputs(c, np, "output", &w))) return rc;
+  if ((rc = window_inputs(c, np, "output", x, wi, &w))) return rc;
   if ((rc = window_attrs(c, np, &w.a, w.KH, w.KW, w.nd))) return rc;
   int dw = w.grp > 1 && w.B == 1; /* depthwise: CI = group, MULT = CO / group */
   int64_t sh[4] = {w.KH, w.KW, dw ? w.grp : w.B, dw ? w.A / w.grp : w.A};
-  if ((rc = window_weights(c, np, &w, "/hwio", sh, w.A, ins, &nin))) return rc;
+  if ((rc = window_weights(c, np, &w, "/hwio", sh, w.A, b, ins, &nin))) return rc;
   int ci;
-  if ((rc = emit_window(c, np, dw ? GG_OP_DEPTHWISE : GG_OP_CONV2D, ins, nin, w.nd, &w.a, outs[0],
+  if ((rc = emit_window(c, np, dw ? GG_OP_DEPTHWISE : GG_OP_CONV2D, ins, nin, w.nd, &w.a, out,
                         &ci)))
     return rc;
-  if (w.nd == 2) c->conv_of[outs[0]] = ci;
+  if (w.nd == 2) c->conv_of[out] = ci;
   return 0;
+}
+
+static int h_conv(octx *c, const onode *np, const opdef *d, int *outs) {
+  if (conv_is_3d(c, np)) return conv_nd(c, np, d, outs);
+  return conv_build(c, np, -1, -1, in_t(c, np, 2), outs[0]);
 }
 
 static int h_conv_transpose(octx *c, const onode *np, const opdef *d, int *outs) {
   win_in w;
   int rc, ins[3], nin;
   if (conv_is_3d(c, np)) return conv_nd(c, np, d, outs);
-  if ((rc = window_inputs(c, np, "input", &w))) return rc;
+  if ((rc = window_inputs(c, np, "input", -1, -1, &w))) return rc;
   gg_attrs *a = &w.a;
   char ap[32];
   attr_s(np, "auto_pad", "NOTSET", ap, sizeof ap);
@@ -1344,7 +1374,7 @@ static int h_conv_transpose(octx *c, const onode *np, const opdef *d, int *outs)
   }
   /* [CI, CO/g, KH, KW] -> HWOI [KH, KW, CO/g, CI] */
   int64_t sh[4] = {w.KH, w.KW, w.B, w.A};
-  if ((rc = window_weights(c, np, &w, "/hwoi", sh, w.B * w.grp, ins, &nin))) return rc;
+  if ((rc = window_weights(c, np, &w, "/hwoi", sh, w.B * w.grp, in_t(c, np, 2), ins, &nin))) return rc;
   return emit_window(c, np, GG_OP_CONV_TRANSPOSE, ins, nin, w.nd, &w.a, outs[0], NULL);
 }
 
@@ -1838,6 +1868,10 @@ static int h_reshape(octx *c, const onode *np, const opdef *d, int *outs) {
   }
   c->rank[outs[0]] = st ? (int)st->v.nelem : -1;
   int ins[2] = {x, s};
+  if (xc && st && xc->v.nelem <= FOLD_NOW_MAX)
+    /* a constant reshaped (a bias made [1, C, 1, 1]): constant now, so that
+     * the layout pass can permute it (it runs before the graph's folding) */
+    return fold_now(c, np, GG_OP_RESHAPE, ins, 2, &a, outs);
   return emit(c, GG_OP_RESHAPE, d->name, node_label(np), ins, 2, outs, 1, &a, NULL);
 }
 
@@ -2178,6 +2212,7 @@ static int h_constant(octx *c, const onode *np, const opdef *d, int *outs) {
    * node (out of order) reads the pre-created tensor, which an Identity of
    * the constant produces (folded away at import). */
   c->rank[outs[0]] = c->rank[t];
+  c->g->tensors[outs[0]].src_type = c->g->tensors[t].src_type;
   if ((rc = emit(c, GG_OP_IDENTITY, "Constant", node_label(np), &t, 1, outs, 1, NULL, NULL)))
     return rc;
   return map_put(c, out, t);
@@ -3052,6 +3087,442 @@ static int h_xdirect(octx *c, const onode *np, const opdef *d, int *outs) {
   return emit(c, d->op, d->name, node_label(np), ins, n, outs, nout, &a, NULL);
 }
 
+/* ------------------------------------------------------------ quantization
+ *
+ * ONNX's linear quantization, computed in float32 on the ops every backend
+ * runs. QuantizeLinear / DequantizeLinear are GG_OP_QUANTIZE / DEQUANTIZE
+ * (a DequantizeLinear of constants, a QDQ model's weights, is evaluated here
+ * so that the Conv or MatMul it feeds sees constant float weights).
+ * ConvInteger and MatMulInteger subtract the zero points and run the float
+ * Conv / MatMul: every product and partial sum of 8-bit values is an integer
+ * that float32 holds exactly below 2^24 (K <= 258 terms at the full range),
+ * beyond which the sum is within float32 rounding of the int32 one. Their
+ * int32 result goes through a Cast flagged exact, which a Cast back to float
+ * (the dynamic-quantization pattern) reads through. QLinearConv and
+ * QLinearMatMul are that Conv / MatMul plus the bias, requantized by a
+ * GG_OP_QUANTIZE that multiplies by x_scale * w_scale / y_scale as ONNX
+ * Runtime computes it. DynamicQuantizeLinear is the reductions and scalar
+ * arithmetic of its definition, then a GG_OP_QUANTIZE. */
+
+/* The GG_CAST_* kind of a quantized ONNX element type; -1 for others. */
+static int quant_kind_of(int et) {
+  switch (et) {
+  case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8: return GG_CAST_U8;
+  case ONNX__TENSOR_PROTO__DATA_TYPE__INT8: return GG_CAST_I8;
+  case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16: return GG_CAST_U16;
+  case ONNX__TENSOR_PROTO__DATA_TYPE__INT16: return GG_CAST_I16;
+  default: return -1;
+  }
+}
+
+/* The ONNX element type of tensor t, as far as the import knows it
+ * (initializers, graph inputs, the outputs of quantizing nodes); 0 unknown. */
+static int elem_type(octx *c, int t) {
+  return t >= 0 ? c->g->tensors[t].src_type : 0;
+}
+
+/* Emits op(ins) into a new tensor base + suffix of dtype dt and rank r. */
+static int emit_tmp(octx *c, const onode *np, gg_op op, const char *suffix, const int *ins, int n,
+                    const gg_attrs *a, gg_dtype dt, int r, int *y) {
+  int rc, in[3]; /* ins may point at *y */
+  memcpy(in, ins, (size_t)n * sizeof *in);
+  if ((*y = tmp_tensor(c, node_label(np), suffix, &rc)) < 0) return rc;
+  c->dt[*y] = (int)dt, c->rank[*y] = r;
+  int one = 1; /* one element in: one out (these are all elementwise or reductions to one) */
+  for (int k = 0; k < n; k++)
+    one &= is_scalar(c, in[k]);
+  c->g->tensors[*y].scalar = one || (r == 0 && (op == GG_OP_REDUCE_MIN || op == GG_OP_REDUCE_MAX));
+  return emit(c, op, c->op_name, node_label(np), in, n, y, 1, a, NULL);
+}
+
+/* Evaluates op(ins) now (all constants) into a constant holding output 0's
+ * name; readers mapped later get it, outs[0] an Identity of it (as
+ * h_constant does). */
+static int fold_now(octx *c, const onode *np, gg_op op, const int *ins, int n_in, const gg_attrs *a,
+                    int *outs) {
+  gg_tval v[4];
+  int in_ix[3] = {0, 1, 2}, out_ix = 3, rc, t;
+  gg_node nd;
+  memset(v, 0, sizeof v);
+  memset(&nd, 0, sizeof nd);
+  nd.op = op, nd.name = (char *)node_label(np), nd.src_op = c->op_name;
+  nd.n_in = n_in, nd.n_out = 1, nd.in = in_ix, nd.out = &out_ix, nd.a = *a;
+  for (int k = 0; k < n_in; k++)
+    v[k] = c->g->tensors[ins[k]].v;
+  char msg[400];
+  if ((rc = gg__op_infer(&nd, v, msg, sizeof msg)))
+    return gg_errf(c->err, c->errlen, rc, "%s: %s", c->file, msg);
+  if (!(v[3].data = gg__const_alloc((size_t)(v[3].nelem ? v[3].nelem : 1) * 4))) return GG_ENOMEM;
+  if ((rc = gg__op_run(&nd, v, NULL))) {
+    gg__const_free(v[3].data);
+    return NODE_ERR(rc, "evaluating it on its constant inputs failed");
+  }
+  if ((rc = add_const(c, np->output[0], v[3].dtype, v[3].shape, v[3].ndim, v[3].data, &t)))
+    return rc;
+  c->rank[outs[0]] = c->rank[t], c->dt[outs[0]] = c->dt[t];
+  if ((rc = emit(c, GG_OP_IDENTITY, c->op_name, node_label(np), &t, 1, outs, 1, NULL, NULL)))
+    return rc;
+  return map_put(c, np->output[0], t);
+}
+
+/* Scale (input k) and zero point (input k + 1, optional) of a quantizing
+ * node: tensors in *s, *z (-1 absent), both checked readable. */
+static int quant_params(octx *c, const onode *np, size_t k, int *s, int *z) {
+  int rc;
+  *z = -1;
+  if ((rc = X(c, np, k, s))) return rc;
+  if (in_t(c, np, k + 1) >= 0 && (rc = X(c, np, k + 1, z))) return rc;
+  if (c->dt[*s] == GG_DT_I32) return NODE_ERR(GG_EPARSE, "input %zu (the scale) is not float", k);
+  if (*z >= 0 && c->dt[*z] == GG_DT_F32)
+    return NODE_ERR(GG_EUNSUPPORTED, "input %zu (the zero point) is float: float 8 types are "
+                                     "not supported",
+                    k + 1);
+  return 0;
+}
+
+/* The axis and block_size attributes QuantizeLinear / DequantizeLinear take. */
+static int quant_axis_attr(octx *c, const onode *np, gg_attrs *a) {
+  if (attr_i(np, "block_size", 0) != 0)
+    return NODE_ERR(GG_EUNSUPPORTED, "blocked quantization (block_size) is not supported");
+  AXIS_CHECK(attr_i(np, "axis", 1));
+  a->axis = (int)attr_i(np, "axis", 1);
+  return 0;
+}
+
+/* Float x (a Cast of it when it is an integer tensor), minus the zero point
+ * z (-1: none) when there is one; *y gets the result. */
+static int minus_zero_point(octx *c, const onode *np, int x, int z, const char *what, int *y) {
+  int rc, r = c->rank[x];
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.to = GG_DT_F32;
+  char sfx[64];
+  snprintf(sfx, sizeof sfx, "/%s_float", what);
+  int p = c->g->tensors[x].producer;
+  const gg_node *qn = p >= 0 ? &c->g->nodes[p] : NULL;
+  if (z >= 0 && qn && qn->op == GG_OP_QUANTIZE && qn->n_in == 3 && qn->in[2] == z &&
+      !(qn->a.flags & 1)) {
+    /* x = Quantize(v, scale, z) (DynamicQuantizeLinear's): x - z straight from
+     * v, one pass; the Quantize itself stays only if something else reads x */
+    int ins[3] = {qn->in[0], qn->in[1], qn->in[2]};
+    gg_attrs qa = qn->a;
+    qa.flags |= 4;
+    return emit_tmp(c, np, GG_OP_QUANTIZE, sfx, ins, 3, &qa, GG_DT_F32, r, y);
+  }
+  if (z >= 0 && is_scalar(c, z) && c->dt[x] == GG_DT_I32) {
+    /* one pass: Dequantize with scale 1, per tensor (flags bit 1: layout.c) */
+    int one, ins[3] = {x, -1, z};
+    char nm[1200];
+    snprintf(nm, sizeof nm, "%.1000s/%s_unit_scale", node_label(np), what);
+    if ((rc = const_f32s(c, nm, 1.0f, &one))) return rc;
+    ins[1] = one;
+    memset(&a, 0, sizeof a);
+    a.flags = 2;
+    return emit_tmp(c, np, GG_OP_DEQUANTIZE, sfx, ins, 3, &a, GG_DT_F32, r, y);
+  }
+  if ((rc = emit_tmp(c, np, GG_OP_CAST, sfx, &x, 1, &a, GG_DT_F32, r, y))) return rc;
+  if (z < 0) return 0;
+  int zf, ins[2];
+  snprintf(sfx, sizeof sfx, "/%s_zero_point_float", what);
+  if ((rc = emit_tmp(c, np, GG_OP_CAST, sfx, &z, 1, &a, GG_DT_F32, c->rank[z], &zf))) return rc;
+  ins[0] = *y, ins[1] = zf;
+  snprintf(sfx, sizeof sfx, "/%s_centered", what);
+  return emit_tmp(c, np, GG_OP_SUB, sfx, ins, 2, NULL, GG_DT_F32, r, y);
+}
+
+/* The constant integer weights w less their zero point z (-1: none; one
+ * value, or one per index of w's axis ax) as a new float constant *out. */
+static int weights_minus_zero_point(octx *c, const onode *np, int w, int z, int ax,
+                                    const char *what, int *out) {
+  const gg_tensor *wt = cst(c, w), *zt = z >= 0 ? cst(c, z) : NULL;
+  if (!wt || wt->v.dtype != GG_DT_I32 || (z >= 0 && (!zt || zt->v.dtype != GG_DT_I32)))
+    return NODE_ERR(GG_EUNSUPPORTED, "the %s and their zero point must be constant integers",
+                    what);
+  int64_t ch = 1, inner = 1, nz = zt ? zt->v.nelem : 1;
+  if (ax < 0) ax += wt->v.ndim;
+  if (nz != 1) {
+    if (ax < 0 || ax >= wt->v.ndim || zt->v.ndim != 1 || nz != wt->v.shape[ax])
+      return NODE_ERR(GG_EPARSE, "the %s zero point has %lld values: 1 or one per index of axis "
+                                 "%d expected",
+                      what, (long long)nz, ax);
+    ch = nz;
+    for (int d = ax + 1; d < wt->v.ndim; d++)
+      inner *= wt->v.shape[d];
+  }
+  float *dst = gg__const_alloc((size_t)(wt->v.nelem ? wt->v.nelem : 1) * 4);
+  if (!dst) return GG_ENOMEM;
+  const int32_t *src = wt->v.data, *zp = zt ? zt->v.data : NULL;
+  for (int64_t i = 0; i < wt->v.nelem; i++)
+    dst[i] = (float)((int64_t)src[i] - (zp ? zp[ch > 1 ? (i / inner) % ch : 0] : 0));
+  int64_t sh[GG_MAX_DIMS];
+  int nd = wt->v.ndim;
+  memcpy(sh, wt->v.shape, sizeof sh);
+  char nm[1200];
+  snprintf(nm, sizeof nm, "%.1000s/minus_zero_point", c->g->tensors[w].name);
+  int rc = add_const(c, nm, GG_DT_F32, sh, nd, dst, out);
+  return rc;
+}
+
+/* A scalar float constant, or one per channel, a[i] * b[i] / y (ONNX
+ * Runtime's requantization multiplier, in float32 as it computes it). */
+static int requant_scale(octx *c, const onode *np, int as, int bs, int ys, int *out) {
+  const gg_tensor *at = cst(c, as), *bt = cst(c, bs), *yt = cst(c, ys);
+  if (!at || !bt || !yt || at->v.nelem != 1 || yt->v.nelem != 1)
+    return NODE_ERR(GG_EUNSUPPORTED, "the scales must be constants (one value each, the "
+                                     "weights' may have one per channel)");
+  int64_t n = bt->v.nelem, sh[1] = {n};
+  float *m = gg__const_alloc((size_t)(n ? n : 1) * 4);
+  if (!m) return GG_ENOMEM;
+  float a = ((float *)at->v.data)[0], y = ((float *)yt->v.data)[0];
+  for (int64_t i = 0; i < n; i++) {
+    float ab = a * ((float *)bt->v.data)[i];
+    m[i] = ab / y;
+  }
+  char nm[1200];
+  snprintf(nm, sizeof nm, "%.1000s/requant_scale", node_label(np));
+  return add_const(c, nm, GG_DT_F32, sh, bt->v.nelem == 1 ? 0 : 1, m, out);
+}
+
+/* The I32 result of an integer op computed in float: Cast flagged exact. */
+static int exact_int(octx *c, const onode *np, int yf, int out) {
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.to = GG_DT_I32, a.flags = 1;
+  c->dt[out] = GG_DT_I32, c->rank[out] = c->rank[yf];
+  c->g->tensors[out].src_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT32;
+  return emit(c, GG_OP_CAST, c->op_name, node_label(np), &yf, 1, &out, 1, &a, NULL);
+}
+
+/* Requantizes the float accumulator yf into out: rint(yf * m) + zero point. */
+static int requantize(octx *c, const onode *np, int yf, int m, int yz, int axis, int out) {
+  int kind = quant_kind_of(elem_type(c, yz));
+  if (kind < 0)
+    return NODE_ERR(GG_EUNSUPPORTED, "the output zero point must be UINT8 or INT8, is %s",
+                    onnx_dtype_name(elem_type(c, yz)));
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  a.cast_kind = kind, a.flags = 1 | (is_scalar(c, m) && is_scalar(c, yz)) << 1, a.axis = axis;
+  int ins[3] = {yf, m, yz};
+  c->dt[out] = GG_DT_I32, c->rank[out] = c->rank[yf];
+  c->g->tensors[out].src_type = elem_type(c, yz);
+  return emit(c, GG_OP_QUANTIZE, c->op_name, node_label(np), ins, 3, &out, 1, &a, NULL);
+}
+
+static int h_quantize(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, s, z, rc;
+  (void)d;
+  if ((rc = X(c, np, 0, &x)) || (rc = quant_params(c, np, 1, &s, &z))) return rc;
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  if ((rc = quant_axis_attr(c, np, &a))) return rc;
+  int64_t od = attr_i(np, "output_dtype", 0);
+  int et = z >= 0 ? elem_type(c, z) : od ? (int)od : ONNX__TENSOR_PROTO__DATA_TYPE__UINT8;
+  if (z >= 0 && od && od != et)
+    return NODE_ERR(GG_EPARSE, "output_dtype %s differs from the zero point's type %s",
+                    onnx_dtype_name((int)od), onnx_dtype_name(et));
+  if ((a.cast_kind = quant_kind_of(et)) < 0)
+    return NODE_ERR(GG_EUNSUPPORTED, "quantizing to %s is not supported (UINT8, INT8, UINT16, "
+                                     "INT16)",
+                    et ? onnx_dtype_name(et) : "a type the import cannot tell");
+  if (c->dt[x] == GG_DT_I32 && (rc = minus_zero_point(c, np, x, -1, "x", &x))) return rc;
+  if (is_scalar(c, s) && (z < 0 || is_scalar(c, z))) a.flags = 2; /* per tensor */
+  int ins[3] = {x, s, z};
+  c->rank[outs[0]] = c->rank[x], c->dt[outs[0]] = GG_DT_I32;
+  c->g->tensors[outs[0]].src_type = et;
+  return emit(c, GG_OP_QUANTIZE, c->op_name, node_label(np), ins, z >= 0 ? 3 : 2, outs, 1, &a,
+              NULL);
+}
+
+static int h_dequantize(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, s, z, rc;
+  (void)d;
+  if ((rc = X(c, np, 0, &x)) || (rc = quant_params(c, np, 1, &s, &z))) return rc;
+  if (c->dt[x] == GG_DT_F32)
+    return NODE_ERR(GG_EUNSUPPORTED, "input 0 is float: float 8 types are not supported");
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  if ((rc = quant_axis_attr(c, np, &a))) return rc;
+  int ins[3] = {x, s, z}, n = z >= 0 ? 3 : 2;
+  if (is_scalar(c, s) && (z < 0 || is_scalar(c, z))) a.flags = 2; /* per tensor */
+  if (cst(c, x) && cst(c, s) && (z < 0 || cst(c, z)) && cst(c, x)->v.nelem <= FOLD_NOW_MAX)
+    return fold_now(c, np, GG_OP_DEQUANTIZE, ins, n, &a, outs);
+  c->rank[outs[0]] = c->rank[x], c->dt[outs[0]] = GG_DT_F32;
+  return emit(c, GG_OP_DEQUANTIZE, c->op_name, node_label(np), ins, n, outs, 1, &a, NULL);
+}
+
+static int h_dynamic_quantize(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, rc, mn, mx, zero, one, q255, rng, ins[3];
+  (void)d;
+  if ((rc = X(c, np, 0, &x))) return rc;
+  if (np->n_output > 3) return NODE_ERR(GG_EPARSE, "has %d outputs (3)", (int)np->n_output);
+  gg_attrs a;
+  memset(&a, 0, sizeof a);
+  char nm[1200];
+  snprintf(nm, sizeof nm, "%.1000s/zero", node_label(np));
+  if ((rc = const_f32s(c, nm, 0.0f, &zero))) return rc;
+  snprintf(nm, sizeof nm, "%.1000s/one", node_label(np));
+  if ((rc = const_f32s(c, nm, 1.0f, &one))) return rc;
+  snprintf(nm, sizeof nm, "%.1000s/qmax", node_label(np));
+  if ((rc = const_f32s(c, nm, 255.0f, &q255))) return rc;
+  /* the range of x, widened to hold 0 */
+  if ((rc = emit_tmp(c, np, GG_OP_REDUCE_MIN, "/min", &x, 1, &a, GG_DT_F32, 0, &mn)) ||
+      (rc = emit_tmp(c, np, GG_OP_REDUCE_MAX, "/max", &x, 1, &a, GG_DT_F32, 0, &mx)))
+    return rc;
+  ins[0] = mn, ins[1] = zero;
+  if ((rc = emit_tmp(c, np, GG_OP_MINIMUM, "/min0", ins, 2, NULL, GG_DT_F32, 0, &mn))) return rc;
+  ins[0] = mx;
+  if ((rc = emit_tmp(c, np, GG_OP_MAXIMUM, "/max0", ins, 2, NULL, GG_DT_F32, 0, &mx))) return rc;
+  ins[0] = mx, ins[1] = mn;
+  if ((rc = emit_tmp(c, np, GG_OP_SUB, "/range", ins, 2, NULL, GG_DT_F32, 0, &rng))) return rc;
+  /* y_scale: range / 255, or 1 when x is all zeros (ONNX's reference, ONNX Runtime) */
+  int sc, empty, s = np->n_output > 1 && outs[1] >= 0 ? outs[1] : -1;
+  ins[0] = rng, ins[1] = q255;
+  if ((rc = emit_tmp(c, np, GG_OP_DIV, "/range_255", ins, 2, NULL, GG_DT_F32, 0, &sc))) return rc;
+  ins[0] = rng, ins[1] = zero;
+  if ((rc = emit_tmp(c, np, GG_OP_EQUAL, "/empty", ins, 2, NULL, GG_DT_I32, 0, &empty))) return rc;
+  ins[0] = empty, ins[1] = one, ins[2] = sc;
+  if (s < 0 && (s = tmp_tensor(c, node_label(np), "/scale", &rc)) < 0) return rc;
+  c->dt[s] = GG_DT_F32, c->rank[s] = 0, c->g->tensors[s].scalar = 1;
+  if ((rc = emit(c, GG_OP_WHERE, c->op_name, node_label(np), ins, 3, &s, 1, NULL, NULL))) return rc;
+  /* y_zero_point: rint(clip(0 - min / scale, 0, 255)) */
+  int zf, z = np->n_output > 2 && outs[2] >= 0 ? outs[2] : -1;
+  ins[0] = mn, ins[1] = s;
+  if ((rc = emit_tmp(c, np, GG_OP_DIV, "/min_scaled", ins, 2, NULL, GG_DT_F32, 0, &zf)) ||
+      (rc = emit_tmp(c, np, GG_OP_NEG, "/zp_initial", &zf, 1, NULL, GG_DT_F32, 0, &zf)))
+    return rc;
+  a.clip_min = 0.0f, a.clip_max = 255.0f;
+  if ((rc = emit_tmp(c, np, GG_OP_CLIP, "/zp_clipped", &zf, 1, &a, GG_DT_F32, 0, &zf))) return rc;
+  memset(&a, 0, sizeof a);
+  a.fn = GG_UX_ROUND;
+  if ((rc = emit_tmp(c, np, GG_OP_UNARY_X, "/zp_rounded", &zf, 1, &a, GG_DT_F32, 0, &zf)))
+    return rc;
+  memset(&a, 0, sizeof a);
+  a.to = GG_DT_I32, a.cast_kind = GG_CAST_U8;
+  if (z < 0 && (z = tmp_tensor(c, node_label(np), "/zero_point", &rc)) < 0) return rc;
+  c->dt[z] = GG_DT_I32, c->rank[z] = 0, c->g->tensors[z].scalar = 1;
+  c->g->tensors[z].src_type = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8;
+  if ((rc = emit(c, GG_OP_CAST, c->op_name, node_label(np), &zf, 1, &z, 1, &a, NULL))) return rc;
+  /* y = clip(rint(x / scale) + zero point, 0, 255) */
+  memset(&a, 0, sizeof a);
+  a.cast_kind = GG_CAST_U8, a.flags = 2;
+  ins[0] = x, ins[1] = s, ins[2] = z;
+  c->dt[outs[0]] = GG_DT_I32, c->rank[outs[0]] = c->rank[x];
+  c->g->tensors[outs[0]].src_type = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8;
+  return emit(c, GG_OP_QUANTIZE, c->op_name, node_label(np), ins, 3, outs, 1, &a, NULL);
+}
+
+/* A MatMul of float a and b into out (the 2-D one when both are 2-D). */
+static int matmul_build(octx *c, const onode *np, int A, int B, int out) {
+  int ra = c->rank[A], rb = c->rank[B], ins[2] = {A, B};
+  c->rank[out] = ra < 0 || rb < 0     ? -1
+                 : ra == 1 && rb == 1 ? 0
+                 : ra == 1            ? rb - 1
+                 : rb == 1            ? ra - 1
+                 : ra > rb            ? ra
+                                      : rb;
+  c->dt[out] = GG_DT_F32;
+  gg_op op = ra == 2 && rb == 2 ? GG_OP_MATMUL : GG_OP_BATCH_MATMUL;
+  return emit(c, op, c->op_name, node_label(np), ins, 2, &out, 1, NULL, NULL);
+}
+
+/* Input k of an integer op as float less its zero point (input kz, may be
+ * absent): weights (constant) become a float constant, zero point per index
+ * of axis wax; a computed tensor a Cast and a Sub (its zero point one value,
+ * or for a matrix's rows, [M] made [M, 1]). */
+static int int_operand(octx *c, const onode *np, size_t k, size_t kz, int wax, const char *what,
+                       int *out) {
+  int v, z = -1, rc;
+  if ((rc = X(c, np, k, &v))) return rc;
+  if (in_t(c, np, kz) >= 0 && (rc = X(c, np, kz, &z))) return rc;
+  if (c->dt[v] == GG_DT_F32 || (z >= 0 && c->dt[z] == GG_DT_F32))
+    return NODE_ERR(GG_EPARSE, "input %zu ('%s') is float: an integer tensor expected", k,
+                    np->input[k]);
+  if (cst(c, v)) return weights_minus_zero_point(c, np, v, z, wax, what, out);
+  const gg_tensor *zt = z >= 0 ? cst(c, z) : NULL;
+  if (z >= 0 && wax == -1 && c->rank[z] == 1) /* [N] per column of a computed B: broadcasts */
+    return minus_zero_point(c, np, v, z, what, out);
+  if (z >= 0 && !zt && c->rank[z] == 0) /* a computed scalar (DynamicQuantizeLinear's) */
+    return minus_zero_point(c, np, v, z, what, out);
+  if (z >= 0 && (!zt || zt->v.nelem != 1)) {
+    /* a per-row zero point of a MatMulInteger's A [M, K]: [M] -> [M, 1] */
+    if (!zt || wax != -2 || zt->v.ndim != 1)
+      return NODE_ERR(GG_EUNSUPPORTED, "the zero point of input %zu must be one constant value",
+                      k);
+    int32_t sh[2] = {(int32_t)zt->v.shape[0], 1};
+    int zr;
+    if ((zr = tmp_tensor(c, node_label(np), "/a_zero_point_rows", &rc)) < 0 ||
+        (rc = reshape_const(c, np, z, sh, 2, zr)))
+      return rc;
+    c->dt[zr] = GG_DT_I32;
+    z = zr;
+  }
+  return minus_zero_point(c, np, v, z, what, out);
+}
+
+static int h_conv_integer(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, w, rc, yf;
+  (void)d;
+  if (conv_is_3d(c, np))
+    return NODE_ERR(GG_EUNSUPPORTED, "a 3-D window is not supported (1-D and 2-D)");
+  if (!cst(c, in_t(c, np, 1)))
+    return NODE_ERR(GG_EUNSUPPORTED, "the weights (input 1) must be constant integers");
+  if ((rc = int_operand(c, np, 0, 2, 0, "x", &x)) || (rc = int_operand(c, np, 1, 3, 0, "w", &w)))
+    return rc;
+  if ((yf = tmp_tensor(c, node_label(np), "/accumulator", &rc)) < 0) return rc;
+  c->dt[yf] = GG_DT_F32;
+  if ((rc = conv_build(c, np, x, w, -1, yf))) return rc;
+  return exact_int(c, np, yf, outs[0]);
+}
+
+static int h_matmul_integer(octx *c, const onode *np, const opdef *d, int *outs) {
+  int A, B, rc, yf;
+  (void)d;
+  if ((rc = int_operand(c, np, 0, 2, -2, "a", &A)) || (rc = int_operand(c, np, 1, 3, -1, "b", &B)))
+    return rc;
+  if ((yf = tmp_tensor(c, node_label(np), "/accumulator", &rc)) < 0) return rc;
+  if ((rc = matmul_build(c, np, A, B, yf))) return rc;
+  return exact_int(c, np, yf, outs[0]);
+}
+
+static int h_qlinear_conv(octx *c, const onode *np, const opdef *d, int *outs) {
+  int x, w, b = -1, m, yf, rc;
+  (void)d;
+  if (conv_is_3d(c, np))
+    return NODE_ERR(GG_EUNSUPPORTED, "a 3-D window is not supported (1-D and 2-D)");
+  if (np->n_input < 8) return NODE_ERR(GG_EPARSE, "has %d inputs (8 or 9)", (int)np->n_input);
+  if (!cst(c, in_t(c, np, 3)))
+    return NODE_ERR(GG_EUNSUPPORTED, "the weights (input 3) must be constant integers");
+  if ((rc = int_operand(c, np, 0, 2, 0, "x", &x)) || (rc = int_operand(c, np, 3, 5, 0, "w", &w)))
+    return rc;
+  int xs = in_t(c, np, 1), ws = in_t(c, np, 4), ys = in_t(c, np, 6), yz;
+  if ((rc = X(c, np, 7, &yz)) || (rc = requant_scale(c, np, xs, ws, ys, &m))) return rc;
+  int bi = in_t(c, np, 8);
+  if (bi >= 0) { /* the int32 bias as float (exact below 2^24) */
+    const gg_tensor *bt = cst(c, bi);
+    if (!bt || bt->v.dtype != GG_DT_I32)
+      return NODE_ERR(GG_EUNSUPPORTED, "the bias (input 8) must be a constant int32 vector");
+    if ((rc = weights_minus_zero_point(c, np, bi, -1, 0, "bias", &b))) return rc;
+  }
+  if ((yf = tmp_tensor(c, node_label(np), "/accumulator", &rc)) < 0) return rc;
+  c->dt[yf] = GG_DT_F32;
+  if ((rc = conv_build(c, np, x, w, b, yf))) return rc;
+  return requantize(c, np, yf, m, yz, 1, outs[0]);
+}
+
+static int h_qlinear_matmul(octx *c, const onode *np, const opdef *d, int *outs) {
+  int A, B, m, yf, yz, rc;
+  (void)d;
+  if (np->n_input != 8) return NODE_ERR(GG_EPARSE, "has %d inputs (8)", (int)np->n_input);
+  if ((rc = int_operand(c, np, 0, 2, -2, "a", &A)) || (rc = int_operand(c, np, 3, 5, -1, "b", &B)))
+    return rc;
+  if ((rc = X(c, np, 7, &yz)) ||
+      (rc = requant_scale(c, np, in_t(c, np, 1), in_t(c, np, 4), in_t(c, np, 6), &m)))
+    return rc;
+  if ((yf = tmp_tensor(c, node_label(np), "/accumulator", &rc)) < 0) return rc;
+  if ((rc = matmul_build(c, np, A, B, yf))) return rc;
+  return requantize(c, np, yf, m, yz, -1, outs[0]);
+}
+
 static const opdef k_ops[] = {
     {"Relu", h_unary, GG_OP_RELU, ""},
     {"LeakyRelu", h_unary, GG_OP_LEAKY_RELU, "alpha"},
@@ -3182,6 +3653,15 @@ static const opdef k_ops[] = {
     {"EyeLike", h_xdirect, GG_OP_EYE_LIKE, "dtype,k"},
     {"ScatterND", h_xdirect, GG_OP_SCATTER_ND, "reduction"},
     {"ScatterElements", h_xdirect, GG_OP_SCATTER_ELEMENTS, "axis,reduction"},
+    {"QuantizeLinear", h_quantize, GG_OP_QUANTIZE, "axis,block_size,output_dtype,saturate"},
+    {"DequantizeLinear", h_dequantize, GG_OP_DEQUANTIZE, "axis,block_size"},
+    {"DynamicQuantizeLinear", h_dynamic_quantize, GG_OP_QUANTIZE, ""},
+    {"ConvInteger", h_conv_integer, GG_OP_CONV2D,
+     "auto_pad,dilations,group,kernel_shape,pads,strides"},
+    {"MatMulInteger", h_matmul_integer, GG_OP_BATCH_MATMUL, ""},
+    {"QLinearConv", h_qlinear_conv, GG_OP_CONV2D,
+     "auto_pad,dilations,group,kernel_shape,pads,strides"},
+    {"QLinearMatMul", h_qlinear_matmul, GG_OP_BATCH_MATMUL, ""},
     {"Scatter", h_xdirect, GG_OP_SCATTER_ELEMENTS, "axis"},
 };
 
@@ -3602,6 +4082,11 @@ int gg__onnx_import(const uint8_t *bytes, size_t len, const char *label, const c
                  strerror(errno));
   if (!rc) rc = build(&c, mp);
   onnx__model_proto__free_unpacked(mp, NULL);
+  int quantized = 0;
+  for (int i = 0; !rc && i < c.g->n_nodes; i++)
+    quantized |= c.g->nodes[i].op == GG_OP_QUANTIZE;
+  for (int i = 0; quantized && i < c.g->n_nodes; i++)
+    c.g->nodes[i].a.quantized = 1;
   const char *nl = getenv("GG_ONNX_NO_LAYOUT"); /* tests: the pass's oracle */
   /* cycles are refused before any rewrite (the layout pass assumes a DAG) */
   if (!rc) rc = gg__graph_toposort(c.g, err, errlen);

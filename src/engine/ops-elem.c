@@ -483,12 +483,78 @@ static void reduce_unit(void *arg, size_t u) {
   }
 }
 
+/* ReduceMin / ReduceMax of a whole float tensor (DynamicQuantizeLinear's
+ * range): chunks on the pool, each a loop the compiler vectorises, NaN
+ * tracked apart (it wins, as in reduce_unit). */
+enum { MM_PARTS = 64 };
+typedef struct mm_job {
+  const float *x;
+  int64_t n, chunk;
+  int max;
+  float part[MM_PARTS];
+  int nan[MM_PARTS];
+} mm_job;
+
+/* Eight running results side by side, folded at the end: the loop body is
+ * one select per lane, which gcc vectorises. A NaN, once in a lane, stays
+ * (no comparison with it is true, and the select takes it). */
+#define MM_LANES 8
+static void minmax_chunk(void *arg, size_t u) {
+  mm_job *j = arg;
+  int64_t s = (int64_t)u * j->chunk, e = s + j->chunk > j->n ? j->n : s + j->chunk, i = s;
+  float m[MM_LANES];
+  const float *x = j->x;
+  for (int l = 0; l < MM_LANES; l++)
+    m[l] = j->max ? -INFINITY : INFINITY;
+  if (j->max)
+    for (; i + MM_LANES <= e; i += MM_LANES)
+      for (int l = 0; l < MM_LANES; l++)
+        m[l] = x[i + l] > m[l] || x[i + l] != x[i + l] ? x[i + l] : m[l];
+  else
+    for (; i + MM_LANES <= e; i += MM_LANES)
+      for (int l = 0; l < MM_LANES; l++)
+        m[l] = x[i + l] < m[l] || x[i + l] != x[i + l] ? x[i + l] : m[l];
+  for (; i < e; i++)
+    m[0] = (j->max ? x[i] > m[0] : x[i] < m[0]) || x[i] != x[i] ? x[i] : m[0];
+  float r = m[0];
+  int nan = 0;
+  for (int l = 0; l < MM_LANES; l++) {
+    r = j->max ? (m[l] > r ? m[l] : r) : (m[l] < r ? m[l] : r);
+    nan |= m[l] != m[l];
+  }
+  j->part[u] = r, j->nan[u] = nan;
+}
+#undef MM_LANES
+
+static void reduce_all_minmax(const gg_node *n, const gg_tval *x, float *y, const gg__kctx *ctx) {
+  mm_job j;
+  j.x = x->data, j.n = x->nelem, j.max = n->op == GG_OP_REDUCE_MAX;
+  j.chunk = (x->nelem + MM_PARTS - 1) / MM_PARTS;
+  if (j.chunk < 65536) j.chunk = 65536;
+  size_t parts = (size_t)((x->nelem + j.chunk - 1) / j.chunk);
+  gg__par1d(ctx, minmax_chunk, &j, parts);
+  float m = j.max ? -INFINITY : INFINITY;
+  for (size_t u = 0; u < parts; u++) {
+    if (j.nan[u]) {
+      *y = NAN;
+      return;
+    }
+    m = j.max ? (j.part[u] > m ? j.part[u] : m) : (j.part[u] < m ? j.part[u] : m);
+  }
+  *y = m;
+}
+
 static int run_reduce(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
   const gg_tval *x = IN(0);
   gg_tval *y = OUT(0);
   int red[GG_MAX_DIMS];
   if (reduce_axes(n, vals, red)) return GG_EPARSE;
   if (y->nelem == 0) return 0;
+  if (y->nelem == 1 && x->nelem > 0 && x->dtype == GG_DT_F32 &&
+      (n->op == GG_OP_REDUCE_MIN || n->op == GG_OP_REDUCE_MAX)) {
+    reduce_all_minmax(n, x, y->data, ctx);
+    return 0;
+  }
   red_job j = {n, x->data, y->data, x->dtype == GG_DT_F32, 0, 0, {0}, {0}, {0}, {0}, y->nelem, 1, 1};
   int64_t s = 1;
   int64_t st[GG_MAX_DIMS];

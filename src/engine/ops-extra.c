@@ -1,7 +1,8 @@
 /* ONNX-era ops, group X (see the enum in src/engine/graph.h): the unary math
  * functions, Mod and the logic/comparison ops ONNX adds, the reductions beyond
  * group E's, ArgMax/ArgMin, CumSum, GatherElements/GatherND, Trilu, Hardmax,
- * LRN, TopK, OneHot, EyeLike and ScatterND/ScatterElements. Shape rules
+ * LRN, TopK, OneHot, EyeLike, ScatterND/ScatterElements and the linear
+ * quantization of QuantizeLinear / DequantizeLinear. Shape rules
  * (gg__extra_infer) and naive reference kernels (gg__extra_run), numerics as
  * ONNX's reference implementation (numpy) defines them. The elementwise
  * kernels split large outputs into tiles run on ctx->pool; every element is
@@ -597,6 +598,112 @@ static int run_trilu(const gg_node *n, gg_tval *vals) {
   return 0;
 }
 
+/* ------------------------------------------------------------ quantization */
+
+/* The range a GG_OP_QUANTIZE output saturates to (attrs.cast_kind). */
+static int quant_range(int kind, float *lo, float *hi) {
+  switch (kind) {
+  case GG_CAST_U8: *lo = 0.0f, *hi = 255.0f; return 0;
+  case GG_CAST_I8: *lo = -128.0f, *hi = 127.0f; return 0;
+  case GG_CAST_U16: *lo = 0.0f, *hi = 65535.0f; return 0;
+  case GG_CAST_I16: *lo = -32768.0f, *hi = 32767.0f; return 0;
+  default: return -1;
+  }
+}
+
+/* Scale s against x: one value (per tensor: *ch 1) or one per element of
+ * x's axis attrs.axis (*ch of them, each covering runs of *inner elements);
+ * -1 otherwise. */
+static int quant_axis(const gg_node *n, const gg_tval *x, const gg_tval *s, int64_t *ch,
+                      int64_t *inner) {
+  int ax;
+  *ch = 1, *inner = 1;
+  if (s->nelem == 1 && s->ndim <= 1) return 0;
+  if (s->ndim != 1 || gg__norm_axis(n->a.axis, x->ndim, &ax) || s->shape[0] != x->shape[ax])
+    return -1;
+  *ch = s->shape[0];
+  for (int d = ax + 1; d < x->ndim; d++)
+    *inner *= x->shape[d];
+  return 0;
+}
+
+typedef struct quant_job {
+  const gg_node *n;
+  const gg_tval *x, *s, *z;
+  gg_tval *y;
+  int64_t ch, inner;
+  float lo, hi;
+} quant_job;
+
+/* One run of QuantizeLinear: clamp(rint(x / k) + zf) to [lo, hi] (x * k
+ * when mul), into yi, or minus zf into yf. Written so that it vectorises:
+ * NaN becomes 0 (the zero point), values are first bounded to +-2^22 (the
+ * result saturates far inside that) and rounded half to even by adding and
+ * subtracting 1.5 * 2^23 in the default rounding mode, which is rintf on
+ * that range. */
+#define QUANT_LOOP(EXPR, STORE)                                                                   \
+  for (int64_t r = 0; r < n; r++) {                                                                \
+    float q = (EXPR);                                                                              \
+    q = q == q ? q : 0.0f;                                                                         \
+    q = q < -big ? -big : q > big ? big : q;                                                       \
+    q = (q + magic) - magic;                                                                       \
+    float v = q + zf;                                                                              \
+    v = v < lo ? lo : v > hi ? hi : v;                                                             \
+    STORE;                                                                                         \
+  }
+static void quant_row(const float *restrict x, int64_t n, float k, int mul, float zf, float lo,
+                      float hi, int32_t *restrict yi, float *restrict yf) {
+  const float big = 4194304.0f, magic = 12582912.0f;
+  if (mul && yf)
+    QUANT_LOOP(x[r] * k, yf[r] = v - zf)
+  else if (mul)
+    QUANT_LOOP(x[r] * k, yi[r] = (int32_t)v)
+  else if (yf)
+    QUANT_LOOP(x[r] / k, yf[r] = v - zf)
+  else
+    QUANT_LOOP(x[r] / k, yi[r] = (int32_t)v)
+}
+#undef QUANT_LOOP
+
+static void quant_tile(void *arg, size_t u) {
+  const quant_job *j = arg;
+  int64_t s = (int64_t)u * TILE, e = s + TILE;
+  if (e > j->y->nelem) e = j->y->nelem;
+  const float *sc = F32(j->s);
+  const int32_t *zp = j->z ? I32(j->z) : NULL;
+  for (int64_t i = s; i < e;) {
+    int64_t c = j->ch > 1 ? (i / j->inner) % j->ch : 0;
+    int64_t run = j->ch > 1 ? j->inner - i % j->inner : e - i; /* elements sharing channel c */
+    if (run > e - i) run = e - i;
+    float k = sc[c];
+    int32_t z = zp ? zp[j->z->nelem == 1 ? 0 : c] : 0;
+    if (j->n->op == GG_OP_DEQUANTIZE) {
+      const int32_t *x = I32(j->x) + i;
+      float *y = F32(j->y) + i;
+      for (int64_t r = 0; r < run; r++)
+        y[r] = (float)((int64_t)x[r] - z) * k;
+    } else {
+      const float *x = F32(j->x) + i;
+      float zf = (float)z, lo = j->lo, hi = j->hi;
+      /* flags bit 0: requantization, x * scale; bit 2: the quantized value
+       * less the zero point, as float */
+      int fl = j->n->a.flags;
+      quant_row(x, run, k, fl & 1, zf, lo, hi, fl & 4 ? NULL : I32(j->y) + i,
+                fl & 4 ? F32(j->y) + i : NULL);
+    }
+    i += run;
+  }
+}
+
+static int run_quant(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
+  quant_job j = {n, IN(0), IN(1), n->n_in > 2 ? IN(2) : NULL, OUT(0), 1, 1, 0.0f, 0.0f};
+  if (quant_axis(n, j.x, j.s, &j.ch, &j.inner) || j.inner < 1) return GG_EPARSE;
+  if (n->op == GG_OP_QUANTIZE && quant_range(n->a.cast_kind, &j.lo, &j.hi)) return GG_EUNSUPPORTED;
+  gg__par1d(j.y->nelem > TILE ? ctx : NULL, quant_tile, &j,
+            (size_t)((j.y->nelem + TILE - 1) / TILE));
+  return 0;
+}
+
 static int run_eye_like(const gg_node *n, gg_tval *vals) {
   gg_tval *y = OUT(0);
   if (y->ndim != 2) return GG_EPARSE;
@@ -848,6 +955,8 @@ static void arity(gg_op op, int *in_lo, int *in_hi, int *out_lo, int *out_hi) {
   case GG_OP_ONE_HOT:
   case GG_OP_SCATTER_ND:
   case GG_OP_SCATTER_ELEMENTS: *in_lo = *in_hi = 3; return;
+  case GG_OP_QUANTIZE:
+  case GG_OP_DEQUANTIZE: *in_lo = 2, *in_hi = 3; return;
   default: *in_lo = *in_hi = 1; return;
   }
 }
@@ -1064,6 +1173,30 @@ int gg__extra_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
     if (n->a.to != GG_DT_F32 && n->a.to != GG_DT_I32)
       return NOTIMPL("node '%s' (%s): cannot make type %d", n->name, n->src_op, (int)n->a.to);
     return set_shape(OUT(0), n->a.to, x->shape, 2);
+  case GG_OP_QUANTIZE:
+  case GG_OP_DEQUANTIZE: {
+    const gg_tval *s = IN(1);
+    int64_t ch, inner;
+    float lo, hi;
+    int q = n->op == GG_OP_QUANTIZE;
+    if (x->dtype != (q ? GG_DT_F32 : GG_DT_I32))
+      return BAD("node '%s' (%s): needs %s input, got %s", n->name, n->src_op,
+                 q ? "a float" : "an integer", dt_name(x->dtype));
+    if (s->dtype != GG_DT_F32)
+      return BAD("node '%s' (%s): the scale must be float, got int", n->name, n->src_op);
+    if (quant_axis(n, x, s, &ch, &inner))
+      return BAD("node '%s' (%s): the scale %s is neither one value nor one per element of "
+                 "axis %d of the input %s",
+                 n->name, n->src_op, SHP(s), n->a.axis, SHP2(x));
+    if (n->n_in > 2 && (IN(2)->dtype != GG_DT_I32 || (IN(2)->nelem != s->nelem &&
+                                                      IN(2)->nelem != 1)))
+      return BAD("node '%s' (%s): the zero point (%s %s) must be integers, one or as many as "
+                 "the scale has",
+                 n->name, n->src_op, dt_name(IN(2)->dtype), SHP(IN(2)));
+    if (q && quant_range(n->a.cast_kind, &lo, &hi))
+      return NOTIMPL("node '%s' (%s): quantized type %d", n->name, n->src_op, n->a.cast_kind);
+    return set_shape(OUT(0), q && !(n->a.flags & 4) ? GG_DT_I32 : GG_DT_F32, x->shape, x->ndim);
+  }
   default: break;
   }
   return NOTIMPL("node '%s': op %s has no shape rule", n->name, n->src_op);
@@ -1092,6 +1225,8 @@ int gg__extra_run(const gg_node *n, gg_tval *vals, const struct gg__kctx *ctx) {
   case GG_OP_EYE_LIKE: return run_eye_like(n, vals);
   case GG_OP_SCATTER_ND: return run_scatter_nd(n, vals);
   case GG_OP_SCATTER_ELEMENTS: return run_scatter_elements(n, vals);
+  case GG_OP_QUANTIZE:
+  case GG_OP_DEQUANTIZE: return run_quant(n, vals, ctx);
   default: return GG_EUNSUPPORTED;
   }
 }
