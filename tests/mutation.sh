@@ -227,6 +227,12 @@ mutation quantized-resize-xnn src/engine/backend-cpu.c \
   'return !n->a.quantized && xnn_resize_ok(n, v, &ac, &hp);' \
   'return xnn_resize_ok(n, v, &ac, &hp);' \
   "onnx-quant"
+# The device kernels (OpenCL, CUDA, the sim device) taking a quantized
+# graph's Resize and Div:
+mutation quantized-resize-device src/backend/kernels/kx-ops.c \
+  'if (!w && n->a.quantized &&' \
+  'if (0 && !w && n->a.quantized &&' \
+  "onnx-quant"
 # The session-time Cast bypass taking a rounding Cast for a no-op:
 mutation cast-bypass-rounding src/engine/exec.c \
   'if (nd->op != GG_OP_CAST || nd->a.cast_kind != GG_CAST_NONE || nd->n_in != 1 ||' \

@@ -514,15 +514,18 @@ static void test_quant_refusals(void) {
   }
 }
 
-/* Runs m (one float input x, 1 x 4 x 8 x 8) on backend be; out gets
- * output k (n floats). */
-static void run_resize(gg_model *m, gg_engine_backend be, const float *x, int k, float *out,
-                       int64_t n) {
+/* Runs m (one float input x, 1 x 4 x 8 x 8) on backend be (on pool's
+ * device when pool is not NULL); out gets output k (n floats). */
+static void run_resize(gg_model *m, gg_engine_backend be, gg_pool *pool, const float *x, int k,
+                       float *out, int64_t n) {
   int64_t xd[4] = {1, 4, 8, 8};
+  const int64_t *sh[1] = {xd};
+  int nd[1] = {4};
   gg_session_opts o = {1, be, 0};
   gg_session *s = NULL;
   char err[512] = "";
-  if (gg_session_new(m, xd, 4, &o, &s, err, sizeof err)) GG_T_FAIL("session: %s", err);
+  if (gg_session_new_shapes(m, 1, sh, nd, &o, pool, &s, err, sizeof err))
+    GG_T_FAIL("session: %s", err);
   memcpy(gg_session_input(s, 0, NULL), x, 4 * 64 * sizeof *x);
   if (gg_session_run(s, err, sizeof err)) GG_T_FAIL("run: %s", err);
   ASSERT_EQ(gg_session_output_elems(s, k), n);
@@ -562,14 +565,24 @@ static void test_quantized_resize(void) {
     gg_model *m = NULL;
     char err[512] = "";
     ASSERT_OK(load(&b, "resize.onnx", &m, err, sizeof err));
-    run_resize(m, GG_ENGINE_NAIVE, x, 0, ref, NY);
-    run_resize(m, GG_ENGINE_AUTO, x, 0, got, NY);
-    gg_model_free(m);
+    run_resize(m, GG_ENGINE_NAIVE, NULL, x, 0, ref, NY);
+    run_resize(m, GG_ENGINE_AUTO, NULL, x, 0, got, NY);
     int differ = memcmp(ref, got, sizeof ref) != 0;
 #ifdef GG_HAVE_XNNPACK
     if (!quantized && !differ) printf("  (XNNPACK's resize equals the reference on this input)\n");
 #endif
     if (quantized) ASSERT_TRUE(!differ);
+    /* the devices likewise (kx-ops.c: a device Resize or Div declines a
+     * quantized graph's nodes) */
+    for (int d = 0; d < N_BE; d++) {
+      if (!g_be[d].pool) continue;
+      run_resize(m, GG_ENGINE_AUTO, g_be[d].pool, x, 0, got, NY);
+      differ = memcmp(ref, got, sizeof ref) != 0;
+      if (!quantized && !differ)
+        printf("  (%s's resize equals the reference on this input)\n", g_be[d].name);
+      if (quantized && differ) GG_T_FAIL("%s: the quantized graph's Resize differs", g_be[d].name);
+    }
+    gg_model_free(m);
   }
 }
 

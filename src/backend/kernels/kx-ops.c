@@ -216,6 +216,15 @@ int gg__kx_supports(const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
     break;
   default: w = "no GPU kernel for this op"; break;
   }
+  /* A quantized graph (graph.h, attrs.quantized): rounding to 8 bits turns a
+   * last-bit difference into a whole step, so where the reference kernel
+   * computes ONNX Runtime's result to the bit and a device may not, the
+   * reference runs it: a bilinear Resize (the device compiles its weighting
+   * with fused multiply-adds) and float division (OpenCL's is not correctly
+   * rounded by default). */
+  if (!w && n->a.quantized &&
+      (n->op == GG_OP_RESIZE || n->op == GG_OP_RESIZE_BILINEAR || n->op == GG_OP_DIV))
+    w = "in a quantized graph the reference kernel runs it (its last bit matters)";
   if (why) *why = w;
   return w == NULL;
 }
