@@ -892,3 +892,49 @@ __kernel void gg_resize_nearest(__global const uint *x, ulong xo, __global uint 
   int b = row / OH, oy = row % OH, sy = nn_src(oy, H, OH, ac, hp), sx = nn_src(ox, W, OW, ac, hp);
   y[yo + ((long)(b * OH + oy) * OW + ox) * C + c] = x[xo + ((long)(b * H + sy) * W + sx) * C + c];
 }
+
+/* ---- ONNX linear quantization (the reference kernels: ops-extra.c
+ * run_quant; the same results, bit for bit). mode bit 0: x * k instead of
+ * x / k (requantization); bit 2: the quantized value less the zero point,
+ * as float; bit 3: DequantizeLinear, (x - zero point) * k. k and the zero
+ * point: one value, or one per index of an axis (ch of them, each covering
+ * runs of `inner` elements); nz zero points (0: none). */
+
+/* The correctly rounded float quotient v / k whatever the device's division
+ * (OpenCL's may be 2.5 ulp off): of the device's quotient and its four
+ * nearest floats, the one whose remainder v - q k (exact through fma) is the
+ * smallest. A quotient of two floats is never halfway between two floats,
+ * so there is no tie. */
+GG_FN float gg_div_rn(float v, float k) {
+  float q = v / k;
+  if (!(fabs(q) > 1e-30f && fabs(q) < 1e30f)) return q;
+  float best = q, br = fabs(fma(-q, k, v));
+  uint u = as_uint(q);
+  for (int d = -2; d <= 2; d++) {
+    float c = as_float(u + (uint)d);
+    float r = fabs(fma(-c, k, v));
+    if (r < br) best = c, br = r;
+  }
+  return best;
+}
+
+__kernel void gg_quant(__global const uint *x, ulong xo, __global const float *s, ulong so,
+                       __global const int *z, ulong zo, int nz, __global uint *y, ulong yo, int n,
+                       int ch, int inner, int mode, float lo, float hi) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  int c = ch > 1 ? (i / inner) % ch : 0;
+  float k = s[so + c];
+  int zp = nz ? z[zo + (nz == 1 ? 0 : c)] : 0;
+  if (mode & 8) {
+    y[yo + i] = as_uint((float)((long)(int)x[xo + i] - zp) * k);
+    return;
+  }
+  float v = as_float(x[xo + i]);
+  float q = (mode & 1) ? v * k : gg_div_rn(v, k);
+  q = q == q ? q : 0.0f; /* NaN: the zero point */
+  q = q < -4194304.0f ? -4194304.0f : q > 4194304.0f ? 4194304.0f : q;
+  float zf = (float)zp, w = rint(q) + zf;
+  w = w < lo ? lo : w > hi ? hi : w;
+  y[yo + i] = (mode & 4) ? as_uint(w - zf) : (uint)(int)w;
+}

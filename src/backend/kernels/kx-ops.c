@@ -23,7 +23,7 @@ static const char *const k_kernel_names[K_COUNT] = {
     "gg_where",           "gg_unary_bits", "gg_gather",      "gg_avgpool",
     "gg_conv_transpose",  "gg_bmm",        "gg_layer_norm",  "gg_resize",
     "gg_log_softmax",     "gg_tile",       "gg_group_norm",  "gg_depth_to_space",
-    "gg_resize_nearest"};
+    "gg_resize_nearest",  "gg_quant"};
 
 int gg__kx_copy_params(const gg_node *n, const gg_tval *vals, gg_tval *params) {
   for (int k = 0; k < n->n_in; k++) {
@@ -213,6 +213,12 @@ int gg__kx_supports(const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
       w = "int32 Resize runs on the CPU";
     else if (n->a.resize_mode == GG_RESIZE_CUBIC)
       w = "cubic Resize runs on the CPU";
+    break;
+  case GG_OP_QUANTIZE:
+    if (in[0].v->dtype != GG_DT_F32) w = "Quantize of an int32 input runs on the CPU";
+    break;
+  case GG_OP_DEQUANTIZE:
+    if (in[0].v->dtype != GG_DT_I32) w = "Dequantize of a float input runs on the CPU";
     break;
   default: w = "no GPU kernel for this op"; break;
   }
@@ -484,6 +490,36 @@ static int32_t sat_i32(double v) {
   if (v >= 2147483647.0) return INT32_MAX;
   if (v <= -2147483648.0) return INT32_MIN;
   return (int32_t)v;
+}
+
+/* QuantizeLinear / DequantizeLinear (gg_quant). */
+static int run_quant(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
+                     char *err, size_t errlen) {
+  const gg_tval *x = in[0].v, *sc = in[1].v;
+  int ch = 1, inner = 1, ax = n->a.axis;
+  if (!(sc->nelem == 1 && sc->ndim <= 1)) { /* per axis (the shape rule checked it) */
+    if (ax < 0) ax += x->ndim;
+    ch = (int)sc->shape[0];
+    for (int d = ax + 1; d < x->ndim; d++)
+      inner *= (int)x->shape[d];
+  }
+  float lo = 0.0f, hi = 0.0f;
+  switch (n->a.cast_kind) {
+  case GG_CAST_U8: hi = 255.0f; break;
+  case GG_CAST_I8: lo = -128.0f, hi = 127.0f; break;
+  case GG_CAST_U16: hi = 65535.0f; break;
+  case GG_CAST_I16: lo = -32768.0f, hi = 32767.0f; break;
+  default: break;
+  }
+  int nz = n->n_in > 2 ? (int)in[2].v->nelem : 0, cnt = (int)out[0].v->nelem;
+  int mode = n->op == GG_OP_DEQUANTIZE ? 8 : (n->a.flags & 5);
+  const gg_kx_arg *za = nz ? &in[2] : &in[1]; /* no zero point: any buffer, never read */
+  uint64_t xo = eo(&in[0]), so = eo(&in[1]), zo = eo(za), yo = eo(&out[0]);
+  gg_karg a[] = {KA(in[0].mem), KA(xo),  KA(in[1].mem), KA(so),    KA(za->mem),
+                 KA(zo),        KA(nz),  KA(out[0].mem), KA(yo),   KA(cnt),
+                 KA(ch),        KA(inner), KA(mode),     KA(lo),   KA(hi)};
+  size_t g = (size_t)cnt;
+  return o->launch(o, n, K_QUANT, 1, &g, NULL, a, NELEM(a), err, errlen);
 }
 
 /* Not, Cast, and Neg / Clip on I32. */
@@ -891,6 +927,8 @@ int gg__kx_run(gg_kx *o, const char *who, const gg_node *n, const gg_kx_arg *in,
   case GG_OP_BATCH_MATMUL: return run_bmm(o, n, in, out, err, errlen);
   case GG_OP_LAYER_NORM: return run_layer_norm(o, n, in, out, err, errlen);
   case GG_OP_RESIZE: return run_resize(o, n, in, out, err, errlen);
+  case GG_OP_QUANTIZE:
+  case GG_OP_DEQUANTIZE: return run_quant(o, n, in, out, err, errlen);
   case GG_OP_NEG:
   case GG_OP_CLIP:
     if (out[0].v->dtype == GG_DT_I32) return run_unary_bits(o, n, in, out, err, errlen);

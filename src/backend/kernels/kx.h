@@ -58,6 +58,7 @@ typedef enum gg_kx_kernel {
   K_GROUP_NORM,
   K_DEPTH_TO_SPACE,
   K_RESIZE_NEAREST,
+  K_QUANT,
   K_COUNT
 } gg_kx_kernel;
 
