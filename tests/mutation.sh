@@ -233,6 +233,11 @@ mutation quantized-resize-device src/backend/kernels/kx-ops.c \
   'if (!w && n->a.quantized &&' \
   'if (0 && !w && n->a.quantized &&' \
   "onnx-quant"
+# The device Quantize (kernels.cl gg_quant) rounding ties away from zero:
+mutation device-quant-ties-away src/backend/kernels/kernels.cl \
+  'float zf = (float)zp, w = rint(q) + zf;' \
+  'float zf = (float)zp, w = round(q) + zf;' \
+  "onnx-quant"
 # The session-time Cast bypass taking a rounding Cast for a no-op:
 mutation cast-bypass-rounding src/engine/exec.c \
   'if (nd->op != GG_OP_CAST || nd->a.cast_kind != GG_CAST_NONE || nd->n_in != 1 ||' \
