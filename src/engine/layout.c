@@ -139,7 +139,7 @@ static int add_const(gg_graph *g, const char *base, const char *suffix, gg_dtype
 }
 
 static int i32_const(gg_graph *g, const char *base, const char *suffix, const int32_t *v, int n) {
-  int32_t *d = gg__const_alloc((size_t)(n ? n : 1) * 4);
+  int32_t *d = gg__const_alloc((size_t)n * 4);
   if (!d) return -1;
   memcpy(d, v, (size_t)n * 4);
   int64_t sh[1] = {n};

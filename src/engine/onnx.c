@@ -219,7 +219,7 @@ static int add_const(octx *c, const char *name, gg_dtype dt, const int64_t *shap
 }
 
 static int const_i32v(octx *c, const char *name, const int32_t *v, int n, int *out) {
-  int32_t *d = gg__const_alloc((size_t)(n ? n : 1) * 4);
+  int32_t *d = gg__const_alloc((size_t)n * 4); /* exactly what weights_bytes counts */
   if (!d) return GG_ENOMEM;
   if (n) memcpy(d, v, (size_t)n * 4);
   int64_t sh[1] = {n};
@@ -492,7 +492,7 @@ static int tensor_const(octx *c, const otensor *tp, const char *name, int *out) 
                    "%s: tensor '%s' holds %zu values, its shape %s needs %lld", c->file, name, have,
                    gg__shape_str(shape, nd, sb, sizeof sb), (long long)ne);
   }
-  void *data = gg__const_alloc((size_t)(ne ? ne : 1) * 4);
+  void *data = gg__const_alloc((size_t)ne * 4); /* exactly what weights_bytes counts */
   if (!data) {
     free(ext);
     return GG_ENOMEM;
@@ -2189,7 +2189,7 @@ static int h_constant(octx *c, const onode *np, const opdef *d, int *outs) {
     dd[0] = v;
     if ((rc = add_const(c, out, GG_DT_I32, NULL, 0, dd, &t))) return rc;
   } else if (!strcmp(a->name, "value_ints")) {
-    int32_t *dd = gg__const_alloc((a->n_ints + 1) * 4);
+    int32_t *dd = gg__const_alloc(a->n_ints * 4);
     if (!dd) return GG_ENOMEM;
     for (size_t i = 0; i < a->n_ints; i++) {
       if (a->ints[i] > INT32_MAX || a->ints[i] < INT32_MIN) {
@@ -2201,7 +2201,7 @@ static int h_constant(octx *c, const onode *np, const opdef *d, int *outs) {
     int64_t sh[1] = {(int64_t)a->n_ints};
     if ((rc = add_const(c, out, GG_DT_I32, sh, 1, dd, &t))) return rc;
   } else if (!strcmp(a->name, "value_floats")) {
-    float *dd = gg__const_alloc((a->n_floats + 1) * 4);
+    float *dd = gg__const_alloc(a->n_floats * 4);
     if (!dd) return GG_ENOMEM;
     if (a->n_floats) memcpy(dd, a->floats, a->n_floats * 4);
     int64_t sh[1] = {(int64_t)a->n_floats};
@@ -3152,7 +3152,7 @@ static int fold_now(octx *c, const onode *np, gg_op op, const int *ins, int n_in
   char msg[400];
   if ((rc = gg__op_infer(&nd, v, msg, sizeof msg)))
     return gg_errf(c->err, c->errlen, rc, "%s: %s", c->file, msg);
-  if (!(v[3].data = gg__const_alloc((size_t)(v[3].nelem ? v[3].nelem : 1) * 4))) return GG_ENOMEM;
+  if (!(v[3].data = gg__const_alloc((size_t)v[3].nelem * 4))) return GG_ENOMEM;
   if ((rc = gg__op_run(&nd, v, NULL))) {
     gg__const_free(v[3].data);
     return NODE_ERR(rc, "evaluating it on its constant inputs failed");
@@ -3249,7 +3249,7 @@ static int weights_minus_zero_point(octx *c, const onode *np, int w, int z, int 
     for (int d = ax + 1; d < wt->v.ndim; d++)
       inner *= wt->v.shape[d];
   }
-  float *dst = gg__const_alloc((size_t)(wt->v.nelem ? wt->v.nelem : 1) * 4);
+  float *dst = gg__const_alloc((size_t)wt->v.nelem * 4);
   if (!dst) return GG_ENOMEM;
   const int32_t *src = wt->v.data, *zp = zt ? zt->v.data : NULL;
   for (int64_t i = 0; i < wt->v.nelem; i++)
@@ -3271,7 +3271,7 @@ static int requant_scale(octx *c, const onode *np, int as, int bs, int ys, int *
     return NODE_ERR(GG_EUNSUPPORTED, "the scales must be constants (one value each, the "
                                      "weights' may have one per channel)");
   int64_t n = bt->v.nelem, sh[1] = {n};
-  float *m = gg__const_alloc((size_t)(n ? n : 1) * 4);
+  float *m = gg__const_alloc((size_t)n * 4);
   if (!m) return GG_ENOMEM;
   float a = ((float *)at->v.data)[0], y = ((float *)yt->v.data)[0];
   for (int64_t i = 0; i < n; i++) {
