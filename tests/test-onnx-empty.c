@@ -85,8 +85,10 @@ static int check(gg_model *m, const char *what, int n_in, const int64_t *const *
       gg_tensor_info ti;
       float *x = gg_session_input(s, i, &ti);
       int64_t ne = 1;
-      for (int d = 0; d < ti.ndim; d++) ne *= ti.shape[d];
-      for (int64_t k = 0; k < ne; k++) x[k] = (float)(k + 1);
+      for (int d = 0; d < ti.ndim; d++)
+        ne *= ti.shape[d];
+      for (int64_t k = 0; k < ne; k++)
+        x[k] = (float)(k + 1);
     }
     if (!rc) rc = gg_session_run(s, err, sizeof err);
     if (want_err) {
@@ -117,18 +119,20 @@ static int check(gg_model *m, const char *what, int n_in, const int64_t *const *
     const float *y = gg_session_output(s, 0, &ti);
     int64_t ne = gg_session_output_elems(s, 0);
     int same = ti.ndim == want_nd;
-    for (int d = 0; same && d < want_nd; d++) same = ti.shape[d] == want_sh[d];
+    for (int d = 0; same && d < want_nd; d++)
+      same = ti.shape[d] == want_sh[d];
     if (!same) {
       fprintf(stderr, "  %s on %s: output rank %d, dim 0 %lld: not the expected shape\n", what,
               g_be[b].name, ti.ndim, ti.ndim ? (long long)ti.shape[0] : -1LL);
       bad = 1;
     }
     for (int64_t k = 0; !bad && want && k < ne; k++) {
-      int ok = isnan(want[k]) ? isnan(y[k]) : isinf(want[k]) ? y[k] == want[k]
-                                                              : gg_t_near(y[k], want[k], 1e-5);
+      int ok = isnan(want[k])   ? isnan(y[k])
+               : isinf(want[k]) ? y[k] == want[k]
+                                : gg_t_near(y[k], want[k], 1e-5);
       if (!ok) {
-        fprintf(stderr, "  %s on %s: y[%lld] = %g, expected %g\n", what, g_be[b].name,
-                (long long)k, y[k], want[k]);
+        fprintf(stderr, "  %s on %s: y[%lld] = %g, expected %g\n", what, g_be[b].name, (long long)k,
+                y[k], want[k]);
         bad = 1;
       }
     }
@@ -200,6 +204,32 @@ static void test_empty_initializer(void) {
   int nd[1] = {2};
   float want[6] = {1, 2, 3, 4, 5, 6};
   int bad = check(m, "empty initializer", 1, sh, nd, d, 2, want, 0);
+  gg_model_free(m);
+  ASSERT_FALSE(bad);
+}
+
+/* A Constant node's value_floats added to x: its bytes counted as allocated
+ * (they were 4 bytes short once). */
+static void test_constant_floats(void) {
+  ob_model b;
+  ob_init(&b, 13);
+  int64_t d[1] = {3};
+  float k[3] = {10, 20, 30};
+  ob_input(&b, "x", 1, d);
+  Onnx__NodeProto *n = ob_node(&b, "Constant", "k", "", "k");
+  Onnx__AttributeProto *a =
+      ob_attr(&b, n, "value_floats", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS);
+  a->n_floats = 3;
+  a->floats = ob_alloc(&b, sizeof k);
+  memcpy(a->floats, k, sizeof k);
+  ob_node(&b, "Add", "add", "x,k", "y");
+  ob_output(&b, "y");
+  gg_model *m = load_free(&b, "constant-floats.onnx");
+  if (!m) GG_T_FAIL("load");
+  const int64_t *sh[1] = {d};
+  int nd[1] = {1};
+  float want[3] = {11, 22, 33};
+  int bad = check(m, "constant floats", 1, sh, nd, d, 1, want, 0);
   gg_model_free(m);
   ASSERT_FALSE(bad);
 }
@@ -290,8 +320,10 @@ static void test_conv_batch0(void) {
   ob_init(&b, 13);
   int64_t d[4] = {-1, 2, 5, 5}, wd[4] = {4, 2, 3, 3}, gd[2] = {2, 4};
   float w[72], g[8];
-  for (int i = 0; i < 72; i++) w[i] = (float)((i * 7) % 11) / 10.0f - 0.5f;
-  for (int i = 0; i < 8; i++) g[i] = (float)i / 8.0f;
+  for (int i = 0; i < 72; i++)
+    w[i] = (float)((i * 7) % 11) / 10.0f - 0.5f;
+  for (int i = 0; i < 8; i++)
+    g[i] = (float)i / 8.0f;
   ob_input(&b, "x", 4, d);
   ob_init_f(&b, "w", 4, wd, w, 72);
   ob_init_f(&b, "g", 2, gd, g, 8);
@@ -364,6 +396,7 @@ int main(int argc, char **argv) {
       {"elementwise_chain", test_elementwise_chain},
       {"concat", test_concat},
       {"empty_initializer", test_empty_initializer},
+      {"constant_floats", test_constant_floats},
       {"reduce_empty_axis", test_reduce_empty_axis},
       {"matmul", test_matmul},
       {"pad", test_pad},
