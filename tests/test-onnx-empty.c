@@ -14,47 +14,13 @@
 
 #ifdef GG_HAVE_ONNX
 #include "onnx-build.h"
+#include "test-backends.h"
 
 #include <math.h>
 #include <unistd.h>
 
 #define I64 ONNX__TENSOR_PROTO__DATA_TYPE__INT64
 
-/* The backends each case runs on: host sessions (naive, auto = XNNPACK when
- * built), then sessions on a device's pool (the sim device, OpenCL). */
-typedef struct ebe {
-  const char *name, *spec;
-  gg_engine_backend be;
-  gg_device *dev;
-  gg_pool *pool;
-} ebe;
-
-static ebe g_be[] = {
-    {"naive", NULL, GG_ENGINE_NAIVE, NULL, NULL},
-    {"auto", NULL, GG_ENGINE_AUTO, NULL, NULL},
-    {"sim", "sim", GG_ENGINE_AUTO, NULL, NULL},
-    {"opencl", "opencl:0.0", GG_ENGINE_AUTO, NULL, NULL},
-};
-enum { N_BE = (int)(sizeof g_be / sizeof g_be[0]) };
-
-static void open_devices(void) {
-  for (int b = 0; b < N_BE; b++) {
-    if (!g_be[b].spec) continue;
-    if (gg_device_open(g_be[b].spec, &g_be[b].dev) ||
-        gg_pool_new(g_be[b].dev, NULL, &g_be[b].pool)) {
-      printf("  (%s does not open here: its cases run on the other backends)\n", g_be[b].spec);
-      gg_device_free(g_be[b].dev);
-      g_be[b].dev = NULL, g_be[b].pool = NULL;
-    }
-  }
-}
-
-static void close_devices(void) {
-  for (int b = 0; b < N_BE; b++) {
-    gg_pool_free(g_be[b].pool);
-    gg_device_free(g_be[b].dev);
-  }
-}
 
 static gg_model *load_free(ob_model *b, const char *name) {
   const char *p = ob_tmp_path("gg-onnx-empty", name);

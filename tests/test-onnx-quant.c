@@ -21,6 +21,7 @@
 
 #ifdef GG_HAVE_ONNX
 #include "onnx-build.h"
+#include "test-backends.h"
 
 #include <math.h>
 #include <unistd.h>
@@ -30,41 +31,6 @@
 #define S8 ONNX__TENSOR_PROTO__DATA_TYPE__INT8
 #define I32T ONNX__TENSOR_PROTO__DATA_TYPE__INT32
 
-/* ------------------------------------------------------------ backends */
-
-typedef struct qbe {
-  const char *name, *spec;
-  gg_engine_backend be;
-  gg_device *dev;
-  gg_pool *pool;
-} qbe;
-
-static qbe g_be[] = {
-    {"naive", NULL, GG_ENGINE_NAIVE, NULL, NULL},
-    {"auto", NULL, GG_ENGINE_AUTO, NULL, NULL},
-    {"sim", "sim", GG_ENGINE_AUTO, NULL, NULL},
-    {"opencl", "opencl:0.0", GG_ENGINE_AUTO, NULL, NULL},
-};
-enum { N_BE = (int)(sizeof g_be / sizeof g_be[0]) };
-
-static void open_devices(void) {
-  for (int b = 0; b < N_BE; b++) {
-    if (!g_be[b].spec) continue;
-    if (gg_device_open(g_be[b].spec, &g_be[b].dev) ||
-        gg_pool_new(g_be[b].dev, NULL, &g_be[b].pool)) {
-      printf("  (%s does not open here: its cases run on the other backends)\n", g_be[b].spec);
-      gg_device_free(g_be[b].dev);
-      g_be[b].dev = NULL, g_be[b].pool = NULL;
-    }
-  }
-}
-
-static void close_devices(void) {
-  for (int b = 0; b < N_BE; b++) {
-    gg_pool_free(g_be[b].pool);
-    gg_device_free(g_be[b].dev);
-  }
-}
 
 /* Writes and loads b (then frees it): 0 or the load error (message in err). */
 static int load(ob_model *b, const char *name, gg_model **m, char *err, size_t errlen) {
