@@ -414,6 +414,22 @@ typedef struct gg_graph {
   char *path;    /* model.json path or a label for in-memory models */
 } gg_graph;
 
+/* Whether t holds one element, so it broadcasts the same in any layout: a
+ * constant of one value (rank 0 or 1), or a tensor the importer marked
+ * (gg_tensor.scalar). onnx.c and layout.c. */
+static inline int gg__tensor_one_elem(const gg_tensor *t) {
+  return t->is_const ? t->v.nelem == 1 && t->v.ndim <= 1 : t->scalar;
+}
+
+/* The saturation range of a GG_OP_QUANTIZE output (attrs.cast_kind: U8, I8,
+ * U16, I16); -1 for another kind. ops-extra.c, also for the device kernel. */
+int gg__quant_range(int kind, float *lo, float *hi);
+/* A Quantize / Dequantize node's scale s against its input x: one value (per
+ * tensor: *ch 1, *inner 1) or one per index of x's axis attrs.axis (*ch of
+ * them, each covering runs of *inner elements); -1 otherwise. ops-extra.c. */
+int gg__quant_axis(const gg_node *n, const gg_tval *x, const gg_tval *s, int64_t *ch,
+                   int64_t *inner);
+
 /* Bytes of one element of dtype. */
 size_t gg__dtype_size(gg_dtype dt);
 /* Product of dims with overflow/limit checks: GG_ERANGE when the count

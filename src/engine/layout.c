@@ -47,19 +47,12 @@ static int is_binary(gg_op op) {
   }
 }
 
-/* One element, in any layout: a constant of one value, or a tensor the
- * importer marked (gg_tensor.scalar). */
-static int one_elem(const gg_graph *g, int t) {
-  const gg_tensor *tt = &g->tensors[t];
-  return tt->is_const ? tt->v.nelem == 1 && tt->v.ndim <= 1 : tt->scalar;
-}
-
 /* A Quantize / Dequantize whose scale and zero point are one value each:
  * elementwise in its input 0. */
 static int is_quant_per_tensor(const gg_graph *g, const gg_node *n) {
   if ((n->op != GG_OP_QUANTIZE && n->op != GG_OP_DEQUANTIZE) || !(n->a.flags & 2)) return 0;
   for (int k = 1; k < n->n_in; k++)
-    if (!one_elem(g, n->in[k])) return 0;
+    if (!gg__tensor_one_elem(&g->tensors[n->in[k]])) return 0;
   return 1;
 }
 
@@ -256,7 +249,7 @@ static int push_one(gg_graph *g, int ti, int ci) {
       const int32_t *PP = p >= 0 ? perm_of(g, &g->nodes[p], &rr) : NULL;
       if (t == y)
         nin[k] = x;
-      else if (!g->tensors[t].is_const && one_elem(g, t))
+      else if (!g->tensors[t].is_const && gg__tensor_one_elem(&g->tensors[t]))
         nin[k] = t; /* a computed scalar (a quantization scale) broadcasts the same */
       else if (PP && rr == r && !memcmp(PP, P, (size_t)r * sizeof *P))
         nin[k] = g->nodes[p].in[0];

@@ -601,8 +601,7 @@ static const gg_tensor *cst(octx *c, int t) {
 /* Whether tensor t holds one element: a constant of one value, or a tensor
  * this import made so (gg_tensor.scalar). */
 static int is_scalar(octx *c, int t) {
-  const gg_tensor *tt = cst(c, t);
-  return t >= 0 && (tt ? tt->v.nelem == 1 && tt->v.ndim <= 1 : c->g->tensors[t].scalar);
+  return t >= 0 && gg__tensor_one_elem(&c->g->tensors[t]);
 }
 
 /* A constant int vector input (values in out, count returned; -1 absent). */
@@ -1706,19 +1705,26 @@ static int h_gemm(octx *c, const onode *np, const opdef *d, int *outs) {
   return emit(c, GG_OP_ADD, d->name, node_label(np), i2, 2, outs, 1, NULL, NULL);
 }
 
+/* A MatMul of a and b into out (the 2-D IR op when both are 2-D, else the
+ * batched one), named after the node being mapped (MatMul's, also
+ * MatMulInteger's and QLinearMatMul's). */
+static int matmul_build(octx *c, const onode *np, int A, int B, int out) {
+  int ra = c->rank[A], rb = c->rank[B], ins[2] = {A, B};
+  c->rank[out] = ra < 0 || rb < 0     ? -1
+                 : ra == 1 && rb == 1 ? 0
+                 : ra == 1            ? rb - 1
+                 : rb == 1            ? ra - 1
+                 : ra > rb            ? ra
+                                      : rb;
+  gg_op op = ra == 2 && rb == 2 ? GG_OP_MATMUL : GG_OP_BATCH_MATMUL;
+  return emit(c, op, c->op_name, node_label(np), ins, 2, &out, 1, NULL, NULL);
+}
+
 static int h_matmul(octx *c, const onode *np, const opdef *d, int *outs) {
   int A, B, rc;
+  (void)d;
   if ((rc = X(c, np, 0, &A)) || (rc = X(c, np, 1, &B))) return rc;
-  int ra = c->rank[A], rb = c->rank[B];
-  int ins[2] = {A, B};
-  c->rank[outs[0]] = ra < 0 || rb < 0     ? -1
-                     : ra == 1 && rb == 1 ? 0
-                     : ra == 1            ? rb - 1
-                     : rb == 1            ? ra - 1
-                     : ra > rb            ? ra
-                                          : rb;
-  gg_op op = ra == 2 && rb == 2 ? GG_OP_MATMUL : GG_OP_BATCH_MATMUL;
-  return emit(c, op, d->name, node_label(np), ins, 2, outs, 1, NULL, NULL);
+  return matmul_build(c, np, A, B, outs[0]);
 }
 
 static int h_concat(octx *c, const onode *np, const opdef *d, int *outs) {
@@ -3411,19 +3417,6 @@ static int h_dynamic_quantize(octx *c, const onode *np, const opdef *d, int *out
   return emit(c, GG_OP_QUANTIZE, c->op_name, node_label(np), ins, 3, outs, 1, &a, NULL);
 }
 
-/* A MatMul of float a and b into out (the 2-D one when both are 2-D). */
-static int matmul_build(octx *c, const onode *np, int A, int B, int out) {
-  int ra = c->rank[A], rb = c->rank[B], ins[2] = {A, B};
-  c->rank[out] = ra < 0 || rb < 0     ? -1
-                 : ra == 1 && rb == 1 ? 0
-                 : ra == 1            ? rb - 1
-                 : rb == 1            ? ra - 1
-                 : ra > rb            ? ra
-                                      : rb;
-  c->dt[out] = GG_DT_F32;
-  gg_op op = ra == 2 && rb == 2 ? GG_OP_MATMUL : GG_OP_BATCH_MATMUL;
-  return emit(c, op, c->op_name, node_label(np), ins, 2, &out, 1, NULL, NULL);
-}
 
 /* Input k of an integer op as float less its zero point (input kz, may be
  * absent): weights (constant) become a float constant, zero point per index

@@ -600,8 +600,7 @@ static int run_trilu(const gg_node *n, gg_tval *vals) {
 
 /* ------------------------------------------------------------ quantization */
 
-/* The range a GG_OP_QUANTIZE output saturates to (attrs.cast_kind). */
-static int quant_range(int kind, float *lo, float *hi) {
+int gg__quant_range(int kind, float *lo, float *hi) {
   switch (kind) {
   case GG_CAST_U8: *lo = 0.0f, *hi = 255.0f; return 0;
   case GG_CAST_I8: *lo = -128.0f, *hi = 127.0f; return 0;
@@ -611,11 +610,8 @@ static int quant_range(int kind, float *lo, float *hi) {
   }
 }
 
-/* Scale s against x: one value (per tensor: *ch 1) or one per element of
- * x's axis attrs.axis (*ch of them, each covering runs of *inner elements);
- * -1 otherwise. */
-static int quant_axis(const gg_node *n, const gg_tval *x, const gg_tval *s, int64_t *ch,
-                      int64_t *inner) {
+int gg__quant_axis(const gg_node *n, const gg_tval *x, const gg_tval *s, int64_t *ch,
+                   int64_t *inner) {
   int ax;
   *ch = 1, *inner = 1;
   if (s->nelem == 1 && s->ndim <= 1) return 0;
@@ -697,8 +693,8 @@ static void quant_tile(void *arg, size_t u) {
 
 static int run_quant(const gg_node *n, gg_tval *vals, const gg__kctx *ctx) {
   quant_job j = {n, IN(0), IN(1), n->n_in > 2 ? IN(2) : NULL, OUT(0), 1, 1, 0.0f, 0.0f};
-  if (quant_axis(n, j.x, j.s, &j.ch, &j.inner) || j.inner < 1) return GG_EPARSE;
-  if (n->op == GG_OP_QUANTIZE && quant_range(n->a.cast_kind, &j.lo, &j.hi)) return GG_EUNSUPPORTED;
+  if (gg__quant_axis(n, j.x, j.s, &j.ch, &j.inner) || j.inner < 1) return GG_EPARSE;
+  if (n->op == GG_OP_QUANTIZE && gg__quant_range(n->a.cast_kind, &j.lo, &j.hi)) return GG_EUNSUPPORTED;
   gg__par1d(j.y->nelem > TILE ? ctx : NULL, quant_tile, &j,
             (size_t)((j.y->nelem + TILE - 1) / TILE));
   return 0;
@@ -1184,7 +1180,7 @@ int gg__extra_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
                  q ? "a float" : "an integer", dt_name(x->dtype));
     if (s->dtype != GG_DT_F32)
       return BAD("node '%s' (%s): the scale must be float, got int", n->name, n->src_op);
-    if (quant_axis(n, x, s, &ch, &inner))
+    if (gg__quant_axis(n, x, s, &ch, &inner))
       return BAD("node '%s' (%s): the scale %s is neither one value nor one per element of "
                  "axis %d of the input %s",
                  n->name, n->src_op, SHP(s), n->a.axis, SHP2(x));
@@ -1193,7 +1189,7 @@ int gg__extra_infer(const gg_node *n, gg_tval *vals, char *err, size_t errlen) {
       return BAD("node '%s' (%s): the zero point (%s %s) must be integers, one or as many as "
                  "the scale has",
                  n->name, n->src_op, dt_name(IN(2)->dtype), SHP(IN(2)));
-    if (q && quant_range(n->a.cast_kind, &lo, &hi))
+    if (q && gg__quant_range(n->a.cast_kind, &lo, &hi))
       return NOTIMPL("node '%s' (%s): quantized type %d", n->name, n->src_op, n->a.cast_kind);
     return set_shape(OUT(0), q && !(n->a.flags & 4) ? GG_DT_I32 : GG_DT_F32, x->shape, x->ndim);
   }

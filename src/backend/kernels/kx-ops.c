@@ -495,22 +495,12 @@ static int32_t sat_i32(double v) {
 /* QuantizeLinear / DequantizeLinear (gg_quant). */
 static int run_quant(gg_kx *o, const gg_node *n, const gg_kx_arg *in, const gg_kx_arg *out,
                      char *err, size_t errlen) {
-  const gg_tval *x = in[0].v, *sc = in[1].v;
-  int ch = 1, inner = 1, ax = n->a.axis;
-  if (!(sc->nelem == 1 && sc->ndim <= 1)) { /* per axis (the shape rule checked it) */
-    if (ax < 0) ax += x->ndim;
-    ch = (int)sc->shape[0];
-    for (int d = ax + 1; d < x->ndim; d++)
-      inner *= (int)x->shape[d];
-  }
-  float lo = 0.0f, hi = 0.0f;
-  switch (n->a.cast_kind) {
-  case GG_CAST_U8: hi = 255.0f; break;
-  case GG_CAST_I8: lo = -128.0f, hi = 127.0f; break;
-  case GG_CAST_U16: hi = 65535.0f; break;
-  case GG_CAST_I16: lo = -32768.0f, hi = 32767.0f; break;
-  default: break;
-  }
+  int64_t ch64, inner64;
+  float lo = 0.0f, hi = 0.0f; /* Dequantize: unused */
+  if (gg__quant_axis(n, in[0].v, in[1].v, &ch64, &inner64) ||
+      (n->op == GG_OP_QUANTIZE && gg__quant_range(n->a.cast_kind, &lo, &hi)))
+    return GG_EPARSE; /* the shape rule refused both already */
+  int ch = (int)ch64, inner = (int)inner64;
   int nz = n->n_in > 2 ? (int)in[2].v->nelem : 0, cnt = (int)out[0].v->nelem;
   int mode = n->op == GG_OP_DEQUANTIZE ? 8 : (n->a.flags & 5);
   const gg_kx_arg *za = nz ? &in[2] : &in[1]; /* no zero point: any buffer, never read */
